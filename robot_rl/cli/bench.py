@@ -1,0 +1,7 @@
+"""robot-rl bench (placeholder: filled in by its owner)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    pass
