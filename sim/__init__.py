@@ -1,0 +1,10 @@
+"""robot_rl_sim: the MuJoCo twin of the robot cell behind robot_rl's Robot/Camera interfaces.
+
+scene.py       MJCF of the cell (Panda-class arm, gripper, table, cameras)
+controller.py  Cartesian impedance control at physics rate
+robot.py       MujocoRobot(Robot)
+camera.py      MujocoCamera(Camera)
+tasks.py       pick_cube, peg_insert: objects, resets, success, rewards
+env.py         gymnasium env (make_task_env), registered as robot_rl/PickCube-v0, robot_rl/PegInsert-v0
+experts.py     scripted experts (make_expert)
+"""

@@ -1,0 +1,142 @@
+"""Scripted experts: ground-truth state machines that solve the tasks, for demos and tests.
+
+`make_expert(env, noise=0.1)` returns an expert for the env's task; `expert.act(obs)` reads the
+simulator's ground truth from `env.unwrapped` (the observation is accepted but not needed) and
+returns a normalised action in the env's action space. `noise` adds Gaussian noise (std, in
+normalised action units) to the motion part of every action for diverse demos.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import gymnasium as gym
+import numpy as np
+
+from robot_rl_sim.tasks import PegInsert, PickCube, Task
+
+
+class Expert(abc.ABC):
+    def __init__(self, env: gym.Env, noise: float = 0.0, seed: int | None = None):
+        self.env = env.unwrapped
+        self.task = self.env.task
+        self.robot = self.env.robot
+        self.noise = float(noise)
+        self.rng = np.random.default_rng(seed)
+        self.phase = ""
+        self.reset()
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Forget the previous episode (call after env.reset)."""
+
+    @abc.abstractmethod
+    def _act(self) -> tuple[np.ndarray, float, float]:
+        """Goal tool position (3,), goal yaw change (rad) and gripper in [-1, 1] for this step."""
+
+    def act(self, obs=None) -> np.ndarray:
+        goal_pos_m, dyaw_rad, gripper = self._act()
+        spec = self.robot.spec
+        # Deltas are relative to the controller's target (that is what a command moves).
+        move = (goal_pos_m - self.robot.controller.target_pos_m) / spec.max_step_m
+        motion = np.clip(move, -1.0, 1.0)
+        if self.noise > 0:
+            motion = np.clip(motion + self.rng.normal(0.0, self.noise * self.noise_scale(), 3), -1.0, 1.0)
+        parts = [motion]
+        if self.task.use_rotation:
+            parts.append(np.array([0.0, 0.0, np.clip(dyaw_rad / spec.max_step_rad, -1.0, 1.0)]))
+        parts.append(np.array([gripper]))
+        return np.concatenate(parts).astype(np.float32)
+
+    def noise_scale(self) -> float:
+        """Fraction of `noise` used in the current phase."""
+        return 1.0
+
+    def tcp(self) -> np.ndarray:
+        return self.robot.controller.tool_pose()[0]
+
+
+class PickCubeExpert(Expert):
+    """Above the cube -> down around it -> close -> lift."""
+
+    hover_m = 0.07  # tool height above the cube centre before descending
+    lift_goal_m = 0.15  # tool height above the table to lift to
+
+    def reset(self) -> None:
+        self.phase, self._closing_steps = "approach", 0
+
+    def _act(self) -> tuple[np.ndarray, float, float]:
+        task: PickCube = self.task
+        cube, tcp = task.cube_pos(), self.tcp()
+        grasp = np.array([cube[0], cube[1], max(cube[2] - 0.002, self.robot.spec.workspace.low_m[2])])
+        if self.phase == "approach":
+            goal = grasp + [0.0, 0.0, self.hover_m]
+            if np.linalg.norm((goal - tcp)[:2]) < 0.008 and abs(goal[2] - tcp[2]) < 0.03:
+                self.phase = "descend"
+            return goal, 0.0, -1.0
+        if self.phase == "descend":
+            if np.linalg.norm((grasp - tcp)[:2]) > 0.02:  # the cube moved away: start over
+                self.phase = "approach"
+            elif abs(grasp[2] - tcp[2]) < 0.006:
+                self.phase = "close"
+            return grasp, 0.0, -1.0
+        if self.phase == "close":
+            self._closing_steps += 1
+            if self._closing_steps >= 3:
+                self.phase = "lift"
+            return grasp, 0.0, 1.0
+        # lift
+        if not task.is_grasped() and cube[2] < task.cube_half_m + 0.01 and np.linalg.norm((cube - tcp)[:2]) > 0.015:
+            self.phase, self._closing_steps = "approach", 0  # dropped it: try again
+        return np.array([tcp[0], tcp[1], self.lift_goal_m]), 0.0, 1.0
+
+
+def _wrap_quarter_turn(angle_rad: float) -> float:
+    """An angle folded into [-pi/4, pi/4): a square peg looks the same every quarter turn."""
+    return (angle_rad + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+
+class PegInsertExpert(Expert):
+    """Turn and move the peg tip over the hole -> descend while re-centring the tip."""
+
+    hover_m = 0.012  # tip height above the rim before descending
+    descend_step_m = 0.01  # per-step descent while inserting
+
+    def reset(self) -> None:
+        self.phase = "align"
+
+    def noise_scale(self) -> float:
+        return 0.3 if self.phase == "insert" else 1.0  # jiggling a peg in a 0.75 mm gap tilts it in the grasp
+
+    def _act(self) -> tuple[np.ndarray, float, float]:
+        task: PegInsert = self.task
+        tip, rim, tcp = task.tip_pos(), task.rim_pos(), self.tcp()
+        quat = self.env.data.xquat[task._peg_body]
+        peg_yaw = math.atan2(2 * (quat[0] * quat[3] + quat[1] * quat[2]), 1 - 2 * (quat[2] ** 2 + quat[3] ** 2))
+        dyaw = _wrap_quarter_turn(task.hole_yaw_rad - peg_yaw) if task.use_rotation else 0.0
+        xy_err = rim[:2] - tip[:2]
+        if self.phase == "align":
+            goal = tcp + np.array([xy_err[0], xy_err[1], rim[2] + self.hover_m - tip[2]])
+            if np.linalg.norm(xy_err) < 0.0015 and abs(tip[2] - rim[2] - self.hover_m) < 0.006 and abs(dyaw) < 0.02:
+                self.phase = "insert"
+            return goal, dyaw, 1.0
+        # insert: keep the tip centred and go down
+        if tip[2] > rim[2] + 0.02:
+            self.phase = "align"
+        goal = tcp + np.array([xy_err[0], xy_err[1], -self.descend_step_m])
+        return goal, dyaw, 1.0
+
+
+EXPERTS: dict[str, type[Expert]] = {"pick_cube": PickCubeExpert, "peg_insert": PegInsertExpert}
+
+
+def make_expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> Expert:
+    """The scripted expert of the env's task (`env` may be wrapped)."""
+    task = getattr(env.unwrapped, "task", None)
+    if not isinstance(task, Task):
+        raise ValueError(f"make_expert needs a robot_rl_sim env (robot_rl_sim.env.make_task_env), got {env.unwrapped}")
+    try:
+        return EXPERTS[task.name](env, noise=noise, seed=seed)
+    except KeyError:
+        raise ValueError(f"no expert for task {task.name!r}; experts exist for {sorted(EXPERTS)}") from None
