@@ -1,0 +1,86 @@
+"""The learner's configuration: one typed dataclass, saved as JSON next to every agent and policy."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+ALGOS = ("sac", "td3")
+CRITIC_LOSSES = ("mse", "hl_gauss")
+ENCODERS = ("none", "conv", "resnet10")
+
+
+@dataclass
+class AgentConfig:
+    """SAC/RLPD defaults for sparse manipulation from demos on a small CPU budget.
+
+    Ensemble: RLPD's default is 10 critics with a random subset of 2 for the target; on 2 CPU cores that is
+    ~5x the critic cost, so the default is 2 critics (clipped double Q, as HIL-SERL runs on real robots) with
+    LayerNorm, which RLPD found to be the ingredient that matters most at a high update-to-data ratio.
+    UTD 2 (HIL-SERL's image setting) rather than RLPD's 20, for the same reason; temperature and entropy
+    backup follow HIL-SERL, which learns sparse 0/1-reward manipulation tasks.
+    """
+
+    algo: str = "sac"  # "sac" (stochastic actor, learned temperature) or "td3" (deterministic actor, smoothed targets)
+    hidden_dims: tuple[int, ...] = (256, 256)  # widths of the actor's and each critic's hidden layers
+    n_critics: int = 2  # critic ensemble size
+    critic_subsample: int = 2  # members drawn at random for the min in the target (RLPD: 2 of 10)
+    layer_norm: bool = True  # LayerNorm after every hidden layer of the critics (RLPD)
+    actor_layer_norm: bool = False  # LayerNorm in the actor's hidden layers
+    gamma: float = 0.99  # discount per env step
+    tau: float = 0.005  # Polyak rate of the target critics and the target grasp critic
+    actor_lr: float = 3e-4  # Adam learning rate of the actor
+    critic_lr: float = 3e-4  # Adam learning rate of the critics and the trainable encoder parts (trained via the critic)
+    temp_lr: float = 3e-4  # Adam learning rate of log(temperature)
+    init_temperature: float = 0.01  # initial SAC temperature (HIL-SERL: 0.01; RLPD: 1.0)
+    target_entropy: float | None = None  # SAC entropy target; None = -(continuous action dims) / 2 (RLPD)
+    backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
+    # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
+    batch_size: int = 256  # transitions per gradient step (the loop samples this many)
+    utd_ratio: int = 2  # critic updates per env step; the loop passes it to update_many (RLPD uses up to 20)
+    n_step: int = 3  # rewards summed per target (replay computes them); 3 carries a sparse success reward back
+    # through a grasp sooner (robot_rl/training/config.py: pick_cube 90 % at 5k steps with 3, 0 % with RLPD's 1)
+    actor_update_every: int = 1  # actor (and temperature) step every k-th critic step (TD3: 2)
+    critic_loss: str = "mse"  # "mse" regression, or "hl_gauss" (categorical cross-entropy on a Gaussian histogram)
+    hl_gauss_bins: int = 51  # number of bins of the categorical critic
+    hl_gauss_range: tuple[float, float] = (-1.0, 2.0)  # (min, max) return the bins cover; set it to the task's
+    # returns (the default suits a sparse 0/1 success reward that ends the episode: returns in [0, 1])
+    hl_gauss_sigma_ratio: float = 0.75  # Gaussian width in bin widths (Farebrother et al. 2024)
+    td3_policy_noise: float = 0.2  # std of the target policy smoothing noise (actions in [-1, 1])
+    td3_noise_clip: float = 0.5  # clip of the target policy smoothing noise
+    td3_exploration_noise: float = 0.1  # std of the Gaussian noise act(deterministic=False) adds
+    discrete_gripper: bool = False  # last action dim comes from a 3-way grasp critic (values -1, 0, +1), as in HIL-SERL
+    grasp_critic_lr: float = 3e-4  # Adam learning rate of the grasp critic
+    encoder: str = "none"  # image encoder: "none" (state only), "conv" (trained via the critic), "resnet10"
+    encoder_weights: str | None = None  # ResNet-10 weights: local .safetensors file/dir or HF cache id; None = random init
+    freeze_encoder: bool = False  # keep the trunk fixed (features then cached per stored frame by replay)
+    image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis (0 = no augmentation)
+    feature_cache_augs: int = 2  # with a frozen trunk: shifted views cached per frame (first unshifted)
+    latent_dim: int = 64  # per-camera latent size after the encoder neck
+    log_std_range: tuple[float, float] = (-5.0, 2.0)  # bounds of the SAC actor's log std
+
+    def __post_init__(self) -> None:
+        self.hidden_dims = tuple(self.hidden_dims)
+        self.hl_gauss_range = tuple(self.hl_gauss_range)  # type: ignore[assignment]
+        self.log_std_range = tuple(self.log_std_range)  # type: ignore[assignment]
+        for name, value, choices in (("algo", self.algo, ALGOS), ("critic_loss", self.critic_loss, CRITIC_LOSSES), ("encoder", self.encoder, ENCODERS)):
+            if value not in choices:
+                raise ValueError(f"{name}={value!r} is not valid; choose one of {choices}")
+        if not 1 <= self.critic_subsample <= self.n_critics:
+            raise ValueError(f"critic_subsample={self.critic_subsample} must be in [1, n_critics={self.n_critics}]")
+        if self.n_step < 1 or self.actor_update_every < 1 or self.utd_ratio < 1 or self.feature_cache_augs < 1:
+            raise ValueError("n_step, actor_update_every, utd_ratio and feature_cache_augs must all be >= 1")
+        if self.hl_gauss_range[0] >= self.hl_gauss_range[1] or self.hl_gauss_bins < 2:
+            raise ValueError(f"hl_gauss_range {self.hl_gauss_range} must be increasing and hl_gauss_bins >= 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AgentConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown AgentConfig fields {sorted(unknown)}; valid fields: {sorted(names)}")
+        return cls(**d)

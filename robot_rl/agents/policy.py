@@ -1,0 +1,164 @@
+"""The deployable policy: observation encoder + actor (+ grasp critic with a discrete gripper).
+
+Everything an actor process needs and nothing else (no critics, targets, temperature or optimisers).
+Actions are normalised to [-1, 1]; with `discrete_gripper` the last dim is one of GRIPPER_VALUES.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load, load_file, save, save_file
+from torch import nn
+
+from robot_rl.agents.config import AgentConfig
+from robot_rl.nets.mlp import mlp
+from robot_rl.nets.obs_encoder import ObsEncoder
+
+GRIPPER_VALUES = (-1.0, 0.0, 1.0)  # the grasp critic's 3 actions, as values of the action's last dim
+POLICY_FORMAT = "robot_rl.policy/1"
+POLICY_WEIGHTS = "policy.safetensors"
+POLICY_CONFIG = "policy.json"
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The `__metadata__` of safetensors bytes (header: 8-byte little-endian length, then JSON)."""
+    if len(data) < 8:
+        raise ValueError(f"{len(data)} bytes are not a safetensors payload")
+    n = int.from_bytes(data[:8], "little")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"bytes are not a safetensors payload: bad header ({e})") from None
+    return header.get("__metadata__", {})
+
+
+class Actor(nn.Module):
+    """features (B, F) -> action (B, A) in [-1, 1]. SAC: tanh-squashed Gaussian; TD3: tanh of a deterministic output."""
+
+    def __init__(self, in_dim: int, action_dim: int, cfg: AgentConfig):
+        super().__init__()
+        self.stochastic = cfg.algo == "sac"
+        self.net = mlp(in_dim, cfg.hidden_dims, 2 * action_dim if self.stochastic else action_dim, cfg.actor_layer_norm)
+        self.log_std_min, self.log_std_max = cfg.log_std_range
+        self.action_dim = action_dim
+
+    def forward(self, feats: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """noise (B, A) standard normal, or None for the mean action. Returns (action (B, A), log_prob (B,) or None).
+
+        TD3 ignores `noise` here (its exploration and smoothing noise are added by the caller).
+        """
+        out = self.net(feats)
+        if not self.stochastic:
+            return torch.tanh(out), None
+        mean, log_std = out.chunk(2, dim=-1)
+        if noise is None:
+            return torch.tanh(mean), None
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1.0)
+        pre_tanh = mean + log_std.exp() * noise
+        # log N(pre; mean, std) - log |d tanh / d pre|, with log(1 - tanh(x)^2) = 2 (log 2 - x - softplus(-2x))
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+        return torch.tanh(pre_tanh), log_prob
+
+
+class Policy(nn.Module):
+    def __init__(self, cfg: AgentConfig, obs_spec: dict[str, list[int]], action_dim: int):
+        super().__init__()
+        if cfg.discrete_gripper and action_dim < 2:
+            raise ValueError(f"discrete_gripper needs at least one arm dim besides the gripper; action_dim={action_dim}")
+        self.cfg = cfg
+        self.obs_spec = {k: list(v) for k, v in obs_spec.items()}
+        self.action_dim = action_dim
+        self.arm_dim = action_dim - 1 if cfg.discrete_gripper else action_dim
+        self.encoder = ObsEncoder(obs_spec, cfg.encoder, cfg.latent_dim, cfg.freeze_encoder, cfg.image_aug_pad_px)
+        self.actor = Actor(self.encoder.out_dim, self.arm_dim, cfg)
+        self.grasp_critic = mlp(self.encoder.out_dim, cfg.hidden_dims, len(GRIPPER_VALUES), cfg.layer_norm) if cfg.discrete_gripper else None
+        self.register_buffer("gripper_values", torch.tensor(GRIPPER_VALUES), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.gripper_values.device
+
+    def action_from_features(self, feats: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        """features (B, F) -> full action (B, A): actor arm dims (+ the grasp critic's greedy gripper value)."""
+        noise = None
+        if not deterministic and self.actor.stochastic:
+            noise = torch.randn(feats.shape[0], self.arm_dim, device=feats.device, generator=generator)
+        arm, _ = self.actor(feats, noise)
+        if not deterministic and not self.actor.stochastic:
+            explore = torch.randn(arm.shape, device=arm.device, generator=generator) * self.cfg.td3_exploration_noise
+            arm = (arm + explore).clamp(-1.0, 1.0)
+        if self.grasp_critic is None:
+            return arm
+        grip = self.gripper_values[self.grasp_critic(feats).argmax(dim=-1)]  # (B,)
+        return torch.cat([arm, grip[:, None]], dim=-1)
+
+    @torch.no_grad()
+    def act_batch(self, obs: dict[str, torch.Tensor], deterministic: bool = False) -> torch.Tensor:
+        """Batched observations (B, ...) on the policy's device -> actions (B, A) in [-1, 1]."""
+        was_training = self.training
+        self.eval()
+        action = self.action_from_features(self.encoder(obs), deterministic)
+        self.train(was_training)
+        return action
+
+    def act(self, obs: dict[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """One unbatched observation dict -> action (A,) float32 in [-1, 1]."""
+        missing = [k for k in self.obs_spec if k not in obs]
+        if missing:
+            raise ValueError(f"observation lacks {missing}; the policy expects {list(self.obs_spec)}")
+        batch = {k: torch.as_tensor(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_spec}
+        return self.act_batch(batch, deterministic)[0].cpu().numpy().astype(np.float32)
+
+    # --- persistence: safetensors weights + JSON config, never pickle ----------------------------
+    def config_dict(self) -> dict:
+        return {"format": POLICY_FORMAT, "agent_config": self.cfg.to_dict(), "obs_spec": self.obs_spec, "action_dim": self.action_dim}
+
+    @classmethod
+    def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> "Policy":
+        if d.get("format") != POLICY_FORMAT:
+            raise ValueError(f"not a robot_rl policy (format {d.get('format')!r}, expected {POLICY_FORMAT!r})")
+        return cls(AgentConfig.from_dict(d["agent_config"]), d["obs_spec"], int(d["action_dim"])).to(device)
+
+    def _load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"policy weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        self.load_state_dict(tensors)
+
+    def save(self, path_dir: str | Path) -> None:
+        path = Path(path_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path / POLICY_WEIGHTS))
+        (path / POLICY_CONFIG).write_text(json.dumps(self.config_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> "Policy":
+        path = Path(path_dir)
+        for name in (POLICY_WEIGHTS, POLICY_CONFIG):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path / name} not found; a saved policy directory holds {POLICY_WEIGHTS} and {POLICY_CONFIG}")
+        policy = cls.from_config_dict(json.loads((path / POLICY_CONFIG).read_text()), device)
+        policy._load_weights(load_file(str(path / POLICY_WEIGHTS), device=str(device)))
+        return policy
+
+    def to_bytes(self) -> bytes:
+        """safetensors bytes with the config JSON in the metadata (for sending weights over ROS)."""
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        return save(tensors, metadata={"config": json.dumps(self.config_dict())})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "Policy":
+        meta = _safetensors_metadata(data)
+        if "config" not in meta:
+            raise ValueError("policy bytes carry no config in their safetensors metadata; make them with Policy.to_bytes")
+        policy = cls.from_config_dict(json.loads(meta["config"]), device)
+        policy._load_weights({k: v.to(device) for k, v in load(data).items()})
+        return policy

@@ -1,0 +1,160 @@
+"""Image encoders: a trunk (pixels -> spatial feature map) and a neck (feature map -> latent vector).
+
+- `ConvTrunk`: the small DrQ/RLPD conv stack, trained through the critic.
+- `ResNet10`: BasicBlock x [1, 1, 1, 1] (as HIL-SERL's resnet10), used frozen; 128x128 -> (512, 4, 4).
+- `FlattenNeck` (for the conv trunk) and `SpatialEmbeddingNeck` (HIL-SERL's learned spatial embeddings,
+  for ResNet-10): trainable, feature map -> (B, latent_dim).
+- `random_shift`: DrQ's pad-and-random-crop on a uint8 (B, H, W, C) batch, vectorised as one gather
+  (replicate padding comes from clamping indices, so no padded copy is made).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def random_shift(images: torch.Tensor, pad_px: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, H, W, C) -> (B, H, W, C): each image shifted by an integer in [-pad_px, pad_px] per axis, edges replicated."""
+    if pad_px <= 0:
+        return images
+    b, h, w = images.shape[:3]
+    dev = images.device
+    shift = torch.randint(0, 2 * pad_px + 1, (2, b, 1), device=dev, generator=generator) - pad_px  # (2, B, 1)
+    rows = (torch.arange(h, device=dev) + shift[0]).clamp_(0, h - 1)  # (B, H)
+    cols = (torch.arange(w, device=dev) + shift[1]).clamp_(0, w - 1)  # (B, W)
+    batch = torch.arange(b, device=dev)[:, None, None]
+    return images[batch, rows[:, :, None], cols[:, None, :]]
+
+
+def _to_float_nchw(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> float32 (B, C, H, W) in [0, 1]."""
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise ValueError(f"expected uint8 images (B, H, W, C), got {images.dtype} {tuple(images.shape)}")
+    return images.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class ConvTrunk(nn.Module):
+    """DrQ/RLPD conv stack: 4 conv 3x3 layers of 32 channels (strides 2, 2, 1, 1), ReLU. (B, H, W, C) uint8 -> (B, 32, h, w)."""
+
+    def __init__(self, in_channels: int = 3, channels: int = 32):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for stride in (2, 2, 1, 1):
+            layers += [nn.Conv2d(c, channels, 3, stride=stride), nn.ReLU()]
+            c = channels
+        self.net = nn.Sequential(*layers)
+        self.out_channels = channels
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(_to_float_nchw(images) - 0.5)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convs with batch norm and a (projected) identity shortcut."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_ch != out_ch:
+            self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ResNet10(nn.Module):
+    """ResNet-10: stem (7x7/2 conv, BN, ReLU, 3x3/2 max-pool) + one BasicBlock per stage (64, 128, 256, 512).
+
+    Module names follow torchvision's ResNet (conv1, bn1, layer1.0.conv1, ...). Input uint8 (B, H, W, 3),
+    normalised with ImageNet statistics; output (B, 512, H/32, W/32).
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int] = (64, 128, 256, 512)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = BasicBlock(widths[0], widths[0], 1)
+        self.layer2 = BasicBlock(widths[0], widths[1], 2)
+        self.layer3 = BasicBlock(widths[1], widths[2], 2)
+        self.layer4 = BasicBlock(widths[2], widths[3], 2)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.out_channels = widths[3]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (_to_float_nchw(images) - self.mean) / self.std
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class FlattenNeck(nn.Module):
+    """(B, C, h, w) -> flatten -> Linear -> LayerNorm -> tanh -> (B, latent_dim) (DrQ's projection)."""
+
+    def __init__(self, in_features: int, latent_dim: int):
+        super().__init__()
+        self.proj = nn.Sequential(nn.Flatten(), nn.Linear(in_features, latent_dim), nn.LayerNorm(latent_dim), nn.Tanh())
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.proj(fmap)
+
+
+class _BatchedMatmul(torch.autograd.Function):
+    """torch.bmm with a backward on contiguous operands: autograd's own bmm backward is ~4x slower on CPU
+    for the many tiny matrices of SpatialEmbeddingNeck's fold (512 of 16x8 @ 8x64)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (N, i, j), (N, j, k) -> (N, i, k)
+        ctx.save_for_backward(a, b)
+        return torch.bmm(a, b)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = ctx.saved_tensors
+        grad = grad.contiguous()
+        return torch.bmm(grad, b.transpose(1, 2).contiguous()), torch.bmm(a.transpose(1, 2).contiguous(), grad)
+
+
+class SpatialEmbeddingNeck(nn.Module):
+    """HIL-SERL's learned spatial embeddings: per channel, `n_features` learned weightings of the h x w map,
+    then a dense layer: (B, C, h, w) -> (B, C * n_features) -> Linear -> LayerNorm -> tanh -> (B, latent_dim).
+
+    Computed as one GEMM: the per-channel pooling and the dense layer are linear, so they fold into a
+    (C*h*w, latent) matrix built from the parameters (cost independent of B), which beats C tiny matmuls on CPU.
+    """
+
+    def __init__(self, channels: int, height: int, width: int, latent_dim: int, n_features: int = 8):
+        super().__init__()
+        self.kernel = nn.Parameter(torch.empty(channels, height * width, n_features))  # (C, S, F)
+        nn.init.kaiming_normal_(self.kernel, mode="fan_in")
+        bound = (channels * n_features) ** -0.5  # nn.Linear's default init
+        self.dense_weight = nn.Parameter(torch.empty(channels, n_features, latent_dim).uniform_(-bound, bound))  # (C, F, L)
+        self.dense_bias = nn.Parameter(torch.empty(latent_dim).uniform_(-bound, bound))
+        self.out = nn.Sequential(nn.LayerNorm(latent_dim), nn.Tanh())
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        c, s, _ = self.kernel.shape
+        folded = _BatchedMatmul.apply(self.kernel, self.dense_weight).reshape(c * s, -1)  # (C*S, L)
+        return self.out(torch.addmm(self.dense_bias, fmap.reshape(fmap.shape[0], -1), folded))
+
+
+def trunk_output_shape(trunk: nn.Module, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(C, h, w) the trunk produces for one (H, W, C) image."""
+    with torch.no_grad():
+        dev = next(trunk.parameters()).device
+        was_training = trunk.training
+        trunk.eval()
+        out = trunk(torch.zeros((1, *image_shape), dtype=torch.uint8, device=dev))
+        trunk.train(was_training)
+    return tuple(out.shape[1:])  # type: ignore[return-value]

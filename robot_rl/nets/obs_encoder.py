@@ -1,0 +1,123 @@
+"""Observation dict -> one feature vector: state vectors concatenated with one latent per camera.
+
+Image inputs come in two forms, told apart by dtype:
+- uint8 (B, H, W, C) pixels: augmented (random shift, training only), then trunk, then neck;
+- float (B, C', h, w): trunk features cached by the replay buffer (see `FrameFeatures`), neck only.
+One trunk is shared by all cameras; each camera has its own neck.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robot_rl.nets.encoders import (
+    ConvTrunk,
+    FlattenNeck,
+    ResNet10,
+    SpatialEmbeddingNeck,
+    random_shift,
+    trunk_output_shape,
+)
+from robot_rl.spaces import spec_image_keys, spec_state_keys
+
+ENCODERS = ("none", "conv", "resnet10")
+
+
+class ObsEncoder(nn.Module):
+    def __init__(self, obs_spec: dict[str, list[int]], encoder: str, latent_dim: int, freeze_trunk: bool, aug_pad_px: int):
+        super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder {encoder!r} is not one of {ENCODERS}")
+        self.state_keys = spec_state_keys(obs_spec)
+        self.image_keys = spec_image_keys(obs_spec)
+        if self.image_keys and encoder == "none":
+            raise ValueError(f"observations have images {self.image_keys}; choose encoder 'conv' or 'resnet10', not 'none'")
+        self.freeze_trunk = freeze_trunk and bool(self.image_keys)
+        self.aug_pad_px = aug_pad_px
+        self.trunk: nn.Module | None = None
+        self.necks = nn.ModuleDict()
+        if self.image_keys:
+            channels = {obs_spec[k][2] for k in self.image_keys}
+            self.trunk = ResNet10() if encoder == "resnet10" else ConvTrunk(in_channels=channels.pop())
+            if encoder == "resnet10" and channels != {3}:
+                raise ValueError(f"resnet10 needs RGB images (C=3); got channels {sorted(channels)}")
+            for key in self.image_keys:
+                c, h, w = trunk_output_shape(self.trunk, tuple(obs_spec[key]))
+                neck = SpatialEmbeddingNeck(c, h, w, latent_dim) if encoder == "resnet10" else FlattenNeck(c * h * w, latent_dim)
+                self.necks[key] = neck
+            if self.freeze_trunk:
+                self.trunk.requires_grad_(False)
+                self.trunk.eval()
+        self.state_dim = sum(obs_spec[k][0] for k in self.state_keys)
+        self.out_dim = self.state_dim + latent_dim * len(self.image_keys)
+
+    def train(self, mode: bool = True) -> "ObsEncoder":
+        super().train(mode)
+        if self.freeze_trunk and self.trunk is not None:
+            self.trunk.eval()  # frozen batch-norm statistics stay fixed
+        return self
+
+    def augment(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Random shift of every uint8 image (B, H, W, C); states and cached features are returned as they are."""
+        if self.aug_pad_px <= 0:
+            return obs
+        out = dict(obs)
+        for key in self.image_keys:
+            if obs[key].dtype == torch.uint8:
+                out[key] = random_shift(obs[key], self.aug_pad_px, generator)
+        return out
+
+    def trunk_features(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per camera (B, C', h, w) trunk features; cached float features pass through untouched."""
+        out: dict[str, torch.Tensor] = {}
+        for key in self.image_keys:
+            x = obs[key]
+            if x.dtype != torch.uint8:
+                out[key] = x.float()
+            elif self.freeze_trunk:
+                with torch.no_grad():
+                    out[key] = self.trunk(x)
+            else:
+                out[key] = self.trunk(x)
+        return out
+
+    def head(self, obs: dict[str, torch.Tensor], fmaps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """States and per-camera necks -> (B, out_dim)."""
+        parts = [obs[k].reshape(obs[k].shape[0], -1).float() for k in self.state_keys]
+        parts += [self.necks[k](fmaps[k]) for k in self.image_keys]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Observation dict (B, ...) -> features (B, out_dim), no augmentation."""
+        return self.head(obs, self.trunk_features(obs))
+
+
+class FrameFeatures:
+    """Computes, once per stored frame, the frozen trunk's features of `n_augs` random shifts of it.
+
+    Augmentation with a frozen trunk: caching a few DrQ-style pixel shifts per frame (the first unshifted)
+    keeps the augmentation exactly the one the trainable-encoder path uses, at a finite number of samples,
+    while no update ever runs the trunk. Shifting the 4x4 ResNet map instead would move it by 32 px per cell.
+    Memory: n_augs x C' x h x w bfloat16 per frame and camera (2 x 512 x 4 x 4 x 2 B = 32 KiB at 128x128, vs 48 KiB
+    for the uint8 frame it replaces); cost: n_augs trunk passes per new frame.
+    """
+
+    def __init__(self, encoder: ObsEncoder, n_augs: int, generator: torch.Generator | None = None):
+        if not encoder.freeze_trunk or encoder.trunk is None:
+            raise ValueError("FrameFeatures needs an encoder with a frozen trunk (freeze_encoder=True and image observations)")
+        self.encoder = encoder
+        self.n_augs = n_augs
+        self.generator = generator
+        self.image_keys = encoder.image_keys
+
+    @torch.no_grad()
+    def __call__(self, key: str, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, C) frames of camera `key` -> bfloat16 (N, n_augs, C', h, w)."""
+        if key not in self.image_keys:
+            raise KeyError(f"{key!r} is not an image key of this encoder; valid: {self.image_keys}")
+        trunk = self.encoder.trunk
+        views = [frames] + [random_shift(frames, self.encoder.aug_pad_px, self.generator) for _ in range(self.n_augs - 1)]
+        n = frames.shape[0]
+        feats = trunk(torch.cat(views))  # (n_augs * N, C', h, w), one trunk call
+        return feats.view(self.n_augs, n, *feats.shape[1:]).transpose(0, 1).to(torch.bfloat16)

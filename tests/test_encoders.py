@@ -1,0 +1,173 @@
+"""Image encoders: random shift, ResNet-10, frozen-trunk feature caching, pretrained weights from disk."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from robot_rl import keys
+from robot_rl.agents import Agent, AgentConfig, Policy, make_agent
+from robot_rl.nets.encoders import ResNet10, random_shift
+from robot_rl.nets.pretrained import load_resnet10_weights, save_resnet10_weights
+from safetensors.torch import save_file
+
+FRONT, WRIST = keys.image_key("front"), keys.image_key("wrist")
+
+
+def _make_space(size: int = 64) -> gym.spaces.Dict:
+    return gym.spaces.Dict({
+        keys.STATE: gym.spaces.Box(-1, 1, (5,), np.float32),
+        FRONT: gym.spaces.Box(0, 255, (size, size, 3), np.uint8),
+        WRIST: gym.spaces.Box(0, 255, (size, size, 3), np.uint8),
+    })
+
+
+def _obs(rng: np.random.Generator, size: int = 64) -> dict[str, np.ndarray]:
+    return {keys.STATE: rng.uniform(-1, 1, 5).astype(np.float32),
+            FRONT: rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+            WRIST: rng.integers(0, 256, (size, size, 3), dtype=np.uint8)}
+
+
+def _fill(agent: Agent, n_steps: int, rng: np.random.Generator, episode_len: int = 10):
+    rb = agent.make_replay(capacity=n_steps * 2, seed=0)
+    obs = _obs(rng)
+    for t in range(n_steps):
+        nxt = _obs(rng)
+        end = (t + 1) % episode_len == 0
+        rb.add(obs, rng.uniform(-1, 1, 4).astype(np.float32), float(rng.normal()), nxt, False, end)
+        obs = _obs(rng) if end else nxt
+    return rb
+
+
+def _image_agent(**overrides) -> Agent:
+    cfg = AgentConfig(hidden_dims=(32, 32), batch_size=8, latent_dim=16, **overrides)
+    return make_agent(cfg, _make_space(), gym.spaces.Box(-1, 1, (4,), np.float32), seed=0)
+
+
+def test_random_shift_moves_each_image_by_at_most_pad_pixels_and_replicates_edges():
+    img = torch.arange(10, dtype=torch.uint8).repeat(10, 1)[None, :, :, None].repeat(64, 1, 1, 1)  # column index
+    out = random_shift(img, 2, torch.Generator().manual_seed(0))
+    assert out.shape == img.shape and out.dtype == torch.uint8
+    shift_x = out[:, 5, 5, 0].long() - 5  # the column a pixel came from
+    assert set(shift_x.tolist()) == {-2, -1, 0, 1, 2}
+    assert torch.all(out[:, :, 0, 0] == (shift_x.clamp(min=0))[:, None])  # left edge replicated when shifted right
+    assert torch.all(out[:, :, 9, 0] == (9 + shift_x.clamp(max=0))[:, None])
+
+
+def test_resnet10_turns_128px_images_into_a_4x4x512_map_with_five_million_weights():
+    net = ResNet10().eval()
+    out = net(torch.zeros(2, 128, 128, 3, dtype=torch.uint8))
+    assert out.shape == (2, 512, 4, 4)
+    n_params = sum(p.numel() for p in net.parameters())
+    assert 4.8e6 < n_params < 5.0e6  # BasicBlock x [1, 1, 1, 1] = 4.90M
+
+
+def test_frozen_resnet_features_are_cached_once_per_frame_and_updates_never_call_the_trunk():
+    agent = _image_agent(encoder="resnet10", freeze_encoder=True, feature_cache_augs=3)
+    calls = []
+    agent.policy.encoder.trunk.register_forward_hook(lambda *_: calls.append(1))
+    rb = _fill(agent, 16, np.random.default_rng(0))
+    assert len(calls) > 0
+    assert rb._obs[FRONT].shape == (32, 3, 512, 2, 2) and rb._obs[FRONT].dtype == torch.bfloat16
+    views = rb._obs[FRONT][0].float()
+    assert not torch.equal(views[0], views[1])  # the cached augmentations differ
+    calls.clear()
+    trunk_before = [p.clone() for p in agent.policy.encoder.trunk.parameters()]
+    neck_before = [p.clone() for p in agent.policy.encoder.necks.parameters()]
+    metrics = agent.update_many(rb, 3)
+    assert calls == [] and all(np.isfinite(v) for v in metrics.values())
+    assert all(torch.equal(a, b) for a, b in zip(trunk_before, agent.policy.encoder.trunk.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(neck_before, agent.policy.encoder.necks.parameters()))
+
+
+def test_cached_features_equal_the_trunk_on_the_raw_frame_up_to_bfloat16():
+    agent = _image_agent(encoder="resnet10", freeze_encoder=True, feature_cache_augs=1)
+    frames = torch.as_tensor(np.random.default_rng(5).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    direct = agent.policy.encoder.trunk(frames)  # (2, 512, 2, 2)
+    cached = agent.frame_features(FRONT, frames)  # (2, 1, 512, 2, 2) bfloat16
+    assert cached.shape == (2, 1, 512, 2, 2) and cached.dtype == torch.bfloat16
+    assert torch.allclose(direct, cached[:, 0].float(), atol=1e-2 * direct.abs().max().item())
+
+
+def test_conv_encoder_is_trained_through_the_critic_only():
+    agent = _image_agent(encoder="conv")
+    rb = _fill(agent, 30, np.random.default_rng(2))
+    assert rb._obs[FRONT].dtype == torch.uint8  # a trainable encoder sees pixels
+    trunk_before = [p.clone() for p in agent.policy.encoder.trunk.parameters()]
+    batch = rb.sample(8)
+    agent.update(batch, update_actor=False)
+    assert any(not torch.equal(a, b) for a, b in zip(trunk_before, agent.policy.encoder.trunk.parameters()))
+    # the actor's step alone leaves the encoder as it is (features are detached for the actor)
+    enc_before = [p.clone() for p in agent.policy.encoder.parameters()]
+    agent._update_actor(agent.policy.encoder(batch.obs).detach())
+    assert all(torch.equal(a, b) for a, b in zip(enc_before, agent.policy.encoder.parameters()))
+
+
+@pytest.mark.parametrize("overrides", [dict(encoder="conv"), dict(encoder="resnet10", freeze_encoder=True, discrete_gripper=True)],
+                         ids=["conv", "resnet10_frozen_gripper"])
+def test_image_agents_save_load_and_act_identically(tmp_path, overrides):
+    agent = _image_agent(**overrides)
+    rb = _fill(agent, 20, np.random.default_rng(3))
+    agent.update_many(rb, 2)
+    agent.save(tmp_path / "agent")
+    restored = Agent.load(tmp_path / "agent")
+    obs = _obs(np.random.default_rng(4))
+    action = agent.policy.act(obs, deterministic=True)
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1)
+    np.testing.assert_array_equal(restored.policy.act(obs, deterministic=True), action)
+    np.testing.assert_array_equal(Policy.from_bytes(agent.policy.to_bytes()).act(obs, deterministic=True), action)
+    batch = rb.sample(8)
+    assert agent.update(batch) == restored.update(batch)
+
+
+def _hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename torchvision-style ResNet keys to those of a transformers ResNetForImageClassification."""
+    out = {}
+    for k, v in state.items():
+        k = k.replace("conv1.", "embedder.embedder.convolution.", 1) if k.startswith("conv1.") else k
+        k = k.replace("bn1.", "embedder.embedder.normalization.", 1) if k.startswith("bn1.") else k
+        if k.startswith("layer"):
+            stage, rest = int(k[5]) - 1, k[7:]
+            rest = (rest.replace("downsample.0.", "shortcut.convolution.").replace("downsample.1.", "shortcut.normalization.")
+                    .replace("conv1.", "layer.0.convolution.").replace("bn1.", "layer.0.normalization.")
+                    .replace("conv2.", "layer.1.convolution.").replace("bn2.", "layer.1.normalization."))
+            k = f"encoder.stages.{stage}.layers.0.{rest}"
+        out[f"resnet.{k}"] = v
+    out["classifier.1.weight"] = torch.zeros(10, 512)
+    return out
+
+
+def test_pretrained_weights_load_from_a_file_a_directory_or_the_hugging_face_cache(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    source = ResNet10()
+    with torch.no_grad():
+        source.bn1.running_mean.uniform_()  # a buffer too, so a silent skip would show
+    save_resnet10_weights(source, tmp_path / "r10.safetensors")
+    expected = source.state_dict()
+
+    cfg = AgentConfig(encoder="resnet10", freeze_encoder=True, encoder_weights=str(tmp_path / "r10.safetensors"), latent_dim=8, hidden_dims=(16,))
+    agent = make_agent(cfg, _make_space(), gym.spaces.Box(-1, 1, (4,), np.float32), seed=0)
+    assert all(torch.equal(v, expected[k]) for k, v in agent.policy.encoder.trunk.state_dict().items())
+
+    snapshot = tmp_path / "hub" / "models--someone--resnet10" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    save_file({k: v.contiguous() for k, v in _hf_names(expected).items()}, str(snapshot / "model.safetensors"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    for spec in ("someone/resnet10", str(snapshot)):
+        net = ResNet10()
+        load_resnet10_weights(net, spec)
+        assert all(torch.equal(v, expected[k]) for k, v in net.state_dict().items()), spec
+
+
+def test_missing_or_wrong_pretrained_weights_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        load_resnet10_weights(ResNet10(), "nobody/not-cached-anywhere")
+    save_file({"fc.weight": torch.zeros(2, 2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="does not hold ResNet-10 weights"):
+        load_resnet10_weights(ResNet10(), str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="encoder 'conv' or 'resnet10'"):
+        make_agent(AgentConfig(encoder="none"), _make_space(), gym.spaces.Box(-1, 1, (4,), np.float32))
