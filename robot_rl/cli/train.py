@@ -1,7 +1,64 @@
-"""robot-rl train (placeholder: filled in by its owner)."""
+"""robot-rl train / robot-rl eval: train a policy in sim (or on any gymnasium env), evaluate a checkpoint.
+
+The `train` options are generated from `robot_rl.training.config.TrainConfig` (agent options included),
+so the dataclass is the one place a setting, its type, default and help live.
+"""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 
 def register(sub) -> None:
-    pass
+    from robot_rl.training.cli_args import add_dataclass_args
+    from robot_rl.training.config import TrainConfig
+
+    train = sub.add_parser(
+        "train",
+        help="train a policy (SAC/RLPD) in sim or on a gymnasium env",
+        description="Train in-process: sim task (--task) or any gymnasium id (--env-id), with demos mixed into "
+        "every batch. Writes <out>/eval.jsonl, curve.png, videos/, episodes/, checkpoints/. "
+        "--resume <out> continues a run (options given with it override the saved ones).",
+    )
+    add_dataclass_args(train, TrainConfig, aliases={"utd_ratio": ("--utd",)})
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint's deterministic policy: success rate, return, videos",
+                        description="Evaluate the policy of a checkpoint (a run dir means its latest checkpoint) "
+                        "on the env it was trained on.")
+    ev.add_argument("checkpoint", type=Path, help="run dir, or <run>/checkpoints/step_<N>")
+    ev.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
+    ev.add_argument("--seed", type=int, default=None, help="base seed (default: the run's, as in its eval.jsonl)")
+    ev.add_argument("--video-dir", type=Path, default=None, help="write eval_<checkpoint>.mp4 here (default: no video)")
+    ev.add_argument("--video-episodes", type=int, default=2, help="episodes in the video (default: 2)")
+    ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    ev.set_defaults(func=_eval)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from robot_rl.training.cli_args import given_overrides, replace_nested
+    from robot_rl.training.config import TrainConfig, config_for_resume
+    from robot_rl.training.loop import train
+
+    overrides = given_overrides(args, TrainConfig)
+    if overrides.get("resume"):
+        cfg = config_for_resume(Path(overrides.pop("resume")), overrides)
+    else:
+        cfg = replace_nested(TrainConfig(), overrides)
+    train(cfg)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from robot_rl.training.evaluation import evaluate_checkpoint
+
+    result, video = evaluate_checkpoint(args.checkpoint, args.episodes, seed=args.seed, video_dir=args.video_dir,
+                                        video_episodes=args.video_episodes, device=args.device)
+    line = f"{result.episodes} episodes: return {result.return_mean:.2f} ± {result.return_std:.2f}"
+    if result.success_rate is not None:
+        line = f"success rate {result.success_rate:.2f} ({result.success_rate:.0%}), " + line
+    print(line)
+    if video is not None:
+        print(f"video: {video}")
+    return 0

@@ -1,0 +1,97 @@
+"""Making the training and evaluation envs: a sim task or any gymnasium id, seen by the learner the same way.
+
+Whatever the env, the loop sees dict observations (`{keys.STATE: (D,), keys.image_key(cam): (H, W, 3) uint8}`,
+via `robot_rl.spaces`) and a Box action space in [-1, 1] (rescaled when the env's bounds differ).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from robot_rl import envs as sim_envs
+from robot_rl.spaces import as_dict_obs, as_dict_space
+
+
+class DictObservation(gym.ObservationWrapper):
+    """Presents a Box or Dict(Box) observation as a dict of arrays (see `robot_rl.spaces.as_dict_space`)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = as_dict_space(env.observation_space)
+
+    def observation(self, observation: Any) -> dict[str, np.ndarray]:
+        return as_dict_obs(observation)
+
+
+def env_id_of(task: str | None, env_id: str | None) -> str:
+    """The gymnasium id to make: `env_id` if given, else the sim task's id."""
+    if env_id:
+        return env_id
+    if task:
+        return sim_envs.env_id_for_task(task)
+    raise ValueError("give a sim task (--task, one of %s) or a gymnasium id (--env-id)" % sorted(sim_envs.TASK_ENV_IDS))
+
+
+def is_sim_task(env_id: str) -> bool:
+    return env_id in sim_envs.TASK_ENV_IDS.values()
+
+
+def make_env(env_id: str, obs_mode: str = "state", render: bool = False,
+             max_episode_steps: int | None = None) -> gym.Env:
+    """The env the loop trains or evaluates on; `render=True` makes `env.render()` return RGB frames."""
+    kwargs: dict[str, Any] = {}
+    if is_sim_task(env_id):
+        kwargs["obs_mode"] = obs_mode
+    if render:
+        kwargs["render_mode"] = "rgb_array"
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = max_episode_steps
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.Error as e:
+        raise ValueError(f"could not make gymnasium env {env_id!r} ({e}); "
+                         "pass a registered id, e.g. Pendulum-v1") from e
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise ValueError(f"{env_id} has action space {env.action_space}; only continuous Box actions can be trained")
+    low, high = env.action_space.low, env.action_space.high
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError(f"{env_id} has an unbounded action space {env.action_space}; bounded Box actions are needed")
+    if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
+        unit = np.ones(env.action_space.shape, dtype=np.float32)
+        env = gym.wrappers.RescaleAction(env, -unit, unit)  # the policy acts in [-1, 1]
+    if not isinstance(env.observation_space, gym.spaces.Dict):
+        env = DictObservation(env)
+    else:
+        as_dict_space(env.observation_space)  # validates: every entry a Box
+    return env
+
+
+def make_eval_env(env_id: str, obs_mode: str, video_episodes: int,
+                  max_episode_steps: int | None = None) -> tuple[gym.Env, int]:
+    """The evaluation env and how many episodes per evaluation can be filmed (0 when the env cannot render)."""
+    if video_episodes == 0:
+        return make_env(env_id, obs_mode, max_episode_steps=max_episode_steps), 0
+    env = make_env(env_id, obs_mode, render=True, max_episode_steps=max_episode_steps)
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+    except gym.error.DependencyNotInstalled as e:
+        frame, why = None, str(e)
+    else:
+        why = f"render() returned {type(frame).__name__}, not an (H, W, 3) uint8 image"
+    if isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.dtype == np.uint8:
+        return env, video_episodes
+    print(f"[train] no evaluation videos: {env_id} cannot render ({why})")
+    env.close()
+    return make_env(env_id, obs_mode, max_episode_steps=max_episode_steps), 0
+
+
+def success_of(info: dict[str, Any]) -> bool | None:
+    """The step's success flag if the env reports one (`info["success"]` or `info["is_success"]`), else None."""
+    for key in ("success", "is_success"):
+        if key in info:
+            return bool(np.asarray(info[key]).any())
+    return None

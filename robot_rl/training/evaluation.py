@@ -1,0 +1,122 @@
+"""Evaluation: N seeded episodes with the deterministic policy, with frames for a video of the first few."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from robot_rl.data.video import write_mp4
+from robot_rl.training.env_factory import env_id_of, make_eval_env, success_of
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episode i of a run resets with its seed + EVAL_SEED_OFFSET + i
+ActFn = Callable[[dict[str, np.ndarray]], np.ndarray]  # one unbatched dict obs -> (A,) action in [-1, 1]
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation measured."""
+
+    success_rate: float | None  # fraction of episodes with a success step; None if the env reports no success
+    return_mean: float  # mean undiscounted episode return
+    return_std: float  # its standard deviation over episodes
+    length_mean: float  # mean episode length in env steps
+    episodes: int  # episodes evaluated
+    eval_s: float  # seconds the evaluation took
+    frames: list[list[np.ndarray]] = field(default_factory=list, repr=False)  # per filmed episode: (H, W, 3) uint8
+
+    def metrics(self) -> dict[str, float]:
+        """Scalars for logs (no frames)."""
+        out = {"return_mean": self.return_mean, "return_std": self.return_std, "length_mean": self.length_mean,
+               "eval_episodes": self.episodes, "eval_s": round(self.eval_s, 2)}
+        if self.success_rate is not None:
+            out["success_rate"] = self.success_rate
+        return out
+
+
+def evaluate(act: ActFn, env: gym.Env, episodes: int, seed: int, video_episodes: int = 0) -> EvalResult:
+    """Run `episodes` episodes, episode i reset with seed `seed + i`, so every evaluation sees the same starts.
+
+    Frames (`env.render()`, which needs render_mode="rgb_array") are kept for the first `video_episodes`.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    t0 = time.perf_counter()
+    returns, lengths, successes, frames = [], [], [], []
+    any_success_signal = False
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        record = i < video_episodes
+        episode_frames = [env.render()] if record else []
+        ret, length, succeeded, done = 0.0, 0, False, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(act(obs))
+            ret += float(reward)
+            length += 1
+            done = terminated or truncated
+            success = success_of(info)
+            if success is not None:
+                any_success_signal = True
+                succeeded = succeeded or success
+            if record:
+                episode_frames.append(env.render())
+        returns.append(ret)
+        lengths.append(length)
+        successes.append(succeeded)
+        if record:
+            frames.append(episode_frames)
+    return EvalResult(
+        success_rate=float(np.mean(successes)) if any_success_signal else None,
+        return_mean=float(np.mean(returns)),
+        return_std=float(np.std(returns)),
+        length_mean=float(np.mean(lengths)),
+        episodes=episodes,
+        eval_s=time.perf_counter() - t0,
+        frames=frames,
+    )
+
+
+def write_episodes_mp4(episodes: list[list[np.ndarray]], path: Path, fps: float) -> Path:
+    """The recorded episodes ((H, W, 3) uint8 RGB frames) one after another in one mp4, a black frame between them."""
+    frames = [f for ep in episodes if ep for f in [*ep, np.zeros_like(ep[0])]]
+    if not frames:
+        raise ValueError("no frames to write: evaluate with video_episodes >= 1 "
+                         "and an env made with render_mode='rgb_array'")
+    write_mp4(frames, path, fps)
+    return Path(path)
+
+
+def evaluate_checkpoint(checkpoint: Path, episodes: int, seed: int | None = None, video_dir: Path | None = None,
+                        video_episodes: int = 2, device: str = "cpu") -> tuple[EvalResult, Path | None]:
+    """Evaluate a checkpoint's policy on its run's env; returns the result and the video written (if any).
+
+    `checkpoint`: a run dir (its latest checkpoint), or a `checkpoints/step_<N>` dir. Seeds default to the
+    ones the run evaluated with during training, so the numbers are comparable with its eval.jsonl.
+    """
+    import torch
+
+    from robot_rl.agents.policy import Policy
+    from robot_rl.training.checkpoint import find_checkpoint, policy_dir
+    from robot_rl.training.config import TrainConfig
+
+    ckpt = find_checkpoint(checkpoint)
+    cfg = TrainConfig.from_json(ckpt / "train_config.json")
+    policy = Policy.load(policy_dir(ckpt), device=device)
+    policy.eval()
+    filmed = video_episodes if video_dir is not None else 0
+    env, filmed = make_eval_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, filmed, cfg.max_episode_steps)
+    try:
+        with torch.no_grad():
+            result = evaluate(lambda obs: policy.act(obs, deterministic=True), env, episodes,
+                              seed=(cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET, video_episodes=filmed)
+        video = None
+        if result.frames:
+            fps = env.metadata.get("render_fps") or 10
+            video = write_episodes_mp4(result.frames, Path(video_dir) / f"eval_{ckpt.name}.mp4", fps)
+    finally:
+        env.close()
+    return result, video

@@ -1,0 +1,106 @@
+"""TrainConfig and the dataclass -> argparse bridge: one parser, typed options, help from field comments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from robot_rl.training.cli_args import add_dataclass_args, field_comments, from_dict, given_overrides, replace_nested
+from robot_rl.training.config import TrainConfig, config_for_resume
+
+
+@dataclass
+class _Inner:
+    lr: float = 3e-4  # learning rate
+    dims: tuple[int, ...] = (64, 64)  # hidden widths
+    steps: int = 7  # collides with the outer `steps`
+
+
+@dataclass
+class _Outer:
+    steps: int = 100  # env steps
+    mode: Literal["a", "b"] = "a"  # which mode
+    flag: bool = True  # a switch
+    out: str | None = None  # where
+    inner: _Inner = field(default_factory=_Inner)  # nested config
+
+
+def _parse(cls, argv, aliases=None):
+    parser = argparse.ArgumentParser(prog="x")
+    add_dataclass_args(parser, cls, aliases=aliases)
+    return given_overrides(parser.parse_args(argv), cls)
+
+
+def test_only_the_options_the_user_typed_become_overrides():
+    assert _parse(_Outer, []) == {}
+    got = _parse(_Outer, ["--steps", "5", "--no-flag", "--mode", "b", "--lr", "0.01", "--dims", "8", "16"])
+    assert got == {"steps": 5, "flag": False, "mode": "b", "inner": {"lr": 0.01, "dims": (8, 16)}}
+
+
+def test_a_nested_field_whose_name_collides_gets_its_parent_as_prefix():
+    got = _parse(_Outer, ["--steps", "1", "--inner-steps", "2"])
+    assert got == {"steps": 1, "inner": {"steps": 2}}
+
+
+def test_replace_nested_applies_overrides_and_keeps_other_defaults():
+    cfg = replace_nested(_Outer(), {"steps": 3, "inner": {"lr": 0.5}})
+    assert (cfg.steps, cfg.inner.lr, cfg.inner.dims, cfg.mode) == (3, 0.5, (64, 64), "a")
+
+
+def test_a_literal_field_refuses_a_value_outside_its_choices(capsys):
+    with pytest.raises(SystemExit):
+        _parse(_Outer, ["--mode", "c"])
+    assert "invalid choice: 'c' (choose from" in capsys.readouterr().err
+
+
+def test_help_text_comes_from_the_field_comments():
+    assert field_comments(_Outer) == {"steps": "env steps", "mode": "which mode", "flag": "a switch", "out": "where",
+                                      "inner": "nested config"}
+    parser = argparse.ArgumentParser(prog="x")
+    add_dataclass_args(parser, TrainConfig)
+    help_text = parser.format_help()
+    assert "--demo-fraction DEMO_FRACTION" in help_text and "fraction of each batch drawn from the demos" in help_text
+    assert "--wandb, --no-wandb" in help_text
+    options = help_text[help_text.index("AgentConfig options"):]
+    n_step_help = options[options.index("--n-step N_STEP"):options.index("--actor-update-every")]
+    assert "(default: 3)" in n_step_help  # the run's tuned agent default, not AgentConfig's own 1
+
+
+def test_utd_is_an_alias_of_the_agents_utd_ratio():
+    assert _parse(TrainConfig, ["--utd", "8"], aliases={"utd_ratio": ("--utd",)}) == {"agent": {"utd_ratio": 8}}
+
+
+def test_train_config_round_trips_through_json(tmp_path):
+    cfg = replace_nested(TrainConfig(), {"steps": 123, "env_id": "Pendulum-v1", "agent": {"hidden_dims": (32, 32)}})
+    cfg.save(tmp_path / "c.json")
+    back = TrainConfig.from_json(tmp_path / "c.json")
+    assert back == cfg
+    assert back.agent.hidden_dims == (32, 32)
+
+
+def test_an_unknown_field_in_a_saved_config_is_refused_with_the_valid_names(tmp_path):
+    data = TrainConfig().to_dict() | {"stepz": 5}
+    with pytest.raises(ValueError, match=r"TrainConfig has no fields \['stepz'\]; valid fields: .*'steps'"):
+        from_dict(TrainConfig, data)
+
+
+def test_config_checks_name_the_bad_value():
+    with pytest.raises(ValueError, match=r"demo_fraction must be in \[0, 1\), got 1.5"):
+        TrainConfig(demo_fraction=1.5)
+    with pytest.raises(ValueError, match="eval_episodes must be >= 1, got 0"):
+        TrainConfig(eval_episodes=0)
+
+
+def test_resuming_takes_the_saved_config_and_applies_only_what_was_typed(tmp_path):
+    saved = replace_nested(TrainConfig(), {"steps": 1000, "seed": 7, "agent": {"batch_size": 64}})
+    saved.save(tmp_path / "train_config.json")
+    cfg = config_for_resume(tmp_path, {"steps": 3000})
+    assert (cfg.steps, cfg.seed, cfg.agent.batch_size) == (3000, 7, 64)
+    assert cfg.resume == str(tmp_path) and cfg.out == str(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no train_config.json there"):
+        config_for_resume(tmp_path / "nothing", {})
+    json.loads((tmp_path / "train_config.json").read_text())  # still valid JSON, untouched
