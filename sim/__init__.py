@@ -7,4 +7,5 @@ camera.py      MujocoCamera(Camera)
 tasks.py       pick_cube, peg_insert: objects, resets, success, rewards
 env.py         gymnasium env (make_task_env), registered as robot_rl/PickCube-v0, robot_rl/PegInsert-v0
 experts.py     scripted experts (make_expert)
+node.py        robot-rl-sim-node: the cell as a ROS 2 node (robot topics, cameras, /clock, reset, watchdog)
 """

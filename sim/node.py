@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         node.run(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:  # SIGINT shut the context down mid-publish or mid-take (RCLError and kin): a clean exit too
+        if node is None or node.context.ok():
+            raise
     except ValueError as err:  # a bad parameter: say which, exit non-zero
         print(f"robot-rl-sim-node: {err}", file=sys.stderr)
         return 2

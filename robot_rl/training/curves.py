@@ -38,7 +38,8 @@ def truncate_evals(run_dir: Path, max_env_steps: int) -> None:
         tmp.replace(path)
 
 
-def plot_curve(records: list[dict[str, Any]], png_path: Path, title: str) -> None:
+def plot_curve(records: list[dict[str, Any]], png_path: Path, title: str,
+               success_label: str = "success rate (deterministic policy)") -> None:
     """Success rate (if the env reports success) and mean return vs env steps, as a PNG."""
     import matplotlib
 
@@ -53,7 +54,7 @@ def plot_curve(records: list[dict[str, Any]], png_path: Path, title: str) -> Non
         ax = axes[0][0]
         ax.plot(steps, [r.get("success_rate", math.nan) for r in records], "o-", color="tab:green")
         ax.set_ylim(-0.03, 1.03)
-        ax.set_ylabel("success rate (deterministic policy)")
+        ax.set_ylabel(success_label)
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
     ax = axes[0][-1]

@@ -1,0 +1,61 @@
+"""ROS parameters of the actor node, as one typed dataclass (`robot_rl.nodes.params.declare_config`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robot_rl.actor.layout import OBS_MODES, TASKS, ActorLayout, task_spec
+
+WARMUPS = ("hold", "random")
+ON_LEARNER_LOST = ("continue", "hold")
+
+
+@dataclass(frozen=True)
+class ActorConfig:
+    """One parameter per field; `-p name:=value` or a params file sets them."""
+
+    task: str = "pick_cube"  # task of the static table in robot_rl.actor.layout (obs layout, action scale, workspace)
+    obs_mode: str = "state"  # state: proprio + object state (needs task/object_state); pixels: proprio + images
+    cameras: tuple[str, ...] = ("front", "wrist")  # cameras in pixels mode (topics <cam>/image_raw)
+    image_size: int = 128  # expected square image side (px); other sizes are dropped with a log line
+    use_rotation: bool = False  # actions carry (drx, dry, drz), as the env's use_rotation
+    control_rate_hz: float = 10.0  # actions per second, on the node's clock (sim time under use_sim_time)
+    max_staleness_s: float = 0.3  # an input older than this (ROS clock) pauses the episode
+    max_episode_steps: int = 0  # steps before truncation; 0 = the task's default
+    store: str = "actor_episodes"  # path of this actor's own EpisodeStore (created, or appended to)
+    policy_path: str = ""  # optional local Policy directory to start with; else wait for /learner/policy
+    warmup: str = "hold"  # before any policy: hold (no episodes) or random (uniform actions in [-1, 1])
+    deterministic: bool = False  # act with the policy's mean action (evaluation) instead of sampling
+    on_learner_lost: str = "continue"  # no acks for learner_timeout_s: continue acting, or hold after the episode
+    learner_timeout_s: float = 5.0  # wall seconds without an acks message (heartbeat 1 s) before the learner is lost
+    resend_interval_s: float = 2.0  # wall seconds between checks for (and repeats of) unacknowledged episodes
+    reset_timeout_s: float = 10.0  # wall seconds to wait for the reset service's answer before asking again
+    max_step_m: float = 0.03  # safety filter: largest translation per control period
+    max_speed_m_s: float = 0.30  # safety filter: translation speed limit
+    max_accel_m_s2: float = 3.0  # safety filter: limit on the change of commanded velocity
+    max_angvel_rad_s: float = 1.5  # safety filter: rotation speed limit
+    seed: int = 0  # seeds warm-up actions and the policy's sampling noise
+    threads: int = 1  # torch CPU threads for inference
+
+    def validate(self) -> None:
+        choices = {"task": (self.task, tuple(TASKS)), "obs_mode": (self.obs_mode, OBS_MODES),
+                   "warmup": (self.warmup, WARMUPS), "on_learner_lost": (self.on_learner_lost, ON_LEARNER_LOST)}
+        for name, (value, valid) in choices.items():
+            if value not in valid:
+                raise ValueError(f"parameter {name}={value!r}; choose one of {list(valid)}")
+        positive = {"control_rate_hz": self.control_rate_hz, "max_staleness_s": self.max_staleness_s,
+                    "learner_timeout_s": self.learner_timeout_s, "resend_interval_s": self.resend_interval_s,
+                    "reset_timeout_s": self.reset_timeout_s, "image_size": self.image_size, "threads": self.threads}
+        bad = {k: v for k, v in positive.items() if not v > 0}
+        if bad or self.max_episode_steps < 0 or not self.store:
+            raise ValueError(f"need positive {sorted(positive)}, max_episode_steps >= 0 and a store path; got "
+                             f"{bad or ''} max_episode_steps={self.max_episode_steps} store={self.store!r}")
+
+    def may_start_episode(self, has_policy: bool, learner_alive: bool) -> bool:
+        """Whether a new episode may begin: something to act with, and a learner unless on_learner_lost=continue."""
+        return (has_policy or self.warmup == "random") and (self.on_learner_lost == "continue" or learner_alive)
+
+    def layout(self) -> ActorLayout:
+        spec = task_spec(self.task)
+        return ActorLayout(spec, self.obs_mode, tuple(self.cameras), self.image_size, self.control_rate_hz,
+                           self.max_episode_steps or spec.max_episode_steps, self.use_rotation)

@@ -1,0 +1,92 @@
+"""The actor's side of the delivery guarantee (`robot_rl.nodes.protocol`), without ROS.
+
+- `Outbox` reads the learner's acks ({actor_id: episodes stored}) and says which of this actor's
+  stored episodes to (re)send: those with index >= the ack count, lowest first, each at most once
+  per `resend_interval_s`, at most `max_burst` per check. It also tracks the learner's liveness: the
+  learner republishes acks every second, so no acks for `timeout_s` means it is gone.
+- `VersionLedger` remembers which policy version acted in each stored episode (a JSON-lines file
+  next to the store's arrays), so an episode resent after an actor restart still carries it.
+
+Times are monotonic seconds: the learner runs on wall time whatever clock the robot uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class Outbox:
+    def __init__(self, actor_id: str, timeout_s: float, resend_interval_s: float = 2.0, max_burst: int = 10):
+        if timeout_s <= 0 or resend_interval_s <= 0 or max_burst < 1:
+            raise ValueError(f"need timeout_s > 0, resend_interval_s > 0, max_burst >= 1; got "
+                             f"{timeout_s}, {resend_interval_s}, {max_burst}")
+        self.actor_id = actor_id
+        self.timeout_s = timeout_s
+        self.resend_interval_s = resend_interval_s
+        self.max_burst = max_burst
+        self.acked: int | None = None  # episodes of this actor the learner holds (None: never heard)
+        self._last_ack_s: float | None = None
+        self._last_sent_s: dict[int, float] = {}
+        self._last_check_s = -float("inf")
+
+    def on_acks(self, acks: dict[str, int], now_s: float) -> None:
+        """An acks message (also the learner's heartbeat); an actor it does not list has 0 stored."""
+        self.acked = int(acks.get(self.actor_id, 0))
+        self._last_ack_s = now_s
+        for index in [i for i in self._last_sent_s if i < self.acked]:
+            del self._last_sent_s[index]
+
+    def learner_alive(self, now_s: float) -> bool:
+        return self._last_ack_s is not None and now_s - self._last_ack_s <= self.timeout_s
+
+    def silent_for(self, now_s: float) -> float:
+        """Seconds since the last acks message (inf if none ever came)."""
+        return float("inf") if self._last_ack_s is None else now_s - self._last_ack_s
+
+    def sent(self, index: int, now_s: float) -> None:
+        self._last_sent_s[index] = now_s
+
+    def unacked(self, n_stored: int) -> int:
+        """Stored episodes the learner is not known to hold."""
+        return n_stored - (self.acked or 0)
+
+    def due(self, n_stored: int, now_s: float) -> list[int]:
+        """Indices to (re)send now; checked at most once per resend_interval_s and only while the learner is alive."""
+        if now_s - self._last_check_s < self.resend_interval_s or not self.learner_alive(now_s):
+            return []
+        self._last_check_s = now_s
+        out = []
+        for index in range(self.acked or 0, n_stored):
+            if now_s - self._last_sent_s.get(index, -float("inf")) >= self.resend_interval_s:
+                out.append(index)
+            if len(out) == self.max_burst:
+                break
+        return out
+
+
+class VersionLedger:
+    """index -> policy version of every episode in an actor's store, kept in `<store>/actor_episodes.jsonl`."""
+
+    FILE = "actor_episodes.jsonl"
+
+    def __init__(self, store_path: str | os.PathLike):
+        self.path = Path(store_path) / self.FILE
+        self._versions: dict[int, int] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    self._versions[int(row["index"])] = int(row["policy_version"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line torn by a crash: that episode reads as version -1
+
+    def add(self, index: int, policy_version: int) -> None:
+        self._versions[index] = policy_version
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"index": index, "policy_version": policy_version}) + "\n")
+
+    def version(self, index: int) -> int:
+        """The policy version that acted in episode `index` (-1: unknown or no policy)."""
+        return self._versions.get(index, -1)

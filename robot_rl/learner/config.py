@@ -1,0 +1,96 @@
+"""LearnerConfig: every setting of the learner node, one typed dataclass (one ROS parameter per field).
+
+The agent trains with the in-process trainer's state recipe (`robot_rl.training.config.TUNED_AGENT`)
+unless `agent_config` names a JSON or YAML file of AgentConfig fields; `utd_ratio`, `batch_size` and
+`encoder` override single fields (0 / "" keep the file's or the recipe's value). ROS parameters cannot be
+None, so "not set" is 0 or "" throughout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robot_rl.agents.config import AgentConfig
+from robot_rl.training.config import TUNED_AGENT
+from robot_rl.training.wandb_log import WANDB_MODES
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """The learner node's parameters (see `robot_rl.nodes.learner`)."""
+
+    out: str = ""  # run dir: episodes/, checkpoints/, train_episodes.jsonl, train_curve.png, wandb/ (required)
+    demos: str = ""  # episode store of demonstrations mixed into every batch ("" = none)
+    demo_fraction: float = 0.5  # fraction of each batch drawn from the demos (ignored without demos)
+    agent_config: str = ""  # JSON/YAML file of AgentConfig fields ("" = TUNED_AGENT, the trainer's state recipe)
+    utd_ratio: int = 0  # critic updates per received env step (0 = the agent config's utd_ratio)
+    batch_size: int = 0  # transitions per update (0 = the agent config's batch_size)
+    encoder: str = ""  # image encoder: none, conv, resnet10 ("" = the agent config's)
+    min_steps_to_train: int = 1000  # online + demo transitions in replay before the first update
+    replay_capacity: int = 200_000  # online replay size in transitions
+    max_updates_per_spin: int = 0  # updates between two looks at the executor (0 = 10 * utd_ratio)
+    publish_every_updates: int = 100  # broadcast the policy after this many updates (and once at start)
+    checkpoint_every_episodes: int = 20  # checkpoint (and redraw train_curve.png) after this many ingested episodes, and on a clean stop
+    keep_checkpoints: int = 3  # newest checkpoints kept on disk
+    log_every_episodes: int = 10  # log line and wandb train scalars every this many episodes
+    success_window: int = 20  # episodes in the rolling success rate
+    ack_period_s: float = 1.0  # republish the acks this often (the actors' learner heartbeat)
+    seed: int = 0  # seeds the agent and the replay samplers
+    device: str = "cpu"  # torch device of the learner: cpu or cuda
+    threads: int = 1  # torch intra-op CPU threads (0 = torch's default)
+    wandb_mode: str = "offline"  # offline (files under <out>/wandb), online, auto or disabled
+    wandb_project: str = "robot_rl"  # wandb project name
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.demo_fraction < 1.0:
+            raise ValueError(f"demo_fraction must be in [0, 1), got {self.demo_fraction}")
+        if self.wandb_mode not in WANDB_MODES:
+            raise ValueError(f"wandb_mode {self.wandb_mode!r} is not valid; choose one of {list(WANDB_MODES)}")
+        for name in ("replay_capacity", "publish_every_updates", "checkpoint_every_episodes", "log_every_episodes",
+                     "success_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("utd_ratio", "batch_size", "min_steps_to_train", "max_updates_per_spin", "keep_checkpoints",
+                     "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.ack_period_s <= 0:
+            raise ValueError(f"ack_period_s must be > 0, got {self.ack_period_s}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def agent(self) -> AgentConfig:
+        """The AgentConfig to train with: recipe or file, then the single-field overrides."""
+        fields: dict[str, Any] = dict(TUNED_AGENT)
+        if self.agent_config:
+            fields = load_agent_fields(Path(self.agent_config))
+        overrides = {"utd_ratio": self.utd_ratio, "batch_size": self.batch_size, "encoder": self.encoder}
+        fields.update({k: v for k, v in overrides.items() if v})
+        return AgentConfig.from_dict(fields)
+
+    def updates_per_spin(self, utd_ratio: int) -> int:
+        return self.max_updates_per_spin or 10 * utd_ratio
+
+
+def load_agent_fields(path: Path) -> dict[str, Any]:
+    """AgentConfig fields from a .json, .yaml or .yml file (a mapping; an `agent:` section is also accepted)."""
+    if not path.is_file():
+        raise ValueError(f"agent_config {path} does not exist; give a JSON or YAML file of AgentConfig fields")
+    text = path.read_text()
+    if path.suffix == ".json":
+        data = json.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        data = yaml.safe_load(text)
+    else:
+        raise ValueError(f"agent_config {path}: unknown suffix {path.suffix!r}; use .json, .yaml or .yml")
+    if isinstance(data, dict) and isinstance(data.get("agent"), dict):
+        data = data["agent"]  # a saved TrainConfig / train_config.json holds the agent under "agent"
+    if not isinstance(data, dict):
+        raise ValueError(f"agent_config {path} must hold a mapping of AgentConfig fields, got {type(data).__name__}")
+    return data

@@ -1,0 +1,329 @@
+"""LearnerService: the learner node's work in plain Python -- ingest, train, publish, checkpoint, resume.
+
+    service = LearnerService(LearnerConfig(out="runs/learner", demos="demos/pick"))
+    result = service.ingest(payload)          # bytes from /learner/episodes; durable before it returns
+    service.acks()                            # {actor_id: episodes stored} for /learner/acks
+    service.train_chunk()                     # up to max_updates_per_spin owed updates
+    if service.policy_due(): payload, version = service.take_policy()
+    service.maybe_checkpoint()
+
+Ingest order (the delivery guarantee of `robot_rl.nodes.protocol`): decode -> ordering verdict (duplicate:
+ignore; gap: refuse) -> check against the agent -> `EpisodeStore.add_episode` (durable) -> replay -> counts.
+The caller acks only after `ingest` returns, so a learner killed at any moment has stored every episode it
+acknowledged. A learner started on a run dir continues it: agent and counters from the latest checkpoint
+(if any), replay and per-actor counts from `<out>/episodes` (episodes after the checkpoint included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robot_rl import wire
+from robot_rl.agents import Agent, make_agent
+from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
+from robot_rl.learner import progress as plog
+from robot_rl.learner.budget import UpdateBudget
+from robot_rl.learner.config import LearnerConfig
+from robot_rl.learner.episodes import EpisodeMismatch, check_episode, spaces_of, spec_of_spaces, specs_of_arrays
+from robot_rl.learner.ledger import ActorLedger, Verdict, source_columns, source_of
+from robot_rl.replay import MixedSampler
+from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from robot_rl.training.timers import SectionTimers
+from robot_rl.training.wandb_log import WandbLog
+
+EPISODES_DIR = "episodes"
+MAX_REPLAY_RAM_SHARE = 0.6  # refuse an online replay whose observations alone would take more of the machine's RAM
+
+
+class Outcome(Enum):
+    STORED = "stored"  # new episode, durable, in replay
+    DUPLICATE = "duplicate"  # already held: ignored
+    GAP = "gap"  # an earlier episode of the actor is missing: refused
+    REFUSED = "refused"  # unreadable, another schema, or does not fit the agent/store
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: Outcome
+    message: str  # what happened, for the log (names actor, index and the reason)
+    actor_id: str = ""
+    steps: int = 0
+
+
+@dataclass
+class _Stats:
+    """Counters for log lines and wandb, since the last log line."""
+
+    t0: float = field(default_factory=time.perf_counter)
+    episodes: int = 0  # stored
+    updates: int = 0
+    ingest_s0: float = 0.0  # the ingest timer's seconds when the window opened
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class LearnerService:
+    def __init__(self, cfg: LearnerConfig, log: Callable[[str], None] = print) -> None:
+        if not cfg.out:
+            raise ValueError("the learner needs a run directory: set 'out' (e.g. -p out:=/data/runs/pick_cube)")
+        self.cfg, self.log = cfg, log
+        self.run_dir = Path(cfg.out)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.np_rng = np.random.default_rng(cfg.seed)
+        self.agent_cfg = cfg.agent()
+        self.demo_store = EpisodeStore.open(cfg.demos, mode="r") if cfg.demos else None
+        store_path = self.run_dir / EPISODES_DIR
+        self.store = EpisodeStore.open(store_path, mode="a") if (store_path / "zarr.json").is_file() else None
+        self.ledger = ActorLedger()
+        self.budget = UpdateBudget(self.agent_cfg.utd_ratio, cfg.min_steps_to_train)
+        self.agent: Agent | None = None
+        self.progress = Progress()
+        self.published_version: int | None = None
+        self.since_checkpoint = 0
+        self._stats, self._t_start, self.timers = _Stats(), time.perf_counter(), SectionTimers()
+        ckpt = self._find_checkpoint()
+        if ckpt is not None:
+            self.agent = Agent.load(ckpt / "agent", device=cfg.device)
+            self.progress = Progress.from_json(ckpt / "progress.json")
+            if self.agent.cfg != self.agent_cfg:
+                self.log(f"the checkpoint's agent config differs from the parameters' and wins: {self.agent.cfg}")
+            self.agent_cfg = self.agent.cfg
+        elif self.demo_store is not None and self.demo_store.n_episodes:
+            self._build_agent({k: (s.dtype, s.step_shape) for k, s in self.demo_store.spec.items()})
+        elif self.store is not None and self.store.n_episodes:
+            self._build_agent({k: (s.dtype, s.step_shape) for k, s in self.store.spec.items()})
+        if self.agent is not None:
+            self._make_replays()
+            if ckpt is not None:  # generators the checkpoint lacks (demos added on restart) keep their seeds
+                state = json.loads((ckpt / "rng.json").read_text())
+                gens = {k: g for k, g in self._generators().items() if k in state["torch_generators"]}
+                restore_rng_state(state, self.np_rng, gens)
+        self._refill_from_store(ckpt)
+        self.wandb = WandbLog(self.run_dir, cfg.wandb_mode, cfg.wandb_project, self.run_dir.name, cfg.to_dict(),
+                              resume_id=self.progress.wandb_run_id)
+        self.progress.wandb_run_id = self.wandb.run_id
+
+    # --- set-up -----------------------------------------------------------------------------------
+    def _find_checkpoint(self) -> Path | None:
+        try:
+            return find_checkpoint(self.run_dir)
+        except FileNotFoundError:
+            return None
+
+    def _build_agent(self, step_specs: dict) -> None:
+        obs_space, action_space = spaces_of(step_specs)
+        self.agent = make_agent(self.agent_cfg, obs_space, action_space, device=self.cfg.device, seed=self.cfg.seed)
+        self.log(f"built {self.agent_cfg.algo} agent: obs {self.agent.obs_spec}, action dim "
+                 f"{self.agent.action_dim}, utd {self.agent_cfg.utd_ratio}, batch {self.agent_cfg.batch_size}")
+
+    def _start_from(self, step_specs: dict) -> None:
+        """Agent and replays for the first episode's spaces; on failure the learner stays without an agent."""
+        try:
+            self._build_agent(step_specs)
+            self._make_replays()
+        except Exception:
+            self.agent = None
+            raise
+
+    def _make_replays(self) -> None:
+        agent = self.agent
+        row_bytes = sum(int(np.prod(shape)) * (1 if len(shape) == 3 else 4) for shape in agent.obs_spec.values())
+        need_gb = row_bytes * self.cfg.replay_capacity / 1e9
+        ram_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1e9
+        if agent.device.type == "cpu" and need_gb > MAX_REPLAY_RAM_SHARE * ram_gb:
+            raise ValueError(f"an online replay of {self.cfg.replay_capacity} transitions of {agent.obs_spec} needs "
+                             f"~{need_gb:.1f} GB, more than {MAX_REPLAY_RAM_SHARE:.0%} of this machine's {ram_gb:.1f} GB: "
+                             f"set replay_capacity <= {int(MAX_REPLAY_RAM_SHARE * ram_gb * 1e9 / row_bytes)}")
+        self.log(f"online replay: {self.cfg.replay_capacity} transitions, ~{need_gb:.2f} GB of observations")
+        self.online = agent.make_replay(self.cfg.replay_capacity, seed=self.cfg.seed + 1)
+        self.demos = None
+        if self.demo_store is not None and self.demo_store.n_episodes and self.cfg.demo_fraction > 0:
+            obs_space, action_space = spaces_of({k: (s.dtype, s.step_shape) for k, s in self.demo_store.spec.items()})
+            if spec_of_spaces(obs_space) != agent.obs_spec or action_space.shape != (agent.action_dim,):
+                raise ValueError(f"the demo store {self.demo_store.path} has observations {spec_of_spaces(obs_space)} "
+                                 f"and actions {action_space.shape}; the agent has {agent.obs_spec} and "
+                                 f"({agent.action_dim},): record demos of the same task and obs mode")
+            self.demos = agent.make_replay(self.demo_store.n_steps + 1, seed=self.cfg.seed + 2)
+            for episode in self.demo_store.iter_episodes():
+                check_episode(episode, agent.obs_spec, agent.action_dim)
+                self.demos.add_episode(episode)
+        f = self.cfg.demo_fraction if self.demos is not None else 0.0
+        self.sampler = MixedSampler([(self.online, 1.0 - f)] + ([(self.demos, f)] if self.demos is not None else []))
+        self.budget = UpdateBudget(self.agent_cfg.utd_ratio, self.cfg.min_steps_to_train,
+                                   demo_transitions=len(self.demos) if self.demos is not None else 0,
+                                   received_steps=self.budget.received_steps, updates_done=agent.step)
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        gens = {"online_replay": self.online.generator}
+        if self.demos is not None:
+            gens["demo_replay"] = self.demos.generator
+        return gens
+
+    def _refill_from_store(self, ckpt: Path | None) -> None:
+        """Replay, per-actor counts and the step count from `<out>/episodes`; the log trimmed to match."""
+        n = self.store.n_episodes if self.store is not None else 0
+        if ckpt is not None and n < self.progress.episodes:
+            raise ValueError(f"{self.store.path if self.store else self.run_dir / EPISODES_DIR} holds {n} episodes "
+                             f"but checkpoint {ckpt} counted {self.progress.episodes}: the store is not this run's")
+        sources = []
+        for episode in self.store.iter_episodes() if n else []:
+            sources.append(source_of(episode))
+            self.online.add_episode(episode)
+            self.budget.add_steps(len(episode["action"]))
+        self.ledger = ActorLedger.from_sources(sources)
+        records = plog.keep_first(self.run_dir, n) if n else []
+        self._recent = [bool(r["success"]) for r in records[-self.cfg.success_window:]]
+        self.progress.episodes, self.progress.env_steps = n, self.budget.received_steps
+        if n or ckpt is not None:
+            self.log(f"resumed {self.run_dir}: {n} episodes ({self.budget.received_steps} steps) from "
+                     f"{len(self.ledger.counts())} actors, {self.budget.updates_done} updates"
+                     f"{f' from {ckpt.name}' if ckpt else ' (no checkpoint: fresh agent)'}; "
+                     f"{self.budget.owed} updates owed; acks {self.ledger.counts()}")
+
+    # --- ingest -----------------------------------------------------------------------------------
+    def ingest(self, payload: bytes) -> IngestResult:
+        """Decode, order-check, validate and durably store one episode payload; never raises on bad input."""
+        with self.timers("ingest"):
+            return self._ingest(payload)
+
+    def _ingest(self, payload: bytes) -> IngestResult:
+        try:
+            arrays, meta = wire.decode_episode(payload)
+            actor_id, index = str(meta["actor_id"]), int(meta["index"])
+            policy_version, task_meta = int(meta.get("policy_version", -1)), dict(meta.get("task_meta") or {})
+        except (wire.WireError, KeyError, TypeError, ValueError) as e:
+            return IngestResult(Outcome.REFUSED, f"refused an episode payload ({len(payload)} bytes): {e}")
+        where = f"episode {index} of {actor_id!r}"
+        verdict = self.ledger.verdict(actor_id, index)
+        if verdict is Verdict.DUPLICATE:
+            return IngestResult(Outcome.DUPLICATE, f"{where} is already stored: ignored", actor_id)
+        if verdict is Verdict.GAP:
+            return IngestResult(Outcome.GAP, f"refused {where}: expected index {self.ledger.expected(actor_id)} "
+                                f"first (the actor resends the missing ones)", actor_id)
+        try:
+            if self.agent is None:
+                self._start_from(specs_of_arrays(arrays))
+            n = check_episode(arrays, self.agent.obs_spec, self.agent.action_dim)
+            self._check_task_meta(task_meta)
+            stored = {**arrays, **source_columns(actor_id, index, policy_version, n)}
+            if self.store is None:
+                self.store = EpisodeStore.open_or_create(self.run_dir / EPISODES_DIR, {**task_meta, "source": "actors"})
+            self.store.add_episode(stored)  # durable from here on: safe to acknowledge
+        except (EpisodeMismatch, StoreError, ValueError) as e:
+            return IngestResult(Outcome.REFUSED, f"refused {where}: {e}", actor_id)
+        self.online.add_episode(arrays)
+        self.ledger.record(actor_id, index)
+        self.budget.add_steps(n)
+        self.progress.episodes, self.progress.env_steps = self.store.n_episodes, self.budget.received_steps
+        self.since_checkpoint += 1
+        self._after_episode(arrays, actor_id, index, policy_version)
+        return IngestResult(Outcome.STORED, f"stored {where} ({n} steps)", actor_id, n)
+
+    def _check_task_meta(self, task_meta: dict) -> None:
+        have = self.store.meta if self.store is not None else {}
+        for key in COMPATIBLE_META:
+            if key in task_meta and key in have and task_meta[key] != have[key]:
+                raise EpisodeMismatch(f"its task_meta {key!r} is {task_meta[key]!r}, the learner's episodes have "
+                                      f"{have[key]!r} (one learner trains one task setup)")
+
+    def _after_episode(self, arrays: dict, actor_id: str, index: int, policy_version: int) -> None:
+        success, ret, steps = plog.summarize(arrays)
+        plog.append_record(self.run_dir, plog.EpisodeRecord(
+            actor_id, index, success, ret, steps, policy_version, self.progress.env_steps, self.agent.step,
+            round(self.wall_s(), 3)))
+        self._recent = (self._recent + [success])[-self.cfg.success_window:]
+        self._stats.episodes += 1
+        self.wandb.log({"train/episode_return": ret, "train/episode_success": float(success)}, self.progress.env_steps)
+        if self.progress.episodes % self.cfg.log_every_episodes == 0:
+            self._log_line()
+
+    def _log_line(self) -> None:
+        s, dt = self._stats, max(time.perf_counter() - self._stats.t0, 1e-9)
+        ingest_ms = 1000 * (self.timers.seconds["ingest"] - s.ingest_s0) / max(s.episodes, 1)
+        rate = float(np.mean(self._recent)) if self._recent else 0.0
+        numbers = " ".join(f"{k} {v:.3g}" for k, v in sorted(s.metrics.items()))
+        self.log(f"ep {self.progress.episodes} | env steps {self.progress.env_steps} | updates "
+                 f"{self.agent.step} | success {rate:.0%} (last {len(self._recent)}) | {s.episodes / dt:.2f} ep/s "
+                 f"| {s.updates / dt:.1f} upd/s | ingest {ingest_ms:.0f} ms/ep | {numbers}")
+        self.wandb.log({**{f"train/{k}": v for k, v in s.metrics.items()}, "train/success_rate_recent": rate,
+                        "train/updates": self.agent.step, "train/episodes": self.progress.episodes,
+                        "perf/updates_per_s": s.updates / dt, "perf/episodes_per_s": s.episodes / dt,
+                        "perf/ingest_ms": ingest_ms, **self.timers.metrics()}, self.progress.env_steps)
+        self._stats = _Stats(metrics=s.metrics, ingest_s0=self.timers.seconds["ingest"])
+
+    def acks(self) -> dict[str, int]:
+        return self.ledger.counts()
+
+    # --- training ---------------------------------------------------------------------------------
+    def train_chunk(self) -> int:
+        """Do up to `max_updates_per_spin` owed updates, `utd_ratio` critic steps per actor step; return the count."""
+        if self.agent is None:
+            return 0
+        utd = self.agent_cfg.utd_ratio
+        todo = self.budget.next_chunk(self.cfg.updates_per_spin(utd))
+        done = 0
+        with self.timers("update"):
+            while done < todo:
+                k = min(utd, todo - done)
+                self._stats.metrics = self.agent.update_many(self.sampler, k)
+                done += k
+        self.budget.add_updates(done)
+        self._stats.updates += done
+        return done
+
+    @property
+    def owed_updates(self) -> int:
+        return self.budget.owed if self.agent is not None else 0
+
+    def policy_due(self) -> bool:
+        """A policy exists and none was published yet, or `publish_every_updates` updates passed since."""
+        if self.agent is None:
+            return False
+        return self.published_version is None or self.agent.step - self.published_version >= self.cfg.publish_every_updates
+
+    def take_policy(self) -> tuple[bytes, int]:
+        """(Policy.to_bytes(), version = update step), marked as published."""
+        self.published_version = self.agent.step
+        return self.agent.policy.to_bytes(), self.agent.step
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def wall_s(self) -> float:
+        return self.progress.train_wall_s + time.perf_counter() - self._t_start
+
+    def maybe_checkpoint(self) -> Path | None:
+        if self.since_checkpoint >= self.cfg.checkpoint_every_episodes:
+            return self.checkpoint()
+        return None
+
+    def checkpoint(self) -> Path | None:
+        """Agent, counters and RNG states into `<out>/checkpoints/step_<env steps>` (None before an agent exists);
+        then redraw train_curve.png."""
+        if self.agent is None:
+            return None
+        saved = Progress(self.progress.env_steps, self.progress.episodes, self.wall_s(), self.wandb.run_id)
+        with self.timers("checkpoint"):
+            path = save_checkpoint(self.run_dir, self.agent, {"learner": self.cfg.to_dict()}, saved,
+                                   rng_state(self.np_rng, self._generators()), self.cfg.keep_checkpoints)
+            self.since_checkpoint = 0
+            records = plog.read_records(self.run_dir)
+            if records:  # ~0.5 s of matplotlib: drawn with each checkpoint, not per log line
+                task = str(self.store.meta.get("task", self.run_dir.name))
+                plog.plot(self.run_dir, records, self.cfg.success_window, task)
+        return path
+
+    def close(self) -> None:
+        self.log(f"time: {self.timers.summary()}")
+        self.wandb.close()

@@ -1,0 +1,324 @@
+"""The actor as a ROS 2 node: robot topics -> observation -> policy -> safety filter -> commands; episodes -> learner.
+
+    robot-rl-actor-node --ros-args -r __ns:=/robot_1 -r __node:=actor -p task:=pick_cube -p obs_mode:=state \
+        -p store:=/data/robot_1_actor -p use_sim_time:=true -r /clock:=/robot_1/clock
+
+One main loop, `_tick`, at `control_rate_hz` on the node's clock (simulation time under `use_sim_time`):
+hold while no episode runs; otherwise assemble the observation from the freshest sample of every input
+(pausing, with one log line, while any is older than `max_staleness_s`), record the step the previous
+action completed, pick the next action (policy, or uniform random during `warmup:=random`), pass it
+through the SafetyFilter and publish it as a twist (delta / dt) and a gripper closing ((a + 1) / 2).
+Episodes: `reset` service -> fresh data -> act until `task/success` (terminated, reward 1) or
+`max_episode_steps` (truncated) -> hold, store (durable) -> publish on /learner/episodes -> next.
+A wall-clock timer (`_housekeeping`) watches the learner's acks heartbeat and resends unacknowledged
+episodes from the store. Parameters: `robot_rl.actor.config.ActorConfig`; the logic without ROS:
+`robot_rl.actor`; the actor<->learner contract: `robot_rl.nodes.protocol`.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+import torch
+from geometry_msgs.msg import TwistStamped
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Float64, String, UInt8MultiArray
+from std_srvs.srv import Trigger
+
+from robot_rl import keys, wire
+from robot_rl.actor.config import ActorConfig
+from robot_rl.actor.delivery import Outbox, VersionLedger
+from robot_rl.actor.episode import EpisodeMachine, Phase
+from robot_rl.actor.observation import ObservationAssembler
+from robot_rl.agents.policy import Policy
+from robot_rl.data.recorder import EpisodeRecorder
+from robot_rl.data.store import EpisodeStore, StoreError
+from robot_rl.interfaces import EECommand
+from robot_rl.nodes import actor_inputs, convert, protocol, topics
+from robot_rl.nodes.params import declare_config
+from robot_rl.safety import SafetyFilter, SafetyLimits
+
+
+class ActorNode(Node):
+    """One robot's actor: reads its (namespaced) robot topics, commands it, and feeds the learner."""
+
+    def __init__(self, **node_kw):
+        super().__init__("actor", **node_kw)
+        self.cfg = cfg = declare_config(self, ActorConfig())
+        cfg.validate()
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.layout = cfg.layout()
+        self.actor_id = self.get_fully_qualified_name()
+        self.assembler = ObservationAssembler(self.layout, cfg.max_staleness_s)
+        self.machine = EpisodeMachine(self.layout.max_episode_steps, cfg.reset_timeout_s)
+        self.store = EpisodeStore.open_or_create(cfg.store, self.layout.task_meta())
+        self.recorder = EpisodeRecorder(self.store)
+        self.ledger = VersionLedger(self.store.path)
+        self.outbox = Outbox(self.actor_id, cfg.learner_timeout_s, cfg.resend_interval_s)
+        self.safety = SafetyFilter(SafetyLimits(
+            workspace=self.layout.task.workspace, max_step_m=cfg.max_step_m, max_speed_m_s=cfg.max_speed_m_s,
+            max_accel_m_s2=cfg.max_accel_m_s2, max_angvel_rad_s=cfg.max_angvel_rad_s))
+        self.rng = np.random.default_rng(cfg.seed)
+        self.policy: Policy | None = None
+        self.policy_version = -1  # learner update step of the weights in use (-1: none)
+        if cfg.policy_path:
+            self._use_policy(Policy.load(cfg.policy_path), 0, f"local {cfg.policy_path}")
+        self._pending: tuple[np.ndarray, np.ndarray] | None = None  # (executed, proposed) action awaiting its outcome
+        self._gripper = 0.0  # last gripper closing sent
+        self._episode_version = -1  # newest policy version that acted in the running episode
+        self._learner_alive = False
+        self._warned_ack_ahead = False
+        self._tick_wall_s: list[float] = []  # wall time of each running tick (jitter statistics)
+        self._infer_s: list[float] = []  # policy inference times of the running episode
+        self._make_io()
+        self.get_logger().info(
+            f"actor {self.actor_id} up: task={cfg.task} obs_mode={cfg.obs_mode} {cfg.control_rate_hz} Hz, "
+            f"store {self.store.path} ({self.store.n_episodes} episodes), inputs {list(self.assembler.required)}, "
+            f"policy {'v0 from ' + cfg.policy_path if self.policy else 'none yet (warmup=' + cfg.warmup + ')'}")
+
+    def _make_io(self) -> None:
+        sub = self.create_subscription
+        for name, msg_type, qos, to_value in actor_inputs.table(self.layout):
+            sub(msg_type, name, lambda msg, name=name, fn=to_value: self._on_input(name, fn, msg), qos)
+        sub(String, protocol.ACKS, self._on_acks, protocol.LATCHED_QOS)
+        sub(UInt8MultiArray, protocol.POLICY, self._on_policy, protocol.LATCHED_QOS)
+        self.pub_twist = self.create_publisher(TwistStamped, topics.EE_COMMAND, topics.COMMAND_QOS)
+        self.pub_gripper = self.create_publisher(Float64, topics.GRIPPER_COMMAND, topics.COMMAND_QOS)
+        self.pub_episodes = self.create_publisher(UInt8MultiArray, protocol.EPISODES, protocol.EPISODES_QOS)
+        self.reset_client = self.create_client(Trigger, topics.RESET)
+        self.create_timer(self.layout.dt_s, self._tick)  # the node's clock: sim time under use_sim_time
+        self.create_timer(0.5, self._housekeeping, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    # --- main loop --------------------------------------------------------------------------
+    def _tick(self) -> None:
+        now_s, m = self._now_s(), self.machine
+        if m.phase is Phase.WAITING:
+            self._hold()
+            if self.cfg.may_start_episode(self.policy is not None, self._learner_alive):
+                self._request_reset()
+        elif m.phase is Phase.RESETTING:
+            self._hold()
+            if m.reset_timed_out(time.monotonic()):
+                self.get_logger().warning(f"reset service gave no answer in {self.cfg.reset_timeout_s} s: asking again")
+        elif m.phase is Phase.SETTLING:
+            self._hold()
+            if self.assembler.fresh_since(m.t_reset_s):
+                m.start()
+                self._act(first=True)
+            elif now_s - m.t_reset_s > 1.0:
+                self.get_logger().warning(f"reset done {now_s - m.t_reset_s:.1f} s ago, still no fresh "
+                                          f"{self.assembler.waiting_for(m.t_reset_s)}", throttle_duration_sec=5.0)
+        else:
+            line = m.check_inputs(self.assembler.stale(now_s), now_s)
+            if m.phase is Phase.PAUSED:
+                if line:
+                    self.get_logger().warning(line)
+                    self._tick_wall_s.append(float("nan"))  # the pause is no control period
+                self._hold()
+            else:
+                if line:
+                    self.get_logger().info(line)
+                self._tick_wall_s.append(time.monotonic())
+                self._act(first=False)
+
+    def _act(self, first: bool) -> None:
+        """Observe; close the previous step (maybe ending the episode); choose, filter and send the next action."""
+        obs, info = self.assembler.assemble()
+        if first:
+            self.recorder.start(obs, info)
+            self.safety.reset()
+            self._episode_version, self._tick_wall_s, self._infer_s = self.policy_version, [], []
+        elif self._pending is not None:
+            executed, proposed = self._pending
+            outcome = self.machine.record_step(info["success"])
+            self.recorder.step(executed, obs, outcome.reward, outcome.terminated, outcome.truncated, info,
+                               base_action=executed, policy_action=proposed, is_intervention=False)
+            if outcome.done:
+                self._end_episode()
+                return
+        proposed = self._choose(obs)
+        executed = self._send(proposed, obs[keys.STATE][:3])
+        self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed)  # nothing non-finite is stored
+
+    def _choose(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """(A,) float32: the policy's action, or uniform random before any policy (warmup=random)."""
+        if self.policy is None:
+            return self.rng.uniform(-1.0, 1.0, self.layout.action_dim).astype(np.float32)
+        t0 = time.perf_counter()
+        action = self.policy.act(obs, deterministic=self.cfg.deterministic)
+        self._infer_s.append(time.perf_counter() - t0)
+        self._episode_version = max(self._episode_version, self.policy_version)
+        return action
+
+    def _send(self, action: np.ndarray, ee_pos_m: np.ndarray) -> np.ndarray:
+        """Action -> SafetyFilter -> twist + gripper on the wire; returns the executed action (A,) in [-1, 1]."""
+        cmd = self.layout.command_from_action(action)
+        result = self.safety.filter(cmd, ee_pos_m, self.layout.dt_s, last_gripper=self._gripper)
+        if result.rejected:
+            self.get_logger().warning(f"safety filter refused action {action.tolist()}: {result.reason}",
+                                      throttle_duration_sec=1.0)
+        self._publish(result.command)
+        return self.layout.action_from_command(result.command)
+
+    def _publish(self, cmd: EECommand) -> None:
+        self.pub_twist.publish(convert.twist_from_command(cmd, self.layout.dt_s, self._now_s(), topics.BASE_FRAME))
+        self._gripper = float(cmd.gripper)
+        self.pub_gripper.publish(convert.gripper_command_msg(self._gripper))
+
+    def _hold(self) -> None:
+        """Zero twist (the arm keeps its target); the gripper keeps its last command."""
+        self.safety.reset()
+        zero = np.zeros(3)
+        self.pub_twist.publish(convert.twist_msg(zero, zero, self._now_s(), topics.BASE_FRAME))
+
+    # --- episodes ---------------------------------------------------------------------------
+    def _request_reset(self) -> None:
+        if not self.reset_client.service_is_ready():
+            self.get_logger().info(f"waiting for the reset service {self.reset_client.srv_name}", throttle_duration_sec=5.0)
+            return
+        self.machine.request_reset(time.monotonic())
+        self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_answer)
+
+    def _on_reset_answer(self, future) -> None:
+        answer = future.result()
+        ok = answer is not None and answer.success
+        if not ok:
+            self.get_logger().warning(f"reset refused: {getattr(answer, 'message', 'no answer')}; asking again",
+                                      throttle_duration_sec=2.0)
+        self.machine.reset_answered(ok, self._now_s())
+
+    def _end_episode(self) -> None:
+        self._hold()
+        self._pending = None
+        steps = self.machine.n_steps
+        self.machine.finish()
+        try:
+            index = self.recorder.end()  # durable when it returns
+        except StoreError as err:
+            self.get_logger().error(f"the store refused the episode ({steps} steps), dropping it: {err}")
+            self.recorder.discard()
+            return
+        self.ledger.add(index, self._episode_version)
+        success = self._publish_episode(index)
+        self.get_logger().info(f"episode {index} stored and sent: {steps} steps, success={success}, "
+                               f"policy v{self._episode_version}; {self._timing()}")
+
+    def _publish_episode(self, index: int) -> bool:
+        """Send stored episode `index` on /learner/episodes; returns its success flag."""
+        episode = self.store.get_episode(index)
+        success = bool(episode[keys.SUCCESS].any())
+        meta = protocol.EpisodeMeta(self.actor_id, index, self.ledger.version(index), success, self.layout.task_meta())
+        self.pub_episodes.publish(protocol.episode_msg(episode, meta))
+        self.outbox.sent(index, time.monotonic())
+        return success
+
+    def _timing(self) -> str:
+        period_ms = np.diff(self._tick_wall_s) * 1e3
+        infer_ms = np.asarray(self._infer_s) * 1e3
+        text = ""
+        period_ms = period_ms[np.isfinite(period_ms)]
+        if len(period_ms) > 2:
+            text = f"tick period wall p50 {np.median(period_ms):.1f} ms, p99 {np.percentile(period_ms, 99):.1f} ms"
+        if len(infer_ms):
+            text += f"; inference p50 {np.median(infer_ms):.1f} ms, p99 {np.percentile(infer_ms, 99):.1f} ms"
+        return text
+
+    # --- learner ----------------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        """Wall clock, every 0.5 s: learner liveness (acks heartbeat) and resends of unacknowledged episodes."""
+        now = time.monotonic()
+        alive = self.outbox.learner_alive(now)
+        if alive != self._learner_alive:
+            self._learner_alive = alive
+            if alive:
+                self.get_logger().info(f"learner present: it holds {self.outbox.acked} of this actor's "
+                                       f"{self.store.n_episodes} stored episodes")
+            else:
+                self.get_logger().warning(f"learner lost: no acks for {self.outbox.silent_for(now):.1f} s; "
+                                          f"on_learner_lost={self.cfg.on_learner_lost}")
+        for index in self.outbox.due(self.store.n_episodes, now):
+            self.get_logger().info(f"resending episode {index} (the learner holds {self.outbox.acked})")
+            self._publish_episode(index)
+
+    def _on_acks(self, msg: String) -> None:
+        try:
+            acks = protocol.acks_from_msg(msg)
+        except wire.WireError as err:
+            self.get_logger().warning(f"dropped acks message: {err}", throttle_duration_sec=5.0)
+            return
+        self.outbox.on_acks(acks, time.monotonic())
+        if self.outbox.acked > self.store.n_episodes and not self._warned_ack_ahead:
+            self._warned_ack_ahead = True
+            self.get_logger().error(
+                f"the learner holds {self.outbox.acked} episodes from {self.actor_id} but this actor's store has "
+                f"{self.store.n_episodes}: it will ignore new ones as duplicates; use this actor's original store "
+                "or another node name")
+
+    def _on_policy(self, msg: UInt8MultiArray) -> None:
+        try:
+            blob, version = protocol.policy_from_msg(msg)
+            policy = Policy.from_bytes(blob)
+        except (wire.WireError, ValueError, RuntimeError, KeyError) as err:
+            self.get_logger().error(f"refused a policy from {protocol.POLICY}, keeping v{self.policy_version}: {err}")
+            return
+        self._use_policy(policy, version, protocol.POLICY)
+
+    def _use_policy(self, policy: Policy, version: int, source: str) -> None:
+        why = self.layout.policy_mismatch(policy.obs_spec, policy.action_dim)
+        if why:
+            self.get_logger().error(f"refused policy v{version} from {source}, keeping v{self.policy_version}: {why}")
+            return
+        self.policy, self.policy_version = policy.eval(), version
+        self.get_logger().info(f"policy v{version} loaded from {source}")
+
+    # --- robot inputs -----------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_input(self, name: str, to_value: actor_inputs.Converter, msg) -> None:
+        """Convert a robot message and offer it to the assembler; a malformed one is logged and dropped."""
+        try:
+            value, stamp_s = to_value(msg)
+            self.assembler.put(name, value, self._now_s() if stamp_s is None else stamp_s)
+        except ValueError as err:  # convert.MessageError is a ValueError
+            self.get_logger().warning(f"dropped {name} message: {err}", throttle_duration_sec=2.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point `robot-rl-actor-node`. SIGINT/SIGTERM only set a flag that the spin loop checks, so a signal
+    never lands inside a callback: an episode being written finishes first, and the exit code is 0."""
+    rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    node = None
+    try:
+        try:
+            node = ActorNode()
+        except (ValueError, StoreError, FileNotFoundError) as err:  # a bad parameter, store or policy path
+            print(f"robot-rl-actor-node: {err}", file=sys.stderr)
+            return 2
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        if node is not None:
+            if node.recorder.recording:
+                node.get_logger().info(f"exiting: the episode in flight ({node.recorder.n_steps} steps) is not stored")
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

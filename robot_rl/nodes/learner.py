@@ -1,0 +1,128 @@
+"""The learner as a ROS 2 node: `robot-rl-learner-node --ros-args -p out:=runs/learner [-p demos:=demos/pick]`.
+
+A thin shell around `robot_rl.learner.service.LearnerService` speaking the learner side of
+`robot_rl.nodes.protocol`:
+
+    /learner/episodes  (sub, EPISODES_QOS)  each payload -> service.ingest (durable) -> acks published
+    /learner/acks      (pub, LATCHED_QOS)   {actor_id: episodes stored}, after every ingest and every ack_period_s
+    /learner/policy    (pub, LATCHED_QOS)   Policy.to_bytes + version (update step): at start, then every
+                                            publish_every_updates updates
+
+Main loop (one thread): do a chunk of owed updates (at most max_updates_per_spin), publish the policy when due,
+checkpoint when due, then give the executor a turn -- without waiting while updates are owed, waiting up to
+IDLE_WAIT_S for a message or the ack timer when none are (idle, not spinning). SIGINT or SIGTERM: finish the
+chunk, checkpoint, exit 0. Parameters: `robot_rl.learner.config.LearnerConfig` (one per field).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import String, UInt8MultiArray
+
+from robot_rl.learner.config import LearnerConfig
+from robot_rl.learner.service import LearnerService, Outcome
+from robot_rl.nodes import protocol
+from robot_rl.nodes.params import declare_config
+
+IDLE_WAIT_S = 0.1  # longest executor wait when no update is owed
+MAX_TURN_S = 1.0  # longest run of callbacks (a burst of episodes, ~0.1 s each) before the next chunk of updates
+
+
+class LearnerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("learner")
+        self.cfg = declare_config(self, LearnerConfig())
+        self.service = LearnerService(self.cfg, log=self.get_logger().info)
+        self.acks_pub = self.create_publisher(String, protocol.ACKS, protocol.LATCHED_QOS)
+        self.policy_pub = self.create_publisher(UInt8MultiArray, protocol.POLICY, protocol.LATCHED_QOS)
+        self.create_subscription(UInt8MultiArray, protocol.EPISODES, self._on_episode, protocol.EPISODES_QOS)
+        self.create_timer(self.cfg.ack_period_s, self._publish_acks)
+        self.callbacks = 0  # messages and timer events handled (to tell an idle executor turn from a busy one)
+        self.stop_requested = False
+        self._publish_acks()
+
+    def _on_episode(self, msg: UInt8MultiArray) -> None:
+        self.callbacks += 1
+        try:
+            result = self.service.ingest(protocol.msg_bytes(msg))
+        except Exception as e:  # noqa: BLE001 - a bad episode (or a full disk) must not take the learner down
+            self.get_logger().error(f"ingest failed: {type(e).__name__}: {e}")
+            return
+        if result.outcome is Outcome.REFUSED:
+            self.get_logger().warning(result.message)
+        elif result.outcome is not Outcome.STORED:
+            self.get_logger().info(result.message)
+        self._publish_acks()
+
+    def _publish_acks(self) -> None:
+        self.callbacks += 1
+        self.acks_pub.publish(protocol.acks_msg(self.service.acks()))
+
+    def publish_policy(self) -> None:
+        payload, version = self.service.take_policy()
+        self.policy_pub.publish(protocol.policy_msg(payload, version))
+        self.get_logger().info(f"published policy version {version} ({len(payload) / 1e6:.2f} MB)")
+
+    def run(self, executor: SingleThreadedExecutor) -> None:
+        """The main loop (see the module docstring) until SIGINT/SIGTERM, then a final checkpoint."""
+        while rclpy.ok() and not self.stop_requested:
+            if self.service.policy_due():  # first turn: at once, with the initial or the checkpoint's weights
+                self.publish_policy()
+            self.service.train_chunk()
+            self.service.maybe_checkpoint()
+            self._executor_turn(executor)
+        path = self.service.checkpoint()
+        self.get_logger().info(f"stopped: checkpoint {path}, acks {self.service.acks()}")
+
+    def _executor_turn(self, executor: SingleThreadedExecutor) -> None:
+        """Handle what is ready, for at most MAX_TURN_S (a burst of resent episodes); wait up to IDLE_WAIT_S for work only when
+        no update is owed. rclpy's spin_once(0) can come back empty once with more ready (its wait set is rebuilt),
+        so the turn ends after two empty calls in a row."""
+        executor.spin_once(timeout_sec=0.0 if self.service.owed_updates else IDLE_WAIT_S)
+        empty, end = 0, time.monotonic() + MAX_TURN_S
+        while empty < 2 and time.monotonic() < end and not self.stop_requested:
+            before = self.callbacks
+            executor.spin_once(timeout_sec=0.0)
+            empty = empty + 1 if self.callbacks == before else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point `robot-rl-learner-node`."""
+    rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        node = LearnerNode()
+
+        def request_stop(signum: int, _frame) -> None:
+            node.get_logger().info(f"{signal.Signals(signum).name}: checkpointing and stopping")
+            node.stop_requested = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        t0 = time.perf_counter()
+        node.run(executor)
+        node.get_logger().info(f"ran {time.perf_counter() - t0:.0f} s")
+    except ExternalShutdownException:
+        pass
+    except ValueError as err:  # a bad parameter or a run dir that is not this learner's: say which, exit non-zero
+        print(f"robot-rl-learner-node: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.service.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The actor <-> learner protocol: topic names, QoS and payloads.
+
+Every payload is self-describing safetensors bytes (`robot_rl.wire`: kind + schema version) in a
+`std_msgs/UInt8MultiArray`; a reader refuses another kind or version with a log line naming both.
+
+| topic                | type                     | direction         | QoS       | payload                          |
+|----------------------|--------------------------|-------------------|-----------|----------------------------------|
+| /learner/episodes    | std_msgs/UInt8MultiArray | actors -> learner | EPISODES  | one completed episode            |
+| /learner/acks        | std_msgs/String (JSON)   | learner -> actors | LATCHED   | {actor_id: episodes stored}      |
+| /learner/policy      | std_msgs/UInt8MultiArray | learner -> actors | LATCHED   | the latest policy weights        |
+
+Delivery guarantee: an actor numbers its completed episodes 0, 1, 2, ... (`EpisodeMeta.index`),
+keeps every one in its own episode store, and resends those the learner has not acknowledged.
+The learner stores an episode only if its index is the next one it expects from that actor
+(so duplicates and gaps are impossible) and publishes, per actor, how many it holds. A learner
+killed and restarted therefore ends up with every completed episode exactly once.
+Late-joining actors receive the latest policy at once (transient-local durability).
+Absolute names: actors in robot namespaces (`/robot_1`) and the learner meet on the same topics.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String, UInt8MultiArray
+
+from robot_rl import wire
+
+EPISODES = "/learner/episodes"
+ACKS = "/learner/acks"
+POLICY = "/learner/policy"
+
+POLICY_KIND = "policy"
+
+# Episodes: reliable, deep queue, so a burst of resends after a learner restart is not dropped.
+EPISODES_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Acks and weights: only the newest matters, and a late joiner must get it at once.
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+@dataclass(frozen=True)
+class EpisodeMeta:
+    """What travels with an episode's arrays."""
+
+    actor_id: str  # unique per actor, e.g. its fully qualified node name "/robot_1/actor"
+    index: int  # the actor's count of completed episodes before this one (0, 1, 2, ...)
+    policy_version: int  # learner update step of the weights that acted (-1: warm-up / scripted / no policy)
+    success: bool  # the episode reached the task's success
+    task_meta: dict  # the env description (obs layout, rates, action scale) the actor acted in
+
+
+def bytes_msg(payload: bytes) -> UInt8MultiArray:
+    msg = UInt8MultiArray()
+    msg.data = np.frombuffer(payload, dtype=np.uint8).tobytes()
+    return msg
+
+
+def msg_bytes(msg: UInt8MultiArray) -> bytes:
+    return bytes(msg.data)
+
+
+def episode_msg(episode: dict[str, np.ndarray], meta: EpisodeMeta) -> UInt8MultiArray:
+    return bytes_msg(wire.encode_episode(episode, asdict(meta)))
+
+
+def episode_from_msg(msg: UInt8MultiArray) -> tuple[dict[str, np.ndarray], EpisodeMeta]:
+    """Raises wire.WireError on another kind/version or garbled bytes."""
+    arrays, meta = wire.decode_episode(msg_bytes(msg))
+    try:
+        return arrays, EpisodeMeta(**meta)
+    except TypeError as e:
+        raise wire.WireError(f"episode metadata {sorted(meta)} does not match EpisodeMeta: {e}") from None
+
+
+def policy_msg(policy_bytes: bytes, version: int) -> UInt8MultiArray:
+    """`Policy.to_bytes()` wrapped with the learner's update step as its version."""
+    blob = np.frombuffer(policy_bytes, dtype=np.uint8)
+    return bytes_msg(wire.encode(POLICY_KIND, {"policy": blob}, {"version": int(version)}))
+
+
+def policy_from_msg(msg: UInt8MultiArray) -> tuple[bytes, int]:
+    """-> (bytes for `Policy.from_bytes`, version). Raises wire.WireError."""
+    arrays, meta = wire.decode(msg_bytes(msg), POLICY_KIND)
+    return arrays["policy"].tobytes(), int(meta.get("version", -1))
+
+
+def acks_msg(stored: dict[str, int]) -> String:
+    return String(data=json.dumps(stored, sort_keys=True))
+
+
+def acks_from_msg(msg: String) -> dict[str, int]:
+    try:
+        d = json.loads(msg.data)
+        return {str(k): int(v) for k, v in d.items()}
+    except (ValueError, AttributeError, TypeError) as e:
+        raise wire.WireError(f"acks message is not a JSON object of episode counts: {e}") from None
