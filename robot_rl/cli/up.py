@@ -33,6 +33,10 @@ def register(sub) -> None:
     up.add_argument("setup", help="node table name, e.g. sim_single or sim_two_robots")
     up.add_argument("--use-sim", choices=("true", "false"), default="true",
                     help="true: run the simulation's nodes (mode sim or any); false: hardware (mode real or any)")
+    up.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE:PARAM:=VALUE",
+                    help="set one parameter of the nodes named NODE (a name like learner, or a full name like "
+                    "/robot_1/actor), after the table's files and overrides; repeatable. "
+                    "Example: --set learner:demos:=demos/pick_cube --set actor:obs_mode:=pixels")
     up.add_argument("--dry-run", action="store_true", help="print the command lines, one per node, and exit")
     up.add_argument("--launch-dir", type=Path, metavar="DIR",
                     help="directory holding setups/ and config/ (default: the project's launch/)")
@@ -66,7 +70,7 @@ def _up(args: argparse.Namespace) -> int:
 
     try:
         table = load_table(args.setup, args.launch_dir)
-        nodes = table.select(args.use_sim == "true")
+        nodes = table.with_sets(args.sets).select(args.use_sim == "true")
         commands = {node.fqn: [_resolve(node.executable), *node.ros_args()] for node in nodes}
     except (TableError, FileNotFoundError) as err:
         print(f"robot-rl up: {err}", file=sys.stderr)

@@ -20,6 +20,7 @@ This module imports nothing from ROS.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -83,6 +84,26 @@ class NodeTable:
     setup: str  # file stem in launch/setups
     description: str  # one line for humans
     nodes: tuple[NodeEntry, ...]
+
+    def with_sets(self, sets: list[str]) -> NodeTable:
+        """This table with command-line parameters `NODE:PARAM:=VALUE` applied after each node's overrides.
+
+        NODE is a node name (every node of that name, in any namespace) or a fully qualified name; the value
+        is passed verbatim (ROS parses it as YAML). A selector that matches no node is an error."""
+        nodes = list(self.nodes)
+        for item in sets:
+            selector, sep, rest = item.partition(":")
+            key, sep2, value = rest.partition(":=")
+            if not (sep and sep2 and selector and _PARAM_RE.match(key)):
+                raise TableError(f"--set {item!r}: expected NODE:PARAM:=VALUE, e.g. learner:demos:=demos/pick_cube")
+            hits = [i for i, n in enumerate(nodes) if selector in (n.name, n.fqn)]
+            if not hits:
+                raise TableError(f"--set {item!r}: setup {self.setup!r} has no node {selector!r}; its nodes are "
+                                 f"{[n.fqn for n in nodes]}")
+            for i in hits:
+                kept = tuple((k, v) for k, v in nodes[i].overrides if k != key)
+                nodes[i] = dataclasses.replace(nodes[i], overrides=kept + ((key, value),))
+        return dataclasses.replace(self, nodes=tuple(nodes))
 
     def select(self, use_sim: bool) -> tuple[NodeEntry, ...]:
         """The entries that run with use_sim true (simulation) or false (hardware)."""
