@@ -62,6 +62,23 @@ def test_dry_run_prints_the_exact_command_line_of_every_node():
     assert all(Path(shlex.split(line)[0]).name == "robot-rl-sim-node" for line in lines)
 
 
+def test_set_overrides_a_parameter_of_every_node_so_named_or_of_one_full_name_and_refuses_unknown_nodes():
+    table = load_table("sim_two_robots_train", LAUNCH)
+    both = table.with_sets(["actor:obs_mode:=pixels", "/robot_2/actor:seed:=7", "learner:demos:=demos/pick"])
+    overrides = {n.fqn: dict(n.overrides) for n in both.nodes}
+    assert overrides["/robot_1/actor"]["obs_mode"] == overrides["/robot_2/actor"]["obs_mode"] == "pixels"
+    assert overrides["/robot_1/actor"]["seed"] == 1 and overrides["/robot_2/actor"]["seed"] == "7"
+    assert both.nodes[-1].ros_args()[-2:] == ["-p", "demos:=demos/pick"]
+    assert table.nodes == load_table("sim_two_robots_train", LAUNCH).nodes  # the table itself is unchanged
+    with pytest.raises(TableError, match=r"has no node 'leaner'; its nodes are \['/robot_1/sim_robot'"):
+        table.with_sets(["leaner:demos:=x"])
+    with pytest.raises(TableError, match="expected NODE:PARAM:=VALUE"):
+        table.with_sets(["learner:demos=x"])
+    out = subprocess.run([ROBOT_RL, "up", "sim_train", "--dry-run", "--set", "learner:out:=/data/run 1"],
+                         capture_output=True, text=True, env=_env(), timeout=60)
+    assert out.returncode == 0 and shlex.split(out.stdout.splitlines()[-1])[-2:] == ["-p", "out:=/data/run 1"]
+
+
 def test_up_names_the_valid_setups_when_the_setup_is_unknown():
     out = subprocess.run([ROBOT_RL, "up", "sim_tree_robots", "--dry-run"], capture_output=True, text=True, env=_env(),
                          timeout=60)

@@ -18,6 +18,7 @@ Run directory:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -36,6 +37,7 @@ from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
 from robot_rl.replay import MixedSampler, ReplayBuffer
+from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training import curves
 from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from robot_rl.training.config import CONFIG_JSON, TrainConfig
@@ -199,6 +201,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps)
     eval_env, video_episodes = make_eval_env(env_id, cfg.obs, cfg.video_episodes, cfg.max_episode_steps)
     obs_space, action_dim = env.observation_space, int(np.prod(env.action_space.shape))
+    if image_keys(as_dict_space(obs_space)) and cfg.agent.encoder == "none" and not cfg.resume:
+        print("[train] image observations: using the conv encoder trained through the critic "
+              "(--encoder resnet10 --encoder-weights PATH --freeze-encoder for a pretrained ResNet-10)")
+        cfg.agent = dataclasses.replace(cfg.agent, encoder="conv")
+        cfg.save(run_dir / CONFIG_JSON)
     # wandb first: nothing it does at start-up can then touch the random streams seeded below
     resume_id = Progress.from_json(find_checkpoint(run_dir) / "progress.json").wandb_run_id if cfg.resume else None
     log = WandbLog(run_dir, cfg.wandb_mode if cfg.wandb else "disabled", cfg.wandb_project, run_dir.name,
