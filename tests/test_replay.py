@@ -153,3 +153,17 @@ def test_mixed_sampler_draws_exact_fractions_every_batch(fractions, batch_size, 
 def test_mixed_sampler_refuses_fractions_that_do_not_sum_to_one():
     with pytest.raises(ValueError, match="sum to 1"):
         MixedSampler([(_filled(0.0, 0), 0.5), (_filled(1.0, 1), 0.6)])
+
+
+def test_auto_capacity_keeps_200k_for_state_and_shrinks_to_fit_ram_for_images_and_too_big_is_refused():
+    from robot_rl.replay import sizing
+
+    state = {"state": [28]}
+    pixels = {"image_front": [128, 128, 3], "image_wrist": [128, 128, 3], "state": [18]}
+    assert sizing.auto_capacity(state) == sizing.DEFAULT_CAPACITY
+    cap = sizing.auto_capacity(pixels)
+    assert 1000 <= cap < sizing.DEFAULT_CAPACITY and cap % 1000 == 0
+    assert sizing.row_bytes(pixels) * cap <= sizing.AUTO_RAM_SHARE * sizing.ram_bytes()
+    assert sizing.check_capacity(cap, pixels) == pytest.approx(sizing.row_bytes(pixels) * cap / 1e9)
+    with pytest.raises(ValueError, match=r"needs ~\d+\.\d GB, more than 60% .* set --replay-capacity <= \d+"):
+        sizing.check_capacity(10**8, pixels, option="--replay-capacity")

@@ -32,7 +32,7 @@ class LearnerConfig:
     batch_size: int = 0  # transitions per update (0 = the agent config's batch_size)
     encoder: str = ""  # image encoder: none, conv, resnet10 ("" = the agent config's)
     min_steps_to_train: int = 1000  # online + demo transitions in replay before the first update
-    replay_capacity: int = 200_000  # online replay size in transitions
+    replay_capacity: int = 0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
     max_updates_per_spin: int = 0  # updates between two looks at the executor (0 = 10 * utd_ratio)
     publish_every_updates: int = 100  # broadcast the policy after this many updates (and once at start)
     checkpoint_every_episodes: int = 20  # checkpoint (and redraw train_curve.png) after this many ingested episodes, and on a clean stop
@@ -51,11 +51,11 @@ class LearnerConfig:
             raise ValueError(f"demo_fraction must be in [0, 1), got {self.demo_fraction}")
         if self.wandb_mode not in WANDB_MODES:
             raise ValueError(f"wandb_mode {self.wandb_mode!r} is not valid; choose one of {list(WANDB_MODES)}")
-        for name in ("replay_capacity", "publish_every_updates", "checkpoint_every_episodes", "log_every_episodes",
+        for name in ("publish_every_updates", "checkpoint_every_episodes", "log_every_episodes",
                      "success_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("utd_ratio", "batch_size", "min_steps_to_train", "max_updates_per_spin", "keep_checkpoints",
+        for name in ("replay_capacity", "utd_ratio", "batch_size", "min_steps_to_train", "max_updates_per_spin", "keep_checkpoints",
                      "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -17,7 +17,6 @@ acknowledged. A learner started on a run dir continues it: agent and counters fr
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -36,13 +35,12 @@ from robot_rl.learner.budget import UpdateBudget
 from robot_rl.learner.config import LearnerConfig
 from robot_rl.learner.episodes import EpisodeMismatch, check_episode, spaces_of, spec_of_spaces, specs_of_arrays
 from robot_rl.learner.ledger import ActorLedger, Verdict, source_columns, source_of
-from robot_rl.replay import MixedSampler
+from robot_rl.replay import MixedSampler, sizing
 from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from robot_rl.training.timers import SectionTimers
 from robot_rl.training.wandb_log import WandbLog
 
 EPISODES_DIR = "episodes"
-MAX_REPLAY_RAM_SHARE = 0.6  # refuse an online replay whose observations alone would take more of the machine's RAM
 
 
 class Outcome(Enum):
@@ -140,15 +138,13 @@ class LearnerService:
 
     def _make_replays(self) -> None:
         agent = self.agent
-        row_bytes = sum(int(np.prod(shape)) * (1 if len(shape) == 3 else 4) for shape in agent.obs_spec.values())
-        need_gb = row_bytes * self.cfg.replay_capacity / 1e9
-        ram_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1e9
-        if agent.device.type == "cpu" and need_gb > MAX_REPLAY_RAM_SHARE * ram_gb:
-            raise ValueError(f"an online replay of {self.cfg.replay_capacity} transitions of {agent.obs_spec} needs "
-                             f"~{need_gb:.1f} GB, more than {MAX_REPLAY_RAM_SHARE:.0%} of this machine's {ram_gb:.1f} GB: "
-                             f"set replay_capacity <= {int(MAX_REPLAY_RAM_SHARE * ram_gb * 1e9 / row_bytes)}")
-        self.log(f"online replay: {self.cfg.replay_capacity} transitions, ~{need_gb:.2f} GB of observations")
-        self.online = agent.make_replay(self.cfg.replay_capacity, seed=self.cfg.seed + 1)
+        capacity = self.cfg.replay_capacity or sizing.auto_capacity(agent.obs_spec)
+        if agent.device.type == "cpu":
+            need_gb = sizing.check_capacity(capacity, agent.obs_spec)
+        else:
+            need_gb = sizing.row_bytes(agent.obs_spec) * capacity / 1e9
+        self.log(f"online replay: {capacity} transitions, ~{need_gb:.2f} GB of observations")
+        self.online = agent.make_replay(capacity, seed=self.cfg.seed + 1)
         self.demos = None
         if self.demo_store is not None and self.demo_store.n_episodes and self.cfg.demo_fraction > 0:
             obs_space, action_space = spaces_of({k: (s.dtype, s.step_shape) for k, s in self.demo_store.spec.items()})

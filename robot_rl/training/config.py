@@ -45,7 +45,7 @@ class TrainConfig:
     demo_fraction: float = 0.5  # fraction of each batch drawn from the demos (0 without demos)
     warmup_steps: int = 500  # env steps before learning starts, acting with the warm-up policy
     warmup_policy: Literal["random", "scripted"] = "random"  # warm-up actions: uniform random, or the sim task's expert
-    replay_capacity: int = 200_000  # online replay size in transitions
+    replay_capacity: int = 0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
     eval_every: int = 1_000  # env steps between evaluations (and a last one at the end)
     eval_episodes: int = 20  # episodes per evaluation, deterministic policy, seeds 10**6 + seed + i
     video_episodes: int = 2  # evaluation episodes recorded to <out>/videos/eval_<step>.mp4 (0: none)
@@ -62,10 +62,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.demo_fraction < 1.0:
             raise ValueError(f"demo_fraction must be in [0, 1), got {self.demo_fraction}")
-        for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "replay_capacity"):
+        for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "scripted_demos", "video_episodes", "keep_checkpoints", "threads"):
+        for name in ("replay_capacity", "warmup_steps", "scripted_demos", "video_episodes", "keep_checkpoints", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.task or self.env_id):

@@ -36,7 +36,7 @@ from robot_rl.agents import Agent, make_agent
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
-from robot_rl.replay import MixedSampler, ReplayBuffer
+from robot_rl.replay import MixedSampler, ReplayBuffer, sizing
 from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training import curves
 from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -94,7 +94,13 @@ def make_demo_store(cfg: TrainConfig, env_id: str, run_dir: Path) -> EpisodeStor
 
 def make_replays(cfg: TrainConfig, agent: Agent, demo_store: EpisodeStore | None):
     """(online replay, demo replay or None, sampler drawing the demo fraction of each batch from the demos)."""
-    online = agent.make_replay(cfg.replay_capacity, seed=cfg.seed + 1)
+    capacity = cfg.replay_capacity or sizing.auto_capacity(agent.obs_spec)
+    if agent.device.type == "cpu":
+        need_gb = sizing.check_capacity(capacity, agent.obs_spec, option="--replay-capacity")
+        if not cfg.replay_capacity and capacity < sizing.DEFAULT_CAPACITY:
+            print(f"[train] online replay: {capacity} transitions (~{need_gb:.1f} GB) fit this machine's RAM; "
+                  "--replay-capacity N sets it")
+    online = agent.make_replay(capacity, seed=cfg.seed + 1)
     if demo_store is None or demo_store.n_episodes == 0:
         return online, None, MixedSampler([(online, 1.0)])
     missing = sorted(set(agent.obs_spec) - set(demo_store.keys))
