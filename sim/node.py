@@ -113,6 +113,7 @@ class SimRobotNode(Node):
                 self.pub_images[name] = self.create_publisher(Image, topics.image_topic(name), topics.SENSOR_QOS)
                 self.pub_infos[name] = self.create_publisher(CameraInfo, topics.camera_info_topic(name), topics.SENSOR_QOS)
         self.create_subscription(TwistStamped, topics.EE_COMMAND, self._on_ee_command, topics.COMMAND_QOS)
+        self.create_subscription(PoseStamped, topics.EE_TARGET, self._on_ee_target, topics.COMMAND_QOS)
         self.create_subscription(Float64, topics.GRIPPER_COMMAND, self._on_gripper_command, topics.COMMAND_QOS)
         self.create_service(Trigger, topics.RESET, self._on_reset)
         self.create_service(Trigger, topics.SUCCESS, self._on_success)
@@ -162,7 +163,10 @@ class SimRobotNode(Node):
                 if self._commanded:
                     self.get_logger().warning(f"no ee_command for {self.cfg.watchdog_timeout_s} s: holding the arm")
             return
-        cmd = EECommand(self._vel_m_s * self.dt_s, self._angvel_rad_s * self.dt_s, self._gripper)  # twist * dt
+        if self._target is not None:  # pose target: the delta to it, which the safety filter bounds per period
+            cmd = EECommand(*self._delta_to(*self._target), self._gripper)
+        else:
+            cmd = EECommand(self._vel_m_s * self.dt_s, self._angvel_rad_s * self.dt_s, self._gripper)  # twist * dt
         result = self.safety.filter(cmd, self.robot.controller.target_pos_m, self.dt_s, last_gripper=self._gripper)
         if result.rejected:
             self.get_logger().warning(f"safety filter: {result.reason}")
@@ -208,8 +212,28 @@ class SimRobotNode(Node):
         except convert.MessageError as err:
             self._drop(topics.EE_COMMAND, err)
             return
+        self._target = None  # the newest command kind wins
         self._commanded = True
         self.watchdog.feed(self.sim_time_s)
+
+    def _on_ee_target(self, msg: PoseStamped) -> None:
+        try:
+            self._target = convert.target_from_pose(msg, self.cfg.base_frame)
+        except convert.MessageError as err:
+            self._drop(topics.EE_TARGET, err)
+            return
+        self._vel_m_s, self._angvel_rad_s = np.zeros(3), np.zeros(3)
+        self._commanded = True
+        self.watchdog.feed(self.sim_time_s)
+
+    def _delta_to(self, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(translation m, rotation vector rad) from the controller's current target to a pose target, base frame."""
+        ctl = self.robot.controller
+        inverse, rel, rotvec = np.zeros(4), np.zeros(4), np.zeros(3)
+        mujoco.mju_negQuat(inverse, ctl.target_quat_wxyz)
+        mujoco.mju_mulQuat(rel, quat_wxyz, inverse)
+        mujoco.mju_quat2Vel(rotvec, rel, 1.0)
+        return pos_m - ctl.target_pos_m, rotvec
 
     def _on_gripper_command(self, msg: Float64) -> None:
         try:
@@ -240,6 +264,7 @@ class SimRobotNode(Node):
         self.watchdog = CommandWatchdog(self.cfg.watchdog_timeout_s)  # no command yet: hold until one arrives
         self.safety.reset()
         self._vel_m_s, self._angvel_rad_s = np.zeros(3), np.zeros(3)
+        self._target: tuple[np.ndarray, np.ndarray] | None = None  # latest ee_target (pos m, quat wxyz)
         self._gripper = 0.0
         self._holding, self._commanded = False, False
         self._next_camera_t = self.sim_time_s

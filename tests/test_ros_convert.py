@@ -110,3 +110,18 @@ def test_commands_in_another_frame_or_non_finite_are_refused():
     with pytest.raises(convert.MessageError, match=r"closing in \[0, 1\]"):
         convert.gripper_from_msg(Float64(data=float("nan")))
     assert convert.gripper_from_msg(convert.gripper_command_msg(1.5)) == 1.5  # clamping is the safety filter's job
+
+
+def test_pose_targets_come_back_normalised_and_bad_ones_are_refused_with_the_reason():
+    pos, quat = convert.target_from_pose(convert.pose_msg([0.5, 0.1, 0.2], [0.0, 0.0, 0.0, 1.02], 0.0, ""), "base")
+    np.testing.assert_allclose(pos, [0.5, 0.1, 0.2])
+    np.testing.assert_allclose(quat, [0.0, 0.0, 0.0, 1.0])
+    with pytest.raises(convert.MessageError, match="must be in 'base'"):
+        convert.target_from_pose(convert.pose_msg([0.5, 0.1, 0.2], [1, 0, 0, 0], 0.0, "camera"), "base")
+    zero = convert.pose_msg([0.5, 0.1, 0.2], [1, 0, 0, 0], 0.0, "")
+    zero.pose.orientation.w = 0.0
+    with pytest.raises(convert.MessageError, match="norm 0; send a unit quaternion"):
+        convert.target_from_pose(zero, "base")
+    zero.pose.position.x = float("nan")
+    with pytest.raises(convert.MessageError, match="non-finite"):
+        convert.target_from_pose(zero, "base")

@@ -228,3 +228,28 @@ def test_a_twist_beyond_the_speed_limit_is_slowed_to_it_by_the_safety_filter(sim
     moved = start[1] - _pose(probe)[1]
     # at most the speed limit for the time commands flowed plus the watchdog's grace; far below 3 m/s * 0.4 s
     assert 0.03 < moved < MAX_SPEED_M_S * (elapsed_s + WATCHDOG_S) + 0.01, f"moved {moved:.3f} m in {elapsed_s:.2f} s"
+
+
+def test_a_streamed_pose_target_is_reached_at_the_speed_limit_and_one_outside_the_workspace_stops_at_its_edge(sim):
+    _, _, probe = sim
+    probe.spin_for(WATCHDOG_S + 0.2)
+    target_pub = probe.node.create_publisher(PoseStamped, f"{NS}/{topics.EE_TARGET}", topics.COMMAND_QOS)
+    orientation = probe.heard[f"{NS}/{topics.EE_POSE}"][-1][1].pose.orientation
+    quat = np.array([orientation.w, orientation.x, orientation.y, orientation.z])
+
+    def stream(goal: np.ndarray, seconds: float) -> None:
+        msg = convert.pose_msg(goal, quat, 0.0, "")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            target_pub.publish(msg)
+            probe.spin_for(0.05)
+
+    start = _pose(probe)
+    goal = start + np.array([0.0, 0.06, -0.03])
+    stream(goal, 1.5)  # 6.7 cm at <= 0.15 m/s: ~0.45 s of motion
+    assert np.linalg.norm(_pose(probe) - goal) < 0.012, f"at {_pose(probe)}, target {goal}"
+    stream(np.array([_pose(probe)[0], _pose(probe)[1], -0.5]), 2.0)  # half a metre below the table
+    z_floor = 0.012  # pick_cube's workspace floor (tool point), see robot_rl.actor.layout.TASKS
+    assert z_floor - 0.01 < _pose(probe)[2] < z_floor + 0.03, f"tool at z={_pose(probe)[2]:.3f} m"
+    stream(goal, 1.5)  # back up, so later tests start from a free pose
+    probe.node.destroy_publisher(target_pub)

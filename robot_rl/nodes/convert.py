@@ -204,6 +204,20 @@ def velocity_from_twist(msg: TwistStamped, frame_id: str) -> tuple[np.ndarray, n
     return v, w
 
 
+def target_from_pose(msg: PoseStamped, frame_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pose target -> (position m (3,), unit quaternion wxyz (4,)); finite, in `frame_id` (empty reads as it),
+    with a quaternion of non-zero norm (normalised here)."""
+    if msg.header.frame_id not in ("", frame_id):
+        raise MessageError(f"pose target in frame {msg.header.frame_id!r}; targets must be in {frame_id!r} (or leave it empty)")
+    p, o = msg.pose.position, msg.pose.orientation
+    pos = _finite("pose target position", np.array([p.x, p.y, p.z]), (3,))
+    quat = _finite("pose target orientation", np.array([o.w, o.x, o.y, o.z]), (4,))
+    norm = float(np.linalg.norm(quat))
+    if not 0.5 < norm < 1.5:
+        raise MessageError(f"pose target orientation has norm {norm:.3g}; send a unit quaternion")
+    return pos, quat / norm
+
+
 def command_from_twist(msg: TwistStamped, dt_s: float, gripper: float, frame_id: str) -> EECommand:
     """Tool velocity held for `dt_s` -> EECommand delta (twist * dt_s) with the given gripper closing."""
     v, w = velocity_from_twist(msg, frame_id)

@@ -13,6 +13,7 @@ remap in the node table) provides the same names.
 | <cam>/image_raw      | sensor_msgs/Image (rgb8)   | robot ->  | SENSOR   |
 | <cam>/camera_info    | sensor_msgs/CameraInfo     | robot ->  | SENSOR   |
 | ee_command           | geometry_msgs/TwistStamped | -> robot  | COMMAND  |  tool velocity in the base frame
+| ee_target            | geometry_msgs/PoseStamped  | -> robot  | COMMAND  |  tool pose target (stream it; speed-limited)
 | gripper_command      | std_msgs/Float64           | -> robot  | COMMAND  |  closing in [0, 1]
 | reset                | std_srvs/Trigger           | service   |          |  sim: randomised task reset
 | success              | std_srvs/Trigger           | service   |          |  sim: ground-truth success flag
@@ -32,6 +33,7 @@ EE_POSE = "ee_pose"
 EE_TWIST = "ee_twist"
 GRIPPER_STATE = "gripper_state"
 EE_COMMAND = "ee_command"
+EE_TARGET = "ee_target"
 GRIPPER_COMMAND = "gripper_command"
 RESET = "reset"
 SUCCESS = "success"
