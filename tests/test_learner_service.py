@@ -186,3 +186,14 @@ def test_learner_config_builds_the_agent_from_recipe_file_and_overrides(tmp_path
         (tmp_path / "b.json").write_text(json.dumps({"hidden": 3}))
         LearnerConfig(out="x", agent_config=str(tmp_path / "b.json")).agent()
     assert asdict(cfg)["min_steps_to_train"] == 30
+
+
+def test_image_episodes_without_an_encoder_setting_get_the_conv_encoder_and_a_log_line(tmp_path, demos):
+    lines: list[str] = []
+    service = LearnerService(learner_config(tmp_path, replay_capacity=1000), log=lines.append)
+    episode = demos.get_episode(0)
+    with_camera = {**episode, keys.image_key("front"): np.zeros((len(episode[keys.ACTION]), 32, 32, 3), np.uint8)}
+    meta = {"actor_id": "/r1/actor", "index": 0, "policy_version": -1, "success": True, "task_meta": {}}
+    assert service.ingest(wire.encode_episode(with_camera, meta)).outcome is Outcome.STORED
+    assert service.agent.cfg.encoder == "conv" and any("conv encoder" in line for line in lines)
+    service.close()

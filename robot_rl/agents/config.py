@@ -84,3 +84,14 @@ class AgentConfig:
         if unknown:
             raise ValueError(f"unknown AgentConfig fields {sorted(unknown)}; valid fields: {sorted(names)}")
         return cls(**d)
+
+
+IMAGE_ENCODER_NOTE = ("image observations: using the conv encoder trained through the critic (a pretrained "
+                      "ResNet-10: encoder resnet10 with encoder_weights PATH and freeze_encoder)")
+
+
+def with_image_encoder(cfg: AgentConfig, has_images: bool) -> tuple[AgentConfig, str]:
+    """(cfg, "") unchanged, or, for image observations with encoder "none", (cfg with the conv encoder, a note)."""
+    if has_images and cfg.encoder == "none":
+        return dataclasses.replace(cfg, encoder="conv"), IMAGE_ENCODER_NOTE
+    return cfg, ""

@@ -29,6 +29,7 @@ import torch
 
 from robot_rl import wire
 from robot_rl.agents import Agent, make_agent
+from robot_rl.agents.config import with_image_encoder
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import progress as plog
 from robot_rl.learner.budget import UpdateBudget
@@ -36,6 +37,7 @@ from robot_rl.learner.config import LearnerConfig
 from robot_rl.learner.episodes import EpisodeMismatch, check_episode, spaces_of, spec_of_spaces, specs_of_arrays
 from robot_rl.learner.ledger import ActorLedger, Verdict, source_columns, source_of
 from robot_rl.replay import MixedSampler, sizing
+from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from robot_rl.training.timers import SectionTimers
 from robot_rl.training.wandb_log import WandbLog
@@ -123,6 +125,9 @@ class LearnerService:
 
     def _build_agent(self, step_specs: dict) -> None:
         obs_space, action_space = spaces_of(step_specs)
+        self.agent_cfg, note = with_image_encoder(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))))
+        if note:
+            self.log(note)
         self.agent = make_agent(self.agent_cfg, obs_space, action_space, device=self.cfg.device, seed=self.cfg.seed)
         self.log(f"built {self.agent_cfg.algo} agent: obs {self.agent.obs_spec}, action dim "
                  f"{self.agent.action_dim}, utd {self.agent_cfg.utd_ratio}, batch {self.agent_cfg.batch_size}")
