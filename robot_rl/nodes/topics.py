@@ -22,6 +22,12 @@ remap in the node table) provides the same names.
 | task/object_state    | std_msgs/Float32MultiArray | robot ->  | STATE    |  object state, layout.dim labelled (sim:
 |                      |                            |           |          |  privileged; hardware: a pose tracker)
 | /clock               | rosgraph_msgs/Clock        | sim ->    | CLOCK    |  absolute; remap per robot
+| teleop/command       | sensor_msgs/Joy            | -> actor  | COMMAND  |  a person's (or the scripted operator's)
+|                      |                            |           |          |  normalised command + heartbeat, layout in
+|                      |                            |           |          |  robot_rl.nodes.teleop_convert
+| joy                  | sensor_msgs/Joy            | device -> | DEVICE   |  gamepad (joy's game_controller_node)
+| spacenav/twist       | geometry_msgs/Twist        | device -> | DEVICE   |  SpaceMouse motion (spacenav driver)
+| spacenav/joy         | sensor_msgs/Joy            | device -> | DEVICE   |  SpaceMouse buttons (spacenav driver)
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ SUCCESS = "success"
 CLOCK = "/clock"
 TASK_SUCCESS = "task/success"
 TASK_OBJECT_STATE = "task/object_state"
+TELEOP_COMMAND = "teleop/command"
+JOY = "joy"
+SPACENAV_TWIST = "spacenav/twist"
+SPACENAV_JOY = "spacenav/joy"
 
 BASE_FRAME = "base"  # frame_id of poses, twists and commands: the robot base frame
 
@@ -58,5 +68,7 @@ STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history
 SENSOR_QOS = qos_profile_sensor_data
 # Commands: reliable, only the newest matters.
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Device drivers (joy, spacenav) publish reliable, depth 10 (the rclcpp default); reading them the same way.
+DEVICE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 # /clock publisher: reliable, depth 1 (matches rclpy's best-effort TimeSource and reliable subscribers alike).
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)

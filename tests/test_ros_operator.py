@@ -1,0 +1,88 @@
+"""The scripted operator node against the sim node over real DDS: it sees ground truth and takes over on teleop/command.
+
+Nobody moves the simulated arm, so the task makes no progress: the operator must take over after its
+patience, drive towards the cube, give back, and stop once its per-episode budget is spent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Joy
+from std_msgs.msg import Float32MultiArray
+
+from robot_rl.nodes import teleop_convert, topics
+
+pytestmark = pytest.mark.ros
+
+NS = f"/operator_test_{os.getpid()}"
+ENV = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
+
+
+def _start(cmd: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(2)
+    try:
+        return proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_budget(tmp_path):
+    sim_log, op_log = tmp_path / "sim.log", tmp_path / "operator.log"
+    sim = _start([str(Path(sys.executable).parent / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={NS}",
+                  "-p", "control_rate_hz:=10.0", "-p", "camera_rate_hz:=0.0", "-p", "seed:=3", "-r", f"/clock:={NS}/clock"], sim_log)
+    op = _start([sys.executable, "-m", "robot_rl.nodes.operator", "--ros-args", "-r", f"__ns:={NS}", "-p", "use_sim_time:=true",
+                 "-r", f"/clock:={NS}/clock", "-p", "control_rate_hz:=10.0", "-p", "patience_steps:=4",
+                 "-p", "takeover_steps:=3", "-p", "max_interventions:=2", "-p", "max_fraction:=1.0"], op_log)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Node("operator_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    heard, states = [], []
+    node.create_subscription(Joy, f"{NS}/{topics.TELEOP_COMMAND}",
+                             lambda m: heard.append(teleop_convert.teleop_fields_from_msg(m, topics.BASE_FRAME)), topics.COMMAND_QOS)
+    node.create_subscription(Float32MultiArray, f"{NS}/{topics.TASK_OBJECT_STATE}", lambda m: states.append(np.array(m.data)),
+                             topics.STATE_QOS)
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not any(h["counts"]["release"] >= 2 for h in heard):
+            executor.spin_once(timeout_sec=0.05)
+            assert sim.poll() is None and op.poll() is None, f"a node died:\n{sim_log.read_text()}\n{op_log.read_text()}"
+        engaged = [h for h in heard if h["engaged"]]
+        assert engaged, f"the operator never took over:\n{op_log.read_text()}"
+        twist = engaged[0]["twist"]
+        cube_to_tcp = states[-1][7:10]
+        assert float(np.dot(twist[:3], -cube_to_tcp)) > 0.5 * np.linalg.norm(twist[:3]) * np.linalg.norm(cube_to_tcp), \
+            f"the operator should head for the cube: twist {twist[:3]}, cube - tcp {-cube_to_tcp}"
+        assert engaged[0]["gripper"] == 0.0  # approaching with the gripper open
+        assert len(engaged) == 6  # 2 take-overs x 3 steps
+        # the budget is spent: 2 more seconds of sim time (20 steps) and no third take-over
+        n = len(heard)
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        assert len(heard) - n >= 15 and all(h["connected"] and not h["engaged"] for h in heard[n:])
+        assert heard[-1]["counts"]["take_over"] == 2
+    finally:
+        rc_op, rc_sim = _stop(op), _stop(sim)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert rc_op == 0, op_log.read_text()
+    assert rc_sim == 0, sim_log.read_text()
