@@ -37,13 +37,13 @@ class Agent:
             seed = int(torch.randint(0, 2**62, ()).item())  # follows torch.manual_seed
         self.generator = torch.Generator(self.device).manual_seed(seed)
 
-        self.policy = Policy(cfg, obs_spec, action_dim)
+        self.policy = self._make_policy(cfg, obs_spec, action_dim)
         encoder = self.policy.encoder
         if cfg.encoder == "resnet10" and cfg.encoder_weights and load_pretrained:
             load_resnet10_weights(encoder.trunk, cfg.encoder_weights)
         self.policy.to(self.device)
         self.arm_dim = self.policy.arm_dim
-        self.critic = CriticEnsemble(encoder.out_dim, self.arm_dim, cfg).to(self.device)
+        self.critic = CriticEnsemble(self.policy.feature_dim, self.arm_dim, cfg).to(self.device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.target_grasp = None if self.policy.grasp_critic is None else copy.deepcopy(self.policy.grasp_critic).requires_grad_(False)
 
@@ -72,6 +72,15 @@ class Agent:
         )  # give to ReplayBuffer(frame_features=...) so no update re-encodes frames (see make_replay)
         self.step = 0
 
+    # --- what a subclass (robot_rl.agents.residual) changes ------------------------------------------
+    def _make_policy(self, cfg: AgentConfig, obs_spec: dict[str, list[int]], action_dim: int) -> Policy:
+        return Policy(cfg, obs_spec, action_dim)
+
+    def _features(self, obs: dict[str, torch.Tensor], base_action: torch.Tensor | None) -> torch.Tensor:
+        """What the actor and critics read (B, F): the encoder's features of the augmented observations."""
+        enc = self.policy.encoder
+        return enc(enc.augment(obs, self.generator))
+
     # --- replay helper ---------------------------------------------------------------------------
     def make_replay(self, capacity: int, seed: int | None = None) -> ReplayBuffer:
         """A ReplayBuffer matching this agent: its obs spec, n_step, gamma, device and frozen-trunk feature cache."""
@@ -98,14 +107,14 @@ class Agent:
         return torch.randn(n, dim, device=self.device, generator=self.generator)
 
     def _update(self, batch: Batch, update_actor: bool) -> dict[str, torch.Tensor]:
-        cfg, enc, actor, g = self.cfg, self.policy.encoder, self.policy.actor, self.generator
+        cfg, actor, g = self.cfg, self.policy.actor, self.generator
         self.policy.train()
         n = len(batch)
 
         # Features: the online encoder on obs (with grad, for the critic) and on next obs (without).
-        feats = enc(enc.augment(batch.obs, g))  # (B, F)
+        feats = self._features(batch.obs, batch.base_action)  # (B, F)
         with torch.no_grad():
-            next_feats = enc(enc.augment(batch.next_obs, g))  # (B, F)
+            next_feats = self._features(batch.next_obs, batch.next_base_action)  # (B, F)
 
             # Critic target: r + discount * (min over a random subset of target critics [- alpha log pi]).
             if actor.stochastic:

@@ -85,6 +85,11 @@ class Policy(nn.Module):
     def device(self) -> torch.device:
         return self.gripper_values.device
 
+    @property
+    def feature_dim(self) -> int:
+        """Width of what the actor and the critics read (the encoder's features)."""
+        return self.encoder.out_dim
+
     def action_from_features(self, feats: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         """features (B, F) -> full action (B, A): actor arm dims (+ the grasp critic's greedy gripper value)."""
         noise = None

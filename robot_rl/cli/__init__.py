@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES = (
     "robot_rl.cli.train",  # train, eval
+    "robot_rl.cli.bc",  # bc train, bc eval
     "robot_rl.cli.demos",  # demos record
     "robot_rl.cli.data",  # data info, data view
     "robot_rl.cli.bench",  # bench sim, bench learner

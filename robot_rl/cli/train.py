@@ -19,7 +19,8 @@ def register(sub) -> None:
         help="train a policy (SAC/RLPD) in sim or on a gymnasium env",
         description="Train in-process: sim task (--task) or any gymnasium id (--env-id), with demos mixed into "
         "every batch. Writes <out>/eval.jsonl, curve.png, videos/, episodes/, checkpoints/. "
-        "--resume <out> continues a run (options given with it override the saved ones).",
+        "--resume <out> continues a run (options given with it override the saved ones). "
+        "--base-policy DIR (e.g. from `robot-rl bc train`) learns a bounded residual on top of that base policy.",
     )
     add_dataclass_args(train, TrainConfig, aliases={"utd_ratio": ("--utd",)})
     train.set_defaults(func=_train)

@@ -22,6 +22,7 @@ class Batch:
     discount: torch.Tensor  # (B,) float32
     base_action: torch.Tensor | None = None  # (B, A) float32: the base policy's action (zeros without one)
     is_intervention: torch.Tensor | None = None  # (B,) bool: a human chose `action`
+    next_base_action: torch.Tensor | None = None  # (B, A) float32: the base policy's action at next_obs
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -42,4 +43,5 @@ class Batch:
             discount=torch.cat([b.discount for b in batches]),
             base_action=cat_opt("base_action"),
             is_intervention=cat_opt("is_intervention"),
+            next_base_action=cat_opt("next_base_action"),
         )

@@ -229,6 +229,7 @@ class ReplayBuffer:
             discount=discount,
             base_action=self._base_action[idx],
             is_intervention=self._is_intervention[idx],
+            next_base_action=self._base_action[next_rows],  # stored with the row of next_obs
         )
 
     def _sample_rows(self, batch_size: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from robot_rl.agents.config import AgentConfig
+from robot_rl.agents.residual import ResidualConfig
 from robot_rl.training.cli_args import from_dict
 
 CONFIG_JSON = "train_config.json"
@@ -58,6 +59,10 @@ class TrainConfig:
     wandb_project: str = "robot_rl"  # wandb project name
     progress_bar: bool = True  # show the tqdm progress bar with the status line
     agent: AgentConfig = field(default_factory=lambda: AgentConfig(**TUNED_AGENT))  # the learner (see TUNED_AGENT)
+    # --- residual RL (robot_rl.training.residual): on when base_policy is given ---
+    base_policy: str | None = None  # base policy dir (`robot-rl bc train` output, or a saved policy): learn a residual on it
+    base_noise: float = 0.1  # residual RL warm-up: std of the Gaussian noise added to the base action (replaces --warmup-policy)
+    residual: ResidualConfig = field(default_factory=ResidualConfig)  # the residual's bound and critic-only phase
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.demo_fraction < 1.0:
@@ -68,6 +73,10 @@ class TrainConfig:
         for name in ("replay_capacity", "warmup_steps", "scripted_demos", "video_episodes", "keep_checkpoints", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.base_noise < 0:
+            raise ValueError(f"base_noise must be >= 0, got {self.base_noise}")
+        if self.base_policy and self.agent.discrete_gripper:
+            raise ValueError("residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper")
         if not (self.task or self.env_id):
             raise ValueError("give a sim task (--task) or a gymnasium id (--env-id)")
 

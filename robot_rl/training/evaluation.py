@@ -38,10 +38,13 @@ class EvalResult:
         return out
 
 
-def evaluate(act: ActFn, env: gym.Env, episodes: int, seed: int, video_episodes: int = 0) -> EvalResult:
+def evaluate(act: ActFn, env: gym.Env, episodes: int, seed: int, video_episodes: int = 0,
+             reset: Callable[[], None] | None = None) -> EvalResult:
     """Run `episodes` episodes, episode i reset with seed `seed + i`, so every evaluation sees the same starts.
 
-    Frames (`env.render()`, which needs render_mode="rgb_array") are kept for the first `video_episodes`.
+    `reset` (if given) is called after each env reset: a policy with memory (action chunks, a base policy) forgets
+    the previous episode there. Frames (`env.render()`, which needs render_mode="rgb_array") are kept for the
+    first `video_episodes`.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -50,6 +53,8 @@ def evaluate(act: ActFn, env: gym.Env, episodes: int, seed: int, video_episodes:
     any_success_signal = False
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
+        if reset is not None:
+            reset()
         record = i < video_episodes
         episode_frames = [env.render()] if record else []
         ret, length, succeeded, done = 0.0, 0, False, False
@@ -105,14 +110,20 @@ def evaluate_checkpoint(checkpoint: Path, episodes: int, seed: int | None = None
 
     ckpt = find_checkpoint(checkpoint)
     cfg = TrainConfig.from_json(ckpt / "train_config.json")
-    policy = Policy.load(policy_dir(ckpt), device=device)
-    policy.eval()
+    if cfg.base_policy:  # residual RL: the saved residual acts on its base policy
+        from robot_rl.training.residual import residual_eval_fns
+
+        act, reset = residual_eval_fns(policy_dir(ckpt), cfg.base_policy, device)
+    else:
+        policy = Policy.load(policy_dir(ckpt), device=device)
+        policy.eval()
+        act, reset = (lambda obs: policy.act(obs, deterministic=True)), None
     filmed = video_episodes if video_dir is not None else 0
     env, filmed = make_eval_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, filmed, cfg.max_episode_steps)
     try:
         with torch.no_grad():
-            result = evaluate(lambda obs: policy.act(obs, deterministic=True), env, episodes,
-                              seed=(cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET, video_episodes=filmed)
+            result = evaluate(act, env, episodes, seed=(cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET,
+                              video_episodes=filmed, reset=reset)
         video = None
         if result.frames:
             fps = env.metadata.get("render_fps") or 10

@@ -9,6 +9,9 @@ checkpoint is written when due. Every `eval_every` steps: a deterministic evalua
 `<out>/curve.png`, a video. A run stops at the first episode end at or after `steps`, so checkpoints
 always fall between episodes and a resume continues exactly where the run stood.
 
+Residual RL (`base_policy` set; robot_rl.training.residual): the base policy acts first at every step, its action
+is recorded as `base_action`, and the agent learns a bounded correction on top of it.
+
 Run directory:
     train_config.json   eval.jsonl   curve.png   videos/eval_<step>.mp4   wandb/
     episodes/           every online episode (zarr EpisodeStore)
@@ -18,7 +21,6 @@ Run directory:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import time
@@ -33,6 +35,8 @@ import torch
 from tqdm import tqdm
 
 from robot_rl.agents import Agent, make_agent
+from robot_rl.agents.config import with_image_encoder
+from robot_rl.agents.residual import ResidualAgent, make_residual_agent
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
@@ -43,6 +47,7 @@ from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_
 from robot_rl.training.config import CONFIG_JSON, TrainConfig
 from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, make_eval_env, success_of
 from robot_rl.training.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate, write_episodes_mp4
+from robot_rl.training.residual import ResidualActing, make_residual_acting
 from robot_rl.training.timers import SectionTimers
 from robot_rl.training.wandb_log import WandbLog
 
@@ -92,8 +97,11 @@ def make_demo_store(cfg: TrainConfig, env_id: str, run_dir: Path) -> EpisodeStor
     return EpisodeStore.open(path, mode="r")
 
 
-def make_replays(cfg: TrainConfig, agent: Agent, demo_store: EpisodeStore | None):
-    """(online replay, demo replay or None, sampler drawing the demo fraction of each batch from the demos)."""
+def make_replays(cfg: TrainConfig, agent: Agent, demo_store: EpisodeStore | None, relabel=None):
+    """(online replay, demo replay or None, sampler drawing the demo fraction of each batch from the demos).
+
+    `relabel` (residual RL): episode -> episode with the base policy's actions as `base_action`.
+    """
     capacity = cfg.replay_capacity or sizing.auto_capacity(agent.obs_spec)
     if agent.device.type == "cpu":
         need_gb = sizing.check_capacity(capacity, agent.obs_spec, option="--replay-capacity")
@@ -113,7 +121,7 @@ def make_replays(cfg: TrainConfig, agent: Agent, demo_store: EpisodeStore | None
                          f"{agent.obs_spec}; record demos of the same task with the same --obs mode")
     demos = agent.make_replay(demo_store.n_steps + 1, seed=cfg.seed + 2)
     for episode in demo_store.iter_episodes():
-        demos.add_episode(episode)
+        demos.add_episode(relabel(episode) if relabel is not None else episode)
     return online, demos, MixedSampler([(online, 1.0 - cfg.demo_fraction), (demos, cfg.demo_fraction)])
 
 
@@ -139,7 +147,7 @@ def refill_online_replay(online: ReplayBuffer, store: EpisodeStore) -> None:
 def resume_from(run_dir: Path, cfg: TrainConfig, store: EpisodeStore) -> tuple[Agent, Progress, Path]:
     """The latest checkpoint's agent (nets, optimisers, its RNG) and counters, counting episodes recorded after it."""
     ckpt = find_checkpoint(run_dir)
-    agent = Agent.load(ckpt / "agent", device=cfg.device)
+    agent = (ResidualAgent if cfg.base_policy else Agent).load(ckpt / "agent", device=cfg.device)
     progress = Progress.from_json(ckpt / "progress.json")
     if store.n_episodes < progress.episodes:
         raise ValueError(f"{store.path} holds {store.n_episodes} episodes but checkpoint {ckpt} counted "
@@ -163,11 +171,15 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 # --- evaluation -------------------------------------------------------------------------------
 def run_evaluation(cfg: TrainConfig, agent: Agent, eval_env: gym.Env, video_episodes: int, run_dir: Path,
-                   progress: Progress, wall_s: float, log: WandbLog, title: str) -> EvalResult:
-    """Evaluate the deterministic policy; append to eval.jsonl, redraw curve.png, write the video, log."""
+                   progress: Progress, wall_s: float, log: WandbLog, title: str,
+                   residual: ResidualActing | None = None) -> EvalResult:
+    """Evaluate the deterministic policy (on the base, with `residual`); append to eval.jsonl, redraw curve.png,
+    write the video, log."""
+    act, reset = (residual.eval_act, residual.eval_reset) if residual is not None else (
+        lambda obs: agent.policy.act(obs, deterministic=True), None)
     with torch.no_grad():
-        result = evaluate(lambda obs: agent.policy.act(obs, deterministic=True), eval_env, cfg.eval_episodes,
-                          seed=cfg.seed + EVAL_SEED_OFFSET, video_episodes=video_episodes)
+        result = evaluate(act, eval_env, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET,
+                          video_episodes=video_episodes, reset=reset)
     record = {"env_steps": progress.env_steps, "episodes": progress.episodes, "updates": agent.step,
               "wall_s": round(wall_s, 2), **result.metrics()}
     curves.append_eval(run_dir, record)
@@ -207,11 +219,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps)
     eval_env, video_episodes = make_eval_env(env_id, cfg.obs, cfg.video_episodes, cfg.max_episode_steps)
     obs_space, action_dim = env.observation_space, int(np.prod(env.action_space.shape))
-    if image_keys(as_dict_space(obs_space)) and cfg.agent.encoder == "none" and not cfg.resume:
-        print("[train] image observations: using the conv encoder trained through the critic "
-              "(--encoder resnet10 --encoder-weights PATH --freeze-encoder for a pretrained ResNet-10)")
-        cfg.agent = dataclasses.replace(cfg.agent, encoder="conv")
-        cfg.save(run_dir / CONFIG_JSON)
+    if not cfg.resume:
+        cfg.agent, note = with_image_encoder(cfg.agent, bool(image_keys(as_dict_space(obs_space))))
+        if note:
+            print(f"[train] {note}")
+            cfg.save(run_dir / CONFIG_JSON)
     # wandb first: nothing it does at start-up can then touch the random streams seeded below
     resume_id = Progress.from_json(find_checkpoint(run_dir) / "progress.json").wandb_run_id if cfg.resume else None
     log = WandbLog(run_dir, cfg.wandb_mode if cfg.wandb else "disabled", cfg.wandb_project, run_dir.name,
@@ -223,9 +235,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ValueError(f"{run_dir} already holds a run ({store.n_episodes} episodes); continue it with "
                          f"--resume {run_dir}, or pass a new --out")
     else:
-        agent = make_agent(cfg.agent, obs_space, env.action_space, device=cfg.device, seed=cfg.seed)
+        agent = (make_residual_agent(cfg.agent, cfg.residual, obs_space, env.action_space, device=cfg.device,
+                                     seed=cfg.seed) if cfg.base_policy else
+                 make_agent(cfg.agent, obs_space, env.action_space, device=cfg.device, seed=cfg.seed))
         progress = Progress()
-    online, demos, sampler = make_replays(cfg, agent, demo_store)
+    # residual RL: the base policy acts every step, the agent learns a correction (robot_rl.training.residual)
+    residual = None if not cfg.base_policy else make_residual_acting(cfg.base_policy, agent, cfg.base_noise, np_rng,
+                                                                      cfg.device)
+    online, demos, sampler = make_replays(cfg, agent, demo_store, relabel=residual.relabel if residual else None)
     generators = {"online_replay": online.generator, **({"demo_replay": demos.generator} if demos is not None else {})}
     if cfg.resume:
         restore_rng_state(json.loads((ckpt / "rng.json").read_text()), np_rng, generators)
@@ -243,7 +260,10 @@ def train(cfg: TrainConfig) -> TrainResult:
           f"{len(demos) if demos is not None else 0} transitions -> {run_dir}")
     progress.wandb_run_id = log.run_id
     recorder = EpisodeRecorder(store)
-    warmup_reset, warmup_act = make_warmup_policy(cfg, env_id, env, np_rng)
+    if residual is None:
+        warmup_reset, warmup_act = make_warmup_policy(cfg, env_id, env, np_rng)
+    else:  # the base acts in warm-up too; reset it at every episode start
+        warmup_reset, warmup_act = residual.reset, None
     timers, recent = SectionTimers(), deque(maxlen=RECENT_EPISODES)
     t_start, wall_before = time.perf_counter(), progress.train_wall_s
 
@@ -253,7 +273,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     last_eval = None
     if progress.env_steps == 0:
         with timers("eval"):
-            last_eval = run_evaluation(cfg, agent, eval_env, video_episodes, run_dir, progress, wall(), log, title)
+            last_eval = run_evaluation(cfg, agent, eval_env, video_episodes, run_dir, progress, wall(), log, title,
+                                       residual)
     next_eval = (progress.env_steps // cfg.eval_every + 1) * cfg.eval_every
     next_checkpoint = (progress.env_steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     bar = tqdm(total=cfg.steps, initial=progress.env_steps, unit="step", desc="train", disable=not cfg.progress_bar,
@@ -268,7 +289,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     episode_return, episode_success = 0.0, False
     while True:
         with timers("act"):
-            if progress.env_steps < cfg.warmup_steps:
+            if residual is not None:  # base (+ noise in warm-up, + the residual after it)
+                action = residual.act(obs, warmup=progress.env_steps < cfg.warmup_steps)
+            elif progress.env_steps < cfg.warmup_steps:
                 action = warmup_act(obs)
             else:
                 with torch.no_grad():
@@ -276,7 +299,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         with timers("env"):
             next_obs, reward, terminated, truncated, info = env.step(action)
         with timers("record"):
-            recorder.step(action, next_obs, float(reward), bool(terminated), bool(truncated), info)
+            recorder.step(action, next_obs, float(reward), bool(terminated), bool(truncated), info,
+                          base_action=residual.base_action if residual is not None else None)
         progress.env_steps += 1
         bar.update(1)
         episode_return += float(reward)
@@ -290,7 +314,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         if progress.env_steps >= next_eval:
             next_eval += cfg.eval_every
             with timers("eval"):
-                last_eval = run_evaluation(cfg, agent, eval_env, video_episodes, run_dir, progress, wall(), log, title)
+                last_eval = run_evaluation(cfg, agent, eval_env, video_episodes, run_dir, progress, wall(), log, title,
+                                           residual)
 
         if progress.env_steps % cfg.log_every == 0:
             dt = time.perf_counter() - window["t"]
@@ -335,7 +360,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     evals = curves.read_evals(run_dir)
     if not evals or evals[-1]["env_steps"] != progress.env_steps:
         with timers("eval"):
-            last_eval = run_evaluation(cfg, agent, eval_env, video_episodes, run_dir, progress, wall(), log, title)
+            last_eval = run_evaluation(cfg, agent, eval_env, video_episodes, run_dir, progress, wall(), log, title,
+                                       residual)
         evals = curves.read_evals(run_dir)
     print(f"[train] done: {progress.env_steps} env steps, {progress.episodes} episodes, {agent.step} updates in "
           f"{wall():.0f} s; last eval: {_eval_line(evals[-1])}")

@@ -1,0 +1,77 @@
+"""Configs of behaviour cloning: the policy's (saved with it) and the run's (the `robot-rl bc train` options)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EXECUTIONS = ("ensemble", "replay")
+
+
+@dataclass
+class BCPolicyConfig:
+    """What a BC policy is: its network and how its action chunks are executed."""
+
+    chunk_size: int = 4  # K: actions predicted per observation (the current one and K - 1 after it)
+    execution: Literal["ensemble", "replay"] = "ensemble"  # ensemble: predict every step and average the predictions
+    # for this step of the last K chunks (ACT's temporal ensembling); replay: execute a chunk open loop, then predict
+    ensemble_decay: float = 0.1  # temporal ensembling weight exp(-decay * i) of the i-th newest prediction
+    hidden_dims: tuple[int, ...] = (256, 256)  # widths of the MLP head's hidden layers
+    layer_norm: bool = True  # LayerNorm after every hidden layer of the head
+    encoder: Literal["auto", "none", "conv", "resnet10"] = "auto"  # image encoder; auto: conv with images, else none
+    encoder_weights: str | None = None  # ResNet-10 weights (local file/dir or HF cache id); None = random init
+    latent_dim: int = 64  # per-camera latent size after the encoder neck
+    image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis while training (0 = none)
+
+    def __post_init__(self) -> None:
+        self.hidden_dims = tuple(self.hidden_dims)
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.execution not in EXECUTIONS:
+            raise ValueError(f"execution={self.execution!r} is not valid; choose one of {EXECUTIONS}")
+        if self.ensemble_decay < 0:
+            raise ValueError(f"ensemble_decay must be >= 0, got {self.ensemble_decay}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BCPolicyConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown BCPolicyConfig fields {sorted(unknown)}; valid fields: {sorted(names)}")
+        return cls(**d)
+
+
+@dataclass
+class BCTrainConfig:
+    """One BC training run: data, optimisation, evaluation."""
+
+    demos: str = ""  # episode store of demonstrations (e.g. from `robot-rl demos record`)
+    out: str = ""  # output directory: bc_policy.safetensors + bc_policy.json, bc_train_config.json, bc_eval.json
+    max_episodes: int = 0  # clone only the first N demo episodes (0: all of them)
+    loss: Literal["l1", "mse"] = "l1"  # regression loss on the action chunk (ACT uses L1)
+    steps: int = 3000  # gradient steps
+    batch_size: int = 256  # samples per gradient step
+    lr: float = 1e-3  # AdamW learning rate (cosine-decayed to 10 % over `steps`)
+    weight_decay: float = 1e-4  # AdamW weight decay
+    seed: int = 0  # seeds the network init, batches and augmentation; evaluation episode i resets with 10**6 + seed + i
+    device: str = "cpu"  # torch device: cpu or cuda
+    threads: int = 1  # torch intra-op CPU threads (0: torch's default)
+    task: str | None = None  # sim task to evaluate on (None: the demo store's task)
+    eval_episodes: int = 20  # evaluation episodes after training (0: no evaluation)
+    progress_bar: bool = True  # show a tqdm progress bar
+    policy: BCPolicyConfig = field(default_factory=BCPolicyConfig)  # the network and chunk execution
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_episodes", "eval_episodes", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,193 @@
+"""The behaviour-cloned policy: observation encoder + MLP head predicting a chunk of K actions.
+
+    policy = BCPolicy(BCPolicyConfig(chunk_size=4), obs_spec, action_dim=4)
+    policy.reset()                      # at every episode start
+    action = policy.act(obs)            # (A,) in [-1, 1]; one chunk prediction per step with temporal ensembling
+
+State inputs are normalised with the demos' mean and std (buffers, saved with the weights). The encoder is the
+learner's `ObsEncoder` (state vectors as they are, one conv or ResNet-10 latent per camera). Saved like `Policy`:
+safetensors weights + a JSON config, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load, load_file, save, save_file
+from torch import nn
+
+from robot_rl.agents.policy import _safetensors_metadata
+from robot_rl.bc.config import BCPolicyConfig
+from robot_rl.nets.mlp import mlp
+from robot_rl.nets.obs_encoder import ObsEncoder
+from robot_rl.nets.pretrained import load_resnet10_weights
+from robot_rl.spaces import spec_image_keys
+
+BC_FORMAT = "robot_rl.bc_policy/1"
+BC_WEIGHTS = "bc_policy.safetensors"
+BC_CONFIG = "bc_policy.json"
+
+
+class ChunkExecution:
+    """Turns one chunk prediction per step into one action per step (see BCPolicyConfig.execution)."""
+
+    def __init__(self, chunk_size: int, mode: str, decay: float):
+        self.chunk_size, self.mode, self.decay = chunk_size, mode, decay
+        self.reset()
+
+    def reset(self) -> None:
+        self._chunks: list[tuple[int, np.ndarray]] = []  # (step predicted at, (K, A) chunk), oldest first
+        self._t = 0
+
+    def needs_prediction(self) -> bool:
+        if self.mode == "ensemble":
+            return True
+        return not self._chunks or self._t - self._chunks[-1][0] >= self.chunk_size
+
+    def step(self, chunk: np.ndarray | None) -> np.ndarray:
+        """Give the chunk predicted now (when `needs_prediction()`), get this step's action (A,)."""
+        if chunk is not None:
+            self._chunks.append((self._t, chunk))
+            self._chunks = [(t0, c) for t0, c in self._chunks if self._t - t0 < self.chunk_size]
+        if self.mode == "replay":
+            t0, c = self._chunks[-1]
+            action = c[self._t - t0]
+        else:  # this step's entry of every live chunk; the i-th newest weighs exp(-decay * i)
+            preds = np.stack([c[self._t - t0] for t0, c in reversed(self._chunks)])  # (n, A), newest first
+            w = np.exp(-self.decay * np.arange(len(preds)))
+            action = (w[:, None] * preds).sum(0) / w.sum()
+        self._t += 1
+        return action.astype(np.float32)
+
+
+class BCPolicy(nn.Module):
+    def __init__(self, cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_dim: int, meta: dict | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.obs_spec = {k: list(v) for k, v in obs_spec.items()}
+        self.action_dim = action_dim
+        self.meta = dict(meta or {})  # where the policy came from: task, obs_mode, demos, ... (saved in the JSON)
+        encoder = cfg.encoder
+        if encoder == "auto":
+            encoder = "conv" if spec_image_keys(obs_spec) else "none"
+        self.encoder = ObsEncoder(obs_spec, encoder, cfg.latent_dim, False, cfg.image_aug_pad_px)
+        self.head = mlp(self.encoder.out_dim, cfg.hidden_dims, cfg.chunk_size * action_dim, cfg.layer_norm)
+        state_dim = self.encoder.state_dim
+        self.register_buffer("state_mean", torch.zeros(state_dim))  # normalisation of the concatenated state keys
+        self.register_buffer("state_std", torch.ones(state_dim))
+        self.execution = ChunkExecution(cfg.chunk_size, cfg.execution, cfg.ensemble_decay)
+
+    @property
+    def device(self) -> torch.device:
+        return self.state_mean.device
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Mean and std (D,) of the state keys concatenated in the encoder's order; std is floored at 1e-3."""
+        with torch.no_grad():
+            self.state_mean.copy_(mean)
+            self.state_std.copy_(std.clamp_min(1e-3))
+
+    def normalize(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out, start = dict(obs), 0
+        for k in self.encoder.state_keys:
+            d = self.obs_spec[k][0]
+            x = obs[k].reshape(obs[k].shape[0], -1).float()
+            out[k] = (x - self.state_mean[start:start + d]) / self.state_std[start:start + d]
+            start += d
+        return out
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Batched observations (B, ...) -> action chunks (B, K, A), unclipped."""
+        feats = self.encoder(self.normalize(obs))  # (B, F)
+        return self.head(feats).view(-1, self.cfg.chunk_size, self.action_dim)
+
+    # --- acting (BasePolicy) ---------------------------------------------------------------------
+    def reset(self) -> None:
+        self.execution.reset()
+
+    @torch.no_grad()
+    def predict_chunk(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """One unbatched observation dict -> chunk (K, A) in [-1, 1]."""
+        missing = [k for k in self.obs_spec if k not in obs]
+        if missing:
+            raise ValueError(f"observation lacks {missing}; the BC policy expects {list(self.obs_spec)}")
+        was_training = self.training
+        self.eval()
+        batch = {k: torch.as_tensor(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_spec}
+        chunk = self(batch)[0].clamp(-1.0, 1.0).cpu().numpy()
+        self.train(was_training)
+        return chunk
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """This step's action (A,) float32 in [-1, 1]; call reset() at every episode start."""
+        chunk = self.predict_chunk(obs) if self.execution.needs_prediction() else None
+        return self.execution.step(chunk)
+
+    # --- persistence ----------------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {"format": BC_FORMAT, "bc_config": self.cfg.to_dict(), "obs_spec": self.obs_spec,
+                "action_dim": self.action_dim, "meta": self.meta}
+
+    @classmethod
+    def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> "BCPolicy":
+        if d.get("format") != BC_FORMAT:
+            raise ValueError(f"not a robot_rl BC policy (format {d.get('format')!r}, expected {BC_FORMAT!r})")
+        cfg = BCPolicyConfig.from_dict(d["bc_config"])
+        return cls(cfg, d["obs_spec"], int(d["action_dim"]), d.get("meta")).to(device)
+
+    def _load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"BC policy weights do not match its config: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        self.load_state_dict(tensors)
+
+    def save(self, path_dir: str | Path) -> None:
+        path = Path(path_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path / BC_WEIGHTS))
+        (path / BC_CONFIG).write_text(json.dumps(self.config_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> "BCPolicy":
+        path = Path(path_dir)
+        for name in (BC_WEIGHTS, BC_CONFIG):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path / name} not found; a BC checkpoint holds {BC_WEIGHTS} and {BC_CONFIG} "
+                                        "(made by `robot-rl bc train`)")
+        policy = cls.from_config_dict(json.loads((path / BC_CONFIG).read_text()), device)
+        policy._load_weights(load_file(str(path / BC_WEIGHTS), device=str(device)))
+        policy.eval()
+        return policy
+
+    def to_bytes(self) -> bytes:
+        """safetensors bytes with the config JSON in the metadata (for sending the base policy over ROS)."""
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        return save(tensors, metadata={"config": json.dumps(self.config_dict())})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "BCPolicy":
+        meta = _safetensors_metadata(data)
+        if "config" not in meta:
+            raise ValueError("BC policy bytes carry no config in their safetensors metadata; "
+                             "make them with BCPolicy.to_bytes")
+        policy = cls.from_config_dict(json.loads(meta["config"]), device)
+        policy._load_weights({k: v.to(device) for k, v in load(data).items()})
+        policy.eval()
+        return policy
+
+
+def make_bc_policy(cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_dim: int, meta: dict | None = None,
+                   load_pretrained: bool = True) -> BCPolicy:
+    """A fresh BC policy; loads ResNet-10 weights when the config names them."""
+    policy = BCPolicy(cfg, obs_spec, action_dim, meta)
+    if cfg.encoder == "resnet10" and cfg.encoder_weights and load_pretrained:
+        load_resnet10_weights(policy.encoder.trunk, cfg.encoder_weights)
+    return policy
+
+
+__all__ = ["BC_CONFIG", "BC_FORMAT", "BC_WEIGHTS", "BCPolicy", "ChunkExecution", "make_bc_policy"]
