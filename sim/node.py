@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ import rclpy  # noqa: E402
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
 from std_msgs.msg import Bool, Float32MultiArray, Float64  # noqa: E402
@@ -76,6 +79,7 @@ class SimRobotNode(Node):
 
     def __init__(self, **node_kw):
         super().__init__("sim_robot", **node_kw)
+        self.stop = threading.Event()  # set by main's signal handler: leave the loop between two control periods
         self.cfg = declare_config(self, SimNodeConfig())
         self.cfg.validate()
         cfg = self.cfg
@@ -123,7 +127,7 @@ class SimRobotNode(Node):
         """Step, publish, serve callbacks until the next tick; returns when the context shuts down."""
         wall_period_s = self.dt_s / self.cfg.real_time_factor if self.cfg.real_time_factor > 0 else 0.0
         deadline = time.monotonic()
-        while rclpy.ok(context=self.context):
+        while rclpy.ok(context=self.context) and not self.stop.is_set():
             self.step()
             if wall_period_s == 0.0:
                 executor.spin_once(timeout_sec=0.0)
@@ -272,10 +276,16 @@ class SimRobotNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point `robot-rl-sim-node`: `robot-rl-sim-node --ros-args -r __ns:=/robot_1 -p task:=peg_insert`."""
-    rclpy.init(args=sys.argv if argv is None else argv)
+    # SIGINT/SIGTERM only set a flag the main loop checks: a signal never lands inside a publish or a render,
+    # so the node always stops between two control periods and exits 0.
+    rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         node = SimRobotNode()
+        node.stop = stop
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         node.run(executor)

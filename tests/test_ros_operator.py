@@ -44,11 +44,6 @@ def _stop(proc: subprocess.Popen) -> int:
 
 def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_budget(tmp_path):
     sim_log, op_log = tmp_path / "sim.log", tmp_path / "operator.log"
-    sim = _start([str(Path(sys.executable).parent / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={NS}",
-                  "-p", "control_rate_hz:=10.0", "-p", "camera_rate_hz:=0.0", "-p", "seed:=3", "-r", f"/clock:={NS}/clock"], sim_log)
-    op = _start([sys.executable, "-m", "robot_rl.nodes.operator", "--ros-args", "-r", f"__ns:={NS}", "-p", "use_sim_time:=true",
-                 "-r", f"/clock:={NS}/clock", "-p", "control_rate_hz:=10.0", "-p", "patience_steps:=4",
-                 "-p", "takeover_steps:=3", "-p", "max_interventions:=2", "-p", "max_fraction:=1.0"], op_log)
     context = rclpy.Context()
     rclpy.init(context=context)
     node = Node("operator_probe", context=context)
@@ -59,6 +54,13 @@ def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_
                              lambda m: heard.append(teleop_convert.teleop_fields_from_msg(m, topics.BASE_FRAME)), topics.COMMAND_QOS)
     node.create_subscription(Float32MultiArray, f"{NS}/{topics.TASK_OBJECT_STATE}", lambda m: states.append(np.array(m.data)),
                              topics.STATE_QOS)
+    # the probe listens before the nodes start, and the operator waits 2 s of sim time before its first take-over,
+    # so discovery is done before anything is engaged (on a loaded machine too)
+    sim = _start([str(Path(sys.executable).parent / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={NS}",
+                  "-p", "control_rate_hz:=10.0", "-p", "camera_rate_hz:=0.0", "-p", "seed:=3", "-r", f"/clock:={NS}/clock"], sim_log)
+    op = _start([sys.executable, "-m", "robot_rl.nodes.operator", "--ros-args", "-r", f"__ns:={NS}", "-p", "use_sim_time:=true",
+                 "-r", f"/clock:={NS}/clock", "-p", "control_rate_hz:=10.0", "-p", "patience_steps:=20",
+                 "-p", "takeover_steps:=3", "-p", "max_interventions:=2", "-p", "max_fraction:=1.0"], op_log)
     try:
         end = time.monotonic() + 60
         while time.monotonic() < end and not any(h["counts"]["release"] >= 2 for h in heard):
@@ -71,7 +73,10 @@ def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_
         assert float(np.dot(twist[:3], -cube_to_tcp)) > 0.5 * np.linalg.norm(twist[:3]) * np.linalg.norm(cube_to_tcp), \
             f"the operator should head for the cube: twist {twist[:3]}, cube - tcp {-cube_to_tcp}"
         assert engaged[0]["gripper"] == 0.0  # approaching with the gripper open
-        assert len(engaged) == 6  # 2 take-overs x 3 steps
+        # 2 take-overs of 3 steps each (the command QoS keeps only the newest message, so a busy probe may miss
+        # some engaged ones: count the events and read the operator's own tally)
+        assert heard[-1]["counts"]["take_over"] == 2 and heard[-1]["counts"]["release"] == 2
+        assert "take-over 2, 6 steps driven" in op_log.read_text()
         # the budget is spent: 2 more seconds of sim time (20 steps) and no third take-over
         n = len(heard)
         end = time.monotonic() + 2.5

@@ -117,7 +117,7 @@ def _rolling_success(records: list[dict]) -> float:
     return sum(r["success"] for r in last) / len(last) if len(last) == WINDOW else 0.0
 
 
-@pytest.mark.timeout(1200)  # ~5 min on 2 idle cores
+@pytest.mark.timeout(1500)  # ~4-5 min on 2 idle cores
 def test_sim_actor_learner_learn_pick_cube_and_a_learner_killed_with_9_resumes_losing_no_episode(tmp_path):
     _record_demos(tmp_path)
     run, sim, actor, learner = tmp_path / "runs" / "learner", "/robot_1/sim_robot", "/robot_1/actor", "/learner"
@@ -146,7 +146,7 @@ def test_sim_actor_learner_learn_pick_cube_and_a_learner_killed_with_9_resumes_l
         resumed_line = next(x for x in procs.logs[learner].read_text().splitlines() if "resumed" in x)
         assert "from step_" in resumed_line, resumed_line
         _wait(lambda: len(_records(run)) >= WINDOW and _rolling_success(_records(run)) >= LEARNED_RATE,
-              max(60.0, 660 - (time.monotonic() - t0)), procs,
+              max(60.0, 900 - (time.monotonic() - t0)), procs,
               f"a rolling success rate >= {LEARNED_RATE} over {WINDOW} episodes", poll_s=2.0)
         learned_at = _records(run)[-1]
         # phase 4: stop the robot; the actor (paused: stale state) resends until the learner holds everything
