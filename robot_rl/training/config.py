@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.residual import ResidualConfig
+from robot_rl.teleop.operator import OperatorConfig
 from robot_rl.training.cli_args import from_dict
 
 CONFIG_JSON = "train_config.json"
@@ -63,6 +64,14 @@ class TrainConfig:
     base_policy: str | None = None  # base policy dir (`robot-rl bc train` output, or a saved policy): learn a residual on it
     base_noise: float = 0.1  # residual RL warm-up: std of the Gaussian noise added to the base action (replaces --warmup-policy)
     residual: ResidualConfig = field(default_factory=ResidualConfig)  # the residual's bound and critic-only phase
+    # --- simulated operator (robot_rl.training.intervention): on with --operator ---
+    operator: bool = False  # a scripted operator takes over when the policy strays (after warm-up; sim tasks only)
+    patience_steps: int = 10  # operator: steps without progress before it takes over
+    takeover_steps: int = 15  # operator: steps it drives per take-over
+    max_interventions: int = 3  # operator budget: take-overs per episode
+    max_fraction: float = 0.3  # operator budget: fraction of the episode's time limit it may drive
+    intervention_to_demos: bool = True  # HIL-SERL: intervened transitions also go to the demo replay (mixed into batches)
+    intervention_penalty: float = 0.0  # RLIF: reward added to the policy's step after which the operator took over (<= 0)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.demo_fraction < 1.0:
@@ -77,6 +86,12 @@ class TrainConfig:
             raise ValueError(f"base_noise must be >= 0, got {self.base_noise}")
         if self.base_policy and self.agent.discrete_gripper:
             raise ValueError("residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper")
+        if self.operator:  # the operator's own checks (the episode length is the env's, known later)
+            OperatorConfig(patience_steps=self.patience_steps, takeover_steps=self.takeover_steps,
+                           max_interventions=self.max_interventions, max_fraction=self.max_fraction)
+        if self.intervention_penalty > 0:
+            raise ValueError(f"intervention_penalty is added to the reward of the step that led to a take-over: give "
+                             f"a value <= 0 (e.g. -1), got {self.intervention_penalty}")
         if not (self.task or self.env_id):
             raise ValueError("give a sim task (--task) or a gymnasium id (--env-id)")
 

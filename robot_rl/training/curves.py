@@ -1,4 +1,6 @@
-"""The evaluation log (`<run>/eval.jsonl`, one JSON object per evaluation) and its learning-curve figure."""
+"""The evaluation log (`<run>/eval.jsonl`, one JSON object per evaluation), its learning-curve figure, and the
+training-episode log (`<run>/train_episodes.jsonl`, one JSON object per online episode, derived from the episode
+store so a resumed run rewrites it exactly)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from robot_rl import keys
+
 EVAL_LOG = "eval.jsonl"
 CURVE_PNG = "curve.png"
+TRAIN_EPISODES_LOG = "train_episodes.jsonl"
 
 
 def append_eval(run_dir: Path, record: dict[str, Any]) -> None:
@@ -18,6 +25,41 @@ def append_eval(run_dir: Path, record: dict[str, Any]) -> None:
     with open(Path(run_dir) / EVAL_LOG, "a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
+
+
+def train_episode_record(episode: dict[str, Any], index: int, env_steps: int) -> dict[str, Any]:
+    """One online episode's summary from its stored steps: length, return, success, intervened steps and rate.
+
+    `env_steps` counts the run's env steps at the episode's end. The return is of the recorded rewards (any
+    intervention penalty included)."""
+    flags = np.asarray(episode[keys.IS_INTERVENTION], dtype=bool)
+    n = int(flags.size)
+    return {"episode": index, "env_steps": env_steps, "steps": n,
+            "return": round(float(np.sum(episode[keys.REWARD], dtype=np.float64)), 6),
+            "success": bool(np.any(episode[keys.SUCCESS])), "interventions": int(flags.sum()),
+            "intervention_rate": round(float(flags.mean()) if n else 0.0, 6)}
+
+
+def write_train_episodes(run_dir: Path, records: list[dict[str, Any]], append: bool) -> None:
+    """Append (or, `append=False`, rewrite the file with) training-episode records, flushed before returning."""
+    path = Path(run_dir) / TRAIN_EPISODES_LOG
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    if append:
+        with open(path, "a") as f:
+            f.write(text)
+            f.flush()
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def read_train_episodes(run_dir: Path) -> list[dict[str, Any]]:
+    """All training-episode records of a run, in episode order (empty if none yet)."""
+    path = Path(run_dir) / TRAIN_EPISODES_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def read_evals(run_dir: Path) -> list[dict[str, Any]]:
@@ -40,7 +82,10 @@ def truncate_evals(run_dir: Path, max_env_steps: int) -> None:
 
 def plot_curve(records: list[dict[str, Any]], png_path: Path, title: str,
                success_label: str = "success rate (deterministic policy)") -> None:
-    """Success rate (if the env reports success) and mean return vs env steps, as a PNG."""
+    """Success rate (if the env reports success) and mean return vs env steps, as a PNG.
+
+    Records with `intervention_rate_recent` (runs with an operator) add that rate of the latest training
+    episodes to the success axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,7 +97,13 @@ def plot_curve(records: list[dict[str, Any]], png_path: Path, title: str,
     fig, axes = plt.subplots(1, n_axes, figsize=(5.5 * n_axes, 4), squeeze=False)
     if has_success:
         ax = axes[0][0]
-        ax.plot(steps, [r.get("success_rate", math.nan) for r in records], "o-", color="tab:green")
+        ax.plot(steps, [r.get("success_rate", math.nan) for r in records], "o-", color="tab:green",
+                label="success rate")
+        if any(r.get("intervention_rate_recent") is not None for r in records):
+            rate = [r.get("intervention_rate_recent") for r in records]
+            ax.plot(steps, [math.nan if x is None else x for x in rate], "s--", color="tab:orange",
+                    label="intervention rate (recent training episodes)")
+            ax.legend(loc="best", fontsize=8)
         ax.set_ylim(-0.03, 1.03)
         ax.set_ylabel(success_label)
         ax.set_xlabel("env steps")
