@@ -36,6 +36,7 @@ class ActorConfig:
     max_angvel_rad_s: float = 1.5  # safety filter: rotation speed limit
     seed: int = 0  # seeds warm-up actions and the policy's sampling noise
     threads: int = 1  # torch CPU threads for inference
+    timing_log: str = ""  # JSON-lines file to append raw per-tick timings to (one line per episode and per policy load; "" = off)
 
     def validate(self) -> None:
         choices = {"task": (self.task, tuple(TASKS)), "obs_mode": (self.obs_mode, OBS_MODES),

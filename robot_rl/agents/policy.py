@@ -26,7 +26,7 @@ POLICY_WEIGHTS = "policy.safetensors"
 POLICY_CONFIG = "policy.json"
 
 
-def _safetensors_metadata(data: bytes) -> dict[str, str]:
+def safetensors_metadata(data: bytes) -> dict[str, str]:
     """The `__metadata__` of safetensors bytes (header: 8-byte little-endian length, then JSON)."""
     if len(data) < 8:
         raise ValueError(f"{len(data)} bytes are not a safetensors payload")
@@ -161,7 +161,7 @@ class Policy(nn.Module):
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "Policy":
-        meta = _safetensors_metadata(data)
+        meta = safetensors_metadata(data)
         if "config" not in meta:
             raise ValueError("policy bytes carry no config in their safetensors metadata; make them with Policy.to_bytes")
         policy = cls.from_config_dict(json.loads(meta["config"]), device)

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load, load_file, save, save_file
 from torch import nn
 
-from robot_rl.agents.policy import _safetensors_metadata
+from robot_rl.agents.policy import safetensors_metadata
 from robot_rl.bc.config import BCPolicyConfig
 from robot_rl.nets.mlp import mlp
 from robot_rl.nets.obs_encoder import ObsEncoder
@@ -171,7 +171,7 @@ class BCPolicy(nn.Module):
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "BCPolicy":
-        meta = _safetensors_metadata(data)
+        meta = safetensors_metadata(data)
         if "config" not in meta:
             raise ValueError("BC policy bytes carry no config in their safetensors metadata; "
                              "make them with BCPolicy.to_bytes")

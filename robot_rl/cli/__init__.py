@@ -16,7 +16,7 @@ COMMAND_MODULES = (
     "robot_rl.cli.bc",  # bc train, bc eval
     "robot_rl.cli.demos",  # demos record
     "robot_rl.cli.data",  # data info, data view
-    "robot_rl.cli.bench",  # bench sim, bench learner
+    "robot_rl.cli.bench",  # bench sim, bench learner, bench ros
     "robot_rl.cli.up",  # up: start a setup's ROS 2 nodes from its node table
 )
 

@@ -1,4 +1,4 @@
-"""robot-rl bench sim | learner: throughput against the peers (gym-hil, LeRobot), measured side by side.
+"""robot-rl bench sim | learner | ros: throughput against the peers (gym-hil, LeRobot), and the ROS 2 loop's timing.
 
 Figures go to stdout (a table, or one JSON object per line with --json); progress goes to stderr.
 The peers run in their own Python (`--peer-python .peers-venv/bin/python`, made by
@@ -20,8 +20,9 @@ DEVICES = ("cpu", "cuda")
 def register(sub) -> None:
     bench = sub.add_parser(
         "bench",
-        help="benchmarks against peer projects: sim steps/s (gym-hil), learner updates/s (LeRobot)",
-        description="Throughput benchmarks printing ratios against a peer measured in the same run.",
+        help="benchmarks: sim steps/s (vs gym-hil), learner updates/s (vs LeRobot), ROS 2 control-loop timing",
+        description="Throughput benchmarks printing ratios against a peer measured in the same run, and the "
+        "ROS 2 loop's timing (jitter, latency, inference, weights broadcast, learner ingest).",
     )
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
 
@@ -73,6 +74,33 @@ def register(sub) -> None:
     learner.add_argument("--json", action="store_true", help="one JSON object per configuration instead of a table")
     learner.set_defaults(func=_learner)
 
+    from robot_rl.bench.ros import GOAL_INFER_P99_MS, GOAL_JITTER_P99_MS, RosBenchConfig
+
+    d = RosBenchConfig()
+    ros = bench_sub.add_parser(
+        "ros",
+        help="ROS 2 loop at 10 Hz with two 128x128 cameras: jitter, latency, inference, weights broadcast, learner ingest",
+        description="Starts the sim robot (real time, 2 cameras 128x128 at 10 Hz) and a pixels actor (10 Hz, conv-encoder "
+        "policy) as processes for --seconds, broadcasting the weights --broadcasts times from this process; then a "
+        "learner node ingesting a burst of --episodes pixel episodes. Prints p50/p99 of control-period jitter "
+        f"(goal p99 <= {GOAL_JITTER_P99_MS:g} ms), observation->command latency, policy inference (goal p99 <= "
+        f"{GOAL_INFER_P99_MS:g} ms), weights broadcast latency and per-episode ingest, and episodes/s and MB/s ingested. "
+        "DDS stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless set) in a private ROS_DOMAIN_ID.",
+    )
+    ros.add_argument("--seconds", type=float, default=d.seconds, metavar="S",
+                     help=f"wall seconds of the control phase after the actor is up (default {d.seconds:g})")
+    ros.add_argument("--broadcasts", type=int, default=d.broadcasts, metavar="K",
+                     help=f"weight broadcasts during the control phase (default {d.broadcasts})")
+    ros.add_argument("--episodes", type=int, default=d.episodes, metavar="N",
+                     help=f"episodes sent to the learner in one burst (default {d.episodes})")
+    ros.add_argument("--threads", type=int, default=d.threads, metavar="N",
+                     help=f"the actor's torch CPU threads (default {d.threads})")
+    ros.add_argument("--domain-id", type=int, metavar="ID",
+                     help="ROS_DOMAIN_ID of all processes (default: a private one derived from this process's id)")
+    ros.add_argument("--out", metavar="DIR", help="keep node logs, the actor's timing log and stores here (default: a temp dir, removed)")
+    ros.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    ros.set_defaults(func=_ros)
+
 
 def _sim(args: argparse.Namespace) -> int:
     from robot_rl.bench.peer import PeerError
@@ -122,6 +150,20 @@ def _learner(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     _print(results, args.json, lambda: format_learner_table(results, cfg.specs))
+    return 0
+
+
+def _ros(args: argparse.Namespace) -> int:
+    from robot_rl.bench.ros import RosBenchConfig, RosBenchError, format_ros_table, run_ros_bench
+
+    try:
+        cfg = RosBenchConfig(seconds=args.seconds, broadcasts=args.broadcasts, episodes=args.episodes,
+                             threads=args.threads, out=args.out, domain_id=args.domain_id)
+        result = run_ros_bench(cfg)
+    except (RosBenchError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    _print([result], args.json, lambda: format_ros_table(result))
     return 0
 
 

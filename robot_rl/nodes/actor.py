@@ -11,12 +11,22 @@ through the SafetyFilter and publish it as a twist (delta / dt) and a gripper cl
 Episodes: `reset` service -> fresh data -> act until `task/success` (terminated, reward 1) or
 `max_episode_steps` (truncated) -> hold, store (durable) -> publish on /learner/episodes -> next.
 A wall-clock timer (`_housekeeping`) watches the learner's acks heartbeat and resends unacknowledged
-episodes from the store. Parameters: `robot_rl.actor.config.ActorConfig`; the logic without ROS:
-`robot_rl.actor`; the actor<->learner contract: `robot_rl.nodes.protocol`.
+episodes from the store. Weights from /learner/policy are kept (the newest wins) and put in use right after
+the next tick has sent its command -- copied into the policy in use when its config is the same -- so
+decoding them never delays a command (a decoder thread would, through the GIL: measured up to 150 ms).
+Parameters: `robot_rl.actor.config.ActorConfig`; the logic without ROS: `robot_rl.actor`; the
+actor<->learner contract: `robot_rl.nodes.protocol`.
+
+Timing (`robot-rl bench ros`): per running tick the wall period, the policy's inference time, the wall time
+from the tick's start to its command, and the observation->command latency (command stamp minus the capture
+stamp of the oldest input used, node clock) are kept; the episode's log line summarises them and, with `timing_log` set, one JSON line per episode
+(and one per policy load, with its wall time) is appended to that file.
 """
 
 from __future__ import annotations
 
+import gc
+import json
 import signal
 import sys
 import threading
@@ -30,6 +40,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from safetensors.torch import load as safetensors_load
 from std_msgs.msg import Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
@@ -39,6 +50,7 @@ from robot_rl.actor.delivery import Outbox, VersionLedger
 from robot_rl.actor.episode import EpisodeMachine, Phase
 from robot_rl.actor.observation import ObservationAssembler
 from robot_rl.agents.policy import Policy
+from robot_rl.agents.policy import safetensors_metadata as policy_metadata
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
@@ -70,6 +82,7 @@ class ActorNode(Node):
         self.rng = np.random.default_rng(cfg.seed)
         self.policy: Policy | None = None
         self.policy_version = -1  # learner update step of the weights in use (-1: none)
+        self._timing_log = open(cfg.timing_log, "a", buffering=1) if cfg.timing_log else None  # noqa: SIM115 (node lifetime)
         if cfg.policy_path:
             self._use_policy(Policy.load(cfg.policy_path), 0, f"local {cfg.policy_path}")
         self._pending: tuple[np.ndarray, np.ndarray] | None = None  # (executed, proposed) action awaiting its outcome
@@ -79,6 +92,11 @@ class ActorNode(Node):
         self._warned_ack_ahead = False
         self._tick_wall_s: list[float] = []  # wall time of each running tick (jitter statistics)
         self._infer_s: list[float] = []  # policy inference times of the running episode
+        self._latency_s: list[float] = []  # per step: command stamp - capture stamp of the oldest input used (node clock)
+        self._act_s: list[float] = []  # per step: wall time from the tick's start to its command being published
+        self._published_s = 0.0  # node-clock stamp of the last command published
+        self._policy_msg: UInt8MultiArray | None = None  # newest /learner/policy message not yet in use
+        self._last_tick = time.monotonic()  # wall time of the last tick (is the node's clock running?)
         self._make_io()
         self.get_logger().info(
             f"actor {self.actor_id} up: task={cfg.task} obs_mode={cfg.obs_mode} {cfg.control_rate_hz} Hz, "
@@ -100,6 +118,11 @@ class ActorNode(Node):
 
     # --- main loop --------------------------------------------------------------------------
     def _tick(self) -> None:
+        self._last_tick = time.monotonic()
+        self._control()
+        self._take_policy_msg()  # after the command is out: the most time until the next tick
+
+    def _control(self) -> None:
         now_s, m = self._now_s(), self.machine
         if m.phase is Phase.WAITING:
             self._hold()
@@ -136,7 +159,8 @@ class ActorNode(Node):
         if first:
             self.recorder.start(obs, info)
             self.safety.reset()
-            self._episode_version, self._tick_wall_s, self._infer_s = self.policy_version, [], []
+            self._episode_version, self._tick_wall_s, self._infer_s, self._latency_s, self._act_s = (
+                self.policy_version, [], [], [], [])
         elif self._pending is not None:
             executed, proposed = self._pending
             outcome = self.machine.record_step(info["success"])
@@ -147,6 +171,8 @@ class ActorNode(Node):
                 return
         proposed = self._choose(obs)
         executed = self._send(proposed, obs[keys.STATE][:3])
+        self._act_s.append(time.monotonic() - self._last_tick)
+        self._latency_s.append(self._published_s - min(v for k, v in info.items() if k.startswith(keys.T_CAPTURE)))
         self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed)  # nothing non-finite is stored
 
     def _choose(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -170,7 +196,8 @@ class ActorNode(Node):
         return self.layout.action_from_command(result.command)
 
     def _publish(self, cmd: EECommand) -> None:
-        self.pub_twist.publish(convert.twist_from_command(cmd, self.layout.dt_s, self._now_s(), topics.BASE_FRAME))
+        self._published_s = self._now_s()
+        self.pub_twist.publish(convert.twist_from_command(cmd, self.layout.dt_s, self._published_s, topics.BASE_FRAME))
         self._gripper = float(cmd.gripper)
         self.pub_gripper.publish(convert.gripper_command_msg(self._gripper))
 
@@ -211,6 +238,7 @@ class ActorNode(Node):
         success = self._publish_episode(index)
         self.get_logger().info(f"episode {index} stored and sent: {steps} steps, success={success}, "
                                f"policy v{self._episode_version}; {self._timing()}")
+        self.write_timing(episode=index)
 
     def _publish_episode(self, index: int) -> bool:
         """Send stored episode `index` on /learner/episodes; returns its success flag."""
@@ -221,21 +249,45 @@ class ActorNode(Node):
         self.outbox.sent(index, time.monotonic())
         return success
 
+    def _periods(self) -> tuple[np.ndarray, np.ndarray]:
+        """(wall periods in ms between consecutive running ticks, monotonic time each ends); pauses left out."""
+        t = np.asarray(self._tick_wall_s)
+        period_ms = np.diff(t) * 1e3
+        ok = np.isfinite(period_ms)
+        return period_ms[ok], t[1:][ok]
+
     def _timing(self) -> str:
-        period_ms = np.diff(self._tick_wall_s) * 1e3
-        infer_ms = np.asarray(self._infer_s) * 1e3
+        period_ms, infer_ms = self._periods()[0], np.asarray(self._infer_s) * 1e3
         text = ""
-        period_ms = period_ms[np.isfinite(period_ms)]
         if len(period_ms) > 2:
-            text = f"tick period wall p50 {np.median(period_ms):.1f} ms, p99 {np.percentile(period_ms, 99):.1f} ms"
+            jitter_ms = np.abs(period_ms - self.layout.dt_s * 1e3)
+            text = (f"tick period wall p50 {np.median(period_ms):.1f} ms, p99 {np.percentile(period_ms, 99):.1f} ms, "
+                    f"jitter p99 {np.percentile(jitter_ms, 99):.1f} ms")
         if len(infer_ms):
             text += f"; inference p50 {np.median(infer_ms):.1f} ms, p99 {np.percentile(infer_ms, 99):.1f} ms"
         return text
 
+    def write_timing(self, episode: int | None) -> None:
+        """Append the episode's raw timings to timing_log (episode None: the unfinished one, at exit)."""
+        if self._timing_log is None or not self._tick_wall_s:
+            return
+        ms = lambda xs: [round(float(x) * 1e3, 3) for x in xs]  # noqa: E731
+        period_ms, end_s = self._periods()
+        to_wall = time.time() - time.monotonic()
+        record = {"event": "episode", "episode": episode, "steps": len(self._latency_s),
+                  "policy_version": self._episode_version, "nominal_period_ms": self.layout.dt_s * 1e3,
+                  "period_ms": [round(float(x), 3) for x in period_ms],
+                  "period_end_wall": [round(float(t + to_wall), 4) for t in end_s], "infer_ms": ms(self._infer_s),
+                  "act_ms": ms(self._act_s), "latency_ms": ms(self._latency_s), "wall_time": time.time()}
+        self._timing_log.write(json.dumps(record) + "\n")
+
     # --- learner ----------------------------------------------------------------------------
     def _housekeeping(self) -> None:
-        """Wall clock, every 0.5 s: learner liveness (acks heartbeat) and resends of unacknowledged episodes."""
+        """Wall clock, every 0.5 s: learner liveness (acks heartbeat), resends of unacknowledged episodes, and new
+        weights while the node's clock stands still (no ticks)."""
         now = time.monotonic()
+        if now - self._last_tick > max(1.0, 2 * self.layout.dt_s):
+            self._take_policy_msg()
         alive = self.outbox.learner_alive(now)
         if alive != self._learner_alive:
             self._learner_alive = alive
@@ -264,13 +316,33 @@ class ActorNode(Node):
                 "or another node name")
 
     def _on_policy(self, msg: UInt8MultiArray) -> None:
+        self._policy_msg = msg  # decoded after the next tick (`_take_policy_msg`); a newer one replaces it
+
+    def _take_policy_msg(self) -> None:
+        """Decode the waiting weights and put them in use: in place when the config is the one in use (no model
+        construction: ~5x cheaper), else as a new Policy (checked against the layout by `_use_policy`)."""
+        msg, self._policy_msg = self._policy_msg, None
+        if msg is None:
+            return
         try:
             blob, version = protocol.policy_from_msg(msg)
-            policy = Policy.from_bytes(blob)
+            if self.policy is not None and json.loads(policy_metadata(blob).get("config", "null")) == self._policy_config:
+                policy = self._load_in_place(safetensors_load(blob))
+            else:
+                policy = Policy.from_bytes(blob)
         except (wire.WireError, ValueError, RuntimeError, KeyError) as err:
             self.get_logger().error(f"refused a policy from {protocol.POLICY}, keeping v{self.policy_version}: {err}")
             return
         self._use_policy(policy, version, protocol.POLICY)
+
+    def _load_in_place(self, tensors: dict[str, torch.Tensor]) -> Policy:
+        """Copy weights into the policy in use (same config); every name and shape is checked before anything is copied."""
+        own = self.policy.state_dict()
+        bad = sorted(k for k in set(own) | set(tensors) if k not in own or k not in tensors or own[k].shape != tensors[k].shape)
+        if bad:
+            raise ValueError(f"policy weights do not match their config: {bad[:5]}")
+        self.policy.load_state_dict(tensors)
+        return self.policy
 
     def _use_policy(self, policy: Policy, version: int, source: str) -> None:
         why = self.layout.policy_mismatch(policy.obs_spec, policy.action_dim)
@@ -278,6 +350,9 @@ class ActorNode(Node):
             self.get_logger().error(f"refused policy v{version} from {source}, keeping v{self.policy_version}: {why}")
             return
         self.policy, self.policy_version = policy.eval(), version
+        self._policy_config = json.loads(json.dumps(policy.config_dict()))  # as it travels (lists, not tuples)
+        if self._timing_log is not None:
+            self._timing_log.write(json.dumps({"event": "policy", "version": version, "wall_time": time.time()}) + "\n")
         self.get_logger().info(f"policy v{version} loaded from {source}")
 
     # --- robot inputs -----------------------------------------------------------------------
@@ -309,12 +384,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         executor = SingleThreadedExecutor()
         executor.add_node(node)
+        gc.collect()
+        gc.freeze()  # start-up's ~190k objects (torch, rclpy) leave the collector: a full collection in a tick then
+        # scans only what the actor made since, instead of stalling it ~100-250 ms (measured on a loaded 2-core machine)
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
     finally:
         if node is not None:
             if node.recorder.recording:
                 node.get_logger().info(f"exiting: the episode in flight ({node.recorder.n_steps} steps) is not stored")
+                node.write_timing(episode=None)
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
