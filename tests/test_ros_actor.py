@@ -9,7 +9,6 @@ refused; a policy that outputs NaN never reaches the robot. Run inside a private
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from robot_rl.data.store import EpisodeStore
 from robot_rl.nodes import protocol, topics
 from robot_rl.spaces import space_from_spec
 from robot_rl_sim.env import make_task_env
+from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -105,22 +105,6 @@ class _Learner:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-
-
-def _start(cmd: list[str], log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-    env |= {"PYTHONUNBUFFERED": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0"}
-    with open(log, "w") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen, log: Path) -> int:
-    proc.send_signal(2)
-    try:
-        return proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
 from robot_rl.interfaces import Frame
 from robot_rl.nodes import convert, protocol, topics
+from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -78,22 +78,6 @@ class _Camera:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-
-
-def _start(cmd: list[str], log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-    env |= {"PYTHONUNBUFFERED": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0"}
-    with open(log, "w") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen) -> int:
-    proc.send_signal(2)
-    try:
-        return proc.wait(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_a_stale_camera_pauses_the_episode_with_one_log_line_and_images_returning_resume_it(tmp_path):

@@ -7,7 +7,6 @@ patience, drive towards the cube, give back, and stop once its per-episode budge
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,25 +20,11 @@ from sensor_msgs.msg import Joy
 from std_msgs.msg import Float32MultiArray
 
 from robot_rl.nodes import teleop_convert, topics
+from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 NS = f"/operator_test_{os.getpid()}"
-ENV = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-
-
-def _start(cmd: list[str], log: Path) -> subprocess.Popen:
-    with open(log, "w") as out:
-        return subprocess.Popen(cmd, env=ENV, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen) -> int:
-    proc.send_signal(2)
-    try:
-        return proc.wait(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_budget(tmp_path):
