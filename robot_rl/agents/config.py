@@ -79,11 +79,7 @@ class AgentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AgentConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown AgentConfig fields {sorted(unknown)}; valid fields: {sorted(names)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 IMAGE_ENCODER_NOTE = ("image observations: using the conv encoder trained through the critic (a pretrained "
@@ -95,3 +91,12 @@ def with_image_encoder(cfg: AgentConfig, has_images: bool) -> tuple[AgentConfig,
     if has_images and cfg.encoder == "none":
         return dataclasses.replace(cfg, encoder="conv"), IMAGE_ENCODER_NOTE
     return cfg, ""
+
+
+def config_from_dict(cls, d: dict[str, Any]):
+    """`cls(**d)` for a config dataclass, refusing unknown keys with the valid ones named."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; valid fields: {sorted(names)}")
+    return cls(**d)

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from robot_rl.agents.config import config_from_dict
+
 EXECUTIONS = ("ensemble", "replay")
 
 
@@ -38,11 +40,7 @@ class BCPolicyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BCPolicyConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown BCPolicyConfig fields {sorted(unknown)}; valid fields: {sorted(names)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 @dataclass
