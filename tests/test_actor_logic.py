@@ -135,6 +135,23 @@ def test_an_episode_pauses_once_on_stale_data_resumes_and_ends_on_success_or_the
         m.start()
 
 
+def test_a_persons_verdict_ends_the_episode_success_with_reward_one_failure_with_zero_both_terminated():
+    m = EpisodeMachine(max_episode_steps=50)
+    for verdict, reward in (("success", 1.0), ("failure", 0.0)):
+        m.request_reset(0.0)
+        m.reset_answered(True, 1.0)
+        m.start()
+        assert not m.record_step(False).done
+        end = m.record_step(success=False, verdict=verdict)  # the sim's flag is down: the person's word counts
+        assert (end.reward, end.terminated, end.truncated) == (reward, True, False)
+        m.finish()
+    m.request_reset(0.0)
+    m.reset_answered(True, 1.0)
+    m.start()
+    with pytest.raises(ValueError, match="'rerecord' does not end a stored step"):
+        m.record_step(False, verdict="rerecord")
+
+
 def test_truncation_comes_exactly_at_max_episode_steps():
     m = EpisodeMachine(max_episode_steps=3)
     m.request_reset(0.0)
@@ -196,7 +213,7 @@ def test_actor_episodes_have_the_key_set_dtypes_and_shapes_of_gym_recorded_demos
 
 
 def test_bad_parameters_are_refused_with_the_valid_choices():
-    with pytest.raises(ValueError, match=r"warmup='maybe'; choose one of \['hold', 'random'\]"):
+    with pytest.raises(ValueError, match=r"warmup='maybe'; choose one of \['hold', 'random', 'teleop'\]"):
         ActorConfig(warmup="maybe").validate()
     with pytest.raises(ValueError, match="unknown task 'stack'"):
         ActorConfig(task="stack").layout()

@@ -197,3 +197,48 @@ def test_image_episodes_without_an_encoder_setting_get_the_conv_encoder_and_a_lo
     assert service.ingest(wire.encode_episode(with_camera, meta)).outcome is Outcome.STORED
     assert service.agent.cfg.encoder == "conv" and any("conv encoder" in line for line in lines)
     service.close()
+
+
+def _with_takeover(episode: dict, start: int, end: int) -> dict:
+    flags = np.zeros(len(episode[keys.ACTION]), dtype=bool)
+    flags[start:end] = True
+    return {**episode, keys.IS_INTERVENTION: flags}
+
+
+def test_corrections_join_the_demo_replay_get_the_penalty_and_show_in_the_log_and_curve(tmp_path, demos):
+    cfg = learner_config(tmp_path, intervention_penalty=-1.0, wandb_mode="offline")
+    lines: list[str] = []
+    service = LearnerService(cfg, log=lines.append)  # no demo store: the demo replay waits for corrections
+    plain = demos.get_episode(0)
+    meta = {"actor_id": "/r1/actor", "policy_version": -1, "success": True,
+            "task_meta": {k: demos.meta[k] for k in ("task", "obs_mode", "control_rate_hz", "action_layout")}}
+    assert service.ingest(wire.encode_episode(plain, {**meta, "index": 0})).outcome is Outcome.STORED
+    assert len(service.demos) == 0 and len(service.sampler.sources) == 1  # nothing to mix in yet
+    corrected = _with_takeover(demos.get_episode(1), 3, 7)
+    assert service.ingest(wire.encode_episode(corrected, {**meta, "index": 1})).outcome is Outcome.STORED
+    assert len(service.demos) == 4  # the 4 intervened transitions
+    assert len(service.sampler.sources) == 2 and service.sampler.counts(16) == [8, 8]
+    assert any("corrections arrived" in line for line in lines)
+    # RLIF: the step before the take-over (t=2) carries the penalty in the online replay, the store keeps the raw reward
+    stored = service.store.get_episode(1)
+    assert np.array_equal(stored[keys.REWARD], corrected[keys.REWARD])
+    records = plog.read_records(tmp_path / "run")
+    assert [r["intervention_rate"] for r in records] == [0.0, round(4 / len(corrected[keys.ACTION]), 6)]
+    rolled = plog.rolling(records, window=20)
+    assert rolled[-1]["intervention_rate_recent"] == pytest.approx(records[1]["intervention_rate"] / 2, abs=1e-6)
+    service.checkpoint()
+    assert (tmp_path / "run" / plog.TRAIN_CURVE_PNG).stat().st_size > 1000
+    service.close()
+    resumed = LearnerService(cfg, log=lambda line: None)  # corrections come back from the store on restart
+    assert len(resumed.demos) == 4 and len(resumed.sampler.sources) == 2
+    resumed.close()
+
+
+def test_the_penalty_lands_on_the_policy_step_that_led_to_each_take_over_only():
+    from robot_rl.training.intervention import penalize_takeovers
+
+    episode = {keys.REWARD: np.zeros(8, np.float32),
+               keys.IS_INTERVENTION: np.array([0, 0, 1, 1, 0, 1, 0, 0], bool)}
+    out = penalize_takeovers(episode, -1.0)
+    assert out[keys.REWARD].tolist() == [0, -1, 0, 0, -1, 0, 0, 0] and episode[keys.REWARD].sum() == 0
+    assert penalize_takeovers(episode, 0.0) is episode

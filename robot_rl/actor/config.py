@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robot_rl.actor.layout import OBS_MODES, TASKS, ActorLayout, task_spec
+from robot_rl.teleop.arbiter import ArbiterConfig
 
-WARMUPS = ("hold", "random")
+WARMUPS = ("hold", "random", "teleop")
 ON_LEARNER_LOST = ("continue", "hold")
 
 
@@ -24,7 +25,8 @@ class ActorConfig:
     max_episode_steps: int = 0  # steps before truncation; 0 = the task's default
     store: str = "actor_episodes"  # path of this actor's own EpisodeStore (created, or appended to)
     policy_path: str = ""  # optional local Policy directory to start with; else wait for /learner/policy
-    warmup: str = "hold"  # before any policy: hold (no episodes) or random (uniform actions in [-1, 1])
+    warmup: str = "hold"  # before any policy: hold (no episodes), random (uniform actions in [-1, 1]) or teleop
+    # (episodes run, the arm holds unless a person drives: recording demonstrations on hardware)
     deterministic: bool = False  # act with the policy's mean action (evaluation) instead of sampling
     on_learner_lost: str = "continue"  # no acks for learner_timeout_s: continue acting, or hold after the episode
     learner_timeout_s: float = 5.0  # wall seconds without an acks message (heartbeat 1 s) before the learner is lost
@@ -36,6 +38,10 @@ class ActorConfig:
     max_angvel_rad_s: float = 1.5  # safety filter: rotation speed limit
     seed: int = 0  # seeds warm-up actions and the policy's sampling noise
     threads: int = 1  # torch CPU threads for inference
+    teleop_timeout_s: float = 0.5  # wall seconds without a teleop/command message before the device counts as lost
+    teleop_translation_scale: float = 1.0  # a full teleop stick -> this fraction of a full translation action
+    teleop_rotation_scale: float = 1.0  # a full teleop twist -> this fraction of a full rotation action
+    hold_on_teleop_loss: bool = False  # also hold the arm when a teleop device drops while the policy acts
     timing_log: str = ""  # JSON-lines file to append raw per-tick timings to (one line per episode and per policy load; "" = off)
 
     def validate(self) -> None:
@@ -46,7 +52,7 @@ class ActorConfig:
                 raise ValueError(f"parameter {name}={value!r}; choose one of {list(valid)}")
         positive = {"control_rate_hz": self.control_rate_hz, "max_staleness_s": self.max_staleness_s,
                     "learner_timeout_s": self.learner_timeout_s, "resend_interval_s": self.resend_interval_s,
-                    "reset_timeout_s": self.reset_timeout_s, "image_size": self.image_size, "threads": self.threads}
+                    "reset_timeout_s": self.reset_timeout_s, "teleop_timeout_s": self.teleop_timeout_s, "image_size": self.image_size, "threads": self.threads}
         bad = {k: v for k, v in positive.items() if not v > 0}
         if bad or self.max_episode_steps < 0 or not self.store:
             raise ValueError(f"need positive {sorted(positive)}, max_episode_steps >= 0 and a store path; got "
@@ -54,7 +60,13 @@ class ActorConfig:
 
     def may_start_episode(self, has_policy: bool, learner_alive: bool) -> bool:
         """Whether a new episode may begin: something to act with, and a learner unless on_learner_lost=continue."""
-        return (has_policy or self.warmup == "random") and (self.on_learner_lost == "continue" or learner_alive)
+        return (has_policy or self.warmup != "hold") and (self.on_learner_lost == "continue" or learner_alive)
+
+    def arbiter(self) -> ArbiterConfig:
+        """How teleop commands become actions (the actor's actions are base-frame deltas)."""
+        return ArbiterConfig(use_rotation=self.use_rotation, policy_frame="base",
+                             translation_scale=self.teleop_translation_scale, rotation_scale=self.teleop_rotation_scale,
+                             hold_on_idle_disconnect=self.hold_on_teleop_loss)
 
     def layout(self) -> ActorLayout:
         spec = task_spec(self.task)

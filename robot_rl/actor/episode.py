@@ -88,10 +88,16 @@ class EpisodeMachine:
             return f"inputs fresh again: resuming episode at step {self.n_steps} after {now_s - self._t_paused_s:.2f} s"
         return ""
 
-    def record_step(self, success: bool) -> StepOutcome:
-        """One more action completed; `success` is the task flag observed after it."""
+    def record_step(self, success: bool, verdict: str | None = None) -> StepOutcome:
+        """One more action completed; `success` is the task flag observed after it. A person's `verdict` overrides
+        it: "success" ends the episode terminated with reward 1, "failure" terminated with reward 0 (the person
+        judged it lost: no bootstrapping past it)."""
         self._expect(Phase.RUNNING, "record_step")
+        if verdict not in (None, "success", "failure"):
+            raise ValueError(f"verdict {verdict!r} does not end a stored step; give 'success', 'failure' or None")
         self.n_steps += 1
+        if verdict is not None:
+            return StepOutcome(float(verdict == "success"), True, False)
         terminated = bool(success)
         return StepOutcome(float(terminated), terminated, not terminated and self.n_steps >= self.max_episode_steps)
 

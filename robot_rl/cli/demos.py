@@ -25,15 +25,34 @@ def register(sub) -> None:
     demos_sub = demos.add_subparsers(dest="demos_command", metavar="SUBCOMMAND", required=True)
     record = demos_sub.add_parser(
         "record",
-        help="record episodes of the simulated task's scripted expert",
-        description="Run the sim task's scripted expert for --episodes episodes and write them to the episode "
-        "store at --out (created, or appended to when its task and layout match). Attempt j resets the "
-        "env with seed S + j. Prints episodes, success rate and steps at the end.",
-        epilog="example: robot-rl demos record --task pick_cube --scripted --episodes 20 --out demos/pick_cube",
+        help="record episodes of the simulated task's scripted expert, or driven by a person with a teleop device",
+        description="Record --episodes episodes of the sim task into the episode store at --out (created, or "
+        "appended to when its task and layout match). Attempt j resets the env with seed S + j.\n\n"
+        "--scripted: the task's scripted expert (ground truth from the simulation).\n"
+        "--teleop DEVICE: a person drives, in real time at the task's control rate. The arm holds still "
+        "unless the person drives; every step records is_intervention. Keys / buttons: success ends the "
+        "episode as a success (stored), failure ends it as a failure (stored with --keep-failures), "
+        "re-record drops it and tries the same seed again. DEVICE keyboard reads this terminal (works over "
+        "SSH; keys: w/s a/d r/f move x/y/z, t take over / give back, c/v close / open the gripper, y success, "
+        "n failure, x re-record); spacemouse reads a SpaceMouse over HID (pyspacemouse); ros reads "
+        "teleop/command, so any teleop node drives it (gamepad: joy's game_controller_node + "
+        "robot-rl-teleop-node; SpaceMouse: spacenavd + robot-rl-teleop-node mapping:=spacemouse).\n\n"
+        "On hardware, record through the actor node instead: robot-rl up SETUP --set actor:warmup:=teleop "
+        "--set actor:store:=DIR (see the README).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  robot-rl demos record --task pick_cube --scripted --episodes 20 --out demos/pick_cube\n"
+        "  robot-rl demos record --task pick_cube --teleop keyboard --episodes 5 --out demos/pick_cube_by_hand",
     )
     record.add_argument("--task", required=True, choices=sorted(TASK_ENV_IDS), help="simulated task")
-    record.add_argument("--scripted", action="store_true", required=True,
-                        help="use the task's scripted expert (ground truth from the simulation)")
+    who = record.add_mutually_exclusive_group(required=True)
+    who.add_argument("--scripted", action="store_true",
+                     help="use the task's scripted expert (ground truth from the simulation)")
+    who.add_argument("--teleop", choices=("keyboard", "spacemouse", "ros"), metavar="DEVICE",
+                     help="a person drives with DEVICE: keyboard, spacemouse or ros (any node on teleop/command)")
+    record.add_argument("--mapping", default="", metavar="NAME|FILE",
+                        help="teleop device mapping (default: keyboard / spacemouse_hid); see robot_rl/teleop/mappings")
+    record.add_argument("--speed", type=float, default=0.5, metavar="F",
+                        help="teleop: a full stick or key moves at this fraction of the largest action (default 0.5)")
     record.add_argument("--episodes", type=_positive_int, required=True, metavar="N", help="episodes to add")
     record.add_argument("--out", type=Path, required=True, metavar="DIR", help="episode store directory")
     record.add_argument("--obs", choices=("pixels", "state"), default="pixels",
@@ -57,6 +76,9 @@ def _record(args: argparse.Namespace) -> int:
     from robot_rl.data.demos import DemoConfig, record_scripted_demos
     from robot_rl.data.store import StoreError
 
+    if args.teleop:
+        return _record_teleop(args)
+
     cfg = DemoConfig(
         task=args.task, episodes=args.episodes, out=args.out, obs_mode=args.obs, seed=args.seed,
         keep_failures=args.keep_failures, noise=args.noise, max_attempts=args.max_attempts, progress=args.progress,
@@ -71,4 +93,26 @@ def _record(args: argparse.Namespace) -> int:
         f"expert success rate {100 * result.success_rate:.1f} % ({result.successes}/{result.attempts} attempts); "
         f"the store now holds {result.store_episodes} episodes"
     )
+    return 0
+
+
+def _record_teleop(args: argparse.Namespace) -> int:
+    from robot_rl.data.store import StoreError
+    from robot_rl.data.teleop_demos import TeleopDemoConfig, record_teleop_demos
+    from robot_rl.teleop.mapping import MappingError
+
+    if not 0 < args.speed <= 1:
+        print(f"error: --speed must be in (0, 1], got {args.speed}", file=sys.stderr)
+        return 2
+    cfg = TeleopDemoConfig(task=args.task, episodes=args.episodes, out=args.out, device=args.teleop,
+                           mapping=args.mapping, obs_mode=args.obs, seed=args.seed, keep_failures=args.keep_failures,
+                           translation_scale=args.speed)
+    try:
+        result = record_teleop_demos(cfg)
+    except (StoreError, MappingError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"recorded {result.added} episodes of {args.task} by {args.teleop} to {result.store_path} "
+          f"({result.successes} successes, {result.failures} failures, {result.discarded} re-recorded); "
+          f"the store now holds {result.store_episodes} episodes")
     return 0

@@ -31,6 +31,9 @@ class LearnerConfig:
     utd_ratio: int = 0  # critic updates per received env step (0 = the agent config's utd_ratio)
     batch_size: int = 0  # transitions per update (0 = the agent config's batch_size)
     encoder: str = ""  # image encoder: none, conv, resnet10 ("" = the agent config's)
+    intervention_to_demos: bool = True  # intervened transitions also go to the demo replay (HIL-SERL), mixed at demo_fraction
+    intervention_penalty: float = 0.0  # RLIF: added (<= 0) to the reward of each policy step after which a person took over
+    intervention_replay_capacity: int = 0  # demo-replay rows kept for intervened transitions (0 = a quarter of the online replay)
     min_steps_to_train: int = 1000  # online + demo transitions in replay before the first update
     replay_capacity: int = 0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
     max_updates_per_spin: int = 0  # updates between two looks at the executor (0 = 10 * utd_ratio)
@@ -55,10 +58,13 @@ class LearnerConfig:
                      "success_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("replay_capacity", "utd_ratio", "batch_size", "min_steps_to_train", "max_updates_per_spin", "keep_checkpoints",
+        for name in ("replay_capacity", "intervention_replay_capacity", "utd_ratio", "batch_size", "min_steps_to_train", "max_updates_per_spin", "keep_checkpoints",
                      "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.intervention_penalty > 0:
+            raise ValueError(f"intervention_penalty is added to the reward of the step that led to a take-over: give a "
+                             f"value <= 0 (e.g. -1), got {self.intervention_penalty}")
         if self.ack_period_s <= 0:
             raise ValueError(f"ack_period_s must be > 0, got {self.ack_period_s}")
 

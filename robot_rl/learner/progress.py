@@ -1,9 +1,10 @@
 """The learner's training log: `<out>/train_episodes.jsonl` (one line per ingested episode) and its curve.
 
 Each line: actor_id, index, success, return, steps, policy_version, env_steps (total after this episode),
-updates (the learner's update step when it arrived), wall_s (learner seconds, summed over restarts).
+updates (the learner's update step when it arrived), wall_s (learner seconds, summed over restarts),
+intervention_rate (fraction of its steps a person drove).
 `train_curve.png` plots the rolling success rate and return over the last `window` episodes against env
-steps, in the style of the in-process trainer's eval curve (`robot_rl.training.curves.plot_curve`).
+steps (and the rolling intervention rate once any episode had one), in the style of the in-process trainer's eval curve (`robot_rl.training.curves.plot_curve`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class EpisodeRecord:
     env_steps: int  # online env steps the learner holds after this episode
     updates: int  # learner update step when the episode was ingested
     wall_s: float  # learner wall seconds when it was ingested, summed over restarts
+    intervention_rate: float = 0.0  # fraction of the episode's steps a person (or the scripted operator) drove
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -79,12 +81,14 @@ def keep_first(run_dir: Path, n: int) -> list[dict[str, Any]]:
 
 def rolling(records: list[dict[str, Any]], window: int) -> list[dict[str, Any]]:
     """Per episode: success rate, mean and std of the return over the last `window` episodes (curves format)."""
-    out = []
+    out, with_interventions = [], any(x.get("intervention_rate", 0.0) for x in records)
     for i, r in enumerate(records):
         recent = records[max(0, i + 1 - window): i + 1]
         returns = np.array([x["return"] for x in recent], dtype=np.float64)
         out.append({"env_steps": r["env_steps"], "success_rate": float(np.mean([x["success"] for x in recent])),
                     "return_mean": float(returns.mean()), "return_std": float(returns.std())})
+        if with_interventions:
+            out[-1]["intervention_rate_recent"] = float(np.mean([x.get("intervention_rate", 0.0) for x in recent]))
     return out
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robot_rl import wire
+from robot_rl import keys, wire
 from robot_rl.agents import Agent, make_agent
 from robot_rl.agents.config import with_image_encoder
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
@@ -38,6 +38,7 @@ from robot_rl.learner.episodes import EpisodeMismatch, check_episode, spaces_of,
 from robot_rl.learner.ledger import ActorLedger, Verdict, source_columns, source_of
 from robot_rl.replay import MixedSampler, sizing
 from robot_rl.spaces import as_dict_space, image_keys
+from robot_rl.training.intervention import add_interventions, intervention_rate, penalize_takeovers
 from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from robot_rl.training.timers import SectionTimers
 from robot_rl.training.wandb_log import WandbLog
@@ -151,21 +152,41 @@ class LearnerService:
         self.log(f"online replay: {capacity} transitions, ~{need_gb:.2f} GB of observations")
         self.online = agent.make_replay(capacity, seed=self.cfg.seed + 1)
         self.demos = None
+        # rows of the demo replay kept for intervened transitions (HIL-SERL: corrections are mixed in like demos)
+        rows = 0 if not (self.cfg.intervention_to_demos and self.cfg.demo_fraction > 0) else (
+            self.cfg.intervention_replay_capacity or max(1000, capacity // 4))
         if self.demo_store is not None and self.demo_store.n_episodes and self.cfg.demo_fraction > 0:
             obs_space, action_space = spaces_of({k: (s.dtype, s.step_shape) for k, s in self.demo_store.spec.items()})
             if spec_of_spaces(obs_space) != agent.obs_spec or action_space.shape != (agent.action_dim,):
                 raise ValueError(f"the demo store {self.demo_store.path} has observations {spec_of_spaces(obs_space)} "
                                  f"and actions {action_space.shape}; the agent has {agent.obs_spec} and "
                                  f"({agent.action_dim},): record demos of the same task and obs mode")
-            self.demos = agent.make_replay(self.demo_store.n_steps + 1, seed=self.cfg.seed + 2)
+            self.demos = agent.make_replay(self.demo_store.n_steps + 1 + rows, seed=self.cfg.seed + 2)
             for episode in self.demo_store.iter_episodes():
                 check_episode(episode, agent.obs_spec, agent.action_dim)
                 self.demos.add_episode(episode)
-        f = self.cfg.demo_fraction if self.demos is not None else 0.0
-        self.sampler = MixedSampler([(self.online, 1.0 - f)] + ([(self.demos, f)] if self.demos is not None else []))
+        elif rows:
+            self.demos = agent.make_replay(rows, seed=self.cfg.seed + 2)  # filled by the first corrections
+        self._make_sampler()
         self.budget = UpdateBudget(self.agent_cfg.utd_ratio, self.cfg.min_steps_to_train,
                                    demo_transitions=len(self.demos) if self.demos is not None else 0,
                                    received_steps=self.budget.received_steps, updates_done=agent.step)
+
+    def _make_sampler(self) -> None:
+        """Online and demo replay mixed at demo_fraction; the demo replay joins once it holds something."""
+        f = self.cfg.demo_fraction if self.demos is not None and len(self.demos) else 0.0
+        self.sampler = MixedSampler([(self.online, 1.0 - f)] + ([(self.demos, f)] if f else []))
+
+    def _learn_from(self, episode: dict) -> None:
+        """An episode into the replays: online (with the RLIF penalty, if set) and its corrections into the demos."""
+        episode = penalize_takeovers(episode, self.cfg.intervention_penalty)
+        self.online.add_episode(episode)
+        if self.demos is not None and self.cfg.intervention_to_demos and keys.IS_INTERVENTION in episode:
+            mixed = len(self.sampler.sources) > 1
+            if add_interventions(self.demos, episode) and not mixed:
+                self._make_sampler()
+                self.log(f"corrections arrived: {len(self.demos)} intervened transitions now make up "
+                         f"{self.cfg.demo_fraction:.0%} of every batch")
 
     def _generators(self) -> dict[str, torch.Generator]:
         gens = {"online_replay": self.online.generator}
@@ -182,11 +203,12 @@ class LearnerService:
         sources = []
         for episode in self.store.iter_episodes() if n else []:
             sources.append(source_of(episode))
-            self.online.add_episode(episode)
+            self._learn_from(episode)
             self.budget.add_steps(len(episode["action"]))
         self.ledger = ActorLedger.from_sources(sources)
         records = plog.keep_first(self.run_dir, n) if n else []
         self._recent = [bool(r["success"]) for r in records[-self.cfg.success_window:]]
+        self._recent_interventions = [float(r.get("intervention_rate", 0.0)) for r in records[-self.cfg.success_window:]]
         self.progress.episodes, self.progress.env_steps = n, self.budget.received_steps
         if n or ckpt is not None:
             self.log(f"resumed {self.run_dir}: {n} episodes ({self.budget.received_steps} steps) from "
@@ -225,7 +247,7 @@ class LearnerService:
             self.store.add_episode(stored)  # durable from here on: safe to acknowledge
         except (EpisodeMismatch, StoreError, ValueError) as e:
             return IngestResult(Outcome.REFUSED, f"refused {where}: {e}", actor_id)
-        self.online.add_episode(arrays)
+        self._learn_from(arrays)
         self.ledger.record(actor_id, index)
         self.budget.add_steps(n)
         self.progress.episodes, self.progress.env_steps = self.store.n_episodes, self.budget.received_steps
@@ -242,12 +264,15 @@ class LearnerService:
 
     def _after_episode(self, arrays: dict, actor_id: str, index: int, policy_version: int) -> None:
         success, ret, steps = plog.summarize(arrays)
+        rate = intervention_rate(arrays) if keys.IS_INTERVENTION in arrays else 0.0
         plog.append_record(self.run_dir, plog.EpisodeRecord(
             actor_id, index, success, ret, steps, policy_version, self.progress.env_steps, self.agent.step,
-            round(self.wall_s(), 3)))
+            round(self.wall_s(), 3), round(rate, 6)))
         self._recent = (self._recent + [success])[-self.cfg.success_window:]
+        self._recent_interventions = (self._recent_interventions + [rate])[-self.cfg.success_window:]
         self._stats.episodes += 1
-        self.wandb.log({"train/episode_return": ret, "train/episode_success": float(success)}, self.progress.env_steps)
+        self.wandb.log({"train/episode_return": ret, "train/episode_success": float(success),
+                        "train/intervention_rate": rate}, self.progress.env_steps)
         if self.progress.episodes % self.cfg.log_every_episodes == 0:
             self._log_line()
 
@@ -255,11 +280,13 @@ class LearnerService:
         s, dt = self._stats, max(time.perf_counter() - self._stats.t0, 1e-9)
         ingest_ms = 1000 * (self.timers.seconds["ingest"] - s.ingest_s0) / max(s.episodes, 1)
         rate = float(np.mean(self._recent)) if self._recent else 0.0
+        interventions = float(np.mean(self._recent_interventions)) if self._recent_interventions else 0.0
         numbers = " ".join(f"{k} {v:.3g}" for k, v in sorted(s.metrics.items()))
         self.log(f"ep {self.progress.episodes} | env steps {self.progress.env_steps} | updates "
-                 f"{self.agent.step} | success {rate:.0%} (last {len(self._recent)}) | {s.episodes / dt:.2f} ep/s "
+                 f"{self.agent.step} | success {rate:.0%} (last {len(self._recent)}) | interventions {interventions:.0%} | {s.episodes / dt:.2f} ep/s "
                  f"| {s.updates / dt:.1f} upd/s | ingest {ingest_ms:.0f} ms/ep | {numbers}")
         self.wandb.log({**{f"train/{k}": v for k, v in s.metrics.items()}, "train/success_rate_recent": rate,
+                        "train/intervention_rate_recent": interventions,
                         "train/updates": self.agent.step, "train/episodes": self.progress.episodes,
                         "perf/updates_per_s": s.updates / dt, "perf/episodes_per_s": s.episodes / dt,
                         "perf/ingest_ms": ingest_ms, **self.timers.metrics()}, self.progress.env_steps)

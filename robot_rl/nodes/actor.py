@@ -6,8 +6,14 @@
 One main loop, `_tick`, at `control_rate_hz` on the node's clock (simulation time under `use_sim_time`):
 hold while no episode runs; otherwise assemble the observation from the freshest sample of every input
 (pausing, with one log line, while any is older than `max_staleness_s`), record the step the previous
-action completed, pick the next action (policy, or uniform random during `warmup:=random`), pass it
-through the SafetyFilter and publish it as a twist (delta / dt) and a gripper closing ((a + 1) / 2).
+action completed, pick the next action (policy, or uniform random during `warmup:=random`), let the
+intervention arbiter decide who acts (a person's command on `teleop/command` -- any teleop node, or the
+scripted operator -- replaces the policy's while they are engaged; robot_rl.teleop.arbiter), pass it through
+the SafetyFilter and publish it as a twist (delta / dt) and a gripper closing ((a + 1) / 2). Every step
+records the executed action, the policy's own proposal and `is_intervention`. The person's success / failure
+keys end the episode (terminated, reward 1 / 0, overriding the task's success flag); re-record drops it
+(neither stored nor sent). A teleop device that goes silent for `teleop_timeout_s` mid-intervention holds
+the arm until the person engages again or the episode ends.
 Episodes: `reset` service -> fresh data -> act until `task/success` (terminated, reward 1) or
 `max_episode_steps` (truncated) -> hold, store (durable) -> publish on /learner/episodes -> next.
 A wall-clock timer (`_housekeeping`) watches the learner's acks heartbeat and resends unacknowledged
@@ -31,6 +37,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import rclpy
@@ -41,6 +48,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from safetensors.torch import load as safetensors_load
+from sensor_msgs.msg import Joy
 from std_msgs.msg import Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
@@ -56,7 +64,10 @@ from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
 from robot_rl.nodes import actor_inputs, convert, protocol, topics
 from robot_rl.nodes.params import declare_config
+from robot_rl.nodes.teleop_convert import teleop_fields_from_msg
 from robot_rl.safety import SafetyFilter, SafetyLimits
+from robot_rl.teleop.arbiter import Arbiter
+from robot_rl.teleop.link import TeleopLink
 
 
 class ActorNode(Node):
@@ -85,7 +96,10 @@ class ActorNode(Node):
         self._timing_log = open(cfg.timing_log, "a", buffering=1) if cfg.timing_log else None  # noqa: SIM115 (node lifetime)
         if cfg.policy_path:
             self._use_policy(Policy.load(cfg.policy_path), 0, f"local {cfg.policy_path}")
-        self._pending: tuple[np.ndarray, np.ndarray] | None = None  # (executed, proposed) action awaiting its outcome
+        self.arbiter = Arbiter(cfg.arbiter(), self.layout.action_dim)
+        self.teleop = TeleopLink(cfg.teleop_timeout_s)  # wall clock: a device's heartbeat is a wall-time matter
+        self._interventions = 0  # intervened steps of the running episode
+        self._pending: tuple[np.ndarray, np.ndarray, bool] | None = None  # (executed, proposed, is_intervention) awaiting its outcome
         self._gripper = 0.0  # last gripper closing sent
         self._episode_version = -1  # newest policy version that acted in the running episode
         self._learner_alive = False
@@ -108,6 +122,7 @@ class ActorNode(Node):
         for name, msg_type, qos, to_value in actor_inputs.table(self.layout):
             sub(msg_type, name, lambda msg, name=name, fn=to_value: self._on_input(name, fn, msg), qos)
         sub(String, protocol.ACKS, self._on_acks, protocol.LATCHED_QOS)
+        sub(Joy, topics.TELEOP_COMMAND, self._on_teleop, topics.COMMAND_QOS)
         sub(UInt8MultiArray, protocol.POLICY, self._on_policy, protocol.LATCHED_QOS)
         self.pub_twist = self.create_publisher(TwistStamped, topics.EE_COMMAND, topics.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, topics.GRIPPER_COMMAND, topics.COMMAND_QOS)
@@ -154,30 +169,66 @@ class ActorNode(Node):
                 self._act(first=False)
 
     def _act(self, first: bool) -> None:
-        """Observe; close the previous step (maybe ending the episode); choose, filter and send the next action."""
+        """Observe; choose (policy, then the arbiter: a person's command wins); close the previous step (maybe
+        ending the episode, or discarding it on a re-record); filter and send the next action."""
         obs, info = self.assembler.assemble()
+        cmd = self.teleop.read(time.monotonic())
         if first:
             self.recorder.start(obs, info)
             self.safety.reset()
+            self.arbiter.reset()
             self._episode_version, self._tick_wall_s, self._infer_s, self._latency_s, self._act_s = (
                 self.policy_version, [], [], [], [])
-        elif self._pending is not None:
-            executed, proposed = self._pending
-            outcome = self.machine.record_step(info["success"])
-            self.recorder.step(executed, obs, outcome.reward, outcome.terminated, outcome.truncated, info,
-                               base_action=executed, policy_action=proposed, is_intervention=False)
-            if outcome.done:
-                self._end_episode()
-                return
+            self._interventions = 0
+            if cmd is not None and cmd.events:  # keys pressed between episodes do not judge this one
+                cmd = replace(cmd, events=tuple(e for e in cmd.events if e in ("take_over", "release")))
         proposed = self._choose(obs)
-        executed = self._send(proposed, obs[keys.STATE][:3])
+        quat = obs[keys.STATE][3:7] if keys.STATE in obs else None
+        out = self.arbiter.step(np.where(np.isfinite(proposed), proposed, 0.0), cmd, quat)
+        if out.verdict == "rerecord" or (out.verdict and self._pending is None):
+            self._discard_episode(out.verdict)
+            return
+        outcome = None
+        if self._pending is not None:
+            outcome = self.machine.record_step(info["success"], out.verdict)
+            if out.verdict:  # the person's word is the success flag of this step (it overrides a classifier's)
+                info = {**info, "success": out.verdict == "success"}
+            if outcome.done:
+                self._record_pending(obs, outcome, info)
+                self._end_episode(out.verdict)
+                return
+        executed = self._send(out.action if out.is_intervention or out.held else proposed, obs[keys.STATE][:3])
         self._act_s.append(time.monotonic() - self._last_tick)
         self._latency_s.append(self._published_s - min(v for k, v in info.items() if k.startswith(keys.T_CAPTURE)))
-        self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed)  # nothing non-finite is stored
+        if outcome is not None:
+            self._record_pending(obs, outcome, info)
+        self._interventions += int(out.is_intervention)
+        # nothing non-finite is stored: a refused proposal is recorded as what was executed (the hold)
+        self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed, out.is_intervention)
+
+    def _record_pending(self, obs: dict, outcome, info: dict) -> None:
+        executed, proposed, is_intervention = self._pending
+        self.recorder.step(executed, obs, outcome.reward, outcome.terminated, outcome.truncated, info,
+                           base_action=executed, policy_action=proposed, is_intervention=is_intervention)
+        self._pending = None
+
+    def _discard_episode(self, verdict: str) -> None:
+        """A re-record (or a verdict before the first step completed): the episode is dropped, never learned from."""
+        self._hold()
+        steps = self.machine.n_steps
+        self._pending = None
+        self.machine.finish()
+        self.recorder.discard()
+        self.get_logger().info(f"episode discarded after {steps} steps ({verdict} from teleop): not stored, not sent")
 
     def _choose(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """(A,) float32: the policy's action, or uniform random before any policy (warmup=random)."""
+        """(A,) float32: the policy's action; before any policy uniform random (warmup=random) or a hold that keeps
+        the gripper (warmup=teleop: only a person moves the arm)."""
         if self.policy is None:
+            if self.cfg.warmup == "teleop":
+                hold = np.zeros(self.layout.action_dim, np.float32)
+                hold[-1] = 2.0 * self._gripper - 1.0
+                return hold
             return self.rng.uniform(-1.0, 1.0, self.layout.action_dim).astype(np.float32)
         t0 = time.perf_counter()
         action = self.policy.act(obs, deterministic=self.cfg.deterministic)
@@ -223,7 +274,7 @@ class ActorNode(Node):
                                       throttle_duration_sec=2.0)
         self.machine.reset_answered(ok, self._now_s())
 
-    def _end_episode(self) -> None:
+    def _end_episode(self, verdict: str | None = None) -> None:
         self._hold()
         self._pending = None
         steps = self.machine.n_steps
@@ -236,8 +287,10 @@ class ActorNode(Node):
             return
         self.ledger.add(index, self._episode_version)
         success = self._publish_episode(index)
-        self.get_logger().info(f"episode {index} stored and sent: {steps} steps, success={success}, "
-                               f"policy v{self._episode_version}; {self._timing()}")
+        judged = f" ({verdict} from teleop)" if verdict else ""
+        self.get_logger().info(f"episode {index} stored and sent: {steps} steps, success={success}{judged}, "
+                               f"interventions {self._interventions}/{steps}, policy v{self._episode_version}; "
+                               f"{self._timing()}")
         self.write_timing(episode=index)
 
     def _publish_episode(self, index: int) -> bool:
@@ -354,6 +407,13 @@ class ActorNode(Node):
         if self._timing_log is not None:
             self._timing_log.write(json.dumps({"event": "policy", "version": version, "wall_time": time.time()}) + "\n")
         self.get_logger().info(f"policy v{version} loaded from {source}")
+
+    # --- teleop -----------------------------------------------------------------------------
+    def _on_teleop(self, msg: Joy) -> None:
+        try:
+            self.teleop.receive(**teleop_fields_from_msg(msg, topics.BASE_FRAME), t_s=time.monotonic())
+        except ValueError as err:
+            self.get_logger().warning(f"dropped {topics.TELEOP_COMMAND} message: {err}", throttle_duration_sec=2.0)
 
     # --- robot inputs -----------------------------------------------------------------------
     def _now_s(self) -> float:

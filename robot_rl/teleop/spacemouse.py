@@ -52,3 +52,27 @@ class HidSpaceMouse:
                 close()
             except OSError:
                 pass
+
+
+class HidJoyTeleop:
+    """A HID SpaceMouse through a `hid` mapping as a `robot_rl.interfaces.Teleop` (in-process recording)."""
+
+    def __init__(self, mapping, device: str = "", clock=None):
+        import time
+
+        from robot_rl.teleop.joy import JoyMapper
+
+        if getattr(mapping, "source", None) != "hid":
+            raise ValueError(f"mapping {getattr(mapping, 'name', mapping)!r} is not a 'hid' mapping (use spacemouse_hid)")
+        self.mapper, self.clock = JoyMapper(mapping), clock or time.monotonic
+        self.device = HidSpaceMouse(device)
+
+    def read(self):
+        now = self.clock()
+        reading = self.device.read()
+        if reading is not None:
+            self.mapper.on_joy(*reading, now)
+        return self.mapper.read(now)
+
+    def close(self) -> None:
+        self.device.close()

@@ -112,6 +112,21 @@ def add_interventions(replay: ReplayBuffer, episode: dict[str, np.ndarray]) -> i
     return added
 
 
+def penalize_takeovers(episode: dict[str, np.ndarray], penalty: float) -> dict[str, np.ndarray]:
+    """RLIF: the episode with `penalty` added to the reward of every policy step after which a person took over
+    (is_intervention False at t, True at t + 1); the input is not changed. penalty 0 returns the episode itself."""
+    if penalty == 0.0:
+        return episode
+    flags = np.asarray(episode[keys.IS_INTERVENTION], dtype=bool)
+    led_to_takeover = np.zeros_like(flags)
+    led_to_takeover[:-1] = ~flags[:-1] & flags[1:]
+    if not led_to_takeover.any():
+        return episode
+    reward = np.asarray(episode[keys.REWARD]).copy()
+    reward[led_to_takeover] += np.asarray(penalty, dtype=reward.dtype)
+    return {**episode, keys.REWARD: reward}
+
+
 def intervention_rate(episode: dict[str, np.ndarray]) -> float:
     """Intervened steps / steps of one episode."""
     flags = np.asarray(episode[keys.IS_INTERVENTION], dtype=bool)
