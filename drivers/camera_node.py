@@ -28,9 +28,7 @@ from dataclasses import dataclass
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -120,15 +118,6 @@ class CameraNode(Node):
             f"camera node up: {cfg.camera} driver={cfg.driver} source={cfg.source!r} rate={cfg.rate_hz:g} Hz "
             f"crop={list(cfg.crop)} size={cfg.width}x{cfg.height} intrinsics="
             f"{cfg.camera_info_url or 'from the camera (uvc: nominal)'}")
-
-    def declare_parameter(self, name: str, value=None, descriptor: ParameterDescriptor | None = None,
-                          ignore_override: bool = False) -> Parameter:
-        """As Node's, except that `source` takes any type and is read as text: `-p source:=0` (a device index)
-        and `-p source:=123622270883` (a RealSense serial) parse as integers on the command line."""
-        if name != "source":
-            return super().declare_parameter(name, value, descriptor, ignore_override)
-        param = super().declare_parameter(name, value, ParameterDescriptor(dynamic_typing=True), ignore_override)
-        return Parameter(name, value=str(param.value))
 
     def _log(self, level: str, message: str) -> None:
         logger = self.get_logger()  # rclpy fixes a call site's severity at its first call: one call per level
