@@ -242,3 +242,36 @@ def test_the_penalty_lands_on_the_policy_step_that_led_to_each_take_over_only():
     out = penalize_takeovers(episode, -1.0)
     assert out[keys.REWARD].tolist() == [0, -1, 0, 0, -1, 0, 0, 0] and episode[keys.REWARD].sum() == 0
     assert penalize_takeovers(episode, 0.0) is episode
+
+
+def test_a_residual_learner_relabels_demos_with_the_base_publishes_residual_policies_and_resumes(tmp_path, demos):
+    import gymnasium as gym
+    import torch
+
+    from robot_rl.agents import AgentConfig, make_agent
+    from robot_rl.agents.residual import ResidualAgent, ResidualPolicy, policy_from_bytes
+    from robot_rl.bc.base import load_base_policy
+    from robot_rl.spaces import space_from_spec
+
+    torch.manual_seed(3)
+    spec = {k: list(s.step_shape) for k, s in demos.spec.items() if k == keys.STATE}
+    make_agent(AgentConfig(hidden_dims=(16, 16)), space_from_spec(spec),
+               gym.spaces.Box(-1.0, 1.0, (4,), np.float32)).policy.save(tmp_path / "base")
+    cfg = learner_config(tmp_path, demos=str(demos.path), base_policy=str(tmp_path / "base"), critic_only_steps=5)
+    service = LearnerService(cfg, log=lambda line: None)
+    assert isinstance(service.agent, ResidualAgent)
+    batch = service.demos.sample(32)
+    base = load_base_policy(tmp_path / "base")
+    expected = np.stack([base.act({keys.STATE: s}) for s in batch.obs[keys.STATE].numpy()])
+    assert np.allclose(batch.base_action.numpy(), expected, atol=1e-5)  # demos carry the base's own actions
+    blob, _ = service.take_policy()
+    assert isinstance(policy_from_bytes(blob), ResidualPolicy)
+    assert service.ingest(payload(demos, 0, "/r1/actor", 0)).outcome is Outcome.STORED
+    while service.train_chunk():
+        pass
+    assert service.agent.step > 5 and service.agent.actor_training
+    service.checkpoint()
+    service.close()
+    assert isinstance(LearnerService(cfg, log=lambda line: None).agent, ResidualAgent)
+    with pytest.raises(ValueError, match="holds a residual agent but base_policy is not set"):
+        LearnerService(learner_config(tmp_path, demos=str(demos.path)), log=lambda line: None)

@@ -33,7 +33,6 @@ from rosprocs import start_process as _start, stop_process as _stop  # noqa: E40
 pytestmark = pytest.mark.ros
 
 NS = f"/teleop_actor_{os.getpid()}"
-ACTOR_ID = f"{NS}/actor"
 STEPS = 30  # max_episode_steps (3 s of sim time)
 BIN = Path(sys.executable).parent
 
@@ -41,7 +40,8 @@ BIN = Path(sys.executable).parent
 class _Cell:
     """Learner stand-in (auto-acks, heartbeat) + teleop sender + a watch on the robot's commands."""
 
-    def __init__(self):
+    def __init__(self, ns: str = NS):
+        self.ns, self.actor_id = ns, f"{ns}/actor"
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = Node("teleop_probe", context=self.context)
@@ -56,11 +56,11 @@ class _Cell:
         sub = self.node.create_subscription
         sub(UInt8MultiArray, protocol.EPISODES, self._on_episode, protocol.EPISODES_QOS)
         deep = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-        sub(TwistStamped, f"{NS}/{topics.EE_COMMAND}", lambda m: self.twists.append((time.monotonic(), np.array(
+        sub(TwistStamped, f"{ns}/{topics.EE_COMMAND}", lambda m: self.twists.append((time.monotonic(), np.array(
             [m.twist.linear.x, m.twist.linear.y, m.twist.linear.z, m.twist.angular.x, m.twist.angular.y,
              m.twist.angular.z]))), deep)
         self.pub_acks = self.node.create_publisher(String, protocol.ACKS, protocol.LATCHED_QOS)
-        self.pub_teleop = self.node.create_publisher(Joy, f"{NS}/{topics.TELEOP_COMMAND}", topics.COMMAND_QOS)
+        self.pub_teleop = self.node.create_publisher(Joy, f"{ns}/{topics.TELEOP_COMMAND}", topics.COMMAND_QOS)
 
     def _on_episode(self, msg: UInt8MultiArray) -> None:
         arrays, meta = protocol.episode_from_msg(msg)
@@ -68,7 +68,7 @@ class _Cell:
             self.episodes.append((arrays, meta))
             self.arrivals.append(time.monotonic())
             self.acked += 1
-            self.pub_acks.publish(protocol.acks_msg({ACTOR_ID: self.acked}))
+            self.pub_acks.publish(protocol.acks_msg({self.actor_id: self.acked}))
 
     def send(self, twist=(0, 0, 0, 0, 0, 0), engaged: bool = False, events: tuple[str, ...] = ()) -> None:
         self.counts.add(events)
@@ -79,7 +79,7 @@ class _Cell:
         while time.monotonic() < end and not predicate():
             now = time.monotonic()
             if now - self._last_beat > 0.5:
-                self.pub_acks.publish(protocol.acks_msg({ACTOR_ID: self.acked}))
+                self.pub_acks.publish(protocol.acks_msg({self.actor_id: self.acked}))
                 self._last_beat = now
             if self.teleop is not None and now - self._last_teleop > 0.02:
                 self.pub_teleop.publish(teleop_command_msg(self.teleop, self.counts.snapshot(), 0.0, topics.BASE_FRAME))

@@ -25,6 +25,9 @@ class ActorConfig:
     max_episode_steps: int = 0  # steps before truncation; 0 = the task's default
     store: str = "actor_episodes"  # path of this actor's own EpisodeStore (created, or appended to)
     policy_path: str = ""  # optional local Policy directory to start with; else wait for /learner/policy
+    base_policy: str = ""  # residual RL: a local base policy dir (`robot-rl bc train` output or a saved Policy); the
+    # learner then sends residual policies, and the actor executes clip(base + residual) and records base_action
+    base_noise: float = 0.1  # residual RL before the first residual arrives: std of the noise added to the base action
     warmup: str = "hold"  # before any policy: hold (no episodes), random (uniform actions in [-1, 1]) or teleop
     # (episodes run, the arm holds unless a person drives: recording demonstrations on hardware)
     deterministic: bool = False  # act with the policy's mean action (evaluation) instead of sampling
@@ -54,13 +57,15 @@ class ActorConfig:
                     "learner_timeout_s": self.learner_timeout_s, "resend_interval_s": self.resend_interval_s,
                     "reset_timeout_s": self.reset_timeout_s, "teleop_timeout_s": self.teleop_timeout_s, "image_size": self.image_size, "threads": self.threads}
         bad = {k: v for k, v in positive.items() if not v > 0}
+        if not self.base_noise >= 0:
+            bad["base_noise"] = self.base_noise
         if bad or self.max_episode_steps < 0 or not self.store:
             raise ValueError(f"need positive {sorted(positive)}, max_episode_steps >= 0 and a store path; got "
                              f"{bad or ''} max_episode_steps={self.max_episode_steps} store={self.store!r}")
 
     def may_start_episode(self, has_policy: bool, learner_alive: bool) -> bool:
         """Whether a new episode may begin: something to act with, and a learner unless on_learner_lost=continue."""
-        return (has_policy or self.warmup != "hold") and (self.on_learner_lost == "continue" or learner_alive)
+        return (has_policy or self.warmup != "hold" or bool(self.base_policy)) and (self.on_learner_lost == "continue" or learner_alive)
 
     def arbiter(self) -> ArbiterConfig:
         """How teleop commands become actions (the actor's actions are base-frame deltas)."""

@@ -186,3 +186,12 @@ def is_residual_agent_dir(path: str | Path) -> bool:
     """Whether a saved agent directory holds a residual agent."""
     config = Path(path) / "config.json"
     return config.is_file() and "residual_config" in json.loads(config.read_text())
+
+
+def policy_from_bytes(data: bytes, device: str | torch.device = "cpu") -> Policy:
+    """A plain or residual policy from `Policy.to_bytes` output, by the format in its config."""
+    from robot_rl.agents.policy import safetensors_metadata
+
+    config = json.loads(safetensors_metadata(data).get("config", "{}"))
+    cls = ResidualPolicy if config.get("format") == RESIDUAL_POLICY_FORMAT else Policy
+    return cls.from_bytes(data, device)

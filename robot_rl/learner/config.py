@@ -34,6 +34,9 @@ class LearnerConfig:
     intervention_to_demos: bool = True  # intervened transitions also go to the demo replay (HIL-SERL), mixed at demo_fraction
     intervention_penalty: float = 0.0  # RLIF: added (<= 0) to the reward of each policy step after which a person took over
     intervention_replay_capacity: int = 0  # demo-replay rows kept for intervened transitions (0 = a quarter of the online replay)
+    base_policy: str = ""  # residual RL: the actors' base policy dir; the learner trains a residual on it and relabels the demos
+    residual_scale: float = 0.5  # residual RL: bound of the correction per action dim (normalised units)
+    critic_only_steps: int = 1000  # residual RL: critic updates before the residual actor's first update
     min_steps_to_train: int = 1000  # online + demo transitions in replay before the first update
     replay_capacity: int = 0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
     max_updates_per_spin: int = 0  # updates between two looks at the executor (0 = 10 * utd_ratio)
@@ -79,6 +82,12 @@ class LearnerConfig:
         overrides = {"utd_ratio": self.utd_ratio, "batch_size": self.batch_size, "encoder": self.encoder}
         fields.update({k: v for k, v in overrides.items() if v})
         return AgentConfig.from_dict(fields)
+
+    def residual(self):
+        """The ResidualConfig of a residual learner (base_policy set)."""
+        from robot_rl.agents.residual import ResidualConfig
+
+        return ResidualConfig(residual_scale=self.residual_scale, critic_only_steps=self.critic_only_steps)
 
     def updates_per_spin(self, utd_ratio: int) -> int:
         return self.max_updates_per_spin or 10 * utd_ratio

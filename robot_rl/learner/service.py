@@ -16,6 +16,7 @@ acknowledged. A learner started on a run dir continues it: agent and counters fr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -29,6 +30,8 @@ import torch
 
 from robot_rl import keys, wire
 from robot_rl.agents import Agent, make_agent
+from robot_rl.agents.residual import ResidualAgent, is_residual_agent_dir, make_residual_agent
+from robot_rl.bc.base import load_base_policy
 from robot_rl.agents.config import with_image_encoder
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import progress as plog
@@ -38,6 +41,7 @@ from robot_rl.learner.episodes import EpisodeMismatch, check_episode, spaces_of,
 from robot_rl.learner.ledger import ActorLedger, Verdict, source_columns, source_of
 from robot_rl.replay import MixedSampler, sizing
 from robot_rl.spaces import as_dict_space, image_keys
+from robot_rl.training.residual import relabel_with_base
 from robot_rl.training.intervention import add_interventions, intervention_rate, penalize_takeovers
 from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from robot_rl.training.timers import SectionTimers
@@ -96,8 +100,13 @@ class LearnerService:
         self.since_checkpoint = 0
         self._stats, self._t_start, self.timers = _Stats(), time.perf_counter(), SectionTimers()
         ckpt = self._find_checkpoint()
+        self.base = load_base_policy(cfg.base_policy, cfg.device) if cfg.base_policy else None  # relabels demos
         if ckpt is not None:
-            self.agent = Agent.load(ckpt / "agent", device=cfg.device)
+            residual = is_residual_agent_dir(ckpt / "agent")
+            if residual != bool(cfg.base_policy):
+                raise ValueError(f"checkpoint {ckpt} holds a {'residual' if residual else 'plain'} agent but base_policy "
+                                 f"is {cfg.base_policy or 'not set'}: residual runs resume with the same base_policy")
+            self.agent = (ResidualAgent if residual else Agent).load(ckpt / "agent", device=cfg.device)
             self.progress = Progress.from_json(ckpt / "progress.json")
             if self.agent.cfg != self.agent_cfg:
                 self.log(f"the checkpoint's agent config differs from the parameters' and wins: {self.agent.cfg}")
@@ -129,7 +138,16 @@ class LearnerService:
         self.agent_cfg, note = with_image_encoder(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))))
         if note:
             self.log(note)
-        self.agent = make_agent(self.agent_cfg, obs_space, action_space, device=self.cfg.device, seed=self.cfg.seed)
+        if self.cfg.base_policy:
+            if self.agent_cfg.discrete_gripper:
+                self.agent_cfg = dataclasses.replace(self.agent_cfg, discrete_gripper=False)
+                self.log("residual RL corrects every action dim continuously: discrete_gripper turned off")
+            self.agent = make_residual_agent(self.agent_cfg, self.cfg.residual(), obs_space, action_space,
+                                             device=self.cfg.device, seed=self.cfg.seed)
+            self.log(f"residual RL on the base policy {self.cfg.base_policy} (scale {self.cfg.residual_scale}, actor "
+                     f"after {self.cfg.critic_only_steps} critic-only updates)")
+        else:
+            self.agent = make_agent(self.agent_cfg, obs_space, action_space, device=self.cfg.device, seed=self.cfg.seed)
         self.log(f"built {self.agent_cfg.algo} agent: obs {self.agent.obs_spec}, action dim "
                  f"{self.agent.action_dim}, utd {self.agent_cfg.utd_ratio}, batch {self.agent_cfg.batch_size}")
 
@@ -164,6 +182,8 @@ class LearnerService:
             self.demos = agent.make_replay(self.demo_store.n_steps + 1 + rows, seed=self.cfg.seed + 2)
             for episode in self.demo_store.iter_episodes():
                 check_episode(episode, agent.obs_spec, agent.action_dim)
+                if self.base is not None:  # residual RL: the base's action along each demo
+                    episode = relabel_with_base(episode, self.base, list(agent.obs_spec), agent.action_dim)
                 self.demos.add_episode(episode)
         elif rows:
             self.demos = agent.make_replay(rows, seed=self.cfg.seed + 2)  # filled by the first corrections

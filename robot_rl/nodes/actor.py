@@ -58,6 +58,8 @@ from robot_rl.actor.delivery import Outbox, VersionLedger
 from robot_rl.actor.episode import EpisodeMachine, Phase
 from robot_rl.actor.observation import ObservationAssembler
 from robot_rl.agents.policy import Policy
+from robot_rl.agents.residual import ResidualPolicy, policy_from_bytes
+from robot_rl.bc.base import load_base_policy
 from robot_rl.agents.policy import safetensors_metadata as policy_metadata
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore, StoreError
@@ -94,12 +96,20 @@ class ActorNode(Node):
         self.policy: Policy | None = None
         self.policy_version = -1  # learner update step of the weights in use (-1: none)
         self._timing_log = open(cfg.timing_log, "a", buffering=1) if cfg.timing_log else None  # noqa: SIM115 (node lifetime)
+        # residual RL: the base acts every step; the policy from the learner (a ResidualPolicy) corrects it
+        self.base = load_base_policy(cfg.base_policy) if cfg.base_policy else None
+        if self.base is not None and getattr(self.base, "action_dim", None) not in (None, self.layout.action_dim):
+            raise ValueError(f"the base policy {cfg.base_policy} acts in {self.base.action_dim} dims; "
+                             f"task {cfg.task} takes {self.layout.action_dim}")
+        self._base_action: np.ndarray | None = None  # the base's action at the last _choose
         if cfg.policy_path:
-            self._use_policy(Policy.load(cfg.policy_path), 0, f"local {cfg.policy_path}")
+            self._use_policy(Policy.load(cfg.policy_path) if self.base is None else ResidualPolicy.load(cfg.policy_path),
+                             0, f"local {cfg.policy_path}")
         self.arbiter = Arbiter(cfg.arbiter(), self.layout.action_dim)
         self.teleop = TeleopLink(cfg.teleop_timeout_s)  # wall clock: a device's heartbeat is a wall-time matter
         self._interventions = 0  # intervened steps of the running episode
-        self._pending: tuple[np.ndarray, np.ndarray, bool] | None = None  # (executed, proposed, is_intervention) awaiting its outcome
+        # (executed, proposed, is_intervention, base action) of the step awaiting its outcome
+        self._pending: tuple[np.ndarray, np.ndarray, bool, np.ndarray] | None = None
         self._gripper = 0.0  # last gripper closing sent
         self._episode_version = -1  # newest policy version that acted in the running episode
         self._learner_alive = False
@@ -115,7 +125,8 @@ class ActorNode(Node):
         self.get_logger().info(
             f"actor {self.actor_id} up: task={cfg.task} obs_mode={cfg.obs_mode} {cfg.control_rate_hz} Hz, "
             f"store {self.store.path} ({self.store.n_episodes} episodes), inputs {list(self.assembler.required)}, "
-            f"policy {'v0 from ' + cfg.policy_path if self.policy else 'none yet (warmup=' + cfg.warmup + ')'}")
+            f"policy {'v0 from ' + cfg.policy_path if self.policy else 'none yet (warmup=' + cfg.warmup + ')'}"
+            f"{', residual on the base ' + cfg.base_policy if self.base is not None else ''}")
 
     def _make_io(self) -> None:
         sub = self.create_subscription
@@ -177,6 +188,8 @@ class ActorNode(Node):
             self.recorder.start(obs, info)
             self.safety.reset()
             self.arbiter.reset()
+            if self.base is not None:
+                self.base.reset()
             self._episode_version, self._tick_wall_s, self._infer_s, self._latency_s, self._act_s = (
                 self.policy_version, [], [], [], [])
             self._interventions = 0
@@ -204,12 +217,13 @@ class ActorNode(Node):
             self._record_pending(obs, outcome, info)
         self._interventions += int(out.is_intervention)
         # nothing non-finite is stored: a refused proposal is recorded as what was executed (the hold)
-        self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed, out.is_intervention)
+        self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed, out.is_intervention,
+                         executed if self._base_action is None else self._base_action)
 
     def _record_pending(self, obs: dict, outcome, info: dict) -> None:
-        executed, proposed, is_intervention = self._pending
+        executed, proposed, is_intervention, base_action = self._pending
         self.recorder.step(executed, obs, outcome.reward, outcome.terminated, outcome.truncated, info,
-                           base_action=executed, policy_action=proposed, is_intervention=is_intervention)
+                           base_action=base_action, policy_action=proposed, is_intervention=is_intervention)
         self._pending = None
 
     def _discard_episode(self, verdict: str) -> None:
@@ -223,15 +237,25 @@ class ActorNode(Node):
 
     def _choose(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """(A,) float32: the policy's action; before any policy uniform random (warmup=random) or a hold that keeps
-        the gripper (warmup=teleop: only a person moves the arm)."""
-        if self.policy is None:
+        the gripper (warmup=teleop: only a person moves the arm). With a base policy (residual RL) the base acts
+        first (its action is kept for the record): clip(base + noise) until a residual arrives, then the residual
+        policy's clip(base + correction)."""
+        t0 = time.perf_counter()
+        self._base_action = None
+        if self.base is not None:
+            self._base_action = base = np.asarray(self.base.act(obs), dtype=np.float32)
+            if self.policy is None:
+                noise = self.rng.normal(0.0, self.cfg.base_noise, base.shape) if self.cfg.base_noise > 0 else 0.0
+                return np.clip(base + noise, -1.0, 1.0).astype(np.float32)
+            action = self.policy.act(obs, deterministic=self.cfg.deterministic, base_action=base)
+        elif self.policy is None:
             if self.cfg.warmup == "teleop":
                 hold = np.zeros(self.layout.action_dim, np.float32)
                 hold[-1] = 2.0 * self._gripper - 1.0
                 return hold
             return self.rng.uniform(-1.0, 1.0, self.layout.action_dim).astype(np.float32)
-        t0 = time.perf_counter()
-        action = self.policy.act(obs, deterministic=self.cfg.deterministic)
+        else:
+            action = self.policy.act(obs, deterministic=self.cfg.deterministic)
         self._infer_s.append(time.perf_counter() - t0)
         self._episode_version = max(self._episode_version, self.policy_version)
         return action
@@ -382,7 +406,7 @@ class ActorNode(Node):
             if self.policy is not None and json.loads(policy_metadata(blob).get("config", "null")) == self._policy_config:
                 policy = self._load_in_place(safetensors_load(blob))
             else:
-                policy = Policy.from_bytes(blob)
+                policy = policy_from_bytes(blob)
         except (wire.WireError, ValueError, RuntimeError, KeyError) as err:
             self.get_logger().error(f"refused a policy from {protocol.POLICY}, keeping v{self.policy_version}: {err}")
             return
@@ -399,6 +423,11 @@ class ActorNode(Node):
 
     def _use_policy(self, policy: Policy, version: int, source: str) -> None:
         why = self.layout.policy_mismatch(policy.obs_spec, policy.action_dim)
+        residual = isinstance(policy, ResidualPolicy)
+        if not why and residual != (self.base is not None):
+            why = ("a residual policy needs a base policy: start the actor with base_policy:=DIR" if residual else
+                   f"this actor runs residual RL on {self.cfg.base_policy}: it needs a residual policy (a learner "
+                   "started with base_policy), not a plain one")
         if why:
             self.get_logger().error(f"refused policy v{version} from {source}, keeping v{self.policy_version}: {why}")
             return

@@ -61,12 +61,23 @@ class ResidualActing:
     # --- demos ------------------------------------------------------------------------------------
     def relabel(self, episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The episode with `base_action` set to what the base policy does along its observations."""
-        base = self.eval_base
-        base.reset()
-        n = len(episode[keys.ACTION])
-        actions = [self._base_act(base, {k: episode[k][t] for k in self.obs_keys}) for t in range(n)]
-        base.reset()
-        return {**episode, keys.BASE_ACTION: np.stack(actions).astype(np.float32)}
+        return relabel_with_base(episode, self.eval_base, self.obs_keys, self.agent.action_dim)
+
+
+def relabel_with_base(episode: dict[str, np.ndarray], base: BasePolicy, obs_keys: list[str],
+                      action_dim: int) -> dict[str, np.ndarray]:
+    """The episode with `base_action` set to what `base` does along its observations (demos for residual RL);
+    `base` is reset before and after."""
+    base.reset()
+    n = len(episode[keys.ACTION])
+    actions = []
+    for t in range(n):
+        action = np.asarray(base.act({k: episode[k][t] for k in obs_keys}), dtype=np.float32)
+        if action.shape != (action_dim,):
+            raise ValueError(f"the base policy's action has shape {action.shape}; the env takes ({action_dim},)")
+        actions.append(action)
+    base.reset()
+    return {**episode, keys.BASE_ACTION: np.stack(actions).astype(np.float32)}
 
 
 def make_residual_acting(base_policy: str | Path, agent, base_noise: float, np_rng: np.random.Generator,
