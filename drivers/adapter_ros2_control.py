@@ -1,0 +1,275 @@
+"""`Ros2ControlBridge`: an arm that already has a ROS 2 driver (franka_ros2, ur_robot_driver, any ros2_control robot).
+
+The bridge sits next to the running driver: it reads the driver's `joint_states` and a tool pose topic (and,
+if there is one, a tool twist and the fingers' joint states) and commands a Cartesian controller, either by
+streaming a PoseStamped target (a Cartesian impedance controller's equilibrium pose, FZI's
+cartesian_motion_controller `target_frame`, ...) or a `std_msgs/Float64MultiArray` twist
+[vx, vy, vz, wx, wy, wz] to a forward command controller. Topic names are parameters; the defaults for
+franka_ros2 and the UR driver are in `ros2_control_<preset>.yaml` next to this file (`preset` picks one;
+every other parameter overrides it). Joint names are republished as joint1..N in the configured order, so
+the arm node's topics are the sim's. Commanding a JointTrajectoryController through IK is out of scope.
+
+The bridge runs its own small rclpy node (`<node>_bridge`) and executor thread, so it can wait for the
+driver's first messages while the arm node is inside a lifecycle transition. A driver that goes silent
+for `stale_after_s` is a fault (the arm node holds); `recover` succeeds once its messages flow again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import yaml
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64, Float64MultiArray
+
+from robot_rl.interfaces import RobotSpec, RobotState, WorkspaceBox
+from robot_rl.nodes import convert, topics
+from robot_rl_drivers.adapters import COMMAND_MODES, AdapterError, ArmAdapter
+
+PRESET_DIR = Path(__file__).resolve().parent
+GRIPPER_COMMAND_TYPES = ("float64", "float64_multi_array")
+GRIPPER_COMMAND_VALUES = ("closing", "width")
+
+
+@dataclass(frozen=True)
+class Ros2ControlConfig:
+    """Parameters of the bridge (ROS parameters `ros2_control.<field>` of the arm node). Topics are absolute."""
+
+    preset: str = "franka"  # defaults from ros2_control_<preset>.yaml: franka | ur | none (only the values below)
+    joint_states_topic: str = "/joint_states"  # the driver's sensor_msgs/JointState
+    joint_names: tuple[str, ...] = tuple(f"joint{i}" for i in range(1, 8))  # the driver's arm joints, base to tip
+    pose_topic: str = "/tcp_pose"  # geometry_msgs/PoseStamped of the tool in the base frame
+    twist_topic: str = ""  # geometry_msgs/TwistStamped of the tool; "" = differentiate the pose
+    command_mode: str = "pose"  # pose: PoseStamped targets on pose_command_topic; velocity: twists on velocity_command_topic
+    pose_command_topic: str = "/cartesian_controller/target_pose"  # PoseStamped target, streamed every period
+    velocity_command_topic: str = "/forward_twist_controller/commands"  # Float64MultiArray [vx vy vz wx wy wz]
+    command_frame_id: str = "base"  # frame_id on pose targets (the controller's base frame)
+    gripper_state_topic: str = ""  # JointState of the fingers (their positions sum to the gap); "" = no gripper
+    gripper_joint_names: tuple[str, ...] = ()  # finger joints in gripper_state_topic; () = every position in it
+    gripper_command_topic: str = ""  # "" = the gripper is not commanded
+    gripper_command_type: str = "float64_multi_array"  # float64 | float64_multi_array (a forward command controller)
+    gripper_command_value: str = "width"  # width: finger gap in m; closing: 0 open .. 1 closed
+    gripper_max_width_m: float = 0.08  # fully open finger gap
+    stale_after_s: float = 0.5  # the driver is lost (a fault) when joint states or poses stop for this long
+    connect_timeout_s: float = 5.0  # configure fails when the driver's first messages do not arrive in this time
+    workspace_low_m: tuple[float, float, float] = (0.3, -0.3, 0.02)  # the arm's own box (the node's box applies too)
+    workspace_high_m: tuple[float, float, float] = (0.75, 0.3, 0.5)
+
+    def validate(self) -> None:
+        for name, value, choices in (("command_mode", self.command_mode, COMMAND_MODES),
+                                     ("gripper_command_type", self.gripper_command_type, GRIPPER_COMMAND_TYPES),
+                                     ("gripper_command_value", self.gripper_command_value, GRIPPER_COMMAND_VALUES)):
+            if value not in choices:
+                raise ValueError(f"ros2_control.{name} {value!r}; choose one of {list(choices)}")
+        if not self.joint_names:
+            raise ValueError("ros2_control.joint_names is empty; list the driver's arm joints, base to tip")
+
+
+def presets() -> tuple[str, ...]:
+    return tuple(sorted(p.stem.removeprefix("ros2_control_") for p in PRESET_DIR.glob("ros2_control_*.yaml")))
+
+
+def config_with_preset(preset: str) -> Ros2ControlConfig:
+    """The defaults of a preset file (`none`: the dataclass defaults)."""
+    if preset in ("", "none"):
+        return Ros2ControlConfig(preset="none")
+    path = PRESET_DIR / f"ros2_control_{preset}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no ros2_control preset {preset!r}; choose one of {list(presets()) + ['none']}")
+    values = yaml.safe_load(path.read_text()) or {}
+    known = {f.name for f in fields(Ros2ControlConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path.name}: unknown fields {unknown}; valid fields are {sorted(known)}")
+    return replace(Ros2ControlConfig(), preset=preset,
+                   **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+class Ros2ControlBridge(ArmAdapter):
+    name = "ros2_control"
+    config_class = Ros2ControlConfig
+    with_preset = staticmethod(config_with_preset)
+
+    def __init__(self, config: Ros2ControlConfig = Ros2ControlConfig(preset="none"), control_rate_hz: float = 10.0,
+                 node_name: str = "arm_bridge"):
+        config.validate()
+        super().__init__(config, control_rate_hz)
+        self.command_mode = config.command_mode
+        self.node_name, self.node_namespace = node_name, ""
+        self._node: Node | None = None
+        self._own_context: rclpy.Context | None = None
+        self._thread: threading.Thread | None = None
+        self._joints: JointState | None = None
+        self._joints_t = self._pose_t = -1.0
+        self._pose: np.ndarray | None = None  # (7,) x y z qw qx qy qz
+        self._pose_stamp = 0.0
+        self._last_target: tuple[np.ndarray, np.ndarray] | None = None  # last pose target sent (pos, quat wxyz)
+        self._linvel, self._angvel = np.zeros(3), np.zeros(3)
+        self._width_m = 0.0
+
+    def attach(self, node) -> None:
+        self.node_name, self.node_namespace = f"{node.get_name()}_bridge", node.get_namespace()
+
+    # --- connection ---------------------------------------------------------------------------
+    def connect(self) -> None:
+        cfg = self.config
+        context = None
+        if not rclpy.ok():  # standalone (tests, scripts): a context of our own
+            self._own_context = context = rclpy.Context()
+            rclpy.init(context=context)
+        # not the process's --ros-args: a `-r __node:=arm` meant for the arm node would rename this one too
+        node = self._node = Node(self.node_name, namespace=self.node_namespace, context=context, use_global_arguments=False)
+        qos = qos_profile_sensor_data  # best effort subscribers match reliable and best-effort drivers alike
+        node.create_subscription(JointState, cfg.joint_states_topic, self._on_joints, qos)
+        node.create_subscription(PoseStamped, cfg.pose_topic, self._on_pose, qos)
+        if cfg.twist_topic:
+            node.create_subscription(TwistStamped, cfg.twist_topic, self._on_twist, qos)
+        if cfg.gripper_state_topic:
+            node.create_subscription(JointState, cfg.gripper_state_topic, self._on_gripper, qos)
+        if cfg.command_mode == "pose":
+            self._pub_cmd = node.create_publisher(PoseStamped, cfg.pose_command_topic, topics.COMMAND_QOS)
+        else:
+            self._pub_cmd = node.create_publisher(Float64MultiArray, cfg.velocity_command_topic, topics.COMMAND_QOS)
+        gripper_type = Float64 if cfg.gripper_command_type == "float64" else Float64MultiArray
+        self._pub_gripper = (node.create_publisher(gripper_type, cfg.gripper_command_topic, topics.COMMAND_QOS)
+                             if cfg.gripper_command_topic else None)
+        self._executor = SingleThreadedExecutor(context=context)
+        self._executor.add_node(node)
+        self._thread = threading.Thread(target=self._spin, name="ros2_control_bridge", daemon=True)
+        self._thread.start()
+        end = time.monotonic() + cfg.connect_timeout_s
+        while time.monotonic() < end and (self._joints is None or self._pose is None):
+            time.sleep(0.02)
+        missing = [t for t, m in ((cfg.joint_states_topic, self._joints), (cfg.pose_topic, self._pose)) if m is None]
+        if missing:
+            self.disconnect()
+            raise AdapterError(f"no message on {missing} within {cfg.connect_timeout_s} s: is the driver running, and are "
+                               "the ros2_control.* topic parameters (or the preset) right for it?")
+        names = list(self._joints.name)
+        absent = [j for j in cfg.joint_names if j not in names]
+        if absent:
+            self.disconnect()
+            raise AdapterError(f"{cfg.joint_states_topic} has no joints {absent}; it has {names} "
+                               "(set ros2_control.joint_names)")
+        self.spec = RobotSpec(name=f"ros2_control:{cfg.preset}", joint_names=tuple(f"joint{i + 1}" for i in range(len(cfg.joint_names))),
+                              control_rate_hz=self.control_rate_hz,
+                              workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
+                              max_step_m=0.03, max_step_rad=0.15, gripper_max_width_m=cfg.gripper_max_width_m)
+
+    def _spin(self) -> None:
+        executor = self._executor
+        while self._node is not None:
+            try:
+                executor.spin_once(timeout_sec=0.05)
+            except Exception:  # the context shut down under us (disconnect): leave
+                return
+
+    def disconnect(self) -> None:
+        node, self._node = self._node, None
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        if node is not None:
+            self._executor.shutdown()
+            node.destroy_node()
+        if self._own_context is not None:
+            rclpy.try_shutdown(context=self._own_context)
+            self._own_context = None
+        self._joints, self._pose, self._last_target = None, None, None
+
+    # --- driver messages (executor thread) ------------------------------------------------------
+    def _on_joints(self, msg: JointState) -> None:
+        self._joints, self._joints_t = msg, time.monotonic()
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        pose = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z])
+        t = convert.seconds_from_stamp(msg.header.stamp) or time.monotonic()
+        if not self.config.twist_topic and self._pose is not None and t > self._pose_stamp:
+            self._linvel = (pose[:3] - self._pose[:3]) / (t - self._pose_stamp)
+        self._pose, self._pose_stamp, self._pose_t = pose, t, time.monotonic()
+
+    def _on_twist(self, msg: TwistStamped) -> None:
+        v, w = msg.twist.linear, msg.twist.angular
+        self._linvel, self._angvel = np.array([v.x, v.y, v.z]), np.array([w.x, w.y, w.z])
+
+    def _on_gripper(self, msg: JointState) -> None:
+        names = self.config.gripper_joint_names
+        positions = [p for n, p in zip(msg.name, msg.position) if n in names] if names else list(msg.position)
+        self._width_m = float(sum(positions))
+
+    # --- state --------------------------------------------------------------------------------
+    def fault(self) -> str:
+        if self._node is None:
+            return ""
+        now, cfg = time.monotonic(), self.config
+        for topic, t in ((cfg.joint_states_topic, self._joints_t), (cfg.pose_topic, self._pose_t)):
+            if now - t > cfg.stale_after_s:
+                return f"driver silent: nothing on {topic} for {now - t:.2f} s (limit {cfg.stale_after_s} s)"
+        return ""
+
+    def read(self) -> RobotState:
+        if self._node is None or self._joints is None or self._pose is None:
+            raise AdapterError("the ros2_control bridge is not connected; configure the node first")
+        stale = self.fault()
+        if stale:
+            raise AdapterError(stale)
+        msg, names = self._joints, self.config.joint_names
+        index = {n: i for i, n in enumerate(msg.name)}
+        q = np.array([msg.position[index[n]] for n in names])
+        dq = np.array([msg.velocity[index[n]] for n in names]) if len(msg.velocity) == len(msg.name) else np.zeros(len(names))
+        pose = self._pose
+        return RobotState(q_rad=q, dq_rad_s=dq, ee_pos_m=pose[:3].copy(), ee_quat_wxyz=pose[3:] / np.linalg.norm(pose[3:]),
+                          ee_linvel_m_s=self._linvel.copy(), gripper_width_m=self._width_m, t_capture=self._joints_t)
+
+    def ee_angvel_rad_s(self) -> np.ndarray:
+        return self._angvel.copy()
+
+    # --- commands -----------------------------------------------------------------------------
+    def send_pose_target(self, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> None:
+        if self.command_mode != "pose":
+            return super().send_pose_target(pos_m, quat_wxyz)
+        now_s = self._node.get_clock().now().nanoseconds * 1e-9
+        self._pub_cmd.publish(convert.pose_msg(pos_m, quat_wxyz, now_s, self.config.command_frame_id))
+        self._last_target = (np.array(pos_m, dtype=np.float64), np.array(quat_wxyz, dtype=np.float64))
+
+    def send_velocity(self, linvel_m_s: np.ndarray, angvel_rad_s: np.ndarray) -> None:
+        if self.command_mode != "velocity":
+            return super().send_velocity(linvel_m_s, angvel_rad_s)
+        self._pub_cmd.publish(Float64MultiArray(data=[*map(float, linvel_m_s), *map(float, angvel_rad_s)]))
+
+    def set_gripper(self, closing: float) -> None:
+        if self._pub_gripper is None:
+            return
+        cfg = self.config
+        value = closing if cfg.gripper_command_value == "closing" else cfg.gripper_max_width_m * (1.0 - closing)
+        self._pub_gripper.publish(Float64(data=float(value)) if cfg.gripper_command_type == "float64"
+                                  else Float64MultiArray(data=[float(value)]))
+
+    def hold(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pose mode: the controller's target stays at the last one sent (already within the node's
+        max_target_lead_m of the tool), so the arm settles there instead of being pulled back against its
+        own motion to a measured pose that lags by the driver's latency; the measured pose if none was sent.
+        Velocity mode: a zero twist."""
+        if self._node is None or self._pose is None:
+            return None
+        if self.command_mode == "velocity":
+            self.send_velocity(np.zeros(3), np.zeros(3))
+            return None
+        pos, quat = self._last_target if self._last_target is not None else (self._pose[:3], self._pose[3:])
+        self.send_pose_target(pos, quat)
+        return pos.copy(), quat.copy()
+
+    def recover(self) -> None:
+        stale = self.fault()
+        if stale:
+            raise AdapterError(f"cannot recover: {stale}")

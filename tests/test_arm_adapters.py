@@ -1,0 +1,186 @@
+"""Arm adapters without ROS: the sim adapter passes the robot contract, SDK adapters fail clearly without
+their SDK, bad configs are refused naming the choices, rotations are right, and the hardware tables load."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+import contracts  # noqa: E402
+from robot_rl.interfaces import EECommand  # noqa: E402
+from robot_rl.nodes.table import load_table  # noqa: E402
+from robot_rl_drivers import arm_pose  # noqa: E402
+from robot_rl_drivers.adapter_franka import FrankaAdapter, FrankaConfig  # noqa: E402
+from robot_rl_drivers.adapter_sim import SimArmAdapter, SimArmConfig  # noqa: E402
+from robot_rl_drivers.adapter_ur import URAdapter, URConfig  # noqa: E402
+from robot_rl_drivers.adapters import AdapterError, AdapterRobot, adapter_class  # noqa: E402
+
+
+def _make_sim_robot(command_mode: str = "pose") -> AdapterRobot:
+    adapter = SimArmAdapter(SimArmConfig(command_mode=command_mode), control_rate_hz=10.0)
+    adapter.connect()
+    return AdapterRobot(adapter)
+
+
+@pytest.mark.parametrize("command_mode", ["pose", "velocity"])
+def test_the_sim_adapter_passes_the_robot_contract(command_mode):
+    contracts.check_robot_contract(lambda: _make_sim_robot(command_mode))
+
+
+def test_a_non_finite_command_raises_and_nothing_reaches_the_arm():
+    robot = _make_sim_robot()
+    sent = robot.adapter.sent_commands
+    with pytest.raises(ValueError, match="must be finite.*nothing was sent"):
+        robot.command(EECommand(delta_pos_m=np.array([np.nan, 0.0, 0.0])))
+    with pytest.raises(ValueError, match="shape"):
+        robot.command(EECommand(delta_pos_m=np.zeros(2)))
+    assert robot.adapter.sent_commands == sent
+    robot.command(EECommand(delta_pos_m=np.array([0.01, 0.0, 0.0])))
+    assert robot.adapter.sent_commands == sent + 1
+
+
+def test_a_faulted_sim_arm_refuses_commands_until_recover():
+    robot = _make_sim_robot()
+    robot.adapter.inject_fault("collision reflex")
+    assert robot.adapter.fault() == "simulated arm fault: collision reflex"
+    with pytest.raises(AdapterError, match="collision reflex; call recover first"):
+        robot.command(EECommand(delta_pos_m=np.array([0.01, 0.0, 0.0])))
+    robot.adapter.recover()
+    assert robot.adapter.fault() == ""
+    start = robot.read().ee_pos_m
+    for _ in range(3):
+        robot.command(EECommand(delta_pos_m=np.array([0.0, 0.0, 0.02])))
+        robot.advance(0.1)
+    robot.advance(0.5)
+    assert robot.read().ee_pos_m[2] - start[2] > 0.045
+
+
+def test_go_home_returns_the_tool_to_the_home_pose_with_the_gripper_open():
+    robot = _make_sim_robot()
+    for _ in range(5):
+        robot.command(EECommand(delta_pos_m=np.array([0.02, 0.02, -0.02]), gripper=1.0))
+        robot.advance(0.1)
+    assert np.linalg.norm(robot.read().ee_pos_m - np.array([0.5, 0.0, 0.25])) > 0.05
+    robot.go_home()
+    state = robot.read()
+    assert np.linalg.norm(state.ee_pos_m - np.array([0.5, 0.0, 0.25])) < 0.005 and state.gripper_width_m > 0.07
+    assert np.allclose(robot.target_pos_m, state.ee_pos_m, atol=1e-6)
+
+
+@pytest.mark.parametrize("make, module, pip_name", [
+    (lambda: FrankaAdapter(FrankaConfig()), "franky", "franky-control"),
+    (lambda: URAdapter(URConfig()), "rtde_control", "ur_rtde"),
+])
+def test_an_sdk_adapter_without_its_sdk_names_the_pip_package(make, module, pip_name):
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here")
+    with pytest.raises(AdapterError, match=rf"needs the Python module '{module}'.*pip install {pip_name}"):
+        make().connect()
+
+
+def test_bad_adapter_names_and_configs_are_refused_naming_the_choices():
+    with pytest.raises(ValueError, match=r"unknown arm adapter 'kuka'; choose one of \['franka', 'ros2_control', 'sim', 'ur'\]"):
+        adapter_class("kuka")
+    with pytest.raises(ValueError, match=r"franka.command_mode 'torque'; choose one of \['pose', 'velocity'\]"):
+        FrankaAdapter(FrankaConfig(command_mode="torque"))
+    with pytest.raises(ValueError, match="ur.home_q_rad needs 6 joint angles, got 7"):
+        URAdapter(URConfig(home_q_rad=(0.0,) * 7))
+    with pytest.raises(ValueError, match=r"ur.gripper 'hand'; choose one of \['none', 'robotiq'\]"):
+        URAdapter(URConfig(gripper="hand"))
+    from robot_rl_drivers.adapter_ros2_control import config_with_preset
+
+    with pytest.raises(ValueError, match=r"no ros2_control preset 'kuka'; choose one of \['franka', 'ur', 'none'\]"):
+        config_with_preset("kuka")
+    assert config_with_preset("ur").joint_states_topic == "/joint_states"
+    assert config_with_preset("franka").joint_names[0] == "fr3_joint1"
+
+
+def test_rotation_helpers_round_trip_and_compose():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rotvec = rng.uniform(-1.0, 1.0, 3)
+        q = arm_pose.quat_from_rotvec(rotvec)
+        assert abs(np.linalg.norm(q) - 1.0) < 1e-12
+        np.testing.assert_allclose(arm_pose.rotvec_from_quat(q), rotvec, atol=1e-9)
+        other = arm_pose.quat_from_rotvec(rng.uniform(-1.0, 1.0, 3))
+        r = arm_pose.rotation_between(other, q)
+        composed = arm_pose.quat_mul(arm_pose.quat_from_rotvec(r), other)
+        np.testing.assert_allclose(composed * np.sign(composed[0]), q * np.sign(q[0]), atol=1e-9)
+        np.testing.assert_allclose(arm_pose.wxyz_from_xyzw(arm_pose.xyzw_from_wxyz(q)), q)
+    # a quarter turn about z takes x to y
+    qz = arm_pose.quat_from_rotvec(np.array([0.0, 0.0, np.pi / 2]))
+    v = arm_pose.quat_mul(arm_pose.quat_mul(qz, np.array([0.0, 1.0, 0.0, 0.0])), arm_pose.quat_conj(qz))
+    np.testing.assert_allclose(v, [0.0, 0.0, 1.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("setup, adapter", [("franka", "franka"), ("ur", "ur")])
+def test_hardware_tables_run_the_arm_node_cameras_actor_and_learner_without_the_sim(setup, adapter):
+    table = load_table(setup, executables=())  # the camera node may not be installed in every checkout
+    assert [n.fqn for n in table.select(use_sim=False)] == [
+        "/robot_1/arm", "/robot_1/front_camera", "/robot_1/wrist_camera", "/robot_1/actor", "/learner"]
+    arm = table.nodes[0]
+    assert arm.executable == "robot-rl-arm-node" and arm.parameters[0].name == f"arm_{adapter}.yaml"
+    params = yaml.safe_load(arm.parameters[0].read_text())["/**"]["ros__parameters"]
+    assert params["adapter"] == adapter
+    assert set(params[adapter]) <= {f.name for f in dataclasses.fields(adapter_class(adapter).config_class)}
+    assert [n.fqn for n in table.select(use_sim=True)] == ["/learner"]
+
+
+def test_the_arm_node_help_lists_every_parameter_and_each_adapters_own():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
+    out = subprocess.run([str(Path(sys.executable).parent / "robot-rl-arm-node"), "--help"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("The arm driver node") and "usage: robot-rl-arm-node --ros-args" in out.stdout
+    for line in ("  watchdog_timeout_s: float = 0.5", "  franka.robot_ip: str", "  ur.servo_gain: float", "  sim.command_mode",
+                 "  ros2_control.pose_command_topic: str"):
+        assert line in out.stdout, line
+
+
+def test_the_franka_adapter_drives_franky_against_the_franky_sim_protocol_simulator():
+    """Real franky (libfranka protocol) against franky-sim's simulated FR3, when both are installed (neither is a
+    dependency: `pip install franky-control franky-sim`). A smoke test of the adapter's use of the SDK: connect,
+    state, the home joint motion, streamed impedance targets, the stop, the gripper. Timing tolerances are loose:
+    without a real-time kernel the 1 kHz loop runs on a shared machine."""
+    pytest.importorskip("franky")
+    franky_sim = pytest.importorskip("franky_sim")
+    from franky_sim.mujoco_simulator import MujocoSimulator
+
+    with MujocoSimulator(enable_visualization=False) as sim:
+        model = sim.add_robot()
+        with franky_sim.SimulationServer(sim) as server:
+            server.run_async()
+            adapter = FrankaAdapter(FrankaConfig(robot_ip=model.hostname, realtime_kernel=False,
+                                                 workspace_low_m=(0.3, -0.2, 0.2), workspace_high_m=(0.6, 0.2, 0.5)))
+            adapter.connect()
+            robot = AdapterRobot(adapter)
+            try:
+                robot.go_home()
+                home = robot.read()
+                assert np.linalg.norm(home.ee_pos_m - np.array([0.307, 0.0, 0.487])) < 0.01, home.ee_pos_m
+                assert home.q_rad.shape == (7,) and abs(np.linalg.norm(home.ee_quat_wxyz) - 1) < 1e-6
+                for _ in range(15):
+                    robot.command(EECommand(delta_pos_m=np.array([0.01, 0.0, -0.01]), gripper=1.0))
+                    robot.advance(0.1)
+                robot.advance(1.0)
+                moved = robot.read().ee_pos_m - home.ee_pos_m
+                assert moved[0] > 0.08 and moved[2] < -0.08 and abs(moved[1]) < 0.02, moved
+                assert robot.read().gripper_width_m < 0.04  # closing
+                robot.hold()
+                held = robot.read().ee_pos_m
+                robot.advance(1.0)
+                assert np.linalg.norm(robot.read().ee_pos_m - held) < 0.03
+                assert adapter.fault() == ""
+            finally:
+                robot.close()

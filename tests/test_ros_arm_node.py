@@ -1,0 +1,485 @@
+"""The arm driver node (sim adapter) as a real process over real DDS: the sim robot's topics, lifecycle,
+safety filter, watchdog, estop and recover.
+
+One arm node (started unconfigured) serves the tests in this file; a probe node in the test process
+talks to it. Run inside a private network namespace (`./run.sh test`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64, String
+from std_srvs.srv import Trigger
+
+from robot_rl.nodes import convert, topics
+from robot_rl_drivers.arm_node import ARM_STATUS, ESTOP, ESTOP_QOS, RECOVER, STATUS_QOS
+from rosprocs import start_process, stop_process
+
+pytestmark = pytest.mark.ros
+
+NS = f"/arm_test_{os.getpid()}"
+BIN = Path(sys.executable).parent
+CONTROL_HZ, WATCHDOG_S = 50.0, 0.3
+HOME_M = np.array([0.5, 0.0, 0.25])  # SimArmConfig.home_pos_m
+
+
+class _Probe:
+    """A test-side rclpy node in its own context that records what it hears."""
+
+    def __init__(self, name: str):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.heard: dict[str, list] = defaultdict(list)
+
+    def record(self, topic: str, msg_type, qos) -> None:
+        self.node.create_subscription(msg_type, topic, lambda m: self.heard[topic].append((time.monotonic(), m)), qos)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.executor.spin_once(timeout_sec=min(left, 0.05))
+
+    def spin_until(self, predicate, timeout_s: float) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def call(self, srv_type, name: str, request=None, timeout_s: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} never appeared"
+        future = client.call_async(request or srv_type.Request())
+        self.executor.spin_until_future_complete(future, timeout_sec=timeout_s)
+        assert future.done(), f"service {name} did not answer within {timeout_s} s"
+        self.node.destroy_client(client)
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture(scope="module")
+def arm(tmp_path_factory):
+    """(process, log path, probe) for one arm node with the sim adapter in namespace NS, started unconfigured."""
+    log = tmp_path_factory.mktemp("arm_node") / "arm_node.log"
+    proc = start_process([str(BIN / "robot-rl-arm-node"), "--ros-args", "-r", f"__ns:={NS}", "-p", "adapter:=sim",
+                          "-p", "autostart:=unconfigured", "-p", f"control_rate_hz:={CONTROL_HZ}",
+                          "-p", f"watchdog_timeout_s:={WATCHDOG_S}", "-p", "max_speed_m_s:=0.15"], log)
+    probe = _Probe("arm_node_probe")
+    for name, msg_type, qos in [(topics.JOINT_STATES, JointState, topics.STATE_QOS),
+                                (topics.EE_POSE, PoseStamped, topics.STATE_QOS),
+                                (topics.GRIPPER_STATE, JointState, topics.STATE_QOS), (ARM_STATUS, String, STATUS_QOS)]:
+        probe.record(f"{NS}/{name}", msg_type, qos)
+    probe.ee_command = probe.node.create_publisher(TwistStamped, f"{NS}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
+    probe.gripper_command = probe.node.create_publisher(Float64, f"{NS}/{topics.GRIPPER_COMMAND}", topics.COMMAND_QOS)
+    probe.estop = probe.node.create_publisher(Bool, f"{NS}/{ESTOP}", ESTOP_QOS)
+    up = probe.spin_until(lambda: probe.heard[f"{NS}/{ARM_STATUS}"] or proc.poll() is not None, timeout_s=45.0)
+    assert up and proc.poll() is None, f"arm node did not come up:\n{log.read_text()}"
+    yield proc, log, probe
+    try:
+        rc = stop_process(proc)
+    finally:
+        probe.close()
+    assert rc == 0, f"arm node exited with {rc} on SIGINT:\n{log.read_text()}"
+
+
+def _status(probe: _Probe) -> dict:
+    return json.loads(probe.heard[f"{NS}/{ARM_STATUS}"][-1][1].data)
+
+
+def _pose(probe: _Probe) -> np.ndarray:
+    p = probe.heard[f"{NS}/{topics.EE_POSE}"][-1][1].pose.position
+    return np.array([p.x, p.y, p.z])
+
+
+def _lifecycle(probe: _Probe, transition: int | None = None) -> str:
+    """Trigger `transition` through the node's change_state service (if given); the state label after it."""
+    if transition is not None:
+        answer = probe.call(ChangeState, f"{NS}/arm/change_state", ChangeState.Request(transition=Transition(id=transition)))
+        assert answer.success, f"transition {transition} failed"
+    return probe.call(GetState, f"{NS}/arm/get_state").current_state.label
+
+
+def _make_active(probe: _Probe) -> None:
+    if _lifecycle(probe) == "unconfigured":
+        _lifecycle(probe, Transition.TRANSITION_CONFIGURE)
+    if _lifecycle(probe) == "inactive":
+        _lifecycle(probe, Transition.TRANSITION_ACTIVATE)
+    assert probe.spin_until(lambda: probe.heard[f"{NS}/{topics.EE_POSE}"], 5.0)
+
+
+def _drive(probe: _Probe, vel_m_s: tuple[float, float, float], seconds: float, frame_id: str = "") -> None:
+    """Publish a constant twist (raw: may hold NaN) at 20 Hz for `seconds`."""
+    msg = TwistStamped()
+    msg.header.frame_id = frame_id
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = vel_m_s
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        probe.ee_command.publish(msg)
+        probe.spin_for(0.05)
+
+
+def test_lifecycle_configure_publishes_state_activate_obeys_deactivate_holds_cleanup_disconnects(arm):
+    _, _, probe = arm
+    assert _lifecycle(probe) == "unconfigured"
+    probe.spin_for(0.5)
+    assert probe.heard[f"{NS}/{topics.JOINT_STATES}"] == []  # not connected: nothing to publish
+    assert _lifecycle(probe, Transition.TRANSITION_CONFIGURE) == "inactive"
+    assert probe.spin_until(lambda: len(probe.heard[f"{NS}/{topics.EE_POSE}"]) > 5, 5.0)
+    start = _pose(probe)
+    assert np.linalg.norm(start - HOME_M) < 0.005, f"connected arm at {start}, home is {HOME_M}"
+    _drive(probe, (0.1, 0.0, 0.0), 0.6)  # inactive: ignored
+    assert np.linalg.norm(_pose(probe) - start) < 0.002 and _status(probe)["hold_reason"] == "inactive"
+    assert _lifecycle(probe, Transition.TRANSITION_ACTIVATE) == "active"
+    _drive(probe, (0.1, 0.0, 0.0), 0.6)
+    assert _pose(probe)[0] - start[0] > 0.02, f"active arm did not follow +x: {start} -> {_pose(probe)}"
+    assert _lifecycle(probe, Transition.TRANSITION_DEACTIVATE) == "inactive"
+    held = _pose(probe)
+    _drive(probe, (-0.1, 0.0, 0.0), 0.6)
+    assert np.linalg.norm(_pose(probe) - held) < 0.003
+    assert _lifecycle(probe, Transition.TRANSITION_CLEANUP) == "unconfigured"
+    probe.spin_for(0.3)
+    n = len(probe.heard[f"{NS}/{topics.JOINT_STATES}"])
+    probe.spin_for(0.5)
+    assert len(probe.heard[f"{NS}/{topics.JOINT_STATES}"]) == n and _status(probe)["connected"] is False
+    _make_active(probe)
+    assert probe.spin_until(lambda: _status(probe)["lifecycle"] == "active", 2.0), _status(probe)
+
+
+def test_state_topics_carry_seven_joints_the_gripper_and_stamps_at_the_control_rate(arm):
+    _, _, probe = arm
+    _make_active(probe)
+    probe.spin_for(0.3)
+    topic = f"{NS}/{topics.JOINT_STATES}"
+    probe.heard[topic].clear()
+    probe.spin_for(1.0)
+    joints = [m for _, m in probe.heard[topic]]
+    assert 0.6 * CONTROL_HZ <= len(joints) <= 1.1 * CONTROL_HZ
+    stamps = [convert.seconds_from_stamp(m.header.stamp) for m in joints]
+    assert np.all(np.diff(stamps) > 0) and abs(stamps[-1] - time.time()) < 1.0  # node clock (wall time), at capture
+    assert list(joints[-1].name) == [f"joint{i}" for i in range(1, 8)]
+    gripper = probe.heard[f"{NS}/{topics.GRIPPER_STATE}"][-1][1]
+    assert list(gripper.name) == ["finger_joint1", "finger_joint2"] and sum(gripper.position) > 0.07
+
+
+def test_a_nan_command_never_reaches_the_arm_and_valid_ones_still_do(arm):
+    _, log, probe = arm
+    _make_active(probe)
+    probe.spin_for(WATCHDOG_S + 0.3)
+    start, before = _pose(probe), _status(probe)
+    _drive(probe, (float("nan"), 0.1, 0.0), 0.6)
+    probe.spin_for(1.1)  # the next status heartbeat
+    after = _status(probe)
+    assert after["commands_applied"] == before["commands_applied"], "a command reached the arm while only NaN was sent"
+    assert after["commands_dropped"] >= before["commands_dropped"] + 5
+    assert np.linalg.norm(_pose(probe) - start) < 0.002
+    assert "dropped ee_command" in log.read_text() and "non-finite" in log.read_text()
+    _drive(probe, (0.0, 0.0, 0.08), 0.6)
+    assert _pose(probe)[2] - start[2] > 0.02
+
+
+def test_the_watchdog_holds_the_arm_when_commands_stop(arm):
+    _, log, probe = arm
+    _make_active(probe)
+    start = _pose(probe)
+    _drive(probe, (0.0, 0.1, 0.0), 1.0)
+    assert 0.04 < _pose(probe)[1] - start[1] < 0.13
+    probe.spin_for(WATCHDOG_S + 0.4)
+    held = _pose(probe)
+    probe.spin_for(0.8)
+    assert np.linalg.norm(_pose(probe) - held) < 0.002, "the arm kept moving after commands stopped"
+    assert _status(probe)["hold_reason"] == "watchdog" and "holding the arm" in log.read_text()
+
+
+def test_estop_latches_a_hold_until_recover_succeeds_and_recover_refuses_while_it_is_pressed(arm):
+    _, _, probe = arm
+    _make_active(probe)
+    probe.estop.publish(Bool(data=True))
+    assert probe.spin_until(lambda: _status(probe)["estop"], 3.0)
+    start = _pose(probe)
+    _drive(probe, (0.0, -0.1, 0.0), 0.6)
+    assert np.linalg.norm(_pose(probe) - start) < 0.002, "the arm moved during an estop"
+    refused = probe.call(Trigger, f"{NS}/{RECOVER}")
+    assert not refused.success and "still true" in refused.message
+    probe.estop.publish(Bool(data=False))  # releasing the button alone does not release the arm
+    probe.spin_for(0.3)
+    _drive(probe, (0.0, -0.1, 0.0), 0.6)
+    assert np.linalg.norm(_pose(probe) - start) < 0.002 and _status(probe)["estop"] is True
+    answer = probe.call(Trigger, f"{NS}/{RECOVER}")
+    assert answer.success and "estop" in answer.message
+    _drive(probe, (0.0, -0.1, 0.0), 0.6)
+    assert start[1] - _pose(probe)[1] > 0.02, "the arm did not obey after recover"
+
+
+def test_reset_moves_the_arm_home_and_opens_the_gripper(arm):
+    _, _, probe = arm
+    _make_active(probe)
+    probe.gripper_command.publish(convert.gripper_command_msg(1.0))
+    width = lambda: sum(probe.heard[f"{NS}/{topics.GRIPPER_STATE}"][-1][1].position)  # noqa: E731
+    assert probe.spin_until(lambda: width() < 0.005, 3.0), f"fingers still {width():.4f} m apart"
+    _drive(probe, (0.0, 0.05, -0.05), 0.6)
+    assert np.linalg.norm(_pose(probe) - HOME_M) > 0.02
+    answer = probe.call(Trigger, f"{NS}/{topics.RESET}")
+    assert answer.success and "moved home" in answer.message
+    probe.spin_for(0.3)
+    assert np.linalg.norm(_pose(probe) - HOME_M) < 0.01 and width() > 0.07
+
+
+def test_a_streamed_pose_target_is_reached_and_one_below_the_table_stops_at_the_workspace_floor(arm):
+    _, _, probe = arm
+    _make_active(probe)
+    target_pub = probe.node.create_publisher(PoseStamped, f"{NS}/{topics.EE_TARGET}", topics.COMMAND_QOS)
+    o = probe.heard[f"{NS}/{topics.EE_POSE}"][-1][1].pose.orientation
+    quat = np.array([o.w, o.x, o.y, o.z])
+
+    def stream(goal: np.ndarray, seconds: float) -> None:
+        msg = convert.pose_msg(goal, quat, 0.0, "")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            target_pub.publish(msg)
+            probe.spin_for(0.05)
+
+    goal = _pose(probe) + np.array([0.03, -0.04, -0.03])
+    stream(goal, 1.5)  # 5.8 cm at <= 0.15 m/s
+    assert np.linalg.norm(_pose(probe) - goal) < 0.01, f"at {_pose(probe)}, target {goal}"
+    stream(np.array([goal[0], goal[1], -0.5]), 2.5)  # half a metre below the table
+    assert 0.012 - 0.01 < _pose(probe)[2] < 0.012 + 0.02, f"tool at z={_pose(probe)[2]:.3f} m; the floor is 0.012 m"
+    stream(goal, 2.0)  # back up, so later tests start from a free pose
+    probe.node.destroy_publisher(target_pub)
+
+
+def _by_node(probe: _Probe, getter, name: str, ns: str) -> dict[str, list[str]]:
+    """{topic relative to ns: types} of one node, ROS-internal topics left out."""
+    internal = ("/rosout", "/parameter_events")
+    try:
+        found = getter(name, ns)
+    except Exception:  # rclpy's NodeNameNonExistentError: the node is not discovered yet
+        return {}
+    return {t[len(ns) + 1:]: sorted(types) for t, types in found if t not in internal and t.startswith(ns + "/")}
+
+
+def test_the_arm_node_publishes_and_consumes_the_sim_robots_topics_with_the_same_types_and_qos(arm, tmp_path):
+    _, _, probe = arm
+    _make_active(probe)
+    sim_ns = f"{NS}_sim"
+    sim = start_process([str(BIN / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={sim_ns}", "-p", "camera_rate_hz:=0.0",
+                         "-p", "publish_clock:=false"], tmp_path / "sim.log")
+    try:
+        node = probe.node
+        assert probe.spin_until(lambda: topics.TASK_SUCCESS in _by_node(probe, node.get_publisher_names_and_types_by_node,
+                                                                        "sim_robot", sim_ns), 45.0), (tmp_path / "sim.log").read_text()
+        probe.spin_for(0.5)
+        sim_pub = _by_node(probe, node.get_publisher_names_and_types_by_node, "sim_robot", sim_ns)
+        arm_pub = _by_node(probe, node.get_publisher_names_and_types_by_node, "arm", NS)
+        sim_sub = _by_node(probe, node.get_subscriber_names_and_types_by_node, "sim_robot", sim_ns)
+        arm_sub = _by_node(probe, node.get_subscriber_names_and_types_by_node, "arm", NS)
+        sim_srv = _by_node(probe, node.get_service_names_and_types_by_node, "sim_robot", sim_ns)
+        arm_srv = _by_node(probe, node.get_service_names_and_types_by_node, "arm", NS)
+        ground_truth = {topics.TASK_SUCCESS, topics.TASK_OBJECT_STATE}  # sim only: a reward classifier's on hardware
+        assert {k: v for k, v in sim_pub.items() if k not in ground_truth} == {
+            k: v for k, v in arm_pub.items() if k not in (ARM_STATUS, "arm/transition_event")}
+        assert set(sim_pub) - set(arm_pub) == ground_truth
+        assert sim_sub == {k: v for k, v in arm_sub.items() if k != ESTOP}
+        assert set(sim_sub) == {topics.EE_COMMAND, topics.EE_TARGET, topics.GRIPPER_COMMAND}
+        assert sim_srv[topics.RESET] == arm_srv[topics.RESET] == ["std_srvs/srv/Trigger"]
+        for name in (topics.JOINT_STATES, topics.EE_POSE, topics.EE_TWIST, topics.GRIPPER_STATE):
+            (sim_info,), (arm_info,) = node.get_publishers_info_by_topic(f"{sim_ns}/{name}"), node.get_publishers_info_by_topic(f"{NS}/{name}")
+            for field in ("reliability", "durability", "history", "depth"):
+                assert getattr(sim_info.qos_profile, field) == getattr(arm_info.qos_profile, field), (name, field)
+        for name in (topics.EE_COMMAND, topics.GRIPPER_COMMAND):
+            (sim_info,), (arm_info,) = node.get_subscriptions_info_by_topic(f"{sim_ns}/{name}"), node.get_subscriptions_info_by_topic(f"{NS}/{name}")
+            assert sim_info.qos_profile.reliability == arm_info.qos_profile.reliability, name
+    finally:
+        stop_process(sim)
+
+
+# --- the ros2_control bridge next to a running driver ----------------------------------------------
+# The "driver" is the sim robot node, a real process: it publishes joint_states / ee_pose / ee_twist /
+# gripper_state like a ros2_control robot with state broadcasters, and it is itself a Cartesian pose
+# controller: it tracks streamed PoseStamped targets on ee_target (speed-limited by its own safety filter)
+# and takes std_msgs/Float64 gripper commands. Nothing is faked: the bridge is configured with those topics.
+
+def _bridge_config(ns: str):
+    from robot_rl_drivers.adapter_ros2_control import Ros2ControlConfig
+
+    return Ros2ControlConfig(
+        preset="none", joint_states_topic=f"{ns}/{topics.JOINT_STATES}", joint_names=tuple(f"joint{i}" for i in range(1, 8)),
+        pose_topic=f"{ns}/{topics.EE_POSE}", twist_topic=f"{ns}/{topics.EE_TWIST}", command_mode="pose",
+        pose_command_topic=f"{ns}/{topics.EE_TARGET}", command_frame_id=topics.BASE_FRAME,
+        gripper_state_topic=f"{ns}/{topics.GRIPPER_STATE}", gripper_command_topic=f"{ns}/{topics.GRIPPER_COMMAND}",
+        gripper_command_type="float64", gripper_command_value="closing", gripper_max_width_m=0.08,
+        workspace_low_m=(0.3, -0.25, 0.012), workspace_high_m=(0.7, 0.25, 0.32))
+
+
+def test_the_ros2_control_bridge_passes_the_robot_contract_against_a_running_cartesian_driver(tmp_path):
+    import contracts
+    from robot_rl_drivers.adapter_ros2_control import Ros2ControlBridge
+    from robot_rl_drivers.adapters import AdapterError, AdapterRobot
+
+    ns = f"/bridge_test_{os.getpid()}"
+    driver = start_process([str(BIN / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={ns}", "-p", "camera_rate_hz:=0.0",
+                            "-p", "publish_clock:=false", "-p", "seed:=3",
+                            # a stiff controller: its target stops within a period (at 3 m/s^2 it overshoots 1.5 cm),
+                            # fast enough for the contract's diagonal pushes (0.025 m per 0.1 s on each axis: 0.43 m/s)
+                            "-p", "max_accel_m_s2:=30.0", "-p", "max_speed_m_s:=0.6", "-p", "max_step_m:=0.05"],
+                           tmp_path / "driver.log")
+    made: list[AdapterRobot] = []
+
+    def make_robot() -> AdapterRobot:
+        """Connected, tool moved to the middle of the box (streamed targets, as any Cartesian controller takes them)."""
+        bridge = Ros2ControlBridge(_bridge_config(ns), control_rate_hz=10.0)
+        bridge.connect()
+        robot = AdapterRobot(bridge)
+        quat = robot.read().ee_quat_wxyz
+        for _ in range(20):
+            bridge.send_pose_target(np.array([0.5, 0.0, 0.2]), quat)
+            bridge.set_gripper(0.0)
+            time.sleep(0.1)
+        time.sleep(0.3)
+        robot.hold()
+        made.append(robot)
+        return robot
+
+    try:
+        deadline = time.monotonic() + 45.0
+        while True:  # the driver needs a few seconds to come up; configure fails with a clear error until then
+            try:
+                robot = make_robot()
+                break
+            except AdapterError as err:
+                assert time.monotonic() < deadline and driver.poll() is None, f"{err}\n{(tmp_path / 'driver.log').read_text()}"
+        assert np.linalg.norm(robot.read().ee_pos_m - np.array([0.5, 0.0, 0.2])) < 0.01
+        assert robot.spec.joint_names == tuple(f"joint{i}" for i in range(1, 8))
+        robot.close()
+        contracts.check_robot_contract(make_robot)
+        # the driver goes away: the bridge reports it as a fault, and recover refuses until it is back
+        bridge = Ros2ControlBridge(_bridge_config(ns), control_rate_hz=10.0)
+        bridge.connect()
+        assert bridge.fault() == ""
+        assert stop_process(driver) == 0
+        time.sleep(0.8)
+        assert "driver silent: nothing on" in bridge.fault()
+        with pytest.raises(AdapterError, match="cannot recover: driver silent"):
+            bridge.recover()
+        bridge.disconnect()
+    finally:
+        stop_process(driver)
+        for robot in made:
+            robot.adapter.disconnect()
+
+
+def test_the_bridge_refuses_to_connect_naming_the_silent_topics():
+    from robot_rl_drivers.adapter_ros2_control import Ros2ControlBridge
+    from robot_rl_drivers.adapters import AdapterError
+
+    config = dataclasses.replace(_bridge_config("/nobody_here"), connect_timeout_s=0.5)
+    with pytest.raises(AdapterError, match=r"no message on \['/nobody_here/joint_states', '/nobody_here/ee_pose'\] within 0.5 s"):
+        Ros2ControlBridge(config).connect()
+
+
+def test_a_driver_fault_holds_the_arm_reports_it_and_recover_clears_it():
+    """The node in this process (its timers not spun: `step` is called by hand, one control period each)."""
+    from rclpy.parameter import Parameter
+
+    from robot_rl_drivers.arm_node import ArmNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = ArmNode(context=context, namespace=f"/fault_test_{os.getpid()}",
+                   parameter_overrides=[Parameter("autostart", value="unconfigured")])
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        twist = convert.twist_msg(np.array([0.1, 0.0, 0.0]), np.zeros(3), 0.0, topics.BASE_FRAME)
+
+        def run(periods: int) -> np.ndarray:
+            for _ in range(periods):
+                node._on_ee_command(twist)  # as if it arrived over DDS
+                node.step()
+            return node.robot.read().ee_pos_m
+
+        start = node.robot.read().ee_pos_m
+        moved = run(25) - start  # 0.5 s at 0.1 m/s
+        assert 0.03 < moved[0] < 0.06, moved
+        node.adapter.inject_fault("collision reflex")
+        held = run(1)
+        status = node.status()
+        assert status["fault"] == "simulated arm fault: collision reflex" and status["hold_reason"] == "fault"
+        assert np.linalg.norm(run(25) - held) < 0.003, "the arm moved while faulted"
+        answer = node._on_recover(Trigger.Request(), Trigger.Response())
+        assert answer.success and "fault" in answer.message and node.status()["fault"] == ""
+        after = run(25)
+        assert after[0] - held[0] > 0.03, "the arm did not obey after recover"
+    finally:
+        node._disconnect()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_the_arm_node_with_the_ros2_control_adapter_drives_a_running_driver_and_holds_when_it_goes_silent(tmp_path):
+    """Two processes next to each other: the "driver" (the sim robot node in /<ns>_cell, see above) and the arm node in
+    /<ns>_arm bridging to it; the probe commands the arm node exactly as an actor would."""
+    ns = f"/bridge_node_test_{os.getpid()}"
+    cell = f"{ns}_cell"
+    config = _bridge_config(cell)
+    params = {"adapter": "ros2_control", "control_rate_hz": 20.0, "watchdog_timeout_s": WATCHDOG_S,
+              "ros2_control": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}}
+    (tmp_path / "arm.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    driver = start_process([str(BIN / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={cell}", "-p", "camera_rate_hz:=0.0",
+                            "-p", "publish_clock:=false"], tmp_path / "driver.log")
+    probe = _Probe("bridge_node_probe")
+    arm_ns = f"{ns}_arm"
+    probe.record(f"{arm_ns}/{topics.EE_POSE}", PoseStamped, topics.STATE_QOS)
+    probe.record(f"{arm_ns}/{ARM_STATUS}", String, STATUS_QOS)
+    probe.ee_command = probe.node.create_publisher(TwistStamped, f"{arm_ns}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
+    arm = None
+    try:
+        time.sleep(2.0)  # let the driver come up first: the bridge's configure waits connect_timeout_s (5 s) for it
+        arm = start_process([str(BIN / "robot-rl-arm-node"), "--ros-args", "-r", f"__ns:={arm_ns}",
+                             "--params-file", str(tmp_path / "arm.yaml")], tmp_path / "arm.log")
+        status = lambda: json.loads(probe.heard[f"{arm_ns}/{ARM_STATUS}"][-1][1].data)  # noqa: E731
+        assert probe.spin_until(lambda: probe.heard[f"{arm_ns}/{ARM_STATUS}"] and status()["lifecycle"] == "active"
+                                and probe.heard[f"{arm_ns}/{topics.EE_POSE}"], 45.0), (tmp_path / "arm.log").read_text()
+        pose = lambda: np.array([getattr(probe.heard[f"{arm_ns}/{topics.EE_POSE}"][-1][1].pose.position, a) for a in "xyz"])  # noqa: E731
+        start = pose()
+        msg = convert.twist_msg(np.array([0.0, 0.0, 0.08]), np.zeros(3), 0.0, "")
+        end = time.monotonic() + 0.8
+        while time.monotonic() < end:
+            probe.ee_command.publish(msg)
+            probe.spin_for(0.05)
+        probe.spin_for(WATCHDOG_S + 0.5)
+        moved = pose() - start
+        assert 0.04 < moved[2] < 0.1 and abs(moved[0]) < 0.01 and abs(moved[1]) < 0.01, moved
+        assert status()["hold_reason"] == "watchdog" and status()["commands_applied"] > 10
+        stop_process(driver)
+        assert probe.spin_until(lambda: "driver silent" in status()["fault"], 5.0), status()
+        assert "arm fault, holding" in (tmp_path / "arm.log").read_text()
+    finally:
+        stop_process(driver)
+        if arm is not None:
+            assert stop_process(arm) == 0, (tmp_path / "arm.log").read_text()
+        probe.close()
