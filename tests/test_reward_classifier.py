@@ -176,3 +176,20 @@ def test_a_frozen_resnet10_classifier_loads_local_trunk_weights_and_trains_only_
         assert torch.equal(model.trunk.state_dict()[name], value), f"the frozen trunk's {name} changed"
     assert saved.config.encoder == "resnet10" and saved.config.encoder_weights is None
     assert report["frames"]["train"] + report["frames"]["held_out"] == 450
+
+
+def test_robot_rl_train_takes_its_reward_and_episode_ends_from_the_classifier(trained, tmp_path):
+    from robot_rl.cli import main
+    from robot_rl.data.store import EpisodeStore
+
+    out = tmp_path / "run"
+    rc = main(["train", "--task", "pick_cube", "--obs", "pixels", "--steps", "60", "--warmup-steps", "1000",
+               "--warmup-policy", "scripted", "--scripted-demos", "0", "--eval-every", "1000", "--eval-episodes", "1",
+               "--video-episodes", "0", "--no-wandb", "--no-progress-bar", "--seed", "3",
+               "--reward-classifier", str(trained["root"] / "clf"), "--out", str(out)])
+    assert rc == 0
+    episode = EpisodeStore.open(out / "episodes").get_episode(0)
+    truth = np.flatnonzero(episode[keys.SUCCESS])  # the sim's ground truth, kept for the logs
+    assert len(truth) and episode[keys.TERMINATED][-1] and episode[keys.REWARD][-1] == 1.0
+    assert episode[keys.REWARD].sum() == 1.0  # the classifier's success is the only reward, and it ended the episode
+    assert abs(len(episode[keys.REWARD]) - 1 - truth[0]) <= 2

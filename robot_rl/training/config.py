@@ -60,6 +60,7 @@ class TrainConfig:
     wandb_project: str = "robot_rl"  # wandb project name
     progress_bar: bool = True  # show the tqdm progress bar with the status line
     agent: AgentConfig = field(default_factory=lambda: AgentConfig(**TUNED_AGENT))  # the learner (see TUNED_AGENT)
+    reward_classifier: str | None = None  # learned reward: a `robot-rl reward train` dir; its success replaces the env's reward and ends episodes (pixels; evaluation stays on the env's own success)
     # --- residual RL (robot_rl.training.residual): on when base_policy is given ---
     base_policy: str | None = None  # base policy dir (`robot-rl bc train` output, or a saved policy): learn a residual on it
     base_noise: float = 0.1  # residual RL warm-up: std of the Gaussian noise added to the base action (replaces --warmup-policy)

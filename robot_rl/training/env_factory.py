@@ -40,11 +40,17 @@ def is_sim_task(env_id: str) -> bool:
 
 
 def make_env(env_id: str, obs_mode: str = "state", render: bool = False,
-             max_episode_steps: int | None = None) -> gym.Env:
-    """The env the loop trains or evaluates on; `render=True` makes `env.render()` return RGB frames."""
+             max_episode_steps: int | None = None, reward_classifier: str | None = None) -> gym.Env:
+    """The env the loop trains or evaluates on; `render=True` makes `env.render()` return RGB frames.
+
+    `reward_classifier` (a `robot-rl reward train` dir): its prediction replaces the env's reward and ends the
+    episode on predicted success (the sim's own success no longer terminates; `info["success"]` stays the
+    ground truth, so logs and evaluations still report true success)."""
     kwargs: dict[str, Any] = {}
     if is_sim_task(env_id):
         kwargs["obs_mode"] = obs_mode
+        if reward_classifier:
+            kwargs["terminate_on_success"] = False
     if render:
         kwargs["render_mode"] = "rgb_array"
     if max_episode_steps is not None:
@@ -66,6 +72,15 @@ def make_env(env_id: str, obs_mode: str = "state", render: bool = False,
         env = DictObservation(env)
     else:
         as_dict_space(env.observation_space)  # validates: every entry a Box
+    if reward_classifier:
+        from robot_rl.reward.serve import ClassifierReward, RewardPredictor
+
+        predictor = RewardPredictor.load(reward_classifier)
+        missing = [k for k in predictor.image_keys if k not in env.observation_space.spaces]
+        if missing:
+            raise ValueError(f"the reward classifier {reward_classifier} reads {list(predictor.image_keys)}; the env "
+                             f"has {list(env.observation_space.spaces)}: train from pixels (--obs pixels)")
+        env = ClassifierReward(env, predictor, terminate_on_success=True)
     return env
 
 

@@ -250,7 +250,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     store = EpisodeStore.open_or_create(run_dir / "episodes", {"env_id": env_id, "obs": cfg.obs, "source": "online"})
     demo_store = make_demo_store(cfg, env_id, run_dir)
 
-    env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps)
+    env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps, reward_classifier=cfg.reward_classifier)
     eval_env, video_episodes = make_eval_env(env_id, cfg.obs, cfg.video_episodes, cfg.max_episode_steps)
     obs_space, action_dim = env.observation_space, int(np.prod(env.action_space.shape))
     if not cfg.resume:
