@@ -12,7 +12,8 @@ import robot_rl
 from robot_rl.bench.peer import PEER_SCRIPTS, PeerError, run_peer_script
 
 BENCH_DIR = Path(robot_rl.__file__).parent / "bench"
-PEER_PACKAGES = {"gym_hil", "lerobot", "tv_cpu_shim", "transformers"}
+# transformers is not here: it is our own optional `reward` extra (VLM classifiers, robot_rl/reward/vlm.py)
+PEER_PACKAGES = {"gym_hil", "lerobot", "tv_cpu_shim"}
 
 
 def _imported_roots(path: Path) -> set[str]:
