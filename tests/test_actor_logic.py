@@ -227,3 +227,27 @@ def test_episodes_start_only_with_something_to_act_with_and_a_learner_unless_tol
     assert hold_for_learner.may_start_episode(has_policy=True, learner_alive=True)
     random_alone = ActorConfig(warmup="random", on_learner_lost="continue")
     assert random_alone.may_start_episode(has_policy=False, learner_alive=False)
+
+
+def test_a_six_joint_arm_reads_its_joints_by_name_and_the_state_shrinks_by_one():
+    from sensor_msgs.msg import JointState
+
+    from robot_rl.nodes.actor_inputs import joints
+
+    ur = tuple(f"joint{i}" for i in range(1, 7))
+    cfg = ActorConfig(obs_mode="pixels", joint_names=ur)
+    layout = cfg.layout()
+    assert layout.obs_spec()[keys.STATE] == [17] and dict(layout.state_layout)["joint_q"] == 6
+    assert layout.task_meta()["obs_layout"][keys.STATE][-1] == ["joint_q", 6]
+    msg = JointState(name=["joint6", "joint2", "joint1", "joint3", "joint5", "joint4", "finger"],
+                     position=[6.0, 2.0, 1.0, 3.0, 5.0, 4.0, 0.04])
+    q, _ = joints(msg, ur)
+    assert q.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # by name, in the configured order; extra joints ignored
+    with pytest.raises(ValueError, match=r"joint_states needs positions of \['joint1'.*'joint7'\]"):
+        joints(msg)  # the default (7-joint) layout refuses a 6-joint arm, naming what it needs
+    assembler = ObservationAssembler(layout, max_staleness_s=0.3)
+    assembler.put(INPUT_JOINTS, q, 1.0)
+    with pytest.raises(ValueError, match=r"\(6,\)"):
+        assembler.put(INPUT_JOINTS, np.zeros(7), 1.1)
+    with pytest.raises(ValueError, match="joint_names must be distinct"):
+        ActorConfig(joint_names=("a", "a")).layout()

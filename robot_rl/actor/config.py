@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robot_rl.actor.layout import OBS_MODES, TASKS, ActorLayout, task_spec
+from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, OBS_MODES, TASKS, ActorLayout, task_spec
 from robot_rl.teleop.arbiter import ArbiterConfig
 
 WARMUPS = ("hold", "random", "teleop")
@@ -18,6 +18,7 @@ class ActorConfig:
     task: str = "pick_cube"  # task of the static table in robot_rl.actor.layout (obs layout, action scale, workspace)
     obs_mode: str = "state"  # state: proprio + object state (needs task/object_state); pixels: proprio + images
     cameras: tuple[str, ...] = ("front", "wrist")  # cameras in pixels mode (topics <cam>/image_raw)
+    joint_names: tuple[str, ...] = DEFAULT_JOINT_NAMES  # arm joints read from joint_states, in order (UR: joint1..joint6)
     image_size: int = 128  # expected square image side (px); other sizes are dropped with a log line
     use_rotation: bool = False  # actions carry (drx, dry, drz), as the env's use_rotation
     control_rate_hz: float = 10.0  # actions per second, on the node's clock (sim time under use_sim_time)
@@ -76,4 +77,5 @@ class ActorConfig:
     def layout(self) -> ActorLayout:
         spec = task_spec(self.task)
         return ActorLayout(spec, self.obs_mode, tuple(self.cameras), self.image_size, self.control_rate_hz,
-                           self.max_episode_steps or spec.max_episode_steps, self.use_rotation)
+                           self.max_episode_steps or spec.max_episode_steps, self.use_rotation,
+                           tuple(self.joint_names))

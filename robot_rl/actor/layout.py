@@ -27,6 +27,7 @@ from robot_rl.interfaces import EECommand, WorkspaceBox
 
 PROPRIO_LAYOUT = (("ee_pos", 3), ("ee_quat", 4), ("ee_linvel", 3), ("gripper_width", 1), ("joint_q", 7))
 PROPRIO_DIM = sum(n for _, n in PROPRIO_LAYOUT)  # 18
+DEFAULT_JOINT_NAMES = tuple(f"joint{i}" for i in range(1, 8))  # the sim's (and the Franka driver's) joint names
 TOOL_DOWN_QUAT_WXYZ = np.array([0.0, math.sqrt(0.5), math.sqrt(0.5), 0.0])  # tool pointing down (home)
 OBS_MODES = ("state", "pixels")
 
@@ -73,8 +74,11 @@ class ActorLayout:
     control_rate_hz: float  # one action per control period
     max_episode_steps: int  # episode length before truncation
     use_rotation: bool = False  # actions carry (drx, dry, drz)
+    joint_names: tuple[str, ...] = DEFAULT_JOINT_NAMES  # arm joints read from joint_states by name, in this order
 
     def __post_init__(self) -> None:
+        if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"joint_names must be distinct and not empty, got {list(self.joint_names)}")
         if self.obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode={self.obs_mode!r}; choose one of {OBS_MODES}")
         if self.obs_mode == "pixels" and not self.cameras:
@@ -93,7 +97,8 @@ class ActorLayout:
 
     @property
     def state_layout(self) -> tuple[tuple[str, int], ...]:
-        return PROPRIO_LAYOUT + (self.task.object_state_layout if self.obs_mode == "state" else ())
+        proprio = PROPRIO_LAYOUT[:-1] + (("joint_q", len(self.joint_names)),)  # 7 joints (Franka, sim), 6 (UR), ...
+        return proprio + (self.task.object_state_layout if self.obs_mode == "state" else ())
 
     @property
     def image_cameras(self) -> tuple[str, ...]:

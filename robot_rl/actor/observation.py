@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl import keys
-from robot_rl.actor.layout import PROPRIO_LAYOUT, ActorLayout, proprio
+from robot_rl.actor.layout import ActorLayout, proprio
 
 INPUT_JOINTS = "joint_states"
 INPUT_POSE = "ee_pose"
@@ -33,7 +33,6 @@ INPUT_TWIST = "ee_twist"
 INPUT_GRIPPER = "gripper_state"
 INPUT_SUCCESS = "task/success"
 INPUT_OBJECT = "task/object_state"
-N_JOINTS = dict(PROPRIO_LAYOUT)["joint_q"]
 
 
 def image_input(camera: str) -> str:
@@ -119,7 +118,7 @@ class ObservationAssembler:
     def _check(self, name: str, value: Any) -> None:
         size = self.layout.image_size
         if name == INPUT_JOINTS:
-            _shape(name, value, (N_JOINTS,))
+            _shape(name, value, (len(self.layout.joint_names),))
         elif name == INPUT_POSE:
             _shape(name + " position", value[0], (3,))
             _shape(name + " orientation", value[1], (4,))

@@ -18,10 +18,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float32MultiArray
 
 from robot_rl.actor import observation as obs
-from robot_rl.actor.layout import ActorLayout
+from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, ActorLayout
 from robot_rl.nodes import convert, task_convert, topics
 
-JOINT_NAMES = tuple(f"joint{i}" for i in range(1, 8))  # the arm joints, picked by name, in PROPRIO order
 Converter = Callable[[Any], tuple[Any, float | None]]
 
 
@@ -29,13 +28,13 @@ def _stamp(msg: Any) -> float:
     return convert.seconds_from_stamp(msg.header.stamp)
 
 
-def joints(msg: JointState) -> tuple[np.ndarray, float]:
-    """-> q_rad (7,) of JOINT_NAMES."""
+def joints(msg: JointState, names: tuple[str, ...] = DEFAULT_JOINT_NAMES) -> tuple[np.ndarray, float]:
+    """-> q_rad (len(names),) of the arm joints `names`, in that order (other joints in the message are ignored)."""
     index = {n: i for i, n in enumerate(msg.name)}
-    if any(n not in index for n in JOINT_NAMES) or len(msg.position) != len(msg.name):
-        raise convert.MessageError(f"joint_states needs positions of {list(JOINT_NAMES)}, got names {list(msg.name)} "
-                                   f"and {len(msg.position)} positions")
-    return np.array([msg.position[index[n]] for n in JOINT_NAMES]), _stamp(msg)
+    if any(n not in index for n in names) or len(msg.position) != len(msg.name):
+        raise convert.MessageError(f"joint_states needs positions of {list(names)}, got names {list(msg.name)} "
+                                   f"and {len(msg.position)} positions (the actor's joint_names parameter picks them)")
+    return np.array([msg.position[index[n]] for n in names]), _stamp(msg)
 
 
 def pose(msg: PoseStamped) -> tuple[tuple[np.ndarray, np.ndarray], float]:
@@ -70,7 +69,7 @@ def image(msg: Image) -> tuple[np.ndarray, float]:
 def table(layout: ActorLayout) -> list[tuple[str, type, QoSProfile, Converter]]:
     """(input = relative topic name, message type, QoS, converter) of every input this layout needs."""
     rows: list[tuple[str, type, QoSProfile, Converter]] = [
-        (obs.INPUT_JOINTS, JointState, topics.STATE_QOS, joints),
+        (obs.INPUT_JOINTS, JointState, topics.STATE_QOS, lambda msg: joints(msg, layout.joint_names)),
         (obs.INPUT_POSE, PoseStamped, topics.STATE_QOS, pose),
         (obs.INPUT_TWIST, TwistStamped, topics.STATE_QOS, twist),
         (obs.INPUT_GRIPPER, JointState, topics.STATE_QOS, gripper),
