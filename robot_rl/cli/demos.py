@@ -9,7 +9,7 @@ from pathlib import Path
 from robot_rl.envs import TASK_ENV_IDS
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
@@ -53,7 +53,7 @@ def register(sub) -> None:
                         help="teleop device mapping (default: keyboard / spacemouse_hid); see robot_rl/teleop/mappings")
     record.add_argument("--speed", type=float, default=0.5, metavar="F",
                         help="teleop: a full stick or key moves at this fraction of the largest action (default 0.5)")
-    record.add_argument("--episodes", type=_positive_int, required=True, metavar="N", help="episodes to add")
+    record.add_argument("--episodes", type=positive_int, required=True, metavar="N", help="episodes to add")
     record.add_argument("--out", type=Path, required=True, metavar="DIR", help="episode store directory")
     record.add_argument("--obs", choices=("pixels", "state"), default="pixels",
                         help="observations to store: state vector + camera images (pixels, default) or a flat state vector")
@@ -66,7 +66,7 @@ def register(sub) -> None:
     record.set_defaults(keep_failures=False)
     record.add_argument("--noise", type=float, default=0.0, metavar="X",
                         help="expert action noise for diverse demos (default 0)")
-    record.add_argument("--max-attempts", type=_positive_int, metavar="M",
+    record.add_argument("--max-attempts", type=positive_int, metavar="M",
                         help="give up after M attempts (default 3 * episodes + 10)")
     record.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     record.set_defaults(func=_record)

@@ -7,19 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from robot_rl.cli.demos import positive_int
+
 
 def _csv(text: str) -> tuple[str, ...]:
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     if not items:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list; got {text!r}")
     return items
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
-    return value
 
 
 def register(sub) -> None:
@@ -37,11 +32,11 @@ def register(sub) -> None:
         "Per-step success is the simulation's ground truth.",
         epilog="example: robot-rl reward record --task pick_cube --episodes 20 --out data/reward_pick")
     rec.add_argument("--task", default="pick_cube", help="sim task (default pick_cube)")
-    rec.add_argument("--episodes", type=_positive_int, default=20, metavar="N", help="episodes to record (default 20)")
+    rec.add_argument("--episodes", type=positive_int, default=20, metavar="N", help="episodes to record (default 20)")
     rec.add_argument("--out", type=Path, required=True, metavar="DIR", help="episode store (created or appended to)")
     rec.add_argument("--mix", type=_csv, default=("expert", "low_lift", "expert", "no_grasp", "drop", "random"),
                      help="behaviours taken in turn: expert, low_lift, no_grasp, drop, random (default expert,low_lift,expert,no_grasp,drop,random)")
-    rec.add_argument("--episode-steps", type=_positive_int, default=40, metavar="T", help="steps per episode (default 40)")
+    rec.add_argument("--episode-steps", type=positive_int, default=40, metavar="T", help="steps per episode (default 40)")
     rec.add_argument("--cameras", type=_csv, default=("front", "wrist"), help="cameras (default front,wrist)")
     rec.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     rec.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -79,8 +74,8 @@ def register(sub) -> None:
     tr.add_argument("--encoder", choices=("conv", "resnet10"), default="conv", help="image encoder (default conv)")
     tr.add_argument("--encoder-weights", metavar="PATH", help="resnet10: pretrained weights (local path or cached HF repo id)")
     tr.add_argument("--image-size", type=int, default=64, metavar="PX", help="input size (default 64)")
-    tr.add_argument("--steps", type=_positive_int, help="gradient steps (default 600; VLM head: 300)")
-    tr.add_argument("--batch-size", type=_positive_int, default=64, help="frames per step (default 64)")
+    tr.add_argument("--steps", type=positive_int, help="gradient steps (default 600; VLM head: 300)")
+    tr.add_argument("--batch-size", type=positive_int, default=64, help="frames per step (default 64)")
     tr.add_argument("--target-precision", type=float, default=0.95, metavar="P", help="threshold target (default 0.95)")
     tr.add_argument("--held-out", type=float, default=0.25, metavar="F", help="fraction of episodes held out (default 0.25)")
     tr.add_argument("--source", choices=("sim", "operator"), help="label source (default: each store's saved choice)")
@@ -103,7 +98,7 @@ def register(sub) -> None:
     ev.add_argument("--out", type=Path, metavar="DIR", help="write eval_report.json and eval_pr_curve.png here")
     ev.add_argument("--threshold", type=float, help="override the saved threshold")
     ev.add_argument("--latency-calls", type=int, default=200, metavar="N", help="timed single-frame calls (default 200)")
-    ev.add_argument("--threads", type=_positive_int, default=1, help="torch threads for inference (default 1, as the node)")
+    ev.add_argument("--threads", type=positive_int, default=1, help="torch threads for inference (default 1, as the node)")
     ev.add_argument("--source", choices=("sim", "operator"), help="label source (default: each store's saved choice)")
     ev.set_defaults(func=_eval)
 
