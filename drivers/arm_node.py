@@ -79,6 +79,7 @@ class ArmNodeConfig:
     watchdog_timeout_s: float = 0.5  # hold the arm when no valid ee_command/ee_target arrived for this long
     workspace_low_m: tuple[float, float, float] = (0.3, -0.25, 0.012)  # tool target box, base frame, lower corner
     workspace_high_m: tuple[float, float, float] = (0.7, 0.25, 0.32)  # upper corner
+    workspace_file: str = ""  # workspace YAML from `robot-rl calibrate workspace`; replaces the two corners above
     max_step_m: float = 0.03  # safety filter: largest translation per control period
     max_step_rad: float = 0.15  # safety filter: largest rotation per control period
     max_speed_m_s: float = 0.30  # safety filter: translation speed limit
@@ -119,6 +120,15 @@ def declare_prefixed(node: LifecycleNode, prefix: str, default: Any) -> Any:
     return dataclasses.replace(default, **values)
 
 
+def workspace_box(cfg: ArmNodeConfig) -> WorkspaceBox:
+    """The calibrated box of cfg.workspace_file, else the configured corners."""
+    if cfg.workspace_file:
+        from robot_rl_calibration.io import load_workspace
+
+        return load_workspace(cfg.workspace_file)
+    return WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m))
+
+
 class ArmNode(LifecycleNode):
     """Safety filter, watchdog, estop and lifecycle around one `ArmAdapter`."""
 
@@ -137,7 +147,7 @@ class ArmNode(LifecycleNode):
             self.adapter_cfg.validate()
         self.dt_s = 1.0 / cfg.control_rate_hz
         self.safety = SafetyFilter(SafetyLimits(
-            workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)), max_step_m=cfg.max_step_m,
+            workspace=workspace_box(cfg), max_step_m=cfg.max_step_m,
             max_step_rad=cfg.max_step_rad, max_speed_m_s=cfg.max_speed_m_s, max_angvel_rad_s=cfg.max_angvel_rad_s,
             max_accel_m_s2=cfg.max_accel_m_s2))
         self.adapter: ArmAdapter | None = None
@@ -451,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             node = ArmNode()
-        except ValueError as err:  # a bad parameter
+        except (ValueError, FileNotFoundError) as err:  # a bad parameter or file
             print(f"robot-rl-arm-node: {err}", file=sys.stderr)
             return 2
         if node.cfg.autostart != "unconfigured":

@@ -251,3 +251,18 @@ def test_a_six_joint_arm_reads_its_joints_by_name_and_the_state_shrinks_by_one()
         assembler.put(INPUT_JOINTS, np.zeros(7), 1.1)
     with pytest.raises(ValueError, match="joint_names must be distinct"):
         ActorConfig(joint_names=("a", "a")).layout()
+
+
+def test_a_calibrated_workspace_file_sets_the_safety_box_of_actor_and_arm_node_and_a_bad_one_is_refused(tmp_path):
+    from robot_rl.interfaces import WorkspaceBox
+    from robot_rl_calibration.io import save_workspace
+    from robot_rl_drivers.arm_node import ArmNodeConfig, workspace_box
+
+    box = WorkspaceBox((0.35, -0.2, 0.02), (0.65, 0.2, 0.3))
+    path = save_workspace(tmp_path / "workspace.yaml", box, margin_m=0.01)
+    assert ActorConfig(workspace_file=str(path)).safety_box() == box
+    assert ActorConfig().safety_box() == task_spec("pick_cube").workspace  # no file: the task's box
+    assert workspace_box(ArmNodeConfig(workspace_file=str(path))) == box
+    (tmp_path / "old.yaml").write_text(path.read_text().replace("robot_rl_calibration_version: 1", "robot_rl_calibration_version: 99"))
+    with pytest.raises(ValueError, match="version"):
+        ActorConfig(workspace_file=str(tmp_path / "old.yaml")).safety_box()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, OBS_MODES, TASKS, ActorLayout, task_spec
+from robot_rl.interfaces import WorkspaceBox
 from robot_rl.teleop.arbiter import ArbiterConfig
 
 WARMUPS = ("hold", "random", "teleop")
@@ -36,6 +37,7 @@ class ActorConfig:
     learner_timeout_s: float = 5.0  # wall seconds without an acks message (heartbeat 1 s) before the learner is lost
     resend_interval_s: float = 2.0  # wall seconds between checks for (and repeats of) unacknowledged episodes
     reset_timeout_s: float = 10.0  # wall seconds to wait for the reset service's answer before asking again
+    workspace_file: str = ""  # workspace YAML from `robot-rl calibrate workspace`: the safety filter's box ("" = the task's)
     max_step_m: float = 0.03  # safety filter: largest translation per control period
     max_speed_m_s: float = 0.30  # safety filter: translation speed limit
     max_accel_m_s2: float = 3.0  # safety filter: limit on the change of commanded velocity
@@ -73,6 +75,14 @@ class ActorConfig:
         return ArbiterConfig(use_rotation=self.use_rotation, policy_frame="base",
                              translation_scale=self.teleop_translation_scale, rotation_scale=self.teleop_rotation_scale,
                              hold_on_idle_disconnect=self.hold_on_teleop_loss)
+
+    def safety_box(self) -> WorkspaceBox:
+        """The safety filter's workspace: the calibrated one from workspace_file, else the task's."""
+        if not self.workspace_file:
+            return task_spec(self.task).workspace
+        from robot_rl_calibration.io import load_workspace
+
+        return load_workspace(self.workspace_file)
 
     def layout(self) -> ActorLayout:
         spec = task_spec(self.task)

@@ -90,7 +90,7 @@ class ActorNode(Node):
         self.ledger = VersionLedger(self.store.path)
         self.outbox = Outbox(self.actor_id, cfg.learner_timeout_s, cfg.resend_interval_s)
         self.safety = SafetyFilter(SafetyLimits(
-            workspace=self.layout.task.workspace, max_step_m=cfg.max_step_m, max_speed_m_s=cfg.max_speed_m_s,
+            workspace=cfg.safety_box(), max_step_m=cfg.max_step_m, max_speed_m_s=cfg.max_speed_m_s,
             max_accel_m_s2=cfg.max_accel_m_s2, max_angvel_rad_s=cfg.max_angvel_rad_s))
         self.rng = np.random.default_rng(cfg.seed)
         self.policy: Policy | None = None
