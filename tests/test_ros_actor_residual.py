@@ -86,9 +86,10 @@ def test_an_untrained_residual_acts_exactly_like_its_base_and_a_plain_policy_is_
     agent = make_residual_agent(AgentConfig(hidden_dims=(32, 32)), ResidualConfig(residual_scale=0.5), *SPACES)
     probe.pub_policy.publish(protocol.policy_msg(agent.policy.to_bytes(), version=3))
     assert probe.spin_until(lambda: "policy v3 loaded" in log.read_text(), 15.0), log.read_text()[-2000:]
-    episode = probe.first_episode(lambda e: True)
-    episode = probe.first_episode(lambda e: True)  # wholly under v3
-    assert probe.episodes[-1][1].policy_version == 3
+    n = len(probe.episodes)
+    under_v3 = lambda: [a for a, m in probe.episodes[n:] if m.policy_version == 3]  # noqa: E731
+    assert probe.spin_until(lambda: len(under_v3()) >= 2, 40.0), log.read_text()[-2000:]
+    episode = under_v3()[1]  # the second one ran under v3 from its start
     assert np.array_equal(episode[keys.POLICY_ACTION], episode[keys.BASE_ACTION])  # zero-initialised correction
     assert np.abs(episode[keys.BASE_ACTION][:, :3]).max() > 0.1
 

@@ -68,7 +68,7 @@ from robot_rl.nodes import actor_inputs, convert, protocol, topics
 from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop_convert import teleop_fields_from_msg
 from robot_rl.safety import SafetyFilter, SafetyLimits
-from robot_rl.teleop.arbiter import Arbiter
+from robot_rl.teleop.arbiter import Arbiter, verdict_of
 from robot_rl.teleop.link import TeleopLink
 
 
@@ -180,8 +180,9 @@ class ActorNode(Node):
                 self._act(first=False)
 
     def _act(self, first: bool) -> None:
-        """Observe; choose (policy, then the arbiter: a person's command wins); close the previous step (maybe
-        ending the episode, or discarding it on a re-record); filter and send the next action."""
+        """Observe; close the previous step (a person's verdict, the task's success or the time limit may end the
+        episode, a re-record discards it); else choose (policy, then the arbiter: a person's command wins), filter
+        and send the next action, and record the previous step."""
         obs, info = self.assembler.assemble()
         cmd = self.teleop.read(time.monotonic())
         if first:
@@ -195,21 +196,24 @@ class ActorNode(Node):
             self._interventions = 0
             if cmd is not None and cmd.events:  # keys pressed between episodes do not judge this one
                 cmd = replace(cmd, events=tuple(e for e in cmd.events if e in ("take_over", "release")))
-        proposed = self._choose(obs)
-        quat = obs[keys.STATE][3:7] if keys.STATE in obs else None
-        out = self.arbiter.step(np.where(np.isfinite(proposed), proposed, 0.0), cmd, quat)
-        if out.verdict == "rerecord" or (out.verdict and self._pending is None):
-            self._discard_episode(out.verdict)
+        # the person's verdict, the task's success flag and the time limit are known before the policy is asked:
+        # a step that ends the episode costs no inference and sends nothing
+        verdict = verdict_of(cmd)
+        if verdict == "rerecord" or (verdict and self._pending is None):
+            self._discard_episode(verdict)
             return
         outcome = None
         if self._pending is not None:
-            outcome = self.machine.record_step(info["success"], out.verdict)
-            if out.verdict:  # the person's word is the success flag of this step (it overrides a classifier's)
-                info = {**info, "success": out.verdict == "success"}
+            outcome = self.machine.record_step(info["success"], verdict)
+            if verdict:  # the person's word is the success flag of this step (it overrides a classifier's)
+                info = {**info, "success": verdict == "success"}
             if outcome.done:
                 self._record_pending(obs, outcome, info)
-                self._end_episode(out.verdict)
+                self._end_episode(verdict)
                 return
+        proposed = self._choose(obs)
+        quat = obs[keys.STATE][3:7] if keys.STATE in obs else None
+        out = self.arbiter.step(np.where(np.isfinite(proposed), proposed, 0.0), cmd, quat)
         executed = self._send(out.action if out.is_intervention or out.held else proposed, obs[keys.STATE][:3])
         self._act_s.append(time.monotonic() - self._last_tick)
         self._latency_s.append(self._published_s - min(v for k, v in info.items() if k.startswith(keys.T_CAPTURE)))

@@ -69,6 +69,12 @@ class Arbitration:
     verdict: str | None = None  # "success" | "failure" | "rerecord" | None
 
 
+def verdict_of(cmd: TeleopCommand | None) -> str | None:
+    """The verdict the command's events give (rerecord over failure over success), or None."""
+    events = set(cmd.events) if cmd is not None else set()
+    return next((v for v in VERDICTS if v in events), None)
+
+
 def rotation_matrix(quat_wxyz: np.ndarray) -> np.ndarray:
     """(3, 3) R_base_ee of a (normalised here) quaternion w, x, y, z."""
     w, x, y, z = np.asarray(quat_wxyz, dtype=np.float64) / np.linalg.norm(quat_wxyz)
@@ -139,8 +145,7 @@ class Arbiter:
             raise ValueError(f"policy action has shape {policy.shape}, expected ({self.action_dim},)")
         if self._ended:
             return self._hold(float(policy[-1]))
-        events = set(cmd.events) if cmd is not None else set()
-        verdict = next((v for v in VERDICTS if v in events), None)
+        verdict = verdict_of(cmd)
         if verdict is not None:
             self._ended = True
             return self._hold(float(policy[-1]), verdict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ def resolve_mode(requested: str) -> str:
     return "online" if wandb.login(prompt=False, verify=False) else "offline"
 
 
+IN_USE_WAIT_S = 20.0  # how long a resume waits for a killed process's wandb service to let go of the run
+
+
 class WandbLog:
     """A wandb run (or nothing, when disabled) that train and eval metrics are logged to, keyed by env steps."""
 
@@ -36,10 +40,22 @@ class WandbLog:
             return
         import wandb
 
-        self.run = wandb.init(
-            project=project, name=name, dir=str(run_dir), config=config, mode=self.mode,
-            id=resume_id, resume="allow" if resume_id else None,
-        )
+        kw = dict(project=project, name=name, dir=str(run_dir), config=config, mode=self.mode)
+        deadline = time.monotonic() + IN_USE_WAIT_S
+        while self.run is None:
+            try:
+                self.run = wandb.init(**kw, id=resume_id, resume="allow" if resume_id else None)
+            except Exception as err:  # noqa: BLE001 (wandb raises several types; only "in use" is retried)
+                if not resume_id or "in use" not in str(err):
+                    raise
+                # a process killed with -9 leaves its wandb service holding the run for a while: wait for it,
+                # then give up on continuing that wandb run rather than on training
+                if time.monotonic() > deadline:
+                    print(f"[wandb] run {resume_id} is still held by a dead process after {IN_USE_WAIT_S:.0f} s; "
+                          "logging to a new wandb run (training resumes as usual)")
+                    resume_id = None
+                else:
+                    time.sleep(2.0)
 
     @property
     def run_id(self) -> str | None:
