@@ -25,6 +25,7 @@ system_packages() {
   ldconfig -p | grep -q 'libGL.so.1' || need+=(libgl1)
   command -v ip >/dev/null || need+=(iproute2)
   command -v unshare >/dev/null || need+=(util-linux)
+  command -v tmux >/dev/null || need+=(tmux)  # the keyboard teleop tests type into a real terminal
   if [ ${#need[@]} -gt 0 ]; then
     log "installing Debian packages: ${need[*]}"
     as_root apt-get update -qq
