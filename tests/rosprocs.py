@@ -1,4 +1,5 @@
-"""Nodes as real processes for the ROS tests: start one logging to a file, stop it with SIGINT as a terminal would.
+"""Nodes as real processes for the ROS tests: start one logging to a file, stop it with SIGINT as a terminal would;
+`Probe`, the test's own node that records what it hears and calls services.
 
 conftest.py already drops the ROS wheels' re-exec guard from the environment children inherit.
 """
@@ -8,7 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
+from collections import defaultdict
 from pathlib import Path
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 
 
 def start_process(cmd: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
@@ -26,3 +33,45 @@ def stop_process(proc: subprocess.Popen, log: Path | None = None, timeout_s: flo
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+class Probe:
+    """A test-side rclpy node in its own context that records what it hears."""
+
+    def __init__(self, name: str):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.heard: dict[str, list] = defaultdict(list)
+
+    def record(self, topic: str, msg_type, qos) -> None:
+        self.node.create_subscription(msg_type, topic, lambda m: self.heard[topic].append((time.monotonic(), m)), qos)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.executor.spin_once(timeout_sec=min(left, 0.05))
+
+    def spin_until(self, predicate, timeout_s: float) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def call(self, srv_type, name: str, request=None, timeout_s: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} never appeared"
+        future = client.call_async(request or srv_type.Request())
+        self.executor.spin_until_future_complete(future, timeout_sec=timeout_s)
+        assert future.done(), f"service {name} did not answer within {timeout_s} s"
+        self.node.destroy_client(client)
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

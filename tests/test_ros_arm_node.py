@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +21,13 @@ import yaml
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from robot_rl.nodes import convert, topics
 from robot_rl_drivers.arm_node import ARM_STATUS, ESTOP, ESTOP_QOS, RECOVER, STATUS_QOS
+from rosprocs import Probe as _Probe  # noqa: E402
 from rosprocs import start_process, stop_process
 
 pytestmark = pytest.mark.ros
@@ -38,48 +36,6 @@ NS = f"/arm_test_{os.getpid()}"
 BIN = Path(sys.executable).parent
 CONTROL_HZ, WATCHDOG_S = 50.0, 0.3
 HOME_M = np.array([0.5, 0.0, 0.25])  # SimArmConfig.home_pos_m
-
-
-class _Probe:
-    """A test-side rclpy node in its own context that records what it hears."""
-
-    def __init__(self, name: str):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.heard: dict[str, list] = defaultdict(list)
-
-    def record(self, topic: str, msg_type, qos) -> None:
-        self.node.create_subscription(msg_type, topic, lambda m: self.heard[topic].append((time.monotonic(), m)), qos)
-
-    def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            self.executor.spin_once(timeout_sec=min(left, 0.05))
-
-    def spin_until(self, predicate, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            self.executor.spin_once(timeout_sec=0.05)
-        return predicate()
-
-    def call(self, srv_type, name: str, request=None, timeout_s: float = 10.0):
-        client = self.node.create_client(srv_type, name)
-        assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} never appeared"
-        future = client.call_async(request or srv_type.Request())
-        self.executor.spin_until_future_complete(future, timeout_sec=timeout_s)
-        assert future.done(), f"service {name} did not answer within {timeout_s} s"
-        self.node.destroy_client(client)
-        return future.result()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 @pytest.fixture(scope="module")

@@ -10,67 +10,23 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
 from robot_rl.nodes import convert, topics
+from rosprocs import Probe as _Probe  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 NS = f"/sim_test_{os.getpid()}"
 CONTROL_HZ, CAMERA_HZ, WATCHDOG_S, IMAGE_PX, MAX_SPEED_M_S = 50.0, 10.0, 0.3, 32, 0.15
-
-
-class _Probe:
-    """A test-side rclpy node in its own context that records what it hears (monotonic arrival time, message)."""
-
-    def __init__(self, name: str):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.heard: dict[str, list] = defaultdict(list)
-
-    def record(self, topic: str, msg_type, qos) -> None:
-        self.node.create_subscription(msg_type, topic, lambda m: self.heard[topic].append((time.monotonic(), m)), qos)
-
-    def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            self.executor.spin_once(timeout_sec=min(left, 0.05))
-
-    def spin_until(self, predicate, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            self.executor.spin_once(timeout_sec=0.05)
-        return predicate()
-
-    def call(self, srv_type, name: str, timeout_s: float = 10.0):
-        client = self.node.create_client(srv_type, name)
-        assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} never appeared"
-        future = client.call_async(srv_type.Request())
-        self.executor.spin_until_future_complete(future, timeout_sec=timeout_s)
-        assert future.done(), f"service {name} did not answer within {timeout_s} s"
-        return future.result()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 @pytest.fixture(scope="module")
