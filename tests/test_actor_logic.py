@@ -266,3 +266,17 @@ def test_a_calibrated_workspace_file_sets_the_safety_box_of_actor_and_arm_node_a
     (tmp_path / "old.yaml").write_text(path.read_text().replace("robot_rl_calibration_version: 1", "robot_rl_calibration_version: 99"))
     with pytest.raises(ValueError, match="version"):
         ActorConfig(workspace_file=str(tmp_path / "old.yaml")).safety_box()
+
+
+def test_with_success_from_teleop_task_success_is_no_input_and_only_a_persons_verdict_ends_an_episode_early():
+    layout = ActorConfig(success_from="teleop").layout()
+    assembler = ObservationAssembler(layout, max_staleness_s=0.3)
+    assert INPUT_SUCCESS not in assembler.required
+    for name, value in ((INPUT_JOINTS, np.zeros(7)), (INPUT_POSE, (np.zeros(3), np.array([1.0, 0, 0, 0]))),
+                        (INPUT_TWIST, np.zeros(3)), (INPUT_GRIPPER, 0.08), (INPUT_OBJECT, np.zeros(layout.object_dim))):
+        assembler.put(name, value, 1.0)
+    assert assembler.stale(1.1) == []  # nothing waits for task/success
+    _, info = assembler.assemble()
+    assert info["success"] is False
+    with pytest.raises(ValueError, match="success_from='maybe'; choose one of"):
+        ActorConfig(success_from="maybe").layout()

@@ -2,7 +2,8 @@
 
 This test process plays both the learner (acks every episode) and a teleop node (publishes the
 teleop/command Joy layout at 50 Hz, or falls silent). The actor acts with uniform random actions
-(warmup=random), so any motion that is not the person's shows. Tests run in order on one cell:
+(warmup=random), so any motion that is not the person's shows; with success_from:=teleop only the
+person's keys judge episodes (as when recording demos on hardware before a reward classifier exists). Tests run in order on one cell:
 take-over and release, the success key, re-record, and a device lost mid-intervention.
 """
 
@@ -121,7 +122,7 @@ def cell(tmp_path_factory):
                   "-p", "seed:=3"], sim_log)
     actor = _start([str(BIN / "robot-rl-actor-node"), *ros, "-r", "__node:=actor", "-p", "use_sim_time:=true",
                     "-p", "warmup:=random", "-p", f"max_episode_steps:={STEPS}", "-p", f"store:={store}",
-                    "-p", "teleop_timeout_s:=1.0"], actor_log)
+                    "-p", "teleop_timeout_s:=1.0", "-p", "success_from:=teleop"], actor_log)
     probe = _Cell()
     try:
         probe.next_episodes(2, timeout_s=60.0)  # up: the actor acts and sends (resends of the first one are done)

@@ -20,6 +20,8 @@ class ActorConfig:
     obs_mode: str = "state"  # state: proprio + object state (needs task/object_state); pixels: proprio + images
     cameras: tuple[str, ...] = ("front", "wrist")  # cameras in pixels mode (topics <cam>/image_raw)
     joint_names: tuple[str, ...] = DEFAULT_JOINT_NAMES  # arm joints read from joint_states, in order (UR: joint1..joint6)
+    success_from: str = "topic"  # topic: task/success (sim ground truth, or a reward node on hardware) ends episodes;
+    # teleop: no task/success input, only the person's success / failure keys (demos before a classifier exists)
     image_size: int = 128  # expected square image side (px); other sizes are dropped with a log line
     use_rotation: bool = False  # actions carry (drx, dry, drz), as the env's use_rotation
     control_rate_hz: float = 10.0  # actions per second, on the node's clock (sim time under use_sim_time)
@@ -88,4 +90,4 @@ class ActorConfig:
         spec = task_spec(self.task)
         return ActorLayout(spec, self.obs_mode, tuple(self.cameras), self.image_size, self.control_rate_hz,
                            self.max_episode_steps or spec.max_episode_steps, self.use_rotation,
-                           tuple(self.joint_names))
+                           tuple(self.joint_names), self.success_from)

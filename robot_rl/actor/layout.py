@@ -27,6 +27,7 @@ from robot_rl.interfaces import EECommand, WorkspaceBox
 
 PROPRIO_LAYOUT = (("ee_pos", 3), ("ee_quat", 4), ("ee_linvel", 3), ("gripper_width", 1), ("joint_q", 7))
 PROPRIO_DIM = sum(n for _, n in PROPRIO_LAYOUT)  # 18
+SUCCESS_SOURCES = ("topic", "teleop")  # where an actor's success flag comes from
 DEFAULT_JOINT_NAMES = tuple(f"joint{i}" for i in range(1, 8))  # the sim's (and the Franka driver's) joint names
 TOOL_DOWN_QUAT_WXYZ = np.array([0.0, math.sqrt(0.5), math.sqrt(0.5), 0.0])  # tool pointing down (home)
 OBS_MODES = ("state", "pixels")
@@ -75,8 +76,11 @@ class ActorLayout:
     max_episode_steps: int  # episode length before truncation
     use_rotation: bool = False  # actions carry (drx, dry, drz)
     joint_names: tuple[str, ...] = DEFAULT_JOINT_NAMES  # arm joints read from joint_states by name, in this order
+    success_from: str = "topic"  # "topic": task/success is an input; "teleop": only a person's keys judge episodes
 
     def __post_init__(self) -> None:
+        if self.success_from not in SUCCESS_SOURCES:
+            raise ValueError(f"success_from={self.success_from!r}; choose one of {SUCCESS_SOURCES}")
         if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
             raise ValueError(f"joint_names must be distinct and not empty, got {list(self.joint_names)}")
         if self.obs_mode not in OBS_MODES:

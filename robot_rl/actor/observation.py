@@ -62,7 +62,8 @@ class ObservationAssembler:
             raise ValueError(f"max_staleness_s must be positive seconds, got {max_staleness_s!r}")
         self.layout = layout
         self.max_staleness_s = max_staleness_s
-        names = [INPUT_JOINTS, INPUT_POSE, INPUT_TWIST, INPUT_GRIPPER, INPUT_SUCCESS]
+        names = [INPUT_JOINTS, INPUT_POSE, INPUT_TWIST, INPUT_GRIPPER]
+        names += [INPUT_SUCCESS] if layout.success_from == "topic" else []  # else only a person's keys judge
         names += [INPUT_OBJECT] if layout.obs_mode == "state" else []
         names += [image_input(c) for c in layout.image_cameras]
         self.required: tuple[str, ...] = tuple(names)
@@ -108,7 +109,7 @@ class ObservationAssembler:
         if self.layout.obs_mode == "state":
             state = np.concatenate([state, get(INPUT_OBJECT)]).astype(np.float32)
         obs = {keys.STATE: state}  # (D,)
-        info: dict[str, Any] = {keys.T_CAPTURE: self._latest[INPUT_JOINTS].stamp_s, "success": bool(get(INPUT_SUCCESS))}
+        info: dict[str, Any] = {keys.T_CAPTURE: self._latest[INPUT_JOINTS].stamp_s, "success": INPUT_SUCCESS in self.required and bool(get(INPUT_SUCCESS))}
         for cam in self.layout.image_cameras:
             sample = self._latest[image_input(cam)]
             obs[keys.image_key(cam)] = sample.value  # (H, W, 3) uint8

@@ -73,8 +73,9 @@ def table(layout: ActorLayout) -> list[tuple[str, type, QoSProfile, Converter]]:
         (obs.INPUT_POSE, PoseStamped, topics.STATE_QOS, pose),
         (obs.INPUT_TWIST, TwistStamped, topics.STATE_QOS, twist),
         (obs.INPUT_GRIPPER, JointState, topics.STATE_QOS, gripper),
-        (obs.INPUT_SUCCESS, Bool, topics.STATE_QOS, success),
     ]
+    if layout.success_from == "topic":
+        rows.append((obs.INPUT_SUCCESS, Bool, topics.STATE_QOS, success))
     if layout.obs_mode == "state":
         parts = layout.task.object_state_layout
         rows.append((obs.INPUT_OBJECT, Float32MultiArray, topics.STATE_QOS,
