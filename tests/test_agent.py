@@ -108,3 +108,40 @@ def test_state_only_updates_are_fast_enough_for_ci():
     agent.update_many(rb, 20)
     rate = 20 / (time.perf_counter() - start)
     assert rate > 5.0, f"{rate:.1f} updates/s"
+
+
+def _imitation_sampler(seed: int) -> MixedSampler:
+    """Online rows with random actions and demo rows that all took (0.5, -0.5, 0.5); every reward 0."""
+    rng = np.random.default_rng(seed)
+    online, demos = (make_agent(AgentConfig(hidden_dims=(32, 32)), OBS_SPACE, gym.spaces.Box(-1, 1, (3,), np.float32)).make_replay(200, seed=seed + i)
+                     for i in range(2))
+    demo_action = np.array([0.5, -0.5, 0.5], np.float32)
+    for _ in range(60):
+        s = rng.uniform(-1, 1, 2).astype(np.float32)
+        online.add(s, rng.uniform(-1, 1, 3).astype(np.float32), 0.0, s, True, False)
+        demos.add(s, demo_action, 0.0, s, True, False)
+    return MixedSampler([(online, 0.5), (demos, 0.5)], demo_sources=(1,))
+
+
+@pytest.mark.parametrize("bc_weight", [0.0, 1.0])
+def test_the_bc_term_pulls_the_actor_to_the_demonstrated_actions_only_when_weighted(bc_weight):
+    torch.manual_seed(0)
+    agent = make_agent(AgentConfig(hidden_dims=(32, 32), batch_size=32, actor_lr=3e-3, bc_weight=bc_weight),
+                       OBS_SPACE, gym.spaces.Box(-1, 1, (3,), np.float32), seed=0)
+    sampler = _imitation_sampler(0)
+    for _ in range(300):
+        metrics = agent.update_many(sampler, 1)
+    states = np.random.default_rng(1).uniform(-1, 1, (20, 2)).astype(np.float32)
+    acts = np.stack([agent.policy.act({keys.STATE: s}, deterministic=True) for s in states])
+    error = np.abs(acts - np.array([0.5, -0.5, 0.5])).max()
+    if bc_weight > 0:
+        assert error < 0.1 and metrics["bc_loss"] < 0.05
+    else:  # the critic sees reward 0 for every action: nothing pulls the actor to the demos
+        assert error > 0.3 and "bc_loss" not in metrics
+
+
+def test_a_residual_agent_refuses_a_bc_weight():
+    from robot_rl.agents.residual import ResidualAgent, ResidualConfig
+
+    with pytest.raises(ValueError, match="bc_weight"):
+        ResidualAgent(AgentConfig(bc_weight=1.0), ResidualConfig(), {keys.STATE: [2]}, 3)

@@ -91,6 +91,30 @@ def test_cached_features_equal_the_trunk_on_the_raw_frame_up_to_bfloat16():
     assert torch.allclose(direct, cached[:, 0].float(), atol=1e-2 * direct.abs().max().item())
 
 
+def test_a_frozen_trunk_runs_batch_norm_folded_and_follows_weights_loaded_into_it():
+    agent = _image_agent(encoder="resnet10", freeze_encoder=True)
+    encoder = agent.policy.encoder
+    with torch.no_grad():  # non-trivial batch-norm statistics, so folding them in changes the conv weights
+        for m in encoder.trunk.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 2.0), m.weight.uniform_(0.5, 1.5)
+    obs = {k: torch.as_tensor(v)[None] for k, v in _obs(np.random.default_rng(2)).items()}
+
+    def check() -> None:
+        with torch.no_grad():
+            got = encoder.trunk_features(obs)  # both cameras through the folded copy in one call
+            for key in (FRONT, WRIST):
+                want = encoder.trunk(obs[key])  # the module as saved, batch norm separate
+                assert torch.allclose(got[key], want, atol=1e-5 * want.abs().max().item()), key
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.frozen_trunk().modules())
+
+    check()
+    assert encoder.frozen_trunk() is encoder.frozen_trunk()  # built once
+    assert not [k for k in agent.policy.state_dict() if "fold" in k]  # the copy is never saved
+    encoder.trunk.load_state_dict({k: v * 1.5 if v.is_floating_point() else v for k, v in encoder.trunk.state_dict().items()})
+    check()  # new weights: the folded copy is rebuilt from them
+
+
 def test_conv_encoder_is_trained_through_the_critic_only():
     agent = _image_agent(encoder="conv")
     rb = _fill(agent, 30, np.random.default_rng(2))

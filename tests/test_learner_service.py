@@ -188,14 +188,16 @@ def test_learner_config_builds_the_agent_from_recipe_file_and_overrides(tmp_path
     assert asdict(cfg)["min_steps_to_train"] == 30
 
 
-def test_image_episodes_without_an_encoder_setting_get_the_conv_encoder_and_a_log_line(tmp_path, demos):
+def test_image_episodes_without_an_encoder_setting_get_the_pixel_recipe_and_a_log_line(tmp_path, demos):
     lines: list[str] = []
     service = LearnerService(learner_config(tmp_path, replay_capacity=1000), log=lines.append)
     episode = demos.get_episode(0)
     with_camera = {**episode, keys.image_key("front"): np.zeros((len(episode[keys.ACTION]), 32, 32, 3), np.uint8)}
     meta = {"actor_id": "/r1/actor", "index": 0, "policy_version": -1, "success": True, "task_meta": {}}
     assert service.ingest(wire.encode_episode(with_camera, meta)).outcome is Outcome.STORED
-    assert service.agent.cfg.encoder == "conv" and any("conv encoder" in line for line in lines)
+    cfg = service.agent.cfg
+    assert (cfg.encoder, cfg.freeze_encoder, cfg.bc_weight) == ("resnet10", True, 1.0)
+    assert any("frozen ResNet-10" in line and "bc_weight 1.0" in line for line in lines)
     service.close()
 
 
@@ -218,6 +220,7 @@ def test_corrections_join_the_demo_replay_get_the_penalty_and_show_in_the_log_an
     assert service.ingest(wire.encode_episode(corrected, {**meta, "index": 1})).outcome is Outcome.STORED
     assert len(service.demos) == 4  # the 4 intervened transitions
     assert len(service.sampler.sources) == 2 and service.sampler.counts(16) == [8, 8]
+    assert service.sampler.sample(16).is_demo.tolist() == [False] * 8 + [True] * 8  # what an optional BC term imitates
     assert any("corrections arrived" in line for line in lines)
     # RLIF: the step before the take-over (t=2) carries the penalty in the online replay, the store keeps the raw reward
     stored = service.store.get_episode(1)

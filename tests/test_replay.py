@@ -150,6 +150,16 @@ def test_mixed_sampler_draws_exact_fractions_every_batch(fractions, batch_size, 
         assert int(batch.reward.sum()) == expected[1]  # rewards are 1 only in the second buffer
 
 
+def test_mixed_sampler_marks_exactly_the_rows_drawn_from_the_demo_sources():
+    sampler = MixedSampler([(_filled(0.0, 0), 0.3), (_filled(1.0, 1), 0.7)], demo_sources=(1,))
+    batch = sampler.sample(10)
+    assert batch.is_demo.tolist() == [False] * 3 + [True] * 7
+    assert torch.equal(batch.is_demo, batch.reward == 1.0)  # the demo buffer is the one with reward 1
+    assert MixedSampler([(_filled(0.0, 0), 1.0)]).sample(4).is_demo is None  # no demo sources: no mask
+    with pytest.raises(ValueError, match="index"):
+        MixedSampler([(_filled(0.0, 0), 1.0)], demo_sources=(1,))
+
+
 def test_mixed_sampler_refuses_fractions_that_do_not_sum_to_one():
     with pytest.raises(ValueError, match="sum to 1"):
         MixedSampler([(_filled(0.0, 0), 0.5), (_filled(1.0, 1), 0.6)])

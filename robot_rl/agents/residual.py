@@ -136,6 +136,9 @@ class ResidualPolicy(Policy):
 class ResidualAgent(Agent):
     def __init__(self, cfg: AgentConfig, residual: ResidualConfig, obs_spec: dict[str, list[int]], action_dim: int,
                  device: str | torch.device = "cpu", seed: int | None = None, load_pretrained: bool = True):
+        if cfg.bc_weight > 0:
+            raise ValueError("a residual agent starts exactly at its cloned base policy; bc_weight must be 0, "
+                             f"got {cfg.bc_weight}")
         self.residual = residual  # read by _make_policy during Agent.__init__
         super().__init__(cfg, obs_spec, action_dim, device=device, seed=seed, load_pretrained=load_pretrained)
 

@@ -135,7 +135,8 @@ class LearnerService:
 
     def _build_agent(self, step_specs: dict) -> None:
         obs_space, action_space = spaces_of(step_specs)
-        self.agent_cfg, note = with_image_encoder(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))))
+        self.agent_cfg, note = with_image_encoder(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))),
+                                                  residual=bool(self.cfg.base_policy))
         if note:
             self.log(note)
         if self.cfg.base_policy:
@@ -195,7 +196,7 @@ class LearnerService:
     def _make_sampler(self) -> None:
         """Online and demo replay mixed at demo_fraction; the demo replay joins once it holds something."""
         f = self.cfg.demo_fraction if self.demos is not None and len(self.demos) else 0.0
-        self.sampler = MixedSampler([(self.online, 1.0 - f)] + ([(self.demos, f)] if f else []))
+        self.sampler = MixedSampler([(self.online, 1.0 - f)] + ([(self.demos, f)] if f else []), demo_sources=(1,) if f else ())
 
     def _learn_from(self, episode: dict) -> None:
         """An episode into the replays: online (with the RLIF penalty, if set) and its corrections into the demos."""

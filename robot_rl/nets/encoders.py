@@ -149,6 +149,28 @@ class SpatialEmbeddingNeck(nn.Module):
         return self.out(torch.addmm(self.dense_bias, fmap.reshape(fmap.shape[0], -1), folded))
 
 
+def fold_batchnorm(trunk: nn.Module) -> nn.Module:
+    """An inference-only copy of `trunk` with each BatchNorm2d folded into the conv before it (one op, not three).
+
+    Valid for a trunk in eval mode (fixed statistics), which is how a frozen trunk runs; outputs equal the
+    original's up to float rounding. A trunk without batch norm comes back as a plain copy.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(trunk).eval().requires_grad_(False)
+    for module in list(folded.modules()):
+        if isinstance(module, (ResNet10, BasicBlock)):
+            for conv, bn in (("conv1", "bn1"), ("conv2", "bn2")):
+                if hasattr(module, conv) and isinstance(getattr(module, bn, None), nn.BatchNorm2d):
+                    setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn)))
+                    setattr(module, bn, nn.Identity())
+        if isinstance(module, BasicBlock) and module.downsample is not None:
+            module.downsample = fuse_conv_bn_eval(module.downsample[0], module.downsample[1])
+    return folded
+
+
 def trunk_output_shape(trunk: nn.Module, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     """(C, h, w) the trunk produces for one (H, W, C) image."""
     with torch.no_grad():

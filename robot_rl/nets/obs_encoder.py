@@ -16,6 +16,7 @@ from robot_rl.nets.encoders import (
     FlattenNeck,
     ResNet10,
     SpatialEmbeddingNeck,
+    fold_batchnorm,
     random_shift,
     trunk_output_shape,
 )
@@ -49,6 +50,8 @@ class ObsEncoder(nn.Module):
             if self.freeze_trunk:
                 self.trunk.requires_grad_(False)
                 self.trunk.eval()
+        # (weights' version key, frozen trunk with batch norm folded in): a tuple, so the copy is not a submodule
+        self._folded: tuple[tuple, nn.Module] | None = None
         self.state_dim = sum(obs_spec[k][0] for k in self.state_keys)
         self.out_dim = self.state_dim + latent_dim * len(self.image_keys)
 
@@ -57,6 +60,17 @@ class ObsEncoder(nn.Module):
         if self.freeze_trunk and self.trunk is not None:
             self.trunk.eval()  # frozen batch-norm statistics stay fixed
         return self
+
+    def frozen_trunk(self) -> nn.Module:
+        """What a frozen trunk runs: a batch-norm-folded copy, rebuilt when the trunk's weights change (loading
+        bumps their in-place version counters) or move to another device."""
+        if not self.freeze_trunk or self.trunk is None:
+            raise ValueError("frozen_trunk() needs a frozen image trunk (freeze_encoder and image observations)")
+        tensors = [*self.trunk.parameters(), *self.trunk.buffers()]
+        key = (tensors[0].device, *(id(t) for t in tensors), *(t._version for t in tensors))
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, fold_batchnorm(self.trunk))
+        return self._folded[1]
 
     def augment(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Random shift of every uint8 image (B, H, W, C); states and cached features are returned as they are."""
@@ -69,18 +83,24 @@ class ObsEncoder(nn.Module):
         return out
 
     def trunk_features(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per camera (B, C', h, w) trunk features; cached float features pass through untouched."""
+        """Per camera (B, C', h, w) trunk features; cached float features pass through untouched.
+
+        A frozen trunk sees all cameras' frames of one shape in a single call (one pass, not one per camera)."""
         out: dict[str, torch.Tensor] = {}
+        frozen: dict[tuple, list[str]] = {}
         for key in self.image_keys:
             x = obs[key]
             if x.dtype != torch.uint8:
                 out[key] = x.float()
             elif self.freeze_trunk:
-                with torch.no_grad():
-                    out[key] = self.trunk(x)
+                frozen.setdefault(tuple(x.shape), []).append(key)
             else:
                 out[key] = self.trunk(x)
-        return out
+        for group in frozen.values():
+            with torch.no_grad():
+                feats = self.frozen_trunk()(torch.cat([obs[k] for k in group]) if len(group) > 1 else obs[group[0]])
+            out.update(zip(group, feats.chunk(len(group))))
+        return {k: out[k] for k in self.image_keys}
 
     def head(self, obs: dict[str, torch.Tensor], fmaps: dict[str, torch.Tensor]) -> torch.Tensor:
         """States and per-camera necks -> (B, out_dim)."""
@@ -116,7 +136,7 @@ class FrameFeatures:
         """uint8 (N, H, W, C) frames of camera `key` -> bfloat16 (N, n_augs, C', h, w)."""
         if key not in self.image_keys:
             raise KeyError(f"{key!r} is not an image key of this encoder; valid: {self.image_keys}")
-        trunk = self.encoder.trunk
+        trunk = self.encoder.frozen_trunk()
         views = [frames] + [random_shift(frames, self.encoder.aug_pad_px, self.generator) for _ in range(self.n_augs - 1)]
         n = frames.shape[0]
         feats = trunk(torch.cat(views))  # (n_augs * N, C', h, w), one trunk call

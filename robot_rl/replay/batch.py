@@ -23,6 +23,7 @@ class Batch:
     base_action: torch.Tensor | None = None  # (B, A) float32: the base policy's action (zeros without one)
     is_intervention: torch.Tensor | None = None  # (B,) bool: a human chose `action`
     next_base_action: torch.Tensor | None = None  # (B, A) float32: the base policy's action at next_obs
+    is_demo: torch.Tensor | None = None  # (B,) bool: drawn from a demonstration replay (set by MixedSampler)
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -44,4 +45,5 @@ class Batch:
             base_action=cat_opt("base_action"),
             is_intervention=cat_opt("is_intervention"),
             next_base_action=cat_opt("next_base_action"),
+            is_demo=cat_opt("is_demo"),
         )

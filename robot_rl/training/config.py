@@ -43,7 +43,7 @@ class TrainConfig:
     steps: int = 10_000  # online env steps to train for (total, counting those before a resume)
     seed: int = 0  # seeds torch, numpy, env resets (episode i resets with seed + i) and evaluation
     device: str = "cpu"  # torch device of the learner: cpu or cuda
-    threads: int = 1  # torch intra-op CPU threads (0: torch's default; 1 suits small nets on a busy machine)
+    threads: int | None = None  # torch intra-op CPU threads (None: 1 for state, all cores with images; 0: torch's default)
     demo_fraction: float = 0.5  # fraction of each batch drawn from the demos (0 without demos)
     warmup_steps: int = 500  # env steps before learning starts, acting with the warm-up policy
     warmup_policy: Literal["random", "scripted"] = "random"  # warm-up actions: uniform random, or the sim task's expert
@@ -81,10 +81,12 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("replay_capacity", "warmup_steps", "scripted_demos", "video_episodes", "keep_checkpoints", "threads"):
-            if getattr(self, name) < 0:
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.base_noise < 0:
             raise ValueError(f"base_noise must be >= 0, got {self.base_noise}")
+        if self.base_policy and self.agent.bc_weight > 0:
+            raise ValueError("residual RL (--base-policy) already starts from the cloned base: drop --bc-weight")
         if self.base_policy and self.agent.discrete_gripper:
             raise ValueError("residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper")
         if self.operator:  # the operator's own checks (the episode length is the env's, known later)

@@ -42,6 +42,7 @@ from robot_rl import keys
 from robot_rl.agents import Agent, make_agent
 from robot_rl.agents.config import with_image_encoder
 from robot_rl.agents.residual import ResidualAgent, make_residual_agent
+from robot_rl.bench.timing import available_cores
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
@@ -108,7 +109,7 @@ def make_sampler(cfg: TrainConfig, online: ReplayBuffer, demos: ReplayBuffer | N
     """Batches from the online replay, with the demo fraction from the demos once the demo replay holds any."""
     if demos is None or len(demos) == 0:
         return MixedSampler([(online, 1.0)])
-    return MixedSampler([(online, 1.0 - cfg.demo_fraction), (demos, cfg.demo_fraction)])
+    return MixedSampler([(online, 1.0 - cfg.demo_fraction), (demos, cfg.demo_fraction)], demo_sources=(1,))
 
 
 def make_replays(cfg: TrainConfig, agent: Agent, demo_store: EpisodeStore | None, relabel=None,
@@ -243,8 +244,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     run_dir = Path(cfg.resume) if cfg.resume else make_run_dir(cfg)
     if cfg.resume:
         cfg.save(run_dir / CONFIG_JSON)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     env_id = env_id_of(cfg.task, cfg.env_id)
     title = f"{env_id} ({cfg.obs})" if is_sim_task(env_id) else env_id
     store = EpisodeStore.open_or_create(run_dir / "episodes", {"env_id": env_id, "obs": cfg.obs, "source": "online"})
@@ -253,8 +252,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps, reward_classifier=cfg.reward_classifier)
     eval_env, video_episodes = make_eval_env(env_id, cfg.obs, cfg.video_episodes, cfg.max_episode_steps)
     obs_space, action_dim = env.observation_space, int(np.prod(env.action_space.shape))
+    has_images = bool(image_keys(as_dict_space(obs_space)))
+    threads = cfg.threads if cfg.threads is not None else (available_cores() if has_images else 1)
+    if threads:  # small state nets run best on one thread; image batches' GEMMs scale with cores
+        torch.set_num_threads(threads)
     if not cfg.resume:
-        cfg.agent, note = with_image_encoder(cfg.agent, bool(image_keys(as_dict_space(obs_space))))
+        cfg.agent, note = with_image_encoder(cfg.agent, has_images, residual=bool(cfg.base_policy))
         if note:
             print(f"[train] {note}")
             cfg.save(run_dir / CONFIG_JSON)
