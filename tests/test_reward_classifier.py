@@ -15,7 +15,7 @@ from robot_rl.cli import main as cli_main
 from robot_rl.reward.classifier import ClassifierConfig, load_classifier
 from robot_rl.reward.collect import CollectConfig, collect_reward_data
 from robot_rl.reward.frames import load_frames, split_episodes
-from robot_rl.reward.metrics import calibrate_threshold, confusion, pr_curve
+from robot_rl.reward.metrics import calibrate_threshold, confusion, near_label_flips, pr_curve
 from robot_rl.reward.serve import ClassifierReward, RewardPredictor, gripper_width_below, time_inference
 from robot_rl.reward.train import TrainConfig, predict_probs, train_classifier
 
@@ -57,6 +57,21 @@ def test_the_precision_recall_curve_and_the_calibrated_threshold_are_exact_on_a_
     assert calibrate_threshold(probs, labels, 1.01) == (pytest.approx(halfway(0.8, 0.7)), False)
     assert confusion(probs, labels, 0.6) == {"threshold": 0.6, "precision": 0.75, "recall": 1.0, "accuracy": 5 / 6,
                                               "tp": 3, "fp": 1, "fn": 0, "tn": 2}
+
+
+def test_calibration_leaves_out_frames_next_to_a_label_flip_and_takes_0_5_inside_a_wide_gap():
+    labels, episode = np.array([0, 0, 0, 1, 1, 0, 1, 1]), np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    assert near_label_flips(labels, episode, 1).tolist() == [False, False, True, True, True, True, False, False]
+    assert near_label_flips(labels, episode, 0).sum() == 0
+    # one episode: the frame before the flip (cube just under the success height) scores 0.85
+    probs, labels = np.array([0.01, 0.03, 0.85, 0.9999, 0.998, 0.999]), np.array([0, 0, 0, 1, 1, 1])
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    all_frames, met = calibrate_threshold(probs, labels, 0.95)
+    assert met and all_frames == pytest.approx(1 / (1 + np.exp(-(logit(0.998) + logit(0.85)) / 2)))  # ~0.97
+    keep = ~near_label_flips(labels, np.zeros(6, int), 1)  # frames 2 and 3 left out
+    assert calibrate_threshold(probs[keep], labels[keep], 0.95, prefer_half=True) == (0.5, True)  # gap (0.03, 0.998)
+    halfway = 1 / (1 + np.exp(-(logit(0.998) + logit(0.03)) / 2))  # without prefer_half: logit midpoint, ~0.86
+    assert calibrate_threshold(probs[keep], labels[keep], 0.95)[0] == pytest.approx(halfway)
 
 
 def test_the_split_holds_out_whole_episodes_with_and_without_success(trained):

@@ -78,6 +78,10 @@ def register(sub) -> None:
     tr.add_argument("--batch-size", type=positive_int, default=64, help="frames per step (default 64)")
     tr.add_argument("--target-precision", type=float, default=0.95, metavar="P", help="threshold target (default 0.95)")
     tr.add_argument("--held-out", type=float, default=0.25, metavar="F", help="fraction of episodes held out (default 0.25)")
+    tr.add_argument("--skip-flip-frames", type=int, default=0, metavar="K",
+                    help="leave held-out frames within K of a label flip out of threshold calibration (default 0)")
+    tr.add_argument("--prefer-half", action="store_true",
+                    help="threshold 0.5 when it lies in the calibrated gap (default: halfway in logit space)")
     tr.add_argument("--source", choices=("sim", "operator"), help="label source (default: each store's saved choice)")
     tr.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     tr.add_argument("--vlm", metavar="PATH", help="--kind vlm: model directory or cached HF repo id (never downloaded)")
@@ -160,6 +164,7 @@ def _train(args: argparse.Namespace) -> int:
                 classifier=ClassifierConfig(cameras=args.cameras, encoder=args.encoder,
                                             encoder_weights=args.encoder_weights, image_size=args.image_size),
                 target_precision=args.target_precision, held_out_fraction=args.held_out, label_source=args.source,
+                calibration_skip_flip_frames=args.skip_flip_frames, calibration_prefer_half=args.prefer_half,
                 seed=args.seed, device=args.device, progress=args.progress))
     except (StoreError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
