@@ -46,8 +46,9 @@ class Probe:
         self.executor.add_node(self.node)
         self.heard: dict[str, list] = defaultdict(list)
 
-    def record(self, topic: str, msg_type, qos) -> None:
-        self.node.create_subscription(msg_type, topic, lambda m: self.heard[topic].append((time.monotonic(), m)), qos)
+    def record(self, topic: str, msg_type, qos, clock=time.monotonic) -> None:
+        """Keep (clock() at arrival, message) in heard[topic]; clock=time.time to compare with header stamps."""
+        self.node.create_subscription(msg_type, topic, lambda m: self.heard[topic].append((clock(), m)), qos)
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds

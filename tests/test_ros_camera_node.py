@@ -14,18 +14,14 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from robot_rl.nodes import convert, topics
-from rosprocs import start_process, stop_process
+from rosprocs import Probe, start_process, stop_process
 from test_camera_adapters import CAMERA_INFO_YAML, frame_index, write_video
 
 pytestmark = pytest.mark.ros
@@ -34,38 +30,6 @@ NS = f"/camera_test_{os.getpid()}"
 NODE = str(Path(sys.executable).parent / "robot-rl-camera-node")
 FPS, N_LOOP, N_LATE, RATE_HZ, REOPEN_S = 30.0, 45, 30, 10.0, 0.3
 CROP, OUT_W, OUT_H = (40, 20, 100, 80), 50, 40  # crop 100x80 at (40, 20) of the 160x120 clip, then halve it
-
-
-class _Probe:
-    """A test-side node in its own context recording (wall time of arrival, message) per topic."""
-
-    def __init__(self):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node("camera_probe", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.heard: dict[str, list] = defaultdict(list)
-
-    def record(self, topic: str, msg_type) -> None:
-        self.node.create_subscription(msg_type, topic, lambda m: self.heard[topic].append((time.time(), m)),
-                                      topics.SENSOR_QOS)
-
-    def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            self.executor.spin_once(timeout_sec=min(left, 0.05))
-
-    def spin_until(self, predicate, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and not predicate():
-            self.executor.spin_once(timeout_sec=0.05)
-        return predicate()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 def _node_cmd(name: str, camera: str, **params) -> list[str]:
@@ -88,10 +52,10 @@ def cameras(tmp_path_factory):
                                     camera_info_url=f"file://{calib}"), d / "front.log")
     side = start_process(_node_cmd("side_camera", "side", source=late, loop="false", rate_hz=RATE_HZ,
                                    reopen_interval_s=REOPEN_S), d / "side.log")
-    probe = _Probe()
+    probe = Probe("camera_probe")
     for topic, msg_type in [(topics.image_topic("front"), Image), (topics.camera_info_topic("front"), CameraInfo),
                             (topics.image_topic("side"), Image)]:
-        probe.record(f"{NS}/{topic}", msg_type)
+        probe.record(f"{NS}/{topic}", msg_type, topics.SENSOR_QOS, clock=time.time)  # latency vs stamps
     up = probe.spin_until(lambda: probe.heard[f"{NS}/front/image_raw"] or front.poll() is not None, timeout_s=45.0)
     assert up and front.poll() is None, f"front camera node did not come up:\n{(d / 'front.log').read_text()}"
     yield {"probe": probe, "dir": d, "late": late, "side": side, "t_start": t_start}

@@ -20,9 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import wire
@@ -33,6 +30,7 @@ from robot_rl.data.store import EpisodeStore
 from robot_rl.learner.ledger import source_of
 from robot_rl.nodes import protocol
 from robot_rl.training.checkpoint import find_checkpoint
+from rosprocs import Probe
 
 pytestmark = pytest.mark.ros
 
@@ -40,15 +38,11 @@ A, B = "/robot_1/actor", "/robot_2/actor"
 SMALL_AGENT = {"hidden_dims": [32, 32], "batch_size": 16, "utd_ratio": 2}
 
 
-class _Actors:
+class _Actors(Probe):
     """A test-side rclpy node in its own context: publishes episodes, records acks and policies."""
 
     def __init__(self) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node("fake_actors", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__("fake_actors")
         self.episodes = self.node.create_publisher(UInt8MultiArray, protocol.EPISODES, protocol.EPISODES_QOS)
         self.acks: list[dict[str, int]] = []
         self.policies: list[tuple[bytes, int]] = []
@@ -57,21 +51,8 @@ class _Actors:
         self.node.create_subscription(UInt8MultiArray, protocol.POLICY,
                                       lambda m: self.policies.append(protocol.policy_from_msg(m)), protocol.LATCHED_QOS)
 
-    def spin_until(self, predicate, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            self.executor.spin_once(timeout_sec=0.05)
-        return bool(predicate())
-
     def send(self, payload: bytes) -> None:
         self.episodes.publish(protocol.bytes_msg(payload))
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 @pytest.fixture(scope="module")
