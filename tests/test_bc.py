@@ -110,16 +110,52 @@ def test_bc_policy_round_trips_through_a_directory_and_bytes_and_loads_as_a_base
         load_base_policy(tmp_path)
 
 
-def test_bc_on_images_lowers_its_loss_on_a_small_pixel_store():
+def test_bc_with_a_trained_conv_encoder_lowers_its_loss_on_a_small_pixel_store():
     store = _make_store([8, 8], image_px=32)
     spec = obs_spec_of(store)
     assert spec == {keys.image_key("front"): [32, 32, 3], keys.STATE: [3]}
     torch.manual_seed(0)
-    policy = BCPolicy(BCPolicyConfig(chunk_size=2, hidden_dims=(32,), latent_dim=8, image_aug_pad_px=2), spec, 2)
-    assert policy.encoder.image_keys == (keys.image_key("front"),)  # "auto" picked the conv encoder
+    cfg = BCPolicyConfig(chunk_size=2, hidden_dims=(32,), encoder="conv", latent_dim=8, image_aug_pad_px=2)
+    policy = BCPolicy(cfg, spec, 2)
+    trunk_before = [p.detach().clone() for p in policy.encoder.trunk.parameters()]
     losses = fit(policy, chunk_dataset(store, spec, 2), BCTrainConfig(steps=60, batch_size=16, lr=3e-3,
                                                                        progress_bar=False, policy=policy.cfg))
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+    assert any(not torch.equal(a, b) for a, b in zip(trunk_before, policy.encoder.trunk.parameters()))  # it trained
+
+
+def test_bc_on_images_defaults_to_a_frozen_resnet_whose_features_are_cached_once_per_frame(tmp_path):
+    store = _make_store([8, 8], image_px=32)
+    spec = obs_spec_of(store)
+    torch.manual_seed(0)
+    policy = BCPolicy(BCPolicyConfig(chunk_size=2, hidden_dims=(32,), latent_dim=8, image_aug_pad_px=2), spec, 2)
+    assert policy.cfg.encoder == "resnet10" and policy.encoder.freeze_trunk  # "auto" with images
+    trunk_before = {k: v.clone() for k, v in policy.encoder.trunk.state_dict().items()}
+    calls = []
+    policy.encoder.trunk.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    data = chunk_dataset(store, spec, 2)
+    losses = fit(policy, data, BCTrainConfig(steps=60, batch_size=16, lr=3e-3, feature_cache_augs=3,
+                                             progress_bar=False, policy=policy.cfg))
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+    for k, v in policy.encoder.trunk.state_dict().items():
+        assert torch.equal(v, trunk_before[k]), f"the frozen trunk changed: {k}"
+    assert calls == [16 * 3]  # one trunk pass over 3 views of the 16 frames while caching, none in the 60 steps
+    # the saved policy names its encoder and acts on raw frames exactly as the trained one
+    policy.save(tmp_path / "bc")
+    saved = json.loads((tmp_path / "bc" / "bc_policy.json").read_text())["bc_config"]
+    assert saved["encoder"] == "resnet10" and saved["freeze_encoder"] is True
+    obs = {k: data.obs[k][3].numpy() for k in spec}
+    np.testing.assert_allclose(BCPolicy.load(tmp_path / "bc").predict_chunk(obs), policy.predict_chunk(obs), atol=1e-5)
+
+
+def test_a_bc_policy_saved_with_encoder_auto_before_it_was_resolved_still_loads_as_the_conv_it_was():
+    spec = {keys.image_key("front"): [32, 32, 3], keys.STATE: [3]}
+    conv = BCPolicy(BCPolicyConfig(hidden_dims=(8,), encoder="conv", latent_dim=4), spec, 2)
+    d = conv.config_dict()
+    d["bc_config"] = {k: v for k, v in d["bc_config"].items() if k != "freeze_encoder"} | {"encoder": "auto"}
+    old = BCPolicy.from_config_dict(d)
+    assert old.cfg.encoder == "conv" and not old.encoder.freeze_trunk
+    old._load_weights(conv.state_dict())
 
 
 def test_bc_trained_on_20_scripted_pick_cube_demos_picks_the_cube_and_bc_eval_reproduces_it(tmp_path, capsys):

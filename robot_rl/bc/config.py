@@ -21,7 +21,9 @@ class BCPolicyConfig:
     ensemble_decay: float = 0.1  # temporal ensembling weight exp(-decay * i) of the i-th newest prediction
     hidden_dims: tuple[int, ...] = (256, 256)  # widths of the MLP head's hidden layers
     layer_norm: bool = True  # LayerNorm after every hidden layer of the head
-    encoder: Literal["auto", "none", "conv", "resnet10"] = "auto"  # image encoder; auto: conv with images, else none
+    encoder: Literal["auto", "none", "conv", "resnet10"] = "auto"  # image encoder; auto: a frozen resnet10 with images
+    # (features cached once per demo frame: minutes on a CPU, where a trained conv takes hours), else none
+    freeze_encoder: bool = True  # keep a resnet10 trunk fixed and train only the necks and head (a conv always trains)
     encoder_weights: str | None = None  # ResNet-10 weights (local file/dir or HF cache id); None = random init
     latent_dim: int = 64  # per-camera latent size after the encoder neck
     image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis while training (0 = none)
@@ -61,12 +63,15 @@ class BCTrainConfig:
     task: str | None = None  # sim task to evaluate on (None: the demo store's task)
     eval_episodes: int = 20  # evaluation episodes after training (0: no evaluation)
     progress_bar: bool = True  # show a tqdm progress bar
+    feature_cache_augs: int = 4  # frozen trunk: cached randomly shifted views per demo frame (the first unshifted)
     policy: BCPolicyConfig = field(default_factory=BCPolicyConfig)  # the network and chunk execution
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.feature_cache_augs < 1:
+            raise ValueError(f"feature_cache_augs must be >= 1, got {self.feature_cache_augs}")
         for name in ("max_episodes", "eval_episodes", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -11,6 +11,8 @@ safetensors weights + a JSON config, never pickle.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -70,10 +72,11 @@ class BCPolicy(nn.Module):
         self.obs_spec = {k: list(v) for k, v in obs_spec.items()}
         self.action_dim = action_dim
         self.meta = dict(meta or {})  # where the policy came from: task, obs_mode, demos, ... (saved in the JSON)
-        encoder = cfg.encoder
-        if encoder == "auto":
-            encoder = "conv" if spec_image_keys(obs_spec) else "none"
-        self.encoder = ObsEncoder(obs_spec, encoder, cfg.latent_dim, False, cfg.image_aug_pad_px)
+        if cfg.encoder == "auto":  # resolved here, so a saved config names the encoder it was trained with
+            cfg = dataclasses.replace(cfg, encoder="resnet10" if spec_image_keys(obs_spec) else "none")
+            self.cfg = cfg
+        frozen = cfg.freeze_encoder and cfg.encoder == "resnet10"
+        self.encoder = ObsEncoder(obs_spec, cfg.encoder, cfg.latent_dim, frozen, cfg.image_aug_pad_px)
         self.head = mlp(self.encoder.out_dim, cfg.hidden_dims, cfg.chunk_size * action_dim, cfg.layer_norm)
         state_dim = self.encoder.state_dim
         self.register_buffer("state_mean", torch.zeros(state_dim))  # normalisation of the concatenated state keys
@@ -135,7 +138,11 @@ class BCPolicy(nn.Module):
     def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> "BCPolicy":
         if d.get("format") != BC_FORMAT:
             raise ValueError(f"not a robot_rl BC policy (format {d.get('format')!r}, expected {BC_FORMAT!r})")
-        cfg = BCPolicyConfig.from_dict(d["bc_config"])
+        bc_config = dict(d["bc_config"])
+        if bc_config.get("encoder") == "auto" and "freeze_encoder" not in bc_config:
+            # saved before "auto" was resolved at construction, when it meant a trained conv with images
+            bc_config["encoder"] = "conv" if spec_image_keys(d["obs_spec"]) else "none"
+        cfg = BCPolicyConfig.from_dict(bc_config)
         return cls(cfg, d["obs_spec"], int(d["action_dim"]), d.get("meta")).to(device)
 
     def _load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -185,7 +192,7 @@ def make_bc_policy(cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_d
                    load_pretrained: bool = True) -> BCPolicy:
     """A fresh BC policy; loads ResNet-10 weights when the config names them."""
     policy = BCPolicy(cfg, obs_spec, action_dim, meta)
-    if cfg.encoder == "resnet10" and cfg.encoder_weights and load_pretrained:
+    if policy.cfg.encoder == "resnet10" and cfg.encoder_weights and load_pretrained:
         load_resnet10_weights(policy.encoder.trunk, cfg.encoder_weights)
     return policy
 

@@ -20,6 +20,7 @@ from robot_rl import keys
 from robot_rl.bc.config import BCTrainConfig
 from robot_rl.bc.policy import BCPolicy, make_bc_policy
 from robot_rl.envs import TASK_ENV_IDS
+from robot_rl.nets.obs_encoder import FrameFeatures
 
 BC_TRAIN_CONFIG = "bc_train_config.json"
 BC_EVAL = "bc_eval.json"
@@ -113,7 +114,9 @@ def fit(policy: BCPolicy, data: ChunkDataset, cfg: BCTrainConfig) -> list[float]
     if states:
         flat = torch.cat(states, dim=-1)
         policy.set_normalization(flat.mean(0), flat.std(0, unbiased=False))
-    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cached = cache_trunk_features(policy, obs, cfg.feature_cache_augs, cfg.seed + 2) if policy.encoder.freeze_trunk else {}
+    obs = {k: v for k, v in obs.items() if k not in cached}
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=0.1 * cfg.lr)
     policy.train()
     losses: list[float] = []
@@ -121,7 +124,11 @@ def fit(policy: BCPolicy, data: ChunkDataset, cfg: BCTrainConfig) -> list[float]
                mininterval=0.5)
     for step in bar:
         idx = torch.randint(0, len(data), (cfg.batch_size,), generator=g).to(device)
-        batch = policy.encoder.augment({k: v[idx] for k, v in obs.items()}, aug_g)
+        batch = {k: v[idx] for k, v in obs.items()}
+        if cached:
+            view = torch.randint(0, cfg.feature_cache_augs, (cfg.batch_size,), generator=g).to(device)
+            batch.update({k: f[idx, view].float() for k, f in cached.items()})
+        batch = policy.encoder.augment(batch, aug_g)  # shifts uint8 images; cached features are already shifted
         pred = policy(batch)  # (B, K, A)
         err = (pred - actions[idx]).abs() if cfg.loss == "l1" else (pred - actions[idx]).pow(2)
         m = mask[idx][..., None]  # (B, K, 1)
@@ -135,6 +142,22 @@ def fit(policy: BCPolicy, data: ChunkDataset, cfg: BCTrainConfig) -> list[float]
             bar.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}", refresh=False)
     policy.eval()
     return losses
+
+
+def cache_trunk_features(policy: BCPolicy, obs: dict[str, torch.Tensor], n_augs: int, seed: int,
+                         chunk: int = 256) -> dict[str, torch.Tensor]:
+    """Per camera, the frozen trunk's features of `n_augs` shifted views of every demo frame (N, n_augs, C', h, w),
+    computed once, so training runs only the necks and the head (as the RL learner's replay does)."""
+    feats = FrameFeatures(policy.encoder, n_augs, torch.Generator(policy.device).manual_seed(seed))
+    out = {}
+    t0 = time.perf_counter()
+    for key in policy.encoder.image_keys:
+        frames = obs[key]
+        out[key] = torch.cat([feats(key, frames[i:i + chunk]) for i in range(0, len(frames), chunk)])
+    n = len(next(iter(out.values()))) if out else 0
+    print(f"[bc] frozen {policy.cfg.encoder} trunk: cached {n_augs} views of {n} frames x {len(out)} cameras "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return out
 
 
 def evaluate_base(policy, task: str, obs_mode: str, episodes: int, seed: int = 0, max_episode_steps: int | None = None):
@@ -174,6 +197,7 @@ def train_bc(cfg: BCTrainConfig, store=None) -> BCResult:
                    "demo_steps": len(data)}
     policy = make_bc_policy(cfg.policy, obs_spec, action_dim, policy_meta).to(cfg.device)
     print(f"[bc] cloning {n_eps} episodes ({len(data)} steps) of {store.path}: obs {obs_spec}, "
+          f"encoder {policy.cfg.encoder}{' (frozen)' if policy.encoder.freeze_trunk else ''}, "
           f"chunks of {cfg.policy.chunk_size} x {action_dim}, {cfg.steps} steps")
     t0 = time.perf_counter()
     losses = fit(policy, data, cfg)
