@@ -12,7 +12,6 @@ safetensors weights + a JSON config, never pickle.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 
