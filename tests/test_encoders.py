@@ -9,7 +9,7 @@ import torch
 
 from robot_rl import keys
 from robot_rl.agents import Agent, AgentConfig, Policy, make_agent
-from robot_rl.nets.encoders import ResNet10, random_shift
+from robot_rl.nets.encoders import ResNet10, SpatialEmbeddingNeck, random_shift
 from robot_rl.nets.pretrained import load_resnet10_weights, save_resnet10_weights
 from safetensors.torch import save_file
 
@@ -44,6 +44,47 @@ def _fill(agent: Agent, n_steps: int, rng: np.random.Generator, episode_len: int
 def _image_agent(**overrides) -> Agent:
     cfg = AgentConfig(hidden_dims=(32, 32), batch_size=8, latent_dim=16, **overrides)
     return make_agent(cfg, _make_space(), gym.spaces.Box(-1, 1, (4,), np.float32), seed=0)
+
+
+def _neck_by_channel(neck: SpatialEmbeddingNeck, fmap: torch.Tensor) -> torch.Tensor:
+    """HIL-SERL's formula, channel by channel: pool each channel's map with its F weightings, then dense."""
+    b, c, h, w = fmap.shape
+    pooled = torch.einsum("bcs,csf->bcf", fmap.reshape(b, c, h * w), neck.kernel).reshape(b, -1)
+    dense = neck.dense_weight.reshape(-1, neck.dense_weight.shape[-1])
+    return neck.out(pooled @ dense + neck.dense_bias)
+
+
+def test_spatial_embedding_neck_matches_the_per_channel_formula_in_value_and_gradient():
+    torch.manual_seed(0)
+    neck = SpatialEmbeddingNeck(channels=6, height=3, width=3, latent_dim=5).double()
+    fmap = torch.randn(4, 6, 3, 3, dtype=torch.double, requires_grad=True)
+    out, ref = neck(fmap), _neck_by_channel(neck, fmap)
+    torch.testing.assert_close(out, ref)
+    params = [fmap, neck.kernel, neck.dense_weight, neck.dense_bias]
+    weights = torch.randn_like(out)
+    got = torch.autograd.grad((out * weights).sum(), params)
+    want = torch.autograd.grad((ref * weights).sum(), params)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_spatial_embedding_neck_shares_its_fold_only_inside_the_block_and_folds_afresh_after_a_step():
+    torch.manual_seed(0)
+    neck = SpatialEmbeddingNeck(channels=6, height=3, width=3, latent_dim=5)
+    opt = torch.optim.Adam(neck.parameters(), lr=0.1, fused=True)  # fused Adam bumps no tensor versions
+    fmap = torch.randn(4, 6, 3, 3)
+    for _ in range(3):
+        with neck.sharing_fold():
+            loss = neck(fmap).pow(2).sum()  # with grad: folds and keeps the fold
+            with torch.no_grad():  # the critic target's pass reuses it
+                torch.testing.assert_close(neck(fmap), _neck_by_channel(neck, fmap))
+            assert neck._shared_fold is not None
+        assert neck._shared_fold is None
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # parameters changed: a fresh fold, not the stale one
+            torch.testing.assert_close(neck(fmap), _neck_by_channel(neck, fmap))
 
 
 def test_random_shift_moves_each_image_by_at_most_pad_pixels_and_replicates_edges():

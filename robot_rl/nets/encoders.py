@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -110,20 +113,35 @@ class FlattenNeck(nn.Module):
         return self.proj(fmap)
 
 
-class _BatchedMatmul(torch.autograd.Function):
-    """torch.bmm with a backward on contiguous operands: autograd's own bmm backward is ~4x slower on CPU
-    for the many tiny matrices of SpatialEmbeddingNeck's fold (512 of 16x8 @ 8x64)."""
+class _FoldedNeckLinear(torch.autograd.Function):
+    """x (B, C*S) @ fold(kernel, dense) + bias, with the fold and its backward written for the CPU.
+
+    fold(kernel (C, S, F), dense (C, F, L)) = per channel kernel[c] @ dense[c], as a (C*S, L) matrix.
+    Autograd's own graph of bmm + addmm is ~25 % slower here: its bmm backward works on the many tiny
+    non-contiguous matrices, and it materialises the (C*S, L) weight gradient before splitting it.
+    """
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (N, i, j), (N, j, k) -> (N, i, k)
-        ctx.save_for_backward(a, b)
-        return torch.bmm(a, b)
+    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, dense: torch.Tensor, bias: torch.Tensor):
+        c, s, _ = kernel.shape
+        folded = torch.bmm(kernel, dense).view(c * s, -1)  # (C*S, L)
+        ctx.save_for_backward(x, kernel, dense, folded)
+        ctx.mark_non_differentiable(folded)
+        ctx.set_materialize_grads(False)  # no zero-filled (C*S, L) gradient for the folded output
+        return torch.addmm(bias, x, folded), folded
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = ctx.saved_tensors
-        grad = grad.contiguous()
-        return torch.bmm(grad, b.transpose(1, 2).contiguous()), torch.bmm(a.transpose(1, 2).contiguous(), grad)
+    def backward(ctx, grad: torch.Tensor, _grad_folded: torch.Tensor | None):
+        if grad is None:  # the output took no part in the loss
+            return None, None, None, None
+        x, kernel, dense, folded = ctx.saved_tensors
+        c, s, _ = kernel.shape
+        grad_x = grad @ folded.t() if ctx.needs_input_grad[0] else None  # cached trunk features need none
+        # (C*S, L) weight gradient, laid out per channel for the two small batched products below
+        g_w = torch.mm(x.t(), grad).view(c, s, -1)  # (C, S, L)
+        grad_kernel = torch.bmm(g_w, dense.transpose(1, 2))  # (C, S, F)
+        grad_dense = torch.bmm(kernel.transpose(1, 2).contiguous(), g_w)  # (C, F, L)
+        return grad_x, grad_kernel, grad_dense, grad.sum(0)
 
 
 class SpatialEmbeddingNeck(nn.Module):
@@ -132,6 +150,10 @@ class SpatialEmbeddingNeck(nn.Module):
 
     Computed as one GEMM: the per-channel pooling and the dense layer are linear, so they fold into a
     (C*h*w, latent) matrix built from the parameters (cost independent of B), which beats C tiny matmuls on CPU.
+    Inside `sharing_fold()` a pass with gradients keeps its folded matrix and later passes without gradients
+    (the critic target's next observations in the same update) reuse it instead of folding again; the
+    parameters must not change inside the block (the fused optimisers do not bump tensor versions, so
+    this cannot be detected).
     """
 
     def __init__(self, channels: int, height: int, width: int, latent_dim: int, n_features: int = 8):
@@ -142,11 +164,29 @@ class SpatialEmbeddingNeck(nn.Module):
         self.dense_weight = nn.Parameter(torch.empty(channels, n_features, latent_dim).uniform_(-bound, bound))  # (C, F, L)
         self.dense_bias = nn.Parameter(torch.empty(latent_dim).uniform_(-bound, bound))
         self.out = nn.Sequential(nn.LayerNorm(latent_dim), nn.Tanh())
+        self._sharing = False
+        self._shared_fold: torch.Tensor | None = None
+
+    @contextmanager
+    def sharing_fold(self) -> Iterator[None]:
+        self._sharing, self._shared_fold = True, None
+        try:
+            yield
+        finally:
+            self._sharing, self._shared_fold = False, None
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        c, s, _ = self.kernel.shape
-        folded = _BatchedMatmul.apply(self.kernel, self.dense_weight).reshape(c * s, -1)  # (C*S, L)
-        return self.out(torch.addmm(self.dense_bias, fmap.reshape(fmap.shape[0], -1), folded))
+        x = fmap.reshape(fmap.shape[0], -1)
+        if torch.is_grad_enabled() and (self.kernel.requires_grad or self.dense_weight.requires_grad or x.requires_grad):
+            out, folded = _FoldedNeckLinear.apply(x, self.kernel, self.dense_weight, self.dense_bias)
+            if self._sharing:
+                self._shared_fold = folded.detach()
+            return self.out(out)
+        folded = self._shared_fold if self._sharing else None
+        if folded is None:
+            c, s, _ = self.kernel.shape
+            folded = torch.bmm(self.kernel, self.dense_weight).view(c * s, -1)
+        return self.out(torch.addmm(self.dense_bias, x, folded))
 
 
 def fold_batchnorm(trunk: nn.Module) -> nn.Module:

@@ -8,6 +8,9 @@ One trunk is shared by all cameras; each camera has its own neck.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
 import torch
 from torch import nn
 
@@ -71,6 +74,16 @@ class ObsEncoder(nn.Module):
         if self._folded is None or self._folded[0] != key:
             self._folded = (key, fold_batchnorm(self.trunk))
         return self._folded[1]
+
+    @contextmanager
+    def sharing_folds(self) -> Iterator[None]:
+        """Within the block, passes without gradients reuse the spatial-embedding necks' folded weights from
+        the pass with gradients (see `SpatialEmbeddingNeck.sharing_fold`); parameters must not change inside."""
+        with ExitStack() as stack:
+            for neck in self.necks.values():
+                if isinstance(neck, SpatialEmbeddingNeck):
+                    stack.enter_context(neck.sharing_fold())
+            yield
 
     def augment(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Random shift of every uint8 image (B, H, W, C); states and cached features are returned as they are."""
