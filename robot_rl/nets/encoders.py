@@ -117,8 +117,9 @@ class _FoldedNeckLinear(torch.autograd.Function):
     """x (B, C*S) @ fold(kernel, dense) + bias, with the fold and its backward written for the CPU.
 
     fold(kernel (C, S, F), dense (C, F, L)) = per channel kernel[c] @ dense[c], as a (C*S, L) matrix.
-    One function instead of autograd's bmm + addmm graph: the backward skips the gradient of the cached
-    input features, and the folded matrix it returns lets a pass without gradients reuse it (sharing_fold).
+    One function instead of autograd's bmm + addmm graph: the backward goes from the (C*S, L) weight gradient
+    to the two parameters with one batched product each, and the folded matrix it returns lets a pass
+    without gradients reuse it (sharing_fold).
     """
 
     @staticmethod
