@@ -111,12 +111,10 @@ class Agent:
         self.policy.train()
         n = len(batch)
 
-        # Features: the online encoder on obs (with grad, for the critic) and on next obs (without, with the
-        # same folded neck weights: nothing steps in between).
-        with self.policy.encoder.sharing_folds():
-            feats = self._features(batch.obs, batch.base_action)  # (B, F)
-            with torch.no_grad():
-                next_feats = self._features(batch.next_obs, batch.next_base_action)  # (B, F)
+        # Features: the online encoder on obs (with grad, for the critic) and on next obs (without).
+        feats = self._features(batch.obs, batch.base_action)  # (B, F)
+        with torch.no_grad():
+            next_feats = self._features(batch.next_obs, batch.next_base_action)  # (B, F)
         with torch.no_grad():
             # Critic target: r + discount * (min over a random subset of target critics [- alpha log pi]).
             if actor.stochastic:

@@ -128,8 +128,10 @@ def _learner(args: argparse.Namespace) -> int:
     import torch
 
     from robot_rl.bench.timing import available_cores
+    from robot_rl.cpu import keep_freed_memory
 
     torch.set_num_threads(available_cores())  # the peer process does the same
+    keep_freed_memory()  # as `robot-rl train` and the learner node do; the peer runs as it ships
     if args.device == "cuda":
         if not torch.cuda.is_available():
             print("error: --device cuda was asked for but torch sees no CUDA device; use --device cpu", file=sys.stderr)

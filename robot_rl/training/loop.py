@@ -43,6 +43,7 @@ from robot_rl.agents import Agent, make_agent
 from robot_rl.agents.config import with_image_encoder
 from robot_rl.agents.residual import ResidualAgent, make_residual_agent
 from robot_rl.bench.timing import available_cores
+from robot_rl.cpu import keep_freed_memory
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
@@ -256,6 +257,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     threads = cfg.threads if cfg.threads is not None else (available_cores() if has_images else 1)
     if threads:  # small state nets run best on one thread; image batches' GEMMs scale with cores
         torch.set_num_threads(threads)
+    keep_freed_memory()  # multi-MiB update tensors reuse freed memory instead of fresh page-faulting mmaps
     if not cfg.resume:
         cfg.agent, note = with_image_encoder(cfg.agent, has_images, residual=bool(cfg.base_policy))
         if note:
