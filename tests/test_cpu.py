@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 # Allocates and writes 14 tensors of 8-8.5 MiB, then frees them all (as an update's temporaries are), ten times
-# after one warm-up round, and prints the page faults per allocation. Run in a fresh interpreter: the setting is per process.
+# after one warm-up round, and prints the page faults per allocation. A fresh interpreter: the setting is per process.
 _PROBE = textwrap.dedent("""
     import resource, sys, torch
     from robot_rl.cpu import keep_freed_memory

@@ -58,7 +58,7 @@ SPECS = {
 @dataclass
 class LearnerBenchConfig:
     configs: tuple[str, ...] = ("image", "state")  # keys of SPECS to run
-    updates: int = 40  # critic updates timed on our side (rounded up to whole UTD steps)
+    updates: int = 120  # critic updates timed on our side (rounded up to whole UTD steps): ~15 s at the image config
     warmup_steps: int = 3  # untimed UTD steps on our side
     peer_updates: int = 2  # critic updates timed on the peer side (it runs at ~0.02-0.3 updates/s on CPU)
     peer_warmup_steps: int = 1  # untimed UTD steps on the peer side (torch.compile happens here)
