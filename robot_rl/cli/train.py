@@ -1,4 +1,5 @@
-"""robot-rl train / robot-rl eval: train a policy in sim (or on any gymnasium env), evaluate a checkpoint.
+"""robot-rl train / eval / compare: train a policy in sim (or on any gymnasium env), evaluate a checkpoint,
+compare runs.
 
 The `train` options are generated from `robot_rl.training.config.TrainConfig` (agent options included),
 so the dataclass is the one place a setting, its type, default and help live.
@@ -7,6 +8,8 @@ so the dataclass is the one place a setting, its type, default and help live.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 
@@ -36,6 +39,19 @@ def register(sub) -> None:
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ev.set_defaults(func=_eval)
 
+    cmp = sub.add_parser("compare", help="training runs side by side: success curves, first step at 90 %%, "
+                         "operator share; one PNG",
+                         description="Reads each run's eval.jsonl and train_episodes.jsonl and prints, per run, "
+                         "the success curve, the first env step whose evaluation reached --threshold, and the "
+                         "operator's share of training steps per --bin-steps env steps; writes both as one PNG.")
+    cmp.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories (robot-rl train --out)")
+    cmp.add_argument("--labels", nargs="+", default=None, help="one label per run (default: directory names)")
+    cmp.add_argument("--threshold", type=float, default=0.9, help="success rate to reach (default: 0.9)")
+    cmp.add_argument("--bin-steps", type=int, default=1000, help="env steps per operator-share bin (default: 1000)")
+    cmp.add_argument("--out", type=Path, default=Path("compare.png"), help="the PNG (default: ./compare.png)")
+    cmp.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
+    cmp.set_defaults(func=_compare)
+
 
 def _train(args: argparse.Namespace) -> int:
     from robot_rl.training.cli_args import given_overrides, replace_nested
@@ -62,4 +78,26 @@ def _eval(args: argparse.Namespace) -> int:
     print(line)
     if video is not None:
         print(f"video: {video}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from robot_rl.training.compare import format_table, plot_compare, summarize_run
+
+    if args.labels is not None and len(args.labels) != len(args.runs):
+        print(f"error: {len(args.labels)} labels for {len(args.runs)} runs", file=sys.stderr)
+        return 2
+    labels = args.labels or [None] * len(args.runs)
+    try:
+        runs = [summarize_run(d, label, args.threshold, args.bin_steps) for d, label in zip(args.runs, labels)]
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    plot_compare(runs, args.out, args.threshold, args.bin_steps)
+    if args.json:
+        for r in runs:
+            print(json.dumps(r.to_json()))
+    else:
+        print(format_table(runs, args.threshold, args.bin_steps))
+    print(f"figure: {args.out}", file=sys.stderr)
     return 0
