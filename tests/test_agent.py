@@ -138,10 +138,3 @@ def test_the_bc_term_pulls_the_actor_to_the_demonstrated_actions_only_when_weigh
         assert error < 0.1 and metrics["bc_loss"] < 0.05
     else:  # the critic sees reward 0 for every action: nothing pulls the actor to the demos
         assert error > 0.3 and "bc_loss" not in metrics
-
-
-def test_a_residual_agent_refuses_a_bc_weight():
-    from robot_rl.agents.residual import ResidualAgent, ResidualConfig
-
-    with pytest.raises(ValueError, match="bc_weight"):
-        ResidualAgent(AgentConfig(bc_weight=1.0), ResidualConfig(), {keys.STATE: [2]}, 3)

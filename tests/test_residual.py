@@ -19,6 +19,7 @@ from robot_rl.bc.train import evaluate_base
 from robot_rl.cli import main
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
+from robot_rl.replay import MixedSampler
 from robot_rl.training.checkpoint import find_checkpoint
 
 STATE_SPACE = gym.spaces.Box(-1, 1, (5,), np.float32)
@@ -28,7 +29,7 @@ ACTIONS = gym.spaces.Box(-1, 1, (4,), np.float32)
 
 
 def _agent(obs_space=STATE_SPACE, critic_only_steps: int = 0, **overrides) -> ResidualAgent:
-    cfg = AgentConfig(hidden_dims=(32, 32), batch_size=16, **overrides)
+    cfg = AgentConfig(**{"hidden_dims": (32, 32), "batch_size": 16, **overrides})
     return make_residual_agent(cfg, ResidualConfig(residual_scale=0.3, critic_only_steps=critic_only_steps),
                                obs_space, ACTIONS, seed=0)
 
@@ -77,6 +78,35 @@ def test_the_actor_stays_untouched_for_the_critic_only_updates_then_trains():
     assert not all(torch.equal(a, b) for a, b in zip(critic0, agent.critic.parameters()))
     assert "actor_loss" in agent.update_many(rb, 1)
     assert not all(torch.equal(a, b) for a, b in zip(actor0, agent.policy.actor.parameters()))
+
+
+@pytest.mark.parametrize("bc_weight", [0.0, 1.0])
+def test_the_residual_bc_term_pulls_base_plus_residual_to_the_demonstrated_action_only_when_weighted(bc_weight):
+    """Demo rows took base + delta (inside the residual's bound); every reward is 0, so only the BC term can
+    teach the residual delta. It acts on the total action, and not before the actor trains."""
+    torch.manual_seed(0)
+    agent = _agent(critic_only_steps=5, bc_weight=bc_weight, actor_lr=3e-3, batch_size=32)
+    delta = np.array([0.2, -0.2, 0.2, -0.2], np.float32)
+    rng = np.random.default_rng(0)
+    online, demos = agent.make_replay(200, seed=1), agent.make_replay(200, seed=2)
+    for _ in range(60):
+        s = rng.uniform(-1, 1, 5).astype(np.float32)
+        base = rng.uniform(-0.7, 0.7, 4).astype(np.float32)
+        online.add(s, rng.uniform(-1, 1, 4).astype(np.float32), 0.0, s, True, False, base_action=base)
+        demos.add(s, base + delta, 0.0, s, True, False, base_action=base)
+    sampler = MixedSampler([(online, 0.5), (demos, 0.5)], demo_sources=(1,))
+    for _ in range(5):  # critic-only: the agent is still exactly its base
+        assert "bc_loss" not in agent.update_many(sampler, 1)
+    for _ in range(300):
+        metrics = agent.update_many(sampler, 1)
+    test = np.random.default_rng(1)
+    states, bases = test.uniform(-1, 1, (20, 5)).astype(np.float32), test.uniform(-0.7, 0.7, (20, 4)).astype(np.float32)
+    got = np.stack([agent.policy.act({keys.STATE: s}, deterministic=True, base_action=b) for s, b in zip(states, bases)])
+    error = np.abs(got - bases - delta).max()
+    if bc_weight > 0:
+        assert error < 0.08 and metrics["bc_loss"] < 0.01, (error, metrics["bc_loss"])
+    else:
+        assert error > 0.1 and "bc_loss" not in metrics, error
 
 
 def test_replay_gives_each_transition_the_base_action_stored_with_its_next_observation():

@@ -7,7 +7,9 @@ the base policy (deterministically; SAC's stochastic action adds exploration aro
 critics read the observation features with the base action appended: the critics see (obs features, base action,
 total action). The base action of a transition's next observation comes from replay (`Batch.next_base_action`:
 the base action stored with that row), so a base with memory (action chunks) is handled exactly. The actor waits
-`critic_only_steps` updates while the critics learn the base's values first.
+`critic_only_steps` updates while the critics learn the base's values first. An optional BC term (bc_weight > 0,
+off by default) pulls the total mean action towards the demonstrated one on demo and intervention rows, as it does
+the plain agent's action; it acts only once the actor trains, so the agent still starts exactly at the base.
 
 Nothing here is forked from the plain agent: `ResidualAgent` overrides the two hooks `Agent` has for it (the
 policy it builds and the features it computes) and holds the actor back during the critic-only phase.
@@ -136,9 +138,6 @@ class ResidualPolicy(Policy):
 class ResidualAgent(Agent):
     def __init__(self, cfg: AgentConfig, residual: ResidualConfig, obs_spec: dict[str, list[int]], action_dim: int,
                  device: str | torch.device = "cpu", seed: int | None = None, load_pretrained: bool = True):
-        if cfg.bc_weight > 0:
-            raise ValueError("a residual agent starts exactly at its cloned base policy; bc_weight must be 0, "
-                             f"got {cfg.bc_weight}")
         self.residual = residual  # read by _make_policy during Agent.__init__
         super().__init__(cfg, obs_spec, action_dim, device=device, seed=seed, load_pretrained=load_pretrained)
 

@@ -85,8 +85,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.base_noise < 0:
             raise ValueError(f"base_noise must be >= 0, got {self.base_noise}")
-        if self.base_policy and self.agent.bc_weight > 0:
-            raise ValueError("residual RL (--base-policy) already starts from the cloned base: drop --bc-weight")
         if self.base_policy and self.agent.discrete_gripper:
             raise ValueError("residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper")
         if self.operator:  # the operator's own checks (the episode length is the env's, known later)
