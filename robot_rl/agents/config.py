@@ -95,7 +95,8 @@ def with_image_encoder(cfg: AgentConfig, has_images: bool, residual: bool = Fals
     update) and, unless a residual is learnt (its BC term is opt-in) or bc_weight is set, a BC term on demo
     rows. Measured on pick_cube from pixels (2 cameras 128 px, 20 scripted demos, 2 CPU cores, random-init
     trunk): without the BC term 0 % success after 4k env steps (the critic stays flat in the action); with it
-    80 % at 2k. A conv encoder trained through the critic (--encoder conv) costs ~3 s per env step at UTD 2 on 2 CPU cores: a GPU's job.
+    80 % at 2k. A conv encoder trained through the critic (--encoder conv) costs ~3 s per env step at UTD 2 on
+    2 CPU cores: a GPU's job.
     """
     if not has_images or cfg.encoder != "none":
         return cfg, ""
