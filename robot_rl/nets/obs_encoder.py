@@ -66,7 +66,7 @@ class ObsEncoder(nn.Module):
         weights change (loading bumps their in-place version counters) or move to another device.
 
         Channels-last: the uint8 (B, H, W, C) frames already are, and oneDNN's convolutions run them without
-        reordering: 10-20 % faster per frame on CPU at the small batches of acting and live inserts (ResNet-10,
+        reordering: 5-30 % faster per frame on CPU at the small batches of acting and live inserts (ResNet-10,
         128x128, 2 cores). Outputs keep that layout; they are ordinary (B, C', h, w) tensors to every consumer."""
         if not self.freeze_trunk or self.trunk is None:
             raise ValueError("frozen_trunk() needs a frozen image trunk (freeze_encoder and image observations)")
