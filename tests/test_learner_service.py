@@ -188,15 +188,29 @@ def test_learner_config_builds_the_agent_from_recipe_file_and_overrides(tmp_path
     assert asdict(cfg)["min_steps_to_train"] == 30
 
 
-def test_image_episodes_without_an_encoder_setting_get_the_pixel_recipe_and_a_log_line(tmp_path, demos):
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+def test_image_episodes_without_an_encoder_setting_get_the_pixel_recipe_and_a_log_line(tmp_path, demos, residual):
+    import gymnasium as gym
+
+    from robot_rl.agents import AgentConfig, make_agent
+    from robot_rl.agents.residual import ResidualAgent
+    from robot_rl.spaces import space_from_spec
+
+    overrides = {}
+    if residual:  # a state-only base: it reads the proprioception and ignores the camera
+        spec = {k: list(s.step_shape) for k, s in demos.spec.items() if k == keys.STATE}
+        make_agent(AgentConfig(hidden_dims=(16, 16)), space_from_spec(spec),
+                   gym.spaces.Box(-1.0, 1.0, (4,), np.float32)).policy.save(tmp_path / "base")
+        overrides = {"base_policy": str(tmp_path / "base")}
     lines: list[str] = []
-    service = LearnerService(learner_config(tmp_path, replay_capacity=1000), log=lines.append)
+    service = LearnerService(learner_config(tmp_path, replay_capacity=1000, **overrides), log=lines.append)
     episode = demos.get_episode(0)
     with_camera = {**episode, keys.image_key("front"): np.zeros((len(episode[keys.ACTION]), 32, 32, 3), np.uint8)}
     meta = {"actor_id": "/r1/actor", "index": 0, "policy_version": -1, "success": True, "task_meta": {}}
     assert service.ingest(wire.encode_episode(with_camera, meta)).outcome is Outcome.STORED
     cfg = service.agent.cfg
-    assert (cfg.encoder, cfg.freeze_encoder, cfg.bc_weight) == ("resnet10", True, 1.0)
+    assert isinstance(service.agent, ResidualAgent) == residual
+    assert (cfg.encoder, cfg.freeze_encoder, cfg.bc_weight) == ("resnet10", True, 1.0)  # the BC term for both
     assert any("frozen ResNet-10" in line and "bc_weight 1.0" in line for line in lines)
     service.close()
 

@@ -104,3 +104,19 @@ def test_resuming_takes_the_saved_config_and_applies_only_what_was_typed(tmp_pat
     with pytest.raises(FileNotFoundError, match="no train_config.json there"):
         config_for_resume(tmp_path / "nothing", {})
     json.loads((tmp_path / "train_config.json").read_text())  # still valid JSON, untouched
+
+
+def test_the_pixel_recipe_adds_its_bc_term_unless_a_weight_is_typed_and_zero_turns_it_off():
+    from robot_rl.agents.config import PIXEL_BC_WEIGHT, AgentConfig, with_image_encoder
+    from robot_rl.cli import build_parser
+
+    def agent_cfg(argv: list[str]) -> AgentConfig:
+        overrides = given_overrides(build_parser().parse_args(["train", *argv]), TrainConfig)
+        return replace_nested(TrainConfig(), overrides).agent
+
+    recipe, note = with_image_encoder(agent_cfg(["--task", "pick_cube"]), has_images=True)
+    assert (recipe.encoder, recipe.bc_weight) == ("resnet10", PIXEL_BC_WEIGHT) and "bc_weight 1.0" in note
+    off, note = with_image_encoder(agent_cfg(["--bc-weight", "0"]), has_images=True)
+    assert off.bc_weight == 0.0 and "bc_weight" not in note  # typed 0 is kept: the term is off
+    assert with_image_encoder(agent_cfg(["--bc-weight", "2.5"]), has_images=True)[0].bc_weight == 2.5
+    assert with_image_encoder(agent_cfg([]), has_images=False)[0].bc_weight is None  # state runs: no term

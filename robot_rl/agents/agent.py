@@ -175,7 +175,7 @@ class Agent:
 
     def _imitation(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(rows (B,) bool, actions (B, arm_dim)) the BC term imitates: demo and intervention rows; None when off."""
-        if self.cfg.bc_weight <= 0:
+        if not self.cfg.bc_weight:  # None (no recipe applied) or 0: off
             return None
         masks = [m for m in (batch.is_demo, batch.is_intervention) if m is not None]
         if not masks:

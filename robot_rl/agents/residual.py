@@ -7,9 +7,9 @@ the base policy (deterministically; SAC's stochastic action adds exploration aro
 critics read the observation features with the base action appended: the critics see (obs features, base action,
 total action). The base action of a transition's next observation comes from replay (`Batch.next_base_action`:
 the base action stored with that row), so a base with memory (action chunks) is handled exactly. The actor waits
-`critic_only_steps` updates while the critics learn the base's values first. An optional BC term (bc_weight > 0,
-off by default) pulls the total mean action towards the demonstrated one on demo and intervention rows, as it does
-the plain agent's action; it acts only once the actor trains, so the agent still starts exactly at the base.
+`critic_only_steps` updates while the critics learn the base's values first. The BC term (bc_weight > 0; the
+pixel recipe sets 1, as for the plain agent) pulls the total mean action towards the demonstrated one on demo and
+intervention rows; it acts only once the actor trains, so the agent still starts exactly at the base.
 
 Nothing here is forked from the plain agent: `ResidualAgent` overrides the two hooks `Agent` has for it (the
 policy it builds and the features it computes) and holds the actor back during the critic-only phase.

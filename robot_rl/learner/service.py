@@ -137,8 +137,7 @@ class LearnerService:
 
     def _build_agent(self, step_specs: dict) -> None:
         obs_space, action_space = spaces_of(step_specs)
-        self.agent_cfg, note = with_image_encoder(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))),
-                                                  residual=bool(self.cfg.base_policy))
+        self.agent_cfg, note = with_image_encoder(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))))
         if note:
             self.log(note)
         if self.cfg.base_policy:

@@ -259,7 +259,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         torch.set_num_threads(threads)
     keep_freed_memory()  # multi-MiB update tensors reuse freed memory instead of fresh page-faulting mmaps
     if not cfg.resume:
-        cfg.agent, note = with_image_encoder(cfg.agent, has_images, residual=bool(cfg.base_policy))
+        cfg.agent, note = with_image_encoder(cfg.agent, has_images)
         if note:
             print(f"[train] {note}")
             cfg.save(run_dir / CONFIG_JSON)
