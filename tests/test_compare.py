@@ -31,8 +31,8 @@ def test_compare_reports_first_step_at_threshold_operator_share_and_writes_a_png
     png = tmp_path / "fig" / "cmp.png"
     assert main(["compare", str(op), str(noop), "--out", str(png), "--labels", "with", "without"]) == 0
     out = capsys.readouterr().out
-    assert "with     first >= 90%:           2k, 3 min" in out
-    assert "without  first >= 90%:    not by 3k, 3 min" in out
+    assert "with     first >= 90%:           2k at 2 min (run: 3k steps, 3 min)" in out  # wall-clock of that eval
+    assert "without  first >= 90%:    not by 3k (run: 3k steps, 3 min)" in out
     assert "operator share per 1k steps: 0k:0.30 1k:0.20 2k:0.10\n" in out  # the partial 3k bin is left out
     assert out.count("operator share") == 1  # a run without interventions has no share line
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -40,6 +40,7 @@ def test_compare_reports_first_step_at_threshold_operator_share_and_writes_a_png
     assert main(["compare", str(op), "--out", str(png), "--json", "--threshold", "0.5", "--bin-steps", "500"]) == 0
     (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert record["first_at_threshold"] == 1000 and record["label"] == "op" and record["env_steps"] == 3000
+    assert (record["first_wall_s"], record["wall_s"]) == (60.0, 180.0)
     assert [s for s, _ in record["operator_share"]] == [0, 500, 1000, 1500, 2000, 2500]
 
 

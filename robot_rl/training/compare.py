@@ -23,6 +23,7 @@ class RunSummary:
     run_dir: str
     evals: list[tuple[int, float | None]]  # (env steps, success rate); None where the env reports no success
     first_at_threshold: int | None  # env steps of the first evaluation with success >= threshold
+    first_wall_s: float | None  # wall-clock of that evaluation
     operator_share: list[tuple[int, float]]  # (bin start in env steps, intervened steps / steps)
     env_steps: int  # of the last evaluation
     wall_s: float | None  # of the last evaluation
@@ -43,7 +44,9 @@ def summarize_run(run_dir: Path, label: str | None = None, threshold: float = 0.
     if not evals:
         raise ValueError(f"{run_dir / EVAL_LOG} holds no evaluation yet")
     curve = [(int(r["env_steps"]), r.get("success_rate")) for r in evals]
-    first = next((steps for steps, rate in curve if rate is not None and rate >= threshold), None)
+    first_i = next((i for i, (_, rate) in enumerate(curve) if rate is not None and rate >= threshold), None)
+    first = None if first_i is None else curve[first_i][0]
+    first_wall = None if first_i is None else evals[first_i].get("wall_s")
     bins: dict[int, list[int]] = {}
     for ep in read_train_episodes(run_dir):
         total = bins.setdefault(int(ep["env_steps"]) // bin_steps * bin_steps, [0, 0])
@@ -54,7 +57,8 @@ def summarize_run(run_dir: Path, label: str | None = None, threshold: float = 0.
     if not any(n_int for n_int, _ in bins.values()):
         share = []  # a run without an operator
     return RunSummary(label=label or run_dir.name, run_dir=str(run_dir), evals=curve, first_at_threshold=first,
-                      operator_share=share, env_steps=curve[-1][0], wall_s=evals[-1].get("wall_s"))
+                      first_wall_s=first_wall, operator_share=share, env_steps=curve[-1][0],
+                      wall_s=evals[-1].get("wall_s"))
 
 
 def format_table(runs: list[RunSummary], threshold: float, bin_steps: int) -> str:
@@ -64,8 +68,9 @@ def format_table(runs: list[RunSummary], threshold: float, bin_steps: int) -> st
         curve = " ".join("-" if rate is None else f"{rate:.2f}".rstrip("0").rstrip(".") for _, rate in r.evals)
         steps = " ".join(f"{s / 1000:g}k" for s, _ in r.evals)
         first = f"{r.first_at_threshold / 1000:g}k" if r.first_at_threshold is not None else f"not by {r.env_steps / 1000:g}k"
-        wall = f", {r.wall_s / 60:.0f} min" if r.wall_s is not None else ""
-        lines.append(f"{r.label:{width}}  first >= {threshold:.0%}: {first:>12}{wall}")
+        at = f" at {r.first_wall_s / 60:.0f} min" if r.first_wall_s is not None else ""
+        run = f"run: {r.env_steps / 1000:g}k steps" + (f", {r.wall_s / 60:.0f} min" if r.wall_s is not None else "")
+        lines.append(f"{r.label:{width}}  first >= {threshold:.0%}: {first:>12}{at} ({run})")
         lines.append(f"{'':{width}}  success at {steps}: {curve}")
         if r.operator_share:
             share = " ".join(f"{s / 1000:g}k:{x:.2f}" for s, x in r.operator_share)
