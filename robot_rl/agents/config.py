@@ -95,8 +95,8 @@ def with_image_encoder(cfg: AgentConfig, has_images: bool) -> tuple[AgentConfig,
     update) and, unless bc_weight is given (0 turns it off), a BC term on demo rows, for plain and residual
     agents alike. Measured on pick_cube from pixels (2 cameras 128 px, 20 scripted demos, 2 CPU cores,
     random-init trunk): without the BC term 0 % success after 4k env steps (the critic stays flat in the
-    action); with it 80 % at 2k. Residual RL on a 40 % BC base first reaches 90 % at 5k, 6k, 3k, 2k env steps
-    (seeds 0-3) with the term, at 5k, 5k, 5k (seeds 0-2) without it. A conv encoder trained through the critic
+    action); with it 80 % at 2k. Residual RL on a 40 % BC base first reaches 90 % at 5k, 6k, 3k, 2k, 2k env
+    steps (seeds 0-4) with the term, at 5k, 5k, 5k (seeds 0-2) without it. A conv encoder trained through the critic
     (--encoder conv) costs ~3 s per env step at UTD 2 on 2 CPU cores: a GPU's job.
     """
     if not has_images or cfg.encoder != "none":
