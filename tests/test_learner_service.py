@@ -188,20 +188,24 @@ def test_learner_config_builds_the_agent_from_recipe_file_and_overrides(tmp_path
     assert asdict(cfg)["min_steps_to_train"] == 30
 
 
-@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
-def test_image_episodes_without_an_encoder_setting_get_the_pixel_recipe_and_a_log_line(tmp_path, demos, residual):
+def _state_base(tmp_path: Path, demos: EpisodeStore) -> Path:
+    """An untrained plain policy on the demos' proprioception, saved as a base policy (it ignores any camera)."""
     import gymnasium as gym
 
     from robot_rl.agents import AgentConfig, make_agent
-    from robot_rl.agents.residual import ResidualAgent
     from robot_rl.spaces import space_from_spec
 
-    overrides = {}
-    if residual:  # a state-only base: it reads the proprioception and ignores the camera
-        spec = {k: list(s.step_shape) for k, s in demos.spec.items() if k == keys.STATE}
-        make_agent(AgentConfig(hidden_dims=(16, 16)), space_from_spec(spec),
-                   gym.spaces.Box(-1.0, 1.0, (4,), np.float32)).policy.save(tmp_path / "base")
-        overrides = {"base_policy": str(tmp_path / "base")}
+    spec = {k: list(s.step_shape) for k, s in demos.spec.items() if k == keys.STATE}
+    make_agent(AgentConfig(hidden_dims=(16, 16)), space_from_spec(spec),
+               gym.spaces.Box(-1.0, 1.0, (4,), np.float32)).policy.save(tmp_path / "base")
+    return tmp_path / "base"
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+def test_image_episodes_without_an_encoder_setting_get_the_pixel_recipe_and_a_log_line(tmp_path, demos, residual):
+    from robot_rl.agents.residual import ResidualAgent
+
+    overrides = {"base_policy": str(_state_base(tmp_path, demos))} if residual else {}
     lines: list[str] = []
     service = LearnerService(learner_config(tmp_path, replay_capacity=1000, **overrides), log=lines.append)
     episode = demos.get_episode(0)
@@ -262,23 +266,18 @@ def test_the_penalty_lands_on_the_policy_step_that_led_to_each_take_over_only():
 
 
 def test_a_residual_learner_relabels_demos_with_the_base_publishes_residual_policies_and_resumes(tmp_path, demos):
-    import gymnasium as gym
     import torch
 
-    from robot_rl.agents import AgentConfig, make_agent
     from robot_rl.agents.residual import ResidualAgent, ResidualPolicy, policy_from_bytes
     from robot_rl.bc.base import load_base_policy
-    from robot_rl.spaces import space_from_spec
 
     torch.manual_seed(3)
-    spec = {k: list(s.step_shape) for k, s in demos.spec.items() if k == keys.STATE}
-    make_agent(AgentConfig(hidden_dims=(16, 16)), space_from_spec(spec),
-               gym.spaces.Box(-1.0, 1.0, (4,), np.float32)).policy.save(tmp_path / "base")
-    cfg = learner_config(tmp_path, demos=str(demos.path), base_policy=str(tmp_path / "base"), critic_only_steps=5)
+    base_dir = _state_base(tmp_path, demos)
+    cfg = learner_config(tmp_path, demos=str(demos.path), base_policy=str(base_dir), critic_only_steps=5)
     service = LearnerService(cfg, log=lambda line: None)
     assert isinstance(service.agent, ResidualAgent)
     batch = service.demos.sample(32)
-    base = load_base_policy(tmp_path / "base")
+    base = load_base_policy(base_dir)
     expected = np.stack([base.act({keys.STATE: s}) for s in batch.obs[keys.STATE].numpy()])
     assert np.allclose(batch.base_action.numpy(), expected, atol=1e-5)  # demos carry the base's own actions
     blob, _ = service.take_policy()
