@@ -138,3 +138,34 @@ def test_the_bc_term_pulls_the_actor_to_the_demonstrated_actions_only_when_weigh
         assert error < 0.1 and metrics["bc_loss"] < 0.05
     else:  # the critic sees reward 0 for every action: nothing pulls the actor to the demos
         assert error > 0.3 and "bc_loss" not in metrics
+
+
+def test_the_critic_ensemble_reads_features_and_action_as_separate_parts_with_the_concatenated_result():
+    """The first layer multiplies each input part by its rows of the weight; only parts that need a gradient
+    get one (the actor loss: the action's, not the detached features')."""
+    from robot_rl.nets.mlp import EnsembleMLP
+
+    torch.manual_seed(0)
+    net = EnsembleMLP(3, 7, (16, 16), 2, layer_norm=True)
+    feats, action = torch.randn(5, 4), torch.randn(5, 3, requires_grad=True)
+    parts_out = net((feats, action))
+    torch.testing.assert_close(parts_out, net(torch.cat([feats, action], dim=-1)))
+    (grad,) = torch.autograd.grad(parts_out.sum(), [action])
+    assert grad.shape == (5, 3) and feats.grad is None
+    with pytest.raises(ValueError, match="do not add up"):
+        net((feats, action[:, :2]))
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_the_actors_mean_action_from_the_sampling_pass_is_its_deterministic_action(algo):
+    agent, _ = _tiny_agent(algo=algo)
+    actor, feats = agent.policy.actor, torch.randn(6, agent.policy.feature_dim)
+    noise = torch.randn(6, agent.arm_dim) if algo == "sac" else None
+    action, log_prob, mean_action = actor.forward_with_mean(feats, noise)
+    torch.testing.assert_close(mean_action, actor(feats, None)[0])
+    sampled, sampled_log_prob = actor(feats, noise)
+    torch.testing.assert_close(action, sampled)
+    assert (log_prob is None) == (algo == "td3")
+    if algo == "sac":
+        torch.testing.assert_close(log_prob, sampled_log_prob)
+        assert not torch.allclose(action, mean_action)

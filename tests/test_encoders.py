@@ -87,6 +87,34 @@ def test_resnet10_turns_128px_images_into_a_4x4x512_map_with_five_million_weight
     assert 4.8e6 < n_params < 5.0e6  # BasicBlock x [1, 1, 1, 1] = 4.90M
 
 
+def _resnet10_textbook(net: ResNet10, images: torch.Tensor) -> torch.Tensor:
+    """torchvision's order of operations: normalise, conv-BN-ReLU, then max-pool; blocks with out-of-place ReLUs."""
+    mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
+    std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+    x = (images.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+    x = net.maxpool(torch.relu(net.bn1(net.conv1(x))))
+    for block in (net.layer1, net.layer2, net.layer3, net.layer4):
+        identity = x if block.downsample is None else block.downsample(x)
+        x = torch.relu(block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x))))) + identity)
+    return x
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_resnet10_equals_the_textbook_order_of_operations_in_value_and_gradient(mode):
+    """Its forward pools before the ReLU, applies ReLUs in place and normalises with one multiply-add; none of
+    that may change the map or, for a trainable trunk, the weights' gradients."""
+    torch.manual_seed(0)
+    net = ResNet10().train(mode == "train")
+    images = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
+    out = net(images)
+    grads = torch.autograd.grad(out.square().sum(), list(net.parameters()))
+    ref = _resnet10_textbook(net, images)
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(net.parameters()))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    for g, r in zip(grads, ref_grads):  # relative to each gradient's norm: train-mode batch norm amplifies rounding
+        assert (g - r).norm() <= 1e-3 * r.norm(), ((g - r).norm(), r.norm())
+
+
 def test_frozen_resnet_features_are_cached_once_per_frame_and_updates_never_call_the_trunk():
     agent = _image_agent(encoder="resnet10", freeze_encoder=True, feature_cache_augs=3)
     calls = []

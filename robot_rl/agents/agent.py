@@ -108,7 +108,8 @@ class Agent:
 
     def _update(self, batch: Batch, update_actor: bool) -> dict[str, torch.Tensor]:
         cfg, actor, g = self.cfg, self.policy.actor, self.generator
-        self.policy.train()
+        if not self.policy.training:  # evaluation leaves it in eval mode; train() walks every module (~0.5 ms)
+            self.policy.train()
         n = len(batch)
 
         # Features: the online encoder on obs (with grad, for the critic) and on next obs (without).
@@ -189,10 +190,8 @@ class Agent:
 
         `imitate` (rows, actions): the optional BC term pulls the actor's action on those rows towards those actions."""
         actor = self.policy.actor
-        if actor.stochastic:
-            action, log_prob = actor(feats, self._noise(feats.shape[0], self.arm_dim))
-        else:
-            action, log_prob = actor(feats, None)
+        noise = self._noise(feats.shape[0], self.arm_dim) if actor.stochastic else None
+        action, log_prob, mean_action = actor.forward_with_mean(feats, noise)
         q = self.critic.values(self.critic(feats, action, detach_params=True)).mean(dim=0)  # (B,)
         out: dict[str, torch.Tensor] = {}
         if actor.stochastic:
@@ -209,7 +208,6 @@ class Agent:
             # The mean action imitates: comparing the sampled one also shrinks the std, which then fights the
             # entropy target; the temperature climbs and its bonus drags the means (pick_cube pixels: 80 % -> 60 %).
             rows, target = imitate
-            mean_action = actor(feats, None)[0] if actor.stochastic else action
             bc_loss = (mean_action - target).pow(2).sum(-1).mul(rows).sum() / rows.sum().clamp(min=1)
             actor_loss = actor_loss + self.cfg.bc_weight * bc_loss
             out["bc_loss"] = bc_loss.detach()

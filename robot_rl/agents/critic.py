@@ -50,7 +50,7 @@ class CriticEnsemble(nn.Module):
 
     def forward(self, feats: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         """Raw outputs (E, B, out): Q values (out = 1) or HL-Gauss logits."""
-        return self.net(torch.cat([feats, action], dim=-1), detach_params=detach_params)
+        return self.net((feats, action), detach_params=detach_params)
 
     def values(self, out: torch.Tensor) -> torch.Tensor:
         """(E, B, out) raw outputs -> (E, B) Q values."""

@@ -53,18 +53,26 @@ class Actor(nn.Module):
 
         TD3 ignores `noise` here (its exploration and smoothing noise are added by the caller).
         """
+        action, log_prob, _ = self.forward_with_mean(feats, noise)
+        return action, log_prob
+
+    def forward_with_mean(self, feats: torch.Tensor, noise: torch.Tensor | None
+                          ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """`forward`'s (action, log_prob) plus the mean action (B, A), all from one pass of the network."""
         out = self.net(feats)
         if not self.stochastic:
-            return torch.tanh(out), None
+            action = torch.tanh(out)
+            return action, None, action
         mean, log_std = out.chunk(2, dim=-1)
+        mean_action = torch.tanh(mean)
         if noise is None:
-            return torch.tanh(mean), None
+            return mean_action, None, mean_action
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1.0)
         pre_tanh = mean + log_std.exp() * noise
         # log N(pre; mean, std) - log |d tanh / d pre|, with log(1 - tanh(x)^2) = 2 (log 2 - x - softplus(-2x))
         log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = log_prob - (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
-        return torch.tanh(pre_tanh), log_prob
+        return torch.tanh(pre_tanh), log_prob, mean_action
 
 
 class Policy(nn.Module):

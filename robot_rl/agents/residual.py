@@ -69,10 +69,13 @@ class ResidualActor(Actor):
         nn.init.zeros_(last.weight)  # residual exactly 0 and SAC's log-std at mid-range until trained
         nn.init.zeros_(last.bias)
 
-    def forward(self, feats: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        residual, log_prob = super().forward(feats, noise)  # (B, A) in [-1, 1]
+    def forward_with_mean(self, feats: torch.Tensor, noise: torch.Tensor | None
+                          ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        residual, log_prob, mean_residual = super().forward_with_mean(feats, noise)  # (B, A) in [-1, 1]
         base = feats[:, -self.action_dim:]
-        return (base + self.scale * residual).clamp(-1.0, 1.0), log_prob
+        total = (base + self.scale * residual).clamp(-1.0, 1.0)
+        mean_total = total if mean_residual is residual else (base + self.scale * mean_residual).clamp(-1.0, 1.0)
+        return total, log_prob, mean_total
 
 
 class ResidualPolicy(Policy):

@@ -69,8 +69,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + identity)
+        # In place on fresh outputs: neither batch norm nor a convolution keeps its output for backward.
+        out = self.bn1(self.conv1(x)).relu_()
+        return self.bn2(self.conv2(out)).add_(identity).relu_()
 
 
 class ResNet10(nn.Module):
@@ -89,13 +90,18 @@ class ResNet10(nn.Module):
         self.layer2 = BasicBlock(widths[0], widths[1], 2)
         self.layer3 = BasicBlock(widths[1], widths[2], 2)
         self.layer4 = BasicBlock(widths[2], widths[3], 2)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        # (pixel / 255 - mean) / std as one multiply-add on the uint8 -> float conversion
+        self.register_buffer("pixel_scale", 1.0 / (255.0 * std), persistent=False)
+        self.register_buffer("pixel_shift", -mean / std, persistent=False)
         self.out_channels = widths[3]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (_to_float_nchw(images) - self.mean) / self.std
-        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"expected uint8 images (B, H, W, C), got {images.dtype} {tuple(images.shape)}")
+        x = torch.addcmul(self.pixel_shift, images.permute(0, 3, 1, 2).float(), self.pixel_scale)
+        # max-pool before ReLU: the same values (ReLU is monotone), on a map 4x smaller
+        x = self.maxpool(self.bn1(self.conv1(x))).relu_()
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 

@@ -26,7 +26,8 @@ def mlp(in_dim: int, hidden_dims: tuple[int, ...], out_dim: int, layer_norm: boo
 class EnsembleMLP(nn.Module):
     """`n_members` independent MLPs with stacked weights: one batched matmul per layer, no Python loop per member.
 
-    Input (B, in_dim) shared by all members (or (E, B, in_dim) per member); output (E, B, out_dim).
+    Input (B, in_dim) shared by all members (or (E, B, in_dim) per member, or a tuple of (B, in_i) parts that
+    together make the in_dim columns); output (E, B, out_dim).
     """
 
     def __init__(self, n_members: int, in_dim: int, hidden_dims: tuple[int, ...], out_dim: int, layer_norm: bool):
@@ -47,16 +48,31 @@ class EnsembleMLP(nn.Module):
                 self.ln_weights.append(nn.Parameter(torch.ones(n_members, 1, d_out)))
                 self.ln_biases.append(nn.Parameter(torch.zeros(n_members, 1, d_out)))
 
-    def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """x: (B, in) or (E, B, in) -> (E, B, out). `detach_params`: no gradient reaches the weights (actor loss)."""
+    def forward(self, x: torch.Tensor | tuple[torch.Tensor, ...], detach_params: bool = False) -> torch.Tensor:
+        """x: (B, in), (E, B, in) or a tuple of (B, in_i) parts -> (E, B, out).
+
+        `detach_params`: no gradient reaches the weights (actor loss). Parts are never concatenated: each has its
+        own matmul, so backward computes input gradients only for the parts that need them (the actor loss needs
+        the action's, not the detached features')."""
         n_layers = len(self.weights)
         for i in range(n_layers):
             w, b = self.weights[i], self.biases[i]
             if detach_params:
                 w, b = w.detach(), b.detach()
-            if x.dim() == 2:  # first layer, input shared by all members: one (B, in) @ (in, E*out) matmul
+            if isinstance(x, tuple) or x.dim() == 2:  # first layer, input shared by all members: (B, in) @ (in, E*out)
                 e, d_in, d_out = w.shape
-                x = (x @ w.permute(1, 0, 2).reshape(d_in, e * d_out)).view(x.shape[0], e, d_out).transpose(0, 1) + b
+                w2 = w.permute(1, 0, 2).reshape(d_in, e * d_out)
+                if isinstance(x, tuple):
+                    widths = [part.shape[-1] for part in x]
+                    if sum(widths) != d_in:
+                        raise ValueError(f"input parts of widths {widths} do not add up to the ensemble's {d_in} inputs")
+                    y = None
+                    for part, w_part in zip(x, w2.split(widths)):
+                        y = part @ w_part if y is None else torch.addmm(y, part, w_part)
+                    x = y
+                else:
+                    x = x @ w2
+                x = x.view(x.shape[0], e, d_out).transpose(0, 1) + b
             else:
                 x = torch.baddbmm(b, x, w)
             if i < n_layers - 1:
