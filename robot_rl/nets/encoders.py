@@ -30,11 +30,11 @@ def random_shift(images: torch.Tensor, pad_px: int, generator: torch.Generator |
     return images[batch, rows[:, :, None], cols[:, None, :]]
 
 
-def _to_float_nchw(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, H, W, C) -> float32 (B, C, H, W) in [0, 1]."""
+def _float_nchw(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> float32 (B, C, H, W) in [0, 255] (a channels-last view of the same layout)."""
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise ValueError(f"expected uint8 images (B, H, W, C), got {images.dtype} {tuple(images.shape)}")
-    return images.permute(0, 3, 1, 2).float().div_(255.0)
+    return images.permute(0, 3, 1, 2).float()
 
 
 class ConvTrunk(nn.Module):
@@ -51,7 +51,7 @@ class ConvTrunk(nn.Module):
         self.out_channels = channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(_to_float_nchw(images) - 0.5)
+        return self.net(_float_nchw(images).div_(255.0).sub_(0.5))
 
 
 class BasicBlock(nn.Module):
@@ -97,9 +97,7 @@ class ResNet10(nn.Module):
         self.out_channels = widths[3]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"expected uint8 images (B, H, W, C), got {images.dtype} {tuple(images.shape)}")
-        x = torch.addcmul(self.pixel_shift, images.permute(0, 3, 1, 2).float(), self.pixel_scale)
+        x = torch.addcmul(self.pixel_shift, _float_nchw(images), self.pixel_scale)
         # max-pool before ReLU: the same values (ReLU is monotone), on a map 4x smaller
         x = self.maxpool(self.bn1(self.conv1(x))).relu_()
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
