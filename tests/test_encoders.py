@@ -9,7 +9,7 @@ import torch
 
 from robot_rl import keys
 from robot_rl.agents import Agent, AgentConfig, Policy, make_agent
-from robot_rl.nets.encoders import ResNet10, SpatialEmbeddingNeck, random_shift
+from robot_rl.nets.encoders import IMAGENET_MEAN, IMAGENET_STD, ResNet10, SpatialEmbeddingNeck, random_shift
 from robot_rl.nets.pretrained import load_resnet10_weights, save_resnet10_weights
 from safetensors.torch import save_file
 
@@ -89,8 +89,7 @@ def test_resnet10_turns_128px_images_into_a_4x4x512_map_with_five_million_weight
 
 def _resnet10_textbook(net: ResNet10, images: torch.Tensor) -> torch.Tensor:
     """torchvision's order of operations: normalise, conv-BN-ReLU, then max-pool; blocks with out-of-place ReLUs."""
-    mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
-    std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     x = (images.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
     x = net.maxpool(torch.relu(net.bn1(net.conv1(x))))
     for block in (net.layer1, net.layer2, net.layer3, net.layer4):
