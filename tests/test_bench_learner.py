@@ -7,10 +7,20 @@ import os
 import subprocess
 import sys
 
-from robot_rl.bench.learner import LearnerBenchConfig, LearnerBenchSpec, format_learner_table, run_learner_bench
+import pytest
+
+from robot_rl.bench.learner import (
+    SPECS,
+    LearnerBenchConfig,
+    LearnerBenchSpec,
+    LearnerResult,
+    format_learner_table,
+    median_of_rounds,
+    run_learner_bench,
+)
 
 OUR_FIELDS = {"config", "critic_updates_per_s", "critic_updates", "insert_s_per_env_step",
-              "critic_updates_per_s_incl_insert", "latent_dim", "device", "cores"}
+              "critic_updates_per_s_incl_insert", "latent_dim", "device", "cores", "rounds"}
 PEER_FIELDS = {"peer_critic_updates_per_s", "peer_torch_compile", "ratio", "ratio_incl_insert"}
 
 
@@ -60,3 +70,40 @@ def test_a_missing_peer_python_is_refused_before_anything_is_timed():
     assert proc.stdout == ""
     assert "--peer-python '/nonexistent/python' is not an executable file" in proc.stderr
     assert "setup-peers.sh" in proc.stderr
+
+
+def test_rounds_report_each_round_and_their_medians():
+    cfg = LearnerBenchConfig(configs=("image",), updates=2, warmup_steps=0, capacity=200, rounds=3,
+                             specs={"image": _tiny_image_spec()})
+    (result,) = run_learner_bench(cfg)
+    assert result.rounds == 3 and len(result.per_round) == 3
+    assert result.critic_updates == 3 * 2  # every round's timed updates
+    for field in ("critic_updates_per_s", "insert_s_per_env_step", "critic_updates_per_s_incl_insert"):
+        per = sorted(f[field] for f in result.per_round)
+        assert getattr(result, field) == per[1]
+    row = result.to_json()
+    assert row["rounds"] == 3 and len(row["per_round"]) == 3 and "ratio" not in row
+    table = format_learner_table([result], cfg.specs)
+    assert all(f"image #{i}" in table for i in (1, 2, 3)) and "image median" in table
+
+
+def _round(ours: float, incl: float, peer: float) -> LearnerResult:
+    return LearnerResult("image", ours, 120, 0.02, incl, 256, "cpu", 2, peer_critic_updates_per_s=peer,
+                         peer_torch_compile=True, ratio=ours / peer, ratio_incl_insert=incl / peer)
+
+
+def test_the_ratio_over_rounds_is_the_median_of_paired_ratios_and_the_verdict_uses_it():
+    # the machine slows down in round 2 for both sides: that pair still gives a fair ratio
+    rounds = [_round(9.0, 8.0, 0.090), _round(6.0, 5.4, 0.050), _round(8.0, 7.0, 0.095)]
+    result = median_of_rounds(rounds)
+    assert result.ratio_incl_insert == pytest.approx(8.0 / 0.090)  # median of 88.9, 108.0, 73.7
+    assert result.ratio_incl_insert != pytest.approx(7.0 / 0.090)  # not median(ours) / median(peer)
+    assert result.peer_critic_updates_per_s == 0.090 and result.critic_updates_per_s == 8.0
+    table = format_learner_table([result], {"image": SPECS["image"]})
+    assert "goal ours >= 100x LeRobot at the image config (incl. insert): NOT met (88.9x, median of 3 rounds, 73.7-108.0x)" in table
+    assert median_of_rounds(rounds[:1]) is rounds[0]
+
+
+def test_rounds_below_one_are_refused():
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        LearnerBenchConfig(configs=("state",), rounds=0)

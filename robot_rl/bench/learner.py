@@ -5,6 +5,10 @@ with synthetic transitions of those shapes, and time whole UTD steps after warm-
 `agent.update_many(replay, utd)`, LeRobot the body of its learner loop (see peer_lerobot_sac.py).
 Critic updates/s = timed UTD steps x utd / seconds.
 
+On a shared machine one run's figures move by +-15 % within minutes, on both sides. `rounds` > 1 times the
+two sides alternately (ours, peer, ours, peer, ...) and reports the median of each figure, the ratios being
+the median of the per-round ratios (each round's two sides measured minutes apart, not a whole run apart).
+
 Our frozen ResNet-10 runs once per frame when the frame enters replay (cached features), never in an
 update; LeRobot runs it on every sampled batch. So ours also reports the insert cost per env step
 (one row = one frame per camera, measured while filling) and the rate with that cost spread over the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -67,6 +72,7 @@ class LearnerBenchConfig:
     peer_python: str | None = None  # the peers venv's interpreter; None = ours only
     peer_torch_compile: bool = True  # LeRobot's SACConfig.use_torch_compile (its default: on)
     seed: int = 0
+    rounds: int = 1  # ours then the peer, this many times alternately; the figures reported are the medians
     latent_dim: int | None = None  # overrides every spec's latent_dim on both sides; None = the specs' (256, HIL-SERL's)
     specs: dict[str, LearnerBenchSpec] = field(default_factory=lambda: dict(SPECS))  # name -> spec (tests shrink them)
 
@@ -76,6 +82,8 @@ class LearnerBenchConfig:
             raise ValueError(f"configs={self.configs!r}; choose one or more of {tuple(self.specs)}")
         if self.updates < 1 or self.peer_updates < 1 or self.warmup_steps < 0 or self.peer_warmup_steps < 0:
             raise ValueError("updates and peer_updates must be >= 1, warm-up steps >= 0")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if self.capacity < 2 * EPISODE_STEPS:
             raise ValueError(f"capacity must be at least {2 * EPISODE_STEPS} rows, got {self.capacity}")
         if self.latent_dim is not None:
@@ -100,9 +108,26 @@ class LearnerResult:
     peer_torch_compile: bool | None = None
     ratio: float | None = None  # ours / peer, updates only
     ratio_incl_insert: float | None = None  # ours incl. insert / peer
+    rounds: int = 1  # > 1: every figure above is the median over the rounds (see `per_round`)
+    per_round: list[dict] | None = None  # with rounds > 1: each round's figures, in the order measured
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+_ROUND_FIELDS = ("critic_updates_per_s", "insert_s_per_env_step", "critic_updates_per_s_incl_insert",
+                 "peer_critic_updates_per_s", "ratio", "ratio_incl_insert")
+
+
+def median_of_rounds(rounds: list[LearnerResult]) -> LearnerResult:
+    """One result whose figures are the medians of `rounds` (one configuration), with each round kept in `per_round`."""
+    if len(rounds) == 1:
+        return rounds[0]
+    per_round = [{f: getattr(r, f) for f in _ROUND_FIELDS if getattr(r, f) is not None} for r in rounds]
+    medians = {f: statistics.median(vals) for f in _ROUND_FIELDS
+               if len(vals := [getattr(r, f) for r in rounds if getattr(r, f) is not None]) == len(rounds)}
+    return replace(rounds[0], **medians, critic_updates=sum(r.critic_updates for r in rounds),
+                   rounds=len(rounds), per_round=per_round)
 
 
 # --- our side ---------------------------------------------------------------------------------
@@ -183,38 +208,54 @@ def time_our_learner(spec: LearnerBenchSpec, cfg: LearnerBenchConfig) -> Learner
 
 # --- both sides -------------------------------------------------------------------------------
 def run_learner_bench(cfg: LearnerBenchConfig) -> list[LearnerResult]:
-    """Ours, then the peer, per configuration. Torch's thread count is the caller's (the CLI sets all cores)."""
+    """Ours, then the peer, per configuration (`cfg.rounds` times alternately, medians reported).
+
+    Torch's thread count is the caller's (the CLI sets all cores)."""
     results = []
     for name in cfg.configs:
-        spec = cfg.specs[name]
-        r = time_our_learner(spec, cfg)
-        progress(f"[ours] {name}: {r.critic_updates_per_s:.1f} critic updates/s "
-                 f"({r.critic_updates_per_s_incl_insert:.1f} incl. insert)")
-        if cfg.peer_python is not None:
-            args = ["--spec", spec.to_json(), "--updates", str(cfg.peer_updates),
-                    "--warmup-steps", str(cfg.peer_warmup_steps), "--buffer-capacity", str(cfg.capacity),
-                    "--device", cfg.device, "--torch-compile", "on" if cfg.peer_torch_compile else "off",
-                    "--seed", str(cfg.seed)]
-            (peer,) = run_peer_script(cfg.peer_python, "peer_lerobot_sac.py", args)
-            r.peer_critic_updates_per_s = peer["critic_updates_per_s"]
-            r.peer_torch_compile = peer["torch_compile"]
-            r.ratio = r.critic_updates_per_s / r.peer_critic_updates_per_s
-            r.ratio_incl_insert = r.critic_updates_per_s_incl_insert / r.peer_critic_updates_per_s
-        results.append(r)
+        rounds = []
+        for i in range(cfg.rounds):
+            if cfg.rounds > 1:
+                progress(f"--- {name}: round {i + 1}/{cfg.rounds}")
+            rounds.append(_one_round(cfg.specs[name], cfg))
+        results.append(median_of_rounds(rounds))
     return results
 
 
+def _one_round(spec: LearnerBenchSpec, cfg: LearnerBenchConfig) -> LearnerResult:
+    r = time_our_learner(spec, cfg)
+    progress(f"[ours] {spec.name}: {r.critic_updates_per_s:.1f} critic updates/s "
+             f"({r.critic_updates_per_s_incl_insert:.1f} incl. insert)")
+    if cfg.peer_python is not None:
+        args = ["--spec", spec.to_json(), "--updates", str(cfg.peer_updates),
+                "--warmup-steps", str(cfg.peer_warmup_steps), "--buffer-capacity", str(cfg.capacity),
+                "--device", cfg.device, "--torch-compile", "on" if cfg.peer_torch_compile else "off",
+                "--seed", str(cfg.seed)]
+        (peer,) = run_peer_script(cfg.peer_python, "peer_lerobot_sac.py", args)
+        r.peer_critic_updates_per_s = peer["critic_updates_per_s"]
+        r.peer_torch_compile = peer["torch_compile"]
+        r.ratio = r.critic_updates_per_s / r.peer_critic_updates_per_s
+        r.ratio_incl_insert = r.critic_updates_per_s_incl_insert / r.peer_critic_updates_per_s
+    return r
+
+
 def format_learner_table(results: list[LearnerResult], specs: dict[str, LearnerBenchSpec]) -> str:
+    def row(label: str, f: dict) -> str:
+        peer, ratio, ratio_i = (f.get(k) for k in ("peer_critic_updates_per_s", "ratio", "ratio_incl_insert"))
+        return (f"{label:12} {f['critic_updates_per_s']:9.2f} {f['critic_updates_per_s_incl_insert']:12.2f} "
+                + (f"{peer:9.3f}" if peer is not None else f"{'-':>9}")
+                + (f" {ratio:8.1f}x" if ratio is not None else f" {'-':>9}")
+                + (f" {ratio_i:12.1f}x" if ratio_i is not None else f" {'-':>13}"))
+
     lines = [
         f"bench learner: critic updates/s on {results[0].device}, {results[0].cores} CPU cores "
         "(shared machine: timings are noisy)",
-        f"{'config':7} {'ours':>9} {'ours+insert':>12} {'LeRobot':>9} {'ratio':>9} {'ratio+insert':>13}",
+        f"{'config':12} {'ours':>9} {'ours+insert':>12} {'LeRobot':>9} {'ratio':>9} {'ratio+insert':>13}",
     ]
     for r in results:
-        peer = f"{r.peer_critic_updates_per_s:9.3f}" if r.peer_critic_updates_per_s is not None else f"{'-':>9}"
-        ratio = f"{r.ratio:8.1f}x" if r.ratio is not None else f"{'-':>9}"
-        ratio_i = f"{r.ratio_incl_insert:12.1f}x" if r.ratio_incl_insert is not None else f"{'-':>13}"
-        lines.append(f"{r.config:7} {r.critic_updates_per_s:9.2f} {r.critic_updates_per_s_incl_insert:12.2f} {peer} {ratio} {ratio_i}")
+        for i, f in enumerate(r.per_round or []):
+            lines.append(row(f"{r.config} #{i + 1}", f))
+        lines.append(row(r.config if r.rounds == 1 else f"{r.config} median", asdict(r)))
     for r in results:
         s = specs[r.config]
         cams = f"{len(s.cameras)} cameras {s.image_hw[0]}x{s.image_hw[1]} + " if s.cameras else ""
@@ -226,6 +267,10 @@ def format_learner_table(results: list[LearnerResult], specs: dict[str, LearnerB
     for r in results:
         if r.config == "image" and r.ratio is not None:
             verdict = "met" if r.ratio_incl_insert >= GOAL_IMAGE_RATIO else "NOT met"
+            spread = ""
+            if r.per_round:
+                per = [f["ratio_incl_insert"] for f in r.per_round]
+                spread = f", median of {r.rounds} rounds, {min(per):.1f}-{max(per):.1f}x"
             lines.append(f"goal ours >= {GOAL_IMAGE_RATIO:.0f}x LeRobot at the image config (incl. insert): "
-                         f"{verdict} ({r.ratio_incl_insert:.1f}x)")
+                         f"{verdict} ({r.ratio_incl_insert:.1f}x{spread})")
     return "\n".join(lines)

@@ -71,6 +71,9 @@ def register(sub) -> None:
     learner.add_argument("--peer-torch-compile", choices=("on", "off"), default="on",
                          help="LeRobot's SACConfig.use_torch_compile (default on, as LeRobot ships it)")
     learner.add_argument("--seed", type=int, default=d.seed)
+    learner.add_argument("--rounds", type=int, default=d.rounds, metavar="N",
+                         help=f"time ours and the peer N times alternately and report the medians (default {d.rounds}; "
+                              "a shared machine's speed drifts between runs minutes apart)")
     learner.add_argument("--json", action="store_true", help="one JSON object per configuration instead of a table")
     learner.set_defaults(func=_learner)
 
@@ -141,7 +144,7 @@ def _learner(args: argparse.Namespace) -> int:
             configs=tuple(dict.fromkeys(args.config)), updates=args.updates, warmup_steps=args.warmup_steps,
             peer_updates=args.peer_updates, peer_warmup_steps=args.peer_warmup_steps, capacity=args.capacity,
             device=args.device, peer_python=args.peer_python, peer_torch_compile=args.peer_torch_compile == "on",
-            seed=args.seed, latent_dim=args.latent_dim,
+            seed=args.seed, latent_dim=args.latent_dim, rounds=args.rounds,
         )
     except (PeerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
