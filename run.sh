@@ -26,6 +26,7 @@ system_packages() {
   command -v ip >/dev/null || need+=(iproute2)
   command -v unshare >/dev/null || need+=(util-linux)
   command -v tmux >/dev/null || need+=(tmux)  # the keyboard teleop tests type into a real terminal
+  command -v g++ >/dev/null || need+=(g++)  # torch.compile's CPU kernels (the learner's pooling; it falls back without)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing Debian packages: ${need[*]}"
     as_root apt-get update -qq

@@ -69,6 +69,58 @@ def test_spatial_embedding_neck_matches_the_per_channel_formula_in_value_and_gra
         torch.testing.assert_close(g, w)
 
 
+def _neck_value_and_grads(neck: SpatialEmbeddingNeck, fmap: torch.Tensor, weights: torch.Tensor):
+    out = neck(fmap)
+    return out.detach(), torch.autograd.grad((out * weights).sum(), list(neck.parameters()))
+
+
+@pytest.fixture
+def pooler(monkeypatch):
+    """A fresh pooling chooser (nothing compiled yet) in place of the process-wide one."""
+    from robot_rl.nets import encoders
+
+    monkeypatch.delenv("ROBOT_RL_POOL", raising=False)
+    fresh = encoders._Pooler(min_rows=64)
+    monkeypatch.setattr(encoders, "_pool", fresh)
+    return fresh
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_training_batches_pool_through_the_compiled_kernel_with_the_formulas_result(pooler, dtype):
+    torch.manual_seed(0)
+    neck = SpatialEmbeddingNeck(channels=32, height=4, width=4, latent_dim=16)
+    fmap = torch.randn(64, 32, 4, 4).to(dtype)  # bfloat16: cached trunk features as the replay stores them
+    weights = torch.randn(64, 16)
+    out, grads = _neck_value_and_grads(neck, fmap, weights)
+    assert not pooler.failed and pooler._shapes == {((64, 512), dtype, (32, 16, 8))}  # compiled, and used
+    ref = _neck_by_channel(neck, fmap.float())
+    want = torch.autograd.grad((ref * weights).sum(), list(neck.parameters()))
+    torch.testing.assert_close(out, ref.detach(), rtol=1e-5, atol=1e-5)
+    for g, w in zip(grads, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_small_batches_and_pool_bmm_skip_compilation_and_a_failed_compile_falls_back(pooler, monkeypatch):
+    torch.manual_seed(0)
+    neck = SpatialEmbeddingNeck(channels=32, height=4, width=4, latent_dim=16)
+    small, large = torch.randn(8, 32, 4, 4), torch.randn(64, 32, 4, 4)
+    neck(small)  # acting sends one row: never waits for a compile
+    monkeypatch.setenv("ROBOT_RL_POOL", "bmm")
+    neck(large)
+    assert pooler._compiled is None and not pooler._shapes
+
+    monkeypatch.delenv("ROBOT_RL_POOL")
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    with pytest.warns(UserWarning, match="compiled spatial pooling unavailable .*no C\\+\\+ compiler.*using torch.bmm"):
+        out = neck(large)
+    assert pooler.failed
+    torch.testing.assert_close(out, _neck_by_channel(neck, large), rtol=1e-5, atol=1e-5)
+
+
 def test_random_shift_moves_each_image_by_at_most_pad_pixels_and_replicates_edges():
     img = torch.arange(10, dtype=torch.uint8).repeat(10, 1)[None, :, :, None].repeat(64, 1, 1, 1)  # column index
     out = random_shift(img, 2, torch.Generator().manual_seed(0))

@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import torch
 from torch import nn
 
@@ -111,36 +114,94 @@ class FlattenNeck(nn.Module):
         self.proj = nn.Sequential(nn.Flatten(), nn.Linear(in_features, latent_dim), nn.LayerNorm(latent_dim), nn.Tanh())
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.proj(fmap)
+        return self.proj(fmap.float())
+
+
+def _pool_bmm(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """(B, C*S) -> (B, C*F), h[b, c, f] = sum_s x[b, c, s] kernel[c, s, f]: one batched product over channels.
+
+    Returned as a (B, C*F) view of a (C*F, B) result (no copy)."""
+    c, s, f = kernel.shape
+    b = x.shape[0]
+    x_csb = x.to(kernel.dtype).view(b, c, s).permute(1, 2, 0)  # (C, S, B), a strided view
+    return torch.bmm(kernel.transpose(1, 2), x_csb).view(c * f, b).t()
+
+
+def _pool_fused(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """The same pooling as one elementwise-and-reduce expression, for torch.compile to fuse into one loop over x
+    (reading bfloat16 cached features directly): on 2 CPU cores 1.1 ms against 2.5 ms for conversion + bmm."""
+    c, s, f = kernel.shape
+    return (x.to(kernel.dtype).view(-1, c, s, 1) * kernel).sum(2).view(-1, c * f)
+
+
+class _Pooler:
+    """Picks the pooling: compiled `_pool_fused` for CPU training batches where torch.compile works, else `_pool_bmm`.
+
+    Only batches of at least `min_rows` rows (training batches; acting sends one) and at most `max_shapes`
+    distinct shapes per process are compiled, each on its first use (seconds; inductor caches it on disk).
+    Any failure to compile (no C++ compiler, an unsupported platform) falls back to `_pool_bmm` for good.
+    `ROBOT_RL_POOL=bmm` turns the compiled path off."""
+
+    def __init__(self, min_rows: int = 64, max_shapes: int = 4) -> None:
+        self.min_rows = min_rows
+        self.max_shapes = max_shapes
+        self._compiled = None
+        self._shapes: set[tuple] = set()
+        self.failed = False
+
+    def use_compiled(self, x: torch.Tensor, kernel: torch.Tensor) -> bool:
+        if self.failed or x.device.type != "cpu" or x.shape[0] < self.min_rows:
+            return False
+        if os.environ.get("ROBOT_RL_POOL", "auto") == "bmm":
+            return False
+        shape = (tuple(x.shape), x.dtype, tuple(kernel.shape))
+        return shape in self._shapes or len(self._shapes) < self.max_shapes
+
+    def __call__(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        if not self.use_compiled(x, kernel):
+            return _pool_bmm(x, kernel)
+        try:
+            if self._compiled is None:
+                self._compiled = torch.compile(_pool_fused, dynamic=False)
+            out = self._compiled(x, kernel)
+        except Exception as e:  # noqa: BLE001 - any compile failure: the eager product is always right
+            warnings.warn(f"compiled spatial pooling unavailable ({type(e).__name__}: {e}); using torch.bmm", stacklevel=2)
+            self.failed = True
+            return _pool_bmm(x, kernel)
+        self._shapes.add((tuple(x.shape), x.dtype, tuple(kernel.shape)))
+        return out
+
+
+_pool = _Pooler()
 
 
 class _SpatialEmbeddingLinear(torch.autograd.Function):
     """Per-channel pooling then dense, (B, C*S) -> (B, L), with a backward written for the CPU.
 
-    h[c, f, b] = sum_s kernel[c, s, f] x[b, c, s]      one batched product over channels, reading x in place
-    out = h^T (B, C*F) @ dense (C*F, L) + bias           one GEMM, h read transposed in place
+    h[b, c, f] = sum_s kernel[c, s, f] x[b, c, s]      pooled (see _pool_bmm / _pool_fused)
+    out = h (B, C*F) @ dense (C*F, L) + bias            one GEMM
 
     Half the FLOPs of folding kernel and dense into one (C*S, L) matrix first (at HIL-SERL's shapes the fold
     costs a 256 x 8192 x 256 GEMM per pass and another for its weight gradient), and no (C*S, L) temporaries.
     The backward reuses h and shares g = dense @ grad^T between the kernel's and the input's gradients.
+    x may be bfloat16 (cached trunk features): it is kept as it came and converted where it is read.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, dense: torch.Tensor, bias: torch.Tensor):
         c, s, f = kernel.shape
-        b = x.shape[0]
-        x_csb = x.view(b, c, s).permute(1, 2, 0)  # (C, S, B), a strided view
-        h = torch.bmm(kernel.transpose(1, 2), x_csb).view(c * f, b)  # (C*F, B)
+        h = _pool(x, kernel)  # (B, C*F)
         ctx.save_for_backward(x, kernel, dense, h)
-        return torch.addmm(bias, h.t(), dense.view(c * f, -1))
+        return torch.addmm(bias, h, dense.view(c * f, -1))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, kernel, dense, h = ctx.saved_tensors
         c, s, f = kernel.shape
         b = x.shape[0]
-        grad_dense = torch.mm(h, grad).view(c, f, -1)  # (C, F, L)
+        grad_dense = torch.mm(h.t(), grad).view(c, f, -1)  # (C, F, L)
         g = torch.mm(dense.view(c * f, -1), grad.t()).view(c, f, b)  # (C, F, B): the loss's gradient at h
+        x = x.to(kernel.dtype)
         grad_kernel = torch.bmm(g, x.view(b, c, s).transpose(0, 1)).transpose(1, 2)  # (C, S, F)
         grad_x = None
         if ctx.needs_input_grad[0]:  # cached trunk features need none

@@ -95,7 +95,7 @@ class ObsEncoder(nn.Module):
         for key in self.image_keys:
             x = obs[key]
             if x.dtype != torch.uint8:
-                out[key] = x.float()
+                out[key] = x  # cached features, as stored: the necks convert them where they read them
             elif self.freeze_trunk:
                 frozen.setdefault(tuple(x.shape), []).append(key)
             else:
