@@ -154,8 +154,11 @@ class _Pooler:
             return False
         if os.environ.get("ROBOT_RL_POOL", "auto") == "bmm":
             return False
-        shape = (tuple(x.shape), x.dtype, tuple(kernel.shape))
-        return shape in self._shapes or len(self._shapes) < self.max_shapes
+        return self._key(x, kernel) in self._shapes or len(self._shapes) < self.max_shapes
+
+    @staticmethod
+    def _key(x: torch.Tensor, kernel: torch.Tensor) -> tuple:
+        return tuple(x.shape), x.dtype, tuple(kernel.shape)
 
     def __call__(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         if not self.use_compiled(x, kernel):
@@ -168,7 +171,7 @@ class _Pooler:
             warnings.warn(f"compiled spatial pooling unavailable ({type(e).__name__}: {e}); using torch.bmm", stacklevel=2)
             self.failed = True
             return _pool_bmm(x, kernel)
-        self._shapes.add((tuple(x.shape), x.dtype, tuple(kernel.shape)))
+        self._shapes.add(self._key(x, kernel))
         return out
 
 

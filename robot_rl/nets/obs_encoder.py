@@ -2,7 +2,8 @@
 
 Image inputs come in two forms, told apart by dtype:
 - uint8 (B, H, W, C) pixels: augmented (random shift, training only), then trunk, then neck;
-- float (B, C', h, w): trunk features cached by the replay buffer (see `FrameFeatures`), neck only.
+- bfloat16 or float (B, C', h, w): trunk features cached by the replay buffer (see `FrameFeatures`), neck only;
+  the necks read them in the dtype they were stored in.
 One trunk is shared by all cameras; each camera has its own neck.
 """
 
