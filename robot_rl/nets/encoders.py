@@ -216,8 +216,9 @@ class SpatialEmbeddingNeck(nn.Module):
     """HIL-SERL's learned spatial embeddings: per channel, `n_features` learned weightings of the h x w map,
     then a dense layer: (B, C, h, w) -> (B, C * n_features) -> Linear -> LayerNorm -> tanh -> (B, latent_dim).
 
-    The pooling and the dense layer run as one autograd function (`_SpatialEmbeddingLinear`): one batched
-    product over channels and one GEMM each way, with no per-channel copies of the feature map.
+    The pooling and the dense layer run as one autograd function (`_SpatialEmbeddingLinear`): the pooling as
+    one batched product over channels (on CPU training batches: one compiled kernel, see `_Pooler`) and one
+    GEMM each way, with no per-channel copies of the feature map.
     """
 
     def __init__(self, channels: int, height: int, width: int, latent_dim: int, n_features: int = 8):
