@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -76,23 +79,38 @@ def _neck_value_and_grads(neck: SpatialEmbeddingNeck, fmap: torch.Tensor, weight
 
 @pytest.fixture
 def pooler(monkeypatch):
-    """A fresh pooling chooser (nothing compiled yet) in place of the process-wide one."""
+    """A fresh pooling chooser (nothing compiled yet) in place of the process-wide one; float32 products."""
     from robot_rl.nets import encoders
 
     monkeypatch.delenv("ROBOT_RL_POOL", raising=False)
+    monkeypatch.setenv("ROBOT_RL_BF16", "off")
     fresh = encoders._Pooler(min_rows=64)
     monkeypatch.setattr(encoders, "_pool", fresh)
     return fresh
 
 
+def _slow_bmm(monkeypatch) -> None:
+    """Makes the eager pooling slow, so that the pooler's timing picks the compiled kernel."""
+    from robot_rl.nets import encoders
+
+    fast = encoders._pool_bmm
+
+    def slow(x, kernel):
+        time.sleep(0.005)
+        return fast(x, kernel)
+
+    monkeypatch.setattr(encoders, "_pool_bmm", slow)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_training_batches_pool_through_the_compiled_kernel_with_the_formulas_result(pooler, dtype):
+def test_training_batches_pool_through_the_compiled_kernel_with_the_formulas_result(pooler, dtype, monkeypatch):
+    _slow_bmm(monkeypatch)
     torch.manual_seed(0)
     neck = SpatialEmbeddingNeck(channels=32, height=4, width=4, latent_dim=16)
     fmap = torch.randn(64, 32, 4, 4).to(dtype)  # bfloat16: cached trunk features as the replay stores them
     weights = torch.randn(64, 16)
     out, grads = _neck_value_and_grads(neck, fmap, weights)
-    assert not pooler.failed and pooler._shapes == {((64, 512), dtype, (32, 16, 8))}  # compiled, and used
+    assert not pooler.failed and pooler.choice == {((64, 512), dtype, (32, 16, 8)): "compiled"}
     ref = _neck_by_channel(neck, fmap.float())
     want = torch.autograd.grad((ref * weights).sum(), list(neck.parameters()))
     torch.testing.assert_close(out, ref.detach(), rtol=1e-5, atol=1e-5)
@@ -107,7 +125,7 @@ def test_small_batches_and_pool_bmm_skip_compilation_and_a_failed_compile_falls_
     neck(small)  # acting sends one row: never waits for a compile
     monkeypatch.setenv("ROBOT_RL_POOL", "bmm")
     neck(large)
-    assert pooler._compiled is None and not pooler._shapes
+    assert pooler._compiled is None and not pooler.choice
 
     monkeypatch.delenv("ROBOT_RL_POOL")
 
@@ -119,6 +137,70 @@ def test_small_batches_and_pool_bmm_skip_compilation_and_a_failed_compile_falls_
         out = neck(large)
     assert pooler.failed
     torch.testing.assert_close(out, _neck_by_channel(neck, large), rtol=1e-5, atol=1e-5)
+
+
+def test_the_pooling_of_a_shape_is_the_one_that_ran_faster_on_its_first_batch(pooler, monkeypatch):
+    """The compiled kernel's speed depends on the CPU's vector width (100x slower than bmm with inductor's
+    512-bit code on AVX-512): each shape's first batch times both and keeps the faster for that shape."""
+    from robot_rl.nets import encoders
+
+    torch.manual_seed(0)
+    neck = SpatialEmbeddingNeck(channels=32, height=4, width=4, latent_dim=16)
+    calls = []
+    compile_ = torch.compile
+
+    def slow_counted_compile(fn, **kwargs):  # the compiled kernel, counted and 5 ms slower
+        inner = compile_(fn, **kwargs)
+        return lambda *a: calls.append(1) or time.sleep(0.005) or inner(*a)
+
+    monkeypatch.setattr(torch, "compile", slow_counted_compile)
+    fmap = torch.randn(64, 32, 4, 4)
+    out = neck(fmap)
+    assert pooler.choice == {((64, 512), torch.float32, (32, 16, 8)): "bmm"} and len(calls) == 1 + pooler.timing_calls
+    calls.clear()
+    for _ in range(3):
+        torch.testing.assert_close(neck(fmap), out)
+    assert calls == []  # decided: no more timing, no compiled calls for this shape
+    torch.testing.assert_close(out, _neck_by_channel(neck, fmap), rtol=1e-5, atol=1e-5)
+    assert encoders._POOL_COMPILE_OPTIONS == {"cpp.simdlen": 256}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bfloat16_products_of_training_batches_stay_within_bfloat16_rounding(monkeypatch, dtype):
+    """With ROBOT_RL_BF16=on the neck's dense products of a training batch take bfloat16 operands: values and
+    every gradient within bfloat16 rounding of the float32 formula, and not equal to it (the path was taken).
+    A one-row batch (acting) keeps float32 products."""
+    monkeypatch.setenv("ROBOT_RL_BF16", "on")
+    torch.manual_seed(0)
+    neck = SpatialEmbeddingNeck(channels=32, height=4, width=4, latent_dim=16)
+    fmap = torch.randn(64, 32, 4, 4).to(dtype)
+    weights = torch.randn(64, 16)
+    out, grads = _neck_value_and_grads(neck, fmap, weights)
+    ref = _neck_by_channel(neck, fmap.float())
+    want = torch.autograd.grad((ref * weights).sum(), list(neck.parameters()))
+    assert not torch.allclose(out, ref, rtol=1e-6, atol=1e-6)
+    assert (out - ref).abs().max() < 2e-2
+    for g, w in zip(grads, want):
+        assert (g - w).norm() <= 2e-2 * w.norm(), ((g - w).norm(), w.norm())
+    torch.testing.assert_close(neck(fmap[:1]), ref[:1].detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_compute_dtype_follows_robot_rl_bf16_and_refuses_unknown_values(monkeypatch):
+    from robot_rl.nets.encoders import compute_dtype, native_bfloat16
+
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("ROBOT_RL_BF16", "off")
+    assert compute_dtype(cpu) == torch.float32
+    monkeypatch.setenv("ROBOT_RL_BF16", "on")
+    assert compute_dtype(cpu) == torch.bfloat16
+    monkeypatch.delenv("ROBOT_RL_BF16")
+    assert compute_dtype(cpu) == (torch.bfloat16 if native_bfloat16(cpu) else torch.float32)
+    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    if flags:
+        assert native_bfloat16(cpu) == ("avx512_bf16" in flags or "amx_tile" in flags)
+    monkeypatch.setenv("ROBOT_RL_BF16", "yes")
+    with pytest.raises(ValueError, match="ROBOT_RL_BF16='yes'; choose one of"):
+        compute_dtype(cpu)
 
 
 def test_random_shift_moves_each_image_by_at_most_pad_pixels_and_replicates_edges():
@@ -193,7 +275,8 @@ def test_cached_features_equal_the_trunk_on_the_raw_frame_up_to_bfloat16():
     assert torch.allclose(direct, cached[:, 0].float(), atol=1e-2 * direct.abs().max().item())
 
 
-def test_a_frozen_trunk_runs_batch_norm_folded_and_follows_weights_loaded_into_it():
+def test_a_frozen_trunk_runs_batch_norm_folded_and_follows_weights_loaded_into_it(monkeypatch):
+    monkeypatch.setenv("ROBOT_RL_BF16", "off")  # float32 convolutions: folding alone must not move the map
     agent = _image_agent(encoder="resnet10", freeze_encoder=True)
     encoder = agent.policy.encoder
     with torch.no_grad():  # non-trivial batch-norm statistics, so folding them in changes the conv weights
@@ -217,6 +300,23 @@ def test_a_frozen_trunk_runs_batch_norm_folded_and_follows_weights_loaded_into_i
     assert not [k for k in agent.policy.state_dict() if "fold" in k]  # the copy is never saved
     encoder.trunk.load_state_dict({k: v * 1.5 if v.is_floating_point() else v for k, v in encoder.trunk.state_dict().items()})
     check()  # new weights: the folded copy is rebuilt from them
+
+
+def test_with_bfloat16_the_frozen_trunk_computes_in_it_for_acting_and_cache_alike(monkeypatch):
+    """ROBOT_RL_BF16=on: the frozen trunk's convolutions run in bfloat16 (autocast) for acting and for the
+    replay's cache, so both see the same features; those stay within bfloat16 rounding of float32's."""
+    agent = _image_agent(encoder="resnet10", freeze_encoder=True, feature_cache_augs=1)
+    encoder = agent.policy.encoder
+    frames = torch.as_tensor(np.random.default_rng(6).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    monkeypatch.setenv("ROBOT_RL_BF16", "off")
+    ref = encoder.trunk_features({FRONT: frames, WRIST: frames, keys.STATE: torch.zeros(2, 5)})[FRONT]
+    monkeypatch.setenv("ROBOT_RL_BF16", "on")
+    acting = encoder.trunk_features({FRONT: frames, WRIST: frames, keys.STATE: torch.zeros(2, 5)})[FRONT]
+    cached = agent.frame_features(FRONT, frames)[:, 0]
+    assert ref.dtype == torch.float32 and acting.dtype == torch.bfloat16
+    torch.testing.assert_close(cached, acting, rtol=0, atol=0)
+    assert not torch.equal(acting.float(), ref)
+    assert (acting.float() - ref).norm() <= 2e-2 * ref.norm()
 
 
 def test_conv_encoder_is_trained_through_the_critic_only():
