@@ -193,8 +193,10 @@ def test_compute_dtype_follows_robot_rl_bf16_and_refuses_unknown_values(monkeypa
     assert compute_dtype(cpu) == torch.float32
     monkeypatch.setenv("ROBOT_RL_BF16", "on")
     assert compute_dtype(cpu) == torch.bfloat16
-    monkeypatch.delenv("ROBOT_RL_BF16")
+    monkeypatch.setenv("ROBOT_RL_BF16", "auto")
     assert compute_dtype(cpu) == (torch.bfloat16 if native_bfloat16(cpu) else torch.float32)
+    monkeypatch.delenv("ROBOT_RL_BF16")
+    assert compute_dtype(cpu) == torch.float32  # opt-in
     flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
     if flags:
         assert native_bfloat16(cpu) == ("avx512_bf16" in flags or "amx_tile" in flags)

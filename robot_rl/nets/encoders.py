@@ -219,20 +219,22 @@ def native_bfloat16(device: torch.device) -> bool:
     return False
 
 
-_BF16_MODES = ("auto", "on", "off")
+_BF16_MODES = ("off", "auto", "on")
 _native_cache: dict[torch.device, bool] = {}
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:
     """The dtype the necks' dense products of training batches compute in on `device`.
 
-    `ROBOT_RL_BF16`: "auto" (default) bfloat16 where the device multiplies it in hardware (`native_bfloat16`),
-    else float32; "on" bfloat16 anyway; "off" float32. Weights, optimiser state, losses, LayerNorms and the
-    critics' MLPs stay float32 (bfloat16 inputs, float32 accumulation: mixed precision). The frozen trunk stays
-    float32: with its convolutions in bfloat16 (1.7x faster per frame on AVX512-BF16) pick_cube from pixels
-    learned slower. Success at 5 k env steps, seeds 0 and 2: all float32 0.9 and 0.8; necks in bfloat16 0.9 and
-    0.5 (0.8 at 3 k and 4 k); trunk in bfloat16 0.6 and 0.2; both 0.5 and 0.1."""
-    mode = os.environ.get("ROBOT_RL_BF16", "auto")
+    `ROBOT_RL_BF16`: "off" (default) float32; "auto" bfloat16 where the device multiplies it in hardware
+    (`native_bfloat16`), else float32; "on" bfloat16 anyway (slow where emulated). Weights, optimiser state,
+    losses, LayerNorms, the critics' MLPs and the frozen trunk stay float32 (bfloat16 operands, float32
+    accumulation: mixed precision). Opt-in because learning from pixels did not clearly keep up: pick_cube,
+    success at 0, 1, ... k env steps, necks in bfloat16 / all float32 (2 AVX512-BF16 cores): seed 0
+    .1 .8 .9 .9 .9 / .1 .8 .8 1.0 .9; seed 2 first 1.0 at 6 k / 6 k; seed 1 0 from 3 k to 7 k / .3-.6.
+    The trunk's convolutions in bfloat16 as well (1.7x faster per frame) were worse: seeds 0 and 2 at 5 k
+    0.5 and 0.1 against 0.9 and 0.8; they stay float32 in every mode."""
+    mode = os.environ.get("ROBOT_RL_BF16", "off")
     if mode not in _BF16_MODES:
         raise ValueError(f"ROBOT_RL_BF16={mode!r}; choose one of {_BF16_MODES}")
     if mode != "auto":
