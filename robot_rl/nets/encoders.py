@@ -229,11 +229,11 @@ def compute_dtype(device: torch.device) -> torch.dtype:
     `ROBOT_RL_BF16`: "off" (default) float32; "auto" bfloat16 where the device multiplies it in hardware
     (`native_bfloat16`), else float32; "on" bfloat16 anyway (slow where emulated). Weights, optimiser state,
     losses, LayerNorms, the critics' MLPs and the frozen trunk stay float32 (bfloat16 operands, float32
-    accumulation: mixed precision). Opt-in because learning from pixels did not clearly keep up: pick_cube,
-    success at 0, 1, ... k env steps, necks in bfloat16 / all float32 (2 AVX512-BF16 cores): seed 0
-    .1 .8 .9 .9 .9 / .1 .8 .8 1.0 .9; seed 2 first 1.0 at 6 k / 6 k; seed 1 0 from 3 k to 7 k / .3-.6.
-    The trunk's convolutions in bfloat16 as well (1.7x faster per frame) were worse: seeds 0 and 2 at 5 k
-    0.5 and 0.1 against 0.9 and 0.8; they stay float32 in every mode."""
+    accumulation: mixed precision). Opt-in because learning from pixels suffered: pick_cube (2 AVX512-BF16
+    cores), success at 1, 2, ... k env steps, necks in bfloat16 / all float32: seed 0 .1 .8 .9 .9 .9 /
+    .1 .8 .8 1.0 .9; seed 1 .4 .5 0 0 0 0 0 .1 .1 / .3 .6 .5 .4 .3 .6 .8 .9 .8; seed 2 first 1.0 at 6 k / 6 k;
+    seed 3 .2 .5 0 0 .2 / .3 .8 .9 .7 .8. The trunk's convolutions in bfloat16 as well (1.7x faster per frame)
+    were worse still (seeds 0 and 2 at 5 k: 0.5 and 0.1); they stay float32 in every mode."""
     mode = os.environ.get("ROBOT_RL_BF16", "off")
     if mode not in _BF16_MODES:
         raise ValueError(f"ROBOT_RL_BF16={mode!r}; choose one of {_BF16_MODES}")
