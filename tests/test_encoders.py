@@ -142,14 +142,13 @@ def test_small_batches_and_pool_bmm_skip_compilation_and_a_failed_compile_falls_
 def test_the_pooling_of_a_shape_is_the_one_that_ran_faster_on_its_first_batch(pooler, monkeypatch):
     """The compiled kernel's speed depends on the CPU's vector width (100x slower than bmm with inductor's
     512-bit code on AVX-512): each shape's first batch times both and keeps the faster for that shape."""
-    from robot_rl.nets import encoders
-
     torch.manual_seed(0)
     neck = SpatialEmbeddingNeck(channels=32, height=4, width=4, latent_dim=16)
-    calls = []
+    calls, compile_kwargs = [], []
     compile_ = torch.compile
 
     def slow_counted_compile(fn, **kwargs):  # the compiled kernel, counted and 5 ms slower
+        compile_kwargs.append(kwargs)
         inner = compile_(fn, **kwargs)
         return lambda *a: calls.append(1) or time.sleep(0.005) or inner(*a)
 
@@ -162,7 +161,7 @@ def test_the_pooling_of_a_shape_is_the_one_that_ran_faster_on_its_first_batch(po
         torch.testing.assert_close(neck(fmap), out)
     assert calls == []  # decided: no more timing, no compiled calls for this shape
     torch.testing.assert_close(out, _neck_by_channel(neck, fmap), rtol=1e-5, atol=1e-5)
-    assert encoders._POOL_COMPILE_OPTIONS == {"cpp.simdlen": 256}
+    assert [k["options"]["cpp.simdlen"] for k in compile_kwargs] == [256]  # compiled once, 256-bit vectors
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -146,7 +146,8 @@ class _Pooler:
     Only CPU batches of at least `min_rows` rows (training batches; acting sends one) and at most `max_shapes`
     distinct shapes per process are considered. On a shape's first use the kernel is compiled (seconds;
     inductor caches it on disk) and both ways are timed on that batch: code generation differs by CPU (the
-    kernel wins on AVX2 hosts, is about even on AVX-512 ones), so the measurement decides, not a rule.
+    kernel won on the AVX2 and the AVX-512 hosts measured, but 512-bit code for it ran 100x slower than bmm),
+    so the measurement decides, not a rule.
     Any failure to compile (no C++ compiler, an unsupported platform) falls back to `_pool_bmm` for good.
     `ROBOT_RL_POOL=bmm` turns the compiled path off."""
 
@@ -257,9 +258,10 @@ class _SpatialEmbeddingLinear(torch.autograd.Function):
     costs a 256 x 8192 x 256 GEMM per pass and another for its weight gradient), and no (C*S, L) temporaries.
     The backward reuses h and shares g = dense @ grad^T between the kernel's and the input's gradients.
     x may be bfloat16 (cached trunk features): it is kept as it came and converted where it is read.
-    Where `compute_dtype` is bfloat16, a training batch's three dense products (out, the dense weight's gradient
-    and g) take bfloat16 operands: on an AVX512-BF16 CPU 2.1x faster each (256 x 4096 x 256 on 2 cores), the
-    largest cost of an image update. The pooling, the kernel's and the input's gradients stay float32.
+    Where `compute_dtype` is bfloat16 (opt-in, ROBOT_RL_BF16), a training batch's three dense products (out, the
+    dense weight's gradient and g) take bfloat16 operands: on an AVX512-BF16 CPU 2.1x faster each (256 x 4096 x
+    256 on 2 cores), the largest cost of an image update. The pooling, the kernel's and the input's gradients
+    stay float32.
     """
 
     @staticmethod
