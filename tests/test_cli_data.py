@@ -64,13 +64,14 @@ def test_view_writes_a_decodable_mp4_with_one_frame_per_step(synthetic_store, tm
     assert width == 320 and height > 96  # one 64x48 camera scaled to 128x96 (min width 320), strip below
     # the cursor moves: the strip differs between the first and the last frame
     assert np.abs(frames[0][96:].astype(int) - frames[-1][96:].astype(int)).sum() > 0
-    assert main(["data", "view", str(synthetic_store), "--episode", "5", "--out", str(out)]) == 1
+    assert main(["data", "view", str(synthetic_store), "--episode", "5", "--out", str(out)]) == 2  # usage error
     assert "episode 5 out of range" in capsys.readouterr().err
 
 
 def test_demos_record_writes_scripted_pick_cube_episodes_then_appends(tmp_path, capsys):
     out = tmp_path / "demos"
-    argv = ["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "2", "--out", str(out), "--no-progress"]
+    argv = ["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "2", "--out", str(out), "--no-progress",
+            "--obs", "pixels"]
     assert main(argv) == 0
     assert "recorded 2 episodes" in capsys.readouterr().out
     store = EpisodeStore.open(out)

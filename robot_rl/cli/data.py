@@ -1,16 +1,15 @@
-"""robot-rl data info | view: inspect an episode store."""
+"""robot-rl data info | view | repair: inspect an episode store, rebuild a lost index."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
 def register(sub) -> None:
     data = sub.add_parser(
         "data",
-        help="inspect an episode store (zarr): summary, episode videos",
+        help="inspect an episode store (zarr): summary, episode videos, index repair",
         description="Inspect an episode store written by `robot-rl demos record`, `robot-rl train` or the ROS actor.",
     )
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -25,8 +24,21 @@ def register(sub) -> None:
     info.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
     info.add_argument("--verify", action="store_true",
-                      help="also read every chunk and fail on any damage (slow for big stores)")
+                      help="also read every chunk and check every episode's rows against the index (episode "
+                      "ends, clocks, source columns); fail on any damage or disagreement (slow for big stores)")
     info.set_defaults(func=_info)
+
+    repair = data_sub.add_parser(
+        "repair",
+        help="rebuild a store's lost episode index (meta/episode_ends) from its terminated/truncated flags",
+        description="Rebuild meta/episode_ends of a store whose index is missing, unreadable or lost a chunk: an "
+        "episode ends at every row with terminated or truncated set; rows after the last such row (an episode in "
+        "flight when its writer died) are dropped. The old index is kept as meta/episode_ends.lost-<time>. Refuses "
+        "when the flags cannot say where episodes end, when damaged chunks lie before the last episode, or while "
+        "another process writes the store; does nothing to a store whose index is intact.",
+    )
+    repair.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
+    repair.set_defaults(func=_repair)
 
     view = data_sub.add_parser(
         "view",
@@ -46,30 +58,32 @@ def register(sub) -> None:
 def _info(args: argparse.Namespace) -> int:
     import json
 
-    from robot_rl.data.store import EpisodeStore, StoreError
+    from robot_rl.data.store import EpisodeStore
     from robot_rl.data.summary import format_summary, summarize
 
-    try:
-        store = EpisodeStore.open(args.store, mode="r", verify=args.verify)
-        summary = summarize(store)
-    except StoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    summary = summarize(EpisodeStore.open(args.store, mode="r", verify=args.verify))  # StoreError: one line
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
 
+def _repair(args: argparse.Namespace) -> int:
+    from robot_rl.data.store_verify import repair_index
+
+    print(repair_index(args.store))  # StoreError (refused: why) is printed as one line by main()
+    return 0
+
+
 def _view(args: argparse.Namespace) -> int:
-    from robot_rl.data.store import EpisodeStore, StoreError
+    from robot_rl.data.store import EpisodeStore
     from robot_rl.data.video import write_mp4
     from robot_rl.data.view import ViewConfig, camera_keys, episode_frames
+    from robot_rl.errors import UsageError
 
+    store = EpisodeStore.open(args.store, mode="r")  # StoreError: one line
     try:
-        store = EpisodeStore.open(args.store, mode="r")
         episode = store.get_episode(args.episode)
-    except (StoreError, IndexError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except IndexError as e:
+        raise UsageError(f"--episode {args.episode}: {e}") from None
     index = args.episode % store.n_episodes
     out = args.out or Path(f"{args.store.resolve().name.removesuffix('.zarr')}_episode_{index}.mp4")
     fps = args.fps or float(store.meta.get("control_rate_hz") or 10.0)

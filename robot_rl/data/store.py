@@ -25,8 +25,20 @@ atomically (temporary file + rename), so an interrupted write leaves each file e
 Rows beyond `episode_ends[-1]` (an episode in flight when the writer died) are ignored on open and
 overwritten by the next append. A writer killed between growing `episode_ends` and writing its entry
 leaves one trailing slot holding the fill value -1: that slot is read as "not committed" and reused
-by the next append. One writer per store at a time: two processes appending to one store at once
-would overwrite each other's rows.
+by the next append. Stores made by this version keep that pending slot always, written explicitly (at
+creation and after each commit), so every slot has a chunk file on disk: a missing or unreadable chunk of
+`meta/episode_ends` is a lost index, never an empty store (see "Lost index" below).
+
+One writer per store (`robot_rl.data.store_lock`): opening for appending (`create`, `open(mode="a")`,
+`open_or_create`) takes an exclusive OS lock on `<path>/writer.lock` for the store's lifetime (until
+`close()`), and a second writer, in another process or this one, is refused at once with a message naming
+the holder. Readers never take it.
+
+Lost index: a store whose data/ arrays hold rows but whose `meta/episode_ends` is missing, unreadable or has
+lost a chunk refuses to open (for reading and writing) with a StoreError naming the problem and the repair
+command, `robot-rl data repair DIR` (`robot_rl.data.store_verify.repair_index`), which rebuilds the index
+from the terminated/truncated flags. `verify()` also checks that every episode's rows agree with the index
+(`robot_rl.data.store_verify.check_rows`).
 """
 
 from __future__ import annotations
@@ -42,7 +54,6 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import Crc32cCodec
 from zarr.core.sync import sync as zarr_sync
 from zarr.storage import LocalStore
 
@@ -50,16 +61,14 @@ import robot_rl
 from robot_rl import keys
 from robot_rl.data.layout import chunk_rows, compressors, is_image
 from robot_rl.data.spec import KeySpec, check_fits, episode_length, spec_of
+from robot_rl.data.store_index import (  # noqa: F401 - StoreError is part of this module's API
+    ARRAY_CONFIG, UNCOMMITTED, StoreError, create_ends, lock_writer, read_index,
+)
+from robot_rl.data.store_lock import LOCK_FILES, WriterLock
 
 SCHEMA_VERSION = 1
 RESERVED_META = ("schema_version", "created_utc", "robot_rl_version")  # set by the store, not the caller
 COMPATIBLE_META = ("task", "obs_mode", "control_rate_hz", "action_layout", "obs_layout")  # must match to append
-_UNCOMMITTED = -1  # fill value of meta/episode_ends: a slot grown by an append that never committed
-_ARRAY_CONFIG = {"write_empty_chunks": True}  # every chunk has a file, so a missing file means damage
-
-
-class StoreError(Exception):
-    """An episode store is missing, corrupt, or does not match what was asked of it."""
 
 
 def _jsonable(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,11 +113,30 @@ class EpisodeStore:
     Make one with `create`, `open` or `open_or_create`; the constructor is internal.
     """
 
-    def __init__(self, path: Path, root: zarr.Group, mode: str) -> None:
+    def __init__(self, path: Path, root: zarr.Group, mode: str, lock: WriterLock | None = None) -> None:
         self.path = path
         self.mode = mode
         self._root = root
-        self._load()
+        self._lock = lock
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the writer lock (if held); the store stays readable. Also done when it is garbage-collected."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if self.mode == "a":
+            self.mode = "r"
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- named constructors -----------------------------------------------------------------
     @classmethod
@@ -127,11 +155,26 @@ class EpisodeStore:
                     f"{path} already holds a zarr store; open it with EpisodeStore.open(path, mode='a') "
                     "or pass exist_ok=True to append to it"
                 )
-            if not path.is_dir() or any(path.iterdir()):
+            if not path.is_dir() or any(p.name not in LOCK_FILES for p in path.iterdir()):
                 raise StoreError(
                     f"refusing to create an episode store at {path}: it exists and is not an empty directory "
                     "(choose a new path)"
                 )
+        path.mkdir(parents=True, exist_ok=True)
+        lock = lock_writer(path)
+        try:
+            return cls._create_locked(path, meta, lock, exist_ok)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _create_locked(cls, path: Path, meta: Mapping[str, Any], lock: WriterLock, exist_ok: bool) -> EpisodeStore:
+        if (path / "zarr.json").is_file():  # another writer made it while we waited for the lock
+            if not exist_ok:
+                raise StoreError(f"{path} was created by another writer just now; open it with mode='a' to append")
+            lock.release()
+            return cls.open_or_create(path, meta)
         user_meta = {k: v for k, v in _jsonable(meta).items() if k not in RESERVED_META}
         attrs = {
             **user_meta,
@@ -139,14 +182,11 @@ class EpisodeStore:
             "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "robot_rl_version": robot_rl.__version__,
         }
-        root = zarr.open_group(store=LocalStore(path), mode="w-", zarr_format=3, attributes=attrs)
+        root = zarr.create_group(store=LocalStore(path), zarr_format=3, attributes=attrs)  # no zarr.json yet: checked
         root.create_group("data")
-        root.create_group("meta").create_array(
-            "episode_ends", shape=(0,), chunks=(4096,), dtype="int64", fill_value=_UNCOMMITTED,
-            compressors=[Crc32cCodec()], config=_ARRAY_CONFIG,
-        )
+        create_ends(root.create_group("meta"), [])
         _sync_to_disk()
-        return cls(path, root, mode="a")
+        return cls(path, root, mode="a", lock=lock)
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r", verify: bool = False) -> EpisodeStore:
@@ -164,13 +204,20 @@ class EpisodeStore:
             raise StoreError(
                 f"{path} is not an episode store: it has no zarr.json (expected a directory made by EpisodeStore.create)"
             )
+        lock = lock_writer(path) if mode == "a" else None
         try:
             root = zarr.open_group(store=LocalStore(path, read_only=mode == "r"), mode="r" if mode == "r" else "r+")
         except Exception as e:  # zarr raises several types for unreadable metadata
+            if lock is not None:
+                lock.release()
             raise StoreError(f"{path} is not a readable zarr v3 group: {type(e).__name__}: {e}") from e
-        store = cls(path, root, mode)
+        store = cls(path, root, mode, lock)
         if verify:
-            store.verify()
+            try:
+                store.verify()
+            except StoreError:
+                store.close()  # a refused open holds no lock
+                raise
         return store
 
     @classmethod
@@ -184,6 +231,7 @@ class EpisodeStore:
         given = _jsonable(meta)
         for field in COMPATIBLE_META:
             if field in given and field in store.meta and given[field] != store.meta[field]:
+                store.close()
                 raise StoreError(
                     f"{path}: cannot append, the store's {field!r} is {store.meta[field]!r} but the new episodes' is "
                     f"{given[field]!r} (use a new store for a different {field})"
@@ -262,11 +310,18 @@ class EpisodeStore:
         return sum(f.stat().st_size for f in (self.path / "data" / key).rglob("*") if f.is_file())
 
     def verify(self) -> None:
-        """Read every committed chunk; raise StoreError naming the first damaged one."""
+        """Read every committed chunk, then check that every episode's rows agree with the index
+        (`store_verify.check_rows`); raise StoreError naming the first damaged chunk or disagreeing episode."""
+        from robot_rl.data.store_verify import check_rows
+
         for key, arr in self._arrays.items():
             step = arr.chunks[0]
             for start in range(0, self.n_steps, step):
                 self._read(key, start, min(start + step, self.n_steps))
+        problems = check_rows(self)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreError(f"{self.path}: {problems[0]}{more}")
 
     def refresh(self) -> None:
         """Re-read the committed state (to see episodes another process appended)."""
@@ -280,8 +335,8 @@ class EpisodeStore:
         Returns the episode's index. The first episode fixes the store's key set, dtypes and per-step
         shapes; later ones must match them exactly.
         """
-        if self.mode != "a":
-            raise StoreError(f"{self.path} is open read-only; open it with mode='a' to append")
+        if self.mode != "a" or self._lock is None or not self._lock.held:
+            raise StoreError(f"{self.path} is open read-only (or closed); open it with mode='a' to append")
         length = episode_length(steps)
         steps = {k: np.ascontiguousarray(v) for k, v in steps.items()}
         if self.n_episodes == 0:
@@ -296,11 +351,13 @@ class EpisodeStore:
         _sync_to_disk()  # the data is on disk before the commit point can be
         # commit point: the new entry of meta/episode_ends
         index = self.n_episodes
-        if self._ends_array.shape[0] <= index:
+        if self._ends_array.shape[0] <= index:  # a store from before the pending slot, or a grow that died
             self._ends_array.resize((index + 1,))
         self._ends_array[index] = stop
         _sync_to_disk()
         self._ends = np.append(self._ends, np.int64(stop))
+        self._ends_array.resize((index + 2,))  # the next pending slot, written so that its chunk file exists
+        self._ends_array[index + 1] = UNCOMMITTED
         return index
 
     # --- internals ------------------------------------------------------------------------------
@@ -315,32 +372,8 @@ class EpisodeStore:
                 f"(this robot_rl {robot_rl.__version__} reads schema_version {SCHEMA_VERSION})"
             )
         self._meta = attrs
-        try:
-            ends_array = self._root["meta/episode_ends"]
-        except KeyError:
-            raise StoreError(
-                f"{self.path}: missing meta/episode_ends (the store is incomplete or not an episode store)"
-            ) from None
-        except Exception as e:  # a damaged zarr.json
-            raise StoreError(f"{self.path}: meta/episode_ends has unreadable metadata: {type(e).__name__}: {e}") from e
-        if not isinstance(ends_array, zarr.Array) or ends_array.ndim != 1 or ends_array.dtype != np.int64:
-            raise StoreError(f"{self.path}: meta/episode_ends must be a 1-D int64 array")
-        self._ends_array = ends_array.with_config(_ARRAY_CONFIG)
-        try:
-            ends = np.asarray(self._ends_array[:], dtype=np.int64)
-        except Exception as e:
-            raise StoreError(
-                f"{self.path}: meta/episode_ends is unreadable (corrupt chunk?): {type(e).__name__}: {e}"
-            ) from e
-        if len(ends) and ends[-1] == _UNCOMMITTED:
-            ends = ends[:-1]  # an append died between growing episode_ends and committing its entry
-        if len(ends) and (ends[0] <= 0 or np.any(np.diff(ends) <= 0)):
-            bad = 0 if ends[0] <= 0 else int(np.argmax(np.diff(ends) <= 0)) + 1
-            raise StoreError(
-                f"{self.path}: meta/episode_ends must be strictly increasing positive row counts; "
-                f"entry {bad} is {ends[bad]} (previous: {ends[bad - 1] if bad else 0})"
-            )
-        self._ends = ends
+        self._ends_array, self._ends = read_index(self.path, self._root)
+        ends = self._ends
         if not (self.path / "data" / "zarr.json").is_file():
             raise StoreError(f"{self.path}: missing the data/ group")
         self._arrays: dict[str, zarr.Array] = {}
@@ -357,7 +390,7 @@ class EpisodeStore:
                 raise StoreError(
                     f"{self.path}: episode_ends[-1] = {n_steps} is beyond the length of data/{key} ({arr.shape[0]} rows)"
                 )
-            self._arrays[key] = arr.with_config(_ARRAY_CONFIG)
+            self._arrays[key] = arr.with_config(ARRAY_CONFIG)
             self._spec[key] = KeySpec(np.dtype(arr.dtype), tuple(arr.shape[1:]))
         if not self._arrays:
             raise StoreError(f"{self.path}: meta/episode_ends lists {len(ends)} episodes but data/ holds no arrays")
@@ -377,7 +410,7 @@ class EpisodeStore:
         for key, ks in spec.items():
             self._arrays[key] = data.create_array(
                 key, shape=(0, *ks.step_shape), chunks=(chunk_rows(key, ks), *ks.step_shape), dtype=ks.dtype,
-                compressors=compressors(key, ks), fill_value=np.zeros((), ks.dtype).item(), config=_ARRAY_CONFIG,
+                compressors=compressors(key, ks), fill_value=np.zeros((), ks.dtype).item(), config=ARRAY_CONFIG,
             )
 
     def _chunk_files(self, arr: zarr.Array, array_dir: Path, start: int, stop: int) -> list[Path]:
