@@ -40,6 +40,13 @@ def payload(store: EpisodeStore, i: int, actor: str, index: int, policy_version:
     return wire.encode_episode(store.get_episode(i % store.n_episodes), meta)
 
 
+def add_camera(episode: dict, size: int) -> dict:
+    """The episode with a black `front` camera of size x size px (and its capture times), as a pixels actor sends."""
+    n = len(episode[keys.ACTION])
+    return {**episode, keys.image_key("front"): np.zeros((n, size, size, 3), np.uint8),
+            keys.t_capture_key("front"): episode[keys.T_CAPTURE]}
+
+
 def learner_config(tmp_path: Path, **overrides) -> LearnerConfig:
     agent_file = tmp_path / "agent.json"
     agent_file.write_text(json.dumps(SMALL_AGENT))
@@ -99,12 +106,13 @@ def test_ingest_stores_each_episode_once_in_order_per_actor_and_refuses_bad_payl
     bad_shape = {**episode, keys.STATE: episode[keys.STATE][:, :20]}
     meta = {"actor_id": "/r3/actor", "index": 0, "policy_version": -1, "success": False, "task_meta": {}}
     refused = service.ingest(wire.encode_episode(bad_shape, meta))
-    assert refused.outcome is Outcome.REFUSED and "'state' must have 28 values" in refused.message
+    assert refused.outcome is Outcome.REFUSED and "'state' must be float32 (28,) per step" in refused.message
     nan_action = {**episode, keys.ACTION: np.full_like(episode[keys.ACTION], np.nan)}
-    assert "non-finite" in service.ingest(wire.encode_episode(nan_action, meta)).message
+    assert "non-finite" in service.ingest(wire.encode_episode(nan_action, {**meta, "index": 1})).message
+    assert service.refused == {"unreadable": 2, "layout": 1, "non_finite": 1, "gap": 1}
 
-    store = EpisodeStore.open(tmp_path / "run" / "episodes")
-    assert store.n_episodes == 3 and service.acks() == {"/r1/actor": 2, "/r2/actor": 1}
+    store = EpisodeStore.open(tmp_path / "run" / "episodes")  # refused episodes are acknowledged, never stored
+    assert store.n_episodes == 3 and service.acks() == {"/r1/actor": 2, "/r2/actor": 1, "/r3/actor": 2}
     assert [source_of(ep) for ep in store.iter_episodes()] == [("/r1/actor", 0), ("/r2/actor", 0), ("/r1/actor", 1)]
     assert np.array_equal(store.get_episode(1)[keys.STATE], demos.get_episode(1)[keys.STATE])
     lines = plog.read_records(tmp_path / "run")
@@ -164,7 +172,7 @@ def test_updates_follow_the_budget_and_a_restarted_service_resumes_counts_agent_
 def test_a_replay_too_big_for_this_machine_is_refused_naming_a_capacity_that_fits(tmp_path, demos):
     service = LearnerService(learner_config(tmp_path, replay_capacity=10**8, encoder="conv"), log=lambda line: None)
     episode = demos.get_episode(0)
-    with_camera = {**episode, keys.image_key("front"): np.zeros((len(episode[keys.ACTION]), 64, 64, 3), np.uint8)}
+    with_camera = add_camera(episode, 64)
     meta = {"actor_id": "/r1/actor", "index": 0, "policy_version": -1, "success": True, "task_meta": {}}
     for _ in range(2):  # refused the same way each time: the learner stays without an agent, never half-built
         result = service.ingest(wire.encode_episode(with_camera, meta))
@@ -209,7 +217,7 @@ def test_image_episodes_without_an_encoder_setting_get_the_pixel_recipe_and_a_lo
     lines: list[str] = []
     service = LearnerService(learner_config(tmp_path, replay_capacity=1000, **overrides), log=lines.append)
     episode = demos.get_episode(0)
-    with_camera = {**episode, keys.image_key("front"): np.zeros((len(episode[keys.ACTION]), 32, 32, 3), np.uint8)}
+    with_camera = add_camera(episode, 32)
     meta = {"actor_id": "/r1/actor", "index": 0, "policy_version": -1, "success": True, "task_meta": {}}
     assert service.ingest(wire.encode_episode(with_camera, meta)).outcome is Outcome.STORED
     cfg = service.agent.cfg

@@ -28,6 +28,7 @@ from robot_rl.agents.checkpoint import load_agent_files
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
 from robot_rl.learner.ledger import source_of
+from robot_rl.nodes import learner as learner_node
 from robot_rl.nodes import protocol
 from robot_rl.training.checkpoint import find_checkpoint
 from rosprocs import Probe
@@ -46,6 +47,9 @@ class _Actors(Probe):
         self.episodes = self.node.create_publisher(UInt8MultiArray, protocol.EPISODES, protocol.EPISODES_QOS)
         self.acks: list[dict[str, int]] = []
         self.policies: list[tuple[bytes, int]] = []
+        self.status: list[dict] = []  # the learner's /learner/status JSON
+        self.node.create_subscription(String, learner_node.STATUS, lambda m: self.status.append(json.loads(m.data)),
+                                      protocol.LATCHED_QOS)
         self.node.create_subscription(String, protocol.ACKS, lambda m: self.acks.append(protocol.acks_from_msg(m)),
                                       protocol.LATCHED_QOS)
         self.node.create_subscription(UInt8MultiArray, protocol.POLICY,
@@ -138,10 +142,11 @@ def test_another_schema_version_is_refused_with_a_log_line_naming_both(setup, mo
     newer = _episode(setup, 0, A, 2)
     monkeypatch.undo()
     actors.send(newer)
-    actors.send(b"\x07" * 50)  # garbled bytes: logged, the learner lives on
+    actors.send(b"\x07" * 50)  # garbled bytes: counted (one log line per reason per 5 s), the learner lives on
     want = f"schema version {wire.WIRE_SCHEMA_VERSION + 1}, this robot_rl reads version {wire.WIRE_SCHEMA_VERSION}"
     assert actors.spin_until(lambda: want in setup["log"].read_text(), timeout_s=10.0), setup["log"].read_text()
-    assert actors.spin_until(lambda: "refused an episode payload (50 bytes)" in setup["log"].read_text(), 10.0)
+    assert f"{protocol.EPISODES}: refused an episode payload" in setup["log"].read_text()
+    assert actors.spin_until(lambda: actors.status and actors.status[-1]["refused"].get("unreadable") == 2, 10.0)
     assert setup["proc"].poll() is None and actors.acks[-1] == {A: 2, B: 2}
 
 
@@ -186,6 +191,26 @@ def test_kill_9_then_restart_restores_acks_and_resumes_training_from_the_checkpo
     assert actors.spin_until(lambda: actors.policies[-1][1] > restart_version, timeout_s=20.0)  # training goes on
 
 
+def test_garbage_and_malformed_episodes_are_refused_and_counted_and_the_next_good_one_is_stored(setup):
+    actors, C = setup["actors"], "/robot_3/actor"
+    good = setup["demos"].get_episode(1)
+    nan_action = {**good, "action": good["action"].copy()}
+    nan_action["action"][2, 0] = np.nan
+    meta = protocol.EpisodeMeta(C, 0, policy_version=-1, success=False, task_meta={"task": "pick_cube"})
+    actors.send(os.urandom(4096))
+    actors.send(protocol.msg_bytes(protocol.episode_msg(nan_action, meta)))  # malformed: refused for good
+    actors.send(protocol.msg_bytes(protocol.episode_msg(good, protocol.EpisodeMeta(C, 1, -1, True, {}))))
+    assert actors.spin_until(lambda: actors.acks[-1].get(C) == 2, timeout_s=15.0), setup["log"].read_text()[-3000:]
+    assert actors.spin_until(lambda: actors.status[-1]["acks"].get(C) == 2, timeout_s=5.0)
+    status = actors.status[-1]
+    assert status["refused"]["non_finite"] == 1 and status["refused"]["unreadable"] >= 1  # since the restart
+    assert status["layout"].startswith("the run's episodes") and setup["proc"].poll() is None
+    log = setup["log"].read_text()
+    assert f"{protocol.EPISODES}: refused episode 0 of '{C}': 'action' holds non-finite values" in log
+    store = EpisodeStore.open(setup["root"] / "run" / "episodes")
+    assert source_of(store.get_episode(store.n_episodes - 1)) == (C, 1)
+
+
 def test_sigint_checkpoints_and_exits_zero(setup):
     proc = setup["proc"]
     proc.send_signal(signal.SIGINT)
@@ -193,9 +218,9 @@ def test_sigint_checkpoints_and_exits_zero(setup):
     log = setup["log"].read_text()
     assert "stopped: checkpoint" in log
     progress = json.loads((find_checkpoint(setup["root"] / "run") / "progress.json").read_text())
-    assert progress["episodes"] == 7
+    assert progress["episodes"] == 8
     lines = (setup["root"] / "run" / "train_episodes.jsonl").read_text().splitlines()
-    assert len(lines) == 7 and json.loads(lines[-1])["actor_id"] == B
+    assert len(lines) == 8 and json.loads(lines[-1])["actor_id"] == "/robot_3/actor"
 
 
 def test_a_learner_without_a_run_dir_exits_2_saying_which_parameter_to_set(capsys):

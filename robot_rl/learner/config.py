@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, ActorLayout, task_spec
 from robot_rl.agents.config import AgentConfig
 from robot_rl.training.config import TUNED_AGENT
 from robot_rl.training.wandb_log import WANDB_MODES
@@ -46,6 +47,15 @@ class LearnerConfig:
     log_every_episodes: int = 10  # log line and wandb train scalars every this many episodes
     success_window: int = 20  # episodes in the rolling success rate
     ack_period_s: float = 1.0  # republish the acks this often (the actors' learner heartbeat)
+    # The episode layout the learner accepts (see robot_rl.learner.layout): with `task` set, the one an actor with
+    # these settings sends; "" = the demos' layout (or a resumed run's), else the first episode that passes every check.
+    task: str = ""  # the actors' task (robot_rl.actor.layout.TASKS), e.g. pick_cube
+    obs_mode: str = "state"  # the actors' obs_mode: state or pixels (with task)
+    cameras: tuple[str, ...] = ("front", "wrist")  # the actors' cameras in pixels mode (with task)
+    image_size: int = 128  # the actors' square image side in px (with task)
+    use_rotation: bool = False  # the actors' actions carry (drx, dry, drz) (with task)
+    joint_names: tuple[str, ...] = DEFAULT_JOINT_NAMES  # the actors' arm joints (their count sets the state size)
+    max_episode_steps: int = 10000  # longest episode accepted; longer ones (and larger payloads) are refused
     seed: int = 0  # seeds the agent and the replay samplers
     device: str = "cpu"  # torch device of the learner: cpu or cuda
     threads: int = 1  # torch intra-op CPU threads (0 = torch's default)
@@ -58,7 +68,7 @@ class LearnerConfig:
         if self.wandb_mode not in WANDB_MODES:
             raise ValueError(f"wandb_mode {self.wandb_mode!r} is not valid; choose one of {list(WANDB_MODES)}")
         for name in ("publish_every_updates", "checkpoint_every_episodes", "log_every_episodes",
-                     "success_window"):
+                     "success_window", "max_episode_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("replay_capacity", "intervention_replay_capacity", "utd_ratio", "batch_size", "min_steps_to_train", "max_updates_per_spin", "keep_checkpoints",
@@ -70,6 +80,14 @@ class LearnerConfig:
                              f"value <= 0 (e.g. -1), got {self.intervention_penalty}")
         if self.ack_period_s <= 0:
             raise ValueError(f"ack_period_s must be > 0, got {self.ack_period_s}")
+        self.actor_layout()  # an unknown task, obs_mode or image size: refused at start, not per episode
+
+    def actor_layout(self) -> ActorLayout | None:
+        """The layout an actor with the configured task settings acts in (None without `task`)."""
+        if not self.task:
+            return None
+        return ActorLayout(task_spec(self.task), self.obs_mode, tuple(self.cameras), self.image_size, 10.0,
+                           self.max_episode_steps, self.use_rotation, tuple(self.joint_names))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

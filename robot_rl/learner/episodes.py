@@ -1,7 +1,7 @@
 """What the learner reads off an episode: its observation spaces (to build an agent), and whether it fits one.
 
-The learner never imports the sim: the observation layout comes from the episodes themselves (the demo
-store's spec, or the first episode an actor sends). An observation key is every stored key that is not
+The learner never imports the sim: the observation layout comes from configuration, the demo store's spec or
+a resumed run (`robot_rl.learner.layout`, which also checks every incoming episode). An observation key is every stored key that is not
 per-step bookkeeping (`robot_rl.keys.STEP_KEYS`, capture times, the learner's source columns); uint8
 (H, W, C) keys are camera images, the rest state vectors -- the same rule as `robot_rl.spaces`.
 """
@@ -20,8 +20,19 @@ from robot_rl.spaces import as_dict_space, obs_spec
 REQUIRED_STEP_KEYS = (keys.ACTION, keys.REWARD, keys.TERMINATED, keys.TRUNCATED)
 
 
+ACTION_LOW, ACTION_HIGH = -1.0, 1.0  # the action space: every actor and env acts in [-1, 1] per dim
+ACTION_TOLERANCE = 1e-3  # refuse actions beyond the bounds by more than this (float rounding passes)
+
+
 class EpisodeMismatch(ValueError):
-    """An episode that does not fit the learner's agent (keys, shapes, dtypes or values)."""
+    """An episode that does not fit the learner's agent (keys, shapes, dtypes or values).
+
+    `reason` is a short tag the learner counts refusals by: layout, length, non_finite, action_range, bool, task_meta.
+    """
+
+    def __init__(self, message: str, reason: str = "layout") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def is_observation_key(key: str) -> bool:
@@ -46,7 +57,7 @@ def spaces_of(step_specs: Mapping[str, tuple[np.dtype, tuple[int, ...]]]) -> tup
     action_shape = tuple(step_specs[keys.ACTION][1])
     if len(action_shape) != 1 or action_shape[0] < 1:
         raise EpisodeMismatch(f"action must be a vector per step, got per-step shape {action_shape}")
-    return gym.spaces.Dict(boxes), gym.spaces.Box(-1.0, 1.0, action_shape, dtype=np.float32)
+    return gym.spaces.Dict(boxes), gym.spaces.Box(ACTION_LOW, ACTION_HIGH, action_shape, dtype=np.float32)
 
 
 def specs_of_arrays(episode: Mapping[str, np.ndarray]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:

@@ -7,8 +7,10 @@
     if service.policy_due(): payload, version = service.take_policy()
     service.maybe_checkpoint()
 
-Ingest order (the delivery guarantee of `robot_rl.nodes.protocol`): decode -> ordering verdict (duplicate:
-ignore; gap: refuse) -> check against the agent -> `EpisodeStore.add_episode` (durable) -> replay -> counts.
+Ingest order (the delivery guarantee of `robot_rl.nodes.protocol`): size bound -> decode -> ordering verdict
+(duplicate: ignore; gap: refuse) -> check against the expected layout (`robot_rl.learner.layout`: configured,
+never taken from whatever arrives first; a bad episode is refused and settled, `robot_rl.learner.refusals`) ->
+`EpisodeStore.add_episode` (durable) -> replay -> counts. Refusals are counted per reason (`status()`).
 The caller acks only after `ingest` returns, so a learner killed at any moment has stored every episode it
 acknowledged. A learner started on a run dir continues it: agent and counters from the latest checkpoint
 (if any), replay and per-actor counts from `<out>/episodes` (episodes after the checkpoint included).
@@ -20,6 +22,7 @@ import dataclasses
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -36,10 +39,12 @@ from robot_rl.cpu import keep_freed_memory
 from robot_rl.agents.config import with_image_encoder
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import progress as plog
+from robot_rl.learner import refusals
 from robot_rl.learner.budget import UpdateBudget
 from robot_rl.learner.config import LearnerConfig
-from robot_rl.learner.episodes import EpisodeMismatch, check_episode, spaces_of, spec_of_spaces, specs_of_arrays
-from robot_rl.learner.ledger import ActorLedger, Verdict, source_columns, source_of
+from robot_rl.learner.episodes import EpisodeMismatch, check_episode, spaces_of, spec_of_spaces
+from robot_rl.learner.layout import EpisodeLayout, expected_layout
+from robot_rl.learner.ledger import ActorLedger, Verdict, encode_actor_id, source_columns, source_of
 from robot_rl.replay import MixedSampler, sizing
 from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training.residual import relabel_with_base
@@ -55,7 +60,7 @@ class Outcome(Enum):
     STORED = "stored"  # new episode, durable, in replay
     DUPLICATE = "duplicate"  # already held: ignored
     GAP = "gap"  # an earlier episode of the actor is missing: refused
-    REFUSED = "refused"  # unreadable, another schema, or does not fit the agent/store
+    REFUSED = "refused"  # unreadable, another schema, or does not fit the layout/store (see IngestResult.reason)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class IngestResult:
     message: str  # what happened, for the log (names actor, index and the reason)
     actor_id: str = ""
     steps: int = 0
+    reason: str = ""  # why it was refused (the status counter): unreadable, too_large, gap, layout, length, ...
 
 
 @dataclass
@@ -101,6 +107,7 @@ class LearnerService:
         self.published_version: int | None = None
         self.since_checkpoint = 0
         self._stats, self._t_start, self.timers = _Stats(), time.perf_counter(), SectionTimers()
+        self.refused: Counter[str] = Counter()  # refused payloads per reason, since this learner started
         ckpt = self._find_checkpoint()
         self.base = load_base_policy(cfg.base_policy, cfg.device) if cfg.base_policy else None  # relabels demos
         if ckpt is not None:
@@ -113,10 +120,12 @@ class LearnerService:
             if self.agent.cfg != self.agent_cfg:
                 self.log(f"the checkpoint's agent config differs from the parameters' and wins: {self.agent.cfg}")
             self.agent_cfg = self.agent.cfg
-        elif self.demo_store is not None and self.demo_store.n_episodes:
-            self._build_agent({k: (s.dtype, s.step_shape) for k, s in self.demo_store.spec.items()})
-        elif self.store is not None and self.store.n_episodes:
-            self._build_agent({k: (s.dtype, s.step_shape) for k, s in self.store.spec.items()})
+        self.layout = expected_layout(self.store, self.cfg.actor_layout(), self.demo_store, self.agent)
+        if self.layout is not None:  # else learned from the first episode that passes every check
+            self.log(f"episodes must have the layout of {self.layout.source}: observations {self.layout.obs_spec}, "
+                     f"action dim {self.layout.action_dim}")
+        if self.agent is None and self.layout is not None:
+            self._build_agent(self.layout.step_specs())
         if self.agent is not None:
             self._make_replays()
             if ckpt is not None:  # generators the checkpoint lacks (demos added on restart) keep their seeds
@@ -154,7 +163,7 @@ class LearnerService:
                  f"{self.agent.action_dim}, utd {self.agent_cfg.utd_ratio}, batch {self.agent_cfg.batch_size}")
 
     def _start_from(self, step_specs: dict) -> None:
-        """Agent and replays for the first episode's spaces; on failure the learner stays without an agent."""
+        """Agent and replays for a learned layout's spaces; on failure the learner stays without an agent."""
         try:
             self._build_agent(step_specs)
             self._make_replays()
@@ -227,7 +236,8 @@ class LearnerService:
             sources.append(source_of(episode))
             self._learn_from(episode)
             self.budget.add_steps(len(episode["action"]))
-        self.ledger = ActorLedger.from_sources(sources)
+        settled = {(r["actor_id"], r["index"]) for r in refusals.read_settled(self.run_dir)} - set(sources)
+        self.ledger = ActorLedger.from_sources(sorted(sources + list(settled)))  # stored or refused for good
         records = plog.keep_first(self.run_dir, n) if n else []
         self._recent = [bool(r["success"]) for r in records[-self.cfg.success_window:]]
         self._recent_interventions = [float(r.get("intervention_rate", 0.0)) for r in records[-self.cfg.success_window:]]
@@ -242,33 +252,53 @@ class LearnerService:
     def ingest(self, payload: bytes) -> IngestResult:
         """Decode, order-check, validate and durably store one episode payload; never raises on bad input."""
         with self.timers("ingest"):
-            return self._ingest(payload)
+            result = self._ingest(payload)
+        if result.outcome in (Outcome.REFUSED, Outcome.GAP):
+            self.refused[result.reason] += 1
+        return result
 
     def _ingest(self, payload: bytes) -> IngestResult:
+        limit = self.layout.max_payload_bytes(self.cfg.max_episode_steps) if self.layout is not None else 0
+        if limit and len(payload) > limit:  # refused before decoding: a huge payload costs no copy and no time
+            return IngestResult(Outcome.REFUSED, f"refused an episode payload of {len(payload)} bytes: an episode of "
+                                f"at most {self.cfg.max_episode_steps} steps of the expected layout is at most {limit} "
+                                f"bytes (max_episode_steps)", reason="too_large")
         try:
             arrays, meta = wire.decode_episode(payload)
             actor_id, index = str(meta["actor_id"]), int(meta["index"])
+            encode_actor_id(actor_id)  # 1..128 bytes: the id the store and the acks can hold
+            if index < 0:
+                raise ValueError(f"episode index {index} < 0")
             policy_version, task_meta = int(meta.get("policy_version", -1)), dict(meta.get("task_meta") or {})
-        except (wire.WireError, KeyError, TypeError, ValueError) as e:
-            return IngestResult(Outcome.REFUSED, f"refused an episode payload ({len(payload)} bytes): {e}")
+        except Exception as e:  # noqa: BLE001 - any payload at all: refused, never raised
+            return IngestResult(Outcome.REFUSED, f"refused an episode payload ({len(payload)} bytes): {e}",
+                                reason="unreadable")
         where = f"episode {index} of {actor_id!r}"
         verdict = self.ledger.verdict(actor_id, index)
         if verdict is Verdict.DUPLICATE:
             return IngestResult(Outcome.DUPLICATE, f"{where} is already stored: ignored", actor_id)
         if verdict is Verdict.GAP:
             return IngestResult(Outcome.GAP, f"refused {where}: expected index {self.ledger.expected(actor_id)} "
-                                f"first (the actor resends the missing ones)", actor_id)
+                                f"first (the actor resends the missing ones)", actor_id, reason="gap")
+        try:
+            layout = self.layout or EpisodeLayout.learn(arrays, f"the first valid episode ({where})", task_meta)
+            n = layout.check(arrays, self.cfg.max_episode_steps, task_meta)
+            self._check_task_meta(task_meta)
+        except EpisodeMismatch as e:
+            return self._settle(actor_id, index, e.reason, f"refused {where}: {e}")
         try:
             if self.agent is None:
-                self._start_from(specs_of_arrays(arrays))
-            n = check_episode(arrays, self.agent.obs_spec, self.agent.action_dim)
-            self._check_task_meta(task_meta)
+                self._start_from(layout.step_specs())
+            if self.layout is None:
+                self.layout = layout
+                self.log(f"episode layout learned from {where} (no task, demos or run to take it from): "
+                         f"observations {layout.obs_spec}, action dim {layout.action_dim}")
             stored = {**arrays, **source_columns(actor_id, index, policy_version, n)}
             if self.store is None:
                 self.store = EpisodeStore.open_or_create(self.run_dir / EPISODES_DIR, {**task_meta, "source": "actors"})
             self.store.add_episode(stored)  # durable from here on: safe to acknowledge
-        except (EpisodeMismatch, StoreError, ValueError) as e:
-            return IngestResult(Outcome.REFUSED, f"refused {where}: {e}", actor_id)
+        except (EpisodeMismatch, StoreError, ValueError, OSError) as e:  # not the episode's fault: it will be resent
+            return IngestResult(Outcome.REFUSED, f"refused {where}: {e}", actor_id, reason="store")
         self._learn_from(arrays)
         self.ledger.record(actor_id, index)
         self.budget.add_steps(n)
@@ -282,7 +312,17 @@ class LearnerService:
         for key in COMPATIBLE_META:
             if key in task_meta and key in have and task_meta[key] != have[key]:
                 raise EpisodeMismatch(f"its task_meta {key!r} is {task_meta[key]!r}, the learner's episodes have "
-                                      f"{have[key]!r} (one learner trains one task setup)")
+                                      f"{have[key]!r} (one learner trains one task setup)", "task_meta")
+
+    def _settle(self, actor_id: str, index: int, reason: str, message: str) -> IngestResult:
+        """Refuse an episode for good: recorded, then counted in the acks so the actor stops resending it."""
+        try:
+            refusals.settle(self.run_dir, actor_id, index, reason, message)
+        except OSError as e:  # not recorded: not acknowledged either (the actor resends it)
+            return IngestResult(Outcome.REFUSED, f"{message}; could not record the refusal: {e}", actor_id, reason=reason)
+        self.ledger.record(actor_id, index)
+        return IngestResult(Outcome.REFUSED, f"{message} (acknowledged as refused: the actor stops resending it)",
+                            actor_id, reason=reason)
 
     def _after_episode(self, arrays: dict, actor_id: str, index: int, policy_version: int) -> None:
         success, ret, steps = plog.summarize(arrays)
@@ -306,16 +346,26 @@ class LearnerService:
         numbers = " ".join(f"{k} {v:.3g}" for k, v in sorted(s.metrics.items()))
         self.log(f"ep {self.progress.episodes} | env steps {self.progress.env_steps} | updates "
                  f"{self.agent.step} | success {rate:.0%} (last {len(self._recent)}) | interventions {interventions:.0%} | {s.episodes / dt:.2f} ep/s "
-                 f"| {s.updates / dt:.1f} upd/s | ingest {ingest_ms:.0f} ms/ep | {numbers}")
+                 f"| {s.updates / dt:.1f} upd/s | ingest {ingest_ms:.0f} ms/ep | {numbers}"
+                 + (f" | refused {dict(sorted(self.refused.items()))}" if self.refused else ""))
         self.wandb.log({**{f"train/{k}": v for k, v in s.metrics.items()}, "train/success_rate_recent": rate,
                         "train/intervention_rate_recent": interventions,
                         "train/updates": self.agent.step, "train/episodes": self.progress.episodes,
                         "perf/updates_per_s": s.updates / dt, "perf/episodes_per_s": s.episodes / dt,
-                        "perf/ingest_ms": ingest_ms, **self.timers.metrics()}, self.progress.env_steps)
+                        "perf/ingest_ms": ingest_ms, **self.timers.metrics(),
+                        **{f"refused/{k}": v for k, v in self.refused.items()}}, self.progress.env_steps)
         self._stats = _Stats(metrics=s.metrics, ingest_s0=self.timers.seconds["ingest"])
 
     def acks(self) -> dict[str, int]:
+        """{actor id: episodes settled} (stored, or refused for good): the acks payload."""
         return self.ledger.counts()
+
+    def status(self) -> dict:
+        """What the node publishes on its status topic: counts, refusals per reason, the layout's source."""
+        return {"episodes": self.progress.episodes, "env_steps": self.progress.env_steps,
+                "updates": self.agent.step if self.agent is not None else 0, "acks": self.acks(),
+                "refused": dict(sorted(self.refused.items())), "refused_total": sum(self.refused.values()),
+                "layout": self.layout.source if self.layout is not None else ""}
 
     # --- training ---------------------------------------------------------------------------------
     def train_chunk(self) -> int:
@@ -377,3 +427,6 @@ class LearnerService:
     def close(self) -> None:
         self.log(f"time: {self.timers.summary()}")
         self.wandb.close()
+        for store in (self.store, self.demo_store):
+            if store is not None and hasattr(store, "close"):
+                store.close()  # releases the run store's writer lock

@@ -7,6 +7,11 @@ A thin shell around `robot_rl.learner.service.LearnerService` speaking the learn
     /learner/acks      (pub, LATCHED_QOS)   {actor_id: episodes stored}, after every ingest and every ack_period_s
     /learner/policy    (pub, LATCHED_QOS)   Policy.to_bytes + version (update step): at start, then every
                                             publish_every_updates updates
+    /learner/status    (pub, LATCHED_QOS)   JSON `LearnerService.status()`: episodes, updates, acks, refusals per
+                                            reason, the layout's source; with every acks message
+
+No payload can end the node: a refused one (garbage, another kind, a malformed or out-of-range episode) is
+counted in the status and logged with one line per reason at most every REFUSAL_LOG_PERIOD_S, naming the topic.
 
 Main loop (one thread): do a chunk of owed updates (at most max_updates_per_spin), publish the policy when due,
 checkpoint when due, then give the executor a turn -- without waiting while updates are owed, waiting up to
@@ -16,6 +21,7 @@ chunk, checkpoint, exit 0. Parameters: `robot_rl.learner.config.LearnerConfig` (
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -27,12 +33,15 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl.learner.config import LearnerConfig
+from robot_rl.learner.refusals import RateLimitedLog
 from robot_rl.learner.service import LearnerService, Outcome
 from robot_rl.nodes import protocol
 from robot_rl.nodes.params import declare_config
 
 IDLE_WAIT_S = 0.1  # longest executor wait when no update is owed
 MAX_TURN_S = 1.0  # longest run of callbacks (a burst of episodes, ~0.1 s each) before the next chunk of updates
+REFUSAL_LOG_PERIOD_S = 5.0  # at most one log line per refusal reason this often
+STATUS = "/learner/status"  # std_msgs/String JSON, latched: the learner's counters (see the module docstring)
 
 
 class LearnerNode(Node):
@@ -42,6 +51,8 @@ class LearnerNode(Node):
         self.service = LearnerService(self.cfg, log=self.get_logger().info)
         self.acks_pub = self.create_publisher(String, protocol.ACKS, protocol.LATCHED_QOS)
         self.policy_pub = self.create_publisher(UInt8MultiArray, protocol.POLICY, protocol.LATCHED_QOS)
+        self.status_pub = self.create_publisher(String, STATUS, protocol.LATCHED_QOS)
+        self.refusal_log = RateLimitedLog(REFUSAL_LOG_PERIOD_S)
         self.create_subscription(UInt8MultiArray, protocol.EPISODES, self._on_episode, protocol.EPISODES_QOS)
         self.create_timer(self.cfg.ack_period_s, self._publish_acks)
         self.callbacks = 0  # messages and timer events handled (to tell an idle executor turn from a busy one)
@@ -53,17 +64,24 @@ class LearnerNode(Node):
         try:
             result = self.service.ingest(protocol.msg_bytes(msg))
         except Exception as e:  # noqa: BLE001 - a bad episode (or a full disk) must not take the learner down
-            self.get_logger().error(f"ingest failed: {type(e).__name__}: {e}")
+            self.service.refused["internal"] += 1
+            self._log_refusal("internal", f"ingest failed: {type(e).__name__}: {e}")
             return
-        if result.outcome is Outcome.REFUSED:
-            self.get_logger().warning(result.message)
+        if result.outcome in (Outcome.REFUSED, Outcome.GAP):
+            self._log_refusal(result.reason, result.message)
         elif result.outcome is not Outcome.STORED:
             self.get_logger().info(result.message)
         self._publish_acks()
 
+    def _log_refusal(self, reason: str, message: str) -> None:
+        line = self.refusal_log.line(reason, f"{protocol.EPISODES}: {message} [{reason}]")
+        if line is not None:
+            self.get_logger().warning(line)
+
     def _publish_acks(self) -> None:
         self.callbacks += 1
         self.acks_pub.publish(protocol.acks_msg(self.service.acks()))
+        self.status_pub.publish(String(data=json.dumps(self.service.status(), sort_keys=True)))
 
     def publish_policy(self) -> None:
         payload, version = self.service.take_policy()
