@@ -9,6 +9,7 @@ from typing import Literal
 
 import pytest
 
+from robot_rl.errors import UsageError
 from robot_rl.training.cli_args import add_dataclass_args, field_comments, from_dict, given_overrides, replace_nested
 from robot_rl.training.config import TrainConfig, config_for_resume
 
@@ -101,9 +102,27 @@ def test_resuming_takes_the_saved_config_and_applies_only_what_was_typed(tmp_pat
     cfg = config_for_resume(tmp_path, {"steps": 3000})
     assert (cfg.steps, cfg.seed, cfg.agent.batch_size) == (3000, 7, 64)
     assert cfg.resume == str(tmp_path) and cfg.out == str(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no train_config.json there"):
+    with pytest.raises(UsageError, match="no train_config.json there"):
         config_for_resume(tmp_path / "nothing", {})
     json.loads((tmp_path / "train_config.json").read_text())  # still valid JSON, untouched
+
+
+def test_resuming_refuses_fixed_options_naming_each_and_applies_changeable_ones(tmp_path):
+    saved = replace_nested(TrainConfig(), {"task": "pick_cube", "agent": {"hidden_dims": (64, 64)}})
+    saved.save(tmp_path / "train_config.json")
+    before = (tmp_path / "train_config.json").read_bytes()
+    with pytest.raises(UsageError, match=r"^cannot change on resume: --task was pick_cube, given peg_insert; "
+                       r"--hidden-dims was 64 64, given 32 32 \(the saved agent"):
+        config_for_resume(tmp_path, {"task": "peg_insert", "agent": {"hidden_dims": (32, 32)}})
+    with pytest.raises(UsageError, match="--obs was state, given pixels"):
+        config_for_resume(tmp_path, {"obs": "pixels"})
+    with pytest.raises(UsageError, match="--out .* differs from --resume"):
+        config_for_resume(tmp_path, {"out": str(tmp_path / "other")})
+    assert (tmp_path / "train_config.json").read_bytes() == before
+    same = config_for_resume(tmp_path, {"task": "pick_cube", "agent": {"hidden_dims": (64, 64)}})  # unchanged: fine
+    assert same.agent.hidden_dims == (64, 64)
+    cfg = config_for_resume(tmp_path, {"agent": {"batch_size": 64, "actor_lr": 5e-4}, "eval_every": 7})
+    assert (cfg.agent.batch_size, cfg.agent.actor_lr, cfg.eval_every) == (64, 5e-4, 7)
 
 
 def test_the_pixel_recipe_adds_its_bc_term_unless_a_weight_is_typed_and_zero_turns_it_off():

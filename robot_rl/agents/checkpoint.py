@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 AGENT_FORMAT = "robot_rl.agent/1"
@@ -79,5 +80,10 @@ def load_agent_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     config = json.loads((path / AGENT_CONFIG).read_text())
     if config.get("format") != AGENT_FORMAT:
         raise ValueError(f"{path / AGENT_CONFIG}: format {config.get('format')!r}, expected {AGENT_FORMAT!r}")
-    state = unflatten_state(load_file(str(path / AGENT_WEIGHTS)), json.loads((path / AGENT_STATE).read_text()))
+    try:
+        tensors = load_file(str(path / AGENT_WEIGHTS))
+    except SafetensorError as e:  # a truncated or overwritten file: name it instead of a bare parser message
+        raise ValueError(f"{path / AGENT_WEIGHTS} is not a readable safetensors file ({e}); it is truncated or "
+                         "corrupt") from e
+    state = unflatten_state(tensors, json.loads((path / AGENT_STATE).read_text()))
     return config, state

@@ -152,6 +152,14 @@ def _add(parser: argparse.ArgumentParser, cls: type, prefix: tuple[str, ...], ta
         _add(parser, tp, (*prefix, f.name), taken, aliases, getattr(defaults, f.name, None))
 
 
+def option_names(cls: type, aliases: dict[str, tuple[str, ...]] | None = None) -> dict[str, str]:
+    """{"steps": "--steps", "agent.batch_size": "--batch-size", ...}: the option `add_dataclass_args` gives each
+    (nested) field, for messages that name what the user typed."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_dataclass_args(parser, cls, aliases)
+    return {a.dest.replace("__", "."): a.option_strings[0] for a in parser._actions if a.option_strings}
+
+
 def given_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The fields the user typed, as a nested dict ({"steps": 5000, "agent": {"batch_size": 128}})."""
     return _collect(vars(args), cls, ())

@@ -115,12 +115,24 @@ class TrainConfig:
 
 
 def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
-    """The saved config of `run_dir` with `overrides` (e.g. {"steps": 20000}) applied, set to resume there."""
+    """The saved config of `run_dir` with `overrides` (e.g. {"steps": 20000}) applied, set to resume there.
+
+    Overrides of fixed options (robot_rl.training.resume: the env, seed, network shapes, ...) that differ from the
+    record are refused with a UsageError before anything is written; the others are applied.
+    """
+    from robot_rl.errors import UsageError
     from robot_rl.training.cli_args import replace_nested
+    from robot_rl.training.resume import check_resume_options
 
     path = Path(run_dir) / CONFIG_JSON
     if not path.exists():
-        raise FileNotFoundError(f"cannot resume {run_dir}: no {CONFIG_JSON} there "
-                                "(expected a run dir made by robot-rl train)")
-    cfg = TrainConfig.from_json(path)
-    return replace_nested(cfg, {**overrides, "resume": str(run_dir), "out": str(run_dir)})
+        raise UsageError(f"cannot resume {run_dir}: no {CONFIG_JSON} there (expected a run dir made by robot-rl "
+                         "train)")
+    recorded = TrainConfig.from_json(path)
+    out = overrides.get("out")
+    if out is not None and Path(out).resolve() != Path(run_dir).resolve():
+        raise UsageError(f"--out {out} differs from --resume {run_dir}: a resumed run continues in its own dir; "
+                         "drop --out")
+    wanted = replace_nested(recorded, {**overrides, "resume": str(run_dir), "out": str(run_dir)})
+    check_resume_options(run_dir, replace_nested(recorded, {"out": str(run_dir)}), wanted)
+    return wanted
