@@ -203,17 +203,13 @@ def test_a_policy_for_another_observation_layout_is_refused_and_the_old_one_kept
     assert learner.episodes[-1][2].policy_version == 5
 
 
-def test_a_policy_that_outputs_nan_never_reaches_the_robot(cell):
+def test_a_policy_with_nan_weights_is_refused_and_the_old_one_kept(cell):
+    """Non-finite weights never load (robot_rl.agents.policy); NaN actions from a loaded policy are held by the
+    SafetyFilter (tests/test_safety*.py)."""
     learner, log, _ = cell
     learner.pub_policy.publish(protocol.policy_msg(_policy_bytes(LAYOUT.obs_spec(), nan=True), version=7))
-    assert learner.spin_until(lambda: "policy v7 loaded" in log.read_text(), 10.0)
-    learner.spin_for(1.0)  # the last v5 command plays out
-    twists_before, n = len(learner.twists), len(learner.episodes)
-    v7 = lambda: [a for _, a, m in learner.episodes[n:] if m.policy_version == 7]  # noqa: E731
-    assert learner.spin_until(lambda: len(v7()) >= 2, 20.0)  # the second one ran under v7 from its start
-    seen = np.asarray(learner.twists[twists_before:])
-    assert len(seen) > 10 and np.all(np.isfinite(seen)) and np.abs(seen).max() == 0.0  # only holds went out
-    assert "safety filter refused action [nan" in log.read_text()
-    episode = v7()[1]
-    for key in (keys.ACTION, keys.POLICY_ACTION, keys.BASE_ACTION):  # nothing non-finite is stored
-        assert np.all(np.isfinite(episode[key])) and np.abs(episode[key][:, :3]).max() == 0.0, key
+    learner.spin_for(2.0)  # taken after the next tick (its refusal log line may be rate-limited: v6 just logged one)
+    assert "policy v7 loaded" not in log.read_text()
+    n = len(learner.episodes)
+    assert learner.spin_until(lambda: len(learner.episodes) > n + 1, 15.0)
+    assert learner.episodes[-1][2].policy_version == 5

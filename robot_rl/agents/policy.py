@@ -19,6 +19,7 @@ from torch import nn
 from robot_rl.agents.config import AgentConfig
 from robot_rl.nets.mlp import mlp
 from robot_rl.nets.obs_encoder import ObsEncoder
+from robot_rl.wire import CHECKSUM_KEY, CHECKSUM_PLACEHOLDER, Header, WireError, read_header, stamp_checksum
 
 GRIPPER_VALUES = (-1.0, 0.0, 1.0)  # the grasp critic's 3 actions, as values of the action's last dim
 POLICY_FORMAT = "robot_rl.policy/1"
@@ -26,16 +27,99 @@ POLICY_WEIGHTS = "policy.safetensors"
 POLICY_CONFIG = "policy.json"
 
 
+# Bounds on what a policy payload's config may declare, checked before any network is built
+MAX_POLICY_TENSORS = 512
+MAX_LAYER_WIDTH = 8192  # hidden and latent widths
+MAX_HIDDEN_LAYERS = 16
+MAX_OBS_DIM = 4096  # any one dim of an observation spec entry (state length, image H/W/C)
+MAX_OBS_KEYS = 64
+MAX_ACTION_DIM = 64
+_SAFETENSORS_DTYPE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+                      torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+class PolicyPayloadError(WireError):
+    """Policy bytes that must not be loaded: malformed, damaged, over bounds, mismatched or non-finite weights."""
+
+
 def safetensors_metadata(data: bytes) -> dict[str, str]:
-    """The `__metadata__` of safetensors bytes (header: 8-byte little-endian length, then JSON)."""
-    if len(data) < 8:
-        raise ValueError(f"{len(data)} bytes are not a safetensors payload")
-    n = int.from_bytes(data[:8], "little")
+    """The `__metadata__` of safetensors bytes, from a bound-checked header (raises PolicyPayloadError)."""
     try:
-        header = json.loads(data[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"bytes are not a safetensors payload: bad header ({e})") from None
-    return header.get("__metadata__", {})
+        return read_header(data, max_tensors=MAX_POLICY_TENSORS, require_checksum=False).metadata
+    except WireError as e:
+        raise PolicyPayloadError(f"bytes are not a readable policy payload: {e}") from None
+
+
+def payload_config(data: bytes) -> dict:
+    """The bounded config of checked, checksummed policy bytes (raises PolicyPayloadError); see `from_bytes`."""
+    try:
+        return _payload_config(read_header(data, max_tensors=MAX_POLICY_TENSORS).metadata)
+    except PolicyPayloadError:
+        raise
+    except WireError as e:
+        raise PolicyPayloadError(f"policy bytes are not a readable safetensors policy payload: {e}") from None
+
+
+def _payload_config(metadata: dict[str, str]) -> dict:
+    """The config JSON of a policy payload, with every declared size bounded (raises PolicyPayloadError)."""
+    if "config" not in metadata:
+        raise PolicyPayloadError("policy bytes carry no config in their safetensors metadata; make them with Policy.to_bytes")
+    try:
+        config = json.loads(metadata["config"])
+    except (ValueError, RecursionError) as e:
+        raise PolicyPayloadError(f"policy config is not JSON: {str(e)[:200]}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("agent_config"), dict):
+        raise PolicyPayloadError("policy config is not a JSON object with an agent_config object")
+    agent, spec, action_dim = config["agent_config"], config.get("obs_spec"), config.get("action_dim")
+    hidden = agent.get("hidden_dims", [])
+    problems = []
+    if not isinstance(hidden, list) or len(hidden) > MAX_HIDDEN_LAYERS or not all(_within(h, MAX_LAYER_WIDTH) for h in hidden):
+        problems.append(f"hidden_dims {str(hidden)[:80]} (at most {MAX_HIDDEN_LAYERS} widths in [1, {MAX_LAYER_WIDTH}])")
+    if "latent_dim" in agent and not _within(agent["latent_dim"], MAX_LAYER_WIDTH):
+        problems.append(f"latent_dim {str(agent['latent_dim'])[:40]} (in [1, {MAX_LAYER_WIDTH}])")
+    if not _within(action_dim, MAX_ACTION_DIM):
+        problems.append(f"action_dim {str(action_dim)[:40]} (in [1, {MAX_ACTION_DIM}])")
+    if not isinstance(spec, dict) or not 0 < len(spec) <= MAX_OBS_KEYS or not all(
+            isinstance(v, list) and 1 <= len(v) <= 3 and all(_within(d, MAX_OBS_DIM) for d in v) for v in spec.values()):
+        problems.append(f"obs_spec {str(spec)[:80]} (at most {MAX_OBS_KEYS} entries of 1-3 dims in [1, {MAX_OBS_DIM}])")
+    if problems:
+        raise PolicyPayloadError("policy config declares sizes out of bounds: " + "; ".join(problems))
+    return config
+
+
+def _within(value, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
+
+
+def checked_weights(data: bytes, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of checksummed policy bytes whose names, shapes and dtypes equal `expected` (a state dict),
+    all finite; raises PolicyPayloadError. For copying new weights into a policy of the same config."""
+    try:
+        header = read_header(data, max_tensors=MAX_POLICY_TENSORS)
+    except WireError as e:
+        raise PolicyPayloadError(f"policy bytes are not a readable safetensors policy payload: {e}") from None
+    return _checked_tensors(data, header, expected)
+
+
+def _checked_tensors(data: bytes, header: Header, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    _check_tensors_match(header, expected)
+    tensors = load(data)  # sizes were checked against `expected`: nothing here is larger than the network
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise PolicyPayloadError(f"policy weights {bad[:5]} hold NaN or infinite values")
+    return tensors
+
+
+def _check_tensors_match(header: Header, expected: dict[str, torch.Tensor]) -> None:
+    """The payload's tensor names, shapes and dtypes must equal those of the network its config builds."""
+    missing, unexpected = sorted(set(expected) - set(header.tensors)), sorted(set(header.tensors) - set(expected))
+    if missing or unexpected:
+        raise PolicyPayloadError(f"policy weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, want in expected.items():
+        got = header.tensors[name]
+        if got.shape != tuple(want.shape) or got.dtype != _SAFETENSORS_DTYPE.get(want.dtype):
+            raise PolicyPayloadError(f"policy weight {name!r} is {got.dtype}{list(got.shape)}, its config builds "
+                                     f"{_SAFETENSORS_DTYPE.get(want.dtype)}{list(want.shape)}")
 
 
 class Actor(nn.Module):
@@ -163,15 +247,32 @@ class Policy(nn.Module):
         return policy
 
     def to_bytes(self) -> bytes:
-        """safetensors bytes with the config JSON in the metadata (for sending weights over ROS)."""
+        """Checksummed safetensors bytes with the config JSON in the metadata (for sending weights over ROS)."""
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        return save(tensors, metadata={"config": json.dumps(self.config_dict())})
+        return stamp_checksum(save(tensors, metadata={"config": json.dumps(self.config_dict()),
+                                                      CHECKSUM_KEY: CHECKSUM_PLACEHOLDER}))
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "Policy":
-        meta = safetensors_metadata(data)
-        if "config" not in meta:
-            raise ValueError("policy bytes carry no config in their safetensors metadata; make them with Policy.to_bytes")
-        policy = cls.from_config_dict(json.loads(meta["config"]), device)
-        policy._load_weights({k: v.to(device) for k, v in load(data).items()})
+        """`to_bytes` output -> policy; raises PolicyPayloadError (a ValueError) for anything else.
+
+        Nothing is allocated from what the payload declares before it is checked: the header and checksum
+        first, then the config's sizes, then the network built on the meta device (no memory) must have
+        exactly the payload's tensor names, shapes and dtypes; only then are weights read, and non-finite
+        ones refused.
+        """
+        data = bytes(data)
+        try:
+            header = read_header(data, max_tensors=MAX_POLICY_TENSORS)
+        except WireError as e:
+            raise PolicyPayloadError(f"policy bytes are not a readable safetensors policy payload: {e}") from None
+        config = _payload_config(header.metadata)
+        try:
+            with torch.device("meta"):  # shapes only: a declared 8192x8192 layer costs no memory here
+                skeleton = cls.from_config_dict(config, "meta")
+        except Exception as e:  # an untrusted config: any failure to build is a refusal, not a crash
+            raise PolicyPayloadError(f"policy config does not build a network: {type(e).__name__}: {str(e)[:200]}") from None
+        tensors = _checked_tensors(data, header, skeleton.state_dict())
+        policy = cls.from_config_dict(config, device)
+        policy._load_weights({k: v.to(device) for k, v in tensors.items()})
         return policy

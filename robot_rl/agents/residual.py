@@ -195,8 +195,8 @@ def is_residual_agent_dir(path: str | Path) -> bool:
 
 def policy_from_bytes(data: bytes, device: str | torch.device = "cpu") -> Policy:
     """A plain or residual policy from `Policy.to_bytes` output, by the format in its config."""
-    from robot_rl.agents.policy import safetensors_metadata
+    from robot_rl.agents.policy import payload_config
 
-    config = json.loads(safetensors_metadata(data).get("config", "{}"))
+    config = payload_config(data)  # checked header, checksum and bounds; raises PolicyPayloadError
     cls = ResidualPolicy if config.get("format") == RESIDUAL_POLICY_FORMAT else Policy
     return cls.from_bytes(data, device)

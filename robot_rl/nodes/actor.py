@@ -19,7 +19,12 @@ Episodes: `reset` service -> fresh data -> act until `task/success` (terminated,
 A wall-clock timer (`_housekeeping`) watches the learner's acks heartbeat and resends unacknowledged
 episodes from the store. Weights from /learner/policy are kept (the newest wins) and put in use right after
 the next tick has sent its command -- copied into the policy in use when its config is the same -- so
-decoding them never delays a command (a decoder thread would, through the GIL: measured up to 150 ms).
+decoding them never delays a command (a decoder thread would, through the GIL: measured up to 150 ms);
+every check runs before anything a payload declares is allocated (robot_rl.nodes.actor_policy).
+No message can end the node or stop its tick: every subscription runs behind `robot_rl.nodes.guard`, which
+refuses what its callback raised on with one rate-limited log line naming the topic, and counts it.
+Status: `actor_status` (std_msgs/String JSON, latched, every 0.5 s wall): phase, ticks, policy version,
+episodes stored, learner presence, and `refused` {topic: count}.
 Parameters: `robot_rl.actor.config.ActorConfig`; the logic without ROS: `robot_rl.actor`; the
 actor<->learner contract: `robot_rl.nodes.protocol`.
 
@@ -47,29 +52,32 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
-from safetensors.torch import load as safetensors_load
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
-from robot_rl import keys, wire
+from robot_rl import keys
 from robot_rl.actor.config import ActorConfig
 from robot_rl.actor.delivery import Outbox, VersionLedger
 from robot_rl.actor.episode import EpisodeMachine, Phase
 from robot_rl.actor.observation import ObservationAssembler
 from robot_rl.agents.policy import Policy
-from robot_rl.agents.residual import ResidualPolicy, policy_from_bytes
+from robot_rl.agents.residual import ResidualPolicy
 from robot_rl.bc.base import load_base_policy
-from robot_rl.agents.policy import safetensors_metadata as policy_metadata
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
 from robot_rl.nodes import actor_inputs, convert, protocol, topics
+from robot_rl.nodes.actor_policy import PolicyInbox
+from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop_convert import teleop_fields_from_msg
 from robot_rl.safety import SafetyFilter, SafetyLimits
 from robot_rl.teleop.arbiter import Arbiter, verdict_of
 from robot_rl.teleop.link import TeleopLink
+
+
+ACTOR_STATUS = "actor_status"  # relative: /robot_1/actor_status
 
 
 class ActorNode(Node):
@@ -119,7 +127,10 @@ class ActorNode(Node):
         self._latency_s: list[float] = []  # per step: command stamp - capture stamp of the oldest input used (node clock)
         self._act_s: list[float] = []  # per step: wall time from the tick's start to its command being published
         self._published_s = 0.0  # node-clock stamp of the last command published
-        self._policy_msg: UInt8MultiArray | None = None  # newest /learner/policy message not yet in use
+        self.inbox = PolicyInbox()  # newest /learner/policy message not yet in use
+        self._policy_config: dict | None = None  # config of the policy in use, as it travels
+        self.refusals = Refusals(self)
+        self._ticks = 0
         self._last_tick = time.monotonic()  # wall time of the last tick (is the node's clock running?)
         self._make_io()
         self.get_logger().info(
@@ -129,12 +140,14 @@ class ActorNode(Node):
             f"{', residual on the base ' + cfg.base_policy if self.base is not None else ''}")
 
     def _make_io(self) -> None:
-        sub = self.create_subscription
+        def sub(msg_type, topic, callback, qos):  # every callback behind the guard: a bad message is refused
+            self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), qos)
         for name, msg_type, qos, to_value in actor_inputs.table(self.layout):
             sub(msg_type, name, lambda msg, name=name, fn=to_value: self._on_input(name, fn, msg), qos)
         sub(String, protocol.ACKS, self._on_acks, protocol.LATCHED_QOS)
         sub(Joy, topics.TELEOP_COMMAND, self._on_teleop, topics.COMMAND_QOS)
-        sub(UInt8MultiArray, protocol.POLICY, self._on_policy, protocol.LATCHED_QOS)
+        sub(UInt8MultiArray, protocol.POLICY, self.inbox.offer, protocol.LATCHED_QOS)
+        self.pub_status = self.create_publisher(String, ACTOR_STATUS, protocol.LATCHED_QOS)
         self.pub_twist = self.create_publisher(TwistStamped, topics.EE_COMMAND, topics.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, topics.GRIPPER_COMMAND, topics.COMMAND_QOS)
         self.pub_episodes = self.create_publisher(UInt8MultiArray, protocol.EPISODES, protocol.EPISODES_QOS)
@@ -145,6 +158,7 @@ class ActorNode(Node):
     # --- main loop --------------------------------------------------------------------------
     def _tick(self) -> None:
         self._last_tick = time.monotonic()
+        self._ticks += 1
         self._control()
         self._take_policy_msg()  # after the command is out: the most time until the next tick
 
@@ -381,13 +395,16 @@ class ActorNode(Node):
         for index in self.outbox.due(self.store.n_episodes, now):
             self.get_logger().info(f"resending episode {index} (the learner holds {self.outbox.acked})")
             self._publish_episode(index)
+        self.pub_status.publish(String(data=json.dumps(self.status())))
+
+    def status(self) -> dict:
+        """What `actor_status` carries: where the node is, and how many messages it refused per topic."""
+        return {"actor_id": self.actor_id, "phase": self.machine.phase.name.lower(), "ticks": self._ticks,
+                "policy_version": self.policy_version, "episodes_stored": self.store.n_episodes,
+                "learner_alive": self._learner_alive, "refused": self.refusals.as_dict()}
 
     def _on_acks(self, msg: String) -> None:
-        try:
-            acks = protocol.acks_from_msg(msg)
-        except wire.WireError as err:
-            self.get_logger().warning(f"dropped acks message: {err}", throttle_duration_sec=5.0)
-            return
+        acks = protocol.acks_from_msg(msg)  # raises on anything but {str: int in [0, 2^63)}: the guard refuses it
         self.outbox.on_acks(acks, time.monotonic())
         if self.outbox.acked > self.store.n_episodes and not self._warned_ack_ahead:
             self._warned_ack_ahead = True
@@ -396,34 +413,15 @@ class ActorNode(Node):
                 f"{self.store.n_episodes}: it will ignore new ones as duplicates; use this actor's original store "
                 "or another node name")
 
-    def _on_policy(self, msg: UInt8MultiArray) -> None:
-        self._policy_msg = msg  # decoded after the next tick (`_take_policy_msg`); a newer one replaces it
-
     def _take_policy_msg(self) -> None:
-        """Decode the waiting weights and put them in use: in place when the config is the one in use (no model
-        construction: ~5x cheaper), else as a new Policy (checked against the layout by `_use_policy`)."""
-        msg, self._policy_msg = self._policy_msg, None
-        if msg is None:
-            return
+        """Decode the waiting weights (if any) and put them in use; a bad payload is refused and counted."""
         try:
-            blob, version = protocol.policy_from_msg(msg)
-            if self.policy is not None and json.loads(policy_metadata(blob).get("config", "null")) == self._policy_config:
-                policy = self._load_in_place(safetensors_load(blob))
-            else:
-                policy = policy_from_bytes(blob)
-        except (wire.WireError, ValueError, RuntimeError, KeyError) as err:
-            self.get_logger().error(f"refused a policy from {protocol.POLICY}, keeping v{self.policy_version}: {err}")
+            taken = self.inbox.take(self.policy, self._policy_config)
+        except Exception as err:  # noqa: BLE001 -- a payload's failure is a refusal, never a crash
+            self.refusals.refuse(protocol.POLICY, f"{type(err).__name__}: {err}; keeping v{self.policy_version}")
             return
-        self._use_policy(policy, version, protocol.POLICY)
-
-    def _load_in_place(self, tensors: dict[str, torch.Tensor]) -> Policy:
-        """Copy weights into the policy in use (same config); every name and shape is checked before anything is copied."""
-        own = self.policy.state_dict()
-        bad = sorted(k for k in set(own) | set(tensors) if k not in own or k not in tensors or own[k].shape != tensors[k].shape)
-        if bad:
-            raise ValueError(f"policy weights do not match their config: {bad[:5]}")
-        self.policy.load_state_dict(tensors)
-        return self.policy
+        if taken is not None:
+            self._use_policy(*taken, protocol.POLICY)
 
     def _use_policy(self, policy: Policy, version: int, source: str) -> None:
         why = self.layout.policy_mismatch(policy.obs_spec, policy.action_dim)
@@ -433,7 +431,10 @@ class ActorNode(Node):
                    f"this actor runs residual RL on {self.cfg.base_policy}: it needs a residual policy (a learner "
                    "started with base_policy), not a plain one")
         if why:
-            self.get_logger().error(f"refused policy v{version} from {source}, keeping v{self.policy_version}: {why}")
+            if source == protocol.POLICY:
+                self.refusals.refuse(source, f"refused policy v{version}, keeping v{self.policy_version}: {why}")
+            else:
+                self.get_logger().error(f"refused policy v{version} from {source}: {why}")
             return
         self.policy, self.policy_version = policy.eval(), version
         self._policy_config = json.loads(json.dumps(policy.config_dict()))  # as it travels (lists, not tuples)
@@ -443,22 +444,16 @@ class ActorNode(Node):
 
     # --- teleop -----------------------------------------------------------------------------
     def _on_teleop(self, msg: Joy) -> None:
-        try:
-            self.teleop.receive(**teleop_fields_from_msg(msg, topics.BASE_FRAME), t_s=time.monotonic())
-        except ValueError as err:
-            self.get_logger().warning(f"dropped {topics.TELEOP_COMMAND} message: {err}", throttle_duration_sec=2.0)
+        self.teleop.receive(**teleop_fields_from_msg(msg, topics.BASE_FRAME), t_s=time.monotonic())
 
     # --- robot inputs -----------------------------------------------------------------------
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_input(self, name: str, to_value: actor_inputs.Converter, msg) -> None:
-        """Convert a robot message and offer it to the assembler; a malformed one is logged and dropped."""
-        try:
-            value, stamp_s = to_value(msg)
-            self.assembler.put(name, value, self._now_s() if stamp_s is None else stamp_s)
-        except ValueError as err:  # convert.MessageError is a ValueError
-            self.get_logger().warning(f"dropped {name} message: {err}", throttle_duration_sec=2.0)
+        """Convert a robot message and offer it to the assembler; a malformed one raises (the guard refuses it)."""
+        value, stamp_s = to_value(msg)
+        self.assembler.put(name, value, self._now_s() if stamp_s is None else stamp_s)
 
 
 def main(argv: list[str] | None = None) -> int:

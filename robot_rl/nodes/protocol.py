@@ -85,16 +85,35 @@ def policy_msg(policy_bytes: bytes, version: int) -> UInt8MultiArray:
 def policy_from_msg(msg: UInt8MultiArray) -> tuple[bytes, int]:
     """-> (bytes for `Policy.from_bytes`, version). Raises wire.WireError."""
     arrays, meta = wire.decode(msg_bytes(msg), POLICY_KIND)
-    return arrays["policy"].tobytes(), int(meta.get("version", -1))
+    blob, version = arrays.get("policy"), meta.get("version", -1)
+    if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
+        raise wire.WireError(f"policy payload must hold one 1-d uint8 array 'policy', got {sorted(arrays)[:5]}")
+    if isinstance(version, bool) or not isinstance(version, int) or not -1 <= version <= 2**63 - 1:
+        raise wire.WireError(f"policy version {str(version)[:40]} is not an int in [-1, 2^63)")
+    return blob.tobytes(), version
 
 
 def acks_msg(stored: dict[str, int]) -> String:
     return String(data=json.dumps(stored, sort_keys=True))
 
 
+MAX_ACKS_BYTES = 1 << 20  # an acks message lists one count per actor: far below this
+MAX_ACK_COUNT = 2**63 - 1  # counts are int64 everywhere downstream
+
+
 def acks_from_msg(msg: String) -> dict[str, int]:
+    """{actor_id: episodes stored}; raises wire.WireError unless a JSON object of ints in [0, 2^63)."""
+    if len(msg.data) > MAX_ACKS_BYTES:
+        raise wire.WireError(f"acks message of {len(msg.data)} bytes exceeds {MAX_ACKS_BYTES}")
     try:
         d = json.loads(msg.data)
-        return {str(k): int(v) for k, v in d.items()}
-    except (ValueError, AttributeError, TypeError) as e:
-        raise wire.WireError(f"acks message is not a JSON object of episode counts: {e}") from None
+    except (ValueError, RecursionError) as e:
+        raise wire.WireError(f"acks message is not JSON: {str(e)[:200]}") from None
+    if not isinstance(d, dict):
+        raise wire.WireError(f"acks message is a JSON {type(d).__name__}, not an object of episode counts")
+    bad = {k: v for k, v in d.items()
+           if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_ACK_COUNT}
+    if bad:
+        shown = {k[:60]: str(v)[:40] for k, v in list(bad.items())[:3]}
+        raise wire.WireError(f"acks message has counts that are not ints in [0, 2^63): {shown}")
+    return d

@@ -25,6 +25,7 @@ from std_msgs.msg import Bool, Float32
 
 from robot_rl import keys
 from robot_rl.nodes import topics
+from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.convert import MessageError, frame_from_image
 from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop import run_node
@@ -64,8 +65,10 @@ class RewardNode(Node):
         self.published = 0
         self.pub_success = self.create_publisher(Bool, topics.TASK_SUCCESS, topics.STATE_QOS)
         self.pub_prob = self.create_publisher(Float32, SUCCESS_PROBABILITY, topics.STATE_QOS)
+        self.refusals = Refusals(self)  # whatever a callback raises on refuses the message, never ends the node
         for cam in self.cameras:
-            self.create_subscription(Image, topics.image_topic(cam), lambda m, c=cam: self._on_image(c, m), topics.SENSOR_QOS)
+            self.create_subscription(Image, topics.image_topic(cam), self.refusals.guarded(
+                topics.image_topic(cam), lambda m, c=cam: self._on_image(c, m)), topics.SENSOR_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self._tick)
         self._last_log_s = self._now_s()
         self.get_logger().info(f"reward classifier {cfg.classifier} up: cameras {self.cameras}, threshold "

@@ -29,6 +29,7 @@ from sensor_msgs.msg import Joy
 
 from robot_rl.interfaces import TeleopCommand
 from robot_rl.nodes import teleop_convert, topics
+from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
 from robot_rl.teleop.joy import JoyMapper
 from robot_rl.teleop.link import EventCounts
@@ -75,12 +76,15 @@ class TeleopNode(Node):
                              f"use {node}, or a joy / spacenav mapping here")
         self.mapper = JoyMapper(mapping)
         self.out = CommandPublisher(self, cfg.base_frame)
+        guarded = Refusals(self).guarded  # whatever a callback raises on refuses the message, never ends the node
         if mapping.source == "joy":
-            self.create_subscription(Joy, topics.JOY, self._on_joy, topics.DEVICE_QOS)
+            self.create_subscription(Joy, topics.JOY, guarded(topics.JOY, self._on_joy), topics.DEVICE_QOS)
             inputs = [topics.JOY]
         else:
-            self.create_subscription(Twist, topics.SPACENAV_TWIST, self._on_spacenav_twist, topics.DEVICE_QOS)
-            self.create_subscription(Joy, topics.SPACENAV_JOY, self._on_spacenav_joy, topics.DEVICE_QOS)
+            self.create_subscription(Twist, topics.SPACENAV_TWIST, guarded(topics.SPACENAV_TWIST, self._on_spacenav_twist),
+                                     topics.DEVICE_QOS)
+            self.create_subscription(Joy, topics.SPACENAV_JOY, guarded(topics.SPACENAV_JOY, self._on_spacenav_joy),
+                                     topics.DEVICE_QOS)
             inputs = [topics.SPACENAV_TWIST, topics.SPACENAV_JOY]
         self.create_timer(1.0 / cfg.rate_hz, self._tick)
         self._was_connected = False
