@@ -46,7 +46,7 @@ def test_compare_reports_first_step_at_threshold_operator_share_and_writes_a_png
 
 def test_compare_refuses_what_is_not_a_run_with_a_clear_message(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main(["compare", str(tmp_path / "empty"), "--out", str(tmp_path / "x.png")]) == 1
+    assert main(["compare", str(tmp_path / "empty"), "--out", str(tmp_path / "x.png")]) == 2
     assert "is not a training run directory: it has no eval.jsonl" in capsys.readouterr().err
     run = _run(tmp_path / "run", [0.0], [])
     assert main(["compare", str(run), "--labels", "a", "b", "--out", str(tmp_path / "x.png")]) == 2

@@ -11,6 +11,7 @@ from safetensors.numpy import load_file
 
 from robot_rl.cli import main
 from robot_rl.data.store import EpisodeStore
+from robot_rl.errors import UsageError
 from robot_rl.training.cli_args import replace_nested
 from robot_rl.training.config import TrainConfig, config_for_resume
 from robot_rl.training.loop import train
@@ -57,7 +58,7 @@ def test_pendulum_trains_through_env_id_with_every_artifact_and_offline_wandb(tm
 def test_a_fresh_run_refuses_a_run_dir_that_already_holds_episodes(tmp_path):
     cfg = replace_nested(_pick_cube_cfg(tmp_path / "run", steps=50), {"scripted_demos": 0, "warmup_steps": 50})
     train(cfg)
-    with pytest.raises(ValueError, match=r"already holds a run \(1 episodes\); continue it with --resume"):
+    with pytest.raises(UsageError, match=r"already holds a run \(1 episodes\): continue it with `robot-rl train --resume"):
         train(cfg)
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from robot_rl.cli import checks
+from robot_rl.errors import UsageError
 
 
 def register(sub) -> None:
@@ -40,7 +42,7 @@ def register(sub) -> None:
         "task it was trained for (or --task) and print the success rate.",
     )
     ev.add_argument("policy", type=Path, metavar="DIR", help="BC checkpoint directory (from `robot-rl bc train`)")
-    ev.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
+    ev.add_argument("--episodes", type=checks.positive_int, default=20, help="evaluation episodes (default: 20)")
     ev.add_argument("--seed", type=int, default=0, help="episode i resets with 10**6 + seed + i (default: 0)")
     ev.add_argument("--task", default=None, help="sim task (default: the one the policy was trained for)")
     ev.add_argument("--execution", choices=("ensemble", "replay"), default=None,
@@ -51,28 +53,44 @@ def register(sub) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from robot_rl.bc.config import BCTrainConfig
-    from robot_rl.bc.train import train_bc
     from robot_rl.training.cli_args import given_overrides, replace_nested
 
-    cfg = replace_nested(BCTrainConfig(), given_overrides(args, BCTrainConfig))
+    try:
+        cfg = replace_nested(BCTrainConfig(), given_overrides(args, BCTrainConfig))
+    except ValueError as e:  # BCTrainConfig's own checks
+        raise UsageError(checks.option_message(str(e))) from e
     if not cfg.demos or not cfg.out:
-        print("error: bc train needs --demos DIR (an episode store) and --out DIR", file=sys.stderr)
-        return 2
+        raise UsageError("bc train needs --demos DIR (an episode store) and --out DIR")
+    demos = checks.open_store(cfg.demos, "--demos")
+    if demos.n_episodes == 0:
+        raise UsageError(f"--demos {cfg.demos} holds 0 episodes; record some first (robot-rl demos record ...)")
+    if cfg.task is not None:
+        checks.check_task(cfg.task)
+    checks.check_device(cfg.device)
+    checks.check_writable_dir(cfg.out)
+    from robot_rl.bc.train import train_bc
+
     train_bc(cfg)
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
+    checks.check_exists(args.policy, "policy", "directory")
+    if args.task is not None:
+        checks.check_task(args.task)
+    checks.check_device(args.device)
     from robot_rl.bc.policy import BCPolicy, ChunkExecution
     from robot_rl.bc.train import eval_line, evaluate_base, task_of
 
-    policy = BCPolicy.load(args.policy, device=args.device)
+    try:
+        policy = BCPolicy.load(args.policy, device=args.device)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from e
     if args.execution:
         policy.execution = ChunkExecution(policy.cfg.chunk_size, args.execution, policy.cfg.ensemble_decay)
     task = task_of(policy.meta, args.task)
     if task is None:
-        print(f"error: {args.policy} names no sim task; pass --task", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.policy} names no sim task; pass --task")
     obs_mode = policy.meta.get("obs_mode") or "state"
     result = evaluate_base(policy, task, obs_mode, args.episodes, seed=args.seed)
     metrics = {"task": task, "obs_mode": obs_mode, **result.metrics()}

@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from robot_rl.cli import checks
+from robot_rl.errors import RunError
+
 _BOARD_HELP = "board YAML (pattern, squares_x, squares_y, square_length_m, marker_length_m, dictionary); " \
               "write one with `robot-rl calibrate board`"
 
@@ -36,7 +39,7 @@ def register(sub) -> None:
     board.add_argument("--square-length", type=float, default=0.04, metavar="M", help="square side in metres (default 0.04)")
     board.add_argument("--marker-length", type=float, default=0.03, metavar="M", help="ArUco marker side in metres (default 0.03)")
     board.add_argument("--dictionary", default="DICT_5X5_100", help="ArUco dictionary (default DICT_5X5_100)")
-    board.add_argument("--dpi", type=int, default=300, help="PNG resolution for printing (default 300)")
+    board.add_argument("--dpi", type=checks.positive_int, default=300, help="PNG resolution for printing (default 300)")
     board.set_defaults(func=_board)
 
     intr = cal_sub.add_parser(
@@ -52,7 +55,7 @@ def register(sub) -> None:
     intr.add_argument("--out", type=Path, required=True, metavar="CAM.yaml", help="camera_info YAML to write")
     intr.add_argument("--camera-name", default="camera", help="camera_name in the result (default camera)")
     intr.add_argument("--max-rms", type=float, default=1.0, metavar="PX", help="refuse above this RMS reprojection error (default 1.0 px)")
-    intr.add_argument("--min-views", type=int, default=6, metavar="N", help="fewest images the board must be found in (default 6)")
+    intr.add_argument("--min-views", type=checks.positive_int, default=6, metavar="N", help="fewest images the board must be found in (default 6)")
     intr.add_argument("--distortion-model", choices=("plumb_bob", "rational_polynomial"), default="plumb_bob",
                       help="5 (plumb_bob) or 8 (rational_polynomial, wide-angle lenses) coefficients")
     intr.set_defaults(func=_intrinsics)
@@ -96,17 +99,17 @@ def register(sub) -> None:
     src.add_argument("--poses", type=Path, metavar="POSES.yaml", help="take the points from a poses file")
     ws.add_argument("--out", type=Path, required=True, metavar="WORKSPACE.yaml", help="workspace YAML to write")
     ws.add_argument("--margin", type=float, default=0.0, metavar="M", help="shrink the box by this on every side (default 0 m)")
-    ws.add_argument("--max-points", type=int, default=8, metavar="N", help="stop after N points (default 8)")
+    ws.add_argument("--max-points", type=checks.positive_int, default=8, metavar="N", help="stop after N points (default 8)")
     ws.add_argument("--frame", default="base", help="frame name of the box (default base)")
     ws.set_defaults(func=_workspace)
 
 
 def _fail(e: Exception) -> int:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    raise RunError(str(e)) from e
 
 
 def _board(args: argparse.Namespace) -> int:
+    checks.check_writable_file(args.out)
     import cv2
 
     from robot_rl_calibration.board import BoardConfig, CalibrationError, board_image
@@ -128,6 +131,7 @@ def _board(args: argparse.Namespace) -> int:
 
 
 def _intrinsics(args: argparse.Namespace) -> int:
+    checks.check_writable_file(args.out)
     from robot_rl_calibration.board import CalibrationError
     from robot_rl_calibration.intrinsics import IntrinsicsConfig, calibrate_dir
     from robot_rl_calibration.io import load_board, save_camera_info
@@ -145,6 +149,7 @@ def _intrinsics(args: argparse.Namespace) -> int:
 
 
 def _hand_eye(args: argparse.Namespace) -> int:
+    checks.check_writable_file(args.out)
     import numpy as np
 
     from robot_rl_calibration.board import CalibrationError
@@ -173,6 +178,7 @@ def _hand_eye(args: argparse.Namespace) -> int:
 
 
 def _workspace(args: argparse.Namespace) -> int:
+    checks.check_writable_file(args.out)
     import numpy as np
 
     from robot_rl_calibration.board import CalibrationError

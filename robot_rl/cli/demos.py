@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from robot_rl.cli import checks
+from robot_rl.cli.checks import positive_int
 from robot_rl.envs import TASK_ENV_IDS
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
-    return value
+from robot_rl.errors import RunError, UsageError
 
 
 def register(sub) -> None:
@@ -55,8 +50,9 @@ def register(sub) -> None:
                         help="teleop: a full stick or key moves at this fraction of the largest action (default 0.5)")
     record.add_argument("--episodes", type=positive_int, required=True, metavar="N", help="episodes to add")
     record.add_argument("--out", type=Path, required=True, metavar="DIR", help="episode store directory")
-    record.add_argument("--obs", choices=("pixels", "state"), default="pixels",
-                        help="observations to store: state vector + camera images (pixels, default) or a flat state vector")
+    record.add_argument("--obs", choices=("state", "pixels"), default="state",
+                        help="observations to store: a flat state vector (state, default, as `robot-rl train`) or "
+                        "proprioception + camera images (pixels, for `robot-rl train --obs pixels`)")
     record.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first attempt (default 0)")
     failures = record.add_mutually_exclusive_group()
     failures.add_argument("--only-success", dest="keep_failures", action="store_false",
@@ -76,6 +72,9 @@ def _record(args: argparse.Namespace) -> int:
     from robot_rl.data.demos import DemoConfig, record_scripted_demos
     from robot_rl.data.store import StoreError
 
+    checks.check_writable_dir(args.out)
+    if args.noise < 0:
+        raise UsageError(f"--noise must be >= 0 (the expert's action noise), got {args.noise}")
     if args.teleop:
         return _record_teleop(args)
 
@@ -86,8 +85,7 @@ def _record(args: argparse.Namespace) -> int:
     try:
         result = record_scripted_demos(cfg)
     except (StoreError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise RunError(str(e)) from e
     print(
         f"recorded {result.added} episodes ({result.added_steps} steps) of {args.task} to {result.store_path}; "
         f"expert success rate {100 * result.success_rate:.1f} % ({result.successes}/{result.attempts} attempts); "
@@ -102,16 +100,14 @@ def _record_teleop(args: argparse.Namespace) -> int:
     from robot_rl.teleop.mapping import MappingError
 
     if not 0 < args.speed <= 1:
-        print(f"error: --speed must be in (0, 1], got {args.speed}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--speed must be in (0, 1], got {args.speed}")
     cfg = TeleopDemoConfig(task=args.task, episodes=args.episodes, out=args.out, device=args.teleop,
                            mapping=args.mapping, obs_mode=args.obs, seed=args.seed, keep_failures=args.keep_failures,
                            translation_scale=args.speed)
     try:
         result = record_teleop_demos(cfg)
     except (StoreError, MappingError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise RunError(str(e)) from e
     print(f"recorded {result.added} episodes of {args.task} by {args.teleop} to {result.store_path} "
           f"({result.successes} successes, {result.failures} failures, {result.discarded} re-recorded); "
           f"the store now holds {result.store_episodes} episodes")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from robot_rl.cli.demos import positive_int
+from robot_rl.cli import checks
+from robot_rl.cli.checks import positive_int
+from robot_rl.errors import RunError, UsageError
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -108,6 +109,8 @@ def register(sub) -> None:
 
 
 def _record(args: argparse.Namespace) -> int:
+    checks.check_task(args.task)
+    checks.check_writable_dir(args.out)
     from robot_rl.reward.collect import CollectConfig, collect_reward_data
 
     counts = collect_reward_data(CollectConfig(task=args.task, out=args.out, episodes=args.episodes, mix=args.mix,
@@ -119,6 +122,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _label(args: argparse.Namespace) -> int:
+    checks.open_store(args.store, "store")
     from robot_rl.data.store import EpisodeStore, StoreError
     from robot_rl.reward.labels import StoreLabels, format_table, parse_edit
 
@@ -127,8 +131,7 @@ def _label(args: argparse.Namespace) -> int:
         for text in args.edits:
             labels.add(parse_edit(text))
     except (StoreError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise RunError(str(e)) from e
     if args.edits or args.source:
         print(f"saved {len(labels.edits)} edits (source {labels.source}) to {labels.save()}")
     print(format_table(labels.table()))
@@ -141,6 +144,10 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    for path in args.data:
+        checks.open_store(path, "--data")
+    checks.check_device(args.device)
+    checks.check_writable_dir(args.out)
     from robot_rl.data.store import StoreError
 
     try:
@@ -148,8 +155,7 @@ def _train(args: argparse.Namespace) -> int:
             from robot_rl.reward.vlm import VLMTrainConfig, train_vlm_classifier
 
             if not args.vlm:
-                print("error: --kind vlm needs --vlm PATH (a local model directory or a cached HF repo id)", file=sys.stderr)
-                return 2
+                raise UsageError("--kind vlm needs --vlm PATH (a local model directory or a cached HF repo id)")
             report = train_vlm_classifier(VLMTrainConfig(
                 data=args.data, out=args.out, model=args.vlm, cameras=args.cameras, prompt=args.prompt,
                 zero_shot=args.zero_shot, steps=args.steps or 300, target_precision=args.target_precision,
@@ -167,8 +173,7 @@ def _train(args: argparse.Namespace) -> int:
                 calibration_skip_flip_frames=args.skip_flip_frames, calibration_prefer_half=args.prefer_half,
                 seed=args.seed, device=args.device, progress=args.progress))
     except (StoreError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise RunError(str(e)) from e
     at = report["held_out_at_threshold"]
     print(f"held-out ({report['frames']['held_out']} frames, {report['episodes']['held_out']} episodes): threshold "
           f"{report['threshold']:.4f}, precision {at['precision']:.3f}, recall {at['recall']:.3f} "
@@ -178,6 +183,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    checks.check_exists(args.classifier, "classifier", "directory")
+    for path in args.data:
+        checks.open_store(path, "--data")
+    if args.out is not None:
+        checks.check_writable_dir(args.out)
     from robot_rl.data.store import StoreError
     import torch
 
@@ -188,7 +198,6 @@ def _eval(args: argparse.Namespace) -> int:
         report = evaluate(args.classifier, list(args.data), args.out, latency_calls=args.latency_calls,
                           label_source=args.source, threshold=args.threshold)
     except (StoreError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise RunError(str(e)) from e
     print(json.dumps(report, indent=1))
     return 0

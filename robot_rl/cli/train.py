@@ -12,6 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from robot_rl.cli import checks
+from robot_rl.errors import RunError, UsageError
+
 
 def register(sub) -> None:
     from robot_rl.training.cli_args import add_dataclass_args
@@ -32,10 +35,10 @@ def register(sub) -> None:
                         description="Evaluate the policy of a checkpoint (a run dir means its latest checkpoint) "
                         "on the env it was trained on.")
     ev.add_argument("checkpoint", type=Path, help="run dir, or <run>/checkpoints/step_<N>")
-    ev.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default: 20)")
+    ev.add_argument("--episodes", type=checks.positive_int, default=20, help="evaluation episodes (default: 20)")
     ev.add_argument("--seed", type=int, default=None, help="base seed (default: the run's, as in its eval.jsonl)")
     ev.add_argument("--video-dir", type=Path, default=None, help="write eval_<checkpoint>.mp4 here (default: no video)")
-    ev.add_argument("--video-episodes", type=int, default=2, help="episodes in the video (default: 2)")
+    ev.add_argument("--video-episodes", type=checks.nonnegative_int, default=2, help="episodes in the video (default: 2)")
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ev.set_defaults(func=_eval)
 
@@ -47,7 +50,7 @@ def register(sub) -> None:
     cmp.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories (robot-rl train --out)")
     cmp.add_argument("--labels", nargs="+", default=None, help="one label per run (default: directory names)")
     cmp.add_argument("--threshold", type=float, default=0.9, help="success rate to reach (default: 0.9)")
-    cmp.add_argument("--bin-steps", type=int, default=1000, help="env steps per operator-share bin (default: 1000)")
+    cmp.add_argument("--bin-steps", type=checks.positive_int, default=1000, help="env steps per operator-share bin (default: 1000)")
     cmp.add_argument("--out", type=Path, default=Path("compare.png"), help="the PNG (default: ./compare.png)")
     cmp.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
     cmp.set_defaults(func=_compare)
@@ -56,22 +59,60 @@ def register(sub) -> None:
 def _train(args: argparse.Namespace) -> int:
     from robot_rl.training.cli_args import given_overrides, replace_nested
     from robot_rl.training.config import TrainConfig, config_for_resume
-    from robot_rl.training.loop import train
 
     overrides = given_overrides(args, TrainConfig)
-    if overrides.get("resume"):
-        cfg = config_for_resume(Path(overrides.pop("resume")), overrides)
-    else:
-        cfg = replace_nested(TrainConfig(), overrides)
+    try:
+        if overrides.get("resume"):
+            checks.check_run_dir(overrides["resume"], "--resume", need_checkpoint=False)
+            cfg = config_for_resume(Path(overrides.pop("resume")), overrides)
+        else:
+            cfg = replace_nested(TrainConfig(), overrides)
+    except ValueError as e:  # TrainConfig's own checks: a bad number or combination of options
+        raise UsageError(checks.option_message(str(e))) from e
+    cfg = _check_train(cfg, obs_given="obs" in overrides)
+    from robot_rl.training.loop import train
+
     train(cfg)
     return 0
 
 
+def _check_train(cfg, obs_given: bool):
+    """Everything about a run that can be checked before demos are recorded or models built; the config to run
+    (with the demos' observation mode when --obs was not typed)."""
+    import dataclasses
+
+    from robot_rl.training.env_factory import env_id_of
+
+    if not cfg.env_id:
+        checks.check_task(cfg.task, env_id_hint=True)
+    checks.check_device(cfg.device)
+    if not cfg.resume:
+        checks.check_new_run_dir(cfg.out or "runs")
+    for option, path in (("--base-policy", cfg.base_policy), ("--reward-classifier", cfg.reward_classifier)):
+        if path:
+            checks.check_exists(path, option)
+    if cfg.demos:
+        sim = not cfg.env_id
+        obs = checks.check_demos(cfg.demos, cfg.task if sim else None, cfg.obs if sim else None,
+                                 obs_given or bool(cfg.resume))
+        if sim and obs != cfg.obs:
+            cfg = dataclasses.replace(cfg, obs=obs)
+    checks.check_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, cfg.max_episode_steps)
+    return cfg
+
+
 def _eval(args: argparse.Namespace) -> int:
+    checks.check_run_dir(args.checkpoint, "checkpoint")
+    checks.check_device(args.device)
+    if args.video_dir is not None:
+        checks.check_writable_dir(args.video_dir, "--video-dir")
     from robot_rl.training.evaluation import evaluate_checkpoint
 
-    result, video = evaluate_checkpoint(args.checkpoint, args.episodes, seed=args.seed, video_dir=args.video_dir,
-                                        video_episodes=args.video_episodes, device=args.device)
+    try:
+        result, video = evaluate_checkpoint(args.checkpoint, args.episodes, seed=args.seed, video_dir=args.video_dir,
+                                            video_episodes=args.video_episodes, device=args.device)
+    except (FileNotFoundError, ValueError) as e:  # an unreadable config or checkpoint of the run
+        raise RunError(f"cannot evaluate {args.checkpoint}: {e}") from e
     line = f"{result.episodes} episodes: return {result.return_mean:.2f} ± {result.return_std:.2f}"
     if result.success_rate is not None:
         line = f"success rate {result.success_rate:.2f} ({result.success_rate:.0%}), " + line
@@ -82,17 +123,20 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    if args.labels is not None and len(args.labels) != len(args.runs):
+        raise UsageError(f"{len(args.labels)} labels for {len(args.runs)} runs; give one --labels entry per run")
+    if not 0 < args.threshold <= 1:
+        raise UsageError(f"--threshold must be a success rate in (0, 1], got {args.threshold}")
+    checks.check_writable_file(args.out)
     from robot_rl.training.compare import format_table, plot_compare, summarize_run
 
-    if args.labels is not None and len(args.labels) != len(args.runs):
-        print(f"error: {len(args.labels)} labels for {len(args.runs)} runs", file=sys.stderr)
-        return 2
     labels = args.labels or [None] * len(args.runs)
     try:
         runs = [summarize_run(d, label, args.threshold, args.bin_steps) for d, label in zip(args.runs, labels)]
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from e
+    except ValueError as e:
+        raise RunError(str(e)) from e
     plot_compare(runs, args.out, args.threshold, args.bin_steps)
     if args.json:
         for r in runs:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def read_train_episodes(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / TRAIN_EPISODES_LOG
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def read_evals(run_dir: Path) -> list[dict[str, Any]]:
@@ -67,7 +68,22 @@ def read_evals(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / EVAL_LOG
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log. A torn last line (a writer killed mid-line) is skipped with a warning on
+    stderr; a damaged line before the last is an error naming it (ValueError)."""
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not JSON ({e}); fix or delete that line") from e
+            print(f"warning: {path}: skipping its torn last line ({len(line)} characters, not JSON)", file=sys.stderr)
+    return records
 
 
 def truncate_evals(run_dir: Path, max_env_steps: int) -> None:

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from robot_rl import envs as sim_envs
-from robot_rl.spaces import as_dict_obs, as_dict_space
+from robot_rl.spaces import as_dict_obs, as_dict_space, image_keys
 
 
 class DictObservation(gym.ObservationWrapper):
@@ -102,6 +102,20 @@ def make_eval_env(env_id: str, obs_mode: str, video_episodes: int,
     print(f"[train] no evaluation videos: {env_id} cannot render ({why})")
     env.close()
     return make_env(env_id, obs_mode, max_episode_steps=max_episode_steps), 0
+
+
+def run_store_meta(env: gym.Env, env_id: str, obs_mode: str) -> dict[str, Any]:
+    """Metadata of a run's own episode store: a sim task's description (task, obs_mode, control rate, layouts, as
+    `robot-rl demos record` stores it), else the env's id, observation mode and control rate where it has one."""
+    meta: dict[str, Any] = {"env_id": env_id, "obs": obs_mode, "source": "online"}
+    task_meta = getattr(env.unwrapped, "task_meta", None)
+    if is_sim_task(env_id) and callable(task_meta):
+        return {**task_meta(), **meta}
+    meta["obs_mode"] = "pixels" if image_keys(as_dict_space(env.observation_space)) else "state"
+    dt_s = getattr(env.unwrapped, "dt", None)
+    if isinstance(dt_s, (int, float)) and dt_s > 0:
+        meta["control_rate_hz"] = round(1.0 / float(dt_s), 6)
+    return meta
 
 
 def success_of(info: dict[str, Any]) -> bool | None:

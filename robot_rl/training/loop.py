@@ -41,7 +41,7 @@ from tqdm import tqdm
 from robot_rl import keys
 from robot_rl.agents import Agent, make_agent
 from robot_rl.agents.config import with_image_encoder
-from robot_rl.agents.residual import ResidualAgent, make_residual_agent
+from robot_rl.agents.residual import make_residual_agent
 from robot_rl.bench.timing import available_cores
 from robot_rl.cpu import keep_freed_memory
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
@@ -50,12 +50,14 @@ from robot_rl.data.store import EpisodeStore
 from robot_rl.replay import MixedSampler, ReplayBuffer, sizing
 from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training import curves
-from robot_rl.training.checkpoint import Progress, find_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from robot_rl.training.checkpoint import Progress, restore_rng_state, rng_state, save_checkpoint
 from robot_rl.training.config import CONFIG_JSON, TrainConfig
-from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, make_eval_env, success_of
+from robot_rl.training.env_factory import (env_id_of, is_sim_task, make_env, make_eval_env, run_store_meta,
+                                           success_of)
 from robot_rl.training.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate, write_episodes_mp4
 from robot_rl.training.intervention import SimOperator, add_interventions, intervention_replay_rows, make_sim_operator
 from robot_rl.training.residual import ResidualActing, make_residual_acting
+from robot_rl.training.resume import check_new_out, resume_checkpoint, resume_from
 from robot_rl.training.timers import SectionTimers
 from robot_rl.training.wandb_log import WandbLog
 
@@ -172,23 +174,6 @@ def refill_replays(online: ReplayBuffer, store: EpisodeStore, intervention_demos
     return records
 
 
-def resume_from(run_dir: Path, cfg: TrainConfig, store: EpisodeStore) -> tuple[Agent, Progress, Path]:
-    """The latest checkpoint's agent (nets, optimisers, its RNG) and counters, counting episodes recorded after it."""
-    ckpt = find_checkpoint(run_dir)
-    agent = (ResidualAgent if cfg.base_policy else Agent).load(ckpt / "agent", device=cfg.device)
-    progress = Progress.from_json(ckpt / "progress.json")
-    if store.n_episodes < progress.episodes:
-        raise ValueError(f"{store.path} holds {store.n_episodes} episodes but checkpoint {ckpt} counted "
-                         f"{progress.episodes}: the episode store does not belong to this checkpoint")
-    if store.n_episodes > progress.episodes:  # finished after the checkpoint: keep their data and count their steps
-        extra = store.episode_lengths[progress.episodes:]
-        print(f"[train] {len(extra)} episodes ({int(extra.sum())} steps) were recorded after {ckpt.name}; "
-              "they go back into replay")
-        progress.env_steps += int(extra.sum())
-        progress.episodes = store.n_episodes
-    return agent, progress, ckpt
-
-
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed python, numpy's global and torch's global generators; the loop's own numpy Generator."""
     random.seed(seed)
@@ -242,15 +227,18 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ValueError(f"--operator needs a sim task (its scripted operator reads the simulator's ground truth); "
                          f"{env_id_of(cfg.task, cfg.env_id)} is not one: use --task pick_cube or peg_insert, "
                          "or drop --operator")
+    if cfg.out and not cfg.resume:
+        check_new_out(Path(cfg.out))  # before make_run_dir rewrites the config of a run already there
     run_dir = Path(cfg.resume) if cfg.resume else make_run_dir(cfg)
+    ckpt = resume_checkpoint(run_dir, cfg) if cfg.resume else None
     if cfg.resume:
-        cfg.save(run_dir / CONFIG_JSON)
+        cfg.save(run_dir / CONFIG_JSON)  # what runs: the record with the changeable options given now
     env_id = env_id_of(cfg.task, cfg.env_id)
     title = f"{env_id} ({cfg.obs})" if is_sim_task(env_id) else env_id
-    store = EpisodeStore.open_or_create(run_dir / "episodes", {"env_id": env_id, "obs": cfg.obs, "source": "online"})
     demo_store = make_demo_store(cfg, env_id, run_dir)
 
     env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps, reward_classifier=cfg.reward_classifier)
+    store = EpisodeStore.open_or_create(run_dir / "episodes", run_store_meta(env, env_id, cfg.obs))
     eval_env, video_episodes = make_eval_env(env_id, cfg.obs, cfg.video_episodes, cfg.max_episode_steps)
     obs_space, action_dim = env.observation_space, int(np.prod(env.action_space.shape))
     has_images = bool(image_keys(as_dict_space(obs_space)))
@@ -258,26 +246,23 @@ def train(cfg: TrainConfig) -> TrainResult:
     if threads:  # small state nets run best on one thread; image batches' GEMMs scale with cores
         torch.set_num_threads(threads)
     keep_freed_memory()  # multi-MiB update tensors reuse freed memory instead of fresh page-faulting mmaps
-    if not cfg.resume:
+    if ckpt is None:
         cfg.agent, note = with_image_encoder(cfg.agent, has_images)
         if note:
             print(f"[train] {note}")
             cfg.save(run_dir / CONFIG_JSON)
     # wandb first: nothing it does at start-up can then touch the random streams seeded below
-    resume_id = Progress.from_json(find_checkpoint(run_dir) / "progress.json").wandb_run_id if cfg.resume else None
+    resume_id = Progress.from_json(ckpt / "progress.json").wandb_run_id if ckpt is not None else None
     log = WandbLog(run_dir, cfg.wandb_mode if cfg.wandb else "disabled", cfg.wandb_project, run_dir.name,
                    cfg.to_dict(), resume_id=resume_id)
     np_rng = seed_everything(cfg.seed)
-    if cfg.resume:
-        agent, progress, ckpt = resume_from(run_dir, cfg, store)
-    elif store.n_episodes > 0:
-        raise ValueError(f"{run_dir} already holds a run ({store.n_episodes} episodes); continue it with "
-                         f"--resume {run_dir}, or pass a new --out")
-    else:
+    if ckpt is not None:
+        agent, progress = resume_from(ckpt, cfg, store)
+    else:  # a new run, or one stopped before its first checkpoint: a new agent, counting the recorded episodes
         agent = (make_residual_agent(cfg.agent, cfg.residual, obs_space, env.action_space, device=cfg.device,
                                      seed=cfg.seed) if cfg.base_policy else
                  make_agent(cfg.agent, obs_space, env.action_space, device=cfg.device, seed=cfg.seed))
-        progress = Progress()
+        progress = Progress(env_steps=store.n_steps, episodes=store.n_episodes)
     # residual RL: the base policy acts every step, the agent learns a correction (robot_rl.training.residual)
     residual = None if not cfg.base_policy else make_residual_acting(cfg.base_policy, agent, cfg.base_noise, np_rng,
                                                                       cfg.device)
@@ -291,8 +276,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     online, demos, sampler = make_replays(cfg, agent, demo_store, relabel=residual.relabel if residual else None,
                                           intervention_rows=intervention_rows)
     generators = {"online_replay": online.generator, **({"demo_replay": demos.generator} if demos is not None else {})}
-    if cfg.resume:
-        restore_rng_state(json.loads((ckpt / "rng.json").read_text()), np_rng, generators)
+    if ckpt is not None:  # generators the checkpoint lacks (demos or an operator added on resume) keep their seeds
+        state = json.loads((ckpt / "rng.json").read_text())
+        restore_rng_state(state, np_rng, {k: g for k, g in generators.items() if k in state["torch_generators"]})
         curves.truncate_evals(run_dir, progress.env_steps)
         print(f"[train] resumed from {ckpt}: {progress.env_steps} env steps, {progress.episodes} episodes, "
               f"{agent.step} updates")
@@ -304,7 +290,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         log.close()
         env.close()
         eval_env.close()
-        return TrainResult(run_dir, progress, curves.read_evals(run_dir), find_checkpoint(run_dir),
+        return TrainResult(run_dir, progress, curves.read_evals(run_dir), ckpt,
                            {"online": len(online), "demos": len(demos) if demos is not None else 0})
     print(f"[train] {title}: online replay {len(online)} transitions, demos "
           f"{len(demos) if demos is not None else 0} transitions -> {run_dir}")

@@ -1,0 +1,167 @@
+"""Every refusal of `robot-rl` is one line on stderr with exit 2 (usage) or 1 (runtime), no traceback, and leaves the
+files it was pointed at as they were. Each row runs the real console script in a fresh tmp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robot_rl.data.store import EpisodeStore
+from test_store import _make_episode
+
+ROBOT_RL = Path(sys.executable).parent / "robot-rl"
+STATE_META = {"task": "pick_cube", "obs_mode": "state", "control_rate_hz": 10.0}
+
+
+def _make_fixtures(root: Path) -> None:
+    """What the bad inputs point at: stores (empty, of another task, of pixels), a non-run dir, a file, a run dir
+    without checkpoints, a run dir with a torn eval.jsonl."""
+    EpisodeStore.create(root / "empty_store", STATE_META)
+    for name, meta in (("peg_store", {**STATE_META, "task": "peg_insert"}),
+                       ("pixel_store", {**STATE_META, "obs_mode": "pixels"})):
+        EpisodeStore.create(root / name, meta).add_episode(_make_episode(0, 5, image_hw=(8, 8)))
+    (root / "not_a_run").mkdir()
+    (root / "not_a_run" / "notes.txt").write_text("hello\n")
+    (root / "a_file").write_text("not a directory\n")
+    (root / "fresh_run").mkdir()
+    (root / "fresh_run" / "train_config.json").write_text("{}\n")
+    torn = root / "torn_run"
+    torn.mkdir()
+    (torn / "eval.jsonl").write_text(json.dumps({"env_steps": 0, "success_rate": 0.0, "return_mean": 0.0}) + "\n"
+                                     + '{"env_steps": 100, "succ')
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_errors")
+    _make_fixtures(root)
+    return root
+
+
+def _run(argv: list[str], cwd: Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONWARNINGS": "ignore"}
+    env.pop("ROBOT_RL_DEBUG", None)
+    return subprocess.run([str(ROBOT_RL), *argv], cwd=cwd, env={**env, **(extra_env or {})}, capture_output=True,
+                          text=True, timeout=120)
+
+
+# (argv, exit code, a word the one-line message must contain)
+BAD_INPUTS = [
+    (["train", "--steps", "0"], 2, "--steps must be >= 1"),
+    (["train", "--task", "fly"], 2, "pick_cube"),
+    (["train", "--device", "cuda:7"], 2, "--device"),
+    (["train", "--demos", "missing"], 2, "does not exist"),
+    (["train", "--demos", "not_a_run"], 2, "not an episode store"),
+    (["train", "--demos", "empty_store"], 2, "0 episodes"),
+    (["train", "--demos", "peg_store"], 2, "--task peg_insert"),
+    (["train", "--demos", "pixel_store", "--obs", "state"], 2, "--obs pixels"),
+    (["train", "--env-id", "NoSuchEnv-v9"], 2, "--env-id"),
+    (["train", "--out", "a_file/run"], 2, "cannot be created"),
+    (["train", "--out", "/proc/robot_rl_run"], 2, "not writable"),
+    (["train", "--resume", "not_a_run"], 2, "not a training run"),
+    (["train", "--base-policy", "missing"], 2, "does not exist"),
+    (["eval", "not_a_run"], 2, "train_config.json"),
+    (["eval", "fresh_run"], 2, "no checkpoint yet"),
+    (["eval", "not_a_run", "--episodes", "0"], 2, "positive integer"),
+    (["compare", "not_a_run"], 2, "eval.jsonl"),
+    (["compare", "torn_run", "--labels", "a", "b"], 2, "2 labels for 1 runs"),
+    (["bc", "eval", "not_a_run"], 2, "bc_policy"),
+    (["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "0", "--out", "d"], 2, "positive"),
+    (["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "1", "--out", "a_file"], 2, "is a file"),
+    (["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "1", "--out", "pixel_store"], 1,
+     "obs_mode"),
+    (["data", "info", "missing"], 1, "does not exist"),
+    (["data", "view", "pixel_store", "--episode", "5"], 2, "out of range"),
+    (["reward", "record", "--task", "fly", "--out", "r"], 2, "pick_cube"),
+    (["reward", "label", "not_a_run"], 2, "not an episode store"),
+    (["calibrate", "board", "--out", "a_file/board.yaml"], 2, "is a file"),
+    (["calibrate", "intrinsics", "--images", "missing", "--board", "missing.yaml", "--out", "cam.yaml"], 1,
+     "does not exist"),
+    (["up", "no_such_setup"], 2, "sim_single"),
+    (["bench", "learner", "--device", "cuda"], 2, "no CUDA GPU"),
+    (["no-such-command"], 2, "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv,code,word", BAD_INPUTS, ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
+def test_a_bad_input_is_one_line_with_its_exit_code_and_changes_nothing(workdir, argv, code, word):
+    before = _snapshot(workdir)
+    out = _run(argv, workdir)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in out.stderr, out.stderr
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{out.stderr}"
+    assert lines[0].startswith("robot-rl"), lines[0]
+    assert word in lines[0], lines[0]
+    assert out.returncode == code, (out.returncode, lines[0])
+    assert _snapshot(workdir) == before, "a refused command changed files"
+    assert not any(p.name.startswith(".robot_rl-write-check") for p in workdir.rglob("*"))
+
+
+def test_debug_shows_the_traceback_of_a_refusal(workdir):
+    for extra, argv in (({}, ["--debug", "train", "--task", "fly"]), ({"ROBOT_RL_DEBUG": "1"}, ["train", "--task", "fly"])):
+        out = _run(argv, workdir, extra)
+        assert out.returncode == 2
+        assert "Traceback (most recent call last)" in out.stderr and "UsageError" in out.stderr
+        assert out.stderr.strip().splitlines()[-1].startswith("robot-rl: error: unknown --task 'fly'")
+
+
+def test_a_closed_pipe_ends_quietly(workdir):
+    """`robot-rl data info S | head -1`: the reader leaves early; no BrokenPipeError, exit 0."""
+    proc = subprocess.run(f"'{ROBOT_RL}' data info pixel_store | head -1", shell=True, cwd=workdir,
+                          capture_output=True, text=True, timeout=60, executable="/bin/bash",
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert len(proc.stdout.splitlines()) == 1
+    assert "BrokenPipe" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_torn_last_eval_line_is_skipped_with_a_warning(workdir, capsys):
+    from robot_rl.training.curves import read_evals
+
+    assert [r["env_steps"] for r in read_evals(workdir / "torn_run")] == [0]
+    assert "skipping its torn last line" in capsys.readouterr().err
+
+
+TINY_RUN = ["--steps", "50", "--warmup-steps", "25", "--eval-every", "50", "--eval-episodes", "1", "--video-episodes",
+            "0", "--checkpoint-every", "50", "--no-wandb", "--no-progress-bar", "--hidden-dims", "16", "16",
+            "--batch-size", "16", "--utd", "1"]
+
+
+def test_train_runs_on_a_gymnasium_mujoco_env_and_its_store_names_obs_mode_and_rate(tmp_path):
+    """gymnasium's own MuJoCo envs need its mujoco extra (imageio); the run's store says what it holds."""
+    from robot_rl.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--env-id", "InvertedPendulum-v5", "--max-episode-steps", "25", *TINY_RUN,
+                 "--out", str(out)]) == 0
+    store = EpisodeStore.open(out / "episodes")
+    assert store.n_steps >= 50 and store.spec["state"].step_shape == (4,)
+    assert store.meta["env_id"] == "InvertedPendulum-v5" and store.meta["obs_mode"] == "state"
+    assert store.meta["control_rate_hz"] == pytest.approx(25.0)  # dt 0.04 s
+
+
+def test_a_sim_runs_store_has_the_task_obs_mode_and_control_rate_of_recorded_demos(tmp_path):
+    from robot_rl.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "pick_cube", "--scripted-demos", "0", "--max-episode-steps", "25", *TINY_RUN,
+                 "--out", str(out)]) == 0
+    meta = EpisodeStore.open(out / "episodes").meta
+    assert (meta["task"], meta["obs_mode"], meta["control_rate_hz"]) == ("pick_cube", "state", 10.0)
+    assert meta["source"] == "online" and meta["obs_layout"]["state"]
+
+
+def test_train_without_obs_takes_the_demos_mode_and_says_so(workdir, capsys):
+    from robot_rl.cli.checks import check_demos
+
+    assert check_demos(str(workdir / "pixel_store"), "pick_cube", "state", obs_given=False) == "pixels"
+    assert "holds pixels observations: training with --obs pixels" in capsys.readouterr().out
