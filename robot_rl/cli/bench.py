@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from robot_rl.bench.learner import SPECS, LearnerBenchConfig
 from robot_rl.bench.sim import OBS_MODES, SimBenchConfig
@@ -104,6 +105,33 @@ def register(sub) -> None:
     ros.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     ros.set_defaults(func=_ros)
 
+    learning = bench_sub.add_parser(
+        "learning",
+        help="multi-seed learning: variants x seeds as separate training runs; first env step at 90 %%, medians, PNG",
+        description="Runs `robot-rl train` for every (variant, seed) as its own process (one torch thread each, --jobs "
+        "at once), resumable: run the same command again after a stop. Writes <out>/<variant>/seed_<S> (ordinary run "
+        "dirs), then <out>/results.md (per-seed first env step at --threshold, median and spread per variant, the "
+        "lowest success after it, final success, wall-clock, the operator's share per 1 k steps), results.json and "
+        "results.png (median curve with min-max band per variant), and prints the table.",
+    )
+    learning.add_argument("--task", default="pick_cube", help="sim task (default pick_cube)")
+    learning.add_argument("--obs", choices=("state", "pixels"), default="state", help="observation mode (default state)")
+    learning.add_argument("--variant", dest="variants", action="append", metavar='NAME[="OPTIONS"]',
+                          help='a variant: a name and `robot-rl train` options, e.g. op="--operator" or '
+                               'residual="--base-policy runs/bc5"; repeat for more (default: one variant, "default")')
+    learning.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
+    learning.add_argument("--seed-list", type=int, nargs="+", metavar="S", help="these seeds instead of --seeds")
+    learning.add_argument("--steps", type=int, default=10_000, metavar="N", help="env steps per run (default 10000)")
+    learning.add_argument("--eval-every", type=int, default=1_000, metavar="N", help="env steps between evaluations (default 1000)")
+    learning.add_argument("--eval-episodes", type=int, default=10, metavar="N", help="episodes per evaluation (default 10)")
+    learning.add_argument("--threshold", type=float, default=0.9, help="success rate to reach (default 0.9)")
+    learning.add_argument("--jobs", type=int, default=0, metavar="N", help="runs at once (default 0: one per CPU core)")
+    learning.add_argument("--train-args", default="", metavar='"OPTIONS"',
+                          help='`robot-rl train` options for every run, before the variant\'s (e.g. "--replay-capacity 30000")')
+    learning.add_argument("--out", type=Path, required=True, metavar="DIR", help="the grid's directory (reused to resume)")
+    learning.add_argument("--report-only", action="store_true", help="write the report from the runs there, start none")
+    learning.set_defaults(func=_learning)
+
 
 def _sim(args: argparse.Namespace) -> int:
     from robot_rl.bench.peer import PeerError
@@ -135,10 +163,9 @@ def _learner(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(available_cores())  # the peer process does the same
     keep_freed_memory()  # as `robot-rl train` and the learner node do; the peer runs as it ships
-    if args.device == "cuda":
-        if not torch.cuda.is_available():
-            print("error: --device cuda was asked for but torch sees no CUDA device; use --device cpu", file=sys.stderr)
-            return 1
+    from robot_rl.cli.checks import check_device
+
+    check_device(args.device)  # before anything is built or timed
     try:  # bad settings and a missing peer interpreter fail here, before anything is timed
         cfg = LearnerBenchConfig(
             configs=tuple(dict.fromkeys(args.config)), updates=args.updates, warmup_steps=args.warmup_steps,
@@ -169,6 +196,36 @@ def _ros(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     _print([result], args.json, lambda: format_ros_table(result))
+    return 0
+
+
+def _learning(args: argparse.Namespace) -> int:
+    import shlex
+
+    from robot_rl.bench.learning import LearningBenchConfig, Variant, recorded_variants, run_grid
+    from robot_rl.bench.learning_report import collect, write_report
+    from robot_rl.errors import RunError, UsageError
+
+    try:
+        train_args = tuple(shlex.split(args.train_args))
+    except ValueError as e:
+        raise UsageError(f"--train-args: cannot split {args.train_args!r}: {e}") from None
+    variants = [Variant.parse(v) for v in (args.variants or recorded_variants(args.out) or ["default"])]
+    cfg = LearningBenchConfig(out=args.out, task=args.task, obs=args.obs, variants=variants,
+                              seeds=list(args.seed_list) if args.seed_list else list(range(args.seeds)),
+                              steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                              threshold=args.threshold, jobs=args.jobs, train_args=train_args)
+    failed = [] if args.report_only else run_grid(cfg)
+    command = cfg.command()
+    results = collect(cfg.out, [v.name for v in variants], cfg.seeds, cfg.threshold)
+    if not any(v.seeds for v in results):
+        raise RunError(f"no run in {cfg.out} has an evaluation yet; see the logs beside the run dirs")
+    title = f"{cfg.task}, {cfg.obs}, {len(cfg.seeds)} seeds, {cfg.steps} env steps"
+    print(write_report(cfg.out, results, cfg.threshold, cfg.steps, command, title), end="", flush=True)
+    print(f"bench learning: wrote {cfg.out / 'results.md'}, results.json, results.png", file=sys.stderr)
+    if failed:
+        raise RunError(f"{len(failed)} run(s) failed: {', '.join(r.label for r in failed)}; their logs are beside "
+                       "the run dirs (*.train.log); run the same command again to retry them")
     return 0
 
 
