@@ -18,6 +18,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robot_rl.interfaces import RobotState, WorkspaceBox  # noqa: E402
+from robot_rl.safety import clip_toward_box  # noqa: E402
 from robot_rl_drivers.adapters import COMMAND_MODES, AdapterError, ArmAdapter  # noqa: E402
 from robot_rl_drivers.arm_pose import quat_from_rotvec, quat_mul  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
@@ -99,7 +100,7 @@ class SimArmAdapter(ArmAdapter):
             return super().send_velocity(linvel_m_s, angvel_rad_s)
         self._check_fault()
         ctl, dt_s = self._arm().controller, 1.0 / self.control_rate_hz
-        pos = self.spec.workspace.clip(ctl.target_pos_m + np.asarray(linvel_m_s) * dt_s)
+        pos = clip_toward_box(ctl.target_pos_m + np.asarray(linvel_m_s) * dt_s, ctl.target_pos_m, self.spec.workspace)
         ctl.set_target(pos, quat_mul(quat_from_rotvec(np.asarray(angvel_rad_s) * dt_s), ctl.target_quat_wxyz))
         self.sent_commands += 1
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.interfaces import EECommand, Robot, RobotSpec, RobotState
+from robot_rl.safety import clip_toward_box
 from robot_rl_drivers.arm_pose import quat_from_rotvec, quat_mul
 
 COMMAND_MODES = ("pose", "velocity")
@@ -151,9 +152,10 @@ class AdapterRobot(Robot):
         self.sync_target()
 
     def sync_target(self) -> RobotState:
-        """The target becomes the measured tool pose (after a hold, a home move or a recovery)."""
+        """The target becomes the measured tool pose (after a hold, a home move or a recovery); outside the box
+        too (not snapped in: the safety filter brings it back at its rate limits)."""
         state = self.adapter.read()
-        self.target_pos_m = self.spec.workspace.clip(state.ee_pos_m)
+        self.target_pos_m = np.asarray(state.ee_pos_m, dtype=np.float64).copy()
         self.target_quat_wxyz = state.ee_quat_wxyz / np.linalg.norm(state.ee_quat_wxyz)
         return state
 
@@ -169,11 +171,12 @@ class AdapterRobot(Robot):
         if not (np.all(np.isfinite(delta_pos)) and np.all(np.isfinite(delta_rot)) and math.isfinite(cmd.gripper)):
             raise ValueError(f"EECommand must be finite, got {cmd}; nothing was sent to the arm")
         tool = self.adapter.read().ee_pos_m
-        target = self.spec.workspace.clip(self.target_pos_m + delta_pos)
+        box = self.spec.workspace  # clipped, but never snapped in from outside (robot_rl.safety.clip_toward_box)
+        target = clip_toward_box(self.target_pos_m + delta_pos, self.target_pos_m, box)
         lead = target - tool
         lead_norm = float(np.linalg.norm(lead))
         if lead_norm > self.max_target_lead_m:
-            target = self.spec.workspace.clip(tool + lead * (self.max_target_lead_m / lead_norm))
+            target = clip_toward_box(tool + lead * (self.max_target_lead_m / lead_norm), tool, box)
         quat = quat_mul(quat_from_rotvec(delta_rot), self.target_quat_wxyz)
         quat /= np.linalg.norm(quat)
         dt_s = 1.0 / self.spec.control_rate_hz
@@ -200,7 +203,7 @@ class AdapterRobot(Robot):
         held = self.adapter.hold()
         self.sync_target()
         if held is not None:
-            self.target_pos_m, self.target_quat_wxyz = self.spec.workspace.clip(held[0]), held[1]
+            self.target_pos_m, self.target_quat_wxyz = np.asarray(held[0], dtype=np.float64), held[1]
 
     def advance(self, dt_s: float) -> None:
         """Simulation: step `dt_s`. Hardware: sleep to the next tick of a `dt_s` grid."""

@@ -24,8 +24,11 @@ the transitions at start so a node table needs no lifecycle manager.
 
 Every period (one timer, the one main loop): the adapter ticks (simulation steps physics), faults are
 checked, the latest command passes `robot_rl.safety.SafetyFilter` (non-finite rejected, step, speed,
-acceleration and rotation limited, target clipped to the workspace box) or the arm holds (inactive,
-estop, fault, or no valid command for `watchdog_timeout_s`), then the state is published.
+acceleration and rotation limited, target kept in the workspace box or, when outside it, brought back at
+those limits) or the arm holds (inactive, estop, fault, a non-finite measured or commanded state, or no
+valid command for `watchdog_timeout_s`), then the state is published. Every motion command reaches the
+arm through that filter; only `reset` (the adapter's own home move) and the gripper (clamped to [0, 1])
+bypass it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from std_srvs.srv import Trigger
 
 from robot_rl.interfaces import EECommand, WorkspaceBox
 from robot_rl.nodes import convert, topics
+from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
 from robot_rl.safety import CommandWatchdog, SafetyFilter, SafetyLimits
 from robot_rl_drivers.adapters import ADAPTERS, AdapterError, AdapterRobot, ArmAdapter, adapter_class
@@ -167,10 +171,12 @@ class ArmNode(LifecycleNode):
         self.pub_twist = self.create_publisher(TwistStamped, topics.EE_TWIST, topics.STATE_QOS)
         self.pub_gripper = self.create_publisher(JointState, topics.GRIPPER_STATE, topics.STATE_QOS)
         self.pub_status = self.create_publisher(String, ARM_STATUS, STATUS_QOS)
-        self.create_subscription(TwistStamped, topics.EE_COMMAND, self._on_ee_command, topics.COMMAND_QOS)
-        self.create_subscription(PoseStamped, topics.EE_TARGET, self._on_ee_target, topics.COMMAND_QOS)
-        self.create_subscription(Float64, topics.GRIPPER_COMMAND, self._on_gripper_command, topics.COMMAND_QOS)
-        self.create_subscription(Bool, ESTOP, self._on_estop, ESTOP_QOS)
+        self.refusals = Refusals(self)  # whatever a callback raises on refuses the message, never ends the node
+        guarded = self.refusals.guarded
+        self.create_subscription(TwistStamped, topics.EE_COMMAND, guarded(topics.EE_COMMAND, self._on_ee_command), topics.COMMAND_QOS)
+        self.create_subscription(PoseStamped, topics.EE_TARGET, guarded(topics.EE_TARGET, self._on_ee_target), topics.COMMAND_QOS)
+        self.create_subscription(Float64, topics.GRIPPER_COMMAND, guarded(topics.GRIPPER_COMMAND, self._on_gripper_command), topics.COMMAND_QOS)
+        self.create_subscription(Bool, ESTOP, guarded(ESTOP, self._on_estop), ESTOP_QOS)
         self.create_service(Trigger, RECOVER, self._on_recover)
         self.create_service(Trigger, topics.RESET, self._on_reset)
         self.create_timer(self.dt_s, self.step)
@@ -264,6 +270,12 @@ class ArmNode(LifecycleNode):
                 self._hold(reason)
             return
         robot = self.robot
+        tool_m = np.asarray(robot.read().ee_pos_m, dtype=np.float64)
+        if not np.isfinite(tool_m).all():  # a bad reading: never command from it (the filter checks the target)
+            self.counts["rejected"] += 1
+            self.get_logger().warning(f"non-finite measured tool position {tool_m}: holding", throttle_duration_sec=1.0)
+            self._hold("non-finite state")
+            return
         if self._target is not None:  # pose target: the delta to it, which the safety filter bounds per period
             pos, quat = self._target
             cmd = EECommand(pos - robot.target_pos_m, rotation_between(robot.target_quat_wxyz, quat), self._gripper)

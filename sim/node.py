@@ -40,6 +40,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from robot_rl.interfaces import EECommand, Frame  # noqa: E402
 from robot_rl.nodes import convert, task_convert, topics  # noqa: E402
+from robot_rl.nodes.guard import Refusals  # noqa: E402
 from robot_rl.nodes.params import declare_config  # noqa: E402
 from robot_rl.safety import CommandWatchdog, SafetyFilter, SafetyLimits  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
@@ -116,9 +117,11 @@ class SimRobotNode(Node):
                 self.camera_specs[name] = dataclasses.replace(cam.spec, rate_hz=cfg.camera_rate_hz)
                 self.pub_images[name] = self.create_publisher(Image, topics.image_topic(name), topics.SENSOR_QOS)
                 self.pub_infos[name] = self.create_publisher(CameraInfo, topics.camera_info_topic(name), topics.SENSOR_QOS)
-        self.create_subscription(TwistStamped, topics.EE_COMMAND, self._on_ee_command, topics.COMMAND_QOS)
-        self.create_subscription(PoseStamped, topics.EE_TARGET, self._on_ee_target, topics.COMMAND_QOS)
-        self.create_subscription(Float64, topics.GRIPPER_COMMAND, self._on_gripper_command, topics.COMMAND_QOS)
+        self.refusals = Refusals(self)  # whatever a callback raises on refuses the message, never ends the node
+        for msg_type, topic, callback in ((TwistStamped, topics.EE_COMMAND, self._on_ee_command),
+                                          (PoseStamped, topics.EE_TARGET, self._on_ee_target),
+                                          (Float64, topics.GRIPPER_COMMAND, self._on_gripper_command)):
+            self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), topics.COMMAND_QOS)
         self.create_service(Trigger, topics.RESET, self._on_reset)
         self.create_service(Trigger, topics.SUCCESS, self._on_success)
 
@@ -172,8 +175,8 @@ class SimRobotNode(Node):
         else:
             cmd = EECommand(self._vel_m_s * self.dt_s, self._angvel_rad_s * self.dt_s, self._gripper)  # twist * dt
         result = self.safety.filter(cmd, self.robot.controller.target_pos_m, self.dt_s, last_gripper=self._gripper)
-        if result.rejected:
-            self.get_logger().warning(f"safety filter: {result.reason}")
+        if result.rejected:  # a hold (the filter also rejects a non-finite controller target: never a crash)
+            self.get_logger().warning(f"safety filter: {result.reason}", throttle_duration_sec=1.0)
             self.robot.hold()
             self._holding = True
             return

@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from robot_rl.interfaces import EECommand, Robot, RobotSpec, RobotState, WorkspaceBox
+from robot_rl.safety import clip_toward_box
 from robot_rl_sim import scene
 from robot_rl_sim.controller import CartesianImpedanceController, ImpedanceConfig
 
@@ -101,11 +102,12 @@ class MujocoRobot(Robot):
             raise ValueError(f"EECommand must be finite, got {cmd}")
         ctl = self.controller
         tool_pos, _ = ctl.tool_pose()
-        target = self.spec.workspace.clip(ctl.target_pos_m + delta_pos)
+        box = self.spec.workspace  # clipped, but never snapped in from outside (robot_rl.safety.clip_toward_box)
+        target = clip_toward_box(ctl.target_pos_m + delta_pos, ctl.target_pos_m, box)
         lead = target - tool_pos
         lead_norm = float(np.linalg.norm(lead))
         if lead_norm > self.max_target_lead_m:
-            target = self.spec.workspace.clip(tool_pos + lead * (self.max_target_lead_m / lead_norm))
+            target = clip_toward_box(tool_pos + lead * (self.max_target_lead_m / lead_norm), tool_pos, box)
         quat = np.zeros(4)
         mujoco.mju_mulQuat(quat, quat_from_rotvec(delta_rot), ctl.target_quat_wxyz)
         ctl.set_target(target, quat)
@@ -114,7 +116,7 @@ class MujocoRobot(Robot):
     def hold(self) -> None:
         mujoco.mj_kinematics(self.model, self.data)
         pos, quat = self.controller.tool_pose()
-        self.controller.set_target(self.spec.workspace.clip(pos), quat)
+        self.controller.set_target(pos, quat)  # where the tool is, also outside the box: never a jump
 
     def advance(self, dt_s: float) -> None:
         n_total = int(round(dt_s / self.model.opt.timestep))

@@ -77,6 +77,43 @@ def test_safe_commands_pass_unchanged():
     np.testing.assert_allclose(out.command.delta_pos_m, [0.005, -0.004, 0.0])
 
 
+def test_an_out_of_box_target_is_not_snapped_back():
+    """The issue's case: target 0.8 m outside the box; one command moved it 0.8 m with rejected=False."""
+    f = _make_filter(max_step_m=0.03, max_speed_m_s=0.3, max_accel_m_s2=3.0)
+    out = f.filter(_cmd(dx=-0.02), np.array([1.5, 0.0, 0.2]), 0.02)
+    assert not out.rejected and "workspace" in out.clipped
+    np.testing.assert_allclose(out.command.delta_pos_m, [-0.0012, 0.0, 0.0])  # 3 m/s^2 * (0.02 s)^2, toward the box
+    away = f.filter(_cmd(dx=0.03, dy=0.01), np.array([1.5, 0.0, 0.2]), 0.02)  # farther out in x: x may only come back
+    assert away.command.delta_pos_m[0] < 0 and away.command.delta_pos_m[1] > 0
+
+
+@pytest.mark.parametrize("where", ["target", "last_gripper"])
+def test_non_finite_state_is_rejected_and_the_hold_gripper_is_finite(where):
+    f = _make_filter()
+    f.filter(_cmd(dx=0.01, gripper=0.6), np.array([0.5, 0, 0.2]), DT_S)  # the last gripper let through: 0.6
+    target, last = (np.array([0.5, np.nan, 0.2]), 0.3) if where == "target" else (np.array([0.5, 0, 0.2]), np.nan)
+    out = f.filter(_cmd(dx=0.01, gripper=0.9), target, DT_S, last_gripper=last)
+    assert out.rejected and where in out.reason and not out.command.delta_pos_m.any()
+    assert out.command.gripper == (0.3 if where == "target" else 0.6)  # last_gripper, else the last one let through
+
+
+@pytest.mark.parametrize("dt_s", [0.0, -0.1, np.nan, np.inf, 1e-9, 1e6, "fast"])
+def test_a_bad_dt_is_rejected_not_raised(dt_s):
+    out = _make_filter().filter(_cmd(dx=0.01), np.array([0.5, 0, 0.2]), dt_s, last_gripper=0.4)
+    assert out.rejected and "dt_s" in out.reason and out.command.gripper == 0.4
+
+
+def test_braking_stops_at_the_wall_within_the_acceleration_limit():
+    f = _make_filter(max_step_m=0.03, max_speed_m_s=0.3, max_accel_m_s2=3.0)
+    target, prev_vel, dt_s = np.array([0.5, 0.0, 0.2]), np.zeros(3), 0.02
+    for _ in range(100):  # full speed at the +x wall, 0.2 m away
+        d = f.filter(_cmd(dx=0.03), target, dt_s).command.delta_pos_m
+        assert np.linalg.norm(d / dt_s - prev_vel) <= 3.0 * dt_s * (1 + 1e-9)
+        target, prev_vel = target + d, d / dt_s
+        assert target[0] <= BOX.high_m[0]
+    assert target[0] == pytest.approx(BOX.high_m[0], abs=1e-3) and np.linalg.norm(prev_vel) < 1e-3
+
+
 def test_invalid_limits_are_refused_with_the_field_name():
     with pytest.raises(ValueError, match="max_speed_m_s"):
         SafetyLimits(workspace=BOX, max_speed_m_s=0.0)
