@@ -88,7 +88,15 @@ BAD_INPUTS = [
     (["calibrate", "intrinsics", "--images", "missing", "--board", "missing.yaml", "--out", "cam.yaml"], 1,
      "does not exist"),
     (["up", "no_such_setup"], 2, "sim_single"),
+    (["up", "sim_single", "--set", "nobody:x:=1", "--dry-run"], 2, "has no node 'nobody'"),
     (["bench", "learner", "--device", "cuda"], 2, "no CUDA GPU"),
+    (["bench", "learner", "--updates", "0"], 2, "updates and peer_updates must be >= 1"),
+    (["bench", "sim", "--steps", "0"], 2, "--steps must be >= 1, got 0"),
+    (["bench", "sim", "--steps", "many"], 2, "bench sim: argument --steps: invalid int value"),
+    (["bench", "sim", "--peer-python", "missing/python"], 2, "--peer-python 'missing/python' is not an executable"),
+    (["bench", "ros", "--seconds", "1"], 2, "--seconds must be >= 5, got 1"),
+    (["bench", "learning", "--variant", "a?b", "--out", "grid"], 2, "variant name 'a?b'"),
+    (["bench", "learning", "--steps", "0", "--out", "grid"], 2, "--steps must be >= 1, got 0"),
     (["no-such-command"], 2, "invalid choice"),
 ]
 
@@ -100,11 +108,22 @@ def test_a_bad_input_is_one_line_with_its_exit_code_and_changes_nothing(workdir,
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert "Traceback" not in out.stderr, out.stderr
     assert len(lines) == 1, f"expected one line on stderr, got:\n{out.stderr}"
-    assert lines[0].startswith("robot-rl"), lines[0]
+    assert lines[0].startswith("robot-rl: error: "), lines[0]  # argparse's refusals too: one format for all
     assert word in lines[0], lines[0]
     assert out.returncode == code, (out.returncode, lines[0])
     assert _snapshot(workdir) == before, "a refused command changed files"
     assert not any(p.name.startswith(".robot_rl-write-check") for p in workdir.rglob("*"))
+
+
+def test_the_parser_builds_without_torch_mujoco_zarr_matplotlib_or_rclpy():
+    """`robot-rl --help` and every refusal above build the whole parser first: it must not pay torch's ~1 s import
+    (it did, through TrainConfig -> robot_rl.agents; see robot_rl/agents/__init__.py)."""
+    heavy = ("torch", "mujoco", "zarr", "matplotlib", "rclpy")
+    code = ("import sys, robot_rl.cli; robot_rl.cli.build_parser(); "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"building the parser imported {out.stdout.strip()}"
 
 
 def test_debug_shows_the_traceback_of_a_refusal(workdir):

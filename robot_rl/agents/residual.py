@@ -17,11 +17,8 @@ policy it builds and the features it computes) and holds the actor back during t
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -32,27 +29,11 @@ from robot_rl.agents.agent import Agent
 from robot_rl.agents.checkpoint import load_agent_files
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.policy import Actor, Policy
+from robot_rl.agents.residual_config import ResidualConfig
 from robot_rl.replay import Batch
 from robot_rl.spaces import as_dict_space, obs_spec
 
 RESIDUAL_POLICY_FORMAT = "robot_rl.residual_policy/1"
-
-
-@dataclass
-class ResidualConfig:
-    """The residual learner's settings beyond AgentConfig (saved with the agent and, scale only, the policy)."""
-
-    residual_scale: float = 0.5  # bound of the correction in normalised action units: |total - base| <= this per dim
-    critic_only_steps: int = 1000  # critic updates before the actor's first update (the critics learn the base first)
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.residual_scale <= 2.0:
-            raise ValueError(f"residual_scale must be in (0, 2] (actions span [-1, 1]), got {self.residual_scale}")
-        if self.critic_only_steps < 0:
-            raise ValueError(f"critic_only_steps must be >= 0, got {self.critic_only_steps}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class ResidualActor(Actor):

@@ -166,7 +166,8 @@ def recorded_variants(out: Path) -> list[str]:
 
 
 def plan(cfg: LearningBenchConfig) -> list[Run]:
-    return [Run(v, s, cfg.out / v.name / f"seed_{s}") for v in cfg.variants for s in cfg.seeds]
+    # seed-major: a grid stopped halfway has every variant on the same seeds, so they can be compared
+    return [Run(v, s, cfg.out / v.name / f"seed_{s}") for s in cfg.seeds for v in cfg.variants]
 
 
 def env_steps_done(run_dir: Path) -> int:

@@ -51,7 +51,13 @@ BIN = Path(sys.executable).parent
 
 
 class RosBenchError(RuntimeError):
-    """A node died or never came up; the message carries the tail of its log."""
+    """A node died or never came up. The message is one line (`robot-rl` prints it as `robot-rl: error: ...`);
+    `detail` holds the end of the node logs, which `robot-rl bench ros` prints before it (without --out the logs
+    are removed with the work dir)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass
@@ -65,11 +71,11 @@ class RosBenchConfig:
     startup_timeout_s: float = 120.0  # longest wait for a node to come up or a figure to arrive
 
     def __post_init__(self) -> None:
-        if not (self.seconds >= 5 and self.broadcasts >= 1 and self.episodes >= 1 and self.threads >= 1):
-            raise ValueError(f"need seconds >= 5, broadcasts >= 1, episodes >= 1, threads >= 1; got seconds={self.seconds} "
-                             f"broadcasts={self.broadcasts} episodes={self.episodes} threads={self.threads}")
+        for name, least in (("seconds", 5), ("broadcasts", 1), ("episodes", 1), ("threads", 1)):
+            if not getattr(self, name) >= least:  # `not >=`: a NaN is refused too
+                raise ValueError(f"--{name} must be >= {least:g}, got {getattr(self, name):g}")
         if self.domain_id is not None and not 0 <= self.domain_id <= 101:
-            raise ValueError(f"domain_id must be in 0..101 (the range safe on Linux), got {self.domain_id}")
+            raise ValueError(f"--domain-id must be in 0..101 (the range safe on Linux), got {self.domain_id}")
 
 
 @dataclass
@@ -157,7 +163,8 @@ class _Nodes:
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                raise RosBenchError(f"the {name} node exited with code {proc.returncode}:\n{self.tail(name)}")
+                raise RosBenchError(f"the {name} node exited with code {proc.returncode} (the end of its log is above)",
+                                    detail=f"--- {name} log ---\n{self.tail(name)}")
 
     def tail(self, name: str, lines: int = 30) -> str:
         return "".join(self.logs[name].read_text().splitlines(True)[-lines:])
@@ -186,8 +193,8 @@ def _wait(probe, nodes: _Nodes, predicate, timeout_s: float, what: str) -> None:
         if probe.spin_until(predicate, 0.25):
             return
         nodes.check_alive()
-    raise RosBenchError(f"timed out after {timeout_s:.0f} s waiting for {what}\n"
-                        + "\n".join(f"--- {n} ---\n{nodes.tail(n)}" for n in nodes.procs))
+    raise RosBenchError(f"timed out after {timeout_s:.0f} s waiting for {what} (the end of each node's log is above)",
+                        detail="\n".join(f"--- {n} log ---\n{nodes.tail(n)}" for n in nodes.procs))
 
 
 def read_timing_log(path: Path) -> tuple[list[dict], dict[int, float]]:

@@ -31,9 +31,10 @@ class SimBenchConfig:
     def __post_init__(self) -> None:
         unknown = [m for m in self.obs_modes if m not in OBS_MODES]
         if unknown or not self.obs_modes:
-            raise ValueError(f"obs_modes={self.obs_modes!r}; choose one or more of {OBS_MODES}")
-        if self.steps < 1 or self.peer_steps < 1 or self.warmup_steps < 0:
-            raise ValueError(f"steps and peer_steps must be >= 1 and warmup_steps >= 0, got {self}")
+            raise ValueError(f"--obs-mode {' '.join(self.obs_modes)!r}: choose one or more of {OBS_MODES}")
+        for name, least in (("steps", 1), ("peer_steps", 1), ("warmup_steps", 0)):  # named as `bench sim`'s options
+            if getattr(self, name) < least:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= {least}, got {getattr(self, name)}")
         if self.peer_python is not None:
             check_peer_python(self.peer_python)
 

@@ -28,10 +28,13 @@ COMMAND_MODULES = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (and exit 2), pointing at --help."""
+    """argparse, but a usage error is one line on stderr (and exit 2), pointing at --help, in the format of every
+    other refusal: `robot-rl: error: bench sim: argument --steps: ...` (argparse's own is `robot-rl bench sim: error:`)."""
 
     def error(self, message: str):  # noqa: D102
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
+        command = self.prog.partition(" ")[2]  # "" for the top-level parser, else e.g. "bench sim"
+        where = f"{command}: " if command else ""
+        self.exit(2, f"robot-rl: error: {where}{' '.join(message.split())} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +56,7 @@ READABLE_ERRORS = (
     ("robot_rl.nodes.table", "TableError"),
     ("robot_rl.wire", "WireError"),
     ("robot_rl.bench.peer", "PeerError"),
+    ("robot_rl.bench.ros", "RosBenchError"),
 )
 
 

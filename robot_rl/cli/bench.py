@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 from robot_rl.bench.learner import SPECS, LearnerBenchConfig
+from robot_rl.bench.peer import PeerError
 from robot_rl.bench.sim import OBS_MODES, SimBenchConfig
+from robot_rl.errors import UsageError
 
 DEVICES = ("cpu", "cuda")
 
@@ -133,54 +135,46 @@ def register(sub) -> None:
     learning.set_defaults(func=_learning)
 
 
+def _config(cls, **settings):
+    """cls(**settings); a setting its __post_init__ refuses (a ValueError, or a PeerError for a --peer-python
+    that is not an interpreter) as a UsageError (exit 2), before anything is built or timed."""
+    try:
+        return cls(**settings)
+    except (ValueError, PeerError) as e:
+        raise UsageError(str(e)) from e
+
+
 def _sim(args: argparse.Namespace) -> int:
-    from robot_rl.bench.peer import PeerError
     from robot_rl.bench.sim import format_sim_table, run_sim_bench
 
-    try:  # bad settings and a missing peer interpreter fail here, before anything is timed
-        cfg = SimBenchConfig(steps=args.steps, warmup_steps=args.warmup_steps, peer_steps=args.peer_steps,
-                             peer_python=args.peer_python, obs_modes=tuple(dict.fromkeys(args.obs_mode)), seed=args.seed)
-    except (PeerError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    try:
-        results = run_sim_bench(cfg)
-    except PeerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    cfg = _config(SimBenchConfig, steps=args.steps, warmup_steps=args.warmup_steps, peer_steps=args.peer_steps,
+                  peer_python=args.peer_python, obs_modes=tuple(dict.fromkeys(args.obs_mode)), seed=args.seed)
+    results = run_sim_bench(cfg)  # a failing peer script raises PeerError: one line, exit 1
     _print(results, args.json, lambda: format_sim_table(results))
     return 0
 
 
 def _learner(args: argparse.Namespace) -> int:
-    from robot_rl.bench.learner import format_learner_table, run_learner_bench
-    from robot_rl.bench.peer import PeerError
+    cfg = _config(
+        LearnerBenchConfig,
+        configs=tuple(dict.fromkeys(args.config)), updates=args.updates, warmup_steps=args.warmup_steps,
+        peer_updates=args.peer_updates, peer_warmup_steps=args.peer_warmup_steps, capacity=args.capacity,
+        device=args.device, peer_python=args.peer_python, peer_torch_compile=args.peer_torch_compile == "on",
+        seed=args.seed, latent_dim=args.latent_dim, rounds=args.rounds,
+    )
+    from robot_rl.cli.checks import check_device
+
+    check_device(args.device)  # before anything is built or timed
 
     import torch
 
+    from robot_rl.bench.learner import format_learner_table, run_learner_bench
     from robot_rl.bench.timing import available_cores
     from robot_rl.cpu import keep_freed_memory
 
     torch.set_num_threads(available_cores())  # the peer process does the same
     keep_freed_memory()  # as `robot-rl train` and the learner node do; the peer runs as it ships
-    from robot_rl.cli.checks import check_device
-
-    check_device(args.device)  # before anything is built or timed
-    try:  # bad settings and a missing peer interpreter fail here, before anything is timed
-        cfg = LearnerBenchConfig(
-            configs=tuple(dict.fromkeys(args.config)), updates=args.updates, warmup_steps=args.warmup_steps,
-            peer_updates=args.peer_updates, peer_warmup_steps=args.peer_warmup_steps, capacity=args.capacity,
-            device=args.device, peer_python=args.peer_python, peer_torch_compile=args.peer_torch_compile == "on",
-            seed=args.seed, latent_dim=args.latent_dim, rounds=args.rounds,
-        )
-    except (PeerError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    try:
-        results = run_learner_bench(cfg)
-    except PeerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    results = run_learner_bench(cfg)  # a failing peer script raises PeerError: one line, exit 1
     _print(results, args.json, lambda: format_learner_table(results, cfg.specs))
     return 0
 
@@ -188,13 +182,14 @@ def _learner(args: argparse.Namespace) -> int:
 def _ros(args: argparse.Namespace) -> int:
     from robot_rl.bench.ros import RosBenchConfig, RosBenchError, format_ros_table, run_ros_bench
 
+    cfg = _config(RosBenchConfig, seconds=args.seconds, broadcasts=args.broadcasts, episodes=args.episodes,
+                  threads=args.threads, out=args.out, domain_id=args.domain_id)
     try:
-        cfg = RosBenchConfig(seconds=args.seconds, broadcasts=args.broadcasts, episodes=args.episodes,
-                             threads=args.threads, out=args.out, domain_id=args.domain_id)
         result = run_ros_bench(cfg)
-    except (RosBenchError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except RosBenchError as e:  # a node died or never came up: the end of its log, then the one-line error
+        if e.detail:
+            print(e.detail, file=sys.stderr, flush=True)
+        raise
     _print([result], args.json, lambda: format_ros_table(result))
     return 0
 

@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from robot_rl.errors import RunError, UsageError
+
 BOOTSTRAP_GUARD = "_ROS_WHEELS_BOOTSTRAP_COMPLETE"  # the ROS wheels' re-exec guard; children must not inherit it
 
 
@@ -52,8 +54,8 @@ def _resolve(executable: str) -> str:
         return str(local)
     found = shutil.which(executable)
     if found is None:
-        raise FileNotFoundError(f"executable {executable!r} is not installed (looked in {local.parent} and PATH); "
-                                "run `pip install -e .` in the project")
+        raise RunError(f"executable {executable!r} is not installed (looked in {local.parent} and PATH); "
+                       "run `pip install -e .` in the project")
     return found
 
 
@@ -68,16 +70,14 @@ def _pump(name: str, stream, lock: threading.Lock) -> None:
 def _up(args: argparse.Namespace) -> int:
     from robot_rl.nodes.table import TableError, load_table
 
-    try:
+    try:  # an unknown setup, a broken table or a bad --set is the command line's fault: exit 2
         table = load_table(args.setup, args.launch_dir)
         nodes = table.with_sets(args.sets).select(args.use_sim == "true")
-        commands = {node.fqn: [_resolve(node.executable), *node.ros_args()] for node in nodes}
-    except (TableError, FileNotFoundError) as err:
-        print(f"robot-rl up: {err}", file=sys.stderr)
-        return 2
+    except TableError as err:
+        raise UsageError(str(err)) from err
     if not nodes:
-        print(f"robot-rl up: setup {args.setup!r} has no nodes for use_sim={args.use_sim}", file=sys.stderr)
-        return 2
+        raise UsageError(f"setup {args.setup!r} has no nodes for --use-sim {args.use_sim}")
+    commands = {node.fqn: [_resolve(node.executable), *node.ros_args()] for node in nodes}
     if args.dry_run:
         for cmd in commands.values():
             print(shlex.join(cmd))

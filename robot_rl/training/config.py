@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from robot_rl.agents.config import AgentConfig
-from robot_rl.agents.residual import ResidualConfig
+from robot_rl.agents.residual_config import ResidualConfig
 from robot_rl.teleop.operator import OperatorConfig
 from robot_rl.training.cli_args import from_dict
 
