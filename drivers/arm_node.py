@@ -324,7 +324,7 @@ class ArmNode(LifecycleNode):
                 "holding": bool(self.hold_reason), "hold_reason": self.hold_reason, "estop": self.estop_latched,
                 "estop_pressed": self.estop_pressed, "fault": self.fault, "commands_applied": self.counts["applied"],
                 "commands_dropped": self.counts["dropped"], "commands_rejected": self.counts["rejected"],
-                "commands_clipped": self.counts["clipped"]}
+                "commands_clipped": self.counts["clipped"], "refused": self.refusals.as_dict()}
 
     def publish_status(self, force: bool = False) -> None:
         """arm_status on change (counters of applied/clipped commands alone do not count as a change) or when forced."""
@@ -346,6 +346,7 @@ class ArmNode(LifecycleNode):
 
     def _drop(self, topic: str, err: Exception) -> None:
         self.counts["dropped"] += 1
+        self.refusals.counts[topic] += 1  # arm_status's `refused` {topic: count}
         self.get_logger().warning(f"dropped {topic} message ({self.counts['dropped']} so far): {err}",
                                   throttle_duration_sec=1.0)
 

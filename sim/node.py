@@ -8,6 +8,8 @@ render and publish the cameras when their period is due, then serve callbacks un
 tick's wall-clock deadline (`real_time_factor`; 0 runs as fast as possible).
 
 Topics, QoS and message conventions: `robot_rl.nodes.topics` and `robot_rl.nodes.convert`.
+`sim_status` (std_msgs/String JSON, latched, once a wall second): sim time and `refused` {topic: count},
+the command messages refused (non-finite, malformed) by `robot_rl.nodes.guard`.
 Every control period it also publishes `task/success` (ground truth, what a reward classifier
 publishes on hardware) and `task/object_state` (the task's privileged object state, labelled).
 Every stamp is the simulation time of capture, which `/clock` publishes, so the graph runs with
@@ -17,6 +19,7 @@ Every stamp is the simulation time of capture, which `/clock` publishes, so the 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -35,7 +38,9 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
-from std_msgs.msg import Bool, Float32MultiArray, Float64  # noqa: E402
+from rclpy.clock import Clock as RosClock, ClockType  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from std_msgs.msg import Bool, Float32MultiArray, Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from robot_rl.interfaces import EECommand, Frame  # noqa: E402
@@ -45,6 +50,10 @@ from robot_rl.nodes.params import declare_config  # noqa: E402
 from robot_rl.safety import CommandWatchdog, SafetyFilter, SafetyLimits  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
 from robot_rl_sim.env import RobotCellEnv, make_task_env  # noqa: E402
+
+SIM_STATUS = "sim_status"  # relative: /robot_1/sim_status
+STATUS_RATE_HZ = 1.0  # wall clock
+STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,9 @@ class SimRobotNode(Node):
                                           (PoseStamped, topics.EE_TARGET, self._on_ee_target),
                                           (Float64, topics.GRIPPER_COMMAND, self._on_gripper_command)):
             self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), topics.COMMAND_QOS)
+        # refusals per command topic, latched, once a wall second (robot_rl.nodes.guard: a bad message never ends the node)
+        self.pub_status = self.create_publisher(String, SIM_STATUS, STATUS_QOS)
+        self.create_timer(1.0 / STATUS_RATE_HZ, self._publish_status, clock=RosClock(clock_type=ClockType.STEADY_TIME))
         self.create_service(Trigger, topics.RESET, self._on_reset)
         self.create_service(Trigger, topics.SUCCESS, self._on_success)
 
@@ -207,9 +219,16 @@ class SimRobotNode(Node):
             self.pub_images[name].publish(convert.image_msg(Frame(image, t), spec.frame_id))
             self.pub_infos[name].publish(convert.camera_info_msg(spec, t))
 
+    def _publish_status(self) -> None:
+        """sim_status: sim time and {topic: refused messages} (std_msgs/String JSON)."""
+        status = {"sim_time_s": round(self.sim_time_s, 6), "refused": self.refusals.as_dict()}
+        self.pub_status.publish(String(data=json.dumps(status)))
+
     # --- callbacks ----------------------------------------------------------------------------
     def _drop(self, topic: str, err: Exception) -> None:
+        """A malformed command: counted per topic for sim_status, and logged."""
         self.dropped_messages += 1
+        self.refusals.counts[topic] += 1
         self.get_logger().warning(f"dropped {topic} message ({self.dropped_messages} so far): {err}",
                                   throttle_duration_sec=1.0)
 

@@ -21,7 +21,7 @@ import torch
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from safetensors.torch import save
 from sensor_msgs.msg import JointState, Joy
-from std_msgs.msg import Float32MultiArray, String, UInt8MultiArray
+from std_msgs.msg import Float32MultiArray, Float64, String, UInt8MultiArray
 
 from robot_rl import wire
 from robot_rl.actor.config import ActorConfig
@@ -36,6 +36,7 @@ NS = f"/hostile_{os.getpid()}"
 BIN = Path(sys.executable).parent
 LAYOUT = ActorConfig(task="pick_cube", obs_mode="state").layout()
 STATUS = f"{NS}/actor_status"
+MAX_POLICY_BYTES = 1 << 20  # the actor's cap in this test: a larger /learner/policy message is refused unread
 
 
 def _good_policy() -> Policy:
@@ -68,6 +69,7 @@ def _hostile_policies() -> list[tuple[str, UInt8MultiArray]]:
         ("another kind", protocol.bytes_msg(wire.encode("episode", {"x": np.zeros(3)}))),
         ("garbage", protocol.bytes_msg(b"\xff" * 1000)),
         ("another layout", protocol.policy_msg(Policy(AgentConfig(hidden_dims=(8,)), {"state": [5]}, 2).to_bytes(), 5)),
+        ("over max_policy_bytes", protocol.bytes_msg(b"\0" * (MAX_POLICY_BYTES + 1))),
     ]
 
 
@@ -98,7 +100,8 @@ def actor(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ros_hostile")
     log = tmp / "actor.log"
     proc = start_process([str(BIN / "robot-rl-actor-node"), "--ros-args", "-r", f"__ns:={NS}", "-r", "__node:=actor",
-                          "-p", f"store:={tmp / 'store'}", "-p", "max_episode_steps:=12"], log)
+                          "-p", f"store:={tmp / 'store'}", "-p", "max_episode_steps:=12",
+                          "-p", f"max_policy_bytes:={MAX_POLICY_BYTES}"], log)
     probe = Probe("hostile_probe")
     probe.record(STATUS, String, protocol.LATCHED_QOS)
     probe.record(f"{NS}/{topics.EE_COMMAND}", TwistStamped, topics.COMMAND_QOS)
@@ -142,16 +145,46 @@ def test_hostile_messages_on_every_topic_are_refused_counted_and_the_node_keeps_
 
     assert proc.poll() is None, log.read_text()[-3000:]
     refused = _status(probe)["refused"]
-    assert refused[protocol.ACKS] == 8 and refused[protocol.POLICY] == 8 and refused[topics.TELEOP_COMMAND] == 2
+    assert refused[protocol.ACKS] == 8 and refused[protocol.POLICY] == 9 and refused[topics.TELEOP_COMMAND] == 2
     # still ticking at its 10 Hz: zero twists (holding) keep coming, the tick count keeps rising
     ticks0, n0 = _status(probe)["ticks"], len(probe.heard[f"{NS}/{topics.EE_COMMAND}"])
     probe.spin_for(2.0)
     assert len(probe.heard[f"{NS}/{topics.EE_COMMAND}"]) - n0 >= 12
     assert _status(probe)["ticks"] - ticks0 >= 12
-    # one log line per topic per 5 s at most: 8 refused policies, at most 2 lines about them
+    # one log line per topic per 5 s at most: 9 refused policies, at most 3 lines about them
     lines = [ln for ln in log.read_text().splitlines() if f"refused a message on {protocol.POLICY}" in ln]
     assert 1 <= len(lines) <= 3, lines
     # and a good policy is still taken
     policy_pub.publish(protocol.policy_msg(_good_policy().to_bytes(), 42))
     assert probe.spin_until(lambda: _status(probe)["policy_version"] == 42, 10.0), log.read_text()[-2000:]
     assert proc.poll() is None
+
+
+def test_hostile_commands_to_the_sim_node_are_counted_in_sim_status_and_it_keeps_running(tmp_path):
+    ns, log = f"/hostile_sim_{os.getpid()}", tmp_path / "sim.log"
+    proc = start_process([str(BIN / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={ns}", "-p", "camera_rate_hz:=0.0",
+                          "-r", f"/clock:={ns}/clock"], log)
+    probe = Probe("hostile_sim_probe")
+    status, joints = f"{ns}/sim_status", f"{ns}/{topics.JOINT_STATES}"
+    probe.record(status, String, protocol.LATCHED_QOS)
+    probe.record(joints, JointState, topics.STATE_QOS)
+    try:
+        assert probe.spin_until(lambda: probe.heard[status], 60.0), f"no sim_status: {log.read_text()[-2000:]}"
+        refused = lambda topic: json.loads(probe.heard[status][-1][1].data)["refused"].get(topic, 0)  # noqa: E731
+        nan_twist = TwistStamped()
+        nan_twist.twist.linear.x = float("nan")
+        wrong_frame = TwistStamped()
+        wrong_frame.header.frame_id = "no_such_frame"
+        twist_pub = probe.node.create_publisher(TwistStamped, f"{ns}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
+        for n, msg in enumerate((nan_twist, wrong_frame), start=1):
+            twist_pub.publish(msg)
+            assert probe.spin_until(lambda n=n: refused(topics.EE_COMMAND) == n, 8.0), log.read_text()[-2000:]
+        grip_pub = probe.node.create_publisher(Float64, f"{ns}/{topics.GRIPPER_COMMAND}", topics.COMMAND_QOS)
+        grip_pub.publish(Float64(data=float("inf")))
+        assert probe.spin_until(lambda: refused(topics.GRIPPER_COMMAND) == 1, 8.0), log.read_text()[-2000:]
+        n0 = len(probe.heard[joints])
+        probe.spin_for(1.0)
+        assert proc.poll() is None and len(probe.heard[joints]) - n0 >= 5, log.read_text()[-2000:]
+    finally:
+        probe.close()
+        stop_process(proc, log)

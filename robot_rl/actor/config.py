@@ -50,6 +50,7 @@ class ActorConfig:
     teleop_translation_scale: float = 1.0  # a full teleop stick -> this fraction of a full translation action
     teleop_rotation_scale: float = 1.0  # a full teleop twist -> this fraction of a full rotation action
     hold_on_teleop_loss: bool = False  # also hold the arm when a teleop device drops while the policy acts
+    max_policy_bytes: int = 256 << 20  # a /learner/policy message larger than this is refused before it is read
     timing_log: str = ""  # JSON-lines file to append raw per-tick timings to (one line per episode and per policy load; "" = off)
 
     def validate(self) -> None:
@@ -60,7 +61,8 @@ class ActorConfig:
                 raise ValueError(f"parameter {name}={value!r}; choose one of {list(valid)}")
         positive = {"control_rate_hz": self.control_rate_hz, "max_staleness_s": self.max_staleness_s,
                     "learner_timeout_s": self.learner_timeout_s, "resend_interval_s": self.resend_interval_s,
-                    "reset_timeout_s": self.reset_timeout_s, "teleop_timeout_s": self.teleop_timeout_s, "image_size": self.image_size, "threads": self.threads}
+                    "reset_timeout_s": self.reset_timeout_s, "teleop_timeout_s": self.teleop_timeout_s, "image_size": self.image_size, "threads": self.threads,
+                    "max_policy_bytes": self.max_policy_bytes}
         bad = {k: v for k, v in positive.items() if not v > 0}
         if not self.base_noise >= 0:
             bad["base_noise"] = self.base_noise

@@ -70,24 +70,28 @@ def _payload_config(metadata: dict[str, str]) -> dict:
         raise PolicyPayloadError(f"policy config is not JSON: {str(e)[:200]}") from None
     if not isinstance(config, dict) or not isinstance(config.get("agent_config"), dict):
         raise PolicyPayloadError("policy config is not a JSON object with an agent_config object")
-    agent, spec, action_dim = config["agent_config"], config.get("obs_spec"), config.get("action_dim")
-    hidden = agent.get("hidden_dims", [])
-    problems = []
-    if not isinstance(hidden, list) or len(hidden) > MAX_HIDDEN_LAYERS or not all(_within(h, MAX_LAYER_WIDTH) for h in hidden):
-        problems.append(f"hidden_dims {str(hidden)[:80]} (at most {MAX_HIDDEN_LAYERS} widths in [1, {MAX_LAYER_WIDTH}])")
-    if "latent_dim" in agent and not _within(agent["latent_dim"], MAX_LAYER_WIDTH):
-        problems.append(f"latent_dim {str(agent['latent_dim'])[:40]} (in [1, {MAX_LAYER_WIDTH}])")
-    if not _within(action_dim, MAX_ACTION_DIM):
-        problems.append(f"action_dim {str(action_dim)[:40]} (in [1, {MAX_ACTION_DIM}])")
-    if not isinstance(spec, dict) or not 0 < len(spec) <= MAX_OBS_KEYS or not all(
-            isinstance(v, list) and 1 <= len(v) <= 3 and all(_within(d, MAX_OBS_DIM) for d in v) for v in spec.values()):
-        problems.append(f"obs_spec {str(spec)[:80]} (at most {MAX_OBS_KEYS} entries of 1-3 dims in [1, {MAX_OBS_DIM}])")
-    if problems:
-        raise PolicyPayloadError("policy config declares sizes out of bounds: " + "; ".join(problems))
+    agent = config["agent_config"]
+    bounds_of(agent.get("hidden_dims", []), agent.get("latent_dim", 1), config.get("action_dim"), config.get("obs_spec"))
     return config
 
 
-def _within(value, high: int) -> bool:
+def bounds_of(hidden, latent_dim, action_dim, spec) -> None:
+    """Raises PolicyPayloadError unless a payload config's declared sizes are within the bounds above (also BC's)."""
+    problems = []
+    if not isinstance(hidden, list) or len(hidden) > MAX_HIDDEN_LAYERS or not all(within(h, MAX_LAYER_WIDTH) for h in hidden):
+        problems.append(f"hidden_dims {str(hidden)[:80]} (at most {MAX_HIDDEN_LAYERS} widths in [1, {MAX_LAYER_WIDTH}])")
+    if not within(latent_dim, MAX_LAYER_WIDTH):
+        problems.append(f"latent_dim {str(latent_dim)[:40]} (in [1, {MAX_LAYER_WIDTH}])")
+    if not within(action_dim, MAX_ACTION_DIM):
+        problems.append(f"action_dim {str(action_dim)[:40]} (in [1, {MAX_ACTION_DIM}])")
+    if not isinstance(spec, dict) or not 0 < len(spec) <= MAX_OBS_KEYS or not all(
+            isinstance(v, list) and 1 <= len(v) <= 3 and all(within(d, MAX_OBS_DIM) for d in v) for v in spec.values()):
+        problems.append(f"obs_spec {str(spec)[:80]} (at most {MAX_OBS_KEYS} entries of 1-3 dims in [1, {MAX_OBS_DIM}])")
+    if problems:
+        raise PolicyPayloadError("policy config declares sizes out of bounds: " + "; ".join(problems))
+
+
+def within(value, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
 
 
@@ -98,10 +102,11 @@ def checked_weights(data: bytes, expected: dict[str, torch.Tensor]) -> dict[str,
         header = read_header(data, max_tensors=MAX_POLICY_TENSORS)
     except WireError as e:
         raise PolicyPayloadError(f"policy bytes are not a readable safetensors policy payload: {e}") from None
-    return _checked_tensors(data, header, expected)
+    return checked_tensors(data, header, expected)
 
 
-def _checked_tensors(data: bytes, header: Header, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def checked_tensors(data: bytes, header: Header, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of bytes with a checked `header`, if they match `expected` exactly and are finite (else raises)."""
     _check_tensors_match(header, expected)
     tensors = load(data)  # sizes were checked against `expected`: nothing here is larger than the network
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
@@ -272,7 +277,7 @@ class Policy(nn.Module):
                 skeleton = cls.from_config_dict(config, "meta")
         except Exception as e:  # an untrusted config: any failure to build is a refusal, not a crash
             raise PolicyPayloadError(f"policy config does not build a network: {type(e).__name__}: {str(e)[:200]}") from None
-        tensors = _checked_tensors(data, header, skeleton.state_dict())
+        tensors = checked_tensors(data, header, skeleton.state_dict())
         policy = cls.from_config_dict(config, device)
         policy._load_weights({k: v.to(device) for k, v in tensors.items()})
         return policy

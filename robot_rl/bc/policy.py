@@ -17,15 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load, load_file, save, save_file
+from safetensors.torch import load_file, save, save_file
 from torch import nn
 
-from robot_rl.agents.policy import safetensors_metadata
+from robot_rl.agents.policy import MAX_POLICY_TENSORS, PolicyPayloadError, bounds_of, checked_tensors, within
 from robot_rl.bc.config import BCPolicyConfig
 from robot_rl.nets.mlp import mlp
 from robot_rl.nets.obs_encoder import ObsEncoder
 from robot_rl.nets.pretrained import load_resnet10_weights
 from robot_rl.spaces import spec_image_keys
+from robot_rl.wire import CHECKSUM_KEY, CHECKSUM_PLACEHOLDER, WireError, read_header, stamp_checksum
 
 BC_FORMAT = "robot_rl.bc_policy/1"
 BC_WEIGHTS = "bc_policy.safetensors"
@@ -171,20 +172,54 @@ class BCPolicy(nn.Module):
         return policy
 
     def to_bytes(self) -> bytes:
-        """safetensors bytes with the config JSON in the metadata (for sending the base policy over ROS)."""
+        """Checksummed safetensors bytes with the config JSON in the metadata (for sending the base policy over ROS)."""
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        return save(tensors, metadata={"config": json.dumps(self.config_dict())})
+        return stamp_checksum(save(tensors, metadata={"config": json.dumps(self.config_dict()),
+                                                      CHECKSUM_KEY: CHECKSUM_PLACEHOLDER}))
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "BCPolicy":
-        meta = safetensors_metadata(data)
-        if "config" not in meta:
-            raise ValueError("BC policy bytes carry no config in their safetensors metadata; "
-                             "make them with BCPolicy.to_bytes")
-        policy = cls.from_config_dict(json.loads(meta["config"]), device)
-        policy._load_weights({k: v.to(device) for k, v in load(data).items()})
+        """`to_bytes` output -> policy; raises PolicyPayloadError (a ValueError) for anything else. The checks of
+        `Policy.from_bytes`, in its order: header and checksum, the config's sizes, the network built on the meta
+        device must have exactly the payload's tensor names, shapes and dtypes, then finite weights."""
+        data = bytes(data)
+        try:
+            header = read_header(data, max_tensors=MAX_POLICY_TENSORS)
+        except WireError as e:
+            raise PolicyPayloadError(f"BC policy bytes are not a readable safetensors policy payload: {e}") from None
+        config = _bc_payload_config(header.metadata)
+        try:
+            with torch.device("meta"):  # shapes only: a declared huge layer costs no memory here
+                skeleton = cls.from_config_dict(config, "meta")
+        except Exception as e:  # an untrusted config: any failure to build is a refusal, not a crash
+            raise PolicyPayloadError(f"BC policy config does not build a network: {type(e).__name__}: {str(e)[:200]}") from None
+        tensors = checked_tensors(data, header, skeleton.state_dict())
+        policy = cls.from_config_dict(config, device)
+        policy._load_weights({k: v.to(device) for k, v in tensors.items()})
         policy.eval()
         return policy
+
+
+MAX_CHUNK_SIZE = 256  # actions predicted per observation
+
+
+def _bc_payload_config(metadata: dict[str, str]) -> dict:
+    """The config JSON of BC policy bytes, with every size it declares bounded (raises PolicyPayloadError)."""
+    try:
+        config = json.loads(metadata["config"])
+    except KeyError:
+        raise PolicyPayloadError("BC policy bytes carry no config in their metadata; make them with BCPolicy.to_bytes") from None
+    except (ValueError, RecursionError) as e:
+        raise PolicyPayloadError(f"BC policy config is not JSON: {str(e)[:200]}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("bc_config"), dict):
+        raise PolicyPayloadError("BC policy config is not a JSON object with a bc_config object")
+    bc = config["bc_config"]
+    # the same bounds as a learner policy's (agents.policy), with the BC head's chunk size
+    bounds_of(bc.get("hidden_dims", []), bc.get("latent_dim", 1), config.get("action_dim"), config.get("obs_spec"))
+    if not within(bc.get("chunk_size", 1), MAX_CHUNK_SIZE):
+        raise PolicyPayloadError(f"BC policy config declares chunk_size {str(bc.get('chunk_size'))[:40]} "
+                                 f"(in [1, {MAX_CHUNK_SIZE}])")
+    return config
 
 
 def make_bc_policy(cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_dim: int, meta: dict | None = None,

@@ -17,10 +17,10 @@ the arm until the person engages again or the episode ends.
 Episodes: `reset` service -> fresh data -> act until `task/success` (terminated, reward 1) or
 `max_episode_steps` (truncated) -> hold, store (durable) -> publish on /learner/episodes -> next.
 A wall-clock timer (`_housekeeping`) watches the learner's acks heartbeat and resends unacknowledged
-episodes from the store. Weights from /learner/policy are kept (the newest wins) and put in use right after
-the next tick has sent its command -- copied into the policy in use when its config is the same -- so
-decoding them never delays a command (a decoder thread would, through the GIL: measured up to 150 ms);
-every check runs before anything a payload declares is allocated (robot_rl.nodes.actor_policy).
+episodes from the store. Weights from /learner/policy (at most `max_policy_bytes`) are decoded, checked and
+built on a worker thread (the newest message wins; robot_rl.nodes.actor_policy, which says what held the GIL
+when an earlier decoder thread delayed commands by up to 150-200 ms); the tick swaps in only a policy that is
+fully built, right after its command is out.
 No message can end the node or stop its tick: every subscription runs behind `robot_rl.nodes.guard`, which
 refuses what its callback raised on with one rate-limited log line naming the topic, and counts it.
 Status: `actor_status` (std_msgs/String JSON, latched, every 0.5 s wall): phase, ticks, policy version,
@@ -28,10 +28,9 @@ episodes stored, learner presence, and `refused` {topic: count}.
 Parameters: `robot_rl.actor.config.ActorConfig`; the logic without ROS: `robot_rl.actor`; the
 actor<->learner contract: `robot_rl.nodes.protocol`.
 
-Timing (`robot-rl bench ros`): per running tick the wall period, the policy's inference time, the wall time
-from the tick's start to its command, and the observation->command latency (command stamp minus the capture
-stamp of the oldest input used, node clock) are kept; the episode's log line summarises them and, with `timing_log` set, one JSON line per episode
-(and one per policy load, with its wall time) is appended to that file.
+Timing (`robot-rl bench ros`): per running tick the wall period, inference time, tick-to-command time and
+observation->command latency (robot_rl.actor.timing), summarised in the episode's log line and, with
+`timing_log` set, appended to that file as JSON lines.
 """
 
 from __future__ import annotations
@@ -61,6 +60,7 @@ from robot_rl.actor.config import ActorConfig
 from robot_rl.actor.delivery import Outbox, VersionLedger
 from robot_rl.actor.episode import EpisodeMachine, Phase
 from robot_rl.actor.observation import ObservationAssembler
+from robot_rl.actor.timing import TickTiming
 from robot_rl.agents.policy import Policy
 from robot_rl.agents.residual import ResidualPolicy
 from robot_rl.bc.base import load_base_policy
@@ -68,7 +68,7 @@ from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
 from robot_rl.nodes import actor_inputs, convert, protocol, topics
-from robot_rl.nodes.actor_policy import PolicyInbox
+from robot_rl.nodes.actor_policy import PolicyLoader
 from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop_convert import teleop_fields_from_msg
@@ -103,7 +103,7 @@ class ActorNode(Node):
         self.rng = np.random.default_rng(cfg.seed)
         self.policy: Policy | None = None
         self.policy_version = -1  # learner update step of the weights in use (-1: none)
-        self._timing_log = open(cfg.timing_log, "a", buffering=1) if cfg.timing_log else None  # noqa: SIM115 (node lifetime)
+        self.timing = TickTiming(self.layout.dt_s, cfg.timing_log)
         # residual RL: the base acts every step; the policy from the learner (a ResidualPolicy) corrects it
         self.base = load_base_policy(cfg.base_policy) if cfg.base_policy else None
         if self.base is not None and getattr(self.base, "action_dim", None) not in (None, self.layout.action_dim):
@@ -122,13 +122,8 @@ class ActorNode(Node):
         self._episode_version = -1  # newest policy version that acted in the running episode
         self._learner_alive = False
         self._warned_ack_ahead = False
-        self._tick_wall_s: list[float] = []  # wall time of each running tick (jitter statistics)
-        self._infer_s: list[float] = []  # policy inference times of the running episode
-        self._latency_s: list[float] = []  # per step: command stamp - capture stamp of the oldest input used (node clock)
-        self._act_s: list[float] = []  # per step: wall time from the tick's start to its command being published
         self._published_s = 0.0  # node-clock stamp of the last command published
-        self.inbox = PolicyInbox()  # newest /learner/policy message not yet in use
-        self._policy_config: dict | None = None  # config of the policy in use, as it travels
+        self.loader = PolicyLoader(cfg.max_policy_bytes)  # decodes /learner/policy off the tick (worker thread)
         self.refusals = Refusals(self)
         self._ticks = 0
         self._last_tick = time.monotonic()  # wall time of the last tick (is the node's clock running?)
@@ -146,7 +141,7 @@ class ActorNode(Node):
             sub(msg_type, name, lambda msg, name=name, fn=to_value: self._on_input(name, fn, msg), qos)
         sub(String, protocol.ACKS, self._on_acks, protocol.LATCHED_QOS)
         sub(Joy, topics.TELEOP_COMMAND, self._on_teleop, topics.COMMAND_QOS)
-        sub(UInt8MultiArray, protocol.POLICY, self.inbox.offer, protocol.LATCHED_QOS)
+        sub(UInt8MultiArray, protocol.POLICY, self.loader.offer, protocol.LATCHED_QOS)
         self.pub_status = self.create_publisher(String, ACTOR_STATUS, protocol.LATCHED_QOS)
         self.pub_twist = self.create_publisher(TwistStamped, topics.EE_COMMAND, topics.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, topics.GRIPPER_COMMAND, topics.COMMAND_QOS)
@@ -160,7 +155,7 @@ class ActorNode(Node):
         self._last_tick = time.monotonic()
         self._ticks += 1
         self._control()
-        self._take_policy_msg()  # after the command is out: the most time until the next tick
+        self._take_policy()  # a policy the worker finished is swapped in after the command is out
 
     def _control(self) -> None:
         now_s, m = self._now_s(), self.machine
@@ -185,12 +180,12 @@ class ActorNode(Node):
             if m.phase is Phase.PAUSED:
                 if line:
                     self.get_logger().warning(line)
-                    self._tick_wall_s.append(float("nan"))  # the pause is no control period
+                    self.timing.tick_wall_s.append(float("nan"))  # the pause is no control period
                 self._hold()
             else:
                 if line:
                     self.get_logger().info(line)
-                self._tick_wall_s.append(time.monotonic())
+                self.timing.tick_wall_s.append(time.monotonic())
                 self._act(first=False)
 
     def _act(self, first: bool) -> None:
@@ -205,8 +200,8 @@ class ActorNode(Node):
             self.arbiter.reset()
             if self.base is not None:
                 self.base.reset()
-            self._episode_version, self._tick_wall_s, self._infer_s, self._latency_s, self._act_s = (
-                self.policy_version, [], [], [], [])
+            self._episode_version = self.policy_version
+            self.timing.reset()
             self._interventions = 0
             if cmd is not None and cmd.events:  # keys pressed between episodes do not judge this one
                 cmd = replace(cmd, events=tuple(e for e in cmd.events if e in ("take_over", "release")))
@@ -229,8 +224,8 @@ class ActorNode(Node):
         quat = obs[keys.STATE][3:7] if keys.STATE in obs else None
         out = self.arbiter.step(np.where(np.isfinite(proposed), proposed, 0.0), cmd, quat)
         executed = self._send(out.action if out.is_intervention or out.held else proposed, obs[keys.STATE][:3])
-        self._act_s.append(time.monotonic() - self._last_tick)
-        self._latency_s.append(self._published_s - min(v for k, v in info.items() if k.startswith(keys.T_CAPTURE)))
+        self.timing.act_s.append(time.monotonic() - self._last_tick)
+        self.timing.latency_s.append(self._published_s - min(v for k, v in info.items() if k.startswith(keys.T_CAPTURE)))
         if outcome is not None:
             self._record_pending(obs, outcome, info)
         self._interventions += int(out.is_intervention)
@@ -274,7 +269,7 @@ class ActorNode(Node):
             return self.rng.uniform(-1.0, 1.0, self.layout.action_dim).astype(np.float32)
         else:
             action = self.policy.act(obs, deterministic=self.cfg.deterministic)
-        self._infer_s.append(time.perf_counter() - t0)
+        self.timing.infer_s.append(time.perf_counter() - t0)
         self._episode_version = max(self._episode_version, self.policy_version)
         return action
 
@@ -332,8 +327,8 @@ class ActorNode(Node):
         judged = f" ({verdict} from teleop)" if verdict else ""
         self.get_logger().info(f"episode {index} stored and sent: {steps} steps, success={success}{judged}, "
                                f"interventions {self._interventions}/{steps}, policy v{self._episode_version}; "
-                               f"{self._timing()}")
-        self.write_timing(episode=index)
+                               f"{self.timing.summary()}")
+        self.timing.write_episode(index, self._episode_version)
 
     def _publish_episode(self, index: int) -> bool:
         """Send stored episode `index` on /learner/episodes; returns its success flag."""
@@ -344,45 +339,13 @@ class ActorNode(Node):
         self.outbox.sent(index, time.monotonic())
         return success
 
-    def _periods(self) -> tuple[np.ndarray, np.ndarray]:
-        """(wall periods in ms between consecutive running ticks, monotonic time each ends); pauses left out."""
-        t = np.asarray(self._tick_wall_s)
-        period_ms = np.diff(t) * 1e3
-        ok = np.isfinite(period_ms)
-        return period_ms[ok], t[1:][ok]
-
-    def _timing(self) -> str:
-        period_ms, infer_ms = self._periods()[0], np.asarray(self._infer_s) * 1e3
-        text = ""
-        if len(period_ms) > 2:
-            jitter_ms = np.abs(period_ms - self.layout.dt_s * 1e3)
-            text = (f"tick period wall p50 {np.median(period_ms):.1f} ms, p99 {np.percentile(period_ms, 99):.1f} ms, "
-                    f"jitter p99 {np.percentile(jitter_ms, 99):.1f} ms")
-        if len(infer_ms):
-            text += f"; inference p50 {np.median(infer_ms):.1f} ms, p99 {np.percentile(infer_ms, 99):.1f} ms"
-        return text
-
-    def write_timing(self, episode: int | None) -> None:
-        """Append the episode's raw timings to timing_log (episode None: the unfinished one, at exit)."""
-        if self._timing_log is None or not self._tick_wall_s:
-            return
-        ms = lambda xs: [round(float(x) * 1e3, 3) for x in xs]  # noqa: E731
-        period_ms, end_s = self._periods()
-        to_wall = time.time() - time.monotonic()
-        record = {"event": "episode", "episode": episode, "steps": len(self._latency_s),
-                  "policy_version": self._episode_version, "nominal_period_ms": self.layout.dt_s * 1e3,
-                  "period_ms": [round(float(x), 3) for x in period_ms],
-                  "period_end_wall": [round(float(t + to_wall), 4) for t in end_s], "infer_ms": ms(self._infer_s),
-                  "act_ms": ms(self._act_s), "latency_ms": ms(self._latency_s), "wall_time": time.time()}
-        self._timing_log.write(json.dumps(record) + "\n")
-
     # --- learner ----------------------------------------------------------------------------
     def _housekeeping(self) -> None:
         """Wall clock, every 0.5 s: learner liveness (acks heartbeat), resends of unacknowledged episodes, and new
         weights while the node's clock stands still (no ticks)."""
         now = time.monotonic()
         if now - self._last_tick > max(1.0, 2 * self.layout.dt_s):
-            self._take_policy_msg()
+            self._take_policy()
         alive = self.outbox.learner_alive(now)
         if alive != self._learner_alive:
             self._learner_alive = alive
@@ -413,13 +376,11 @@ class ActorNode(Node):
                 f"{self.store.n_episodes}: it will ignore new ones as duplicates; use this actor's original store "
                 "or another node name")
 
-    def _take_policy_msg(self) -> None:
-        """Decode the waiting weights (if any) and put them in use; a bad payload is refused and counted."""
-        try:
-            taken = self.inbox.take(self.policy, self._policy_config)
-        except Exception as err:  # noqa: BLE001 -- a payload's failure is a refusal, never a crash
-            self.refusals.refuse(protocol.POLICY, f"{type(err).__name__}: {err}; keeping v{self.policy_version}")
-            return
+    def _take_policy(self) -> None:
+        """Count the payloads the worker refused; put in use the newest policy it built (if any)."""
+        taken, errors = self.loader.take()
+        for error in errors:
+            self.refusals.refuse(protocol.POLICY, f"{error}; keeping v{self.policy_version}")
         if taken is not None:
             self._use_policy(*taken, protocol.POLICY)
 
@@ -437,9 +398,7 @@ class ActorNode(Node):
                 self.get_logger().error(f"refused policy v{version} from {source}: {why}")
             return
         self.policy, self.policy_version = policy.eval(), version
-        self._policy_config = json.loads(json.dumps(policy.config_dict()))  # as it travels (lists, not tuples)
-        if self._timing_log is not None:
-            self._timing_log.write(json.dumps({"event": "policy", "version": version, "wall_time": time.time()}) + "\n")
+        self.timing.write_policy(version)
         self.get_logger().info(f"policy v{version} loaded from {source}")
 
     # --- teleop -----------------------------------------------------------------------------
@@ -481,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         if node is not None:
             if node.recorder.recording:
                 node.get_logger().info(f"exiting: the episode in flight ({node.recorder.n_steps} steps) is not stored")
-                node.write_timing(episode=None)
+                node.timing.write_episode(None, node._episode_version)
+            node.loader.close()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -26,7 +26,7 @@ from std_msgs.msg import Bool, Float32
 from robot_rl import keys
 from robot_rl.nodes import topics
 from robot_rl.nodes.guard import Refusals
-from robot_rl.nodes.convert import MessageError, frame_from_image
+from robot_rl.nodes.convert import frame_from_image
 from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop import run_node
 
@@ -78,11 +78,8 @@ class RewardNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_image(self, camera: str, msg: Image) -> None:
-        try:
-            self._frames[camera] = (frame_from_image(msg).image, self._now_s())
-            self._new = True
-        except MessageError as err:
-            self.get_logger().warning(f"dropped {camera} image: {err}", throttle_duration_sec=2.0)
+        self._frames[camera] = (frame_from_image(msg).image, self._now_s())  # a bad image raises: the guard counts it
+        self._new = True
 
     def _tick(self) -> None:
         now = self._now_s()
@@ -101,7 +98,8 @@ class RewardNode(Node):
         if now - self._last_log_s >= self.cfg.log_every_s and self.predictor.latencies_ms:
             lat = np.asarray(self.predictor.latencies_ms[-500:])
             self.get_logger().info(f"published {self.published}; inference p50 {np.percentile(lat, 50):.1f} ms, "
-                                   f"p99 {np.percentile(lat, 99):.1f} ms; last p={prob:.3f}")
+                                   f"p99 {np.percentile(lat, 99):.1f} ms; last p={prob:.3f}; "
+                                   f"refused {self.refusals.as_dict()}")
             self._last_log_s = now
 
 

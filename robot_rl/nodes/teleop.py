@@ -76,7 +76,8 @@ class TeleopNode(Node):
                              f"use {node}, or a joy / spacenav mapping here")
         self.mapper = JoyMapper(mapping)
         self.out = CommandPublisher(self, cfg.base_frame)
-        guarded = Refusals(self).guarded  # whatever a callback raises on refuses the message, never ends the node
+        self.refusals = Refusals(self)  # whatever a callback raises on refuses the message, never ends the node
+        guarded = self.refusals.guarded
         if mapping.source == "joy":
             self.create_subscription(Joy, topics.JOY, guarded(topics.JOY, self._on_joy), topics.DEVICE_QOS)
             inputs = [topics.JOY]
@@ -95,10 +96,7 @@ class TeleopNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _guard(self, update: Callable[[], None]) -> None:
-        try:
-            update()
-        except ValueError as err:
-            self.get_logger().warning(f"dropped a device message: {err}", throttle_duration_sec=2.0)
+        update()  # a malformed device message raises: the guard refuses and counts it per topic
 
     def _on_joy(self, msg: Joy) -> None:
         self._guard(lambda: self.mapper.on_joy(msg.axes, msg.buttons, self._now_s()))
@@ -115,7 +113,8 @@ class TeleopNode(Node):
         if cmd.connected and not self._was_connected:
             self.get_logger().info("device connected")
         elif self._was_connected and not cmd.connected:
-            self.get_logger().warning(f"device silent for {self.mapper.mapping.timeout_s} s: disconnected")
+            self.get_logger().warning(f"device silent for {self.mapper.mapping.timeout_s} s: disconnected; "
+                                      f"refused messages {self.refusals.as_dict()}")
         self._was_connected = cmd.connected
         self.out.publish(cmd)
 
