@@ -195,8 +195,10 @@ def test_a_device_lost_mid_intervention_holds_the_arm_until_the_episode_ends(cel
     last = len(flags) - 1 - int(np.argmax(flags[::-1]))
     assert flags.sum() >= 3 and flags[first:last + 1].all()  # one take-over ...
     after = episode[keys.ACTION][last + 1:]
-    assert len(after) >= 5 and np.abs(after[:, :3]).max() == 0.0  # ... then the arm held to the episode's end
+    # ... then the arm held to the episode's end: zero commands, except that the safety filter brings a measured
+    # pose that overshot the workspace box back inside (a few tens of micrometres here)
+    assert len(after) >= 5 and np.abs(after[:, :3]).max() < 1e-2
     held = np.array([t for a, t in probe.twists if t_lost + 0.3 < a < probe.arrivals[-1] - 0.3])
-    assert len(held) >= 3 and np.abs(held).max() == 0.0  # the random policy did not resume
+    assert len(held) >= 3 and np.abs(held).max() < 1e-3  # the random policy did not resume (same box correction)
     (next_episode,) = probe.next_episodes(1)  # a new episode: the policy acts (nobody is connected)
     assert np.abs(next_episode[keys.ACTION][:, :3]).max() > 0.2 and not next_episode[keys.IS_INTERVENTION].any()
