@@ -11,6 +11,8 @@ quaternions (w, x, y, z), rotations as rotation vectors in radians, times in sec
 
 from __future__ import annotations
 
+import math
+
 import abc
 from dataclasses import dataclass, field
 
@@ -26,6 +28,12 @@ class WorkspaceBox:
     high_m: tuple[float, float, float]  # (x, y, z) upper corner
 
     def __post_init__(self) -> None:
+        # A NaN corner passed `lo >= hi` (every comparison with NaN is False) and then clipped every target to NaN;
+        # an infinite one is no limit at all. Both come from hand-written node parameters, so refuse them here.
+        if len(self.low_m) != 3 or len(self.high_m) != 3:
+            raise ValueError(f"workspace low {self.low_m} and high {self.high_m} must be 3 numbers each (x, y, z)")
+        if not all(math.isfinite(v) for v in (*self.low_m, *self.high_m)):
+            raise ValueError(f"workspace low {self.low_m} and high {self.high_m} must be finite numbers (metres)")
         if any(lo >= hi for lo, hi in zip(self.low_m, self.high_m)):
             raise ValueError(f"workspace low {self.low_m} must be below high {self.high_m} on every axis")
 

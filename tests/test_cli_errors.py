@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,14 @@ def _make_fixtures(root: Path) -> None:
     (root / "a_file").write_text("not a directory\n")
     (root / "fresh_run").mkdir()
     (root / "fresh_run" / "train_config.json").write_text("{}\n")
+    lost = EpisodeStore.create(root / "lost_array_store", STATE_META)
+    lost.add_episode(_make_episode(0, 5))
+    lost.close()
+    shutil.rmtree(root / "lost_array_store" / "data" / "reward")  # a whole column deleted: refused, not dropped
+    (root / "garbage_store").mkdir()
+    (root / "garbage_store" / "zarr.json").write_text("garbage{")
+    (root / "list_run").mkdir()
+    (root / "list_run" / "train_config.json").write_text("[]\n")
     torn = root / "torn_run"
     torn.mkdir()
     (torn / "eval.jsonl").write_text(json.dumps({"env_steps": 0, "success_rate": 0.0, "return_mean": 0.0}) + "\n"
@@ -98,6 +107,34 @@ BAD_INPUTS = [
     (["bench", "learning", "--variant", "a?b", "--out", "grid"], 2, "variant name 'a?b'"),
     (["bench", "learning", "--steps", "0", "--out", "grid"], 2, "--steps must be >= 1, got 0"),
     (["no-such-command"], 2, "invalid choice"),
+    # numbers that reached torch or numpy before they were checked (found by trying, each was an internal error or
+    # trained on NaN actions)
+    (["train", "--actor-lr", "-1"], 2, "--actor-lr must be a finite number > 0"),
+    (["train", "--critic-lr", "inf"], 2, "--critic-lr must be a finite number > 0"),
+    (["train", "--gamma", "nan"], 2, "--gamma must be a discount in [0, 1]"),
+    (["train", "--tau", "-0.1"], 2, "--tau must be a Polyak rate"),
+    (["train", "--init-temperature", "0"], 2, "--init-temperature must be a finite number > 0"),
+    (["train", "--target-entropy", "nan"], 2, "--target-entropy must be a finite number"),
+    (["train", "--log-std-range", "2", "-5"], 2, "--log-std-range must be two finite numbers"),
+    (["train", "--batch-size", "0"], 2, "--batch-size must be >= 1"),
+    (["train", "--hidden-dims", "-4"], 2, "--hidden-dims must be one or more widths >= 1"),
+    (["train", "--seed", "-1"], 2, "--seed must be in [0, 2**32 - 1]"),
+    (["train", "--replay-capacity", "1"], 2, "--replay-capacity must be 0 (auto) or >= 2"),
+    (["train", "--intervention-penalty", "nan"], 2, "--intervention-penalty must be a finite number"),
+    (["train", "--base-noise", "nan"], 2, "--base-noise must be >= 0"),
+    (["bc", "train", "--demos", "pixel_store", "--out", "bc", "--lr", "nan"], 2, "--lr must be a finite number > 0"),
+    (["bc", "train", "--demos", "pixel_store", "--out", "bc", "--weight-decay", "-1"], 2, "--weight-decay must be"),
+    (["bc", "train", "--demos", "peg_store", "--out", "bc", "--task", "pick_cube"], 2, "holds peg_insert demos"),
+    # damaged stores and runs
+    (["data", "info", "lost_array_store"], 1, "data/reward is missing"),
+    (["train", "--demos", "lost_array_store"], 2, "data/reward is missing"),
+    (["data", "repair", "missing"], 1, "no episode store at missing"),
+    (["data", "repair", "garbage_store"], 1, "its zarr.json is unreadable"),
+    (["train", "--resume", "list_run"], 2, "holds a JSON list, not an object"),
+    (["data", "view", "pixel_store", "--episode", "0", "--out", "a_file"], 2, "must be an .mp4 file path"),
+    (["data", "view", "pixel_store", "--episode", "0", "--out", "v.mp4", "--fps", "nan"], 2, "--fps: must be a number > 0"),
+    (["data", "view", "pixel_store", "--episode", "0", "--out", "v.mp4", "--camera-height", "0"], 2,
+     "--camera-height: must be a positive integer"),
 ]
 
 

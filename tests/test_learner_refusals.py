@@ -155,3 +155,22 @@ def test_refusal_lines_are_rate_limited_per_reason():
     now[0] = 5.0
     assert log.line("nan", "e") == "e (+2 more nan refusals not logged in the last 5 s)"
     assert log.line("nan", "f") is None
+
+
+def test_episode_meta_of_the_wrong_type_is_refused_not_coerced(tmp_path, demos):
+    """int() and str() used to turn index 0.5 or "0" into episode 0 and actor_id 5 into '5': stored, acknowledged."""
+    service = LearnerService(learner_config(tmp_path, task="pick_cube"), log=lambda line: None)
+    good = demos.get_episode(0)
+    base = {"actor_id": R1, "index": 0, "policy_version": -1, "success": False, "task_meta": {}}
+    bad_meta = {"float_index": {"index": 0.5}, "str_index": {"index": "0"}, "bool_index": {"index": True},
+                "null_index": {"index": None}, "negative_index": {"index": -1}, "int_actor": {"actor_id": 5},
+                "empty_actor": {"actor_id": ""}, "10kB_actor": {"actor_id": "/r" + "x" * 10_000},
+                "str_policy_version": {"policy_version": "3"}, "list_task_meta": {"task_meta": [1]}}
+    for name, change in bad_meta.items():
+        result = service.ingest(wire.encode("episode", good, {**base, **change}))
+        assert result.outcome is Outcome.REFUSED and result.reason == "unreadable", (name, result)
+        assert len(result.message) < 400, (name, len(result.message))  # a 10 kB id is not echoed into the log
+    assert service.acks() == {} and service.status()["episodes"] == 0
+    assert service.ingest(wire.encode("episode", good, base)).outcome is Outcome.STORED
+    assert service.acks() == {R1: 1}
+    service.close()

@@ -129,3 +129,16 @@ def test_watchdog_expires_when_commands_stop():
     assert dog.expired(1.26)
     dog.feed(1.3)
     assert not dog.expired(1.5)
+
+
+@pytest.mark.parametrize("low,high", [
+    ((np.nan, -0.2, 0.0), (0.7, 0.2, 0.4)),  # a NaN corner passed `low >= high` (False) and clipped targets to NaN
+    ((0.3, -0.2, 0.0), (0.7, 0.2, np.inf)),  # no limit at all
+    ((0.7, -0.2, 0.0), (0.3, 0.2, 0.4)),  # low above high
+    ((0.3, -0.2, 0.2), (0.7, 0.2, 0.2)),  # zero-size box
+    ((0.3, -0.2), (0.7, 0.2)),  # two numbers: z unbounded
+])
+def test_a_workspace_that_bounds_nothing_is_refused_where_it_is_made(low, high):
+    """Node parameters (workspace_low_m / high_m) build the box directly, without the calibration file's checks."""
+    with pytest.raises(ValueError, match="workspace low"):
+        WorkspaceBox(low_m=low, high_m=high)

@@ -105,3 +105,30 @@ def test_info_piped_into_head_ends_without_a_traceback(tmp_path):
     done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
     assert done.stderr == "", done.stderr  # no BrokenPipeError traceback, no "Exception ignored" line
     assert done.stdout == "exit=0\n"
+
+
+def test_a_store_that_lost_a_whole_array_is_refused_not_read_without_that_key(tmp_path, capsys):
+    """Stores record their key set when the first episode is written; a deleted array dir used to vanish from
+    every episode (data info reported a store without rewards as fine)."""
+    path = tmp_path / "s"
+    store = EpisodeStore.create(path, META)
+    store.add_episode(_make_episode(0, 6))
+    store.close()
+    assert EpisodeStore.open(path).keys == tuple(sorted(_make_episode(0, 6)))
+    import shutil
+
+    shutil.rmtree(path / "data" / keys.REWARD)
+    for mode in ("r", "a"):
+        with pytest.raises(StoreError, match="data/reward is missing"):
+            EpisodeStore.open(path, mode=mode)
+    assert main(["data", "info", str(path)]) == 1
+    assert "data/reward is missing" in capsys.readouterr().err
+
+
+def test_repair_of_what_is_not_a_store_is_one_line(tmp_path, capsys):
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "zarr.json").write_text("garbage{")
+    for path, word in ((tmp_path / "missing", "no episode store"), (tmp_path / "garbage", "zarr.json is unreadable")):
+        assert main(["data", "repair", str(path)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("robot-rl: error: ") and word in err[0], err

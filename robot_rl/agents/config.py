@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +73,38 @@ class AgentConfig:
             raise ValueError(f"critic_subsample={self.critic_subsample} must be in [1, n_critics={self.n_critics}]")
         if self.n_step < 1 or self.actor_update_every < 1 or self.utd_ratio < 1 or self.feature_cache_augs < 1:
             raise ValueError("n_step, actor_update_every, utd_ratio and feature_cache_augs must all be >= 1")
-        if self.bc_weight is not None and self.bc_weight < 0:
-            raise ValueError(f"bc_weight must be >= 0, got {self.bc_weight}")
         if self.hl_gauss_range[0] >= self.hl_gauss_range[1] or self.hl_gauss_bins < 2:
             raise ValueError(f"hl_gauss_range {self.hl_gauss_range} must be increasing and hl_gauss_bins >= 2")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Sizes >= 1 and rates finite and in range: a NaN, negative or zero here would otherwise surface as a
+        torch error or NaN actions deep inside training (e.g. `--actor-lr -1`, `--gamma nan`, `--batch-size 0`)."""
+        for name in ("batch_size", "n_critics", "latent_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.hidden_dims or min(self.hidden_dims) < 1:
+            raise ValueError(f"hidden_dims must be one or more widths >= 1, got {list(self.hidden_dims)}")
+        if self.image_aug_pad_px < 0:
+            raise ValueError(f"image_aug_pad_px must be >= 0, got {self.image_aug_pad_px}")
+        for name in ("actor_lr", "critic_lr", "temp_lr", "grasp_critic_lr", "init_temperature", "hl_gauss_sigma_ratio"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        for name in ("td3_policy_noise", "td3_noise_clip", "td3_exploration_noise", "bc_weight"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be a discount in [0, 1], got {self.gamma}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must be a Polyak rate in (0, 1], got {self.tau}")
+        if self.target_entropy is not None and not math.isfinite(self.target_entropy):
+            raise ValueError(f"target_entropy must be a finite number, got {self.target_entropy}")
+        low, high = self.log_std_range
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"log_std_range must be two finite numbers, low < high, got {low} {high}")
+        if not all(math.isfinite(v) for v in self.hl_gauss_range):
+            raise ValueError(f"hl_gauss_range must be finite, got {self.hl_gauss_range}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

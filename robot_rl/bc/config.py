@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,8 +35,13 @@ class BCPolicyConfig:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.execution not in EXECUTIONS:
             raise ValueError(f"execution={self.execution!r} is not valid; choose one of {EXECUTIONS}")
-        if self.ensemble_decay < 0:
-            raise ValueError(f"ensemble_decay must be >= 0, got {self.ensemble_decay}")
+        if not 0 <= self.ensemble_decay < math.inf:
+            raise ValueError(f"ensemble_decay must be a finite number >= 0, got {self.ensemble_decay}")
+        if not self.hidden_dims or min(self.hidden_dims) < 1:
+            raise ValueError(f"hidden_dims must be one or more widths >= 1, got {list(self.hidden_dims)}")
+        if self.latent_dim < 1 or self.image_aug_pad_px < 0:
+            raise ValueError(f"latent_dim must be >= 1 and image_aug_pad_px >= 0, got {self.latent_dim}, "
+                             f"{self.image_aug_pad_px}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -75,6 +81,12 @@ class BCTrainConfig:
         for name in ("max_episodes", "eval_episodes", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 <= self.seed < 2**32:  # numpy's and gymnasium's seed range
+            raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Library errors whose message is already one readable line: reported like `RunError` (exit 1).
 READABLE_ERRORS = (
-    ("robot_rl.data.store", "StoreError"),
+    ("robot_rl.data.store_index", "StoreError"),  # defined there; `data repair` never imports robot_rl.data.store
     ("robot_rl.teleop.mapping", "MappingError"),
     ("robot_rl.nodes.table", "TableError"),
     ("robot_rl.wire", "WireError"),

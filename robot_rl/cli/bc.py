@@ -66,6 +66,10 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"--demos {cfg.demos} holds 0 episodes; record some first (robot-rl demos record ...)")
     if cfg.task is not None:
         checks.check_task(cfg.task)
+        stored_task = demos.meta.get("task")
+        if stored_task is not None and stored_task != cfg.task:  # the policy would see observations of another task
+            raise UsageError(f"--demos {cfg.demos} holds {stored_task} demos but --task is {cfg.task}; pass --task "
+                             f"{stored_task} or demos of {cfg.task}")
     checks.check_device(cfg.device)
     checks.check_writable_dir(cfg.out)
     from robot_rl.bc.train import train_bc

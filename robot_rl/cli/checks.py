@@ -167,6 +167,12 @@ def check_demos(path: str, task: str | None, obs: str | None, obs_given: bool) -
     if store.n_episodes == 0:
         raise UsageError(f"--demos {path} holds 0 episodes; record some first (robot-rl demos record --task "
                          f"{task or 'TASK'} --scripted --episodes 20 --out {path}) or leave out --demos")
+    from robot_rl import keys
+
+    missing = [k for k in (keys.ACTION, keys.REWARD, keys.TERMINATED, keys.TRUNCATED) if k not in store.keys]
+    if missing:  # a hand-made store, or one that lost an array before stores recorded their key set
+        raise UsageError(f"--demos {path} has no {', '.join(missing)} step key(s) (its keys: {list(store.keys)}); "
+                         "pass a store recorded by robot-rl demos record or robot-rl train")
     stored_task = store.meta.get("task")
     if task is not None and stored_task is not None and stored_task != task:
         raise UsageError(f"--demos {path} holds {stored_task} demos but --task is {task}; pass --task {stored_task} "

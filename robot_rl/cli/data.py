@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from robot_rl.cli.checks import check_writable_file, positive_float, positive_int
+
 
 def register(sub) -> None:
     data = sub.add_parser(
@@ -49,8 +51,8 @@ def register(sub) -> None:
     view.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
     view.add_argument("--episode", type=int, required=True, metavar="K", help="episode index (negative counts from the end)")
     view.add_argument("--out", type=Path, metavar="FILE.mp4", help="output video (default: ./<store name>_episode_<K>.mp4)")
-    view.add_argument("--fps", type=float, help="frames per second (default: the store's control_rate_hz, else 10)")
-    view.add_argument("--camera-height", type=int, default=256, metavar="PX",
+    view.add_argument("--fps", type=positive_float, help="frames per second (default: the store's control_rate_hz, else 10)")
+    view.add_argument("--camera-height", type=positive_int, default=256, metavar="PX",
                       help="height each camera is scaled to (default 256)")
     view.set_defaults(func=_view)
 
@@ -79,6 +81,10 @@ def _view(args: argparse.Namespace) -> int:
     from robot_rl.data.view import ViewConfig, camera_keys, episode_frames
     from robot_rl.errors import UsageError
 
+    if args.out is not None:  # before reading anything; OpenCV picks the container from the suffix
+        if args.out.suffix.lower() != ".mp4":
+            raise UsageError(f"--out {args.out} must be an .mp4 file path (e.g. {args.out.with_suffix('.mp4')})")
+        check_writable_file(args.out)
     store = EpisodeStore.open(args.store, mode="r")  # StoreError: one line
     try:
         episode = store.get_episode(args.episode)

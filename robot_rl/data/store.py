@@ -381,7 +381,7 @@ class EpisodeStore:
         if len(ends) == 0:
             return  # arrays left by a first append that never committed are replaced on the next append
         n_steps = int(ends[-1])
-        for key in sorted(d.name for d in (self.path / "data").iterdir() if d.is_dir()):
+        for key in self._data_keys():
             try:
                 arr = zarr.open_array(store=self._root.store, path=f"data/{key}", mode="r" if self.mode == "r" else "r+")
             except Exception as e:  # a damaged or missing zarr.json
@@ -395,6 +395,19 @@ class EpisodeStore:
         if not self._arrays:
             raise StoreError(f"{self.path}: meta/episode_ends lists {len(ends)} episodes but data/ holds no arrays")
 
+    def _data_keys(self) -> list[str]:
+        """The step keys: those data/ recorded when its first episode was written (a lost array directory is then
+        refused, not silently dropped from every episode), or, for stores written before that, its array dirs."""
+        found = sorted(d.name for d in (self.path / "data").iterdir() if d.is_dir())
+        recorded = dict(self._root["data"].attrs).get("keys")
+        if recorded is None:
+            return found
+        missing = sorted(set(recorded) - set(found))
+        if missing:
+            raise StoreError(f"{self.path}: data/{missing[0]} is missing (the store was written with keys {recorded}); "
+                             "restore the store from a backup")
+        return sorted(recorded)
+
     def _make_arrays(self, spec: dict[str, KeySpec]) -> None:
         """Create data/ arrays for the first episode, replacing any an uncommitted append left."""
         for key in spec:
@@ -406,6 +419,7 @@ class EpisodeStore:
             if leftover.is_dir():
                 shutil.rmtree(leftover)
         data = self._root["data"]
+        data.attrs.put({"keys": sorted(spec)})  # the key set, so that _load notices a lost array
         self._arrays, self._spec = {}, spec
         for key, ks in spec.items():
             self._arrays[key] = data.create_array(

@@ -120,7 +120,11 @@ def _ends_after(arrays: dict[str, zarr.Array], flags: list[str], start: int, sto
 def _rebuilt_ends(path: Path, root: zarr.Group) -> tuple[np.ndarray, int]:
     """Episode ends from the flags, readable rows only, and the number of rows the data arrays hold."""
     names = sorted(d.name for d in (path / "data").iterdir() if (d / "zarr.json").is_file())
-    arrays = {name: zarr.open_array(store=root.store, path=f"data/{name}", mode="r") for name in names}
+    try:
+        arrays = {name: zarr.open_array(store=root.store, path=f"data/{name}", mode="r") for name in names}
+    except Exception as e:  # a damaged array zarr.json: its rows cannot be read, so neither can the flags be trusted
+        raise StoreError(f"cannot repair {path}: an array's metadata is unreadable ({type(e).__name__}: {e}); "
+                         "restore the store from a backup") from e
     flags = [k for k in FLAG_KEYS if k in arrays]
     if not flags:
         raise StoreError(f"cannot repair {path}: it has no {' or '.join(FLAG_KEYS)} key marking where episodes end "
@@ -146,6 +150,13 @@ def repair_index(path: str | Path) -> str:
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise StoreError(f"no episode store at {path}: it has no zarr.json")
+    try:  # before taking the lock, which leaves a lock file: what is not a store stays untouched
+        attrs = zarr.open_group(store=LocalStore(path, read_only=True), mode="r").attrs
+    except Exception as e:  # zarr raises several types for unreadable metadata
+        raise StoreError(f"cannot repair {path}: its zarr.json is unreadable ({type(e).__name__}: {e}); only the "
+                         "episode index can be rebuilt, restore the store from a backup") from e
+    if "schema_version" not in attrs:
+        raise StoreError(f"cannot repair {path}: it is a zarr group but not an episode store (no 'schema_version')")
     lock = lock_writer(path)
     try:
         root = zarr.open_group(store=LocalStore(path), mode="r+")

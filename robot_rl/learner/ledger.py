@@ -38,8 +38,8 @@ def encode_actor_id(actor_id: str) -> np.ndarray:
     """(ACTOR_ID_BYTES,) uint8: the id's UTF-8 bytes, zero-padded. Raises ValueError if empty or too long."""
     raw = actor_id.encode("utf-8")
     if not raw or len(raw) > ACTOR_ID_BYTES or b"\x00" in raw:
-        raise ValueError(f"actor id {actor_id!r} must be 1..{ACTOR_ID_BYTES} UTF-8 bytes without NUL; "
-                         f"got {len(raw)} bytes")
+        shown = repr(actor_id) if len(actor_id) <= ACTOR_ID_BYTES else f"{actor_id[:40]!r}..."  # a 10 kB id: not logged
+        raise ValueError(f"actor id {shown} must be 1..{ACTOR_ID_BYTES} UTF-8 bytes without NUL; got {len(raw)} bytes")
     out = np.zeros(ACTOR_ID_BYTES, dtype=np.uint8)
     out[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
     return out

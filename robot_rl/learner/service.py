@@ -83,6 +83,26 @@ class _Stats:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _episode_meta(meta: dict) -> tuple[str, int, int, dict]:
+    """(actor id, episode index, policy version, task_meta) of an episode payload, each of its exact type: a float
+    index 0.5 or a string "0" was coerced by int() and stored as episode 0, an actor id 5 as '5'. ValueError if not."""
+    actor_id, index, policy_version = meta.get("actor_id"), meta.get("index"), meta.get("policy_version", -1)
+    task_meta = meta.get("task_meta") or {}
+    if not isinstance(actor_id, str):
+        raise ValueError(f"actor_id must be a string, got {type(actor_id).__name__}")
+    encode_actor_id(actor_id)  # 1..128 bytes: the id the store and the acks can hold
+    for name, value in (("index", index), ("policy_version", policy_version)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"episode {name} must be an integer, got {type(value).__name__} {value!r}"[:200])
+    if not 0 <= index < 2**63:  # the store's source_index column is int64
+        raise ValueError(f"episode index {index} must be in [0, 2**63)"[:200])
+    if not -1 <= policy_version < 2**63:
+        raise ValueError(f"policy_version {policy_version} must be in [-1, 2**63)"[:200])
+    if not isinstance(task_meta, dict):
+        raise ValueError(f"task_meta must be a JSON object, got {type(task_meta).__name__}")
+    return actor_id, index, policy_version, task_meta
+
+
 class LearnerService:
     def __init__(self, cfg: LearnerConfig, log: Callable[[str], None] = print) -> None:
         if not cfg.out:
@@ -265,11 +285,7 @@ class LearnerService:
                                 f"bytes (max_episode_steps)", reason="too_large")
         try:
             arrays, meta = wire.decode_episode(payload)
-            actor_id, index = str(meta["actor_id"]), int(meta["index"])
-            encode_actor_id(actor_id)  # 1..128 bytes: the id the store and the acks can hold
-            if index < 0:
-                raise ValueError(f"episode index {index} < 0")
-            policy_version, task_meta = int(meta.get("policy_version", -1)), dict(meta.get("task_meta") or {})
+            actor_id, index, policy_version, task_meta = _episode_meta(meta)
         except Exception as e:  # noqa: BLE001 - any payload at all: refused, never raised
             return IngestResult(Outcome.REFUSED, f"refused an episode payload ({len(payload)} bytes): {e}",
                                 reason="unreadable")

@@ -8,6 +8,7 @@ as JSON in the run dir and next to each checkpoint. The update-to-data ratio is 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -83,8 +84,14 @@ class TrainConfig:
         for name in ("replay_capacity", "warmup_steps", "scripted_demos", "video_episodes", "keep_checkpoints", "threads"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.base_noise < 0:
+        if self.replay_capacity == 1:  # 0 means auto; a ring of one row cannot hold a transition and its successor
+            raise ValueError("replay_capacity must be 0 (auto) or >= 2 transitions, got 1")
+        if not 0 <= self.seed < 2**32:  # numpy's and gymnasium's seed range
+            raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
+        if not 0 <= self.base_noise < math.inf:
             raise ValueError(f"base_noise must be >= 0, got {self.base_noise}")
+        if not math.isfinite(self.intervention_penalty):
+            raise ValueError(f"intervention_penalty must be a finite number <= 0, got {self.intervention_penalty}")
         if self.base_policy and self.agent.discrete_gripper:
             raise ValueError("residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper")
         if self.operator:  # the operator's own checks (the episode length is the env's, known later)
@@ -111,7 +118,13 @@ class TrainConfig:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"cannot read a TrainConfig from {path}: {e}") from e
-        return from_dict(cls, data)
+        if not isinstance(data, dict):
+            raise ValueError(f"cannot read a TrainConfig from {path}: it holds a JSON {type(data).__name__}, not an "
+                             "object of options")
+        try:
+            return from_dict(cls, data)
+        except (TypeError, AttributeError) as e:  # a value of the wrong type (edited by hand): its check cannot run
+            raise ValueError(f"cannot read a TrainConfig from {path}: a value has the wrong type ({e})") from e
 
 
 def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
