@@ -66,7 +66,7 @@ def test_image_config_caches_frozen_features_at_insert_and_reports_the_amortised
 
 def test_a_missing_peer_python_is_refused_before_anything_is_timed():
     proc = _run_cli("--config", "state", "--peer-python", "/nonexistent/python", "--json")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a usage error: the command line names a file that is not there
     assert proc.stdout == ""
     assert "--peer-python '/nonexistent/python' is not an executable file" in proc.stderr
     assert "setup-peers.sh" in proc.stderr

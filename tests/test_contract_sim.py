@@ -86,7 +86,9 @@ def test_sim_camera_rig_renders_the_same_image_for_one_camera_as_for_all():
     try:
         both = rig.render()
         alone = rig.render(("wrist",))
-        np.testing.assert_array_equal(both["wrist"], alone["wrist"])
+        # the same image up to rasterisation rounding: MuJoCo 4 differs by 1 in a pixel or two between the two passes
+        diff = np.abs(both["wrist"].astype(int) - alone["wrist"].astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
         assert np.abs(both["front"].astype(int) - both["wrist"].astype(int)).mean() > 10  # different views
     finally:
         rig.close()

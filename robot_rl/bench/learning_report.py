@@ -115,7 +115,8 @@ def markdown(results: list[VariantResult], threshold: float, steps: int, command
              "wall-clock per run, median |",
              "|---|---|---|---|---|---|---|"]
     for v in results:
-        per_seed = ", ".join(f"{s.seed}: {_k(s.first_at_threshold, f'not by {_k(s.env_steps)}')}" for s in v.seeds)
+        per_seed = ", ".join(f"{s.seed}: {_k(s.first_at_threshold, f'not by {_k(min(s.env_steps, steps))}')}"
+                             for s in v.seeds)  # a run's last episode may end a few steps past the budget
         lo, hi = v.first_range
         spread = f"{_k(lo)}–{_k(hi, f'not by {_k(steps)}')}" if lo is not None else "—"
         finals = [s.final_success for s in v.seeds if s.final_success is not None]

@@ -131,7 +131,8 @@ def register(sub) -> None:
     learning.add_argument("--train-args", default="", metavar='"OPTIONS"',
                           help='`robot-rl train` options for every run, before the variant\'s (e.g. "--replay-capacity 30000")')
     learning.add_argument("--out", type=Path, required=True, metavar="DIR", help="the grid's directory (reused to resume)")
-    learning.add_argument("--report-only", action="store_true", help="write the report from the runs there, start none")
+    learning.add_argument("--report-only", action="store_true",
+                          help="write the report from the runs there, start none (give the grid's own options)")
     learning.set_defaults(func=_learning)
 
 
@@ -197,7 +198,7 @@ def _ros(args: argparse.Namespace) -> int:
 def _learning(args: argparse.Namespace) -> int:
     import shlex
 
-    from robot_rl.bench.learning import LearningBenchConfig, Variant, recorded_variants, run_grid
+    from robot_rl.bench.learning import LearningBenchConfig, Variant, check_grid, recorded_variants, run_grid
     from robot_rl.bench.learning_report import collect, write_report
     from robot_rl.errors import RunError, UsageError
 
@@ -210,7 +211,11 @@ def _learning(args: argparse.Namespace) -> int:
                               seeds=list(args.seed_list) if args.seed_list else list(range(args.seeds)),
                               steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                               threshold=args.threshold, jobs=args.jobs, train_args=train_args)
-    failed = [] if args.report_only else run_grid(cfg)
+    if args.report_only:
+        check_grid(cfg)  # the report's command and title must be the grid's: refuse settings that differ
+        failed = []
+    else:
+        failed = run_grid(cfg)
     command = cfg.command()
     results = collect(cfg.out, [v.name for v in variants], cfg.seeds, cfg.threshold)
     if not any(v.seeds for v in results):

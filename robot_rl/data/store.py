@@ -182,10 +182,19 @@ class EpisodeStore:
             "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "robot_rl_version": robot_rl.__version__,
         }
-        root = zarr.create_group(store=LocalStore(path), zarr_format=3, attributes=attrs)  # no zarr.json yet: checked
-        root.create_group("data")
-        create_ends(root.create_group("meta"), [])
+        # Built beside the store and moved in with the root zarr.json last, so a writer killed while creating leaves
+        # no half store (a root without its index would read as a store that lost its index).
+        staging = path.parent / f".{path.name}.creating"
+        shutil.rmtree(staging, ignore_errors=True)  # left by a creation killed before; we hold the store's lock
+        staged = zarr.create_group(store=LocalStore(staging), zarr_format=3, attributes=attrs)
+        staged.create_group("data")
+        create_ends(staged.create_group("meta"), [])
         _sync_to_disk()
+        for name in ("data", "meta", "zarr.json"):
+            os.replace(staging / name, path / name)
+        shutil.rmtree(staging, ignore_errors=True)
+        _sync_to_disk()
+        root = zarr.open_group(store=LocalStore(path), mode="r+")
         return cls(path, root, mode="a", lock=lock)
 
     @classmethod
