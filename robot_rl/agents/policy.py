@@ -253,9 +253,7 @@ class Policy(nn.Module):
 
     def to_bytes(self) -> bytes:
         """Checksummed safetensors bytes with the config JSON in the metadata (for sending weights over ROS)."""
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        return stamp_checksum(save(tensors, metadata={"config": json.dumps(self.config_dict()),
-                                                      CHECKSUM_KEY: CHECKSUM_PLACEHOLDER}))
+        return to_payload(self)
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "Policy":
@@ -266,18 +264,36 @@ class Policy(nn.Module):
         exactly the payload's tensor names, shapes and dtypes; only then are weights read, and non-finite
         ones refused.
         """
-        data = bytes(data)
-        try:
-            header = read_header(data, max_tensors=MAX_POLICY_TENSORS)
-        except WireError as e:
-            raise PolicyPayloadError(f"policy bytes are not a readable safetensors policy payload: {e}") from None
-        config = _payload_config(header.metadata)
-        try:
-            with torch.device("meta"):  # shapes only: a declared 8192x8192 layer costs no memory here
-                skeleton = cls.from_config_dict(config, "meta")
-        except Exception as e:  # an untrusted config: any failure to build is a refusal, not a crash
-            raise PolicyPayloadError(f"policy config does not build a network: {type(e).__name__}: {str(e)[:200]}") from None
-        tensors = checked_tensors(data, header, skeleton.state_dict())
-        policy = cls.from_config_dict(config, device)
-        policy._load_weights({k: v.to(device) for k, v in tensors.items()})
-        return policy
+        return from_payload(cls, data, device, _payload_config, "policy")
+
+
+def to_payload(policy: nn.Module) -> bytes:
+    """A policy module (with `config_dict()`) as checksummed safetensors bytes, its config JSON in the metadata."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+    return stamp_checksum(save(tensors, metadata={"config": json.dumps(policy.config_dict()),
+                                                  CHECKSUM_KEY: CHECKSUM_PLACEHOLDER}))
+
+
+def from_payload(cls, data: bytes, device: str | torch.device, read_config, what: str):
+    """`to_payload` bytes -> a `cls` policy (built with `cls.from_config_dict`), or PolicyPayloadError.
+
+    Nothing is allocated from what the payload declares before it is checked: the header and checksum first, then
+    the config's sizes (`read_config(metadata)` bounds them), then the network built on the meta device (no memory)
+    must have exactly the payload's tensor names, shapes and dtypes; only then are weights read, non-finite ones
+    refused.
+    """
+    data = bytes(data)
+    try:
+        header = read_header(data, max_tensors=MAX_POLICY_TENSORS)
+    except WireError as e:
+        raise PolicyPayloadError(f"{what} bytes are not a readable safetensors policy payload: {e}") from None
+    config = read_config(header.metadata)
+    try:
+        with torch.device("meta"):  # shapes only: a declared 8192x8192 layer costs no memory here
+            skeleton = cls.from_config_dict(config, "meta")
+    except Exception as e:  # an untrusted config: any failure to build is a refusal, not a crash
+        raise PolicyPayloadError(f"{what} config does not build a network: {type(e).__name__}: {str(e)[:200]}") from None
+    tensors = checked_tensors(data, header, skeleton.state_dict())
+    policy = cls.from_config_dict(config, device)
+    policy._load_weights({k: v.to(device) for k, v in tensors.items()})
+    return policy

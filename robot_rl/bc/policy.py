@@ -17,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save, save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from robot_rl.agents.policy import MAX_POLICY_TENSORS, PolicyPayloadError, bounds_of, checked_tensors, within
+from robot_rl.agents.policy import PolicyPayloadError, bounds_of, from_payload, to_payload, within
 from robot_rl.bc.config import BCPolicyConfig
 from robot_rl.nets.mlp import mlp
 from robot_rl.nets.obs_encoder import ObsEncoder
 from robot_rl.nets.pretrained import load_resnet10_weights
 from robot_rl.spaces import spec_image_keys
-from robot_rl.wire import CHECKSUM_KEY, CHECKSUM_PLACEHOLDER, WireError, read_header, stamp_checksum
 
 BC_FORMAT = "robot_rl.bc_policy/1"
 BC_WEIGHTS = "bc_policy.safetensors"
@@ -173,29 +172,14 @@ class BCPolicy(nn.Module):
 
     def to_bytes(self) -> bytes:
         """Checksummed safetensors bytes with the config JSON in the metadata (for sending the base policy over ROS)."""
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        return stamp_checksum(save(tensors, metadata={"config": json.dumps(self.config_dict()),
-                                                      CHECKSUM_KEY: CHECKSUM_PLACEHOLDER}))
+        return to_payload(self)
 
     @classmethod
     def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "BCPolicy":
         """`to_bytes` output -> policy; raises PolicyPayloadError (a ValueError) for anything else. The checks of
         `Policy.from_bytes`, in its order: header and checksum, the config's sizes, the network built on the meta
         device must have exactly the payload's tensor names, shapes and dtypes, then finite weights."""
-        data = bytes(data)
-        try:
-            header = read_header(data, max_tensors=MAX_POLICY_TENSORS)
-        except WireError as e:
-            raise PolicyPayloadError(f"BC policy bytes are not a readable safetensors policy payload: {e}") from None
-        config = _bc_payload_config(header.metadata)
-        try:
-            with torch.device("meta"):  # shapes only: a declared huge layer costs no memory here
-                skeleton = cls.from_config_dict(config, "meta")
-        except Exception as e:  # an untrusted config: any failure to build is a refusal, not a crash
-            raise PolicyPayloadError(f"BC policy config does not build a network: {type(e).__name__}: {str(e)[:200]}") from None
-        tensors = checked_tensors(data, header, skeleton.state_dict())
-        policy = cls.from_config_dict(config, device)
-        policy._load_weights({k: v.to(device) for k, v in tensors.items()})
+        policy = from_payload(cls, data, device, _bc_payload_config, "BC policy")
         policy.eval()
         return policy
 

@@ -240,7 +240,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps, reward_classifier=cfg.reward_classifier)
     store = EpisodeStore.open_or_create(run_dir / "episodes", run_store_meta(env, env_id, cfg.obs))
     eval_env, video_episodes = make_eval_env(env_id, cfg.obs, cfg.video_episodes, cfg.max_episode_steps)
-    obs_space, action_dim = env.observation_space, int(np.prod(env.action_space.shape))
+    obs_space = env.observation_space
     has_images = bool(image_keys(as_dict_space(obs_space)))
     threads = cfg.threads if cfg.threads is not None else (available_cores() if has_images else 1)
     if threads:  # small state nets run best on one thread; image batches' GEMMs scale with cores
