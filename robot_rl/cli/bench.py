@@ -129,7 +129,8 @@ def register(sub) -> None:
     learning.add_argument("--threshold", type=float, default=0.9, help="success rate to reach (default 0.9)")
     learning.add_argument("--jobs", type=int, default=0, metavar="N", help="runs at once (default 0: one per CPU core)")
     learning.add_argument("--train-args", default="", metavar='"OPTIONS"',
-                          help='`robot-rl train` options for every run, before the variant\'s (e.g. "--replay-capacity 30000")')
+                          help='`robot-rl train` options for every run, before the variant\'s; write it with "=" '
+                               '(e.g. --train-args="--replay-capacity 30000")')
     learning.add_argument("--out", type=Path, required=True, metavar="DIR", help="the grid's directory (reused to resume)")
     learning.add_argument("--report-only", action="store_true",
                           help="write the report from the runs there, start none (give the grid's own options)")
