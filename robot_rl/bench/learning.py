@@ -93,7 +93,7 @@ class LearningBenchConfig:
         if self.threshold != 0.9:
             args += ["--threshold", f"{self.threshold:g}"]
         if self.train_args:
-            args += ["--train-args", shlex.join(self.train_args)]
+            args += [f"--train-args={shlex.join(self.train_args)}"]  # "=": the value starts with "--"
         for v in self.variants:
             args += ["--variant", v.name + (f"={shlex.join(v.train_args)}" if v.train_args else "")]
         return shlex.join([*args, "--out", str(self.out)])
