@@ -126,16 +126,31 @@ def test_resuming_refuses_fixed_options_naming_each_and_applies_changeable_ones(
 
 
 def test_the_pixel_recipe_adds_its_bc_term_unless_a_weight_is_typed_and_zero_turns_it_off():
-    from robot_rl.agents.config import PIXEL_BC_WEIGHT, AgentConfig, with_image_encoder
+    from robot_rl.agents.config import PIXEL_BC_WEIGHT, AgentConfig, with_recipe
     from robot_rl.cli import build_parser
 
     def agent_cfg(argv: list[str]) -> AgentConfig:
         overrides = given_overrides(build_parser().parse_args(["train", *argv]), TrainConfig)
         return replace_nested(TrainConfig(), overrides).agent
 
-    recipe, note = with_image_encoder(agent_cfg(["--task", "pick_cube"]), has_images=True)
+    recipe, note = with_recipe(agent_cfg(["--task", "pick_cube"]), has_images=True)
     assert (recipe.encoder, recipe.bc_weight) == ("resnet10", PIXEL_BC_WEIGHT) and "bc_weight 1.0" in note
-    off, note = with_image_encoder(agent_cfg(["--bc-weight", "0"]), has_images=True)
+    off, note = with_recipe(agent_cfg(["--bc-weight", "0"]), has_images=True)
     assert off.bc_weight == 0.0 and "bc_weight" not in note  # typed 0 is kept: the term is off
-    assert with_image_encoder(agent_cfg(["--bc-weight", "2.5"]), has_images=True)[0].bc_weight == 2.5
-    assert with_image_encoder(agent_cfg([]), has_images=False)[0].bc_weight is None  # state runs: no term
+    assert with_recipe(agent_cfg(["--bc-weight", "2.5"]), has_images=True)[0].bc_weight == 2.5
+    assert recipe.critic_loss in (None, "mse")  # the pixel recipe keeps the regression critic
+
+
+def test_the_state_recipe_adds_its_bc_term_and_hl_gauss_critic_unless_they_are_typed():
+    from robot_rl.agents.config import STATE_BC_WEIGHT, STATE_CRITIC_LOSS, with_recipe
+    from robot_rl.cli import build_parser
+
+    def agent_cfg(argv: list[str]):
+        overrides = given_overrides(build_parser().parse_args(["train", *argv]), TrainConfig)
+        return replace_nested(TrainConfig(), overrides).agent
+
+    recipe, note = with_recipe(agent_cfg([]), has_images=False)
+    assert (recipe.bc_weight, recipe.critic_loss) == (STATE_BC_WEIGHT, STATE_CRITIC_LOSS) == (5.0, "hl_gauss")
+    assert note.startswith("state observations:") and "bc_weight 5" in note and "hl_gauss" in note
+    typed, note = with_recipe(agent_cfg(["--bc-weight", "0", "--critic-loss", "mse"]), has_images=False)
+    assert (typed.bc_weight, typed.critic_loss, note) == (0.0, "mse", "")  # typed values are kept, nothing to say

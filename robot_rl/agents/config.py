@@ -43,7 +43,7 @@ class AgentConfig:
     n_step: int = 3  # rewards summed per target (replay computes them); 3 carries a sparse success reward back
     # through a grasp sooner (robot_rl/training/config.py: pick_cube 90 % at 5k steps with 3, 0 % with RLPD's 1)
     actor_update_every: int = 1  # actor (and temperature) step every k-th critic step (TD3: 2)
-    critic_loss: str = "mse"  # "mse" regression, or "hl_gauss" (categorical cross-entropy on a Gaussian histogram)
+    critic_loss: str | None = None  # "mse" regression, or "hl_gauss" (categorical cross-entropy on a Gaussian histogram); unset: the recipe's (hl_gauss from state, mse with images; mse where no recipe is applied)
     hl_gauss_bins: int = 51  # number of bins of the categorical critic
     hl_gauss_range: tuple[float, float] = (-1.0, 2.0)  # (min, max) return the bins cover; set it to the task's
     # returns (the default suits a sparse 0/1 success reward that ends the episode: returns in [0, 1])
@@ -60,13 +60,13 @@ class AgentConfig:
     feature_cache_augs: int = 2  # with a frozen trunk: shifted views cached per frame (first unshifted)
     latent_dim: int = 64  # per-camera latent size after the encoder neck
     log_std_range: tuple[float, float] = (-5.0, 2.0)  # bounds of the SAC actor's log std
-    bc_weight: float | None = None  # actor loss += this x squared error of the mean action to the demonstrated one on demo/intervention rows (0: pure RLPD; unset: the pixel recipe's 1 with images, else 0)
+    bc_weight: float | None = None  # actor loss += this x squared error of the mean action to the demonstrated one on demo/intervention rows (0: pure RLPD; unset: the recipe's, 5 from state and 1 with images; 0 where no recipe is applied)
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
         self.hl_gauss_range = tuple(self.hl_gauss_range)  # type: ignore[assignment]
         self.log_std_range = tuple(self.log_std_range)  # type: ignore[assignment]
-        for name, value, choices in (("algo", self.algo, ALGOS), ("critic_loss", self.critic_loss, CRITIC_LOSSES), ("encoder", self.encoder, ENCODERS)):
+        for name, value, choices in (("algo", self.algo, ALGOS), ("critic_loss", self.critic_loss or "mse", CRITIC_LOSSES), ("encoder", self.encoder, ENCODERS)):
             if value not in choices:
                 raise ValueError(f"{name}={value!r} is not valid; choose one of {choices}")
         if not 1 <= self.critic_subsample <= self.n_critics:
@@ -114,30 +114,52 @@ class AgentConfig:
         return config_from_dict(cls, d)
 
 
-PIXEL_BC_WEIGHT = 1.0  # the pixel recipe's BC term (see with_image_encoder)
+PIXEL_BC_WEIGHT = 1.0  # the pixel recipe's BC term (see with_recipe)
+STATE_BC_WEIGHT = 5.0  # the state recipe's BC term
+STATE_CRITIC_LOSS = "hl_gauss"  # the state recipe's critic
 
 
-def with_image_encoder(cfg: AgentConfig, has_images: bool) -> tuple[AgentConfig, str]:
-    """(cfg, "") unchanged, or, for image observations with encoder "none", (cfg with the pixel recipe, a note).
+def with_recipe(cfg: AgentConfig, has_images: bool, success_reward: bool = True) -> tuple[AgentConfig, str]:
+    """The agent config with the recipe for its observations filled in where it was left unset, and a note of it.
 
-    The pixel recipe: a frozen ResNet-10 trunk whose features replay caches once per frame (no conv in any
-    update) and, unless bc_weight is given (0 turns it off), a BC term on demo rows, for plain and residual
-    agents alike. Measured on pick_cube from pixels (2 cameras 128 px, 20 scripted demos, 2 CPU cores,
-    random-init trunk): without the BC term 0 % success after 4k env steps (the critic stays flat in the
-    action); with it 80 % at 2k. Residual RL on a 40 % BC base first reaches 90 % at 5k, 6k, 3k, 2k, 2k env
-    steps (seeds 0-4) with the term, at 5k, 5k, 5k (seeds 0-2) without it. A conv encoder trained through the critic
-    (--encoder conv) costs ~3 s per env step at UTD 2 on 2 CPU cores: a GPU's job.
+    Pixels (images and encoder "none"): a frozen ResNet-10 trunk whose features replay caches once per frame (no
+    conv in any update) and a BC term on demo rows (bc_weight 1), for plain and residual agents alike. Measured
+    on pick_cube from pixels (2 cameras 128 px, 20 scripted demos, 2 CPU cores, random-init trunk): without the
+    BC term 0 % success after 4k env steps (the critic stays flat in the action); with it 80 % at 2k. Residual RL
+    on a 40 % BC base first reaches 90 % at 5k, 6k, 3k, 2k, 2k env steps (seeds 0-4) with the term, at 5k, 5k, 5k
+    (seeds 0-2) without it. A conv encoder trained through the critic (--encoder conv) costs ~3 s per env step
+    at UTD 2 on 2 CPU cores: a GPU's job.
+
+    State: a BC term of weight 5 and an HL-Gauss critic. Measured with `robot-rl bench learning` (README,
+    Benchmarks; 20 scripted demos, 5 seeds each): peg_insert from state never reached 90 % within 10k env steps
+    without the BC term (best evaluations .3-.6), and reaches it in 5 of 5 seeds with this recipe (first at 3k-6k,
+    median 4k; 20k steps); pick_cube from state reaches 90 % at a median 2k env steps (1k-2k) instead of 5k.
+    The HL-Gauss critic's bins cover returns in `hl_gauss_range` ([-1, 2]: a 0/1 success reward that ends the
+    episode), so it is chosen only where `success_reward` says the reward is of that kind (sim tasks, a reward
+    classifier, the robot's success signal); any other gymnasium env keeps the regression critic.
+    Given values (bc_weight 0 turns the term off; --critic-loss mse) are kept.
     """
-    if not has_images or cfg.encoder != "none":
-        return cfg, ""
-    changes: dict[str, Any] = dict(encoder="resnet10", freeze_encoder=True)
+    if has_images:
+        if cfg.encoder != "none":
+            return cfg, ""
+        changes: dict[str, Any] = dict(encoder="resnet10", freeze_encoder=True)
+        if cfg.bc_weight is None:
+            changes["bc_weight"] = PIXEL_BC_WEIGHT
+        note = (f"image observations: frozen ResNet-10 trunk with cached features ({cfg.encoder_weights or 'random init'}"
+                "; --encoder-weights PATH for pretrained ones)"
+                + (f", BC term on demo rows (bc_weight {PIXEL_BC_WEIGHT})" if "bc_weight" in changes else "")
+                + "; --encoder conv trains a conv encoder through the critic instead (a GPU's job)")
+        return dataclasses.replace(cfg, **changes), note
+    changes = {}
     if cfg.bc_weight is None:
-        changes["bc_weight"] = PIXEL_BC_WEIGHT
-    note = (f"image observations: frozen ResNet-10 trunk with cached features ({cfg.encoder_weights or 'random init'}"
-            "; --encoder-weights PATH for pretrained ones)"
-            + (f", BC term on demo rows (bc_weight {PIXEL_BC_WEIGHT})" if "bc_weight" in changes else "")
-            + "; --encoder conv trains a conv encoder through the critic instead (a GPU's job)")
-    return dataclasses.replace(cfg, **changes), note
+        changes["bc_weight"] = STATE_BC_WEIGHT
+    if cfg.critic_loss is None and success_reward:
+        changes["critic_loss"] = STATE_CRITIC_LOSS
+    if not changes:
+        return cfg, ""
+    parts = ([f"BC term on demo rows (bc_weight {STATE_BC_WEIGHT:g}; --bc-weight 0 turns it off)"] if "bc_weight" in changes
+             else []) + ([f"{STATE_CRITIC_LOSS} critic (--critic-loss mse for regression)"] if "critic_loss" in changes else [])
+    return dataclasses.replace(cfg, **changes), "state observations: " + ", ".join(parts)
 
 
 def config_from_dict(cls, d: dict[str, Any]):

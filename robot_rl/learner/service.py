@@ -36,7 +36,7 @@ from robot_rl.agents import Agent, make_agent
 from robot_rl.agents.residual import ResidualAgent, is_residual_agent_dir, make_residual_agent
 from robot_rl.bc.base import load_base_policy
 from robot_rl.cpu import keep_freed_memory
-from robot_rl.agents.config import with_image_encoder
+from robot_rl.agents.config import with_recipe
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import progress as plog
 from robot_rl.learner import refusals
@@ -166,7 +166,7 @@ class LearnerService:
 
     def _build_agent(self, step_specs: dict) -> None:
         obs_space, action_space = spaces_of(step_specs)
-        self.agent_cfg, note = with_image_encoder(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))))
+        self.agent_cfg, note = with_recipe(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))))
         if note:
             self.log(note)
         if self.cfg.base_policy:

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from robot_rl import keys
 from robot_rl.agents import Agent, make_agent
-from robot_rl.agents.config import with_image_encoder
+from robot_rl.agents.config import with_recipe
 from robot_rl.agents.residual import make_residual_agent
 from robot_rl.bench.timing import available_cores
 from robot_rl.cpu import keep_freed_memory
@@ -247,7 +247,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         torch.set_num_threads(threads)
     keep_freed_memory()  # multi-MiB update tensors reuse freed memory instead of fresh page-faulting mmaps
     if ckpt is None:
-        cfg.agent, note = with_image_encoder(cfg.agent, has_images)
+        success_reward = is_sim_task(env_id) or cfg.reward_classifier is not None  # 0/1 success rewards
+        cfg.agent, note = with_recipe(cfg.agent, has_images, success_reward)
         if note:
             print(f"[train] {note}")
             cfg.save(run_dir / CONFIG_JSON)
