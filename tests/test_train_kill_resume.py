@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 
+from trainproc import kill_train_when
 from robot_rl.data.store import EpisodeStore
 from robot_rl.training.config import config_for_resume
 from robot_rl.training.loop import train
@@ -24,21 +20,11 @@ def _episodes(path) -> int:
 
 def test_killed_learner_loses_no_completed_episode_and_resume_continues_from_all_of_them(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "robot_rl", "train", "--env-id", "Pendulum-v1", "--max-episode-steps", "50",
+    cmd = ["--env-id", "Pendulum-v1", "--max-episode-steps", "50",
            "--steps", "100000", "--warmup-steps", "50", "--checkpoint-every", "100", "--eval-every", "100000",
            "--eval-episodes", "1", "--no-wandb", "--no-progress-bar", "--hidden-dims", "16", "16", "--batch-size", "16",
            "--utd", "1", "--threads", "1", "--out", str(out)]
-    env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 120
-    try:
-        while _episodes(out / "episodes") < 5:  # checkpoints at episodes 2 and 4; episode 5 is after the last one
-            assert proc.poll() is None, f"training exited early: {proc.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "training made no progress in 120 s"
-            time.sleep(0.2)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_train_when(cmd, lambda: _episodes(out / "episodes") >= 5)  # checkpoints at episodes 2 and 4; 5 is after
     before = EpisodeStore.open(out / "episodes", mode="r")
     n_before = before.n_episodes
     actions_before = [before.get_episode(i)["action"] for i in range(n_before)]

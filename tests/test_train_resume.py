@@ -5,17 +5,13 @@ anything is written, changeable ones are applied and recorded."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from trainproc import kill_train_when
 from robot_rl.cli import main
 from robot_rl.data.store import EpisodeStore
 from robot_rl.training.cli_args import replace_nested
@@ -70,19 +66,8 @@ def test_a_damaged_newest_checkpoint_is_reported_in_one_line_and_the_previous_on
 
 def test_a_run_killed_before_its_first_checkpoint_restarts_keeping_its_episodes(tmp_path, capsys):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "robot_rl", "train", *ARGS, "--steps", "100000", "--checkpoint-every", "100000",
-           "--out", str(run)]
-    env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 120
-    try:
-        while not (run / "episodes" / "zarr.json").is_file() or EpisodeStore.open(run / "episodes").n_episodes < 2:
-            assert proc.poll() is None, f"training exited early: {proc.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "training made no progress in 120 s"
-            time.sleep(0.2)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_train_when([*ARGS, "--steps", "100000", "--checkpoint-every", "100000", "--out", str(run)],
+                    lambda: (run / "episodes" / "zarr.json").is_file() and EpisodeStore.open(run / "episodes").n_episodes >= 2)
     assert not list((run / "checkpoints").glob("step_*"))
     before = _actions(run / "episodes")
     config_before = (run / "train_config.json").read_bytes()

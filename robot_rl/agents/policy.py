@@ -60,16 +60,22 @@ def payload_config(data: bytes) -> dict:
         raise PolicyPayloadError(f"policy bytes are not a readable safetensors policy payload: {e}") from None
 
 
-def _payload_config(metadata: dict[str, str]) -> dict:
-    """The config JSON of a policy payload, with every declared size bounded (raises PolicyPayloadError)."""
+def config_json(metadata: dict[str, str], section: str, what: str) -> dict:
+    """The config JSON of policy bytes: an object holding a `section` object (raises PolicyPayloadError)."""
     if "config" not in metadata:
-        raise PolicyPayloadError("policy bytes carry no config in their safetensors metadata; make them with Policy.to_bytes")
+        raise PolicyPayloadError(f"{what} bytes carry no config in their safetensors metadata; make them with to_bytes")
     try:
         config = json.loads(metadata["config"])
     except (ValueError, RecursionError) as e:
-        raise PolicyPayloadError(f"policy config is not JSON: {str(e)[:200]}") from None
-    if not isinstance(config, dict) or not isinstance(config.get("agent_config"), dict):
-        raise PolicyPayloadError("policy config is not a JSON object with an agent_config object")
+        raise PolicyPayloadError(f"{what} config is not JSON: {str(e)[:200]}") from None
+    if not isinstance(config, dict) or not isinstance(config.get(section), dict):
+        raise PolicyPayloadError(f"{what} config is not a JSON object with a {section} object")
+    return config
+
+
+def _payload_config(metadata: dict[str, str]) -> dict:
+    """The config JSON of a policy payload, with every declared size bounded (raises PolicyPayloadError)."""
+    config = config_json(metadata, "agent_config", "policy")
     agent = config["agent_config"]
     bounds_of(agent.get("hidden_dims", []), agent.get("latent_dim", 1), config.get("action_dim"), config.get("obs_spec"))
     return config

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from robot_rl.agents.policy import PolicyPayloadError, bounds_of, from_payload, to_payload, within
+from robot_rl.agents.policy import PolicyPayloadError, bounds_of, config_json, from_payload, to_payload, within
 from robot_rl.bc.config import BCPolicyConfig
 from robot_rl.nets.mlp import mlp
 from robot_rl.nets.obs_encoder import ObsEncoder
@@ -189,14 +189,7 @@ MAX_CHUNK_SIZE = 256  # actions predicted per observation
 
 def _bc_payload_config(metadata: dict[str, str]) -> dict:
     """The config JSON of BC policy bytes, with every size it declares bounded (raises PolicyPayloadError)."""
-    try:
-        config = json.loads(metadata["config"])
-    except KeyError:
-        raise PolicyPayloadError("BC policy bytes carry no config in their metadata; make them with BCPolicy.to_bytes") from None
-    except (ValueError, RecursionError) as e:
-        raise PolicyPayloadError(f"BC policy config is not JSON: {str(e)[:200]}") from None
-    if not isinstance(config, dict) or not isinstance(config.get("bc_config"), dict):
-        raise PolicyPayloadError("BC policy config is not a JSON object with a bc_config object")
+    config = config_json(metadata, "bc_config", "BC policy")
     bc = config["bc_config"]
     # the same bounds as a learner policy's (agents.policy), with the BC head's chunk size
     bounds_of(bc.get("hidden_dims", []), bc.get("latent_dim", 1), config.get("action_dim"), config.get("obs_spec"))

@@ -106,7 +106,19 @@ def register(sub) -> None:
     ros.add_argument("--out", metavar="DIR", help="keep node logs, the actor's timing log and stores here (default: a temp dir, removed)")
     ros.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     ros.set_defaults(func=_ros)
+    _register_learning(bench_sub)
 
+
+def _config(cls, **settings):
+    """cls(**settings); a setting its __post_init__ refuses (a ValueError, or a PeerError for a --peer-python
+    that is not an interpreter) as a UsageError (exit 2), before anything is built or timed."""
+    try:
+        return cls(**settings)
+    except (ValueError, PeerError) as e:
+        raise UsageError(str(e)) from e
+
+
+def _register_learning(bench_sub) -> None:
     learning = bench_sub.add_parser(
         "learning",
         help="multi-seed learning: variants x seeds as separate training runs; first env step at 90 %%, medians, PNG",
@@ -135,15 +147,6 @@ def register(sub) -> None:
     learning.add_argument("--report-only", action="store_true",
                           help="write the report from the runs there, start none (give the grid's own options)")
     learning.set_defaults(func=_learning)
-
-
-def _config(cls, **settings):
-    """cls(**settings); a setting its __post_init__ refuses (a ValueError, or a PeerError for a --peer-python
-    that is not an interpreter) as a UsageError (exit 2), before anything is built or timed."""
-    try:
-        return cls(**settings)
-    except (ValueError, PeerError) as e:
-        raise UsageError(str(e)) from e
 
 
 def _sim(args: argparse.Namespace) -> int:
