@@ -150,10 +150,13 @@ def check_run_dir(path: str | os.PathLike, option: str, need_checkpoint: bool = 
 
 def check_new_run_dir(path: str | os.PathLike) -> None:
     """`--out` of a fresh run: creatable, and not a run that already holds episodes (which `--resume` continues)."""
+    from robot_rl.training.resume import check_new_out
+
     check_writable_dir(path)
     episodes = Path(path) / "episodes"
-    if (episodes / "zarr.json").is_file() and open_store(episodes, "--out").n_episodes > 0:
-        raise UsageError(f"--out {path} already holds a run; continue it with --resume {path}, or pass a new --out")
+    if (episodes / "zarr.json").is_file():
+        open_store(episodes, "--out")  # a damaged store is reported as one line here
+    check_new_out(Path(path))
 
 
 # --- demos ------------------------------------------------------------------------------------
