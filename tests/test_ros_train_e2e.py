@@ -84,7 +84,8 @@ class _Procs:
                          for f, log in self.logs.items())
 
     def stop(self, fqn: str, timeout_s: float = 30.0) -> int:
-        proc = self.procs[fqn]
+        """SIGINT one node and wait; it leaves the set `_wait` watches (a node stopped on purpose has not died)."""
+        proc = self.procs.pop(fqn)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
