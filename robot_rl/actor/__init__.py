@@ -5,4 +5,6 @@ observation.py  freshest-sample observation assembly with capture stamps and sta
 episode.py      the episode state machine: reset, settle, run, pause on stale data, end
 delivery.py     resends of unacknowledged episodes, learner liveness, policy versions per episode
 config.py       the node's parameters (ActorConfig)
+acting.py       the acting core: warm-up, base policy + residual, policy, arbiter (also `robot-rl train`'s)
+timing.py       per-tick timings of the node's loop
 """

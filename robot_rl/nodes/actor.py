@@ -6,8 +6,9 @@
 One main loop, `_tick`, at `control_rate_hz` on the node's clock (simulation time under `use_sim_time`):
 hold while no episode runs; otherwise assemble the observation from the freshest sample of every input
 (pausing, with one log line, while any is older than `max_staleness_s`), record the step the previous
-action completed, pick the next action (policy, or uniform random during `warmup:=random`), let the
-intervention arbiter decide who acts (a person's command on `teleop/command` -- any teleop node, or the
+action completed, let the acting core (robot_rl.actor.acting, shared with `robot-rl train`) choose the next
+one (policy; before any policy uniform random with `warmup:=random`; base + residual with `base_policy`) and
+let the intervention arbiter decide who acts (a person's command on `teleop/command` -- any teleop node, or the
 scripted operator -- replaces the policy's while they are engaged; robot_rl.teleop.arbiter), pass it through
 the SafetyFilter and publish it as a twist (delta / dt) and a gripper closing ((a + 1) / 2). Every step
 records the executed action, the policy's own proposal and `is_intervention`. The person's success / failure
@@ -17,10 +18,10 @@ the arm until the person engages again or the episode ends.
 Episodes: `reset` service -> fresh data -> act until `task/success` (terminated, reward 1) or
 `max_episode_steps` (truncated) -> hold, store (durable) -> publish on /learner/episodes -> next.
 A wall-clock timer (`_housekeeping`) watches the learner's acks heartbeat and resends unacknowledged
-episodes from the store. Weights from /learner/policy (at most `max_policy_bytes`) are decoded, checked and
-built on a worker thread (the newest message wins; robot_rl.nodes.actor_policy, which says what held the GIL
-when an earlier decoder thread delayed commands by up to 150-200 ms); the tick swaps in only a policy that is
-fully built, right after its command is out.
+episodes from the store (robot_rl.nodes.actor_delivery). Weights from /learner/policy (at most
+`max_policy_bytes`) are decoded, checked and built on a worker thread (the newest message wins;
+robot_rl.nodes.actor_policy, which says what held the GIL when an earlier decoder thread delayed commands by
+up to 150-200 ms); the tick swaps in only a policy that is fully built, right after its command is out.
 No message can end the node or stop its tick: every subscription runs behind `robot_rl.nodes.guard`, which
 refuses what its callback raised on with one rate-limited log line naming the topic, and counts it.
 Status: `actor_status` (std_msgs/String JSON, latched, every 0.5 s wall): phase, ticks, policy version,
@@ -56,24 +57,24 @@ from std_msgs.msg import Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl import keys
+from robot_rl.actor.acting import node_acting, residual_mismatch
 from robot_rl.actor.config import ActorConfig
-from robot_rl.actor.delivery import Outbox, VersionLedger
 from robot_rl.actor.episode import EpisodeMachine, Phase
 from robot_rl.actor.observation import ObservationAssembler
 from robot_rl.actor.timing import TickTiming
 from robot_rl.agents.policy import Policy
 from robot_rl.agents.residual import ResidualPolicy
-from robot_rl.bc.base import load_base_policy
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
 from robot_rl.nodes import actor_inputs, convert, protocol, topics
+from robot_rl.nodes.actor_delivery import EpisodeDelivery
 from robot_rl.nodes.actor_policy import PolicyLoader
 from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop_convert import teleop_fields_from_msg
 from robot_rl.safety import SafetyFilter, SafetyLimits
-from robot_rl.teleop.arbiter import Arbiter, verdict_of
+from robot_rl.teleop.arbiter import verdict_of
 from robot_rl.teleop.link import TeleopLink
 
 
@@ -95,33 +96,23 @@ class ActorNode(Node):
         self.machine = EpisodeMachine(self.layout.max_episode_steps, cfg.reset_timeout_s)
         self.store = EpisodeStore.open_or_create(cfg.store, self.layout.task_meta())
         self.recorder = EpisodeRecorder(self.store)
-        self.ledger = VersionLedger(self.store.path)
-        self.outbox = Outbox(self.actor_id, cfg.learner_timeout_s, cfg.resend_interval_s)
+        self.delivery = EpisodeDelivery(self, self.store, self.layout.task_meta(), cfg.learner_timeout_s,
+                                        cfg.resend_interval_s, cfg.on_learner_lost)  # episodes -> learner, acks
         self.safety = SafetyFilter(SafetyLimits(
             workspace=cfg.safety_box(), max_step_m=cfg.max_step_m, max_speed_m_s=cfg.max_speed_m_s,
             max_accel_m_s2=cfg.max_accel_m_s2, max_angvel_rad_s=cfg.max_angvel_rad_s))
-        self.rng = np.random.default_rng(cfg.seed)
-        self.policy: Policy | None = None
         self.policy_version = -1  # learner update step of the weights in use (-1: none)
         self.timing = TickTiming(self.layout.dt_s, cfg.timing_log)
-        # residual RL: the base acts every step; the policy from the learner (a ResidualPolicy) corrects it
-        self.base = load_base_policy(cfg.base_policy) if cfg.base_policy else None
-        if self.base is not None and getattr(self.base, "action_dim", None) not in (None, self.layout.action_dim):
-            raise ValueError(f"the base policy {cfg.base_policy} acts in {self.base.action_dim} dims; "
-                             f"task {cfg.task} takes {self.layout.action_dim}")
-        self._base_action: np.ndarray | None = None  # the base's action at the last _choose
+        self.acting = node_acting(cfg, self.layout.action_dim, lambda: 2.0 * self._gripper - 1.0)  # who acts, and how
         if cfg.policy_path:
-            self._use_policy(Policy.load(cfg.policy_path) if self.base is None else ResidualPolicy.load(cfg.policy_path),
+            self._use_policy((Policy if self.acting.base is None else ResidualPolicy).load(cfg.policy_path),
                              0, f"local {cfg.policy_path}")
-        self.arbiter = Arbiter(cfg.arbiter(), self.layout.action_dim)
         self.teleop = TeleopLink(cfg.teleop_timeout_s)  # wall clock: a device's heartbeat is a wall-time matter
         self._interventions = 0  # intervened steps of the running episode
         # (executed, proposed, is_intervention, base action) of the step awaiting its outcome
         self._pending: tuple[np.ndarray, np.ndarray, bool, np.ndarray] | None = None
         self._gripper = 0.0  # last gripper closing sent
         self._episode_version = -1  # newest policy version that acted in the running episode
-        self._learner_alive = False
-        self._warned_ack_ahead = False
         self._published_s = 0.0  # node-clock stamp of the last command published
         self.loader = PolicyLoader(cfg.max_policy_bytes)  # decodes /learner/policy off the tick (worker thread)
         self.refusals = Refusals(self)
@@ -131,21 +122,20 @@ class ActorNode(Node):
         self.get_logger().info(
             f"actor {self.actor_id} up: task={cfg.task} obs_mode={cfg.obs_mode} {cfg.control_rate_hz} Hz, "
             f"store {self.store.path} ({self.store.n_episodes} episodes), inputs {list(self.assembler.required)}, "
-            f"policy {'v0 from ' + cfg.policy_path if self.policy else 'none yet (warmup=' + cfg.warmup + ')'}"
-            f"{', residual on the base ' + cfg.base_policy if self.base is not None else ''}")
+            f"policy {'v0 from ' + cfg.policy_path if self.acting.policy else 'none yet (warmup=' + cfg.warmup + ')'}"
+            f"{', residual on the base ' + cfg.base_policy if self.acting.base is not None else ''}")
 
     def _make_io(self) -> None:
         def sub(msg_type, topic, callback, qos):  # every callback behind the guard: a bad message is refused
             self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), qos)
         for name, msg_type, qos, to_value in actor_inputs.table(self.layout):
             sub(msg_type, name, lambda msg, name=name, fn=to_value: self._on_input(name, fn, msg), qos)
-        sub(String, protocol.ACKS, self._on_acks, protocol.LATCHED_QOS)
+        sub(String, protocol.ACKS, self.delivery.on_acks, protocol.LATCHED_QOS)
         sub(Joy, topics.TELEOP_COMMAND, self._on_teleop, topics.COMMAND_QOS)
         sub(UInt8MultiArray, protocol.POLICY, self.loader.offer, protocol.LATCHED_QOS)
         self.pub_status = self.create_publisher(String, ACTOR_STATUS, protocol.LATCHED_QOS)
         self.pub_twist = self.create_publisher(TwistStamped, topics.EE_COMMAND, topics.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, topics.GRIPPER_COMMAND, topics.COMMAND_QOS)
-        self.pub_episodes = self.create_publisher(UInt8MultiArray, protocol.EPISODES, protocol.EPISODES_QOS)
         self.reset_client = self.create_client(Trigger, topics.RESET)
         self.create_timer(self.layout.dt_s, self._tick)  # the node's clock: sim time under use_sim_time
         self.create_timer(0.5, self._housekeeping, clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -161,7 +151,7 @@ class ActorNode(Node):
         now_s, m = self._now_s(), self.machine
         if m.phase is Phase.WAITING:
             self._hold()
-            if self.cfg.may_start_episode(self.policy is not None, self._learner_alive):
+            if self.cfg.may_start_episode(self.acting.policy is not None, self.delivery.learner_alive):
                 self._request_reset()
         elif m.phase is Phase.RESETTING:
             self._hold()
@@ -197,9 +187,7 @@ class ActorNode(Node):
         if first:
             self.recorder.start(obs, info)
             self.safety.reset()
-            self.arbiter.reset()
-            if self.base is not None:
-                self.base.reset()
+            self.acting.reset()
             self._episode_version = self.policy_version
             self.timing.reset()
             self._interventions = 0
@@ -220,18 +208,21 @@ class ActorNode(Node):
                 self._record_pending(obs, outcome, info)
                 self._end_episode(verdict)
                 return
-        proposed = self._choose(obs)
         quat = obs[keys.STATE][3:7] if keys.STATE in obs else None
-        out = self.arbiter.step(np.where(np.isfinite(proposed), proposed, 0.0), cmd, quat)
-        executed = self._send(out.action if out.is_intervention or out.held else proposed, obs[keys.STATE][:3])
+        choice = self.acting.choose(obs, warmup=self.acting.policy is None, cmd=cmd, ee_quat_wxyz=quat)
+        if choice.infer_s is not None:  # the policy acted
+            self.timing.infer_s.append(choice.infer_s)
+            self._episode_version = max(self._episode_version, self.policy_version)
+        executed = self._send(choice.action, obs[keys.STATE][:3])
         self.timing.act_s.append(time.monotonic() - self._last_tick)
         self.timing.latency_s.append(self._published_s - min(v for k, v in info.items() if k.startswith(keys.T_CAPTURE)))
         if outcome is not None:
             self._record_pending(obs, outcome, info)
-        self._interventions += int(out.is_intervention)
+        self._interventions += int(choice.is_intervention)
         # nothing non-finite is stored: a refused proposal is recorded as what was executed (the hold)
-        self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed, out.is_intervention,
-                         executed if self._base_action is None else self._base_action)
+        proposed = choice.proposed
+        self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed, choice.is_intervention,
+                         executed if choice.base_action is None else choice.base_action)
 
     def _record_pending(self, obs: dict, outcome, info: dict) -> None:
         executed, proposed, is_intervention, base_action = self._pending
@@ -247,31 +238,6 @@ class ActorNode(Node):
         self.machine.finish()
         self.recorder.discard()
         self.get_logger().info(f"episode discarded after {steps} steps ({verdict} from teleop): not stored, not sent")
-
-    def _choose(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """(A,) float32: the policy's action; before any policy uniform random (warmup=random) or a hold that keeps
-        the gripper (warmup=teleop: only a person moves the arm). With a base policy (residual RL) the base acts
-        first (its action is kept for the record): clip(base + noise) until a residual arrives, then the residual
-        policy's clip(base + correction)."""
-        t0 = time.perf_counter()
-        self._base_action = None
-        if self.base is not None:
-            self._base_action = base = np.asarray(self.base.act(obs), dtype=np.float32)
-            if self.policy is None:
-                noise = self.rng.normal(0.0, self.cfg.base_noise, base.shape) if self.cfg.base_noise > 0 else 0.0
-                return np.clip(base + noise, -1.0, 1.0).astype(np.float32)
-            action = self.policy.act(obs, deterministic=self.cfg.deterministic, base_action=base)
-        elif self.policy is None:
-            if self.cfg.warmup == "teleop":
-                hold = np.zeros(self.layout.action_dim, np.float32)
-                hold[-1] = 2.0 * self._gripper - 1.0
-                return hold
-            return self.rng.uniform(-1.0, 1.0, self.layout.action_dim).astype(np.float32)
-        else:
-            action = self.policy.act(obs, deterministic=self.cfg.deterministic)
-        self.timing.infer_s.append(time.perf_counter() - t0)
-        self._episode_version = max(self._episode_version, self.policy_version)
-        return action
 
     def _send(self, action: np.ndarray, ee_pos_m: np.ndarray) -> np.ndarray:
         """Action -> SafetyFilter -> twist + gripper on the wire; returns the executed action (A,) in [-1, 1]."""
@@ -322,22 +288,12 @@ class ActorNode(Node):
             self.get_logger().error(f"the store refused the episode ({steps} steps), dropping it: {err}")
             self.recorder.discard()
             return
-        self.ledger.add(index, self._episode_version)
-        success = self._publish_episode(index)
+        success = self.delivery.deliver(index, self._episode_version)
         judged = f" ({verdict} from teleop)" if verdict else ""
         self.get_logger().info(f"episode {index} stored and sent: {steps} steps, success={success}{judged}, "
                                f"interventions {self._interventions}/{steps}, policy v{self._episode_version}; "
                                f"{self.timing.summary()}")
         self.timing.write_episode(index, self._episode_version)
-
-    def _publish_episode(self, index: int) -> bool:
-        """Send stored episode `index` on /learner/episodes; returns its success flag."""
-        episode = self.store.get_episode(index)
-        success = bool(episode[keys.SUCCESS].any())
-        meta = protocol.EpisodeMeta(self.actor_id, index, self.ledger.version(index), success, self.layout.task_meta())
-        self.pub_episodes.publish(protocol.episode_msg(episode, meta))
-        self.outbox.sent(index, time.monotonic())
-        return success
 
     # --- learner ----------------------------------------------------------------------------
     def _housekeeping(self) -> None:
@@ -346,35 +302,14 @@ class ActorNode(Node):
         now = time.monotonic()
         if now - self._last_tick > max(1.0, 2 * self.layout.dt_s):
             self._take_policy()
-        alive = self.outbox.learner_alive(now)
-        if alive != self._learner_alive:
-            self._learner_alive = alive
-            if alive:
-                self.get_logger().info(f"learner present: it holds {self.outbox.acked} of this actor's "
-                                       f"{self.store.n_episodes} stored episodes")
-            else:
-                self.get_logger().warning(f"learner lost: no acks for {self.outbox.silent_for(now):.1f} s; "
-                                          f"on_learner_lost={self.cfg.on_learner_lost}")
-        for index in self.outbox.due(self.store.n_episodes, now):
-            self.get_logger().info(f"resending episode {index} (the learner holds {self.outbox.acked})")
-            self._publish_episode(index)
+        self.delivery.housekeeping(now)
         self.pub_status.publish(String(data=json.dumps(self.status())))
 
     def status(self) -> dict:
         """What `actor_status` carries: where the node is, and how many messages it refused per topic."""
         return {"actor_id": self.actor_id, "phase": self.machine.phase.name.lower(), "ticks": self._ticks,
                 "policy_version": self.policy_version, "episodes_stored": self.store.n_episodes,
-                "learner_alive": self._learner_alive, "refused": self.refusals.as_dict()}
-
-    def _on_acks(self, msg: String) -> None:
-        acks = protocol.acks_from_msg(msg)  # raises on anything but {str: int in [0, 2^63)}: the guard refuses it
-        self.outbox.on_acks(acks, time.monotonic())
-        if self.outbox.acked > self.store.n_episodes and not self._warned_ack_ahead:
-            self._warned_ack_ahead = True
-            self.get_logger().error(
-                f"the learner holds {self.outbox.acked} episodes from {self.actor_id} but this actor's store has "
-                f"{self.store.n_episodes}: it will ignore new ones as duplicates; use this actor's original store "
-                "or another node name")
+                "learner_alive": self.delivery.learner_alive, "refused": self.refusals.as_dict()}
 
     def _take_policy(self) -> None:
         """Count the payloads the worker refused; put in use the newest policy it built (if any)."""
@@ -385,19 +320,15 @@ class ActorNode(Node):
             self._use_policy(*taken, protocol.POLICY)
 
     def _use_policy(self, policy: Policy, version: int, source: str) -> None:
-        why = self.layout.policy_mismatch(policy.obs_spec, policy.action_dim)
-        residual = isinstance(policy, ResidualPolicy)
-        if not why and residual != (self.base is not None):
-            why = ("a residual policy needs a base policy: start the actor with base_policy:=DIR" if residual else
-                   f"this actor runs residual RL on {self.cfg.base_policy}: it needs a residual policy (a learner "
-                   "started with base_policy), not a plain one")
+        why = (self.layout.policy_mismatch(policy.obs_spec, policy.action_dim)
+               or residual_mismatch(policy, self.cfg.base_policy))
         if why:
             if source == protocol.POLICY:
                 self.refusals.refuse(source, f"refused policy v{version}, keeping v{self.policy_version}: {why}")
             else:
                 self.get_logger().error(f"refused policy v{version} from {source}: {why}")
             return
-        self.policy, self.policy_version = policy.eval(), version
+        self.acting.policy, self.policy_version = policy.eval(), version
         self.timing.write_policy(version)
         self.get_logger().info(f"policy v{version} loaded from {source}")
 

@@ -1,0 +1,196 @@
+"""The acting core: one function chooses every action, in the in-process loop and in the actor node alike.
+
+    acting = Acting(action_dim, policy=agent.policy, warmup=RandomWarmup(low, high, rng), rng=rng,
+                    base=base_or_None, base_noise=0.1, arbiter=Arbiter(ArbiterConfig(), action_dim) or None)
+    acting.reset()                                                   # at every episode start
+    choice = acting.choose(obs, warmup=steps < warmup_steps, cmd=teleop_command_or_None, ee_quat_wxyz=quat)
+    execute(choice.action); record(choice.action, base_action=choice.base_action,
+                                   policy_action=choice.proposed, is_intervention=choice.is_intervention)
+
+One step, in this order:
+1. The base policy (residual RL), when there is one, acts every step, warm-up included, so a base with memory
+   sees the whole episode; its action is the step's `base_action`.
+2. The proposal. In warm-up: with a base, clip(base + N(0, base_noise)); without one, the warm-up policy (uniform
+   random, the sim task's scripted expert, or a hold that keeps the gripper). After warm-up: the policy, sampled
+   (training) or its mean (`deterministic`); a residual policy returns clip(base + its correction).
+3. The arbiter, when there is one (robot_rl.teleop.arbiter): a person's or the scripted operator's command, while
+   engaged, replaces the proposal (`is_intervention`); a device lost mid-intervention, or a verdict, holds the arm
+   (`held`). A non-finite proposal reaches the arbiter as zeros (its gripper memory stays finite), but is executed
+   as proposed when nobody overrides it, so the safety filter downstream refuses it where it can be seen.
+
+ROS-free and MuJoCo-free: plain arrays and dicts in, a `Choice` out. The caller owns the clock, the episode
+bookkeeping, the safety filter and the recording.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from robot_rl.actor.config import ActorConfig
+from robot_rl.agents.residual import ResidualPolicy
+from robot_rl.bc.base import load_base_policy
+from robot_rl.interfaces import TeleopCommand
+from robot_rl.teleop.arbiter import Arbiter
+
+POLICY, WARMUP, INTERVENTION, HOLD = "policy", "warmup", "intervention", "hold"  # what a step's action was
+
+
+class WarmupPolicy(Protocol):
+    """What acts before the policy does (without a base policy): `reset` at episode start, `act` every step."""
+
+    def reset(self) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+class RandomWarmup:
+    """Uniform random actions in [low, high] (per dim) from the caller's generator."""
+
+    def __init__(self, low: np.ndarray | float, high: np.ndarray | float, rng: np.random.Generator,
+                 action_dim: int | None = None):
+        shape = (action_dim,) if action_dim is not None else np.shape(low)
+        self.low, self.high = np.broadcast_to(low, shape), np.broadcast_to(high, shape)  # (A,)
+        self.rng = rng
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.rng.uniform(self.low, self.high).astype(np.float32)
+
+
+class HoldWarmup:
+    """Zero motion with the gripper where it was last commanded: before any policy only a person moves the arm
+    (the actor node's `warmup:=teleop`, recording demonstrations on hardware)."""
+
+    def __init__(self, action_dim: int, gripper_action: Callable[[], float]):
+        self.action_dim = action_dim
+        self.gripper_action = gripper_action  # () -> the last commanded gripper, in action units [-1, 1]
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        hold = np.zeros(self.action_dim, np.float32)
+        hold[-1] = self.gripper_action()
+        return hold
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One step's decision."""
+
+    action: np.ndarray  # (A,) float32 to execute (before any safety filter)
+    proposed: np.ndarray  # (A,) float32 what the warm-up or the policy proposed (recorded as `policy_action`)
+    base_action: np.ndarray | None  # (A,) float32 the base policy's action (residual RL), else None
+    proposed_by: str  # POLICY or WARMUP
+    is_intervention: bool = False  # a person's (or the scripted operator's) action replaced the proposal
+    held: bool = False  # the arbiter held the arm (device lost mid-intervention, or after a verdict)
+    infer_s: float | None = None  # wall seconds base + policy took, when the policy proposed
+
+    @property
+    def source(self) -> str:
+        """What the executed action was: INTERVENTION, HOLD, POLICY or WARMUP."""
+        return INTERVENTION if self.is_intervention else HOLD if self.held else self.proposed_by
+
+
+class Acting:
+    """Chooses the action of every step: warm-up or policy, on a base policy when given, then the arbiter.
+
+    `policy` may be replaced at any time (the actor node swaps in weights from the learner; the in-process loop
+    passes its agent's policy, trained in place). A policy acts as `policy.act(obs, deterministic=...)`, with
+    `base_action=` when there is a base (a residual policy).
+    """
+
+    def __init__(self, action_dim: int, *, policy=None, warmup: WarmupPolicy | None = None,
+                 rng: np.random.Generator | None = None, base=None, base_noise: float = 0.0,
+                 arbiter: Arbiter | None = None, deterministic: bool = False):
+        if base_noise < 0:
+            raise ValueError(f"base_noise={base_noise}; the std of the base's warm-up noise must be >= 0")
+        if arbiter is not None and arbiter.action_dim != action_dim:
+            raise ValueError(f"the arbiter acts in {arbiter.action_dim} dims, the policy in {action_dim}")
+        self.action_dim = action_dim
+        self.policy = policy  # Policy | ResidualPolicy | None
+        self.warmup = warmup  # without a base: what proposes in warm-up
+        self.rng = rng if rng is not None else np.random.default_rng()  # the base's warm-up noise
+        self.base = base  # robot_rl.bc.base.BasePolicy | None: residual RL
+        self.base_noise = base_noise  # std of N(0, .) added to the base's action in warm-up
+        self.arbiter = arbiter
+        self.deterministic = deterministic  # the policy's mean action (evaluation) instead of a sample
+
+    def reset(self) -> None:
+        """At every episode start: the base, the warm-up policy and the arbiter forget the last episode."""
+        for part in (self.base, self.warmup, self.arbiter):
+            if part is not None:
+                part.reset()
+
+    def choose(self, obs: dict[str, np.ndarray], *, warmup: bool, cmd: TeleopCommand | None = None,
+               ee_quat_wxyz: np.ndarray | None = None) -> Choice:
+        """This step's action. `warmup`: the warm-up acts instead of the policy; `cmd`: the latest teleop command
+        (None: nobody else acts); `ee_quat_wxyz` (4,): the tool orientation, for an arbiter in the tool frame."""
+        t0 = time.perf_counter()
+        base_action = self._base_act(obs) if self.base is not None else None
+        if warmup:
+            proposed, proposed_by, infer_s = self._warmup_act(obs, base_action), WARMUP, None
+        else:
+            proposed, proposed_by = self._policy_act(obs, base_action), POLICY
+            infer_s = time.perf_counter() - t0
+        if self.arbiter is None:
+            return Choice(proposed, proposed, base_action, proposed_by, infer_s=infer_s)
+        out = self.arbiter.step(np.where(np.isfinite(proposed), proposed, 0.0), cmd, ee_quat_wxyz)
+        action = out.action if out.is_intervention or out.held else proposed
+        return Choice(action, proposed, base_action, proposed_by, out.is_intervention, out.held, infer_s)
+
+    def _base_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        action = np.asarray(self.base.act(obs), dtype=np.float32)
+        if action.shape != (self.action_dim,):
+            raise ValueError(f"the base policy's action has shape {action.shape}; the robot takes ({self.action_dim},)")
+        return action
+
+    def _warmup_act(self, obs: dict[str, np.ndarray], base_action: np.ndarray | None) -> np.ndarray:
+        if base_action is not None:
+            noise = self.rng.normal(0.0, self.base_noise, base_action.shape) if self.base_noise > 0 else 0.0
+            return np.clip(base_action + noise, -1.0, 1.0).astype(np.float32)
+        if self.warmup is None:
+            raise ValueError("warm-up asked for, but there is neither a warm-up policy nor a base policy")
+        return np.asarray(self.warmup.act(obs), dtype=np.float32)
+
+    def _policy_act(self, obs: dict[str, np.ndarray], base_action: np.ndarray | None) -> np.ndarray:
+        if self.policy is None:
+            raise ValueError("no policy to act with yet: act with warmup=True until one is set")
+        with torch.no_grad():
+            if base_action is None:
+                return self.policy.act(obs, deterministic=self.deterministic)
+            return self.policy.act(obs, deterministic=self.deterministic, base_action=base_action)
+
+
+def node_acting(cfg: ActorConfig, action_dim: int, gripper_action: Callable[[], float]) -> Acting:
+    """The actor node's acting core from its parameters: before any policy uniform random (warmup=random) or a hold
+    that keeps the gripper (warmup=teleop; `gripper_action` () -> the last commanded gripper in [-1, 1]); with
+    base_policy (residual RL) the base acts every step, plus noise until a residual arrives; a person's teleop
+    command wins through the arbiter."""
+    base = load_base_policy(cfg.base_policy) if cfg.base_policy else None
+    if base is not None and getattr(base, "action_dim", None) not in (None, action_dim):
+        raise ValueError(f"the base policy {cfg.base_policy} acts in {base.action_dim} dims; "
+                         f"task {cfg.task} takes {action_dim}")
+    rng = np.random.default_rng(cfg.seed)
+    warmup = {"random": RandomWarmup(-1.0, 1.0, rng, action_dim),
+              "teleop": HoldWarmup(action_dim, gripper_action)}.get(cfg.warmup)
+    return Acting(action_dim, warmup=warmup, rng=rng, base=base, base_noise=cfg.base_noise,
+                  arbiter=Arbiter(cfg.arbiter(), action_dim), deterministic=cfg.deterministic)
+
+
+def residual_mismatch(policy, base_policy: str) -> str:
+    """Why `policy` cannot act on the base policy `base_policy` ("" = none), or "" when it can: a residual policy
+    needs a base, and a base needs a residual policy."""
+    residual = isinstance(policy, ResidualPolicy)
+    if residual == bool(base_policy):
+        return ""
+    return ("a residual policy needs a base policy: start the actor with base_policy:=DIR" if residual else
+            f"this actor runs residual RL on {base_policy}: it needs a residual policy (a learner "
+            "started with base_policy), not a plain one")
