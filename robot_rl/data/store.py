@@ -16,7 +16,8 @@ plus `schema_version`, `created_utc` and `robot_rl_version`, all in the root gro
 
 Storage (see `robot_rl.data.layout`): images in chunks of a few frames, other keys in chunks of a
 few thousand rows, Blosc-zstd plus a CRC32C per chunk, so a corrupted chunk is reported when read
-(`StoreError`), never returned as silent garbage.
+(`StoreError`), never returned as silent garbage. The arrays are made, opened, written and read by
+`robot_rl.data.store_arrays`.
 
 Crash safety: `add_episode` writes every `data/` array first, then the new entry of `meta/episode_ends`,
 which is the commit point, with a sync to disk after each: a returned episode is durable, and the
@@ -43,7 +44,6 @@ from the terminated/truncated flags. `verify()` also checks that every episode's
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import os
@@ -54,16 +54,15 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.core.sync import sync as zarr_sync
 from zarr.storage import LocalStore
 
 import robot_rl
-from robot_rl import keys
-from robot_rl.data.layout import chunk_rows, compressors, is_image
+from robot_rl.data.layout import is_image
 from robot_rl.data.spec import KeySpec, check_fits, episode_length, spec_of
 from robot_rl.data.store_index import (  # noqa: F401 - StoreError is part of this module's API
-    ARRAY_CONFIG, UNCOMMITTED, StoreError, create_ends, lock_writer, read_index,
+    UNCOMMITTED, StoreError, create_ends, lock_writer, read_index,
 )
+from robot_rl.data.store_arrays import make_arrays, open_arrays, read_rows, sync_to_disk, write_rows
 from robot_rl.data.store_lock import LOCK_FILES, WriterLock
 
 SCHEMA_VERSION = 1
@@ -82,29 +81,6 @@ def _jsonable(meta: Mapping[str, Any]) -> dict[str, Any]:
         raise TypeError(f"dataset metadata must be JSON-serialisable; got {type(obj).__name__}: {obj!r}")
 
     return json.loads(json.dumps(dict(meta), default=default))
-
-
-def _sync_to_disk() -> None:
-    """Flush every written file and directory entry to disk.
-
-    One `os.sync()` (Linux waits for it to complete) instead of fsync per file: measured here on ext4,
-    a 100-step episode with two 128x128 cameras touches ~166 files and directories, whose fsyncs took
-    ~600 ms, while `os.sync()` took 2-3 ms.
-    """
-    os.sync()
-
-
-async def _write_all(arrays: Mapping[str, zarr.Array], steps: Mapping[str, np.ndarray], start: int, stop: int) -> None:
-    """Write rows [start, stop) of every array concurrently (zarr's cost per call is mostly waiting).
-
-    Each array's length becomes `stop`, which also drops rows an uncommitted append left behind.
-    """
-
-    async def write(arr: zarr.AsyncArray, values: np.ndarray) -> None:
-        await arr.resize((stop, *arr.shape[1:]))
-        await arr.setitem(slice(start, stop), values)
-
-    await asyncio.gather(*(write(arr.async_array, steps[key]) for key, arr in arrays.items()))
 
 
 class EpisodeStore:
@@ -189,11 +165,11 @@ class EpisodeStore:
         staged = zarr.create_group(store=LocalStore(staging), zarr_format=3, attributes=attrs)
         staged.create_group("data")
         create_ends(staged.create_group("meta"), [])
-        _sync_to_disk()
+        sync_to_disk()
         for name in ("data", "meta", "zarr.json"):
             os.replace(staging / name, path / name)
         shutil.rmtree(staging, ignore_errors=True)
-        _sync_to_disk()
+        sync_to_disk()
         root = zarr.open_group(store=LocalStore(path), mode="r+")
         return cls(path, root, mode="a", lock=lock)
 
@@ -349,21 +325,22 @@ class EpisodeStore:
         length = episode_length(steps)
         steps = {k: np.ascontiguousarray(v) for k, v in steps.items()}
         if self.n_episodes == 0:
-            self._make_arrays(spec_of(steps))
+            spec = spec_of(steps)
+            self._arrays, self._spec = make_arrays(self.path, self._root["data"], spec), spec
         else:
             try:
                 check_fits(self._spec, steps, where=f"{self.path}: add_episode")
             except ValueError as e:
                 raise StoreError(str(e)) from None
         start, stop = self.n_steps, self.n_steps + length
-        zarr_sync(_write_all(self._arrays, steps, start, stop))
-        _sync_to_disk()  # the data is on disk before the commit point can be
+        write_rows(self._arrays, steps, start, stop)
+        sync_to_disk()  # the data is on disk before the commit point can be
         # commit point: the new entry of meta/episode_ends
         index = self.n_episodes
         if self._ends_array.shape[0] <= index:  # a store from before the pending slot, or a grow that died
             self._ends_array.resize((index + 1,))
         self._ends_array[index] = stop
-        _sync_to_disk()
+        sync_to_disk()
         self._ends = np.append(self._ends, np.int64(stop))
         self._ends_array.resize((index + 2,))  # the next pending slot, written so that its chunk file exists
         self._ends_array[index + 1] = UNCOMMITTED
@@ -389,81 +366,13 @@ class EpisodeStore:
         self._spec: dict[str, KeySpec] = {}
         if len(ends) == 0:
             return  # arrays left by a first append that never committed are replaced on the next append
-        n_steps = int(ends[-1])
-        for key in self._data_keys():
-            try:
-                arr = zarr.open_array(store=self._root.store, path=f"data/{key}", mode="r" if self.mode == "r" else "r+")
-            except Exception as e:  # a damaged or missing zarr.json
-                raise StoreError(f"{self.path}: data/{key} has unreadable metadata: {type(e).__name__}: {e}") from e
-            if arr.shape[0] < n_steps:
-                raise StoreError(
-                    f"{self.path}: episode_ends[-1] = {n_steps} is beyond the length of data/{key} ({arr.shape[0]} rows)"
-                )
-            self._arrays[key] = arr.with_config(ARRAY_CONFIG)
-            self._spec[key] = KeySpec(np.dtype(arr.dtype), tuple(arr.shape[1:]))
+        self._arrays, self._spec = open_arrays(self.path, self._root, self.mode, int(ends[-1]))
         if not self._arrays:
             raise StoreError(f"{self.path}: meta/episode_ends lists {len(ends)} episodes but data/ holds no arrays")
-
-    def _data_keys(self) -> list[str]:
-        """The step keys: those data/ recorded when its first episode was written (a lost array directory is then
-        refused, not silently dropped from every episode), or, for stores written before that, its array dirs."""
-        found = sorted(d.name for d in (self.path / "data").iterdir() if d.is_dir())
-        recorded = dict(self._root["data"].attrs).get("keys")
-        if recorded is None:
-            return found
-        missing = sorted(set(recorded) - set(found))
-        if missing:
-            raise StoreError(f"{self.path}: data/{missing[0]} is missing (the store was written with keys {recorded}); "
-                             "restore the store from a backup")
-        return sorted(recorded)
-
-    def _make_arrays(self, spec: dict[str, KeySpec]) -> None:
-        """Create data/ arrays for the first episode, replacing any an uncommitted append left."""
-        for key in spec:
-            if not key or "/" in key or key.startswith("."):
-                raise StoreError(
-                    f"{self.path}: invalid step key {key!r} (use names like {keys.ACTION!r}, {keys.image_key('front')!r})"
-                )
-        for leftover in (self.path / "data").iterdir():
-            if leftover.is_dir():
-                shutil.rmtree(leftover)
-        data = self._root["data"]
-        data.attrs.put({"keys": sorted(spec)})  # the key set, so that _load notices a lost array
-        self._arrays, self._spec = {}, spec
-        for key, ks in spec.items():
-            self._arrays[key] = data.create_array(
-                key, shape=(0, *ks.step_shape), chunks=(chunk_rows(key, ks), *ks.step_shape), dtype=ks.dtype,
-                compressors=compressors(key, ks), fill_value=np.zeros((), ks.dtype).item(), config=ARRAY_CONFIG,
-            )
-
-    def _chunk_files(self, arr: zarr.Array, array_dir: Path, start: int, stop: int) -> list[Path]:
-        step = arr.chunks[0]
-        zeros = (0,) * (arr.ndim - 1)
-        return [
-            array_dir / arr.metadata.encode_chunk_key((i, *zeros))
-            for i in range(start // step, (stop - 1) // step + 1)
-        ]
 
     def _read(self, key: str, start: int, stop: int) -> np.ndarray:
         return self._read_many([key], start, stop)[key]
 
     def _read_many(self, names: list[str], start: int, stop: int) -> dict[str, np.ndarray]:
         """Rows [start, stop) of several keys, read concurrently; StoreError naming a damaged key."""
-        for key in names if stop > start else []:
-            chunk_files = self._chunk_files(self._arrays[key], self.path / "data" / key, start, stop)
-            missing = [f for f in chunk_files if not f.is_file()]
-            if missing:
-                raise StoreError(f"{self.path}: data/{key} is damaged: chunk file {missing[0]} is missing")
-
-        async def read(key: str) -> np.ndarray:
-            try:
-                return np.asarray(await self._arrays[key].async_array.getitem(slice(start, stop)))
-            except Exception as e:  # checksum mismatch, truncated or undecodable chunk
-                raise StoreError(
-                    f"{self.path}: data/{key} rows {start}:{stop} are unreadable (corrupt chunk): {type(e).__name__}: {e}"
-                ) from e
-
-        async def read_all() -> list[np.ndarray]:
-            return await asyncio.gather(*(read(key) for key in names))
-
-        return dict(zip(names, zarr_sync(read_all()), strict=True))
+        return read_rows(self.path, self._arrays, names, start, stop)
