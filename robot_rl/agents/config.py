@@ -130,8 +130,8 @@ def with_recipe(cfg: AgentConfig, has_images: bool, success_reward: bool = True)
     (seeds 0-2) without it. A conv encoder trained through the critic (--encoder conv) costs ~3 s per env step
     at UTD 2 on 2 CPU cores: a GPU's job.
 
-    State: a BC term of weight 5 and an HL-Gauss critic. Measured with `robot-rl bench learning` (README,
-    Benchmarks; 20 scripted demos, 5 seeds each): peg_insert from state never reached 90 % within 10k env steps
+    State: a BC term of weight 5 and an HL-Gauss critic. Measured with `robot-rl bench learning` (docs/benchmarks.md,
+    20 scripted demos, 5 seeds each): peg_insert from state never reached 90 % within 10k env steps
     without the BC term (best evaluations .3-.6), and reaches it in 5 of 5 seeds with this recipe (first at 3k-6k,
     median 4k; 20k steps); pick_cube from state reaches 90 % at a median 2k env steps (1k-2k) instead of 5k.
     The HL-Gauss critic's bins cover returns in `hl_gauss_range` ([-1, 2]: a 0/1 success reward that ends the

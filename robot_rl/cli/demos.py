@@ -33,7 +33,7 @@ def register(sub) -> None:
         "teleop/command, so any teleop node drives it (gamepad: joy's game_controller_node + "
         "robot-rl-teleop-node; SpaceMouse: spacenavd + robot-rl-teleop-node mapping:=spacemouse).\n\n"
         "On hardware, record through the actor node instead: robot-rl up SETUP --set actor:warmup:=teleop "
-        "--set actor:store:=DIR (see the README).",
+        "--set actor:store:=DIR (see docs/human-in-the-loop.md).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  robot-rl demos record --task pick_cube --scripted --episodes 20 --out demos/pick_cube\n"
         "  robot-rl demos record --task pick_cube --teleop keyboard --episodes 5 --out demos/pick_cube_by_hand",
