@@ -105,3 +105,17 @@ class CropResize:
         P = A @ np.asarray(calib.P).reshape(3, 4)
         return CameraCalibration(out_w, out_h, tuple(K.ravel().tolist()), calib.D, calib.distortion_model, calib.R,
                                  tuple(P.ravel().tolist()), calib.camera_name)
+
+
+def centred_crop(in_width: int, in_height: int, out_width: int, out_height: int) -> CropResize:
+    """The largest box of the output's aspect ratio centred in an in_width x in_height image, resized to the output.
+
+    A 640x480 driver image for a 128x128 observation: the box x=80, y=0, 480x480, then 128x128 (nothing is
+    stretched). An image already of the output size passes unchanged.
+    """
+    if min(in_width, in_height, out_width, out_height) <= 0:
+        raise ValueError(f"image sizes must be positive, got {in_width}x{in_height} -> {out_width}x{out_height}")
+    w = min(in_width, round(in_height * out_width / out_height))
+    h = min(in_height, round(in_width * out_height / out_width))
+    return CropResize((in_width - w) // 2, (in_height - h) // 2, w, h, out_width, out_height)
+

@@ -13,7 +13,8 @@ frame rate; at its end the node logs it and stops publishing, or starts over wit
 
 Intrinsics: `camera_info_url` (a ROS camera_info YAML for the capture size), else the adapter's own
 (RealSense: factory calibration; UVC: a nominal pinhole of `nominal_hfov_deg`). K and P are carried
-through the crop and the resize (robot_rl_drivers.camera_geometry).
+through the crop and the resize (robot_rl_drivers.camera_geometry). The actor applies the same CropResize to
+images it takes straight from other drivers (usb_cam, realsense2_camera: robot_rl.nodes.image_convert).
 """
 
 from __future__ import annotations

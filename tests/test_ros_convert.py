@@ -74,7 +74,7 @@ def test_images_round_trip_as_rgb8_and_padded_bgr8_is_reordered():
 def test_unusable_images_say_what_was_expected():
     with pytest.raises(convert.MessageError, match="needs 60 bytes"):
         convert.frame_from_image(Image(height=4, width=5, encoding="rgb8", step=15, data=bytes(59)))
-    with pytest.raises(convert.MessageError, match="send rgb8 or bgr8"):
+    with pytest.raises(convert.MessageError, match="not colour; point this camera input at a colour stream"):
         convert.frame_from_image(Image(height=1, width=1, encoding="mono16", step=2, data=bytes(2)))
     with pytest.raises(convert.MessageError, match=r"\(H, W, 3\) uint8"):
         convert.image_msg(Frame(np.zeros((4, 5), dtype=np.uint8), 0.0), "")

@@ -22,7 +22,9 @@ class ActorConfig:
     joint_names: tuple[str, ...] = DEFAULT_JOINT_NAMES  # arm joints read from joint_states, in order (UR: joint1..joint6)
     success_from: str = "topic"  # topic: task/success (sim ground truth, or a reward node on hardware) ends episodes;
     # teleop: no task/success input, only the person's success / failure keys (demos before a classifier exists)
-    image_size: int = 128  # expected square image side (px); other sizes are dropped with a log line
+    image_size: int = 128  # square image side (px) of the observation; each camera's images are cropped, then resized to it
+    camera_crop: tuple[int, ...] = (0, 0, 0, 0)  # crop box x, y, w, h in the driver's pixels before the resize: 4 integers
+    # for every camera, or 4 per camera in `cameras` order; all 0 = the largest centred square (640x480 -> x=80, 480x480)
     use_rotation: bool = False  # actions carry (drx, dry, drz), as the env's use_rotation
     control_rate_hz: float = 10.0  # actions per second, on the node's clock (sim time under use_sim_time)
     max_staleness_s: float = 0.3  # an input older than this (ROS clock) pauses the episode
@@ -66,9 +68,20 @@ class ActorConfig:
         bad = {k: v for k, v in positive.items() if not v > 0}
         if not self.base_noise >= 0:
             bad["base_noise"] = self.base_noise
+        self.camera_boxes()  # raises on a malformed camera_crop
         if bad or self.max_episode_steps < 0 or not self.store:
             raise ValueError(f"need positive {sorted(positive)}, max_episode_steps >= 0 and a store path; got "
                              f"{bad or ''} max_episode_steps={self.max_episode_steps} store={self.store!r}")
+
+    def camera_boxes(self) -> dict[str, tuple[int, int, int, int] | None]:
+        """camera -> its crop box (x, y, w, h) from `camera_crop`, None for a centred crop (a box of four zeros)."""
+        n = len(self.camera_crop)
+        if n not in (4, 4 * len(self.cameras)) or min(self.camera_crop, default=0) < 0:
+            raise ValueError(f"camera_crop must be 4 integers >= 0 (x, y, w, h) for every camera, or 4 per camera in "
+                             f"cameras order ({4 * len(self.cameras)} for {list(self.cameras)}); got {list(self.camera_crop)}")
+        boxes = [tuple(self.camera_crop[i:i + 4]) for i in range(0, n, 4)]
+        boxes = boxes * len(self.cameras) if n == 4 else boxes
+        return {cam: (None if not any(box) else box) for cam, box in zip(self.cameras, boxes)}
 
     def may_start_episode(self, has_policy: bool, learner_alive: bool) -> bool:
         """Whether a new episode may begin: something to act with, and a learner unless on_learner_lost=continue."""

@@ -1,6 +1,7 @@
 """Thin rclpy nodes around the core, and what starts them.
 
 convert.py  every RobotState/Frame/EECommand <-> ROS message conversion, in one place (imports ROS messages)
+image_convert.py  camera images in any colour encoding and size drivers publish -> RGB, cropped and resized (no ROS import)
 topics.py   topic and service names, frame ids and QoS profiles shared by the sim, drivers and tests
 table.py    the node table (launch/setups/*.yaml): load, validate, turn into `--ros-args` (no ROS import)
 params.py   declare a config dataclass as ROS parameters, one per field

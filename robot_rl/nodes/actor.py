@@ -25,7 +25,8 @@ up to 150-200 ms); the tick swaps in only a policy that is fully built, right af
 No message can end the node or stop its tick: every subscription runs behind `robot_rl.nodes.guard`, which
 refuses what its callback raised on with one rate-limited log line naming the topic, and counts it.
 Status: `actor_status` (std_msgs/String JSON, latched, every 0.5 s wall): phase, ticks, policy version,
-episodes stored, learner presence, and `refused` {topic: count}.
+episodes stored, learner presence, `refused` {topic: count}, and per camera the driver's image size, the crop
+and, once `<cam>/camera_info` arrived, the intrinsics of the observation's images (robot_rl.nodes.actor_inputs).
 Parameters: `robot_rl.actor.config.ActorConfig`; the logic without ROS: `robot_rl.actor`; the
 actor<->learner contract: `robot_rl.nodes.protocol`.
 
@@ -116,6 +117,7 @@ class ActorNode(Node):
         self._published_s = 0.0  # node-clock stamp of the last command published
         self.loader = PolicyLoader(cfg.max_policy_bytes)  # decodes /learner/policy off the tick (worker thread)
         self.refusals = Refusals(self)
+        self.cameras = actor_inputs.CameraInputs(self.layout, cfg.camera_boxes())  # crop + resize, intrinsics
         self._ticks = 0
         self._last_tick = time.monotonic()  # wall time of the last tick (is the node's clock running?)
         self._make_io()
@@ -128,8 +130,10 @@ class ActorNode(Node):
     def _make_io(self) -> None:
         def sub(msg_type, topic, callback, qos):  # every callback behind the guard: a bad message is refused
             self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), qos)
-        for name, msg_type, qos, to_value in actor_inputs.table(self.layout):
+        for name, msg_type, qos, to_value in actor_inputs.table(self.layout, self.cameras):
             sub(msg_type, name, lambda msg, name=name, fn=to_value: self._on_input(name, fn, msg), qos)
+        for topic, msg_type, qos, callback in self.cameras.info_table():
+            sub(msg_type, topic, callback, qos)
         sub(String, protocol.ACKS, self.delivery.on_acks, protocol.LATCHED_QOS)
         sub(Joy, topics.TELEOP_COMMAND, self._on_teleop, topics.COMMAND_QOS)
         sub(UInt8MultiArray, protocol.POLICY, self.loader.offer, protocol.LATCHED_QOS)
@@ -309,7 +313,8 @@ class ActorNode(Node):
         """What `actor_status` carries: where the node is, and how many messages it refused per topic."""
         return {"actor_id": self.actor_id, "phase": self.machine.phase.name.lower(), "ticks": self._ticks,
                 "policy_version": self.policy_version, "episodes_stored": self.store.n_episodes,
-                "learner_alive": self.delivery.learner_alive, "refused": self.refusals.as_dict()}
+                "learner_alive": self.delivery.learner_alive, "refused": self.refusals.as_dict(),
+                "cameras": self.cameras.report()}
 
     def _take_policy(self) -> None:
         """Count the payloads the worker refused; put in use the newest policy it built (if any)."""

@@ -29,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64, Header
 
 from robot_rl.interfaces import CameraSpec, EECommand, Frame, RobotState
+from robot_rl.nodes import image_convert
 
 RGB8 = "rgb8"
 
@@ -155,17 +156,13 @@ def image_msg(frame: Frame, frame_id: str) -> Image:
 
 
 def frame_from_image(msg: Image) -> Frame:
-    """Image (rgb8, or bgr8 which is reordered) -> Frame with an (H, W, 3) uint8 RGB array."""
-    if msg.encoding not in (RGB8, "bgr8"):
-        raise MessageError(f"image encoding {msg.encoding!r} is not supported; send rgb8 or bgr8")
-    h, w, step = msg.height, msg.width, msg.step
-    if step < 3 * w or len(msg.data) != h * step:
-        raise MessageError(f"image of {w}x{h} with step {step} needs {h * step} bytes (step >= {3 * w}), got {len(msg.data)}")
-    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(h, step)
-    img = rows[:, :3 * w].reshape(h, w, 3)
-    if msg.encoding == "bgr8":
-        img = img[:, :, ::-1]
-    return Frame(image=np.ascontiguousarray(img), t_capture=seconds_from_stamp(msg.header.stamp))
+    """Image in any colour encoding drivers publish (rgb8, bgr8, rgba8, bgra8, mono8, yuv422_yuy2, yuv422; rows of
+    `step` bytes) -> Frame with an (H, W, 3) uint8 RGB array (robot_rl.nodes.image_convert)."""
+    try:
+        image = image_convert.to_rgb(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+    except image_convert.ImageError as err:
+        raise MessageError(str(err)) from None
+    return Frame(image=image, t_capture=seconds_from_stamp(msg.header.stamp))
 
 
 def camera_info_msg(spec: CameraSpec, t_s: float) -> CameraInfo:
