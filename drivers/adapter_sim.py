@@ -1,7 +1,10 @@
 """`SimArmAdapter`: the MuJoCo arm (robot_rl_sim) behind the `ArmAdapter` interface.
 
-What the arm node's tests run, and a way to try the node (and a launch setup) without an arm: an empty
-cell (arm, gripper, table, no task objects) whose physics advances one control period per `tick`.
+Two cells. Without `cell`: what the arm node's tests run, and a way to try the node without an arm, an
+empty cell (arm, gripper, table, no task objects). With `cell` (a `RobotCellEnv`): the task cell of
+`robot-rl-sim-node`, where `go_home` (the `reset` service) draws the task's next randomised episode start
+from the cell's RNG (seeded at connect) and simulation time runs on across it. Either way physics advances
+one control period per `tick`.
 Pose targets go straight to the Cartesian impedance controller; velocities are integrated into the
 target (as a speedL would). `inject_fault` stands in for a hardware reflex (a Franka collision reflex, a
 UR protective stop) so the fault path can be exercised: the arm holds and refuses commands until `recover`.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -24,6 +28,9 @@ from robot_rl_drivers.arm_pose import quat_from_rotvec, quat_mul  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
 from robot_rl_sim.robot import DEFAULT_WORKSPACE, MujocoRobot  # noqa: E402
 from robot_rl_sim.tasks import TOOL_DOWN_QUAT_WXYZ  # noqa: E402
+
+if TYPE_CHECKING:
+    from robot_rl_sim.env import RobotCellEnv
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,11 @@ class SimArmAdapter(ArmAdapter):
     real_time = False
     config_class = SimArmConfig
 
-    def __init__(self, config: SimArmConfig = SimArmConfig(), control_rate_hz: float = 50.0):
-        """`control_rate_hz`: the tick rate; it must divide the 500 Hz physics rate (10, 20, 25, 50, ...)."""
+    def __init__(self, config: SimArmConfig = SimArmConfig(), control_rate_hz: float = 50.0,
+                 cell: RobotCellEnv | None = None, seed: int | None = None):
+        """`control_rate_hz`: the tick rate; it must divide the 500 Hz physics rate (10, 20, 25, 50, ...).
+        `cell`: a task cell (built at `control_rate_hz`) to drive instead of the empty one; `seed` seeds its
+        episode starts at connect (`home_pos_m` and the workspace fields are then unused: the task's start and box apply)."""
         if config.command_mode not in COMMAND_MODES:
             raise ValueError(f"sim.command_mode {config.command_mode!r}; choose one of {list(COMMAND_MODES)}")
         super().__init__(config, control_rate_hz)
@@ -50,10 +60,17 @@ class SimArmAdapter(ArmAdapter):
         self.finger_joints = scene.FINGER_JOINTS
         self.robot: MujocoRobot | None = None
         self._fault = ""
+        self.cell, self.seed = cell, seed
+        self.episode = -1  # task cell: episodes started since connect, minus one
         self.sent_commands = 0  # pose targets + velocities that reached the arm (tests read it)
 
     # --- connection ---------------------------------------------------------------------------
     def connect(self) -> None:
+        if self.cell is not None:
+            self.robot, self.spec = self.cell.robot, self.cell.robot.spec
+            self._tcp_site = self.cell.model.site(scene.TCP_SITE).id
+            self._start_episode(self.seed)
+            return
         cfg = self.config
         model = scene.build_model("arm_sim")
         data = mujoco.MjData(model)
@@ -111,14 +128,26 @@ class SimArmAdapter(ArmAdapter):
     def hold(self) -> None:
         self._arm().hold()
 
-    def go_home(self) -> None:
-        """Simulated: a 1 s move of the tool to `home_pos_m` (tool down) with the gripper opening, stepped at once."""
+    def go_home(self) -> str | None:
+        """Simulated: a 1 s move of the tool to `home_pos_m` (tool down) with the gripper opening, stepped at once;
+        in a task cell, the task's next randomised episode start instead (what was done, as one line)."""
         self._check_fault()
+        if self.cell is not None:
+            return self._start_episode(None)
         robot = self._arm()
         robot.hold()  # the move starts from where the tool is
         robot.set_gripper(0.0)
         robot.move_to(np.array(self.config.home_pos_m), TOOL_DOWN_QUAT_WXYZ, duration_s=1.0)
         robot.hold()
+
+    def _start_episode(self, seed: int | None) -> str:
+        """The task cell's randomised reset (seeded when `seed` is given); sim time continues from where it was."""
+        cell = self.cell
+        t_before_s = float(cell.data.time)
+        cell.reset(seed=seed)  # restarts data.time at 0 and settles the arm at its random start
+        cell.data.time += t_before_s
+        self.episode = 0 if seed is not None else self.episode + 1
+        return f"reset {cell.task.name} episode {self.episode} at sim time {cell.data.time:.3f} s"
 
     def tick(self, dt_s: float) -> None:
         self._arm().advance(dt_s)

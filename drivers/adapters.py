@@ -2,7 +2,8 @@
 
 An adapter only talks to its arm: connect, read the state, send an absolute Cartesian pose target or a
 Cartesian velocity, move the gripper, hold, report and clear faults, disconnect. Everything that must be
-the same for every arm (safety filter, watchdog, e-stop, lifecycle, topics) lives once in `arm_node.py`.
+the same for every arm (safety filter, watchdog, e-stop, lifecycle, topics) lives once in `arm_node.py` and
+`arm_commands.py`, for the simulated robot of the sim setups too (`robot_rl_sim.node`).
 `AdapterRobot` turns any adapter into a `robot_rl.interfaces.Robot`, so the contract checks in
 `tests/contracts.py` run against every adapter exactly as against the MuJoCo robot, and the arm node
 drives every adapter through it.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import abc
 import importlib
-import math
 import time
 from types import ModuleType
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.interfaces import EECommand, Robot, RobotSpec, RobotState
-from robot_rl.safety import clip_toward_box
+from robot_rl.safety import command_deltas, lead_limited_target
 from robot_rl_drivers.arm_pose import quat_from_rotvec, quat_mul
 
 COMMAND_MODES = ("pose", "velocity")
@@ -126,8 +126,9 @@ class ArmAdapter(abc.ABC):
         """Clear a fault (e.g. a reflex or protective stop) so the arm takes commands again; raises AdapterError
         when it cannot."""
 
-    def go_home(self) -> None:
-        """Move to the home configuration and open the gripper (blocking)."""
+    def go_home(self) -> str | None:
+        """Move to the home configuration and open the gripper (blocking). Returns what was done when that is
+        more than a home move (the simulated task cell draws a new randomised episode start), else None."""
         raise AdapterError(f"the {self.name!r} adapter cannot move home; move the arm yourself")
 
     def tick(self, dt_s: float) -> None:
@@ -163,20 +164,9 @@ class AdapterRobot(Robot):
         return self.adapter.read()
 
     def command(self, cmd: EECommand) -> None:
-        delta_pos = np.asarray(cmd.delta_pos_m, dtype=np.float64)
-        delta_rot = np.asarray(cmd.delta_rotvec_rad, dtype=np.float64)
-        if delta_pos.shape != (3,) or delta_rot.shape != (3,):
-            raise ValueError(f"EECommand needs delta_pos_m and delta_rotvec_rad of shape (3,), got {delta_pos.shape} "
-                             f"and {delta_rot.shape}")
-        if not (np.all(np.isfinite(delta_pos)) and np.all(np.isfinite(delta_rot)) and math.isfinite(cmd.gripper)):
-            raise ValueError(f"EECommand must be finite, got {cmd}; nothing was sent to the arm")
-        tool = self.adapter.read().ee_pos_m
-        box = self.spec.workspace  # clipped, but never snapped in from outside (robot_rl.safety.clip_toward_box)
-        target = clip_toward_box(self.target_pos_m + delta_pos, self.target_pos_m, box)
-        lead = target - tool
-        lead_norm = float(np.linalg.norm(lead))
-        if lead_norm > self.max_target_lead_m:
-            target = clip_toward_box(tool + lead * (self.max_target_lead_m / lead_norm), tool, box)
+        delta_pos, delta_rot = command_deltas(cmd)
+        tool = np.asarray(self.adapter.read().ee_pos_m, dtype=np.float64)
+        target = lead_limited_target(self.target_pos_m, delta_pos, tool, self.spec.workspace, self.max_target_lead_m)
         quat = quat_mul(quat_from_rotvec(delta_rot), self.target_quat_wxyz)
         quat /= np.linalg.norm(quat)
         dt_s = 1.0 / self.spec.control_rate_hz
@@ -214,10 +204,12 @@ class AdapterRobot(Robot):
         self._next_tick_s = now + dt_s if self._next_tick_s is None or self._next_tick_s < now - dt_s else self._next_tick_s + dt_s
         time.sleep(max(0.0, self._next_tick_s - now))
 
-    def go_home(self) -> None:
-        self.adapter.go_home()
+    def go_home(self) -> str | None:
+        """The adapter's home move (see `ArmAdapter.go_home`); the target follows the tool there."""
+        done = self.adapter.go_home()
         self._gripper = 0.0
         self.sync_target()
+        return done
 
     def close(self) -> None:
         try:

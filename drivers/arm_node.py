@@ -22,32 +22,31 @@ Lifecycle: configure connects the adapter (state is published from then on, the 
 accepts commands, deactivate holds and ignores them, cleanup holds and disconnects. `autostart` walks
 the transitions at start so a node table needs no lifecycle manager.
 
-Every period (one timer, the one main loop): the adapter ticks (simulation steps physics), faults are
-checked, the latest command passes `robot_rl.safety.SafetyFilter` (non-finite rejected, step, speed,
+Every period (one timer, the one main loop; `robot-rl-sim-node` drives the same `step` from its sim-time
+loop): faults are checked, the latest command passes `robot_rl.safety.SafetyFilter` (non-finite rejected, step, speed,
 acceleration and rotation limited, target kept in the workspace box or, when outside it, brought back at
 those limits) or the arm holds (inactive, estop, fault, a non-finite measured or commanded state, or no
-valid command for `watchdog_timeout_s`), then the state is published. Every motion command reaches the
-arm through that filter; only `reset` (the adapter's own home move) and the gripper (clamped to [0, 1])
-bypass it.
+valid command for `watchdog_timeout_s`), the adapter ticks (simulation steps physics), then the state is
+published. Every motion command reaches the arm through that filter; only `reset` (the adapter's own home
+move) and the gripper (clamped to [0, 1]) bypass it. The command path is `arm_commands.py`, the parameters
+`arm_config.py`.
+
+The simulated robot of the sim setups (`robot_rl_sim.node.SimRobotNode`) is this class with the MuJoCo task
+cell as its adapter and the sim-only extras beside it; it replaces `_declare_adapter`, `_workspace`,
+`make_adapter`, `now_s`, `stamp_s`, `after_tick`, `run` and `close`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
-import math
 import signal
 import sys
 import threading
-import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -56,102 +55,39 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
-from robot_rl.interfaces import EECommand, WorkspaceBox
+from robot_rl.interfaces import WorkspaceBox
 from robot_rl.nodes import convert, topics
 from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
-from robot_rl.safety import CommandWatchdog, SafetyFilter, SafetyLimits
-from robot_rl_drivers.adapters import ADAPTERS, AdapterError, AdapterRobot, ArmAdapter, adapter_class
-from robot_rl_drivers.arm_pose import rotation_between
+from robot_rl.safety import SafetyFilter, SafetyLimits
+from robot_rl_drivers.adapters import AdapterError, AdapterRobot, ArmAdapter
+from robot_rl_drivers.arm_commands import ArmCommandPath
+from robot_rl_drivers.arm_config import ArmNodeConfig, declare_adapter, help_text, workspace_box
+
+__all__ = ["ArmNode", "ArmNodeConfig", "workspace_box", "serve", "main"]
 
 ESTOP = "estop"
 RECOVER = "recover"
 ARM_STATUS = "arm_status"
-AUTOSTART = ("unconfigured", "inactive", "active")
 # estop: reliable, volatile (matches any reliable publisher, `ros2 topic pub` included); the latch is ours.
 ESTOP_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-@dataclass(frozen=True)
-class ArmNodeConfig:
-    """ROS parameters of the arm node (the adapter's own are `<adapter>.<field>`, see each adapter's config)."""
-
-    adapter: str = "sim"  # sim | franka | ur | ros2_control
-    autostart: str = "active"  # lifecycle state to reach at start: unconfigured | inactive | active
-    control_rate_hz: float = 50.0  # state published and commands applied at this rate (node clock)
-    watchdog_timeout_s: float = 0.5  # hold the arm when no valid ee_command/ee_target arrived for this long
-    workspace_low_m: tuple[float, float, float] = (0.3, -0.25, 0.012)  # tool target box, base frame, lower corner
-    workspace_high_m: tuple[float, float, float] = (0.7, 0.25, 0.32)  # upper corner
-    workspace_file: str = ""  # workspace YAML from `robot-rl calibrate workspace`; replaces the two corners above
-    max_step_m: float = 0.03  # safety filter: largest translation per control period
-    max_step_rad: float = 0.15  # safety filter: largest rotation per control period
-    max_speed_m_s: float = 0.30  # safety filter: translation speed limit
-    max_angvel_rad_s: float = 1.5  # safety filter: rotation speed limit
-    max_accel_m_s2: float = 3.0  # safety filter: limit on the change of commanded velocity
-    max_target_lead_m: float = 0.06  # the tool target stays this close to the measured tool (no wind-up when blocked)
-    status_rate_hz: float = 1.0  # arm_status heartbeat (it is also sent on every change)
-    base_frame: str = topics.BASE_FRAME  # frame_id of poses, twists and accepted commands
-
-    def validate(self) -> None:
-        if self.adapter not in ADAPTERS:
-            raise ValueError(f"adapter {self.adapter!r} is unknown; choose one of {sorted(ADAPTERS)}")
-        if self.autostart not in AUTOSTART:
-            raise ValueError(f"autostart {self.autostart!r} is unknown; choose one of {list(AUTOSTART)}")
-        for name in ("control_rate_hz", "watchdog_timeout_s", "max_target_lead_m", "status_rate_hz"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
-
-
-def declare_prefixed(node: LifecycleNode, prefix: str, default: Any) -> Any:
-    """Declare every field of the dataclass `default` as parameter `<prefix>.<field>`; the config with its values."""
-    values = {}
-    for f in dataclasses.fields(default):
-        base, name = getattr(default, f.name), f"{prefix}.{f.name}"
-        if node.has_parameter(name):  # declared already (a preset selector)
-            values[f.name] = node.get_parameter(name).value
-            continue
-        # an empty list has no element type for ROS to infer: let the params file give it one
-        descriptor = ParameterDescriptor(dynamic_typing=isinstance(base, tuple) and not base)
-        value = node.declare_parameter(name, list(base) if isinstance(base, tuple) else base, descriptor).value
-        if value is None:  # an empty list in a params file has no type either: ROS leaves it unset
-            value = base
-        elif isinstance(base, tuple):
-            value = tuple(value)
-        elif isinstance(base, float) and isinstance(value, int):
-            value = float(value)
-        values[f.name] = value
-    return dataclasses.replace(default, **values)
-
-
-def workspace_box(cfg: ArmNodeConfig) -> WorkspaceBox:
-    """The calibrated box of cfg.workspace_file, else the configured corners."""
-    if cfg.workspace_file:
-        from robot_rl_calibration.io import load_workspace
-
-        return load_workspace(cfg.workspace_file)
-    return WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m))
-
-
-class ArmNode(LifecycleNode):
+class ArmNode(ArmCommandPath, LifecycleNode):
     """Safety filter, watchdog, estop and lifecycle around one `ArmAdapter`."""
 
-    def __init__(self, **node_kw):
-        super().__init__("arm", **node_kw)
+    paced_by_timer = True  # a wall timer calls `step`; the sim robot paces `step` itself (real_time_factor)
+
+    def __init__(self, node_name: str = "arm", **node_kw):
+        super().__init__(node_name, **node_kw)
         self.cfg = declare_config(self, ArmNodeConfig())
         self.cfg.validate()
         cfg = self.cfg
-        self.adapter_cls = adapter_class(cfg.adapter)
-        default = self.adapter_cls.config_class()
-        with_preset = getattr(self.adapter_cls, "with_preset", None)  # defaults from a preset file (ros2_control)
-        if with_preset is not None:
-            default = with_preset(self.declare_parameter(f"{cfg.adapter}.preset", default.preset).value)
-        self.adapter_cfg = declare_prefixed(self, cfg.adapter, default)
-        if hasattr(self.adapter_cfg, "validate"):
-            self.adapter_cfg.validate()
+        self.adapter_cls, self.adapter_cfg = self._declare_adapter()
         self.dt_s = 1.0 / cfg.control_rate_hz
         self.safety = SafetyFilter(SafetyLimits(
-            workspace=workspace_box(cfg), max_step_m=cfg.max_step_m,
+            workspace=self._workspace(), max_step_m=cfg.max_step_m,
             max_step_rad=cfg.max_step_rad, max_speed_m_s=cfg.max_speed_m_s, max_angvel_rad_s=cfg.max_angvel_rad_s,
             max_accel_m_s2=cfg.max_accel_m_s2))
         self.adapter: ArmAdapter | None = None
@@ -165,6 +101,26 @@ class ArmNode(LifecycleNode):
         self._clear_commands()
         self._make_io()
 
+    # --- what the sim robot replaces ----------------------------------------------------------
+    def _declare_adapter(self) -> tuple[type, Any]:
+        """(adapter class, its config) from the `adapter` parameter and the `<adapter>.<field>` parameters."""
+        return declare_adapter(self, self.cfg)
+
+    def _workspace(self) -> WorkspaceBox:
+        """The safety filter's box: the calibrated or the configured one."""
+        return workspace_box(self.cfg)
+
+    def make_adapter(self) -> ArmAdapter:
+        """A new, unconnected adapter (at configure)."""
+        return self.adapter_cls(self.adapter_cfg, control_rate_hz=self.cfg.control_rate_hz)
+
+    def stamp_s(self) -> float:
+        """Stamp of the published state: the node clock at capture."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def after_tick(self) -> None:
+        """Called right after the adapter ticked, before the state is published (the sim robot publishes /clock)."""
+
     def _make_io(self) -> None:
         self.pub_joints = self.create_publisher(JointState, topics.JOINT_STATES, topics.STATE_QOS)
         self.pub_pose = self.create_publisher(PoseStamped, topics.EE_POSE, topics.STATE_QOS)
@@ -172,20 +128,22 @@ class ArmNode(LifecycleNode):
         self.pub_gripper = self.create_publisher(JointState, topics.GRIPPER_STATE, topics.STATE_QOS)
         self.pub_status = self.create_publisher(String, ARM_STATUS, STATUS_QOS)
         self.refusals = Refusals(self)  # whatever a callback raises on refuses the message, never ends the node
-        guarded = self.refusals.guarded
-        self.create_subscription(TwistStamped, topics.EE_COMMAND, guarded(topics.EE_COMMAND, self._on_ee_command), topics.COMMAND_QOS)
-        self.create_subscription(PoseStamped, topics.EE_TARGET, guarded(topics.EE_TARGET, self._on_ee_target), topics.COMMAND_QOS)
-        self.create_subscription(Float64, topics.GRIPPER_COMMAND, guarded(topics.GRIPPER_COMMAND, self._on_gripper_command), topics.COMMAND_QOS)
-        self.create_subscription(Bool, ESTOP, guarded(ESTOP, self._on_estop), ESTOP_QOS)
+        for msg_type, topic, callback, qos in (
+                (TwistStamped, topics.EE_COMMAND, self._on_ee_command, topics.COMMAND_QOS),
+                (PoseStamped, topics.EE_TARGET, self._on_ee_target, topics.COMMAND_QOS),
+                (Float64, topics.GRIPPER_COMMAND, self._on_gripper_command, topics.COMMAND_QOS),
+                (Bool, ESTOP, self._on_estop, ESTOP_QOS)):
+            self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), qos)
         self.create_service(Trigger, RECOVER, self._on_recover)
         self.create_service(Trigger, topics.RESET, self._on_reset)
-        self.create_timer(self.dt_s, self.step)
+        if self.paced_by_timer:
+            self.create_timer(self.dt_s, self.step)
         self.create_timer(1.0 / self.cfg.status_rate_hz, lambda: self.publish_status(force=True))
 
     # --- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            adapter = self.adapter_cls(self.adapter_cfg, control_rate_hz=self.cfg.control_rate_hz)
+            adapter = self.make_adapter()
             adapter.attach(self)
             adapter.connect()
             self.robot = AdapterRobot(adapter, max_target_lead_m=self.cfg.max_target_lead_m)
@@ -235,62 +193,26 @@ class ArmNode(LifecycleNode):
         self.publish_status()
 
     # --- main loop ----------------------------------------------------------------------------
+    def run(self, executor: SingleThreadedExecutor, stop: threading.Event) -> None:
+        """Serve the control timer and callbacks until `stop` is set or the context shuts down."""
+        while not stop.is_set() and rclpy.ok(context=self.context):
+            executor.spin_once(timeout_sec=0.1)
+
     def step(self) -> None:
-        """One control period: tick, faults, command (or hold), state."""
+        """One control period: faults, command (or hold), tick, state."""
         if self.robot is None:
             return
         try:
-            self.adapter.tick(self.dt_s)
             fault = self.adapter.fault()
             if fault and fault != self.fault:
                 self._set_fault(fault)
             self._apply_command()
+            self.adapter.tick(self.dt_s)
+            self.after_tick()
             self._publish_state()
         except AdapterError as err:
             self._set_fault(str(err))
         self.publish_status()
-
-    def _blocked(self) -> str:
-        if not self.active:
-            return "inactive"
-        if self.estop_latched:
-            return "estop"
-        if self.fault:
-            return "fault"
-        if self.watchdog.expired(time.monotonic()):
-            return "watchdog" if self._commanded else "no command yet"
-        return ""
-
-    def _apply_command(self) -> None:
-        reason = self._blocked()
-        if reason:
-            if self.hold_reason != reason:
-                if reason == "watchdog":
-                    self.get_logger().warning(f"no ee_command for {self.cfg.watchdog_timeout_s} s: holding the arm")
-                self._hold(reason)
-            return
-        robot = self.robot
-        tool_m = np.asarray(robot.read().ee_pos_m, dtype=np.float64)
-        if not np.isfinite(tool_m).all():  # a bad reading: never command from it (the filter checks the target)
-            self.counts["rejected"] += 1
-            self.get_logger().warning(f"non-finite measured tool position {tool_m}: holding", throttle_duration_sec=1.0)
-            self._hold("non-finite state")
-            return
-        if self._target is not None:  # pose target: the delta to it, which the safety filter bounds per period
-            pos, quat = self._target
-            cmd = EECommand(pos - robot.target_pos_m, rotation_between(robot.target_quat_wxyz, quat), self._gripper)
-        else:
-            cmd = EECommand(self._vel_m_s * self.dt_s, self._angvel_rad_s * self.dt_s, self._gripper)
-        result = self.safety.filter(cmd, robot.target_pos_m, self.dt_s, last_gripper=self._gripper)
-        if result.rejected:
-            self.counts["rejected"] += 1
-            self.get_logger().warning(f"safety filter: {result.reason}", throttle_duration_sec=1.0)
-            self._hold("rejected")
-            return
-        self.counts["clipped"] += bool(result.clipped)
-        robot.command(result.command)
-        self.counts["applied"] += 1
-        self.hold_reason = ""
 
     def _hold(self, reason: str) -> None:
         self.hold_reason = reason
@@ -304,7 +226,7 @@ class ArmNode(LifecycleNode):
 
     def _publish_state(self) -> None:
         state = self.robot.read()
-        t_s = self.get_clock().now().nanoseconds * 1e-9
+        t_s = self.stamp_s()
         joints, pose, twist, gripper = convert.robot_state_msgs(
             dataclasses.replace(state, t_capture=t_s), self.adapter.spec.joint_names, self.adapter.finger_joints,
             self.cfg.base_frame, ee_angvel_rad_s=self.adapter.ee_angvel_rad_s())
@@ -333,61 +255,6 @@ class ArmNode(LifecycleNode):
         if force or key != self._last_status:
             self._last_status = key
             self.pub_status.publish(String(data=json.dumps(status)))
-
-    # --- callbacks ----------------------------------------------------------------------------
-    def _clear_commands(self) -> None:
-        """Forget every command: the arm holds until a fresh one arrives."""
-        self.watchdog = CommandWatchdog(self.cfg.watchdog_timeout_s)
-        self._vel_m_s, self._angvel_rad_s = np.zeros(3), np.zeros(3)
-        self._target: tuple[np.ndarray, np.ndarray] | None = None
-        self._gripper = 0.0 if self.robot is None or self.robot.commanded_gripper is None else self.robot.commanded_gripper
-        self._commanded = False
-        self.safety.reset()
-
-    def _drop(self, topic: str, err: Exception) -> None:
-        self.counts["dropped"] += 1
-        self.refusals.counts[topic] += 1  # arm_status's `refused` {topic: count}
-        self.get_logger().warning(f"dropped {topic} message ({self.counts['dropped']} so far): {err}",
-                                  throttle_duration_sec=1.0)
-
-    def _accepting(self, topic: str) -> bool:
-        if self.active and not self.estop_latched and not self.fault:
-            return True
-        self.get_logger().warning(f"ignoring {topic}: arm is holding ({self._blocked() or self.hold_reason})",
-                                  throttle_duration_sec=2.0)
-        return False
-
-    def _on_ee_command(self, msg: TwistStamped) -> None:
-        try:
-            vel, angvel = convert.velocity_from_twist(msg, self.cfg.base_frame)
-        except convert.MessageError as err:
-            return self._drop(topics.EE_COMMAND, err)
-        if self._accepting(topics.EE_COMMAND):
-            self._vel_m_s, self._angvel_rad_s, self._target = vel, angvel, None  # the newest command kind wins
-            self._commanded = True
-            self.watchdog.feed(time.monotonic())
-
-    def _on_ee_target(self, msg: PoseStamped) -> None:
-        try:
-            target = convert.target_from_pose(msg, self.cfg.base_frame)
-        except convert.MessageError as err:
-            return self._drop(topics.EE_TARGET, err)
-        if self._accepting(topics.EE_TARGET):
-            self._target, self._vel_m_s, self._angvel_rad_s = target, np.zeros(3), np.zeros(3)
-            self._commanded = True
-            self.watchdog.feed(time.monotonic())
-
-    def _on_gripper_command(self, msg: Float64) -> None:
-        try:
-            closing = float(np.clip(convert.gripper_from_msg(msg), 0.0, 1.0))
-        except convert.MessageError as err:
-            return self._drop(topics.GRIPPER_COMMAND, err)
-        if self._accepting(topics.GRIPPER_COMMAND) and self.robot is not None:
-            self._gripper = closing
-            try:
-                self.robot.set_gripper(closing)
-            except AdapterError as err:
-                self._set_fault(str(err))
 
     def _on_estop(self, msg: Bool) -> None:
         self.estop_pressed = bool(msg.data)
@@ -429,53 +296,37 @@ class ArmNode(LifecycleNode):
             response.message = f"cannot move home while {reason or self.hold_reason} (recover, or activate the node, first)"
             return response
         try:
-            self.robot.go_home()
+            done = self.robot.go_home() or f"moved home ({self.cfg.adapter} adapter)"
         except AdapterError as err:
             response.success, response.message = False, f"moving home failed: {err}"
             return response
         self._clear_commands()
         self._hold("no command yet")
         response.success = True
-        response.message = f"moved home ({self.cfg.adapter} adapter); holding until a new command arrives"
+        response.message = f"{done}; holding until a new command arrives"
         return response
 
-
-def _help() -> str:
-    """The module docstring, then every parameter with its default and comment (the node's, then each adapter's)."""
-    def fields_of(cls: type, prefix: str) -> list[str]:
-        lines = inspect.getsource(cls).splitlines()
-        return [f"  {prefix}{line.strip()}" for line in lines if line.startswith("    ") and not line.startswith("     ")
-                and ": " in line and " = " in line and not line.strip().startswith(("def ", "#", '"'))]
-
-    usage = ("usage: robot-rl-arm-node --ros-args [-r __ns:=/robot_1] [--params-file FILE] "
-             "[-p adapter:=sim|franka|ur|ros2_control] [-p <adapter>.<field>:=VALUE]")
-    out = [__doc__.strip().split("\n\n")[0], usage, __doc__.strip().split("\n\n", 1)[1], "parameters:"]
-    out += fields_of(ArmNodeConfig, "")
-    for name in sorted(ADAPTERS):
-        try:
-            out += [f"parameters of adapter {name!r} (ROS parameters {name}.<field>):"]
-            out += fields_of(adapter_class(name).config_class, f"{name}.")
-        except ImportError as err:  # the sim adapter without the sim extra
-            out += [f"  (not available here: {err})"]
-    return "\n\n".join(out[:4]) + "\n" + "\n".join(out[4:])
+    def close(self) -> None:
+        """Hold and close the arm whatever state the node is in, then destroy the node."""
+        self._disconnect()
+        self.destroy_node()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point `robot-rl-arm-node`: `robot-rl-arm-node --ros-args -p adapter:=sim`."""
-    args = sys.argv if argv is None else argv
-    if "-h" in args[1:] or "--help" in args[1:]:
-        print(_help())
-        return 0
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+def serve(make_node: Callable[[], ArmNode], prog: str, argv: list[str] | None = None) -> int:
+    """Start rclpy, make the node, walk it to `autostart`, run it until SIGINT/SIGTERM; the exit code.
+
+    A signal only sets a flag the node's loop checks, so it never lands inside a publish or a render: the
+    node stops between two control periods and exits 0. A bad parameter or file: one line, exit 2."""
+    rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     node = None
     try:
         try:
-            node = ArmNode()
+            node = make_node()
         except (ValueError, FileNotFoundError) as err:  # a bad parameter or file
-            print(f"robot-rl-arm-node: {err}", file=sys.stderr)
+            print(f"{prog}: {err}", file=sys.stderr)
             return 2
         if node.cfg.autostart != "unconfigured":
             node.trigger_configure()
@@ -483,16 +334,26 @@ def main(argv: list[str] | None = None) -> int:
                 node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+        node.run(executor, stop)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:  # SIGINT shut the context down mid-publish or mid-take (RCLError and kin): a clean exit too
+        if node is None or node.context.ok():
+            raise
     finally:
         if node is not None:
-            node._disconnect()  # hold and close the arm whatever state the node is in
-            node.destroy_node()
+            node.close()
         rclpy.try_shutdown()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point `robot-rl-arm-node`: `robot-rl-arm-node --ros-args -p adapter:=sim`."""
+    args = sys.argv if argv is None else argv
+    if "-h" in args[1:] or "--help" in args[1:]:
+        print(help_text(__doc__))
+        return 0
+    return serve(ArmNode, "robot-rl-arm-node", args)
 
 
 if __name__ == "__main__":

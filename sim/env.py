@@ -22,16 +22,15 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robot_rl import keys  # noqa: E402
+from robot_rl.actor.layout import PROPRIO_DIM, PROPRIO_LAYOUT, proprio  # noqa: E402  (the cell's facts, once)
 from robot_rl.interfaces import EECommand  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
 from robot_rl_sim.camera import CameraRig, MujocoCamera, intrinsics  # noqa: E402
 from robot_rl_sim.robot import MujocoRobot  # noqa: E402
-from robot_rl_sim.tasks import TOOL_DOWN_QUAT_WXYZ, make_task  # noqa: E402
+from robot_rl_sim.tasks import make_task  # noqa: E402
 
 OBS_MODES = ("state", "pixels")
 REWARD_TYPES = ("sparse", "dense")
-PROPRIO_LAYOUT = (("ee_pos", 3), ("ee_quat", 4), ("ee_linvel", 3), ("gripper_width", 1), ("joint_q", 7))
-PROPRIO_DIM = sum(n for _, n in PROPRIO_LAYOUT)  # 18
 
 
 class RobotCellEnv(gym.Env):
@@ -190,10 +189,7 @@ class RobotCellEnv(gym.Env):
     def proprio(self) -> np.ndarray:
         """float32 (18,): see PROPRIO_LAYOUT."""
         s = self.robot.read()
-        quat = s.ee_quat_wxyz if float(np.dot(s.ee_quat_wxyz, TOOL_DOWN_QUAT_WXYZ)) >= 0 else -s.ee_quat_wxyz
-        return np.concatenate(
-            [s.ee_pos_m, quat, s.ee_linvel_m_s, [s.gripper_width_m], s.q_rad]
-        ).astype(np.float32)
+        return proprio(s.ee_pos_m, s.ee_quat_wxyz, s.ee_linvel_m_s, s.gripper_width_m, s.q_rad)
 
     def _observation(self):
         if self.obs_mode == "state":

@@ -4,6 +4,11 @@
 simulator's ground truth from `env.unwrapped` (the observation is accepted but not needed) and
 returns a normalised action in the env's action space. `noise` adds Gaussian noise (std, in
 normalised action units) to the motion part of every action for diverse demos.
+
+The operator node's experts (`robot_rl.teleop.experts`) act from the `task/object_state` topic alone. Their
+pick_cube expert runs the same phases; their numbers (hover, lift height, closing steps) are defined there and
+read here. This one steers from the controller's target rather than the measured tool, as it always has, so
+recorded demos stay what they were.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 import gymnasium as gym
 import numpy as np
 
+from robot_rl.teleop.experts import PickCubeStateExpert
 from robot_rl_sim.tasks import PegInsert, PickCube, Task
 
 
@@ -60,8 +66,9 @@ class Expert(abc.ABC):
 class PickCubeExpert(Expert):
     """Above the cube -> down around it -> close -> lift."""
 
-    hover_m = 0.07  # tool height above the cube centre before descending
-    lift_goal_m = 0.15  # tool height above the table to lift to
+    hover_m = PickCubeStateExpert.hover_m  # tool height above the cube centre before descending
+    lift_goal_m = PickCubeStateExpert.lift_goal_m  # tool height above the table to lift to
+    close_steps = PickCubeStateExpert.close_steps  # steps the gripper closes before lifting
 
     def reset(self) -> None:
         self.phase, self._closing_steps = "approach", 0
@@ -83,7 +90,7 @@ class PickCubeExpert(Expert):
             return grasp, 0.0, -1.0
         if self.phase == "close":
             self._closing_steps += 1
-            if self._closing_steps >= 3:
+            if self._closing_steps >= self.close_steps:
                 self.phase = "lift"
             return grasp, 0.0, 1.0
         # lift

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import mujoco
 import numpy as np
 
+from robot_rl.actor.layout import task_spec
 from robot_rl.interfaces import EECommand, Robot, RobotSpec, RobotState, WorkspaceBox
-from robot_rl.safety import clip_toward_box
+from robot_rl.safety import command_deltas, lead_limited_target
 from robot_rl_sim import scene
 from robot_rl_sim.controller import CartesianImpedanceController, ImpedanceConfig
 
-# Reachable with the tool pointing down (checked corner by corner in tests/test_contract_sim.py).
-DEFAULT_WORKSPACE = WorkspaceBox(low_m=(0.3, -0.25, 0.012), high_m=(0.7, 0.25, 0.32))
+# The arm's box: pick_cube's, the widest task box of the core's cell table (robot_rl.actor.layout.TASKS), reachable
+# with the tool pointing down (checked corner by corner in tests/test_contract_sim.py).
+DEFAULT_WORKSPACE = task_spec("pick_cube").workspace
 
 
 def quat_from_rotvec(rotvec_rad: np.ndarray) -> np.ndarray:
@@ -92,22 +92,10 @@ class MujocoRobot(Robot):
         )
 
     def command(self, cmd: EECommand) -> None:
-        delta_pos = np.asarray(cmd.delta_pos_m, dtype=np.float64)
-        delta_rot = np.asarray(cmd.delta_rotvec_rad, dtype=np.float64)
-        if delta_pos.shape != (3,) or delta_rot.shape != (3,):
-            raise ValueError(
-                f"EECommand needs delta_pos_m and delta_rotvec_rad of shape (3,), got {delta_pos.shape} and {delta_rot.shape}"
-            )
-        if not (np.all(np.isfinite(delta_pos)) and np.all(np.isfinite(delta_rot)) and math.isfinite(cmd.gripper)):
-            raise ValueError(f"EECommand must be finite, got {cmd}")
+        delta_pos, delta_rot = command_deltas(cmd)
         ctl = self.controller
         tool_pos, _ = ctl.tool_pose()
-        box = self.spec.workspace  # clipped, but never snapped in from outside (robot_rl.safety.clip_toward_box)
-        target = clip_toward_box(ctl.target_pos_m + delta_pos, ctl.target_pos_m, box)
-        lead = target - tool_pos
-        lead_norm = float(np.linalg.norm(lead))
-        if lead_norm > self.max_target_lead_m:
-            target = clip_toward_box(tool_pos + lead * (self.max_target_lead_m / lead_norm), tool_pos, box)
+        target = lead_limited_target(ctl.target_pos_m, delta_pos, tool_pos, self.spec.workspace, self.max_target_lead_m)
         quat = np.zeros(4)
         mujoco.mju_mulQuat(quat, quat_from_rotvec(delta_rot), ctl.target_quat_wxyz)
         ctl.set_target(target, quat)

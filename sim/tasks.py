@@ -17,16 +17,15 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from robot_rl.actor.layout import TOOL_DOWN_QUAT_WXYZ, task_spec
 from robot_rl.interfaces import WorkspaceBox
 from robot_rl_sim.robot import MujocoRobot
+
+__all__ = ["TOOL_DOWN_QUAT_WXYZ", "Task", "PickCube", "PegInsert", "make_task"]
 
 
 def _yaw_quat(yaw_rad: float) -> np.ndarray:
     return np.array([math.cos(yaw_rad / 2), 0.0, 0.0, math.sin(yaw_rad / 2)])
-
-
-# Tool pointing straight down, fingers closing along the world x axis (the home orientation).
-TOOL_DOWN_QUAT_WXYZ = np.array([0.0, math.sqrt(0.5), math.sqrt(0.5), 0.0])
 
 
 class Task(abc.ABC):
@@ -94,11 +93,12 @@ class PickCube(Task):
     cube_y_range_m: tuple[float, float] = (-0.15, 0.15)
     cube_yaw_range_rad: float = math.pi / 4  # cube yaw uniform in +- this
     use_rotation: bool = False
-    max_episode_steps: int = 100
+    max_episode_steps: int = task_spec("pick_cube").max_episode_steps
 
+    # the cell's facts are the core's (robot_rl.actor.layout.TASKS): the ROS actor reads the same ones
     name = "pick_cube"
-    workspace = WorkspaceBox(low_m=(0.3, -0.25, 0.012), high_m=(0.7, 0.25, 0.32))
-    object_state_layout = (("cube_pos", 3), ("cube_quat", 4), ("cube_to_tcp", 3))
+    workspace = task_spec("pick_cube").workspace
+    object_state_layout = task_spec("pick_cube").object_state_layout
 
     def __post_init__(self) -> None:
         h = self.cube_half_m
@@ -159,11 +159,11 @@ class PegInsert(Task):
     hole_y_range_m: tuple[float, float] = (-0.15, 0.15)
     randomize_yaw: bool = False  # hole yaw uniform in +-30 deg; needs use_rotation to be solvable
     use_rotation: bool = False
-    max_episode_steps: int = 100
+    max_episode_steps: int = task_spec("peg_insert").max_episode_steps
 
     name = "peg_insert"
-    workspace = WorkspaceBox(low_m=(0.3, -0.25, 0.03), high_m=(0.7, 0.25, 0.32))
-    object_state_layout = (("peg_pos", 3), ("peg_quat", 4), ("hole_pos", 3), ("hole_yaw_cos_sin", 2), ("tip_to_hole", 3))
+    workspace = task_spec("peg_insert").workspace
+    object_state_layout = task_spec("peg_insert").object_state_layout
 
     def __post_init__(self) -> None:
         if self.randomize_yaw and not self.use_rotation:

@@ -144,7 +144,8 @@ def test_the_arm_node_help_lists_every_parameter_and_each_adapters_own():
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("The arm driver node") and "usage: robot-rl-arm-node --ros-args" in out.stdout
     for line in ("  watchdog_timeout_s: float = 0.5", "  franka.robot_ip: str", "  ur.servo_gain: float", "  sim.command_mode",
-                 "  ros2_control.pose_command_topic: str"):
+                 "  ros2_control.pose_command_topic: str",
+                 "  workspace_low_m: tuple[float, float, float] = (0.3, -0.25, 0.012)"):  # values, not the names they come from
         assert line in out.stdout, line
 
 
@@ -184,3 +185,34 @@ def test_the_franka_adapter_drives_franky_against_the_franky_sim_protocol_simula
                 assert adapter.fault() == ""
             finally:
                 robot.close()
+
+
+def _make_cell_robot(seed: int) -> AdapterRobot:
+    """The sim adapter over a pick_cube task cell (what robot-rl-sim-node drives), connected with `seed`."""
+    from robot_rl_sim.env import make_task_env
+
+    cell = make_task_env("pick_cube", control_rate_hz=10.0).unwrapped
+    adapter = SimArmAdapter(SimArmConfig(), control_rate_hz=10.0, cell=cell, seed=seed)
+    adapter.connect()
+    return AdapterRobot(adapter)
+
+
+def test_the_sim_adapter_over_a_task_cell_passes_the_robot_contract():
+    contracts.check_robot_contract(lambda: _make_cell_robot(seed=0))
+
+
+def test_reset_of_a_task_cell_draws_the_seeded_next_start_and_sim_time_runs_on():
+    robot, twin = _make_cell_robot(seed=3), _make_cell_robot(seed=3)
+    cell = robot.adapter.cell
+    assert np.array_equal(robot.read().ee_pos_m, twin.read().ee_pos_m)  # same seed, same first start
+    start, t_start_s = robot.read().ee_pos_m, float(cell.data.time)
+    robot.command(EECommand(delta_pos_m=np.array([0.0, 0.0, 0.02]), gripper=1.0))
+    robot.advance(0.1)
+    done = robot.go_home()
+    assert done.startswith("reset pick_cube episode 1 at sim time") and float(cell.data.time) > t_start_s + 0.1
+    assert float(np.linalg.norm(robot.read().ee_pos_m - start)) > 0.005  # a new randomised start
+    assert np.allclose(robot.target_pos_m, robot.read().ee_pos_m) and robot.commanded_gripper == 0.0
+    assert robot.read().gripper_width_m > 0.07  # opened by the reset
+    assert np.array_equal(cell.task.workspace.low_m, robot.spec.workspace.low_m)  # the task's box
+    robot.close()
+    twin.close()

@@ -238,7 +238,7 @@ def _by_node(probe: _Probe, getter, name: str, ns: str) -> dict[str, list[str]]:
     return {t[len(ns) + 1:]: sorted(types) for t, types in found if t not in internal and t.startswith(ns + "/")}
 
 
-def test_the_arm_node_publishes_and_consumes_the_sim_robots_topics_with_the_same_types_and_qos(arm, tmp_path):
+def test_the_sim_robot_is_the_arm_node_with_the_same_topics_services_and_qos_plus_the_sim_extras(arm, tmp_path):
     _, _, probe = arm
     _make_active(probe)
     sim_ns = f"{NS}_sim"
@@ -255,14 +255,16 @@ def test_the_arm_node_publishes_and_consumes_the_sim_robots_topics_with_the_same
         arm_sub = _by_node(probe, node.get_subscriber_names_and_types_by_node, "arm", NS)
         sim_srv = _by_node(probe, node.get_service_names_and_types_by_node, "sim_robot", sim_ns)
         arm_srv = _by_node(probe, node.get_service_names_and_types_by_node, "arm", NS)
-        ground_truth = {topics.TASK_SUCCESS, topics.TASK_OBJECT_STATE}  # sim only: a reward classifier's on hardware
-        sim_pub.pop("sim_status")  # the sim's own status (refusals), as arm_status is the arm's
-        assert {k: v for k, v in sim_pub.items() if k not in ground_truth} == {
-            k: v for k, v in arm_pub.items() if k not in (ARM_STATUS, "arm/transition_event")}
-        assert set(sim_pub) - set(arm_pub) == ground_truth
-        assert sim_sub == {k: v for k, v in arm_sub.items() if k != ESTOP}
-        assert set(sim_sub) == {topics.EE_COMMAND, topics.EE_TARGET, topics.GRIPPER_COMMAND}
-        assert sim_srv[topics.RESET] == arm_srv[topics.RESET] == ["std_srvs/srv/Trigger"]
+        # the sim robot is the arm node plus the sim-only extras: ground truth (a reward classifier's on hardware)
+        # and its own sim_status; the lifecycle event topic is named after each node
+        extras = {topics.TASK_SUCCESS, topics.TASK_OBJECT_STATE, "sim_status"}
+        assert set(sim_pub) - set(arm_pub) == extras | {"sim_robot/transition_event"}
+        assert {k: v for k, v in sim_pub.items() if k not in extras and k != "sim_robot/transition_event"} == {
+            k: v for k, v in arm_pub.items() if k != "arm/transition_event"}
+        assert sim_sub == arm_sub and set(sim_sub) == {topics.EE_COMMAND, topics.EE_TARGET, topics.GRIPPER_COMMAND, ESTOP}
+        for service in (topics.RESET, RECOVER):
+            assert sim_srv[service] == arm_srv[service] == ["std_srvs/srv/Trigger"]
+        assert sim_srv[topics.SUCCESS] == ["std_srvs/srv/Trigger"] and topics.SUCCESS not in arm_srv
         for name in (topics.JOINT_STATES, topics.EE_POSE, topics.EE_TWIST, topics.GRIPPER_STATE):
             (sim_info,), (arm_info,) = node.get_publishers_info_by_topic(f"{sim_ns}/{name}"), node.get_publishers_info_by_topic(f"{NS}/{name}")
             for field in ("reliability", "durability", "history", "depth"):

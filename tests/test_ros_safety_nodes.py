@@ -1,4 +1,5 @@
-"""The safety filter's guarantee through the arm node (sim adapter) and the sim robot node, in process: each
+"""The safety filter's guarantee through the arm node (sim adapter) and the sim robot node (the same node over the
+task cell), in process: each
 control period (`step()`) moves the commanded tool target by at most max_step_m, whatever the command; a
 target outside the box comes back over many periods; a non-finite target or reading holds the arm, never
 ends the node. Real nodes, real MuJoCo; commands are set where the message callbacks put them."""
@@ -75,23 +76,25 @@ def sim_node():
     rclpy.init(args=["sim", "--ros-args", "-r", f"__ns:=/safety_sim_{os.getpid()}", "-p", "camera_rate_hz:=0.0",
                      "-p", f"max_step_m:={MAX_STEP_M}", "-p", "publish_clock:=false"])
     node = SimRobotNode()
+    node.trigger_configure()
+    node.trigger_activate()
     yield node
-    node.env.close()
-    node.destroy_node()
+    node.close()
     rclpy.try_shutdown()
 
 
 def test_the_sim_node_bounds_each_step_and_holds_on_a_nan_target(sim_node):
-    ctl = sim_node.robot.controller
+    """The sim robot is the arm node over the task cell: the same path bounds it, on sim time."""
+    robot = sim_node.robot
     for _ in range(20):
         _command(sim_node, (1e6, 1e6, -1e6), sim_node.sim_time_s)
-        before = ctl.target_pos_m.copy()
+        before = robot.target_pos_m.copy()
         sim_node.step()
-        moved = ctl.target_pos_m - before
+        moved = robot.target_pos_m - before
         assert np.linalg.norm(moved) <= MAX_STEP_M + 1e-12, moved
-        assert sim_node.robot.spec.workspace.contains(ctl.target_pos_m, tol_m=1e-9)
-    assert not sim_node._holding
-    ctl.target_pos_m[:] = np.nan  # a corrupt controller target: rejected and held, no exception
+        assert sim_node.env.task.workspace.contains(robot.target_pos_m, tol_m=1e-9)
+    assert sim_node.hold_reason == "" and sim_node.counts["applied"] == 20
+    robot.target_pos_m = np.array([np.nan, 0.0, 0.2])  # a corrupt target: rejected and held, no exception
     _command(sim_node, (0.01, 0, 0), sim_node.sim_time_s)
     sim_node.step()
-    assert sim_node._holding and np.isfinite(ctl.target_pos_m).all()
+    assert sim_node.hold_reason == "rejected" and np.isfinite(robot.target_pos_m).all()

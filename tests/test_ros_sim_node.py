@@ -1,4 +1,5 @@
-"""The sim robot node as a real process over real DDS: rates, stamps, commands, safety, watchdog, services.
+"""The sim robot node as a real process over real DDS: rates, stamps, commands, safety, watchdog, services, and
+the hardware arm node's lifecycle and estop, which it is.
 
 One node (small images, short watchdog) serves every test in this file; a probe node in the test
 process talks to it. Run inside a private network namespace (`./run.sh test`).
@@ -6,6 +7,7 @@ process talks to it. Run inside a private network namespace (`./run.sh test`).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,10 +19,13 @@ import pytest
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from robot_rl.nodes import convert, topics
+from robot_rl_drivers.arm_node import ARM_STATUS, ESTOP, ESTOP_QOS, RECOVER, STATUS_QOS
 from rosprocs import Probe as _Probe  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -45,11 +50,12 @@ def sim(tmp_path_factory):
         (topics.JOINT_STATES, JointState, topics.STATE_QOS), (topics.EE_POSE, PoseStamped, topics.STATE_QOS),
         (topics.GRIPPER_STATE, JointState, topics.STATE_QOS), ("clock", Clock, topics.CLOCK_QOS),
         (topics.image_topic("front"), Image, topics.SENSOR_QOS), (topics.image_topic("wrist"), Image, topics.SENSOR_QOS),
-        (topics.camera_info_topic("front"), CameraInfo, topics.SENSOR_QOS),
+        (topics.camera_info_topic("front"), CameraInfo, topics.SENSOR_QOS), (ARM_STATUS, String, STATUS_QOS),
     ]:
         probe.record(f"{NS}/{name}", msg_type, qos)
     probe.ee_command = probe.node.create_publisher(TwistStamped, f"{NS}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
     probe.gripper_command = probe.node.create_publisher(Float64, f"{NS}/{topics.GRIPPER_COMMAND}", topics.COMMAND_QOS)
+    probe.estop = probe.node.create_publisher(Bool, f"{NS}/{ESTOP}", ESTOP_QOS)
     up = probe.spin_until(lambda: probe.heard[f"{NS}/{topics.EE_POSE}"] or proc.poll() is not None, timeout_s=45.0)
     assert up and proc.poll() is None, f"sim node did not come up:\n{log.read_text()}"
     yield proc, log, probe
@@ -209,3 +215,33 @@ def test_a_streamed_pose_target_is_reached_at_the_speed_limit_and_one_outside_th
     assert z_floor - 0.01 < _pose(probe)[2] < z_floor + 0.03, f"tool at z={_pose(probe)[2]:.3f} m"
     stream(goal, 1.5)  # back up, so later tests start from a free pose
     probe.node.destroy_publisher(target_pub)
+
+
+def _arm_status(probe: _Probe) -> dict:
+    return json.loads(probe.heard[f"{NS}/{ARM_STATUS}"][-1][1].data)
+
+
+def test_the_sim_robots_estop_latches_a_hold_refuses_reset_and_deactivate_ignores_commands_while_physics_runs(sim):
+    _, _, probe = sim
+    probe.estop.publish(Bool(data=True))
+    assert probe.spin_until(lambda: _arm_status(probe)["estop"], 3.0), _arm_status(probe)
+    start = _pose(probe)
+    _drive(probe, (0.0, 0.1, 0.0), seconds=0.6)
+    assert float(np.linalg.norm(_pose(probe) - start)) < 0.002, "the arm moved during an estop"
+    refused = probe.call(Trigger, f"{NS}/{topics.RESET}")
+    assert not refused.success and "estop" in refused.message
+    probe.estop.publish(Bool(data=False))
+    answer = probe.call(Trigger, f"{NS}/{RECOVER}")
+    assert answer.success and "estop" in answer.message
+    _drive(probe, (0.0, 0.1, 0.0), seconds=0.6)
+    assert _pose(probe)[1] - start[1] > 0.02, "the arm did not obey after recover"
+    change = lambda t: probe.call(ChangeState, f"{NS}/sim_robot/change_state",  # noqa: E731
+                                  ChangeState.Request(transition=Transition(id=t))).success
+    assert change(Transition.TRANSITION_DEACTIVATE)
+    held, t0 = _pose(probe), convert.seconds_from_stamp(probe.heard[f"{NS}/{topics.JOINT_STATES}"][-1][1].header.stamp)
+    _drive(probe, (0.0, -0.1, 0.0), seconds=0.6)
+    assert float(np.linalg.norm(_pose(probe) - held)) < 0.003 and _arm_status(probe)["hold_reason"] == "inactive"
+    assert convert.seconds_from_stamp(probe.heard[f"{NS}/{topics.JOINT_STATES}"][-1][1].header.stamp) > t0 + 0.3
+    assert change(Transition.TRANSITION_ACTIVATE)
+    _drive(probe, (0.0, -0.1, 0.0), seconds=0.6)
+    assert held[1] - _pose(probe)[1] > 0.02, "the arm did not obey after activate"

@@ -172,3 +172,23 @@ def test_a_20_hz_env_steps_half_as_long_and_the_same_action_moves_the_tool_as_fa
         obs, _, _, _, info = env.step(np.array([0.0, 0.0, 0.0, -1.0], np.float32))
     assert info["t_capture"] == pytest.approx(t0 + 8 * 0.05, abs=1e-9)
     assert obs[0] - x0 == pytest.approx(4 * 0.025, abs=0.006)
+
+
+@pytest.mark.parametrize("task", ["pick_cube", "peg_insert"])
+def test_the_sim_cell_takes_its_facts_from_the_cores_single_table(task):
+    """Proprio layout, tool-down orientation, workspace box, object layout and episode length are defined once, in
+    robot_rl.actor.layout (what the ROS actor reads); the sim holds the very same objects, not copies."""
+    from robot_rl.actor import layout
+    from robot_rl_sim import env as sim_env, tasks
+
+    spec = layout.task_spec(task)
+    cell = make_task_env(task).unwrapped
+    assert sim_env.PROPRIO_LAYOUT is layout.PROPRIO_LAYOUT and tasks.TOOL_DOWN_QUAT_WXYZ is layout.TOOL_DOWN_QUAT_WXYZ
+    assert cell.task.workspace is spec.workspace and cell.task.object_state_layout is spec.object_state_layout
+    assert cell.task.max_episode_steps == spec.max_episode_steps == 100
+    assert cell.robot.spec.workspace == spec.workspace  # the arm's box, and so the sim robot's safety filter's
+    obs, _ = cell.reset(seed=0)
+    s = cell.robot.read()
+    np.testing.assert_array_equal(obs[:PROPRIO_DIM], layout.proprio(s.ee_pos_m, s.ee_quat_wxyz, s.ee_linvel_m_s,
+                                                                    s.gripper_width_m, s.q_rad))
+    cell.close()
