@@ -10,7 +10,8 @@ from robot_rl.bench.learning import LearningBenchConfig, Variant, check_grid, en
 from robot_rl.bench.learning_report import collect, write_report
 from robot_rl.cli import main
 from robot_rl.errors import UsageError
-from robot_rl.training.curves import append_eval, write_train_episodes
+from robot_rl.learner import episode_log
+from robot_rl.training.curves import append_eval
 
 
 def _make_run(run_dir: Path, successes: list[float], shares: list[float] | None = None) -> None:
@@ -22,7 +23,7 @@ def _make_run(run_dir: Path, successes: list[float], shares: list[float] | None 
     for b, share in enumerate(shares or []):
         episodes += [{"episode": len(episodes), "env_steps": 1000 * b + 100 * (j + 1) - 1, "steps": 100,
                       "interventions": round(100 * share), "success": False, "return": 0.0} for j in range(10)]
-    write_train_episodes(run_dir, episodes, append=False)
+    episode_log.write(run_dir, episodes)
 
 
 def test_report_gives_per_seed_first_step_median_with_unreached_seeds_last_and_flags_a_collapse(tmp_path):

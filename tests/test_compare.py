@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from robot_rl.cli import main
-from robot_rl.training.curves import append_eval, write_train_episodes
+from robot_rl.learner import episode_log
+from robot_rl.training.curves import append_eval
 
 
 def _run(path: Path, successes: list[float], episodes: list[tuple[int, int, int]]) -> Path:
@@ -12,9 +13,8 @@ def _run(path: Path, successes: list[float], episodes: list[tuple[int, int, int]
     path.mkdir()
     for i, rate in enumerate(successes):
         append_eval(path, {"env_steps": 1000 * i, "success_rate": rate, "return_mean": rate, "wall_s": 60.0 * i})
-    write_train_episodes(path, [{"episode": i, "env_steps": end, "steps": n, "interventions": k, "success": False,
-                                 "return": 0.0, "intervention_rate": k / n} for i, (end, n, k) in enumerate(episodes)],
-                         append=False)
+    episode_log.write(path, [{"episode": i, "env_steps": end, "steps": n, "interventions": k, "success": False,
+                                 "return": 0.0, "intervention_rate": k / n} for i, (end, n, k) in enumerate(episodes)])
     return path
 
 

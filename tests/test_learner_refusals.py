@@ -43,7 +43,7 @@ def test_a_malformed_first_episode_does_not_make_good_ones_be_refused(tmp_path, 
     assert first.outcome is Outcome.REFUSED and service.acks() == {R1: 1}  # acknowledged: the actor stops resending
     for index in (1, 2):
         assert send(service, demos.get_episode(index), index).outcome is Outcome.STORED
-    assert service.agent.obs_spec == {"state": [28]} and service.acks() == {R1: 3}
+    assert service.learner.agent.obs_spec == {"state": [28]} and service.acks() == {R1: 3}
     assert send(service, short_state, 3).outcome is Outcome.REFUSED  # the layout stays the good one
     assert sum(service.refused.values()) == 2 and service.status()["refused_total"] == 2
     service.close()
@@ -78,7 +78,7 @@ def test_bad_values_lengths_and_task_are_refused_each_with_its_reason(tmp_path, 
     assert send(service, nearly_one, len(cases) + 2).outcome is Outcome.STORED
     assert service.refused == {"non_finite": 3, "action_range": 2, "layout": 4, "unreadable": 1, "length": 1, "bool": 1,
                                "task_meta": 1}
-    assert service.acks() == {R1: len(cases) + 3} and service.store.n_episodes == 2
+    assert service.acks() == {R1: len(cases) + 3} and service.learner.store.n_episodes == 2
     assert [r["reason"] for r in read_settled(tmp_path / "run")][:3] == ["non_finite"] * 3
     service.close()
 

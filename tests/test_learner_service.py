@@ -16,7 +16,7 @@ import pytest
 from robot_rl import keys, wire
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
-from robot_rl.learner import progress as plog
+from robot_rl.learner import episode_log
 from robot_rl.learner.budget import UpdateBudget
 from robot_rl.learner.config import LearnerConfig
 from robot_rl.learner.ledger import ActorLedger, Verdict, decode_actor_id, encode_actor_id, source_of
@@ -87,9 +87,9 @@ def test_budget_earns_utd_updates_per_step_only_after_replay_holds_min_steps():
 
 def test_ingest_stores_each_episode_once_in_order_per_actor_and_refuses_bad_payloads(tmp_path, demos):
     service = LearnerService(learner_config(tmp_path), log=lambda line: None)
-    assert service.agent is None and not service.policy_due()  # no demos: the first episode defines the agent
+    assert service.learner.agent is None and not service.policy_due()  # no demos: the first episode defines the agent
     assert service.ingest(payload(demos, 0, "/r1/actor", 0)).outcome is Outcome.STORED
-    assert service.agent.obs_spec == {"state": [28]} and service.agent.action_dim == 4 and service.policy_due()
+    assert service.learner.agent.obs_spec == {"state": [28]} and service.learner.agent.action_dim == 4 and service.policy_due()
     assert service.ingest(payload(demos, 1, "/r2/actor", 0)).outcome is Outcome.STORED
     assert service.ingest(payload(demos, 2, "/r1/actor", 1)).outcome is Outcome.STORED
     dup = service.ingest(payload(demos, 2, "/r1/actor", 1))
@@ -115,7 +115,7 @@ def test_ingest_stores_each_episode_once_in_order_per_actor_and_refuses_bad_payl
     assert store.n_episodes == 3 and service.acks() == {"/r1/actor": 2, "/r2/actor": 1, "/r3/actor": 2}
     assert [source_of(ep) for ep in store.iter_episodes()] == [("/r1/actor", 0), ("/r2/actor", 0), ("/r1/actor", 1)]
     assert np.array_equal(store.get_episode(1)[keys.STATE], demos.get_episode(1)[keys.STATE])
-    lines = plog.read_records(tmp_path / "run")
+    lines = episode_log.read(tmp_path / "run")
     assert [(r["actor_id"], r["index"]) for r in lines] == [("/r1/actor", 0), ("/r2/actor", 0), ("/r1/actor", 1)]
     assert lines[-1]["env_steps"] == sum(int(n) for n in store.episode_lengths)
     service.close()
@@ -138,7 +138,7 @@ def test_updates_follow_the_budget_and_a_restarted_service_resumes_counts_agent_
     cfg = learner_config(tmp_path, demos=str(demos.path), max_updates_per_spin=10)
     service = LearnerService(cfg, log=lambda line: None)
     demo_steps = demos.n_steps
-    assert service.agent is not None and service.policy_due()  # built from the demo store: publish at once
+    assert service.learner.agent is not None and service.policy_due()  # built from the demo store: publish at once
     blob, version = service.take_policy()
     assert version == 0 and len(blob) > 1000 and not service.policy_due()
     sent_steps = 0
@@ -150,7 +150,7 @@ def test_updates_follow_the_budget_and_a_restarted_service_resumes_counts_agent_
     assert service.train_chunk() == min(10, expected_owed)  # one chunk between executor turns
     while service.train_chunk():
         pass
-    assert service.agent.step == expected_owed and service.owed_updates == 0
+    assert service.learner.agent.step == expected_owed and service.owed_updates == 0
     ckpt = service.checkpoint()
     assert ckpt is not None and json.loads((ckpt / "progress.json").read_text())["episodes"] == 3
     assert service.ingest(payload(demos, 3, "/r1/actor", 3)).outcome is Outcome.STORED  # after the checkpoint
@@ -158,14 +158,14 @@ def test_updates_follow_the_budget_and_a_restarted_service_resumes_counts_agent_
 
     resumed = LearnerService(cfg, log=lambda line: None)
     assert resumed.acks() == {"/r1/actor": 4}
-    assert resumed.agent.step == expected_owed  # from the checkpoint, not 0
-    assert len(resumed.online) == sent_steps + int(demos.episode_lengths[3])  # replay refilled from the store
+    assert resumed.learner.agent.step == expected_owed  # from the checkpoint, not 0
+    assert len(resumed.learner.online) == sent_steps + int(demos.episode_lengths[3])  # replay refilled from the store
     assert resumed.owed_updates == 2 * int(demos.episode_lengths[3])  # the post-checkpoint episode's updates
     assert resumed.policy_due()  # publish at once after a restart
     assert resumed.ingest(payload(demos, 3, "/r1/actor", 3)).outcome is Outcome.DUPLICATE
     assert resumed.ingest(payload(demos, 0, "/r1/actor", 4)).outcome is Outcome.STORED
     assert find_checkpoint(tmp_path / "run") == ckpt
-    assert len(plog.read_records(tmp_path / "run")) == 5
+    assert len(episode_log.read(tmp_path / "run")) == 5
     resumed.close()
 
 
@@ -177,7 +177,7 @@ def test_a_replay_too_big_for_this_machine_is_refused_naming_a_capacity_that_fit
     for _ in range(2):  # refused the same way each time: the learner stays without an agent, never half-built
         result = service.ingest(wire.encode_episode(with_camera, meta))
         assert result.outcome is Outcome.REFUSED and "set replay_capacity <=" in result.message, result.message
-        assert service.agent is None and service.acks() == {}
+        assert service.learner.agent is None and service.acks() == {}
     service.close()
 
 
@@ -220,8 +220,8 @@ def test_image_episodes_without_an_encoder_setting_get_the_pixel_recipe_and_a_lo
     with_camera = add_camera(episode, 32)
     meta = {"actor_id": "/r1/actor", "index": 0, "policy_version": -1, "success": True, "task_meta": {}}
     assert service.ingest(wire.encode_episode(with_camera, meta)).outcome is Outcome.STORED
-    cfg = service.agent.cfg
-    assert isinstance(service.agent, ResidualAgent) == residual
+    cfg = service.learner.agent.cfg
+    assert isinstance(service.learner.agent, ResidualAgent) == residual
     assert (cfg.encoder, cfg.freeze_encoder, cfg.bc_weight) == ("resnet10", True, 1.0)  # the BC term for both
     assert any("frozen ResNet-10" in line and "bc_weight 1.0" in line for line in lines)
     service.close()
@@ -241,25 +241,25 @@ def test_corrections_join_the_demo_replay_get_the_penalty_and_show_in_the_log_an
     meta = {"actor_id": "/r1/actor", "policy_version": -1, "success": True,
             "task_meta": {k: demos.meta[k] for k in ("task", "obs_mode", "control_rate_hz", "action_layout")}}
     assert service.ingest(wire.encode_episode(plain, {**meta, "index": 0})).outcome is Outcome.STORED
-    assert len(service.demos) == 0 and len(service.sampler.sources) == 1  # nothing to mix in yet
+    assert len(service.learner.demos) == 0 and len(service.learner.sampler.sources) == 1  # nothing to mix in yet
     corrected = _with_takeover(demos.get_episode(1), 3, 7)
     assert service.ingest(wire.encode_episode(corrected, {**meta, "index": 1})).outcome is Outcome.STORED
-    assert len(service.demos) == 4  # the 4 intervened transitions
-    assert len(service.sampler.sources) == 2 and service.sampler.counts(16) == [8, 8]
-    assert service.sampler.sample(16).is_demo.tolist() == [False] * 8 + [True] * 8  # what an optional BC term imitates
+    assert len(service.learner.demos) == 4  # the 4 intervened transitions
+    assert len(service.learner.sampler.sources) == 2 and service.learner.sampler.counts(16) == [8, 8]
+    assert service.learner.sampler.sample(16).is_demo.tolist() == [False] * 8 + [True] * 8  # what an optional BC term imitates
     assert any("corrections arrived" in line for line in lines)
     # RLIF: the step before the take-over (t=2) carries the penalty in the online replay, the store keeps the raw reward
-    stored = service.store.get_episode(1)
+    stored = service.learner.store.get_episode(1)
     assert np.array_equal(stored[keys.REWARD], corrected[keys.REWARD])
-    records = plog.read_records(tmp_path / "run")
+    records = episode_log.read(tmp_path / "run")
     assert [r["intervention_rate"] for r in records] == [0.0, round(4 / len(corrected[keys.ACTION]), 6)]
-    rolled = plog.rolling(records, window=20)
+    rolled = episode_log.rolling(records, window=20)
     assert rolled[-1]["intervention_rate_recent"] == pytest.approx(records[1]["intervention_rate"] / 2, abs=1e-6)
     service.checkpoint()
-    assert (tmp_path / "run" / plog.TRAIN_CURVE_PNG).stat().st_size > 1000
+    assert (tmp_path / "run" / episode_log.TRAIN_CURVE_PNG).stat().st_size > 1000
     service.close()
     resumed = LearnerService(cfg, log=lambda line: None)  # corrections come back from the store on restart
-    assert len(resumed.demos) == 4 and len(resumed.sampler.sources) == 2
+    assert len(resumed.learner.demos) == 4 and len(resumed.learner.sampler.sources) == 2
     resumed.close()
 
 
@@ -283,8 +283,8 @@ def test_a_residual_learner_relabels_demos_with_the_base_publishes_residual_poli
     base_dir = _state_base(tmp_path, demos)
     cfg = learner_config(tmp_path, demos=str(demos.path), base_policy=str(base_dir), critic_only_steps=5)
     service = LearnerService(cfg, log=lambda line: None)
-    assert isinstance(service.agent, ResidualAgent)
-    batch = service.demos.sample(32)
+    assert isinstance(service.learner.agent, ResidualAgent)
+    batch = service.learner.demos.sample(32)
     base = load_base_policy(base_dir)
     expected = np.stack([base.act({keys.STATE: s}) for s in batch.obs[keys.STATE].numpy()])
     assert np.allclose(batch.base_action.numpy(), expected, atol=1e-5)  # demos carry the base's own actions
@@ -293,9 +293,9 @@ def test_a_residual_learner_relabels_demos_with_the_base_publishes_residual_poli
     assert service.ingest(payload(demos, 0, "/r1/actor", 0)).outcome is Outcome.STORED
     while service.train_chunk():
         pass
-    assert service.agent.step > 5 and service.agent.actor_training
+    assert service.learner.agent.step > 5 and service.learner.agent.actor_training
     service.checkpoint()
     service.close()
-    assert isinstance(LearnerService(cfg, log=lambda line: None).agent, ResidualAgent)
+    assert isinstance(LearnerService(cfg, log=lambda line: None).learner.agent, ResidualAgent)
     with pytest.raises(ValueError, match="holds a residual agent but base_policy is not set"):
         LearnerService(learner_config(tmp_path, demos=str(demos.path)), log=lambda line: None)

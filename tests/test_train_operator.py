@@ -17,10 +17,11 @@ from safetensors.numpy import load_file
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
 from robot_rl.replay import ReplayBuffer
+from robot_rl.learner import episode_log
 from robot_rl.training import curves
 from robot_rl.training.cli_args import replace_nested
 from robot_rl.training.config import TrainConfig, config_for_resume
-from robot_rl.training.intervention import add_interventions, intervention_segments
+from robot_rl.training.intervention import add_interventions, intervention_segments, penalize_takeovers
 from robot_rl.training.loop import train
 
 EPISODE, WARMUP, TAKEOVER, MAX_INTERVENTIONS, MAX_FRACTION = 50, 50, 5, 2, 0.3
@@ -80,19 +81,21 @@ def test_the_operator_takes_over_after_warm_up_within_its_budget_and_steps_recor
     assert straight.replay_transitions == {"online": 200, "demos": total}
 
 
-def test_the_penalty_marks_only_the_step_that_led_to_each_take_over(runs):
+def test_the_store_keeps_raw_rewards_and_the_penalty_marks_only_the_step_that_led_to_each_take_over(runs):
     (straight, _), _, _ = runs
     for ep in _episodes(straight.run_dir):
-        penalised = np.flatnonzero(ep[keys.REWARD] < 0)
+        assert not (ep[keys.REWARD] < 0).any()  # the store holds the env's raw 0/1 rewards
+        learned = penalize_takeovers(ep, -1.0)  # what the learner core puts into replay
+        penalised = np.flatnonzero(learned[keys.REWARD] < 0)
         expected = [s - 1 for s, _ in intervention_segments(ep[keys.IS_INTERVENTION])]
         assert penalised.tolist() == expected
-        assert np.all(ep[keys.REWARD][penalised] == -1.0)  # the sparse reward is 0 there: only the penalty
+        assert np.all(learned[keys.REWARD][penalised] == -1.0)  # the sparse reward is 0 there: only the penalty
         assert not ep[keys.IS_INTERVENTION][penalised].any()  # the policy's own step, not the operator's
 
 
 def test_the_intervention_rate_is_in_the_log_line_the_episode_records_eval_jsonl_and_the_curve(runs):
     (straight, log), _, _ = runs
-    records = curves.read_train_episodes(straight.run_dir)
+    records = episode_log.read(straight.run_dir)
     episodes = _episodes(straight.run_dir)
     assert [r["interventions"] for r in records] == [int(ep[keys.IS_INTERVENTION].sum()) for ep in episodes]
     assert [r["env_steps"] for r in records] == [50, 100, 150, 200]
@@ -115,7 +118,9 @@ def test_a_resumed_operator_run_continues_exactly_like_an_uninterrupted_one(runs
         for key in (keys.ACTION, keys.POLICY_ACTION, keys.IS_INTERVENTION, keys.REWARD, keys.STATE):
             np.testing.assert_array_equal(ea[key], eb[key], err_msg=key)
     assert resumed.replay_transitions == straight.replay_transitions  # the demo replay was rebuilt from the store
-    assert curves.read_train_episodes(resumed.run_dir) == curves.read_train_episodes(straight.run_dir)
+    no_wall = [[{k: v for k, v in r.items() if k != "wall_s"} for r in episode_log.read(run.run_dir)]
+               for run in (resumed, straight)]
+    assert no_wall[0] == no_wall[1]  # the same episode log, learner wall-clock aside
     strip = [{k: v for k, v in e.items() if k not in ("wall_s", "eval_s")} for e in straight.evals]
     assert strip == [{k: v for k, v in e.items() if k not in ("wall_s", "eval_s")} for e in resumed.evals]
     ta = {f.name: load_file(f) for f in sorted((straight.checkpoint / "agent").glob("*.safetensors"))}

@@ -1,5 +1,9 @@
 """LearnerConfig: every setting of the learner node, one typed dataclass (one ROS parameter per field).
 
+The settings the learning core reads (seed, device, demo mix, replay size, corrections and their penalty,
+checkpoints kept, wandb project) are inherited from `robot_rl.learner.core_config.LearnerCoreConfig`, declared
+and checked there once for this node and `robot-rl train` alike.
+
 The agent trains with the in-process trainer's state recipe (`robot_rl.training.config.TUNED_AGENT`)
 unless `agent_config` names a JSON or YAML file of AgentConfig fields; `utd_ratio`, `batch_size` and
 `encoder` override single fields (0 / "" keep the file's or the recipe's value). ROS parameters cannot be
@@ -17,33 +21,29 @@ import yaml
 
 from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, ActorLayout, task_spec
 from robot_rl.agents.config import AgentConfig
+from robot_rl.learner.core_config import LearnerCoreConfig
 from robot_rl.training.config import TUNED_AGENT
 from robot_rl.training.wandb_log import WANDB_MODES
 
 
-@dataclass(frozen=True)
-class LearnerConfig:
-    """The learner node's parameters (see `robot_rl.nodes.learner`)."""
+@dataclass
+class LearnerConfig(LearnerCoreConfig):
+    """The learner node's parameters (see `robot_rl.nodes.learner`), after the core's (`LearnerCoreConfig`)."""
 
     out: str = ""  # run dir: episodes/, checkpoints/, train_episodes.jsonl, train_curve.png, wandb/ (required)
     demos: str = ""  # episode store of demonstrations mixed into every batch ("" = none)
-    demo_fraction: float = 0.5  # fraction of each batch drawn from the demos (ignored without demos)
     agent_config: str = ""  # JSON/YAML file of AgentConfig fields ("" = TUNED_AGENT, the trainer's state recipe)
     utd_ratio: int = 0  # critic updates per received env step (0 = the agent config's utd_ratio)
     batch_size: int = 0  # transitions per update (0 = the agent config's batch_size)
     encoder: str = ""  # image encoder: none, conv, resnet10 ("" = the agent config's)
-    intervention_to_demos: bool = True  # intervened transitions also go to the demo replay (HIL-SERL), mixed at demo_fraction
-    intervention_penalty: float = 0.0  # RLIF: added (<= 0) to the reward of each policy step after which a person took over
     intervention_replay_capacity: int = 0  # demo-replay rows kept for intervened transitions (0 = a quarter of the online replay)
     base_policy: str = ""  # residual RL: the actors' base policy dir; the learner trains a residual on it and relabels the demos
     residual_scale: float = 0.5  # residual RL: bound of the correction per action dim (normalised units)
     critic_only_steps: int = 1000  # residual RL: critic updates before the residual actor's first update
     min_steps_to_train: int = 1000  # online + demo transitions in replay before the first update
-    replay_capacity: int = 0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
     max_updates_per_spin: int = 0  # updates between two looks at the executor (0 = 10 * utd_ratio)
     publish_every_updates: int = 100  # broadcast the policy after this many updates (and once at start)
     checkpoint_every_episodes: int = 20  # checkpoint (and redraw train_curve.png) after this many ingested episodes, and on a clean stop
-    keep_checkpoints: int = 3  # newest checkpoints kept on disk
     log_every_episodes: int = 10  # log line and wandb train scalars every this many episodes
     success_window: int = 20  # episodes in the rolling success rate
     ack_period_s: float = 1.0  # republish the acks this often (the actors' learner heartbeat)
@@ -56,28 +56,21 @@ class LearnerConfig:
     use_rotation: bool = False  # the actors' actions carry (drx, dry, drz) (with task)
     joint_names: tuple[str, ...] = DEFAULT_JOINT_NAMES  # the actors' arm joints (their count sets the state size)
     max_episode_steps: int = 10000  # longest episode accepted; longer ones (and larger payloads) are refused
-    seed: int = 0  # seeds the agent and the replay samplers
-    device: str = "cpu"  # torch device of the learner: cpu or cuda
     threads: int = 1  # torch intra-op CPU threads (0 = torch's default)
     wandb_mode: str = "offline"  # offline (files under <out>/wandb), online, auto or disabled
-    wandb_project: str = "robot_rl"  # wandb project name
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.demo_fraction < 1.0:
-            raise ValueError(f"demo_fraction must be in [0, 1), got {self.demo_fraction}")
+        super().__post_init__()
         if self.wandb_mode not in WANDB_MODES:
             raise ValueError(f"wandb_mode {self.wandb_mode!r} is not valid; choose one of {list(WANDB_MODES)}")
         for name in ("publish_every_updates", "checkpoint_every_episodes", "log_every_episodes",
                      "success_window", "max_episode_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("replay_capacity", "intervention_replay_capacity", "utd_ratio", "batch_size", "min_steps_to_train", "max_updates_per_spin", "keep_checkpoints",
-                     "threads"):
+        for name in ("intervention_replay_capacity", "utd_ratio", "batch_size", "min_steps_to_train",
+                     "max_updates_per_spin", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.intervention_penalty > 0:
-            raise ValueError(f"intervention_penalty is added to the reward of the step that led to a take-over: give a "
-                             f"value <= 0 (e.g. -1), got {self.intervention_penalty}")
         if self.ack_period_s <= 0:
             raise ValueError(f"ack_period_s must be > 0, got {self.ack_period_s}")
         self.actor_layout()  # an unknown task, obs_mode or image size: refused at start, not per episode

@@ -1,6 +1,7 @@
 """The learner as a ROS 2 node: `robot-rl-learner-node --ros-args -p out:=runs/learner [-p demos:=demos/pick]`.
 
-A thin shell around `robot_rl.learner.service.LearnerService` speaking the learner side of
+A thin shell around `robot_rl.learner.service.LearnerService` (itself ordering, acks and refusals around the
+learning core `robot_rl.learner.core.Learner`, the one `robot-rl train` runs) speaking the learner side of
 `robot_rl.nodes.protocol`:
 
     /learner/episodes  (sub, EPISODES_QOS)  each payload -> service.ingest (durable) -> acks published
@@ -32,6 +33,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String, UInt8MultiArray
 
+from robot_rl.errors import UserError
 from robot_rl.learner.config import LearnerConfig
 from robot_rl.learner.refusals import RateLimitedLog
 from robot_rl.learner.service import LearnerService, Outcome
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         node.get_logger().info(f"ran {time.perf_counter() - t0:.0f} s")
     except ExternalShutdownException:
         pass
-    except ValueError as err:  # a bad parameter or a run dir that is not this learner's: say which, exit non-zero
+    except (ValueError, UserError) as err:  # a bad parameter or a run dir that is not this learner's: say which, exit 2
         print(f"robot-rl-learner-node: {err}", file=sys.stderr)
         return 2
     finally:

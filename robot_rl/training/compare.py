@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from robot_rl.training.curves import EVAL_LOG, read_evals, read_train_episodes
+from robot_rl.learner import episode_log
+from robot_rl.training.curves import EVAL_LOG, read_evals
 
 
 @dataclass
@@ -48,7 +49,7 @@ def summarize_run(run_dir: Path, label: str | None = None, threshold: float = 0.
     first = None if first_i is None else curve[first_i][0]
     first_wall = None if first_i is None else evals[first_i].get("wall_s")
     bins: dict[int, list[int]] = {}
-    for ep in read_train_episodes(run_dir):
+    for ep in episode_log.read(run_dir):
         total = bins.setdefault(int(ep["env_steps"]) // bin_steps * bin_steps, [0, 0])
         total[0] += int(ep.get("interventions", 0))
         total[1] += int(ep["steps"])

@@ -1,7 +1,9 @@
 """TrainConfig: every setting of a training run, one typed dataclass (the agent's config nested inside).
 
 It is the single source of the `robot-rl train` options (see `robot_rl.training.cli_args`) and is saved
-as JSON in the run dir and next to each checkpoint. The update-to-data ratio is the agent's `utd_ratio`
+as JSON in the run dir and next to each checkpoint. The learning core's settings (seed, device, demo mix, replay
+size, corrections and their penalty, checkpoints kept, wandb project) are inherited from
+`robot_rl.learner.core_config.LearnerCoreConfig`, shared with the learner node. The update-to-data ratio is the agent's `utd_ratio`
 (`--utd`, alias of `--utd-ratio`).
 """
 
@@ -15,6 +17,7 @@ from typing import Any, Literal
 
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.residual_config import ResidualConfig
+from robot_rl.learner.core_config import LearnerCoreConfig
 from robot_rl.teleop.operator import OperatorConfig
 from robot_rl.training.cli_args import from_dict
 
@@ -31,8 +34,9 @@ TUNED_AGENT = dict(hidden_dims=(128, 128), batch_size=128, utd_ratio=2, n_step=3
 
 
 @dataclass
-class TrainConfig:
-    """One training run: env, data, loop schedule, evaluation, checkpoints, logging, and the agent."""
+class TrainConfig(LearnerCoreConfig):
+    """One training run: env, data, loop schedule, evaluation, checkpoints, logging, and the agent (after the
+    learning core's settings, `LearnerCoreConfig`)."""
 
     task: str | None = "pick_cube"  # sim task (see robot_rl.envs.TASK_ENV_IDS); ignored when --env-id is given
     env_id: str | None = None  # any gymnasium id with Box or Dict(Box) observations and Box actions (replaces --task)
@@ -42,23 +46,17 @@ class TrainConfig:
     scripted_demos: int = 20  # no --demos on a sim task: record this many scripted demos to <out>/demos (0: none)
     out: str | None = None  # run directory (None: runs/<env>-<obs>-<time>)
     steps: int = 10_000  # online env steps to train for (total, counting those before a resume)
-    seed: int = 0  # seeds torch, numpy, env resets (episode i resets with seed + i) and evaluation
-    device: str = "cpu"  # torch device of the learner: cpu or cuda
     threads: int | None = None  # torch intra-op CPU threads (None: 1 for state, all cores with images; 0: torch's default)
-    demo_fraction: float = 0.5  # fraction of each batch drawn from the demos (0 without demos)
     warmup_steps: int = 500  # env steps before learning starts, acting with the warm-up policy
     warmup_policy: Literal["random", "scripted"] = "random"  # warm-up actions: uniform random, or the sim task's expert
-    replay_capacity: int = 0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
     eval_every: int = 1_000  # env steps between evaluations (and a last one at the end)
     eval_episodes: int = 20  # episodes per evaluation, deterministic policy, seeds 10**6 + seed + i
     video_episodes: int = 2  # evaluation episodes recorded to <out>/videos/eval_<step>.mp4 (0: none)
     checkpoint_every: int = 1_000  # env steps between checkpoints (taken at the next episode end)
-    keep_checkpoints: int = 3  # newest checkpoints kept on disk
     resume: str | None = None  # run dir to continue: restores agent, counters and RNGs, refills replay from the stores
     log_every: int = 500  # env steps between train-metric logs and status-line refreshes
     wandb: bool = True  # log to wandb (offline files under <out>/wandb unless logged in)
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: online if logged in, else offline
-    wandb_project: str = "robot_rl"  # wandb project name
     progress_bar: bool = True  # show the tqdm progress bar with the status line
     agent: AgentConfig = field(default_factory=lambda: AgentConfig(**TUNED_AGENT))  # the learner (see TUNED_AGENT)
     reward_classifier: str | None = None  # learned reward: a `robot-rl reward train` dir; its success replaces the env's reward and ends episodes (pixels; evaluation stays on the env's own success)
@@ -72,34 +70,22 @@ class TrainConfig:
     takeover_steps: int = 15  # operator: steps it drives per take-over
     max_interventions: int = 3  # operator budget: take-overs per episode
     max_fraction: float = 0.3  # operator budget: fraction of the episode's time limit it may drive
-    intervention_to_demos: bool = True  # HIL-SERL: intervened transitions also go to the demo replay (mixed into batches)
-    intervention_penalty: float = 0.0  # RLIF: reward added to the policy's step after which the operator took over (<= 0)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.demo_fraction < 1.0:
-            raise ValueError(f"demo_fraction must be in [0, 1), got {self.demo_fraction}")
+        super().__post_init__()
         for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("replay_capacity", "warmup_steps", "scripted_demos", "video_episodes", "keep_checkpoints", "threads"):
+        for name in ("warmup_steps", "scripted_demos", "video_episodes", "threads"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.replay_capacity == 1:  # 0 means auto; a ring of one row cannot hold a transition and its successor
-            raise ValueError("replay_capacity must be 0 (auto) or >= 2 transitions, got 1")
-        if not 0 <= self.seed < 2**32:  # numpy's and gymnasium's seed range
-            raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
         if not 0 <= self.base_noise < math.inf:
             raise ValueError(f"base_noise must be >= 0, got {self.base_noise}")
-        if not math.isfinite(self.intervention_penalty):
-            raise ValueError(f"intervention_penalty must be a finite number <= 0, got {self.intervention_penalty}")
         if self.base_policy and self.agent.discrete_gripper:
             raise ValueError("residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper")
         if self.operator:  # the operator's own checks (the episode length is the env's, known later)
             OperatorConfig(patience_steps=self.patience_steps, takeover_steps=self.takeover_steps,
                            max_interventions=self.max_interventions, max_fraction=self.max_fraction)
-        if self.intervention_penalty > 0:
-            raise ValueError(f"intervention_penalty is added to the reward of the step that led to a take-over: give "
-                             f"a value <= 0 (e.g. -1), got {self.intervention_penalty}")
         if not (self.task or self.env_id):
             raise ValueError("give a sim task (--task) or a gymnasium id (--env-id)")
 

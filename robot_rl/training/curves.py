@@ -1,6 +1,6 @@
-"""The evaluation log (`<run>/eval.jsonl`, one JSON object per evaluation), its learning-curve figure, and the
-training-episode log (`<run>/train_episodes.jsonl`, one JSON object per online episode, derived from the episode
-store so a resumed run rewrites it exactly)."""
+"""The evaluation log (`<run>/eval.jsonl`, one JSON object per evaluation) and its learning-curve figure.
+
+The training-episode log (`<run>/train_episodes.jsonl`) is the learner's: `robot_rl.learner.episode_log`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from robot_rl import keys
-
 EVAL_LOG = "eval.jsonl"
 CURVE_PNG = "curve.png"
-TRAIN_EPISODES_LOG = "train_episodes.jsonl"
 
 
 def append_eval(run_dir: Path, record: dict[str, Any]) -> None:
@@ -26,41 +21,6 @@ def append_eval(run_dir: Path, record: dict[str, Any]) -> None:
     with open(Path(run_dir) / EVAL_LOG, "a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
-
-
-def train_episode_record(episode: dict[str, Any], index: int, env_steps: int) -> dict[str, Any]:
-    """One online episode's summary from its stored steps: length, return, success, intervened steps and rate.
-
-    `env_steps` counts the run's env steps at the episode's end. The return is of the recorded rewards (any
-    intervention penalty included)."""
-    flags = np.asarray(episode[keys.IS_INTERVENTION], dtype=bool)
-    n = int(flags.size)
-    return {"episode": index, "env_steps": env_steps, "steps": n,
-            "return": round(float(np.sum(episode[keys.REWARD], dtype=np.float64)), 6),
-            "success": bool(np.any(episode[keys.SUCCESS])), "interventions": int(flags.sum()),
-            "intervention_rate": round(float(flags.mean()) if n else 0.0, 6)}
-
-
-def write_train_episodes(run_dir: Path, records: list[dict[str, Any]], append: bool) -> None:
-    """Append (or, `append=False`, rewrite the file with) training-episode records, flushed before returning."""
-    path = Path(run_dir) / TRAIN_EPISODES_LOG
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-    if append:
-        with open(path, "a") as f:
-            f.write(text)
-            f.flush()
-        return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def read_train_episodes(run_dir: Path) -> list[dict[str, Any]]:
-    """All training-episode records of a run, in episode order (empty if none yet)."""
-    path = Path(run_dir) / TRAIN_EPISODES_LOG
-    if not path.exists():
-        return []
-    return read_jsonl(path)
 
 
 def read_evals(run_dir: Path) -> list[dict[str, Any]]:

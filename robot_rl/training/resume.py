@@ -15,6 +15,8 @@ Every train option is one of two kinds:
 
 Options not typed keep the recorded value (cli_args gives only typed options as overrides). A run stopped before
 its first checkpoint resumes as a new agent that keeps the recorded episodes (`resume_checkpoint` returns None).
+Loading the agent, counting episodes recorded after the checkpoint and refilling replay is the learner core's
+(`robot_rl.learner.core.Learner.resume_agent` / `open_replays`).
 Heavy modules (torch, the agents) are imported inside the functions, so the CLI checks options quickly.
 """
 
@@ -25,7 +27,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robot_rl.errors import RunError, UsageError
+from robot_rl.errors import UsageError
 
 # TrainConfig fields a resume cannot change (the rest of TrainConfig can; see the module docstring)
 RESUME_FIXED = ("task", "env_id", "obs", "seed", "reward_classifier", "base_policy", "out")
@@ -125,30 +127,6 @@ def resume_checkpoint(run_dir: Path, cfg) -> Path | None:
     for note in adopt_checkpoint_record(cfg, ckpt):
         print(f"[train] {note}")
     return ckpt
-
-
-def resume_from(ckpt: Path, cfg, store):
-    """The checkpoint's agent (nets, optimisers, its RNG; `cfg`'s changeable agent settings applied) and counters,
-    counting episodes recorded after it."""
-    from robot_rl.agents import Agent
-    from robot_rl.agents.residual import ResidualAgent
-    from robot_rl.training.checkpoint import Progress
-
-    agent = (ResidualAgent if cfg.base_policy else Agent).load(ckpt / "agent", device=cfg.device)
-    changed = apply_agent_settings(agent, cfg)
-    if changed:
-        print(f"[train] resuming with {', '.join(changed)}")
-    progress = Progress.from_json(ckpt / "progress.json")
-    if store.n_episodes < progress.episodes:
-        raise RunError(f"{store.path} holds {store.n_episodes} episodes but checkpoint {ckpt} counted "
-                         f"{progress.episodes}: the episode store does not belong to this checkpoint")
-    if store.n_episodes > progress.episodes:  # finished after the checkpoint: keep their data and count their steps
-        extra = store.episode_lengths[progress.episodes:]
-        print(f"[train] {len(extra)} episodes ({int(extra.sum())} steps) were recorded after {ckpt.name}; "
-              "they go back into replay")
-        progress.env_steps += int(extra.sum())
-        progress.episodes = store.n_episodes
-    return agent, progress
 
 
 def check_new_out(run_dir: Path) -> None:

@@ -1,0 +1,41 @@
+"""LearnerCoreConfig: the settings the learning core (`robot_rl.learner.core.Learner`) reads, declared once.
+
+Both process configs inherit it -- `robot_rl.training.config.TrainConfig` (`robot-rl train` options) and
+`robot_rl.learner.config.LearnerConfig` (the learner node's ROS parameters) -- so each field, its comment (the
+option's help) and its check exist in one place, and the option and parameter names stay the same flat names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class LearnerCoreConfig:
+    """Replay mix, corrections, seeds, device and checkpoints of one learner."""
+
+    seed: int = 0  # seeds torch, numpy and the replay samplers (in-process: also env resets and evaluation)
+    device: str = "cpu"  # torch device of the learner: cpu or cuda
+    demo_fraction: float = 0.5  # fraction of each batch drawn from the demos (0 without demos)
+    replay_capacity: int = 0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
+    intervention_to_demos: bool = True  # HIL-SERL: intervened transitions also go to the demo replay (mixed into batches)
+    intervention_penalty: float = 0.0  # RLIF: reward (<= 0) added in replay to the policy's step before each take-over
+    keep_checkpoints: int = 3  # newest checkpoints kept on disk
+    wandb_project: str = "robot_rl"  # wandb project name
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.demo_fraction < 1.0:
+            raise ValueError(f"demo_fraction must be in [0, 1), got {self.demo_fraction}")
+        for name in ("replay_capacity", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.replay_capacity == 1:  # 0 means auto; a ring of one row cannot hold a transition and its successor
+            raise ValueError("replay_capacity must be 0 (auto) or >= 2 transitions, got 1")
+        if not 0 <= self.seed < 2**32:  # numpy's and gymnasium's seed range
+            raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
+        if not math.isfinite(self.intervention_penalty):
+            raise ValueError(f"intervention_penalty must be a finite number <= 0, got {self.intervention_penalty}")
+        if self.intervention_penalty > 0:
+            raise ValueError(f"intervention_penalty is added to the reward of the step that led to a take-over: give "
+                             f"a value <= 0 (e.g. -1), got {self.intervention_penalty}")
