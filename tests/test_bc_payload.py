@@ -50,3 +50,21 @@ def test_bc_bytes_round_trip_and_every_damage_is_refused():
         with pytest.raises(PolicyPayloadError):
             BCPolicy.from_bytes(data)
             pytest.fail(f"{what} was accepted")
+
+
+def test_flow_bc_bytes_round_trip_to_the_flow_kind_and_oversized_flow_configs_are_refused():
+    from robot_rl.bc.flow import FlowBCPolicy
+
+    torch.manual_seed(0)
+    good = FlowBCPolicy(BCPolicyConfig(kind="flow", chunk_size=3, hidden_dims=(16,), encoder="none"), SPEC, 4)
+    state, config = dict(good.state_dict()), good.config_dict()
+    back = BCPolicy.from_bytes(good.to_bytes())
+    assert type(back) is FlowBCPolicy and back.cfg.flow_steps == 10
+    assert all(torch.equal(back.state_dict()[k], v) for k, v in state.items())
+    as_mlp = {**config, "bc_config": {**config["bc_config"], "kind": "mlp"}}  # the flow's weights under an MLP config
+    for what, bc in {"huge flow_steps": {"flow_steps": 10**9}, "huge time embedding": {"flow_time_dim": 10**6}}.items():
+        with pytest.raises(PolicyPayloadError):
+            BCPolicy.from_bytes(_bytes(state, {**config, "bc_config": {**config["bc_config"], **bc}}))
+            pytest.fail(f"{what} was accepted")
+    with pytest.raises(PolicyPayloadError, match="policy weight"):
+        BCPolicy.from_bytes(_bytes(state, as_mlp))

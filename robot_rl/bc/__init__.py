@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from robot_rl.bc.base import BasePolicy, CallablePolicy, load_base_policy
     from robot_rl.bc.config import BCPolicyConfig, BCTrainConfig
+    from robot_rl.bc.flow import FlowBCPolicy
     from robot_rl.bc.policy import BCPolicy, ChunkExecution, make_bc_policy
     from robot_rl.bc.train import BCResult, evaluate_base, train_bc
 
 # Names load on first use (PEP 562), so `robot_rl.bc.config` imports without torch (`robot-rl --help` reads it).
 _LAZY = {
     "BasePolicy": "base", "CallablePolicy": "base", "load_base_policy": "base",
-    "BCPolicyConfig": "config", "BCTrainConfig": "config",
+    "BCPolicyConfig": "config", "BCTrainConfig": "config", "FlowBCPolicy": "flow",
     "BCPolicy": "policy", "ChunkExecution": "policy", "make_bc_policy": "policy",
     "BCResult": "train", "evaluate_base": "train", "train_bc": "train",
 }
@@ -33,4 +34,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 __all__ = ["BCPolicy", "BCPolicyConfig", "BCResult", "BCTrainConfig", "BasePolicy", "CallablePolicy", "ChunkExecution",
-           "evaluate_base", "load_base_policy", "make_bc_policy", "train_bc"]
+           "FlowBCPolicy", "evaluate_base", "load_base_policy", "make_bc_policy", "train_bc"]

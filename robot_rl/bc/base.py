@@ -13,22 +13,41 @@ through `CallablePolicy`:
     base = CallablePolicy(lerobot_policy.select_action, reset=lerobot_policy.reset)
     base = CallablePolicy(predict_chunk)                                           # returns (K, A): replayed
 
-`load_base_policy(DIR)` opens what robot_rl saves: a BC checkpoint (`robot-rl bc train`) or a Policy directory
-(a SAC/TD3 checkpoint's `agent/policy`, acting deterministically).
+`load_base_policy(SOURCE)` opens a base from one string (docs/base-policies.md):
+
+    DIR              a BC checkpoint (`robot-rl bc train`, kind mlp or flow) or a Policy directory (a SAC/TD3
+                     checkpoint's `agent/policy`, acting deterministically)
+    FILE.pt / .ts    a TorchScript module with its layout (robot_rl.bc.torchscript)
+    module:factory   a Python entry point: `factory()` returns a BasePolicy
+
+A base may declare its layout, `obs_spec` ({key: shape}) and `action_dim`; given the env's, `load_base_policy`
+refuses a base whose layout does not fit with a one-line `BasePolicyError`.
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from robot_rl.errors import UsageError
+
+TORCHSCRIPT_SUFFIXES = (".pt", ".ts")
+_ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:factory
+
+
+class BasePolicyError(UsageError, ValueError):
+    """A base policy that cannot be opened or does not fit the env (one line; `robot-rl` exits 2)."""
+
 
 @runtime_checkable
 class BasePolicy(Protocol):
-    """reset() at every episode start; act(obs) -> (A,) float32 in [-1, 1] at every step."""
+    """reset() at every episode start; act(obs) -> (A,) float32 in [-1, 1] at every step. Optionally the layout as
+    attributes, checked against the env's when given: `obs_spec` {key: shape} of what it reads, `action_dim` A."""
 
     def reset(self) -> None: ...
 
@@ -43,10 +62,11 @@ class CallablePolicy:
     """
 
     def __init__(self, fn: Callable[[dict[str, np.ndarray]], np.ndarray], reset: Callable[[], None] | None = None,
-                 action_dim: int | None = None):
+                 action_dim: int | None = None, obs_spec: dict[str, list[int]] | None = None):
         self.fn = fn
         self._reset_fn = reset
-        self.action_dim = action_dim
+        self.action_dim = action_dim  # declared layout (None: unchecked): the action size
+        self.obs_spec = obs_spec  # and the observation keys and shapes it reads
         self._chunk: np.ndarray | None = None  # (K, A) being replayed
         self._index = 0
 
@@ -64,29 +84,95 @@ class CallablePolicy:
             self._chunk, self._index = (out[None] if out.ndim == 1 else out), 0
         action = self._chunk[self._index]
         self._index += 1
-        if self.action_dim is not None and action.shape != (self.action_dim,):
-            raise ValueError(f"the base policy's action has shape {action.shape}; the env expects ({self.action_dim},)")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"the base policy returned a non-finite action {action}")
-        return np.clip(action, -1.0, 1.0)
+        return checked_action(action, self.action_dim)
 
 
-def load_base_policy(path: str | Path, device: str = "cpu") -> BasePolicy:
+def checked_action(action: np.ndarray, action_dim: int | None) -> np.ndarray:
+    """A base's action (A,) clipped to [-1, 1]; a wrong shape or a non-finite value is refused (ValueError)."""
+    if action_dim is not None and action.shape != (action_dim,):
+        raise ValueError(f"the base policy's action has shape {action.shape}; the env expects ({action_dim},)")
+    if not np.all(np.isfinite(action)):
+        raise ValueError(f"the base policy returned a non-finite action {action}")
+    return np.clip(action, -1.0, 1.0)
+
+
+def check_layout(base, obs_spec: dict[str, list[int]] | None, action_dim: int | None, source: str) -> None:
+    """Refuse (BasePolicyError) a base whose declared `action_dim` or `obs_spec` does not fit the env's: every key
+    the base reads must be in the env's observation with the same shape (the env may give more keys)."""
+    dim = getattr(base, "action_dim", None)
+    if action_dim is not None and dim is not None and int(dim) != int(action_dim):
+        raise BasePolicyError(f"the base policy {source} acts in {dim} dims but the env takes {action_dim}; "
+                              "use a base trained for this robot's action layout")
+    spec = getattr(base, "obs_spec", None)
+    if obs_spec is None or spec is None:
+        return
+    missing = [k for k in spec if k not in obs_spec]
+    if missing:
+        raise BasePolicyError(f"the base policy {source} reads observation keys {missing} that the env lacks (it "
+                              f"gives {sorted(obs_spec)}); pass the matching --obs or a base for these keys")
+    for key, shape in spec.items():
+        if list(shape) != list(obs_spec[key]):
+            raise BasePolicyError(f"the base policy {source} reads {key!r} of shape {list(shape)} but the env gives "
+                                  f"{list(obs_spec[key])}; use a base trained on this observation layout")
+
+
+def is_entry_point(source: str | Path) -> bool:
+    """`source` names a Python entry point `module:factory` (and no file or directory of that name exists)."""
+    return isinstance(source, str) and bool(_ENTRY_POINT.match(source)) and not Path(source).exists()
+
+
+def load_base_policy(source: str | Path, device: str = "cpu", obs_spec: dict[str, list[int]] | None = None,
+                     action_dim: int | None = None) -> BasePolicy:
+    """The base policy `source` names (a directory, a TorchScript file, or `module:factory`; see the module doc).
+    Given the env's `obs_spec` / `action_dim`, a base whose declared layout does not fit is refused."""
+    if is_entry_point(source):
+        base = load_entry_point(str(source))
+    elif Path(source).suffix in TORCHSCRIPT_SUFFIXES and Path(source).is_file():
+        from robot_rl.bc.torchscript import TorchScriptPolicy
+
+        base = TorchScriptPolicy.load(source, device)
+    else:
+        base = _load_directory(Path(source), device)
+    check_layout(base, obs_spec, action_dim, str(source))
+    return base
+
+
+def load_entry_point(source: str) -> BasePolicy:
+    """`package.module:factory` -> factory(), which must return a BasePolicy (reset() and act(obs))."""
+    module_name, _, attr = source.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise BasePolicyError(f"base policy {source}: cannot import {module_name} ({e}); install it or put it on "
+                              "PYTHONPATH") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise BasePolicyError(f"base policy {source}: {module_name} has no callable {attr!r}; name a function that "
+                              "returns a BasePolicy")
+    base = factory()
+    if not isinstance(base, BasePolicy):
+        raise BasePolicyError(f"base policy {source}: {attr}() returned a {type(base).__name__}, which lacks "
+                              "reset() and act(obs); return a BasePolicy (wrap a function in CallablePolicy)")
+    return base
+
+
+def _load_directory(path: Path, device: str) -> BasePolicy:
     """A BC checkpoint (bc_policy.json) or a robot_rl Policy directory (policy.json) as a BasePolicy."""
     from robot_rl.agents.policy import POLICY_CONFIG, Policy
     from robot_rl.bc.policy import BC_CONFIG, BCPolicy
 
-    path = Path(path)
     if (path / BC_CONFIG).is_file():
         return BCPolicy.load(path, device=device)
     if (path / POLICY_CONFIG).is_file():
         policy = Policy.load(path, device=device)
         policy.eval()
-        return CallablePolicy(lambda obs: policy.act(obs, deterministic=True), action_dim=policy.action_dim)
+        return CallablePolicy(lambda obs: policy.act(obs, deterministic=True), action_dim=policy.action_dim,
+                              obs_spec=policy.obs_spec)
     for sub in ("agent/policy", "policy"):  # a checkpoint or agent directory holding a policy
         if (path / sub / POLICY_CONFIG).is_file():
-            return load_base_policy(path / sub, device)
+            return _load_directory(path / sub, device)
     raise FileNotFoundError(
-        f"{path} holds no base policy: expected a BC checkpoint ({BC_CONFIG}, from `robot-rl bc train`) or a "
-        f"policy directory ({POLICY_CONFIG}); wrap any other policy in robot_rl.bc.CallablePolicy"
+        f"{path} holds no base policy: expected a BC checkpoint ({BC_CONFIG}, from `robot-rl bc train`), a "
+        f"policy directory ({POLICY_CONFIG}), a TorchScript file ({'/'.join(TORCHSCRIPT_SUFFIXES)}) or "
+        "module:factory (docs/base-policies.md)"
     )

@@ -10,12 +10,15 @@ from typing import Any, Literal
 from robot_rl.agents.config import config_from_dict
 
 EXECUTIONS = ("ensemble", "replay")
+KINDS = ("mlp", "flow")
 
 
 @dataclass
 class BCPolicyConfig:
     """What a BC policy is: its network and how its action chunks are executed."""
 
+    kind: Literal["mlp", "flow"] = "mlp"  # mlp: an MLP head regresses the chunk; flow: flow matching, noise -> chunk
+    # (flow: a velocity field on obs features + time, Euler-integrated from Gaussian noise; robot_rl.bc.flow)
     chunk_size: int = 4  # K: actions predicted per observation (the current one and K - 1 after it)
     execution: Literal["ensemble", "replay"] = "ensemble"  # ensemble: predict every step and average the predictions
     # for this step of the last K chunks (ACT's temporal ensembling); replay: execute a chunk open loop, then predict
@@ -28,9 +31,20 @@ class BCPolicyConfig:
     encoder_weights: str | None = None  # ResNet-10 weights (local file/dir or HF cache id); None = random init
     latent_dim: int = 64  # per-camera latent size after the encoder neck
     image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis while training (0 = none)
+    flow_steps: int = 10  # flow kind: Euler steps from noise to chunk per prediction
+    flow_time_dim: int = 32  # flow kind: size of the sinusoidal embedding of the flow time t in [0, 1]
+    flow_noise_scale: float = 1.0  # flow kind: std of the initial noise when acting (0: always the zero-noise chunk)
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
+        if self.kind not in KINDS:
+            raise ValueError(f"kind={self.kind!r} is not valid; choose one of {KINDS}")
+        if self.flow_steps < 1:
+            raise ValueError(f"flow_steps must be >= 1, got {self.flow_steps}")
+        if self.flow_time_dim < 2 or self.flow_time_dim % 2:
+            raise ValueError(f"flow_time_dim must be an even number >= 2, got {self.flow_time_dim}")
+        if not 0 <= self.flow_noise_scale < math.inf:
+            raise ValueError(f"flow_noise_scale must be a finite number >= 0, got {self.flow_noise_scale}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.execution not in EXECUTIONS:
@@ -58,7 +72,8 @@ class BCTrainConfig:
     demos: str = ""  # episode store of demonstrations (e.g. from `robot-rl demos record`)
     out: str = ""  # output directory: bc_policy.safetensors + bc_policy.json, bc_train_config.json, bc_eval.json
     max_episodes: int = 0  # clone only the first N demo episodes (0: all of them)
-    loss: Literal["l1", "mse"] = "l1"  # regression loss on the action chunk (ACT uses L1)
+    loss: Literal["l1", "mse"] = "l1"  # loss on the action chunk (ACT uses L1); --kind flow always uses MSE
+    # (on the flow's velocity, as flow matching requires)
     steps: int = 3000  # gradient steps
     batch_size: int = 256  # samples per gradient step
     lr: float = 1e-3  # AdamW learning rate (cosine-decayed to 10 % over `steps`)

@@ -1,5 +1,8 @@
 """The behaviour-cloned policy: observation encoder + MLP head predicting a chunk of K actions.
 
+`BCPolicy` is the `mlp` kind; `robot_rl.bc.flow.FlowBCPolicy` (the `flow` kind) subclasses it and replaces only the
+head (`make_head`), the loss (`chunk_loss`) and the prediction; `BCPolicy.load` / `from_bytes` open either kind.
+
     policy = BCPolicy(BCPolicyConfig(chunk_size=4), obs_spec, action_dim=4)
     policy.reset()                      # at every episode start
     action = policy.act(obs)            # (A,) in [-1, 1]; one chunk prediction per step with temporal ensembling
@@ -67,6 +70,9 @@ class ChunkExecution:
 class BCPolicy(nn.Module):
     def __init__(self, cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_dim: int, meta: dict | None = None):
         super().__init__()
+        if type(self) is not policy_class(cfg.kind):  # the saved kind must rebuild this very network
+            raise ValueError(f"a {cfg.kind} BC policy is a {policy_class(cfg.kind).__name__}; build it with "
+                             "make_bc_policy(cfg, ...)")
         self.cfg = cfg
         self.obs_spec = {k: list(v) for k, v in obs_spec.items()}
         self.action_dim = action_dim
@@ -76,11 +82,20 @@ class BCPolicy(nn.Module):
             self.cfg = cfg
         frozen = cfg.freeze_encoder and cfg.encoder == "resnet10"
         self.encoder = ObsEncoder(obs_spec, cfg.encoder, cfg.latent_dim, frozen, cfg.image_aug_pad_px)
-        self.head = mlp(self.encoder.out_dim, cfg.hidden_dims, cfg.chunk_size * action_dim, cfg.layer_norm)
+        self.head = self.make_head(self.encoder.out_dim)
         state_dim = self.encoder.state_dim
         self.register_buffer("state_mean", torch.zeros(state_dim))  # normalisation of the concatenated state keys
         self.register_buffer("state_std", torch.ones(state_dim))
         self.execution = ChunkExecution(cfg.chunk_size, cfg.execution, cfg.ensemble_decay)
+
+    def make_head(self, feat_dim: int) -> nn.Module:
+        """features (B, F) -> flattened chunk (B, K * A)."""
+        return mlp(feat_dim, self.cfg.hidden_dims, self.cfg.chunk_size * self.action_dim, self.cfg.layer_norm)
+
+    @property
+    def chunk_shape(self) -> tuple[int, int]:
+        """(K, A): the shape of one predicted chunk."""
+        return self.cfg.chunk_size, self.action_dim
 
     @property
     def device(self) -> torch.device:
@@ -101,24 +116,39 @@ class BCPolicy(nn.Module):
             start += d
         return out
 
+    def features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Batched observations (B, ...) (or cached trunk features) -> encoder features (B, F)."""
+        return self.encoder(self.normalize(obs))
+
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Batched observations (B, ...) -> action chunks (B, K, A), unclipped."""
-        feats = self.encoder(self.normalize(obs))  # (B, F)
-        return self.head(feats).view(-1, self.cfg.chunk_size, self.action_dim)
+        return self.head(self.features(obs)).view(-1, self.cfg.chunk_size, self.action_dim)
+
+    def chunk_loss(self, obs: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, loss: str,
+                   generator: torch.Generator) -> torch.Tensor:
+        """Training loss of a batch: target chunks (B, K, A), mask (B, K) float (1: the step is inside the
+        episode); `loss` "l1" or "mse" on the predicted chunk. (`generator` is for kinds that sample.)"""
+        pred = self(obs)  # (B, K, A)
+        err = (pred - target).abs() if loss == "l1" else (pred - target).pow(2)
+        return masked_mean(err, mask)
 
     # --- acting (BasePolicy) ---------------------------------------------------------------------
     def reset(self) -> None:
         self.execution.reset()
 
-    @torch.no_grad()
-    def predict_chunk(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """One unbatched observation dict -> chunk (K, A) in [-1, 1]."""
+    def batch_of(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """One unbatched observation dict -> a batch of one (1, ...) on the policy's device."""
         missing = [k for k in self.obs_spec if k not in obs]
         if missing:
             raise ValueError(f"observation lacks {missing}; the BC policy expects {list(self.obs_spec)}")
+        return {k: torch.as_tensor(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_spec}
+
+    @torch.no_grad()
+    def predict_chunk(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """One unbatched observation dict -> chunk (K, A) in [-1, 1]."""
+        batch = self.batch_of(obs)
         was_training = self.training
         self.eval()
-        batch = {k: torch.as_tensor(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_spec}
         chunk = self(batch)[0].clamp(-1.0, 1.0).cpu().numpy()
         self.train(was_training)
         return chunk
@@ -135,6 +165,7 @@ class BCPolicy(nn.Module):
 
     @classmethod
     def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> "BCPolicy":
+        """The policy (of the kind its config names, whichever subclass is asked) a config dict describes."""
         if d.get("format") != BC_FORMAT:
             raise ValueError(f"not a robot_rl BC policy (format {d.get('format')!r}, expected {BC_FORMAT!r})")
         bc_config = dict(d["bc_config"])
@@ -142,7 +173,7 @@ class BCPolicy(nn.Module):
             # saved before "auto" was resolved at construction, when it meant a trained conv with images
             bc_config["encoder"] = "conv" if spec_image_keys(d["obs_spec"]) else "none"
         cfg = BCPolicyConfig.from_dict(bc_config)
-        return cls(cfg, d["obs_spec"], int(d["action_dim"]), d.get("meta")).to(device)
+        return policy_class(cfg.kind)(cfg, d["obs_spec"], int(d["action_dim"]), d.get("meta")).to(device)
 
     def _load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
         own = self.state_dict()
@@ -185,6 +216,23 @@ class BCPolicy(nn.Module):
 
 
 MAX_CHUNK_SIZE = 256  # actions predicted per observation
+MAX_FLOW_STEPS = 1000  # Euler steps per prediction of the flow kind
+MAX_FLOW_TIME_DIM = 1024  # size of the flow kind's time embedding
+
+
+def masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of err (B, K, A) over the chunk steps where mask (B, K) is 1 (steps past an episode's end are 0)."""
+    m = mask[..., None]  # (B, K, 1)
+    return (err * m).sum() / (m.sum() * err.shape[-1])
+
+
+def policy_class(kind: str) -> type[BCPolicy]:
+    """The BCPolicy class of a kind ("mlp" or "flow"; see BCPolicyConfig.kind)."""
+    if kind == "flow":
+        from robot_rl.bc.flow import FlowBCPolicy  # a subclass of BCPolicy: imported here, not at module import
+
+        return FlowBCPolicy
+    return BCPolicy
 
 
 def _bc_payload_config(metadata: dict[str, str]) -> dict:
@@ -193,19 +241,20 @@ def _bc_payload_config(metadata: dict[str, str]) -> dict:
     bc = config["bc_config"]
     # the same bounds as a learner policy's (agents.policy), with the BC head's chunk size
     bounds_of(bc.get("hidden_dims", []), bc.get("latent_dim", 1), config.get("action_dim"), config.get("obs_spec"))
-    if not within(bc.get("chunk_size", 1), MAX_CHUNK_SIZE):
-        raise PolicyPayloadError(f"BC policy config declares chunk_size {str(bc.get('chunk_size'))[:40]} "
-                                 f"(in [1, {MAX_CHUNK_SIZE}])")
+    for name, high in (("chunk_size", MAX_CHUNK_SIZE), ("flow_steps", MAX_FLOW_STEPS),
+                       ("flow_time_dim", MAX_FLOW_TIME_DIM)):
+        if not within(bc.get(name, 2), high):
+            raise PolicyPayloadError(f"BC policy config declares {name} {str(bc.get(name))[:40]} (in [1, {high}])")
     return config
 
 
 def make_bc_policy(cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_dim: int, meta: dict | None = None,
                    load_pretrained: bool = True) -> BCPolicy:
-    """A fresh BC policy; loads ResNet-10 weights when the config names them."""
-    policy = BCPolicy(cfg, obs_spec, action_dim, meta)
+    """A fresh BC policy of the config's kind; loads ResNet-10 weights when the config names them."""
+    policy = policy_class(cfg.kind)(cfg, obs_spec, action_dim, meta)
     if policy.cfg.encoder == "resnet10" and cfg.encoder_weights and load_pretrained:
         load_resnet10_weights(policy.encoder.trunk, cfg.encoder_weights)
     return policy
 
 
-__all__ = ["BC_CONFIG", "BC_FORMAT", "BC_WEIGHTS", "BCPolicy", "ChunkExecution", "make_bc_policy"]
+__all__ = ["BC_CONFIG", "BC_FORMAT", "BC_WEIGHTS", "BCPolicy", "ChunkExecution", "make_bc_policy", "policy_class"]

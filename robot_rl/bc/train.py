@@ -1,7 +1,8 @@
 """Behaviour cloning: fit a BCPolicy's action chunks to the demos of an episode store, then evaluate it in sim.
 
 Sample t of an episode of length T: its observation and the chunk of actions t .. t + K - 1; steps past the end
-of the episode are masked out of the loss (ACT). The loss (L1 or MSE) is averaged over the unmasked steps.
+of the episode are masked out of the loss (ACT). The loss (L1 or MSE; the flow kind's flow-matching MSE,
+`robot_rl.bc.flow`) is averaged over the unmasked steps.
 """
 
 from __future__ import annotations
@@ -129,10 +130,7 @@ def fit(policy: BCPolicy, data: ChunkDataset, cfg: BCTrainConfig) -> list[float]
             view = torch.randint(0, cfg.feature_cache_augs, (cfg.batch_size,), generator=g).to(device)
             batch.update({k: f[idx, view].float() for k, f in cached.items()})
         batch = policy.encoder.augment(batch, aug_g)  # shifts uint8 images; cached features are already shifted
-        pred = policy(batch)  # (B, K, A)
-        err = (pred - actions[idx]).abs() if cfg.loss == "l1" else (pred - actions[idx]).pow(2)
-        m = mask[idx][..., None]  # (B, K, 1)
-        loss = (err * m).sum() / (m.sum() * err.shape[-1])
+        loss = policy.chunk_loss(batch, actions[idx], mask[idx], cfg.loss, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -161,12 +159,17 @@ def cache_trunk_features(policy: BCPolicy, obs: dict[str, torch.Tensor], n_augs:
 
 
 def evaluate_base(policy, task: str, obs_mode: str, episodes: int, seed: int = 0, max_episode_steps: int | None = None):
-    """Success rate and returns of a BasePolicy on a sim task (the sim is imported here, not at module import)."""
+    """Success rate and returns of a BasePolicy on a sim task (the sim is imported here, not at module import); a
+    base whose declared layout does not fit the env is refused (BasePolicyError)."""
+    from robot_rl.bc.base import check_layout
+    from robot_rl.spaces import as_dict_space, obs_spec
     from robot_rl.training.env_factory import make_env
     from robot_rl.training.evaluation import evaluate
 
     env = make_env(TASK_ENV_IDS[task], obs_mode, max_episode_steps=max_episode_steps)
     try:
+        check_layout(policy, obs_spec(as_dict_space(env.observation_space)), int(np.prod(env.action_space.shape)),
+                     f"(evaluated on {task}, {obs_mode})")
         with torch.no_grad():
             return evaluate(policy.act, env, episodes, seed=seed + EVAL_SEED_OFFSET, reset=policy.reset)
     finally:
@@ -196,7 +199,7 @@ def train_bc(cfg: BCTrainConfig, store=None) -> BCResult:
     policy_meta = {"task": task, "obs_mode": obs_mode, "demos": str(store.path), "demo_episodes": n_eps,
                    "demo_steps": len(data)}
     policy = make_bc_policy(cfg.policy, obs_spec, action_dim, policy_meta).to(cfg.device)
-    print(f"[bc] cloning {n_eps} episodes ({len(data)} steps) of {store.path}: obs {obs_spec}, "
+    print(f"[bc] cloning {n_eps} episodes ({len(data)} steps) of {store.path} ({cfg.policy.kind}): obs {obs_spec}, "
           f"encoder {policy.cfg.encoder}{' (frozen)' if policy.encoder.freeze_trunk else ''}, "
           f"chunks of {cfg.policy.chunk_size} x {action_dim}, {cfg.steps} steps")
     t0 = time.perf_counter()
@@ -207,7 +210,8 @@ def train_bc(cfg: BCTrainConfig, store=None) -> BCResult:
     if out is not None:
         policy.save(out)
         (out / BC_TRAIN_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
-    print(f"[bc] trained in {train_s:.1f} s, final {cfg.loss} loss {final_loss:.4f}" + (f" -> {out}" if out else ""))
+    loss_name = "flow-matching (MSE)" if cfg.policy.kind == "flow" else cfg.loss
+    print(f"[bc] trained in {train_s:.1f} s, final {loss_name} loss {final_loss:.4f}" + (f" -> {out}" if out else ""))
     metrics = None
     if cfg.eval_episodes and task is None:
         print("[bc] no evaluation: the demo store names no sim task; pass --task to evaluate")

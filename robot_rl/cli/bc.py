@@ -1,13 +1,14 @@
 """robot-rl bc train / robot-rl bc eval: behaviour cloning with action chunks (a base policy for residual RL).
 
-The `bc train` options are generated from `robot_rl.bc.config.BCTrainConfig` (policy options included).
+The `bc train` options are generated from `robot_rl.bc.config.BCTrainConfig` (policy options included; `--kind flow`
+trains the flow-matching policy). `bc eval` runs any base `load_base_policy` opens (docs/base-policies.md) and, with
+--bench, times its every step on one CPU thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from robot_rl.cli import checks
 from robot_rl.errors import UsageError
@@ -26,28 +27,35 @@ def register(sub) -> None:
     bc_sub = bc.add_subparsers(dest="bc_command", metavar="SUBCOMMAND", required=True)
     train = bc_sub.add_parser(
         "train",
-        help="train a BC policy (encoder + MLP head predicting K-action chunks) on demos and evaluate it in sim",
-        description="Fit a policy predicting chunks of K actions (L1 or MSE) to every step of the demos in --demos, "
+        help="train a BC policy (encoder + MLP head or flow predicting K-action chunks) on demos and evaluate it",
+        description="Fit a policy predicting chunks of K actions (--kind mlp: L1 or MSE regression; --kind flow: "
+        "conditional flow matching from Gaussian noise) to every step of the demos in --demos, "
         "with a progress bar; write bc_policy.safetensors + bc_policy.json to --out, and, when the store names a "
         "sim task (or --task is given), the success rate of --eval-episodes seeded episodes to bc_eval.json.",
-        epilog="example: robot-rl bc train --demos demos/pick_cube --out bc/pick_cube --steps 3000",
+        epilog="example: robot-rl bc train --demos demos/pick_cube --out bc/pick_cube --steps 3000 [--kind flow]",
     )
     add_dataclass_args(train, BCTrainConfig)
     train.set_defaults(func=_train)
 
     ev = bc_sub.add_parser(
         "eval",
-        help="evaluate a BC policy on its sim task: success rate, return, episode length",
-        description="Run --episodes seeded episodes of a saved BC policy (with its chunk execution) on the sim "
-        "task it was trained for (or --task) and print the success rate.",
+        help="evaluate a base policy on its sim task: success rate, return, episode length",
+        description="Run --episodes seeded episodes of a base policy (a BC checkpoint with its chunk execution, a "
+        "TorchScript file, or module:factory) on the sim task it was trained for (or --task) and print the success "
+        "rate; --bench also times every step's action on one CPU thread (p50/p99).",
     )
-    ev.add_argument("policy", type=Path, metavar="DIR", help="BC checkpoint directory (from `robot-rl bc train`)")
+    ev.add_argument("policy", metavar="SOURCE", help="BC checkpoint directory (from `robot-rl bc train`), "
+                    "TorchScript file (.pt/.ts) or module:factory (docs/base-policies.md)")
     ev.add_argument("--episodes", type=checks.positive_int, default=20, help="evaluation episodes (default: 20)")
     ev.add_argument("--seed", type=int, default=0, help="episode i resets with 10**6 + seed + i (default: 0)")
     ev.add_argument("--task", default=None, help="sim task (default: the one the policy was trained for)")
     ev.add_argument("--execution", choices=("ensemble", "replay"), default=None,
                     help="override how action chunks are executed (default: the policy's own)")
+    ev.add_argument("--obs", choices=("state", "pixels"), default=None,
+                    help="observation mode (default: the BC policy's; else pixels when the base reads images)")
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    ev.add_argument("--bench", action="store_true",
+                    help="time the base's action at every step on one torch thread; print p50/p99 in ms")
     ev.set_defaults(func=_eval)
 
 
@@ -79,25 +87,71 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    checks.check_exists(args.policy, "policy", "directory")
+    from robot_rl.bc.base import is_entry_point
+
+    if not is_entry_point(args.policy):
+        checks.check_exists(args.policy, "policy")
     if args.task is not None:
         checks.check_task(args.task)
     checks.check_device(args.device)
+    if args.bench:
+        import torch
+
+        torch.set_num_threads(1)
+    from robot_rl.bc.base import load_base_policy
     from robot_rl.bc.policy import BCPolicy, ChunkExecution
     from robot_rl.bc.train import eval_line, evaluate_base, task_of
+    from robot_rl.spaces import spec_image_keys
 
     try:
-        policy = BCPolicy.load(args.policy, device=args.device)
+        policy = load_base_policy(args.policy, device=args.device)
     except FileNotFoundError as e:
         raise UsageError(str(e)) from e
+    meta = policy.meta if isinstance(policy, BCPolicy) else {}
     if args.execution:
+        if not isinstance(policy, BCPolicy):
+            raise UsageError("--execution applies to a BC checkpoint; a TorchScript base names its execution in "
+                             "its layout")
         policy.execution = ChunkExecution(policy.cfg.chunk_size, args.execution, policy.cfg.ensemble_decay)
-    task = task_of(policy.meta, args.task)
+    task = task_of(meta, args.task)
     if task is None:
         raise UsageError(f"{args.policy} names no sim task; pass --task")
-    obs_mode = policy.meta.get("obs_mode") or "state"
-    result = evaluate_base(policy, task, obs_mode, args.episodes, seed=args.seed)
+    spec = getattr(policy, "obs_spec", None) or {}
+    obs_mode = args.obs or meta.get("obs_mode") or ("pixels" if spec_image_keys(spec) else "state")
+    timed = _TimedBase(policy) if args.bench else policy
+    result = evaluate_base(timed, task, obs_mode, args.episodes, seed=args.seed)
     metrics = {"task": task, "obs_mode": obs_mode, **result.metrics()}
+    if args.bench:
+        metrics.update(timed.summary_ms())
     print(eval_line(metrics))
+    if args.bench:
+        print(f"act() on 1 thread over {metrics['act_steps']} steps: p50 {metrics['act_ms_p50']:.2f} ms, "
+              f"p99 {metrics['act_ms_p99']:.2f} ms, max {metrics['act_ms_max']:.2f} ms")
     print(json.dumps(metrics))
     return 0
+
+
+class _TimedBase:
+    """A base policy whose every act() is timed (wall clock, chunk execution included)."""
+
+    def __init__(self, base):
+        self.base, self.act_s = base, []
+        self.obs_spec, self.action_dim = getattr(base, "obs_spec", None), getattr(base, "action_dim", None)  # layout
+
+    def reset(self) -> None:
+        self.base.reset()
+
+    def act(self, obs):
+        import time
+
+        t0 = time.perf_counter()
+        action = self.base.act(obs)
+        self.act_s.append(time.perf_counter() - t0)
+        return action
+
+    def summary_ms(self) -> dict:
+        import numpy as np
+
+        ms = 1e3 * np.asarray(self.act_s)
+        return {"act_steps": len(ms), "act_ms_p50": float(np.percentile(ms, 50)),
+                "act_ms_p99": float(np.percentile(ms, 99)), "act_ms_max": float(ms.max())}

@@ -88,8 +88,10 @@ def _check_train(cfg, obs_given: bool):
     checks.check_device(cfg.device)
     if not cfg.resume:
         checks.check_new_run_dir(cfg.out or "runs")
+    from robot_rl.bc.base import is_entry_point
+
     for option, path in (("--base-policy", cfg.base_policy), ("--reward-classifier", cfg.reward_classifier)):
-        if path:
+        if path and not (option == "--base-policy" and is_entry_point(path)):  # module:factory is no path
             checks.check_exists(path, option)
     if cfg.demos:
         sim = not cfg.env_id
