@@ -77,6 +77,8 @@ class PickCubeExpert(Expert):
         task: PickCube = self.task
         cube, tcp = task.cube_pos(), self.tcp()
         grasp = np.array([cube[0], cube[1], max(cube[2] - 0.002, self.robot.spec.workspace.low_m[2])])
+        if self.phase in ("approach", "descend") and task.is_grasped():
+            self.phase = "lift"  # the policy already holds the cube (the operator took over): lift, never let go
         if self.phase == "approach":
             goal = grasp + [0.0, 0.0, self.hover_m]
             if np.linalg.norm((goal - tcp)[:2]) < 0.008 and abs(goal[2] - tcp[2]) < 0.03:
@@ -125,9 +127,15 @@ class PegInsertExpert(Expert):
         xy_err = rim[:2] - tip[:2]
         if self.phase == "align":
             goal = tcp + np.array([xy_err[0], xy_err[1], rim[2] + self.hover_m - tip[2]])
-            if np.linalg.norm(xy_err) < 0.0015 and abs(tip[2] - rim[2] - self.hover_m) < 0.006 and abs(dyaw) < 0.02:
+            above_hover_m = tip[2] - rim[2] - self.hover_m
+            if np.linalg.norm(xy_err) < 0.0015 and above_hover_m < 0.006 and abs(dyaw) < 0.02:
                 self.phase = "insert"
-            return goal, dyaw, 1.0
+                # Aligned below the hover band: a tip already on its way into the hole (the policy got it
+                # there and the operator took over) is pushed on down at once, never pulled back out first.
+                if above_hover_m > -0.006:
+                    return goal, dyaw, 1.0
+            else:
+                return goal, dyaw, 1.0
         # insert: keep the tip centred and go down
         if tip[2] > rim[2] + 0.02:
             self.phase = "align"

@@ -57,3 +57,48 @@ def test_make_expert_rejects_an_env_that_is_not_a_sim_task():
 
     with pytest.raises(ValueError, match="make_task_env"):
         make_expert(gym.make("CartPole-v1"))
+
+
+def _drive_until(task: str, seed: int, done) -> tuple:
+    """Run the expert from reset until `done(env.unwrapped.task)`; returns (env, obs). The operator's expert is a
+    fresh one that meets the episode in that state (the policy got it there)."""
+    env = make_task_env(task, obs_mode="state")
+    obs, _ = env.reset(seed=seed)
+    driver = make_expert(env)
+    driver.reset()
+    for _ in range(60):
+        obs, _, terminated, truncated, _ = env.step(driver.act(obs))
+        if done(env.unwrapped.task):
+            return env, obs
+        assert not (terminated or truncated)
+    raise AssertionError(f"{task}: the state was never reached")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_expert_taking_over_a_half_inserted_peg_pushes_it_home_instead_of_pulling_it_out(seed):
+    env, obs = _drive_until("peg_insert", seed, lambda t: t.tip_pos()[2] < t.rim_pos()[2] - 0.008)
+    task, operator = env.unwrapped.task, make_expert(env)
+    operator.reset()  # as when the operator takes over mid-episode
+    lowest_m = task.tip_pos()[2]
+    for _ in range(20):
+        action = operator.act(obs)
+        assert action[2] <= 0.0, f"the expert pulls the peg up: {action}"
+        obs, reward, terminated, _, info = env.step(action)
+        lowest_m = min(lowest_m, task.tip_pos()[2])
+        if terminated:
+            break
+    assert info["success"], "the half-inserted peg was not pushed home"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_expert_taking_over_a_grasped_cube_lifts_it_and_never_opens_the_gripper(seed):
+    env, obs = _drive_until("pick_cube", seed, lambda t: t.is_grasped() and t.lift_m() > 0.01)
+    operator = make_expert(env)
+    operator.reset()
+    for _ in range(40):
+        action = operator.act(obs)
+        assert action[-1] > 0.0, f"the expert opens the gripper on a held cube: {action}"
+        obs, reward, terminated, _, info = env.step(action)
+        if terminated:
+            break
+    assert info["success"], "the held cube was not lifted to the goal"
