@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "robot_rl.cli.data",  # data info, data view
     "robot_rl.cli.bench",  # bench sim, bench learner, bench ros
     "robot_rl.cli.up",  # up: start a setup's ROS 2 nodes from its node table
+    "robot_rl.cli.check",  # check: live bring-up check of a running setup
     "robot_rl.cli.calibrate",  # calibrate board, intrinsics, hand-eye, workspace
     "robot_rl.cli.reward",  # reward record, label, train, eval: learned success classifiers
 )
