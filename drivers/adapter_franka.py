@@ -46,7 +46,9 @@ class FrankaConfig:
     gripper_speed_m_s: float = 0.1  # finger speed of gripper moves
     gripper_force_n: float = 20.0  # grasp force when closing fully
     gripper_poll_s: float = 0.05  # the hand is commanded and its width read in a background thread at this period
-    home_q_rad: tuple[float, ...] = (0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785)  # `reset` moves here (7 joints)
+    # `reset` moves here (7 joints): the hand's TCP at (0.50, 0.00, 0.25) m pointing down, inside the default boxes
+    # (franka_ros2's start pose (0, -pi/4, 0, -3pi/4, 0, pi/2, pi/4) puts it at (0.307, 0, 0.487): outside them)
+    home_q_rad: tuple[float, ...] = (0.0, -0.042, 0.0, -2.334, 0.0, 2.293, 0.785)
     workspace_low_m: tuple[float, float, float] = (0.3, -0.3, 0.02)  # the arm's own box (the node's box applies too)
     workspace_high_m: tuple[float, float, float] = (0.75, 0.3, 0.5)
 

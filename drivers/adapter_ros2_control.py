@@ -11,7 +11,11 @@ the arm node's topics are the sim's. Commanding a JointTrajectoryController thro
 
 The bridge runs its own small rclpy node (`<node>_bridge`) and executor thread, so it can wait for the
 driver's first messages while the arm node is inside a lifecycle transition. A driver that goes silent
-for `stale_after_s` is a fault (the arm node holds); `recover` succeeds once its messages flow again.
+for `stale_after_s` is a fault (the arm node holds); so is a message the bridge cannot use (a NaN or inf in our
+joints or the pose, fewer positions than names, some of our joints missing, a zero quaternion): it is kept out,
+the last valid state stays the one read, and `recover` succeeds once valid messages flow again. A joint state
+naming none of our joints (another publisher on a shared `/joint_states`, e.g. a gripper) is ignored. `reset`
+streams targets to `home_pos_m` / `home_quat_wxyz` through the arm node's safety filter (no home move of its own).
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ class Ros2ControlConfig:
     connect_timeout_s: float = 5.0  # configure fails when the driver's first messages do not arrive in this time
     workspace_low_m: tuple[float, float, float] = (0.3, -0.3, 0.02)  # the arm's own box (the node's box applies too)
     workspace_high_m: tuple[float, float, float] = (0.75, 0.3, 0.5)
+    home_pos_m: tuple[float, float, float] = (0.5, 0.0, 0.25)  # `reset` streams the tool here (pose_topic's frame)
+    home_quat_wxyz: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 0.0)  # and turns it to this (tool down)
 
     def validate(self) -> None:
         for name, value, choices in (("command_mode", self.command_mode, COMMAND_MODES),
@@ -72,6 +78,11 @@ class Ros2ControlConfig:
                 raise ValueError(f"ros2_control.{name} {value!r}; choose one of {list(choices)}")
         if not self.joint_names:
             raise ValueError("ros2_control.joint_names is empty; list the driver's arm joints, base to tip")
+        quat = np.asarray(self.home_quat_wxyz, dtype=np.float64)
+        if len(self.home_pos_m) != 3 or quat.shape != (4,) or not np.all(np.isfinite([*self.home_pos_m, *quat])) \
+                or abs(np.linalg.norm(quat) - 1.0) > 1e-3:
+            raise ValueError(f"ros2_control.home_pos_m {self.home_pos_m} / home_quat_wxyz {self.home_quat_wxyz}: "
+                             "need 3 finite metres and a unit quaternion (w, x, y, z)")
 
 
 def presets() -> tuple[str, ...]:
@@ -108,9 +119,12 @@ class Ros2ControlBridge(ArmAdapter):
         self._node: Node | None = None
         self._own_context: rclpy.Context | None = None
         self._thread: threading.Thread | None = None
-        self._joints: JointState | None = None
-        self._joints_t = self._pose_t = -1.0
-        self._pose: np.ndarray | None = None  # (7,) x y z qw qx qy qz
+        self._joints: tuple[np.ndarray, np.ndarray] | None = None  # last valid (q, dq) of our joints, config order
+        self._joints_t = self._pose_t = -1.0  # monotonic time of the last message (valid or not) on each topic
+        self._invalid: dict[str, str] = {}  # topic -> what was wrong with its latest message ("" when it was valid)
+        self._foreign: list[str] = []  # names in the latest joint state that had none of our joints
+        self._unreported = ""  # an invalid message `fault()` has not reported yet (one between two periods counts too)
+        self._pose: np.ndarray | None = None  # (7,) x y z qw qx qy qz, last valid
         self._pose_stamp = 0.0
         self._last_target: tuple[np.ndarray, np.ndarray] | None = None  # last pose target sent (pos, quat wxyz)
         self._linvel, self._angvel = np.zeros(3), np.zeros(3)
@@ -146,20 +160,19 @@ class Ros2ControlBridge(ArmAdapter):
         self._executor.add_node(node)
         self._thread = threading.Thread(target=self._spin, name="ros2_control_bridge", daemon=True)
         self._thread.start()
-        end = time.monotonic() + cfg.connect_timeout_s
-        while time.monotonic() < end and (self._joints is None or self._pose is None):
+        end = time.monotonic() + cfg.connect_timeout_s  # any message of ours will do: an invalid one is a fault, not a failure
+        while time.monotonic() < end and (self._joints_t < 0 or self._pose_t < 0):
             time.sleep(0.02)
-        missing = [t for t, m in ((cfg.joint_states_topic, self._joints), (cfg.pose_topic, self._pose)) if m is None]
+        if self._joints_t < 0 and self._foreign:
+            foreign = self._foreign
+            self.disconnect()
+            raise AdapterError(f"{cfg.joint_states_topic} has none of the joints {list(cfg.joint_names)}; it has {foreign} "
+                               "(set ros2_control.joint_names)")
+        missing = [t for t, at in ((cfg.joint_states_topic, self._joints_t), (cfg.pose_topic, self._pose_t)) if at < 0]
         if missing:
             self.disconnect()
             raise AdapterError(f"no message on {missing} within {cfg.connect_timeout_s} s: is the driver running, and are "
                                "the ros2_control.* topic parameters (or the preset) right for it?")
-        names = list(self._joints.name)
-        absent = [j for j in cfg.joint_names if j not in names]
-        if absent:
-            self.disconnect()
-            raise AdapterError(f"{cfg.joint_states_topic} has no joints {absent}; it has {names} "
-                               "(set ros2_control.joint_names)")
         self.spec = RobotSpec(name=f"ros2_control:{cfg.preset}", joint_names=tuple(f"joint{i + 1}" for i in range(len(cfg.joint_names))),
                               control_rate_hz=self.control_rate_hz,
                               workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
@@ -185,51 +198,93 @@ class Ros2ControlBridge(ArmAdapter):
             rclpy.try_shutdown(context=self._own_context)
             self._own_context = None
         self._joints, self._pose, self._last_target = None, None, None
+        self._joints_t = self._pose_t = -1.0
+        self._invalid, self._foreign, self._unreported = {}, [], ""
 
     # --- driver messages (executor thread) ------------------------------------------------------
     def _on_joints(self, msg: JointState) -> None:
-        self._joints, self._joints_t = msg, time.monotonic()
+        names, ours = list(msg.name), self.config.joint_names
+        if not any(n in names for n in ours):  # another publisher's joints (a gripper on a shared topic): not ours
+            self._foreign = names
+            return
+        self._joints_t, self._foreign = time.monotonic(), []
+        problem = self._note(self.config.joint_states_topic, _joint_problem(msg, ours))
+        if not problem:
+            index = {n: i for i, n in enumerate(names)}
+            q = np.array([msg.position[index[n]] for n in ours], dtype=np.float64)
+            dq = (np.array([msg.velocity[index[n]] for n in ours], dtype=np.float64) if len(msg.velocity) == len(names)
+                  else np.zeros(len(ours)))
+            self._joints = (q, dq)
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
-        pose = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z])
+        pose = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z], dtype=np.float64)
+        self._pose_t = time.monotonic()
+        if self._note(self.config.pose_topic, _pose_problem(pose)):
+            return
+        pose[3:] /= np.linalg.norm(pose[3:])
         t = convert.seconds_from_stamp(msg.header.stamp) or time.monotonic()
         if not self.config.twist_topic and self._pose is not None and t > self._pose_stamp:
             self._linvel = (pose[:3] - self._pose[:3]) / (t - self._pose_stamp)
-        self._pose, self._pose_stamp, self._pose_t = pose, t, time.monotonic()
+        self._pose, self._pose_stamp = pose, t
 
     def _on_twist(self, msg: TwistStamped) -> None:
         v, w = msg.twist.linear, msg.twist.angular
-        self._linvel, self._angvel = np.array([v.x, v.y, v.z]), np.array([w.x, w.y, w.z])
+        linvel, angvel = np.array([v.x, v.y, v.z]), np.array([w.x, w.y, w.z])
+        if not self._note(self.config.twist_topic, "" if np.all(np.isfinite([*linvel, *angvel])) else
+                          f"has non-finite values {[*linvel, *angvel]}"):
+            self._linvel, self._angvel = linvel, angvel
 
     def _on_gripper(self, msg: JointState) -> None:
         names = self.config.gripper_joint_names
         positions = [p for n, p in zip(msg.name, msg.position) if n in names] if names else list(msg.position)
-        self._width_m = float(sum(positions))
+        width = float(sum(positions))
+        if not self._note(self.config.gripper_state_topic, "" if np.isfinite(width) else
+                          f"has non-finite finger positions {positions}"):
+            self._width_m = width
+
+    def _note(self, topic: str, problem: str) -> str:
+        """Record what was wrong with the latest message on `topic` ("" when nothing); returns `problem`."""
+        self._invalid[topic] = problem
+        if problem:
+            self._unreported = f"{topic} {problem}"
+        return problem
 
     # --- state --------------------------------------------------------------------------------
     def fault(self) -> str:
+        """The driver's problem now (see `_current_fault`), else an invalid message since the last call (so a
+        single NaN between two control periods is reported once, then no longer), else ""."""
+        current, (unreported, self._unreported) = self._current_fault(), (self._unreported, "")
+        return current or (f"driver state invalid: {unreported}" if unreported else "")
+
+    def _current_fault(self) -> str:
+        """"driver silent: ..." (with the time since the last message), "driver state invalid: ..." or ""."""
         if self._node is None:
             return ""
         now, cfg = time.monotonic(), self.config
         for topic, t in ((cfg.joint_states_topic, self._joints_t), (cfg.pose_topic, self._pose_t)):
             if now - t > cfg.stale_after_s:
-                return f"driver silent: nothing on {topic} for {now - t:.2f} s (limit {cfg.stale_after_s} s)"
+                since = f"for {now - t:.2f} s" if t >= 0 else "since connect"
+                foreign = f" (its messages name only {self._foreign})" if topic == cfg.joint_states_topic and self._foreign else ""
+                return f"driver silent: nothing on {topic} {since} (limit {cfg.stale_after_s} s){foreign}"
+        invalid = [f"{topic} {why}" for topic, why in list(self._invalid.items()) if why]  # a copy: the spin thread adds keys
+        if invalid or self._joints is None or self._pose is None:
+            return "driver state invalid: " + ("; ".join(invalid) or "no valid joint state and pose yet")
         return ""
 
     def read(self) -> RobotState:
-        if self._node is None or self._joints is None or self._pose is None:
+        """The last valid state; AdapterError while the driver is silent or its latest message is invalid."""
+        if self._node is None:
             raise AdapterError("the ros2_control bridge is not connected; configure the node first")
-        stale = self.fault()
-        if stale:
-            raise AdapterError(stale)
-        msg, names = self._joints, self.config.joint_names
-        index = {n: i for i, n in enumerate(msg.name)}
-        q = np.array([msg.position[index[n]] for n in names])
-        dq = np.array([msg.velocity[index[n]] for n in names]) if len(msg.velocity) == len(msg.name) else np.zeros(len(names))
-        pose = self._pose
-        return RobotState(q_rad=q, dq_rad_s=dq, ee_pos_m=pose[:3].copy(), ee_quat_wxyz=pose[3:] / np.linalg.norm(pose[3:]),
+        fault = self._current_fault()
+        if fault:
+            raise AdapterError(fault)
+        (q, dq), pose = self._joints, self._pose
+        return RobotState(q_rad=q.copy(), dq_rad_s=dq.copy(), ee_pos_m=pose[:3].copy(), ee_quat_wxyz=pose[3:].copy(),
                           ee_linvel_m_s=self._linvel.copy(), gripper_width_m=self._width_m, t_capture=self._joints_t)
+
+    def home_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array(self.config.home_pos_m, dtype=np.float64), np.array(self.config.home_quat_wxyz, dtype=np.float64)
 
     def ee_angvel_rad_s(self) -> np.ndarray:
         return self._angvel.copy()
@@ -260,7 +315,7 @@ class Ros2ControlBridge(ArmAdapter):
         max_target_lead_m of the tool), so the arm settles there instead of being pulled back against its
         own motion to a measured pose that lags by the driver's latency; the measured pose if none was sent.
         Velocity mode: a zero twist."""
-        if self._node is None or self._pose is None:
+        if self._node is None or self._pose is None:  # not connected, or no valid pose yet: nothing to hold at
             return None
         if self.command_mode == "velocity":
             self.send_velocity(np.zeros(3), np.zeros(3))
@@ -270,6 +325,30 @@ class Ros2ControlBridge(ArmAdapter):
         return pos.copy(), quat.copy()
 
     def recover(self) -> None:
-        stale = self.fault()
-        if stale:
-            raise AdapterError(f"cannot recover: {stale}")
+        fault = self._current_fault()
+        if fault:
+            raise AdapterError(f"cannot recover: {fault}")
+
+
+def _joint_problem(msg: JointState, ours: tuple[str, ...]) -> str:
+    """What is wrong with a joint state that names some of our joints ("" when it is usable)."""
+    names = list(msg.name)
+    missing = [n for n in ours if n not in names]
+    if missing:
+        return f"lacks joints {missing} (it has {names})"
+    if len(msg.position) != len(names):
+        return f"has {len(names)} names but {len(msg.position)} positions"
+    index = {n: i for i, n in enumerate(names)}
+    bad = [n for n in ours if not np.isfinite(msg.position[index[n]])]
+    if len(msg.velocity) == len(names):
+        bad += [f"{n} velocity" for n in ours if not np.isfinite(msg.velocity[index[n]])]
+    return f"has non-finite values for {bad}" if bad else ""
+
+
+def _pose_problem(pose: np.ndarray) -> str:
+    """What is wrong with a tool pose (x y z qw qx qy qz) ("" when it is usable)."""
+    if not np.all(np.isfinite(pose)):
+        return f"has non-finite values {pose.tolist()}"
+    if np.linalg.norm(pose[3:]) < 1e-6:
+        return "has a zero quaternion"
+    return ""

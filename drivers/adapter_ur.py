@@ -39,7 +39,9 @@ class URConfig:
     servo_lookahead_s: float = 0.1  # servoL lookahead time, 0.03-0.2 s: larger is smoother and lags more
     servo_gain: float = 300.0  # servoL proportional gain, 100-2000
     speed_accel_m_s2: float = 0.5  # speedL tool acceleration
-    home_q_rad: tuple[float, ...] = (0.0, -1.571, 1.571, -1.571, -1.571, 0.0)  # `reset` moves here (6 joints)
+    # `reset` moves here (6 joints): a UR5e's tool0 at (0.0, -0.475, 0.225) m in the controller base frame pointing
+    # down, the middle of arm_ur.yaml's box ((0, -pi/2, pi/2, -pi/2, -pi/2, 0) puts it at (-0.49, -0.13, 0.49): outside)
+    home_q_rad: tuple[float, ...] = (1.286, -1.426, 2.146, -2.290, -1.571, -0.285)
     home_speed_rad_s: float = 0.5  # joint speed of the home move
     gripper: str = "none"  # none | robotiq (Robotiq 2F URCap socket on the controller, port 63352)
     gripper_max_width_m: float = 0.085  # fully open finger gap (Robotiq 2F-85)

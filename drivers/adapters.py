@@ -126,6 +126,11 @@ class ArmAdapter(abc.ABC):
         """Clear a fault (e.g. a reflex or protective stop) so the arm takes commands again; raises AdapterError
         when it cannot."""
 
+    def home_pose(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The configured home tool pose (pos m, quat wxyz, base frame) for an arm without its own home move:
+        the arm node's `reset` then streams targets there through its safety filter. None: use `go_home`."""
+        return None
+
     def go_home(self) -> str | None:
         """Move to the home configuration and open the gripper (blocking). Returns what was done when that is
         more than a home move (the simulated task cell draws a new randomised episode start), else None."""
@@ -133,6 +138,24 @@ class ArmAdapter(abc.ABC):
 
     def tick(self, dt_s: float) -> None:
         """Called once per control period by whoever drives the arm; simulation steps physics here."""
+
+
+def state_problem(state: RobotState, n_joints: int) -> str:
+    """What makes a driver's state unusable ("" when nothing does): a wrong joint count, non-finite values, or an
+    orientation that is not a rotation. The arm node treats such a state as a fault (hold), never as a crash."""
+    q, dq = np.asarray(state.q_rad, dtype=np.float64), np.asarray(state.dq_rad_s, dtype=np.float64)
+    if q.shape != (n_joints,) or dq.shape != (n_joints,):
+        return f"{q.size} joint positions and {dq.size} velocities for {n_joints} joints"
+    values = {"joint positions": q, "joint velocities": dq, "tool position": state.ee_pos_m,
+              "tool orientation": state.ee_quat_wxyz, "tool velocity": state.ee_linvel_m_s,
+              "gripper width": state.gripper_width_m}
+    bad = [name for name, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
+    if bad:
+        return f"non-finite {', '.join(bad)}"
+    quat = np.asarray(state.ee_quat_wxyz, dtype=np.float64)
+    if quat.shape != (4,) or abs(float(np.linalg.norm(quat)) - 1.0) > 0.1:
+        return f"tool orientation {quat.tolist()} is not a unit quaternion"
+    return ""
 
 
 class AdapterRobot(Robot):
@@ -152,13 +175,22 @@ class AdapterRobot(Robot):
         self._next_tick_s: float | None = None
         self.sync_target()
 
-    def sync_target(self) -> RobotState:
+    def sync_target(self) -> None:
         """The target becomes the measured tool pose (after a hold, a home move or a recovery); outside the box
-        too (not snapped in: the safety filter brings it back at its rate limits)."""
-        state = self.adapter.read()
+        too (not snapped in: the safety filter brings it back at its rate limits). Without a usable measurement
+        (a driver fault) it stays where it was, NaN before the first one: the safety filter rejects a NaN target,
+        so nothing moves until a valid state has been synced."""
+        try:
+            state = self.adapter.read()
+            problem = state_problem(state, len(self.spec.joint_names))
+        except AdapterError as err:
+            problem = str(err)
+        if problem:
+            if not hasattr(self, "target_pos_m"):
+                self.target_pos_m, self.target_quat_wxyz = np.full(3, np.nan), np.full(4, np.nan)
+            return
         self.target_pos_m = np.asarray(state.ee_pos_m, dtype=np.float64).copy()
         self.target_quat_wxyz = state.ee_quat_wxyz / np.linalg.norm(state.ee_quat_wxyz)
-        return state
 
     def read(self) -> RobotState:
         return self.adapter.read()
@@ -191,9 +223,10 @@ class AdapterRobot(Robot):
 
     def hold(self) -> None:
         held = self.adapter.hold()
-        self.sync_target()
         if held is not None:
             self.target_pos_m, self.target_quat_wxyz = np.asarray(held[0], dtype=np.float64), held[1]
+        else:
+            self.sync_target()
 
     def advance(self, dt_s: float) -> None:
         """Simulation: step `dt_s`. Hardware: sleep to the next tick of a `dt_s` grid."""

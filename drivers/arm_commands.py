@@ -8,10 +8,12 @@ for every arm, the simulated cell of `robot-rl-sim-node` included:
   commands (active, no estop, no fault), latches it; the newest kind (twist or pose target) wins;
 - every period `_apply_command` holds the arm when it must (`_blocked`: inactive, estop, fault, or no valid
   command for `watchdog_timeout_s` of `now_s()`), else passes the latched command, as the delta of one
-  period, through `robot_rl.safety.SafetyFilter` and sends what it lets through (a rejection holds).
+  period, through `robot_rl.safety.SafetyFilter` and sends what it lets through (a rejection holds);
+- while `reset` streams a home move (`arm_homing.py`), the home pose is that command: the watchdog does not
+  apply and every other command is refused.
 
 The node supplies `cfg`, `dt_s`, `safety`, `robot`, `active`, `estop_latched`, `fault`, `hold_reason`,
-`counts`, `_hold(reason)` and `_set_fault(message)`.
+`counts`, `homing`, `_hold(reason)` and `_set_fault(message)`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class ArmCommandPath:
             return "estop"
         if self.fault:
             return "fault"
+        if self.homing is not None:  # the home move is the command (arm_homing.py)
+            return ""
         if self.watchdog.expired(self.now_s()):
             return "watchdog" if self._commanded else "no command yet"
         return ""
@@ -73,7 +77,10 @@ class ArmCommandPath:
             self.get_logger().warning(f"non-finite measured tool position {tool_m}: holding", throttle_duration_sec=1.0)
             self._hold("non-finite state")
             return
-        if self._target is not None:  # pose target: the delta to it, which the safety filter bounds per period
+        if self.homing is not None:  # streamed home move: decelerating toward home, bounded by the filter like any target
+            pos = self.homing.next_target(robot.target_pos_m, self.dt_s, self.cfg.max_accel_m_s2)
+            cmd = EECommand(pos - robot.target_pos_m, rotation_between(robot.target_quat_wxyz, self.homing.quat_wxyz), 0.0)
+        elif self._target is not None:  # pose target: the delta to it, which the safety filter bounds per period
             pos, quat = self._target
             cmd = EECommand(pos - robot.target_pos_m, rotation_between(robot.target_quat_wxyz, quat), self._gripper)
         else:
@@ -98,10 +105,11 @@ class ArmCommandPath:
                                   throttle_duration_sec=1.0)
 
     def _accepting(self, topic: str) -> bool:
-        if self.active and not self.estop_latched and not self.fault:
+        if self.active and not self.estop_latched and not self.fault and self.homing is None:
             return True
-        self.get_logger().warning(f"ignoring {topic}: arm is holding ({self._blocked() or self.hold_reason})",
-                                  throttle_duration_sec=2.0)
+        why = "moving home (reset)" if self.homing is not None and not self._blocked() else \
+            f"arm is holding ({self._blocked() or self.hold_reason})"
+        self.get_logger().warning(f"ignoring {topic}: {why}", throttle_duration_sec=2.0)
         return False
 
     def _on_ee_command(self, msg: TwistStamped) -> None:

@@ -38,6 +38,9 @@ class ArmNodeConfig:
     max_angvel_rad_s: float = 1.5  # safety filter: rotation speed limit
     max_accel_m_s2: float = 3.0  # safety filter: limit on the change of commanded velocity
     max_target_lead_m: float = 0.06  # the tool target stays this close to the measured tool (no wind-up when blocked)
+    home_timeout_s: float = 8.0  # `reset` by streamed targets (adapters without a home move) fails after this long
+    home_tolerance_m: float = 0.01  # ... and succeeds when the measured tool is this close to the home position
+    home_tolerance_rad: float = 0.05  # ... and this close to the home orientation
     status_rate_hz: float = 1.0  # arm_status heartbeat (it is also sent on every change)
     base_frame: str = topics.BASE_FRAME  # frame_id of poses, twists and accepted commands
 
@@ -46,7 +49,8 @@ class ArmNodeConfig:
             raise ValueError(f"adapter {self.adapter!r} is unknown; choose one of {sorted(ADAPTERS)}")
         if self.autostart not in AUTOSTART:
             raise ValueError(f"autostart {self.autostart!r} is unknown; choose one of {list(AUTOSTART)}")
-        for name in ("control_rate_hz", "watchdog_timeout_s", "max_target_lead_m", "status_rate_hz"):
+        for name in ("control_rate_hz", "watchdog_timeout_s", "max_target_lead_m", "status_rate_hz", "home_timeout_s",
+                     "home_tolerance_m", "home_tolerance_rad"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
 

@@ -12,11 +12,13 @@ an actor cannot tell them apart: `joint_states`, `ee_pose`, `ee_twist`, `gripper
 | estop       | std_msgs/Bool     | true latches an emergency stop: the arm holds and ignores commands until   |
 |             |                   | `recover` succeeds (which it refuses while the last estop value is true)   |
 | recover     | std_srvs/Trigger  | clear a latched estop and a driver fault (the adapter's recovery)          |
-| reset       | std_srvs/Trigger  | move to the adapter's home pose and open the gripper (blocking; no task    |
-|             |                   | randomisation on hardware); refused unless active, without estop or fault  |
-| arm_status  | std_msgs/String   | JSON: lifecycle state, holding and why, estop, fault, counters; on every   |
-|             |                   | change and at `status_rate_hz` (reliable, transient local: late joiners    |
-|             |                   | get the last one)                                                          |
+| reset       | std_srvs/Trigger  | move home and open the gripper: the adapter's own home move, else targets  |
+|             |                   | streamed to its home pose at the safety limits (`arm_homing.py`); answers  |
+|             |                   | when home or failed (timeout, estop, fault); refused unless active, without|
+|             |                   | estop or fault                                                             |
+| arm_status  | std_msgs/String   | JSON: lifecycle state, holding and why, estop, fault, reset, counters; on  |
+|             |                   | every change and at `status_rate_hz` (reliable, transient local: late      |
+|             |                   | joiners get the last one)                                                  |
 
 Lifecycle: configure connects the adapter (state is published from then on, the arm holds), activate
 accepts commands, deactivate holds and ignores them, cleanup holds and disconnects. `autostart` walks
@@ -27,9 +29,15 @@ loop): faults are checked, the latest command passes `robot_rl.safety.SafetyFilt
 acceleration and rotation limited, target kept in the workspace box or, when outside it, brought back at
 those limits) or the arm holds (inactive, estop, fault, a non-finite measured or commanded state, or no
 valid command for `watchdog_timeout_s`), the adapter ticks (simulation steps physics), then the state is
-published. Every motion command reaches the arm through that filter; only `reset` (the adapter's own home
-move) and the gripper (clamped to [0, 1]) bypass it. The command path is `arm_commands.py`, the parameters
-`arm_config.py`.
+published. Every motion command reaches the arm through that filter; only an adapter's own home move and
+the gripper (clamped to [0, 1]) bypass it. The command path is `arm_commands.py`, `reset` `arm_homing.py`,
+the parameters `arm_config.py`.
+
+Driver faults never end the node, at any lifecycle stage: an adapter's `fault()`, a `read` that fails (a
+silent driver) or a state that is unusable (`adapters.state_problem`: NaN or inf, wrong joint count) make the
+arm hold, `arm_status.fault` say why (kept current: a silent driver's elapsed time grows), and one log line
+at each transition (fault begins, its kind changes, its condition is gone); the state topics pause while
+the state is unusable. `recover` clears the fault only once the adapter reports none and its state is valid.
 
 The simulated robot of the sim setups (`robot_rl_sim.node.SimRobotNode`) is this class with the MuJoCo task
 cell as its adapter and the sim-only extras beside it; it replaces `_declare_adapter`, `_workspace`,
@@ -47,6 +55,7 @@ from typing import Any, Callable
 
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -60,9 +69,10 @@ from robot_rl.nodes import convert, topics
 from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
 from robot_rl.safety import SafetyFilter, SafetyLimits
-from robot_rl_drivers.adapters import AdapterError, AdapterRobot, ArmAdapter
+from robot_rl_drivers.adapters import AdapterError, AdapterRobot, ArmAdapter, state_problem
 from robot_rl_drivers.arm_commands import ArmCommandPath
 from robot_rl_drivers.arm_config import ArmNodeConfig, declare_adapter, help_text, workspace_box
+from robot_rl_drivers.arm_homing import ArmHoming
 
 __all__ = ["ArmNode", "ArmNodeConfig", "workspace_box", "serve", "main"]
 
@@ -74,7 +84,13 @@ ESTOP_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-class ArmNode(ArmCommandPath, LifecycleNode):
+def fault_kind(message: str) -> str:
+    """What a fault message is about, without its details ("driver silent: nothing on /x for 0.61 s" -> "driver
+    silent"): a new kind is a transition worth a log line, a new elapsed time is not."""
+    return message.split(":", 1)[0]
+
+
+class ArmNode(ArmHoming, ArmCommandPath, LifecycleNode):
     """Safety filter, watchdog, estop and lifecycle around one `ArmAdapter`."""
 
     paced_by_timer = True  # a wall timer calls `step`; the sim robot paces `step` itself (real_time_factor)
@@ -95,6 +111,7 @@ class ArmNode(ArmCommandPath, LifecycleNode):
         self.active = False
         self.estop_latched, self.estop_pressed = False, False
         self.fault = ""
+        self._fault_gone = False  # the fault's condition cleared (logged once); `recover` will clear the fault
         self.hold_reason = "not configured"
         self.counts = {"applied": 0, "dropped": 0, "rejected": 0, "clipped": 0}
         self._last_status = ""
@@ -135,7 +152,7 @@ class ArmNode(ArmCommandPath, LifecycleNode):
                 (Bool, ESTOP, self._on_estop, ESTOP_QOS)):
             self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), qos)
         self.create_service(Trigger, RECOVER, self._on_recover)
-        self.create_service(Trigger, topics.RESET, self._on_reset)
+        self.create_service(Trigger, topics.RESET, self._on_reset, callback_group=ReentrantCallbackGroup())  # arm_homing.py
         if self.paced_by_timer:
             self.create_timer(self.dt_s, self.step)
         self.create_timer(1.0 / self.cfg.status_rate_hz, lambda: self.publish_status(force=True))
@@ -154,6 +171,7 @@ class ArmNode(ArmCommandPath, LifecycleNode):
         self.get_logger().info(f"arm adapter {self.cfg.adapter!r} connected: {adapter.spec.name}, "
                                f"{len(adapter.spec.joint_names)} joints, command_mode={adapter.command_mode}")
         self._hold("inactive")
+        self._check_driver()  # a driver that sends NaN from the start: connected, holding, faulted (status says why)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -166,6 +184,7 @@ class ArmNode(ArmCommandPath, LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.active = False
+        self._end_homing(False, "interrupted: the node was deactivated")
         self._hold("inactive")
         return super().on_deactivate(state)
 
@@ -183,6 +202,7 @@ class ArmNode(ArmCommandPath, LifecycleNode):
 
     def _disconnect(self) -> None:
         self.active = False
+        self._end_homing(False, "interrupted: the arm was disconnected")
         if self.robot is not None:
             try:
                 self.robot.close()
@@ -199,17 +219,21 @@ class ArmNode(ArmCommandPath, LifecycleNode):
             executor.spin_once(timeout_sec=0.1)
 
     def step(self) -> None:
-        """One control period: faults, command (or hold), tick, state."""
+        """One control period: faults, command (or hold), tick, state, home move progress."""
         if self.robot is None:
             return
         try:
             fault = self.adapter.fault()
-            if fault and fault != self.fault:
+            if fault:
                 self._set_fault(fault)
             self._apply_command()
             self.adapter.tick(self.dt_s)
             self.after_tick()
             self._publish_state()
+            self._home_progress()
+            if self.fault and not fault and not self._fault_gone:
+                self._fault_gone = True
+                self.get_logger().info(f"the arm reports no fault any more ({fault_kind(self.fault)}): call `{RECOVER}`")
         except AdapterError as err:
             self._set_fault(str(err))
         self.publish_status()
@@ -220,12 +244,30 @@ class ArmNode(ArmCommandPath, LifecycleNode):
         if self.robot is not None:
             try:
                 self.robot.hold()
-            except AdapterError as err:
+            except (AdapterError, ValueError) as err:
                 self.get_logger().error(f"hold failed: {err}")
         self.publish_status()
 
-    def _publish_state(self) -> None:
+    def _check_driver(self) -> None:
+        """A fault when the adapter reports one or its state cannot be read or used."""
+        try:
+            fault = self.adapter.fault()
+            self._valid_state()
+        except AdapterError as err:
+            fault = str(err)
+        if fault:
+            self._set_fault(fault)
+
+    def _valid_state(self):
+        """The adapter's state; AdapterError when it cannot be read or is unusable (`state_problem`)."""
         state = self.robot.read()
+        problem = state_problem(state, len(self.adapter.spec.joint_names))
+        if problem:
+            raise AdapterError(f"driver state invalid: {problem}")
+        return state
+
+    def _publish_state(self) -> None:
+        state = self._valid_state()
         t_s = self.stamp_s()
         joints, pose, twist, gripper = convert.robot_state_msgs(
             dataclasses.replace(state, t_capture=t_s), self.adapter.spec.joint_names, self.adapter.finger_joints,
@@ -236,9 +278,14 @@ class ArmNode(ArmCommandPath, LifecycleNode):
         self.pub_gripper.publish(gripper)
 
     def _set_fault(self, message: str) -> None:
-        self.fault = message
-        self.get_logger().error(f"arm fault, holding until `{RECOVER}` succeeds: {message}")
-        self._hold("fault")
+        """Latch a fault (the message kept current); at a transition (none before, or another kind) log it once,
+        end a home move and hold."""
+        new = not self.fault or fault_kind(self.fault) != fault_kind(message)
+        self.fault, self._fault_gone = message, False
+        if new:
+            self.get_logger().error(f"arm fault, holding until `{RECOVER}` succeeds: {message}")
+            self._end_homing(False, f"interrupted by an arm fault: {message}")
+            self._hold("fault")
 
     def status(self) -> dict:
         lifecycle = self._state_machine.current_state[1]
@@ -246,12 +293,13 @@ class ArmNode(ArmCommandPath, LifecycleNode):
                 "holding": bool(self.hold_reason), "hold_reason": self.hold_reason, "estop": self.estop_latched,
                 "estop_pressed": self.estop_pressed, "fault": self.fault, "commands_applied": self.counts["applied"],
                 "commands_dropped": self.counts["dropped"], "commands_rejected": self.counts["rejected"],
-                "commands_clipped": self.counts["clipped"], "refused": self.refusals.as_dict()}
+                "commands_clipped": self.counts["clipped"], "refused": self.refusals.as_dict(), "reset": self.reset_state}
 
     def publish_status(self, force: bool = False) -> None:
         """arm_status on change (counters of applied/clipped commands alone do not count as a change) or when forced."""
         status = self.status()
-        key = json.dumps({k: v for k, v in status.items() if k not in ("commands_applied", "commands_clipped")})
+        key = json.dumps({k: fault_kind(v) if k == "fault" else v for k, v in status.items()
+                          if k not in ("commands_applied", "commands_clipped")})  # a fault's growing elapsed time: no change
         if force or key != self._last_status:
             self._last_status = key
             self.pub_status.publish(String(data=json.dumps(status)))
@@ -261,6 +309,7 @@ class ArmNode(ArmCommandPath, LifecycleNode):
         if msg.data and not self.estop_latched:
             self.estop_latched = True
             self.get_logger().error(f"EMERGENCY STOP on {ESTOP}: holding; commands ignored until `{RECOVER}` succeeds")
+            self._end_homing(False, "interrupted by the emergency stop")
             self._hold("estop")
         self.publish_status()
 
@@ -283,28 +332,15 @@ class ArmNode(ArmCommandPath, LifecycleNode):
                 return False, f"the arm did not recover: {err}"
             if self.adapter.fault():
                 return False, f"the arm still reports a fault: {self.adapter.fault()}"
+            try:
+                self._valid_state()
+            except AdapterError as err:
+                return False, f"the arm's state is not usable yet: {err}"
         was = [name for name, on in (("estop", self.estop_latched), ("fault", bool(self.fault))) if on]
-        self.estop_latched, self.fault = False, ""
+        self.estop_latched, self.fault, self._fault_gone = False, "", False
         self._clear_commands()
         self._hold("no command yet" if self.active else self.hold_reason)
         return True, f"recovered from {', '.join(was) or 'nothing'}; holding until a new command arrives"
-
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        reason = self._blocked()
-        if reason not in ("", "watchdog", "no command yet") or self.robot is None:
-            response.success = False
-            response.message = f"cannot move home while {reason or self.hold_reason} (recover, or activate the node, first)"
-            return response
-        try:
-            done = self.robot.go_home() or f"moved home ({self.cfg.adapter} adapter)"
-        except AdapterError as err:
-            response.success, response.message = False, f"moving home failed: {err}"
-            return response
-        self._clear_commands()
-        self._hold("no command yet")
-        response.success = True
-        response.message = f"{done}; holding until a new command arrives"
-        return response
 
     def close(self) -> None:
         """Hold and close the arm whatever state the node is in, then destroy the node."""

@@ -216,3 +216,122 @@ def test_reset_of_a_task_cell_draws_the_seeded_next_start_and_sim_time_runs_on()
     assert np.array_equal(cell.task.workspace.low_m, robot.spec.workspace.low_m)  # the task's box
     robot.close()
     twin.close()
+
+
+def test_state_problem_names_what_makes_a_driver_state_unusable_and_passes_a_good_one():
+    from robot_rl_drivers.adapters import state_problem
+
+    good = _make_sim_robot().read()
+    assert state_problem(good, 7) == ""
+    for change, words in [({"q_rad": np.r_[good.q_rad[:6], np.nan]}, "non-finite joint positions"),
+                          ({"ee_pos_m": np.array([0.5, np.inf, 0.2])}, "non-finite tool position"),
+                          ({"gripper_width_m": float("nan")}, "non-finite gripper width"),
+                          ({"ee_quat_wxyz": np.zeros(4)}, "is not a unit quaternion"),
+                          ({"q_rad": good.q_rad[:5]}, "5 joint positions and 7 velocities for 7 joints")]:
+        assert words in state_problem(dataclasses.replace(good, **change), 7), change
+
+
+def test_a_streamed_home_move_brakes_to_stop_at_home_within_the_acceleration_limit():
+    from robot_rl_drivers.arm_homing import HomeMove
+
+    move = HomeMove(np.array([0.5, 0.0, 0.25]), np.array([0.0, 1.0, 0.0, 0.0]), 0.0, 1.0)
+    dt_s, accel_m_s2, target = 0.02, 2.0, np.array([0.3, 0.1, 0.1])
+    steps = []
+    for _ in range(200):
+        nxt = move.next_target(target, dt_s, accel_m_s2)
+        steps.append(np.linalg.norm(nxt - target))
+        target = nxt
+    assert np.allclose(target, move.pos_m, atol=1e-12), target  # arrives exactly, no overshoot
+    speeds = np.array(steps) / dt_s
+    assert np.all(np.abs(np.diff(speeds)) / dt_s <= accel_m_s2 + 1e-9)  # braking within the limit
+    assert move.distance(target, np.array([0.0, 0.0, 1.0, 0.0]))[1] == pytest.approx(np.pi)
+
+
+# --- every preset's home pose lies inside its default workspace box ------------------------------------------
+def _dh(a_m: float, d_m: float, alpha_rad: float, theta_rad: float, modified: bool) -> np.ndarray:
+    """One Denavit-Hartenberg link transform: Craig's modified convention (Franka's) or the classic one (UR's)."""
+    ca, sa, ct, st = np.cos(alpha_rad), np.sin(alpha_rad), np.cos(theta_rad), np.sin(theta_rad)
+    if modified:
+        return np.array([[ct, -st, 0, a_m], [st * ca, ct * ca, -sa, -d_m * sa], [st * sa, ct * sa, ca, d_m * ca], [0, 0, 0, 1]])
+    return np.array([[ct, -st * ca, st * sa, a_m * ct], [st, ct * ca, -ct * sa, a_m * st], [0, sa, ca, d_m], [0, 0, 0, 1]])
+
+
+# (a, d, alpha) per joint, as the makers publish them: Franka's FCI docs (FR3 = Panda), Universal Robots' UR5e table
+FR3_DH = [(0, 0.333, 0), (0, 0, -np.pi / 2), (0, 0.316, np.pi / 2), (0.0825, 0, np.pi / 2), (-0.0825, 0.384, -np.pi / 2),
+          (0, 0, np.pi / 2), (0.088, 0, np.pi / 2)]
+FR3_FLANGE_TO_TCP = (0.107, 0.1034)  # flange, then the Franka Hand's TCP (turned -pi/4 about z)
+UR5E_DH = [(0, 0.1625, np.pi / 2), (-0.425, 0, 0), (-0.3922, 0, 0), (0, 0.1333, np.pi / 2), (0, 0.0997, -np.pi / 2),
+           (0, 0.0996, 0)]
+
+
+def fr3_tcp(q_rad) -> np.ndarray:
+    """4x4 pose of the Franka Hand's TCP in the FR3 base frame (O_T_EE)."""
+    pose = np.eye(4)
+    for (a, d, alpha), q in zip(FR3_DH, q_rad):
+        pose = pose @ _dh(a, d, alpha, q, modified=True)
+    pose = pose @ _dh(0, FR3_FLANGE_TO_TCP[0], 0, 0, modified=True) @ _dh(0, FR3_FLANGE_TO_TCP[1], 0, -np.pi / 4, modified=True)
+    return pose
+
+
+def ur5e_tool0(q_rad) -> np.ndarray:
+    """4x4 pose of a UR5e's tool0 in the controller's base frame (what RTDE and tcp_pose_broadcaster report)."""
+    pose = np.eye(4)
+    for (a, d, alpha), q in zip(UR5E_DH, q_rad):
+        pose = pose @ _dh(a, d, alpha, q, modified=False)
+    return pose
+
+
+def test_forward_kinematics_give_the_makers_published_poses():
+    # franka_ros2's move-to-start pose: O_T_EE at (0.307, 0, 0.487), the hand pointing down
+    start = fr3_tcp((0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4))
+    np.testing.assert_allclose(start[:3, 3], [0.3069, 0.0, 0.4869], atol=5e-4)
+    np.testing.assert_allclose(start[:3, :3], np.diag([1.0, -1.0, -1.0]), atol=1e-9)
+    # a UR5e at zero is stretched out along -x of the base frame: x = a2 + a3, y = -(d4 + d6), z = d1 - d5
+    np.testing.assert_allclose(ur5e_tool0(np.zeros(6))[:3, 3], [-0.8172, -0.2329, 0.0628], atol=1e-4)
+
+
+def _node_box(path: str):
+    from pathlib import Path
+
+    from robot_rl.interfaces import WorkspaceBox
+
+    params = yaml.safe_load(Path(path).read_text())["/**"]["ros__parameters"]
+    return params, WorkspaceBox(tuple(params["workspace_low_m"]), tuple(params["workspace_high_m"]))
+
+
+@pytest.mark.parametrize("preset, tool_pose", [("franka", fr3_tcp), ("ur", ur5e_tool0)])
+def test_each_arm_presets_home_pose_lies_inside_its_default_boxes_pointing_down(preset, tool_pose):
+    from pathlib import Path
+
+    from robot_rl.interfaces import WorkspaceBox
+
+    params, node_box = _node_box(str(Path(__file__).parents[1] / "launch" / "config" / f"arm_{preset}.yaml"))
+    own = params[preset]
+    home = tool_pose(own["home_q_rad"])
+    adapter_box = WorkspaceBox(tuple(own["workspace_low_m"]), tuple(own["workspace_high_m"]))
+    for box in (node_box, adapter_box):
+        assert box.contains(home[:3, 3]) and box.contains(home[:3, 3] + np.array([0, 0, 0.03])), (home[:3, 3], box)
+    assert home[2, 2] < -0.99, "the tool does not point down at home"
+    default = adapter_class(preset).config_class()  # the adapter's defaults agree with its preset
+    np.testing.assert_allclose(default.home_q_rad, own["home_q_rad"])
+
+
+def test_the_sim_and_ros2_control_presets_home_poses_lie_inside_their_boxes():
+    from robot_rl_drivers.adapter_ros2_control import config_with_preset, presets
+    from robot_rl_drivers.arm_config import CELL_BOX
+
+    assert CELL_BOX.contains(np.array(SimArmConfig().home_pos_m))
+    for name in presets():
+        cfg = config_with_preset(name)
+        box = type(CELL_BOX)(cfg.workspace_low_m, cfg.workspace_high_m)
+        assert box.contains(np.array(cfg.home_pos_m)), (name, cfg.home_pos_m, box)
+    franka = config_with_preset("franka")  # the same pose as the franka adapter's home joints
+    home = fr3_tcp(FrankaConfig().home_q_rad)
+    np.testing.assert_allclose(franka.home_pos_m, home[:3, 3], atol=0.002)
+    assert CELL_BOX.contains(np.array(franka.home_pos_m))  # the node's default box: reset can reach it
+    ur = config_with_preset("ur")
+    np.testing.assert_allclose(ur.home_pos_m, ur5e_tool0(URConfig().home_q_rad)[:3, 3], atol=0.002)
+    for cfg, pose in ((franka, home), (ur, ur5e_tool0(URConfig().home_q_rad))):  # and the same orientation
+        q = np.array(cfg.home_quat_wxyz)
+        axes = [arm_pose.quat_mul(arm_pose.quat_mul(q, np.r_[0.0, e]), arm_pose.quat_conj(q))[1:] for e in np.eye(3)]
+        np.testing.assert_allclose(np.array(axes).T, pose[:3, :3], atol=0.005)
