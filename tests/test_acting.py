@@ -13,7 +13,7 @@ from robot_rl.actor.acting import (HOLD, INTERVENTION, POLICY, WARMUP, Acting, H
 from robot_rl.actor.config import ActorConfig
 from robot_rl.agents import AgentConfig, make_agent
 from robot_rl.agents.residual import ResidualConfig, make_residual_agent
-from robot_rl.bc.base import CallablePolicy
+from robot_rl.bc.base import BasePolicyError, CallablePolicy
 from robot_rl.interfaces import TeleopCommand
 from robot_rl.teleop.arbiter import Arbiter, ArbiterConfig
 
@@ -176,8 +176,11 @@ def test_the_node_builds_its_acting_core_from_its_parameters(tmp_path):
     residual = node_acting(ActorConfig(base_policy=str(tmp_path / "base"), base_noise=0.0), 4, lambda: 0.0)
     obs = _obs(np.random.default_rng(0))
     np.testing.assert_array_equal(residual.choose(obs, warmup=True).action, agent.policy.act(obs, deterministic=True))
-    with pytest.raises(ValueError, match="acts in 4 dims; task pick_cube takes 7"):
+    with pytest.raises(BasePolicyError, match="acts in 4 dims but the env takes 7"):
         node_acting(ActorConfig(base_policy=str(tmp_path / "base")), 7, lambda: 0.0)
+    wrong_obs = {k: [n + 1 for n in shape] for k, shape in agent.obs_spec.items()}
+    with pytest.raises(BasePolicyError, match="reads .* of shape"):
+        node_acting(ActorConfig(base_policy=str(tmp_path / "base")), 4, lambda: 0.0, obs_spec=wrong_obs)
 
 
 def test_a_residual_policy_needs_a_base_and_a_base_needs_a_residual_policy():

@@ -181,3 +181,15 @@ def test_train_with_a_base_policy_records_its_actions_and_starts_at_exactly_the_
     assert main(["train", "--resume", str(out), "--steps", "140"]) == 0  # resumes the residual agent
     resumed = ResidualAgent.load(find_checkpoint(out) / "agent")
     assert resumed.step > updates_before and EpisodeStore.open(out / "episodes").n_episodes > n_before
+
+
+def test_train_refuses_a_base_policy_of_another_layout_in_one_line(tmp_path, capsys):
+    Policy(AgentConfig(hidden_dims=(32, 32)), {keys.STATE: [5]}, 4).save(tmp_path / "base")  # pick_cube: 28 dims
+    capsys.readouterr()
+    rc = main(["train", "--task", "pick_cube", "--base-policy", str(tmp_path / "base"), "--scripted-demos", "0",
+               "--steps", "10", "--no-wandb", "--no-progress-bar", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("robot-rl: error: the base policy"), err
+    assert "reads 'state' of shape [5] but the env gives [28]" in err[0]
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -169,15 +169,14 @@ class Acting:
             return self.policy.act(obs, deterministic=self.deterministic, base_action=base_action)
 
 
-def node_acting(cfg: ActorConfig, action_dim: int, gripper_action: Callable[[], float]) -> Acting:
+def node_acting(cfg: ActorConfig, action_dim: int, gripper_action: Callable[[], float],
+                obs_spec: dict[str, list[int]] | None = None) -> Acting:
     """The actor node's acting core from its parameters: before any policy uniform random (warmup=random) or a hold
     that keeps the gripper (warmup=teleop; `gripper_action` () -> the last commanded gripper in [-1, 1]); with
     base_policy (residual RL) the base acts every step, plus noise until a residual arrives; a person's teleop
-    command wins through the arbiter."""
-    base = load_base_policy(cfg.base_policy) if cfg.base_policy else None
-    if base is not None and getattr(base, "action_dim", None) not in (None, action_dim):
-        raise ValueError(f"the base policy {cfg.base_policy} acts in {base.action_dim} dims; "
-                         f"task {cfg.task} takes {action_dim}")
+    command wins through the arbiter. A base whose layout does not fit `obs_spec` / `action_dim` is refused
+    (BasePolicyError, one line)."""
+    base = load_base_policy(cfg.base_policy, obs_spec=obs_spec, action_dim=action_dim) if cfg.base_policy else None
     rng = np.random.default_rng(cfg.seed)
     warmup = {"random": RandomWarmup(-1.0, 1.0, rng, action_dim),
               "teleop": HoldWarmup(action_dim, gripper_action)}.get(cfg.warmup)

@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from robot_rl.actor.acting import Acting
 from robot_rl.data.video import write_mp4
 from robot_rl.training.env_factory import env_id_of, make_eval_env, success_of
 
@@ -85,6 +86,12 @@ def evaluate(act: ActFn, env: gym.Env, episodes: int, seed: int, video_episodes:
     )
 
 
+def acting_fns(acting: Acting) -> tuple[ActFn, Callable[[], None]]:
+    """(act, reset) for `evaluate` from an acting core (deterministic, no warm-up, no arbiter): evaluation chooses
+    its actions the way training does, the base policy (residual RL) included."""
+    return (lambda obs: acting.choose(obs, warmup=False).action), acting.reset
+
+
 def write_episodes_mp4(episodes: list[list[np.ndarray]], path: Path, fps: float) -> Path:
     """The recorded episodes ((H, W, 3) uint8 RGB frames) one after another in one mp4, a black frame between them."""
     frames = [f for ep in episodes if ep for f in [*ep, np.zeros_like(ep[0])]]
@@ -105,19 +112,18 @@ def evaluate_checkpoint(checkpoint: Path, episodes: int, seed: int | None = None
     import torch
 
     from robot_rl.agents.policy import Policy
+    from robot_rl.agents.residual import ResidualPolicy
+    from robot_rl.bc.base import load_base_policy
     from robot_rl.training.checkpoint import find_checkpoint, policy_dir
     from robot_rl.training.config import TrainConfig
 
     ckpt = find_checkpoint(checkpoint)
     cfg = TrainConfig.from_json(ckpt / "train_config.json")
-    if cfg.base_policy:  # residual RL: the saved residual acts on its base policy
-        from robot_rl.training.residual import residual_eval_fns
-
-        act, reset = residual_eval_fns(policy_dir(ckpt), cfg.base_policy, device)
-    else:
-        policy = Policy.load(policy_dir(ckpt), device=device)
-        policy.eval()
-        act, reset = (lambda obs: policy.act(obs, deterministic=True)), None
+    # residual RL: the saved residual acts on its base policy
+    policy = (ResidualPolicy if cfg.base_policy else Policy).load(policy_dir(ckpt), device=device)
+    policy.eval()
+    base = load_base_policy(cfg.base_policy, device, policy.obs_spec, policy.action_dim) if cfg.base_policy else None
+    act, reset = acting_fns(Acting(policy.action_dim, policy=policy, base=base, deterministic=True))
     filmed = video_episodes if video_dir is not None else 0
     env, filmed = make_eval_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, filmed, cfg.max_episode_steps)
     try:

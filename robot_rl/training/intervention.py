@@ -2,8 +2,9 @@
 
 Per env step (after warm-up): the sim task's scripted expert and a `ScriptedOperator` watch the task's ground
 truth (`progress_distance_m`); when the policy strays the operator takes over through the same `Arbiter` a person
-with a teleop device goes through, within its per-episode budget. The step records the executed action, the
-policy's proposal (`policy_action`) and `is_intervention`.
+with a teleop device goes through, within its per-episode budget: the loop's acting core
+(robot_rl.actor.acting.Acting) holds `SimOperator.arbiter` and is handed `SimOperator.command` every step. The step
+records the executed action, the policy's proposal (`policy_action`) and `is_intervention`.
 
 Learning from corrections (HIL-SERL): at each episode end the intervened transitions also go to the demo replay
 (`add_interventions`), which the sampler then mixes into every batch. They are re-read from the online episode
@@ -20,13 +21,14 @@ import gymnasium as gym
 import numpy as np
 
 from robot_rl import keys
+from robot_rl.interfaces import TeleopCommand
 from robot_rl.replay import ReplayBuffer
-from robot_rl.teleop import Arbiter, ArbiterConfig, Arbitration, OperatorConfig, ScriptedOperator, progress_distance_m
+from robot_rl.teleop import Arbiter, ArbiterConfig, OperatorConfig, ScriptedOperator, progress_distance_m
 
 
 class SimOperator:
-    """Expert + scripted operator + arbiter for one sim env. `reset` at every episode start, then per state
-    `observe(active)` and per step `arbitrate(policy_action)`."""
+    """Expert + scripted operator for one sim env, and the arbiter its commands go through. `reset` at every episode
+    start, then per state `observe(active)`; the acting core (which resets `arbiter`) reads `command` every step."""
 
     def __init__(self, env: gym.Env, cfg: OperatorConfig):
         from robot_rl_sim.experts import make_expert  # the sim (MuJoCo) only when an operator is asked for
@@ -37,14 +39,14 @@ class SimOperator:
         self.expert = make_expert(env)  # noise-free: the operator corrects, it does not explore
         self.operator = ScriptedOperator(cfg, use_rotation=use_rotation)
         action_dim = int(np.prod(env.action_space.shape))
-        self.arbiter = Arbiter(ArbiterConfig(use_rotation=use_rotation), action_dim=action_dim)
-        self._cmd = None
+        self.arbiter = Arbiter(ArbiterConfig(use_rotation=use_rotation), action_dim=action_dim)  # for the acting core
+        self._cmd: TeleopCommand | None = None
 
     def reset(self) -> None:
-        """A new episode (after env.reset): every part forgets the last one."""
+        """A new episode (after env.reset): the expert and the operator forget the last one (the arbiter is reset
+        with the acting core that holds it)."""
         self.expert.reset()
         self.operator.reset()
-        self.arbiter.reset()
         self._cmd = None
 
     def observe(self, active: bool) -> bool:
@@ -58,9 +60,10 @@ class SimOperator:
         self._cmd = self.operator.step(distance, expert_action)
         return "take_over" in self._cmd.events
 
-    def arbitrate(self, policy_action: np.ndarray) -> Arbitration:
-        """Who acts this step: the operator's action while it drives, else the policy's."""
-        return self.arbiter.step(policy_action, self._cmd)
+    @property
+    def command(self) -> TeleopCommand | None:
+        """The operator's command for the next step (None: it is not active), for the acting core's arbiter."""
+        return self._cmd
 
 
 def make_sim_operator(env: gym.Env, env_id: str, patience_steps: int, takeover_steps: int, max_interventions: int,

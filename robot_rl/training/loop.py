@@ -1,12 +1,12 @@
 """The in-process training loop behind `robot-rl train`: one env, one learner, one main loop (`train`).
 
-Per env step: choose the action (`choose_action`: warm-up policy, base + residual, or the stochastic policy; the
-simulated operator's while it drives) -> step the env -> record the step -> `learner.update()` (utd_ratio updates
-on batches mixing online data and demos at a fixed fraction) once warm-up is over. At an episode end the recorder
-hands the episode to `learner.add_episode` -- durable in `<out>/episodes`, into replay (with the take-over penalty,
-if set), one line of `train_episodes.jsonl` -- the same core (`robot_rl.learner.core.Learner`) the learner node
-runs, and the one a resumed run refills replay from, so an interrupted and resumed run holds exactly the data of
-an uninterrupted one; then a checkpoint when due. Every `eval_every` steps: a deterministic evaluation,
+Per env step: choose the action (`run.acting`: the acting core robot_rl.actor.acting.Acting, the actor node's too:
+warm-up policy, base + residual, or the stochastic policy; the simulated operator's while it drives) -> step the
+env -> record the step -> `learner.update()` (utd_ratio updates on batches mixing online data and demos at a fixed
+fraction) once warm-up is over. At an episode end the recorder hands the episode to `learner.add_episode` --
+durable in `<out>/episodes`, into replay (with the take-over penalty, if set), one line of `train_episodes.jsonl`
+-- the same core (`robot_rl.learner.core.Learner`) the learner node runs, and the one a resumed run refills replay
+from, so an interrupted and resumed run holds exactly the data of an uninterrupted one; then a checkpoint when due. Every `eval_every` steps: a deterministic evaluation,
 `<out>/eval.jsonl`, `<out>/curve.png`, a video. A run stops at the first episode end at or after `steps`, so
 checkpoints always fall between episodes and a resume continues exactly where the run stood.
 
@@ -23,34 +23,14 @@ Run directory:
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from robot_rl.training.config import TrainConfig
-from robot_rl.training.run import TrainResult, TrainRun, make_run
-
-
-def choose_action(run: TrainRun, obs: dict, env_steps: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(action to execute, the policy's proposal, whether the operator drives): in warm-up the warm-up policy (or
-    the base + noise), then the stochastic policy (on the base, for residual RL); the operator's while it drives."""
-    warmup = env_steps < run.cfg.warmup_steps
-    if run.residual is not None:
-        action = run.residual.act(obs, warmup=warmup)
-    elif warmup:
-        action = run.warmup_act(obs)
-    else:
-        with torch.no_grad():
-            action = run.learner.agent.policy.act(obs, deterministic=False)
-    if run.operator is None:
-        return action, action, False
-    out = run.operator.arbitrate(action)  # the operator's action replaces the policy's while it drives
-    return out.action, action, out.is_intervention
+from robot_rl.training.run import TrainResult, make_run
 
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train until `cfg.steps` env steps (finishing the episode in flight); see the module docstring."""
     run = make_run(cfg)
-    learner, env, timers = run.learner, run.env, run.learner.timers
+    learner, env, timers, operator = run.learner, run.env, run.learner.timers, run.operator
     env_steps = learner.env_steps  # stored steps + the episode in flight
     if env_steps >= cfg.steps:
         print(f"[train] {run.run_dir} already has {env_steps} of {cfg.steps} env steps; raise --steps to train on")
@@ -61,17 +41,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     next_checkpoint = (env_steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     obs = run.start_episode(env_steps)
     while True:
-        with timers("act"):
-            action, policy_action, is_intervention = choose_action(run, obs, env_steps)
+        with timers("act"):  # the operator's command, while it drives, replaces the proposal
+            choice = run.acting.choose(obs, warmup=env_steps < cfg.warmup_steps,
+                                       cmd=operator.command if operator is not None else None)
         with timers("env"):
-            next_obs, reward, terminated, truncated, info = env.step(action)
-        if run.operator is not None and not (terminated or truncated):
+            next_obs, reward, terminated, truncated, info = env.step(choice.action)
+        if operator is not None and not (terminated or truncated):
             with timers("act"):  # the operator sees the new state and decides whether it drives the next step
-                run.operator.observe(active=env_steps + 1 >= cfg.warmup_steps)
+                operator.observe(active=env_steps + 1 >= cfg.warmup_steps)
         with timers("record"):
-            run.recorder.step(action, next_obs, float(reward), bool(terminated), bool(truncated), info,
-                              base_action=run.residual.base_action if run.residual is not None else None,
-                              policy_action=policy_action, is_intervention=is_intervention)
+            run.recorder.step(choice.action, next_obs, float(reward), bool(terminated), bool(truncated), info,
+                              base_action=choice.base_action, policy_action=choice.proposed,
+                              is_intervention=choice.is_intervention)
         env_steps += 1
         run.bar.update(1)
         obs = next_obs

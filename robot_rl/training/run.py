@@ -3,8 +3,9 @@ the status line and the end of a run (`TrainRun`).
 
 `make_run` builds, in an order the random streams depend on (a resumed run must continue exactly as an
 uninterrupted one would): run dir and checkpoint -> demos -> envs and episode store -> the recipe -> wandb ->
-the learner core (seeds every generator) and its agent -> the acting parts (residual base, operator) -> the
-replays (refilled from the store, the checkpoint's random states restored) -> the warm-up policy.
+the learner core (seeds every generator) and its agent -> the residual base and the operator -> the replays
+(refilled from the store, the checkpoint's random states restored) -> the warm-up policy and the acting cores
+(robot_rl.actor.acting.Acting: one for training, a deterministic one for evaluation).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from robot_rl.actor.acting import Acting, RandomWarmup, WarmupPolicy
 from robot_rl.agents.config import with_recipe
 from robot_rl.bench.timing import available_cores
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
@@ -32,9 +33,9 @@ from robot_rl.training import curves
 from robot_rl.training.checkpoint import Progress
 from robot_rl.training.config import CONFIG_JSON, TrainConfig
 from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, make_eval_env, run_store_meta
-from robot_rl.training.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate, write_episodes_mp4
+from robot_rl.training.evaluation import EVAL_SEED_OFFSET, EvalResult, acting_fns, evaluate, write_episodes_mp4
 from robot_rl.training.intervention import SimOperator, intervention_replay_rows, make_sim_operator
-from robot_rl.training.residual import ResidualActing, make_residual_acting
+from robot_rl.training.residual import make_residual_bases
 from robot_rl.training.resume import apply_agent_settings, check_new_out, resume_checkpoint
 from robot_rl.training.wandb_log import WandbLog
 
@@ -89,17 +90,16 @@ def make_demo_store(cfg: TrainConfig, env_id: str, run_dir: Path) -> EpisodeStor
     return EpisodeStore.open(path, mode="r")
 
 
-def make_warmup_policy(cfg: TrainConfig, env_id: str, env: gym.Env, np_rng: np.random.Generator):
-    """(reset(), act(obs) -> (A,)) of the warm-up policy: uniform random actions, or the sim task's expert."""
+def make_warmup_policy(cfg: TrainConfig, env_id: str, env: gym.Env, np_rng: np.random.Generator) -> WarmupPolicy:
+    """The warm-up policy (reset(), act(obs) -> (A,)): uniform random actions from `np_rng`, or the sim task's
+    expert."""
     if cfg.warmup_policy == "scripted":
         if not is_sim_task(env_id):
             raise ValueError(f"--warmup-policy scripted needs a sim task with an expert, not {env_id}; use random")
         from robot_rl_sim.experts import make_expert
 
-        expert = make_expert(env, noise=SCRIPTED_DEMO_NOISE, seed=cfg.seed)
-        return expert.reset, lambda obs: np.asarray(expert.act(obs), dtype=np.float32)
-    low, high = env.action_space.low, env.action_space.high
-    return (lambda: None), (lambda obs: np_rng.uniform(low, high).astype(np.float32))
+        return make_expert(env, noise=SCRIPTED_DEMO_NOISE, seed=cfg.seed)
+    return RandomWarmup(env.action_space.low, env.action_space.high, np_rng)
 
 
 def open_run(cfg: TrainConfig) -> tuple[Path, Path | None]:
@@ -155,8 +155,7 @@ def make_run(cfg: TrainConfig) -> TrainRun:
                    cfg.to_dict(), resume_id=resume_id)
     learner = make_learner(cfg, run_dir, ckpt, env, log)
     # residual RL: the base policy acts every step, the agent learns a correction (robot_rl.training.residual)
-    residual = None if not cfg.base_policy else make_residual_acting(cfg.base_policy, learner.agent, cfg.base_noise,
-                                                                      learner.np_rng, cfg.device)
+    residual = make_residual_bases(cfg.base_policy, learner.agent, cfg.device) if cfg.base_policy else None
     operator = None if not cfg.operator else make_sim_operator(
         env, env_id, cfg.patience_steps, cfg.takeover_steps, cfg.max_interventions, cfg.max_fraction,
         cfg.max_episode_steps)
@@ -168,11 +167,18 @@ def make_run(cfg: TrainConfig) -> TrainRun:
         curves.truncate_evals(run_dir, learner.env_steps)
         say(f"resumed from {ckpt}: {learner.env_steps} env steps, {learner.episodes} episodes, "
             f"{learner.agent.step} updates")
-    warmup_reset, warmup_act = (residual.reset, None) if residual is not None else make_warmup_policy(
-        cfg, env_id, env, learner.np_rng)  # with a base, the base acts in warm-up too
+    # the acting cores: the agent's policy is trained in place (the learner never replaces it), so they act with it;
+    # in warm-up the warm-up policy acts, or with a base policy the base plus noise (from the same generator)
+    agent = learner.agent
+    warmup = None if residual else make_warmup_policy(cfg, env_id, env, learner.np_rng)
+    acting = Acting(agent.action_dim, policy=agent.policy, warmup=warmup, rng=learner.np_rng,
+                    base=residual.base if residual else None, base_noise=cfg.base_noise,
+                    arbiter=operator.arbiter if operator else None)
+    eval_acting = Acting(agent.action_dim, policy=agent.policy, base=residual.eval_base if residual else None,
+                         deterministic=True)
     title = f"{env_id} ({cfg.obs})" if is_sim_task(env_id) else env_id
-    return TrainRun(cfg, run_dir, title, env, eval_env, video_episodes, learner, log, residual, operator,
-                    warmup_reset, warmup_act, checkpoint=ckpt)
+    return TrainRun(cfg, run_dir, title, env, eval_env, video_episodes, learner, log, acting, eval_acting, operator,
+                    checkpoint=ckpt)
 
 
 # --- the run around the loop ----------------------------------------------------------------------
@@ -188,10 +194,9 @@ class TrainRun:
     video_episodes: int
     learner: Learner
     log: WandbLog
-    residual: ResidualActing | None  # residual RL's acting side (base + correction)
-    operator: SimOperator | None  # the simulated operator (--operator)
-    warmup_reset: Callable[[], None]
-    warmup_act: Callable[[Any], np.ndarray] | None
+    acting: Acting  # chooses every training action: warm-up or policy, on the base (residual RL), the operator's
+    eval_acting: Acting  # chooses every evaluation action: the policy's mean, on the evaluation copy of the base
+    operator: SimOperator | None  # the simulated operator (--operator); its arbiter is `acting`'s
     checkpoint: Path | None = None  # the last checkpoint written (or resumed from)
     last_eval: EvalResult | None = None
     recorder: EpisodeRecorder = field(init=False)
@@ -210,7 +215,7 @@ class TrainRun:
     def start_episode(self, env_steps: int):
         """Reset the env (episode i with seed + i) and every acting part; the first observation."""
         obs, info = self.env.reset(seed=self.cfg.seed + self.learner.episodes)
-        self.warmup_reset()
+        self.acting.reset()
         if self.operator is not None:
             self.operator.reset()
             self.operator.observe(active=env_steps >= self.cfg.warmup_steps)
@@ -228,8 +233,7 @@ class TrainRun:
         """Evaluate the deterministic policy (on the base, with residual RL); append to eval.jsonl, redraw
         curve.png, write the video, log."""
         cfg, agent = self.cfg, self.learner.agent
-        act, reset = (self.residual.eval_act, self.residual.eval_reset) if self.residual is not None else (
-            lambda obs: agent.policy.act(obs, deterministic=True), None)
+        act, reset = acting_fns(self.eval_acting)
         wall_s = self.learner.wall_s()  # training time up to this evaluation
         with self.learner.timers("eval"), torch.no_grad():
             result = evaluate(act, self.eval_env, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET,
