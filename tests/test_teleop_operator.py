@@ -91,3 +91,24 @@ def test_the_ground_truth_state_expert_of_the_operator_node_lifts_the_cube_from_
     assert wins == 5
     with pytest.raises(ValueError, match=r"there is one for \['pick_cube'\]"):
         make_state_expert("peg_insert")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_peg_distance_keeps_shrinking_while_the_peg_goes_into_the_hole(seed):
+    """A peg going in is progress: the distance the operator watches falls to the end, never back up below the rim
+    (measured to the rim it grew by the 25 mm of the insertion, and a slow insertion looked like a stalled one)."""
+    env = make_task_env("peg_insert", obs_mode="state")
+    expert, task = make_expert(env), env.unwrapped.task
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    below_rim = []  # distances once the tip is inside the hole
+    for _ in range(60):
+        obs, _, terminated, truncated, info = env.step(expert.act(obs))
+        if task.insertion_depth_m() > 0.002:
+            below_rim.append(progress_distance_m("peg_insert", task.object_state()))
+        if terminated or truncated:
+            break
+    env.close()
+    assert info["success"] and len(below_rim) >= 2, (info, below_rim)
+    assert all(b <= a + 1e-3 for a, b in zip(below_rim, below_rim[1:])), below_rim
+    assert below_rim[-1] < 0.005, f"the distance at success is {below_rim[-1] * 1000:.1f} mm, not ~0"

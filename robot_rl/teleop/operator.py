@@ -50,17 +50,22 @@ class OperatorConfig:
         return int(self.max_fraction * self.max_episode_steps)
 
 
-def progress_distance_m(task: str, object_state: np.ndarray, lift_target_z_m: float = 0.075) -> float:
+def progress_distance_m(task: str, object_state: np.ndarray, lift_target_z_m: float = 0.075,
+                        insert_depth_m: float = 0.025) -> float:
     """How far the task is from done (m), from its ground-truth object state (layouts in robot_rl.actor.layout).
 
     pick_cube: |tcp - cube| + how far the cube centre is below `lift_target_z_m` (cube half 2 cm + 5 cm lift);
-    peg_insert: |tip - hole|.
+    peg_insert: |tip - the point `insert_depth_m` below the hole's rim| (the task's success depth), so it keeps
+    shrinking while the peg goes in. (Measured to the rim, as it once was, it grew again below the rim: a peg on
+    its way in looked like a policy going nowhere, and the operator took over 20-30 % of the steps of a policy
+    that succeeded in 95 % of its episodes.)
     """
     s = np.asarray(object_state, dtype=np.float64)
     if task == "pick_cube":  # cube_pos 3, cube_quat 4, cube_to_tcp 3
         return float(np.linalg.norm(s[7:10]) + max(0.0, lift_target_z_m - s[2]))
-    if task == "peg_insert":  # peg_pos 3, peg_quat 4, hole_pos 3, hole_yaw_cos_sin 2, tip_to_hole 3
-        return float(np.linalg.norm(s[12:15]))
+    if task == "peg_insert":  # peg_pos 3, peg_quat 4, hole_pos 3, hole_yaw_cos_sin 2, tip_to_hole (tip - rim) 3
+        tip_to_goal = s[12:15] + np.array([0.0, 0.0, insert_depth_m])
+        return float(np.linalg.norm(tip_to_goal))
     raise ValueError(f"no progress distance for task {task!r}; choose pick_cube or peg_insert")
 
 
