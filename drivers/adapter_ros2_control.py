@@ -2,12 +2,14 @@
 
 The bridge sits next to the running driver: it reads the driver's `joint_states` and a tool pose topic (and,
 if there is one, a tool twist and the fingers' joint states) and commands a Cartesian controller, either by
-streaming a PoseStamped target (a Cartesian impedance controller's equilibrium pose, FZI's
-cartesian_motion_controller `target_frame`, ...) or a `std_msgs/Float64MultiArray` twist
-[vx, vy, vz, wx, wy, wz] to a forward command controller. Topic names are parameters; the defaults for
-franka_ros2 and the UR driver are in `ros2_control_<preset>.yaml` next to this file (`preset` picks one;
-every other parameter overrides it). Joint names are republished as joint1..N in the configured order, so
-the arm node's topics are the sim's. Commanding a JointTrajectoryController through IK is out of scope.
+streaming a PoseStamped target (CRISP's `target_pose`, FZI's cartesian_motion_controller `target_frame`: reliable,
+depth 1, `command_frame_id` on every target) or a `std_msgs/Float64MultiArray` twist [vx, vy, vz, wx, wy, wz] to a
+forward command controller. The gripper takes goals through its driver's actions (`gripper_action`, see
+gripper_action.py) or a forward command controller's topic. Topic names are parameters; the defaults for
+franka_ros2 + CRISP and the UR driver + FZI are in `ros2_control_<preset>.yaml` next to this file (`preset` picks
+one; every other parameter overrides it; docs/hardware.md lists the controllers to launch). Joint names are
+republished as joint1..N in the configured order, so the arm node's topics are the sim's. Commanding a
+JointTrajectoryController through IK is out of scope.
 
 The bridge runs its own small rclpy node (`<node>_bridge`) and executor thread, so it can wait for the
 driver's first messages while the arm node is inside a lifecycle transition. A driver that goes silent
@@ -38,6 +40,7 @@ from std_msgs.msg import Float64, Float64MultiArray
 from robot_rl.interfaces import RobotSpec, RobotState, WorkspaceBox
 from robot_rl.nodes import convert, topics
 from robot_rl_drivers.adapters import COMMAND_MODES, AdapterError, ArmAdapter
+from robot_rl_drivers.gripper_action import GripperActions, GripperGoal
 
 PRESET_DIR = Path(__file__).resolve().parent
 GRIPPER_COMMAND_TYPES = ("float64", "float64_multi_array")
@@ -62,6 +65,11 @@ class Ros2ControlConfig:
     gripper_command_topic: str = ""  # "" = the gripper is not commanded
     gripper_command_type: str = "float64_multi_array"  # float64 | float64_multi_array (a forward command controller)
     gripper_command_value: str = "width"  # width: finger gap in m; closing: 0 open .. 1 closed
+    gripper_action: str = ""  # "" | franka (franka_gripper's Move/Grasp) | parallel_gripper (ParallelGripperCommand)
+    gripper_action_namespace: str = "/franka_gripper"  # franka: the gripper node; parallel_gripper: the action itself
+    gripper_speed_m_s: float = 0.1  # franka Move / Grasp speed
+    gripper_force_n: float = 20.0  # franka Grasp force; ParallelGripperCommand max effort
+    gripper_closed_position: float = 0.0  # 0: finger positions sum to the gap; > 0: one joint, 0 open .. this closed
     gripper_max_width_m: float = 0.08  # fully open finger gap
     stale_after_s: float = 0.5  # the driver is lost (a fault) when joint states or poses stop for this long
     connect_timeout_s: float = 5.0  # configure fails when the driver's first messages do not arrive in this time
@@ -76,6 +84,8 @@ class Ros2ControlConfig:
                                      ("gripper_command_value", self.gripper_command_value, GRIPPER_COMMAND_VALUES)):
             if value not in choices:
                 raise ValueError(f"ros2_control.{name} {value!r}; choose one of {list(choices)}")
+        if self.gripper_action and self.gripper_command_topic:
+            raise ValueError("ros2_control.gripper_action and gripper_command_topic are both set; the gripper takes one")
         if not self.joint_names:
             raise ValueError("ros2_control.joint_names is empty; list the driver's arm joints, base to tip")
         quat = np.asarray(self.home_quat_wxyz, dtype=np.float64)
@@ -129,6 +139,7 @@ class Ros2ControlBridge(ArmAdapter):
         self._last_target: tuple[np.ndarray, np.ndarray] | None = None  # last pose target sent (pos, quat wxyz)
         self._linvel, self._angvel = np.zeros(3), np.zeros(3)
         self._width_m = 0.0
+        self.gripper: GripperActions | None = None
 
     def attach(self, node) -> None:
         self.node_name, self.node_namespace = f"{node.get_name()}_bridge", node.get_namespace()
@@ -158,6 +169,8 @@ class Ros2ControlBridge(ArmAdapter):
                              if cfg.gripper_command_topic else None)
         self._executor = SingleThreadedExecutor(context=context)
         self._executor.add_node(node)
+        if cfg.gripper_action:
+            self._connect_gripper()
         self._thread = threading.Thread(target=self._spin, name="ros2_control_bridge", daemon=True)
         self._thread.start()
         end = time.monotonic() + cfg.connect_timeout_s  # any message of ours will do: an invalid one is a fault, not a failure
@@ -178,11 +191,25 @@ class Ros2ControlBridge(ArmAdapter):
                               workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
                               max_step_m=0.03, max_step_rad=0.15, gripper_max_width_m=cfg.gripper_max_width_m)
 
+    def _connect_gripper(self) -> None:
+        """The gripper driver's action clients; configure fails when its package or its servers are missing."""
+        cfg = self.config
+        opened = GripperGoal(False, cfg.gripper_max_width_m, cfg.gripper_speed_m_s, cfg.gripper_force_n, 0.0)
+        closed = GripperGoal(True, 0.0, cfg.gripper_speed_m_s, cfg.gripper_force_n, cfg.gripper_closed_position)
+        try:
+            self.gripper = GripperActions(self._node, cfg.gripper_action, cfg.gripper_action_namespace, opened, closed)
+            self.gripper.wait_for_servers(cfg.connect_timeout_s)
+        except AdapterError:
+            self.disconnect()
+            raise
+
     def _spin(self) -> None:
         executor = self._executor
         while self._node is not None:
             try:
                 executor.spin_once(timeout_sec=0.05)
+                if (gripper := self.gripper) is not None:
+                    gripper.flush()
             except Exception:  # the context shut down under us (disconnect): leave
                 return
 
@@ -191,6 +218,9 @@ class Ros2ControlBridge(ArmAdapter):
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+        if self.gripper is not None:
+            self.gripper.destroy()
+            self.gripper = None
         if node is not None:
             self._executor.shutdown()
             node.destroy_node()
@@ -207,7 +237,7 @@ class Ros2ControlBridge(ArmAdapter):
         if not any(n in names for n in ours):  # another publisher's joints (a gripper on a shared topic): not ours
             self._foreign = names
             return
-        self._joints_t, self._foreign = time.monotonic(), []
+        self._foreign = []
         problem = self._note(self.config.joint_states_topic, _joint_problem(msg, ours))
         if not problem:
             index = {n: i for i, n in enumerate(names)}
@@ -215,18 +245,18 @@ class Ros2ControlBridge(ArmAdapter):
             dq = (np.array([msg.velocity[index[n]] for n in ours], dtype=np.float64) if len(msg.velocity) == len(names)
                   else np.zeros(len(ours)))
             self._joints = (q, dq)
+        self._joints_t = time.monotonic()  # last: `connect` returns once it is set, with the state (or its fault) in
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
         pose = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z], dtype=np.float64)
-        self._pose_t = time.monotonic()
-        if self._note(self.config.pose_topic, _pose_problem(pose)):
-            return
-        pose[3:] /= np.linalg.norm(pose[3:])
-        t = convert.seconds_from_stamp(msg.header.stamp) or time.monotonic()
-        if not self.config.twist_topic and self._pose is not None and t > self._pose_stamp:
-            self._linvel = (pose[:3] - self._pose[:3]) / (t - self._pose_stamp)
-        self._pose, self._pose_stamp = pose, t
+        if not self._note(self.config.pose_topic, _pose_problem(pose)):
+            pose[3:] /= np.linalg.norm(pose[3:])
+            t = convert.seconds_from_stamp(msg.header.stamp) or time.monotonic()
+            if not self.config.twist_topic and self._pose is not None and t > self._pose_stamp:
+                self._linvel = (pose[:3] - self._pose[:3]) / (t - self._pose_stamp)
+            self._pose, self._pose_stamp = pose, t
+        self._pose_t = time.monotonic()  # last, as in _on_joints
 
     def _on_twist(self, msg: TwistStamped) -> None:
         v, w = msg.twist.linear, msg.twist.angular
@@ -236,9 +266,13 @@ class Ros2ControlBridge(ArmAdapter):
             self._linvel, self._angvel = linvel, angvel
 
     def _on_gripper(self, msg: JointState) -> None:
-        names = self.config.gripper_joint_names
+        cfg = self.config
+        names = cfg.gripper_joint_names
         positions = [p for n, p in zip(msg.name, msg.position) if n in names] if names else list(msg.position)
-        width = float(sum(positions))
+        if not positions:  # a shared /joint_states message without the gripper's joints (the arm's): not ours
+            return
+        width = float(sum(positions)) if cfg.gripper_closed_position <= 0 else \
+            cfg.gripper_max_width_m * (1.0 - min(max(positions[0] / cfg.gripper_closed_position, 0.0), 1.0))
         if not self._note(self.config.gripper_state_topic, "" if np.isfinite(width) else
                           f"has non-finite finger positions {positions}"):
             self._width_m = width
@@ -303,6 +337,8 @@ class Ros2ControlBridge(ArmAdapter):
         self._pub_cmd.publish(Float64MultiArray(data=[*map(float, linvel_m_s), *map(float, angvel_rad_s)]))
 
     def set_gripper(self, closing: float) -> None:
+        if self.gripper is not None:
+            self.gripper.command(closing)
         if self._pub_gripper is None:
             return
         cfg = self.config

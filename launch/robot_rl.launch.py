@@ -23,6 +23,9 @@ def _start_nodes(context):
     setup = LaunchConfiguration("setup").perform(context)
     use_sim = LaunchConfiguration("use_sim").perform(context) == "true"
     table = load_table(setup, LAUNCH_DIR, executables=())
+    classifier = LaunchConfiguration("classifier").perform(context)
+    if classifier:  # as `robot-rl up SETUP --set reward:classifier:=DIR`
+        table = table.with_sets([f"reward:classifier:={classifier}"])
     return [
         ExecuteProcess(cmd=[shutil.which(node.executable) or node.executable, *node.ros_args()],
                        name=node.fqn.lstrip("/").replace("/", "."), output="screen")
@@ -37,5 +40,8 @@ def generate_launch_description():
         DeclareLaunchArgument("use_sim", default_value="true", choices=["true", "false"],
                               description="true: the MuJoCo twin (nodes with mode sim or any); "
                                           "false: hardware (mode real or any)"),
+        DeclareLaunchArgument("classifier", default_value="",
+                              description="reward classifier directory (`robot-rl reward train --out`) for the "
+                                          "setup's reward nodes; empty: the table's"),
         OpaqueFunction(function=_start_nodes),
     ])

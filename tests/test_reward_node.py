@@ -39,10 +39,11 @@ def _make_classifier(out, images):
     return prob
 
 
-def test_the_reward_node_publishes_the_classifiers_verdict_on_camera_images_and_stops_when_they_stop(tmp_path):
+def test_the_reward_node_waits_for_its_classifier_then_publishes_its_verdict_and_stops_when_the_images_stop(tmp_path):
+    """Started before its classifier exists (a cell brought up to record the classifier's data), the node stays up
+    and silent; once the classifier is there it publishes."""
     rng = np.random.default_rng(0)
     images = {f"image_{c}": rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for c in ("front", "wrist")}
-    prob = _make_classifier(tmp_path / "clf", images)
     log = tmp_path / "reward.log"
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -57,6 +58,17 @@ def test_the_reward_node_publishes_the_classifiers_verdict_on_camera_images_and_
     proc = _start([sys.executable, "-m", "robot_rl.nodes.reward", "--ros-args", "-r", f"__ns:={NS}",
                    "-p", f"classifier:={tmp_path / 'clf'}", "-p", "rate_hz:=20.0", "-p", "max_staleness_s:=0.3"], log)
     try:
+        end = time.monotonic() + 4.0
+        while time.monotonic() < end:  # no classifier yet: alive, silent
+            for c, pub in pubs.items():
+                pub.publish(image_msg(Frame(images[f"image_{c}"], time.monotonic()), c))
+            executor.spin_once(timeout_sec=0.05)
+        assert proc.poll() is None and not probs, f"published or died without a classifier:\n{log.read_text()}"
+        assert "no classifier at" in log.read_text()
+        (tmp_path / "clf").mkdir()  # half-written first (the node must keep waiting), then the whole classifier
+        prob = _make_classifier(tmp_path / "clf_tmp", images)
+        for f in (tmp_path / "clf_tmp").iterdir():
+            f.rename(tmp_path / "clf" / f.name)
         end = time.monotonic() + 40
         while time.monotonic() < end and len(probs) < 20:
             for c, pub in pubs.items():

@@ -120,9 +120,27 @@ def test_launch_file_compiles_declares_its_arguments_and_reads_the_same_table():
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
             kw = {k.arg for k in call.keywords}
             declared[call.args[0].value] = kw
-    assert set(declared) == {"setup", "use_sim"}
-    assert all({"default_value", "choices", "description"} <= kw for kw in declared.values())
+    assert set(declared) == {"setup", "use_sim", "classifier"}
+    assert all({"default_value", "description"} <= kw for kw in declared.values())
+    assert "choices" in declared["setup"] and "choices" in declared["use_sim"]
     assert "ros_args()" in source  # the same --ros-args as `robot-rl up`
+    assert 'with_sets([f"reward:classifier:={classifier}"])' in source  # classifier:=DIR is `--set reward:classifier:=DIR`
+
+
+@pytest.mark.parametrize("setup", ["franka", "ur"])
+def test_hardware_tables_run_the_reward_node_beside_the_actor_with_its_classifier_settable(setup):
+    table = load_table(setup, LAUNCH)
+    real = {n.fqn: n for n in table.select(use_sim=False)}
+    reward, actor = real["/robot_1/reward"], real["/robot_1/actor"]
+    assert reward.executable == "robot-rl-reward-node" and reward.namespace == actor.namespace  # its task/success
+    assert dict(reward.overrides)["classifier"] == "runs/reward_pick"
+    assert table.select(use_sim=True) == tuple(n for n in table.nodes if n.mode == "any")  # hardware only
+    out = subprocess.run([ROBOT_RL, "up", setup, "--use-sim", "false", "--dry-run", "--set",
+                          "reward:classifier:=/data/reward 2"], capture_output=True, text=True, env=_env(), timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = next(shlex.split(x) for x in out.stdout.splitlines() if "robot-rl-reward-node" in x)
+    assert line[1:] == ["--ros-args", "-r", "__node:=reward", "-r", "__ns:=/robot_1", "-p", "rate_hz:=10.0",
+                        "-p", "classifier:=/data/reward 2"]
 
 
 def test_wheel_installs_the_ament_marker_package_xml_and_launch_files(tmp_path):

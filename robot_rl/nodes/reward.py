@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,10 +56,7 @@ class RewardNode(Node):
         if cfg.rate_hz <= 0 or cfg.max_staleness_s <= 0:
             raise ValueError(f"rate_hz and max_staleness_s must be > 0, got {cfg.rate_hz}, {cfg.max_staleness_s}")
         torch.set_num_threads(max(1, cfg.torch_threads))
-        from robot_rl.reward.evaluate import load_predictor
-
-        self.predictor = load_predictor(cfg.classifier, cfg.device, None if cfg.threshold < 0 else cfg.threshold)
-        self.cameras = [keys.camera_of(k) for k in self.predictor.image_keys]
+        self.predictor, self.cameras = None, []
         self._frames: dict[str, tuple[np.ndarray, float]] = {}  # camera -> (image, receipt time s)
         self._new = False
         self._last: tuple[bool, float] | None = None
@@ -66,11 +64,37 @@ class RewardNode(Node):
         self.pub_success = self.create_publisher(Bool, topics.TASK_SUCCESS, topics.STATE_QOS)
         self.pub_prob = self.create_publisher(Float32, SUCCESS_PROBABILITY, topics.STATE_QOS)
         self.refusals = Refusals(self)  # whatever a callback raises on refuses the message, never ends the node
+        if Path(cfg.classifier).exists():
+            self._load()
+        else:  # a cell brought up to record the demos the classifier is trained on: wait for it, publish nothing
+            self.get_logger().warning(f"no classifier at {cfg.classifier} yet: publishing nothing until one is "
+                                      "there (record frames and train one: robot-rl reward record / label / train)")
+            self._wait_timer = self.create_timer(2.0, self._load_when_there)
+        self._last_log_s = self._now_s()
+
+    def _load_when_there(self) -> None:
+        """Every 2 s until the classifier loads (a directory still being written fails to load: try again)."""
+        if not Path(self.cfg.classifier).exists():
+            return
+        try:
+            self._load()
+        except Exception as err:  # noqa: BLE001 - half-written or broken: say why, keep waiting, never end the node
+            self.get_logger().warning(f"classifier {self.cfg.classifier} does not load yet: {err}",
+                                      throttle_duration_sec=30.0)
+            return
+        self._wait_timer.cancel()
+
+    def _load(self) -> None:
+        """Load the classifier (a broken one raises: the node ends with its message), subscribe to its cameras."""
+        from robot_rl.reward.evaluate import load_predictor
+
+        cfg = self.cfg
+        self.predictor = load_predictor(cfg.classifier, cfg.device, None if cfg.threshold < 0 else cfg.threshold)
+        self.cameras = [keys.camera_of(k) for k in self.predictor.image_keys]
         for cam in self.cameras:
             self.create_subscription(Image, topics.image_topic(cam), self.refusals.guarded(
                 topics.image_topic(cam), lambda m, c=cam: self._on_image(c, m)), topics.SENSOR_QOS)
         self.create_timer(1.0 / cfg.rate_hz, self._tick)
-        self._last_log_s = self._now_s()
         self.get_logger().info(f"reward classifier {cfg.classifier} up: cameras {self.cameras}, threshold "
                                f"{self.predictor.threshold:.4f}, {cfg.rate_hz} Hz -> {topics.TASK_SUCCESS}, {SUCCESS_PROBABILITY}")
 
