@@ -45,7 +45,7 @@ def _episode(seed: int, takeover: tuple[int, int] | None = None, success: bool =
             keys.T_CAPTURE: np.arange(STEPS, dtype=np.float64) * 0.1}
 
 
-def _learner(run: Path, penalty: float = 0.0, resume: bool = False) -> Learner:
+def _learner(run: Path, penalty: float = 0.0, resume: bool = False, agent_cfg: AgentConfig = SMALL_AGENT) -> Learner:
     store = EpisodeStore.open_or_create(run / "episodes", {"task": "test", "obs_mode": "state"})
     learner = Learner(LearnerCoreConfig(intervention_penalty=penalty, replay_capacity=500), run, store=store,
                       log=lambda line: None, min_steps_to_train=30)
@@ -53,7 +53,7 @@ def _learner(run: Path, penalty: float = 0.0, resume: bool = False) -> Learner:
     if ckpt is not None:
         learner.resume_agent(ckpt, base_policy=None)
     else:
-        learner.new_agent(OBS_SPACE, ACTION_SPACE, SMALL_AGENT)
+        learner.new_agent(OBS_SPACE, ACTION_SPACE, agent_cfg)
     learner.open_replays(None, intervention_rows=100, checkpoint=ckpt)
     return learner
 
@@ -141,3 +141,29 @@ def test_a_checkpoint_counting_more_episodes_than_the_store_holds_is_refused(tmp
     (run / "checkpoints").rename(empty / "checkpoints")
     with pytest.raises(RunError, match="holds 0 episodes but the checkpoint counted 2"):
         _learner(empty, resume=True)
+
+
+def test_the_entropy_target_follows_the_share_of_recent_episodes_that_succeed_without_a_take_over(tmp_path):
+    cfg = AgentConfig(hidden_dims=(16, 16), batch_size=8, utd_ratio=2, n_step=1, target_entropy_final=-6.0)
+    learner = _learner(tmp_path / "run", agent_cfg=cfg)
+    start = -ACTION_DIM / 2.0  # the default target: -1.5
+    assert learner.agent.target_entropy == start
+    for i in range(9):  # fewer than half the window (20): not judged yet
+        learner.add_episode(_episode(i, success=True))
+    assert learner.agent.target_entropy == start
+    learner.add_episode(_episode(9, success=True))  # 10 of 10 on its own: the final target
+    assert learner.agent.target_entropy == pytest.approx(-6.0)
+    for i in range(10, 20):  # 10 more that succeed only with a take-over: they do not count as its own
+        learner.add_episode(_episode(i, takeover=(3, 8), success=True))
+    assert learner.agent.target_entropy == pytest.approx(start + (-6.0 - start) * 10 / 20)
+    assert learner.status()["target_entropy"] == pytest.approx(learner.agent.target_entropy)
+    learner.checkpoint({"note": "test"})
+    learner.close()
+    restarted = _learner(tmp_path / "run", resume=True)  # the target comes back from the refilled episode log
+    assert restarted.agent.target_entropy == pytest.approx(start + (-6.0 - start) * 10 / 20)
+    restarted.close()
+    fixed = _learner(tmp_path / "fixed")  # no final target: fixed whatever the success
+    for i in range(12):
+        fixed.add_episode(_episode(i, success=True))
+    assert fixed.agent.target_entropy == start
+    fixed.close()

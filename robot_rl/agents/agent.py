@@ -91,6 +91,17 @@ class Agent:
     def temperature(self) -> float:
         return float(self.log_alpha.exp())
 
+    def set_autonomous_success(self, rate: float | None) -> float:
+        """The entropy target for a policy that recently succeeded on its own in `rate` of its episodes (None:
+        not known yet): `target_entropy` (default -arm_dim / 2), moved linearly towards `target_entropy_final` as
+        the rate goes to 1, when that is set. A policy that succeeds stops exploring as widely, so its sampled
+        actions (what the robot executes while training) come close to its mean (what is evaluated)."""
+        start = self.cfg.target_entropy if self.cfg.target_entropy is not None else -self.arm_dim / 2.0
+        final = self.cfg.target_entropy_final
+        share = 0.0 if rate is None or final is None else min(max(float(rate), 0.0), 1.0)
+        self.target_entropy = start if final is None else start + (final - start) * share
+        return self.target_entropy
+
     # --- updates ---------------------------------------------------------------------------------
     def update(self, batch: Batch, update_actor: bool = True) -> dict[str, float]:
         """One critic step (+ actor and temperature step when `update_actor` and due). Returns losses as floats."""

@@ -36,6 +36,7 @@ class AgentConfig:
     temp_lr: float = 3e-4  # Adam learning rate of log(temperature)
     init_temperature: float = 0.01  # initial SAC temperature (HIL-SERL: 0.01; RLPD: 1.0)
     target_entropy: float | None = None  # SAC entropy target; None = -(continuous action dims) / 2 (RLPD)
+    target_entropy_final: float | None = None  # target reached as recent episodes succeed without take-overs; None: fixed
     backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
     # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
     batch_size: int = 256  # transitions per gradient step (the loop samples this many)
@@ -98,8 +99,10 @@ class AgentConfig:
             raise ValueError(f"gamma must be a discount in [0, 1], got {self.gamma}")
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau must be a Polyak rate in (0, 1], got {self.tau}")
-        if self.target_entropy is not None and not math.isfinite(self.target_entropy):
-            raise ValueError(f"target_entropy must be a finite number, got {self.target_entropy}")
+        for name in ("target_entropy", "target_entropy_final"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         low, high = self.log_std_range
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"log_std_range must be two finite numbers, low < high, got {low} {high}")

@@ -92,6 +92,7 @@ class Learner:
         self.episodes, self.env_steps = 0, 0  # stored online episodes and their env steps
         self.recent_success: deque[bool] = deque(maxlen=success_window)
         self.recent_interventions: deque[float] = deque(maxlen=success_window)
+        self.recent_autonomous: deque[bool] = deque(maxlen=success_window)  # succeeded without a take-over
         self.metrics: dict[str, float] = {}  # the last update's losses
         self.timers = SectionTimers()
         self._t_start, self._wall_before = time.perf_counter(), 0.0
@@ -203,8 +204,7 @@ class Learner:
             self.budget.add_steps(len(episode[keys.ACTION]))
         self.episodes, self.env_steps = n, self.budget.received_steps
         for record in episode_log.sync_with_store(self.run_dir, self.store):
-            self.recent_success.append(bool(record["success"]))
-            self.recent_interventions.append(float(record.get("intervention_rate", 0.0)))
+            self._count(bool(record["success"]), float(record.get("intervention_rate", 0.0)))
 
     # --- episodes in ----------------------------------------------------------------------------------
     def add_episode(self, arrays: dict[str, np.ndarray], meta: dict | None = None) -> int:
@@ -233,12 +233,19 @@ class Learner:
         self.episodes, self.env_steps = self.store.n_episodes, self.budget.received_steps
         record = episode_log.episode_record(arrays, position, self.env_steps, meta, self.agent.step, self.wall_s())
         episode_log.append(self.run_dir, record)
-        self.recent_success.append(record["success"])
-        self.recent_interventions.append(record["intervention_rate"])
+        self._count(record["success"], record["intervention_rate"])
         if self.wandb is not None:
             self.wandb.log({"train/episode_return": record["return"], "train/episode_success": float(record["success"]),
                             "train/intervention_rate": record["intervention_rate"]}, self.env_steps)
         return record
+
+    def _count(self, success: bool, intervention_rate: float) -> None:
+        """One episode into the recent windows; the agent's entropy target follows its autonomous success."""
+        self.recent_success.append(bool(success))
+        self.recent_interventions.append(float(intervention_rate))
+        self.recent_autonomous.append(bool(success) and intervention_rate == 0.0)
+        if self.agent is not None and len(self.recent_autonomous) >= self.recent_autonomous.maxlen // 2:
+            self.agent.set_autonomous_success(float(np.mean(self.recent_autonomous)))
 
     # --- updates --------------------------------------------------------------------------------------
     @property
@@ -304,7 +311,8 @@ class Learner:
         return {"episodes": self.episodes, "env_steps": self.env_steps,
                 "updates": self.agent.step if self.agent is not None else 0,
                 "success_rate_recent": self.success_rate_recent(),
-                "intervention_rate_recent": self.intervention_rate_recent()}
+                "intervention_rate_recent": self.intervention_rate_recent(),
+                "target_entropy": None if self.agent is None else float(self.agent.target_entropy)}
 
     def close(self) -> None:
         """Close wandb and the run's episode store (releasing its writer lock)."""

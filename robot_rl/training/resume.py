@@ -34,7 +34,7 @@ RESUME_FIXED = ("task", "env_id", "obs", "seed", "reward_classifier", "base_poli
 RESUME_FIXED_RESIDUAL = ("residual_scale",)  # the residual policy's output bound is in its saved tensors' meaning
 # AgentConfig fields a resume can change: read from agent.cfg at every update (or by the replay, rebuilt on start)
 RESUME_CHANGEABLE_AGENT = ("batch_size", "utd_ratio", "actor_lr", "critic_lr", "temp_lr", "grasp_critic_lr",
-                           "target_entropy", "backup_entropy", "actor_update_every", "tau", "bc_weight",
+                           "target_entropy", "target_entropy_final", "backup_entropy", "actor_update_every", "tau", "bc_weight",
                            "td3_policy_noise", "td3_noise_clip", "critic_subsample", "n_step", "gamma")
 
 
@@ -104,8 +104,7 @@ def apply_agent_settings(agent, cfg) -> list[str]:
                     (agent.temp_opt, agent.cfg.temp_lr), (agent.grasp_opt, agent.cfg.grasp_critic_lr)):
         for group in opt.param_groups if opt is not None else []:
             group["lr"] = lr
-    agent.target_entropy = (agent.cfg.target_entropy if agent.cfg.target_entropy is not None
-                            else -agent.arm_dim / 2.0)
+    agent.set_autonomous_success(None)  # the learner sets it again from the refilled episode log
     residual = getattr(agent, "residual", None)
     if residual is not None and residual.critic_only_steps != cfg.residual.critic_only_steps:
         notes.append(f"critic_only_steps {residual.critic_only_steps} -> {cfg.residual.critic_only_steps}")
