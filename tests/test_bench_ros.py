@@ -53,12 +53,13 @@ def test_a_short_bench_ros_run_reports_sane_figures_for_every_metric(tmp_path):
     assert r["period_ms"]["n"] > r["quiet_jitter_ms"]["n"] >= r["period_ms"]["n"] / 2  # a few periods per broadcast
     assert r["latency_ms"]["p99"] <= 320.0, "an input older than max_staleness_s (0.3 s) pauses instead of acting"
     assert r["broadcasts_sent"] == r["broadcasts_received"] == r["broadcast_ms"]["n"] == 3
-    assert r["actor_episodes"] >= 1 and 10.0 < r["policy_mb"] < 15.0
+    assert r["actor_episodes"] >= 1 and 10.0 < r["full_mb"] < 15.0  # conv: every tensor trains, all in each push...
+    assert r["push"] == "delta" and r["policy_mb"] == pytest.approx(r["full_mb"] / 2, rel=0.01)  # ...in fp16
     assert r["episodes_acked"] == r["episodes_sent"] == 4 and r["ingest_ms"]["n"] == 3
     assert r["ingest_episodes_per_s"] > 0 and 0 < r["episode_mb"] < 11.0  # <= 100 steps x 2 x 128x128x3 B + state
     assert r["ingest_mb_per_s"] == pytest.approx(r["ingest_episodes_per_s"] * r["episode_mb"])
     assert r["goals"] == {"jitter_p99_ms": 5.0, "jitter_met": r["jitter_ms"]["p99"] <= 5.0,
                           "infer_p99_ms": 15.0, "infer_met": r["infer_ms"]["p99"] <= 15.0}
     timing = [json.loads(line) for line in (tmp_path / "bench" / "actor_timing.jsonl").read_text().splitlines()]
-    assert [t["version"] for t in timing if t["event"] == "policy"] == [0, 1, 2, 3]
+    assert [t["version"] for t in timing if t["event"] == "policy"] == [0, 1, 2, 3, 4]  # local, full, 3 deltas
     assert "jitter p99" in (tmp_path / "bench" / "actor.log").read_text()

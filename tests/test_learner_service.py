@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from robot_rl import keys, wire
+from robot_rl.agents.policy import Policy
+from robot_rl.agents.policy_delta import apply_delta, base_id
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
 from robot_rl.learner import episode_log
@@ -151,6 +153,13 @@ def test_updates_follow_the_budget_and_a_restarted_service_resumes_counts_agent_
     while service.train_chunk():
         pass
     assert service.learner.agent.step == expected_owed and service.owed_updates == 0
+    push = service.take_push()  # the base was published with the full policy: now the trainable tensors alone
+    assert push.delta and push.version == expected_owed and len(push.payload) < 0.6 * len(blob)
+    actor_policy = Policy.from_bytes(blob)
+    updated = apply_delta(actor_policy, base_id(actor_policy), push.payload)
+    state = np.ones((1, 28), np.float32)
+    assert np.allclose(updated.act({keys.STATE: state[0]}, True),
+                       service.learner.agent.policy.act({keys.STATE: state[0]}, True), atol=1e-3)
     ckpt = service.checkpoint()
     assert ckpt is not None and json.loads((ckpt / "progress.json").read_text())["episodes"] == 3
     assert service.ingest(payload(demos, 3, "/r1/actor", 3)).outcome is Outcome.STORED  # after the checkpoint
@@ -161,7 +170,7 @@ def test_updates_follow_the_budget_and_a_restarted_service_resumes_counts_agent_
     assert resumed.learner.agent.step == expected_owed  # from the checkpoint, not 0
     assert len(resumed.learner.online) == sent_steps + int(demos.episode_lengths[3])  # replay refilled from the store
     assert resumed.owed_updates == 2 * int(demos.episode_lengths[3])  # the post-checkpoint episode's updates
-    assert resumed.policy_due()  # publish at once after a restart
+    assert resumed.policy_due() and not resumed.take_push().delta  # publish at once after a restart, in full
     assert resumed.ingest(payload(demos, 3, "/r1/actor", 3)).outcome is Outcome.DUPLICATE
     assert resumed.ingest(payload(demos, 0, "/r1/actor", 4)).outcome is Outcome.STORED
     assert find_checkpoint(tmp_path / "run") == ckpt

@@ -25,6 +25,7 @@ from std_msgs.msg import String, UInt8MultiArray
 from robot_rl import wire
 from robot_rl.agents import Policy
 from robot_rl.agents.checkpoint import load_agent_files
+from robot_rl.agents.policy_delta import apply_delta, base_id
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
 from robot_rl.learner.ledger import source_of
@@ -52,8 +53,15 @@ class _Actors(Probe):
                                       protocol.LATCHED_QOS)
         self.node.create_subscription(String, protocol.ACKS, lambda m: self.acks.append(protocol.acks_from_msg(m)),
                                       protocol.LATCHED_QOS)
-        self.node.create_subscription(UInt8MultiArray, protocol.POLICY,
-                                      lambda m: self.policies.append(protocol.policy_from_msg(m)), protocol.LATCHED_QOS)
+        self.full: list[tuple[bytes, int]] = []  # the full policies alone (`policies` holds deltas too, as they came)
+        self.node.create_subscription(UInt8MultiArray, protocol.POLICY, self._on_full, protocol.LATCHED_QOS)
+        self.node.create_subscription(
+            UInt8MultiArray, protocol.POLICY_DELTA,
+            lambda m: self.policies.append(protocol.policy_from_msg(m, protocol.POLICY_DELTA_KIND)), protocol.LATCHED_QOS)
+
+    def _on_full(self, msg: UInt8MultiArray) -> None:
+        self.full.append(protocol.policy_from_msg(msg))
+        self.policies.append(self.full[-1])
 
     def send(self, payload: bytes) -> None:
         self.episodes.publish(protocol.bytes_msg(payload))
@@ -158,7 +166,11 @@ def test_policy_version_rises_as_updates_happen(setup):
     assert actors.spin_until(lambda: actors.policies[-1][1] >= first + 40, timeout_s=30.0), actors.policies[-1][1]
     versions = [v for _, v in actors.policies]
     assert versions == sorted(versions)
-    assert Policy.from_bytes(actors.policies[-1][0]).act({"state": np.ones(28, np.float32)}).shape == (4,)
+    assert len(actors.full) == 1 and actors.policies[-1] is not actors.full[-1]  # after the first, deltas only
+    full = Policy.from_bytes(actors.full[-1][0])
+    latest = apply_delta(full, base_id(full), actors.policies[-1][0])
+    assert len(actors.policies[-1][0]) < 0.6 * len(actors.full[-1][0])  # fp16 trainable tensors, no config
+    assert latest.act({"state": np.ones(28, np.float32)}).shape == (4,)
 
 
 def test_kill_9_then_restart_restores_acks_and_resumes_training_from_the_checkpoint(setup):

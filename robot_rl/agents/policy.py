@@ -34,7 +34,7 @@ MAX_HIDDEN_LAYERS = 16
 MAX_OBS_DIM = 4096  # any one dim of an observation spec entry (state length, image H/W/C)
 MAX_OBS_KEYS = 64
 MAX_ACTION_DIM = 64
-_SAFETENSORS_DTYPE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+SAFETENSORS_DTYPE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
                       torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
 
 
@@ -128,9 +128,9 @@ def _check_tensors_match(header: Header, expected: dict[str, torch.Tensor]) -> N
         raise PolicyPayloadError(f"policy weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for name, want in expected.items():
         got = header.tensors[name]
-        if got.shape != tuple(want.shape) or got.dtype != _SAFETENSORS_DTYPE.get(want.dtype):
+        if got.shape != tuple(want.shape) or got.dtype != SAFETENSORS_DTYPE.get(want.dtype):
             raise PolicyPayloadError(f"policy weight {name!r} is {got.dtype}{list(got.shape)}, its config builds "
-                                     f"{_SAFETENSORS_DTYPE.get(want.dtype)}{list(want.shape)}")
+                                     f"{SAFETENSORS_DTYPE.get(want.dtype)}{list(want.shape)}")
 
 
 class Actor(nn.Module):

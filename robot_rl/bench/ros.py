@@ -2,8 +2,11 @@
 
 Control phase (`seconds`): the shipped `sim_train` node table's sim robot (50 Hz physics, real time, two
 128x128 cameras at 10 Hz) and actor (10 Hz, obs_mode pixels, a conv-encoder policy built here the way the
-learner builds one for images, use_sim_time, `timing_log` on). Meanwhile this process publishes the same
-weights `broadcasts` times on /learner/policy with rising versions. Ingest phase: a learner node (shipped
+learner builds one for images -- `encoder` conv: a conv encoder trained through the critic; resnet10: the learner's
+pixel recipe, a frozen ResNet-10 trunk -- use_sim_time, `timing_log` on). Meanwhile this process publishes the same
+weights `broadcasts` times with rising versions, as the learner does (`push` delta: the full policy once on
+/learner/policy before the control phase, then only its trainable tensors in fp16 on /learner/policy_delta,
+`robot_rl.agents.policy_delta`; `push` full: the whole policy on /learner/policy each time, as before issue 25). Ingest phase: a learner node (shipped
 parameters; conv encoder; training held off so only ingest is timed) gets `episodes` pixel episodes in one
 burst on /learner/episodes -- the actor's stored episodes, cycled and re-numbered as one fake actor.
 
@@ -63,7 +66,9 @@ class RosBenchError(RuntimeError):
 @dataclass
 class RosBenchConfig:
     seconds: float = 40.0  # wall seconds of the control phase, counted from when the actor is up
-    broadcasts: int = 5  # policy broadcasts on /learner/policy, spread evenly over the control phase
+    broadcasts: int = 5  # policy broadcasts, spread evenly over the control phase
+    encoder: str = "conv"  # the pixels policy: conv (all of it trains) or resnet10 (the learner's recipe, frozen trunk)
+    push: str = "delta"  # delta: full policy once, then trainable tensors in fp16; full: the whole policy each time
     episodes: int = 20  # pixel episodes sent to the learner node in one burst
     threads: int = 1  # the actor's torch CPU threads
     out: str | None = None  # keep logs, stores and the policy here; None = a temporary dir, removed afterwards
@@ -74,6 +79,9 @@ class RosBenchConfig:
         for name, least in (("seconds", 5), ("broadcasts", 1), ("episodes", 1), ("threads", 1)):
             if not getattr(self, name) >= least:  # `not >=`: a NaN is refused too
                 raise ValueError(f"--{name} must be >= {least:g}, got {getattr(self, name):g}")
+        for name, choices in (("encoder", ("conv", "resnet10")), ("push", ("delta", "full"))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.domain_id is not None and not 0 <= self.domain_id <= 101:
             raise ValueError(f"--domain-id must be in 0..101 (the range safe on Linux), got {self.domain_id}")
 
@@ -112,7 +120,10 @@ class RosBenchResult:
     actor_episodes: int  # episodes the actor completed and stored in the control phase
     broadcasts_sent: int
     broadcasts_received: int
-    policy_mb: float  # wire size of the broadcast weights
+    policy_mb: float  # wire size of one broadcast's weights (a delta with push delta)
+    full_mb: float  # wire size of the full policy
+    push: str  # delta or full
+    encoder: str  # conv or resnet10
     nominal_period_ms: float
     seconds: float
     cores: int
@@ -213,8 +224,10 @@ def read_timing_log(path: Path) -> tuple[list[dict], dict[int, float]]:
 
 
 # --- the two phases ------------------------------------------------------------------------------
-def _control_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, policy_bytes: bytes, timing_log: Path) -> dict[int, float]:
-    """Sim + actor for cfg.seconds with cfg.broadcasts policy broadcasts; returns {version: publish wall time}."""
+def _control_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, pushes: tuple[bytes, bytes],
+                   timing_log: Path) -> dict[int, float]:
+    """Sim + actor for cfg.seconds with cfg.broadcasts policy broadcasts; returns {version: publish wall time}.
+    pushes = (full policy, what each broadcast sends); with push delta the full one goes out first, untimed."""
     from robot_rl.nodes import protocol
 
     progress("[bench ros] starting sim_robot and actor")
@@ -223,15 +236,22 @@ def _control_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, policy_bytes: byte
     nodes.start("actor")
     _wait(probe, nodes, lambda: probe.policy_subscribers() >= 1 and 0 in read_timing_log(timing_log)[1],
           cfg.startup_timeout_s, "the actor to come up with its local policy")
+    first = 1
+    if cfg.push == "delta":  # what the learner published at its start: the base every delta applies to
+        probe.publish_policy(protocol.policy_msg(pushes[0], first))
+        _wait(probe, nodes, lambda: first in read_timing_log(timing_log)[1], cfg.startup_timeout_s,
+              "the actor to load the full policy")
+        first += 1
+    kind = protocol.POLICY_DELTA_KIND if cfg.push == "delta" else protocol.POLICY_KIND
     progress(f"[bench ros] actor up; control phase of {cfg.seconds:.0f} s with {cfg.broadcasts} weight broadcasts")
     t0, published = time.monotonic(), {}
     probe.watching_clock = True
     for i in range(cfg.broadcasts):
-        version = i + 1
-        msg = protocol.policy_msg(policy_bytes, version)
+        version = i + first
+        msg = protocol.policy_msg(pushes[1], version, kind)
         _wait(probe, nodes, lambda: time.monotonic() >= t0 + (i + 0.5) * cfg.seconds / cfg.broadcasts, cfg.seconds,
               f"broadcast {version}")
-        published[version] = probe.publish_policy(msg)
+        published[version] = probe.publish_policy(msg, delta=cfg.push == "delta")
     _wait(probe, nodes, lambda: time.monotonic() >= t0 + cfg.seconds, cfg.seconds, "the end of the control phase")
     probe.watching_clock = False
     if not any(r["episode"] is not None for r in read_timing_log(timing_log)[0]):
@@ -299,14 +319,18 @@ def _within(t: np.ndarray, windows) -> np.ndarray:
     return np.array([any(a <= x <= b for a, b in windows) for x in t], dtype=bool).reshape(len(t))
 
 
-def _make_policy(layout, path: Path) -> bytes:
-    """A pixels policy for the actor's layout with the agent config the learner trains images with (conv encoder)."""
+def _make_policy(layout, path: Path, encoder: str) -> tuple[bytes, bytes]:
+    """A pixels policy for the actor's layout with an agent config the learner trains images with (conv: --encoder
+    conv; resnet10: its pixel recipe), saved to `path`; returns (its full payload, its delta payload)."""
+    from robot_rl.agents.config import with_recipe
     from robot_rl.agents.policy import Policy
+    from robot_rl.agents.policy_delta import base_id, to_delta
     from robot_rl.learner.config import LearnerConfig
 
-    policy = Policy(LearnerConfig(encoder="conv").agent(), layout.obs_spec(), layout.action_dim)
+    cfg = LearnerConfig(encoder="conv").agent() if encoder == "conv" else with_recipe(LearnerConfig().agent(), True)[0]
+    policy = Policy(cfg, layout.obs_spec(), layout.action_dim)
     policy.save(path)
-    return policy.to_bytes()
+    return policy.to_bytes(), to_delta(policy, base_id(policy))
 
 
 def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
@@ -324,7 +348,8 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
     layout = ActorConfig(obs_mode="pixels").layout()
     load_avg = os.getloadavg()[0]
     progress(f"[bench ros] work dir {work}, ROS_DOMAIN_ID={domain_id}, load average {load_avg:.2f}")
-    policy_bytes = _make_policy(layout, policy_dir)
+    full, delta = _make_policy(layout, policy_dir, cfg.encoder)
+    pushes = (full, delta if cfg.push == "delta" else full)
     sets = ["sim_robot:real_time_factor:=1.0", "sim_robot:camera_rate_hz:=10.0", "sim_robot:image_size:=128",
             "actor:obs_mode:=pixels", "actor:cameras:=[front, wrist]", "actor:image_size:=128",
             f"actor:policy_path:={policy_dir}", f"actor:timing_log:={timing_log}", f"actor:store:={store}",
@@ -338,7 +363,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
 
     probe = BenchProbe()
     try:
-        published = _control_phase(cfg, probe, nodes, policy_bytes, timing_log)
+        published = _control_phase(cfg, probe, nodes, pushes, timing_log)
         episodes, loads = read_timing_log(timing_log)
         ingest = _ingest_phase(cfg, probe, nodes, store, layout.task_meta())
     finally:
@@ -359,7 +384,8 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         act_ms=Stat.of(cat("act_ms")), infer_ms=Stat.of(cat("infer_ms")),
         broadcast_ms=Stat.of(list(received.values())),
         actor_episodes=sum(r["episode"] is not None for r in episodes), broadcasts_sent=len(published),
-        broadcasts_received=len(received), policy_mb=len(policy_bytes) / 1e6, nominal_period_ms=nominal_ms,
+        broadcasts_received=len(received), policy_mb=len(pushes[1]) / 1e6, full_mb=len(full) / 1e6, push=cfg.push,
+        encoder=cfg.encoder, nominal_period_ms=nominal_ms,
         seconds=cfg.seconds, cores=available_cores(), load_avg_1m=load_avg, **ingest)
 
 
@@ -384,7 +410,8 @@ def format_ros_table(r: RosBenchResult) -> str:
         f"learner ingest: {r.ingest_episodes_per_s:.2f} episodes/s, {r.ingest_mb_per_s:.1f} MB/s "
         f"({r.episodes_acked}/{r.episodes_sent} acked, {r.episode_mb:.1f} MB each; first ack {r.first_ack_s:.2f} s "
         "after the burst, agent build included)",
-        f"actor: {r.actor_episodes} episode(s) completed; weights {r.policy_mb:.1f} MB, "
+        f"actor: {r.actor_episodes} episode(s) completed; {r.encoder} policy, {r.push} pushes of {r.policy_mb:.2f} MB "
+        f"(full {r.full_mb:.1f} MB), "
         f"{r.broadcasts_received}/{r.broadcasts_sent} broadcasts in use",
         "latency is on the sim clock (20 ms steps) and mostly the age of the camera frame in use: cameras and control "
         "both at 10 Hz, so it is set by their phase (0-100 ms, fixed within an episode)",

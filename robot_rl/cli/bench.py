@@ -86,8 +86,9 @@ def register(sub) -> None:
     ros = bench_sub.add_parser(
         "ros",
         help="ROS 2 loop at 10 Hz with two 128x128 cameras: jitter, latency, inference, weights broadcast, learner ingest",
-        description="Starts the sim robot (real time, 2 cameras 128x128 at 10 Hz) and a pixels actor (10 Hz, conv-encoder "
-        "policy) as processes for --seconds, broadcasting the weights --broadcasts times from this process; then a "
+        description="Starts the sim robot (real time, 2 cameras 128x128 at 10 Hz) and a pixels actor (10 Hz, --encoder "
+        "policy) as processes for --seconds, broadcasting the weights --broadcasts times from this process (--push: "
+        "as the learner does, or the whole policy each time); then a "
         "learner node ingesting a burst of --episodes pixel episodes. Prints p50/p99 of control-period jitter "
         f"(goal p99 <= {GOAL_JITTER_P99_MS:g} ms), observation->command latency, policy inference (goal p99 <= "
         f"{GOAL_INFER_P99_MS:g} ms), weights broadcast latency and per-episode ingest, and episodes/s and MB/s ingested. "
@@ -97,6 +98,12 @@ def register(sub) -> None:
                      help=f"wall seconds of the control phase after the actor is up (default {d.seconds:g})")
     ros.add_argument("--broadcasts", type=int, default=d.broadcasts, metavar="K",
                      help=f"weight broadcasts during the control phase (default {d.broadcasts})")
+    ros.add_argument("--encoder", choices=("conv", "resnet10"), default=d.encoder,
+                     help="the actor's pixels policy: conv (trained through the critic, all of it in every push) or "
+                     f"resnet10 (the learner's pixel recipe: frozen trunk, sent once) (default {d.encoder})")
+    ros.add_argument("--push", choices=("delta", "full"), default=d.push,
+                     help="delta: the full policy once, then only trainable tensors in fp16, as the learner publishes; "
+                     f"full: the whole policy every broadcast (default {d.push})")
     ros.add_argument("--episodes", type=int, default=d.episodes, metavar="N",
                      help=f"episodes sent to the learner in one burst (default {d.episodes})")
     ros.add_argument("--threads", type=int, default=d.threads, metavar="N",
@@ -188,6 +195,7 @@ def _ros(args: argparse.Namespace) -> int:
     from robot_rl.bench.ros import RosBenchConfig, RosBenchError, format_ros_table, run_ros_bench
 
     cfg = _config(RosBenchConfig, seconds=args.seconds, broadcasts=args.broadcasts, episodes=args.episodes,
+                  encoder=args.encoder, push=args.push,
                   threads=args.threads, out=args.out, domain_id=args.domain_id)
     try:
         result = run_ros_bench(cfg)

@@ -4,7 +4,7 @@
     result = service.ingest(payload)          # bytes from /learner/episodes; durable before it returns
     service.acks()                            # {actor_id: episodes stored} for /learner/acks
     service.train_chunk()                     # up to max_updates_per_spin owed updates
-    if service.policy_due(): payload, version = service.take_policy()
+    if service.policy_due(): push = service.take_push()   # a full policy when its base is new, else a delta
     service.maybe_checkpoint()
 
 The learning itself -- agent, replays, update budget, take-over penalty, checkpoints, episode log -- is
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from robot_rl import wire
 from robot_rl.agents.config import with_recipe
+from robot_rl.agents.policy_delta import base_id, to_delta
 from robot_rl.bc.base import load_base_policy
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import episode_log, refusals
@@ -58,6 +59,16 @@ class IngestResult:
     actor_id: str = ""
     steps: int = 0
     reason: str = ""  # why it was refused (the status counter): unreadable, too_large, gap, layout, length, ...
+
+
+@dataclass(frozen=True)
+class PolicyPush:
+    """One policy publication: a full policy (`Policy.to_bytes`, for /learner/policy) or a delta of its trainable
+    tensors (`policy_delta.to_delta`, for /learner/policy_delta); version = the learner's update step."""
+
+    payload: bytes
+    version: int
+    delta: bool
 
 
 @dataclass
@@ -114,10 +125,14 @@ class LearnerService:
         self.agent_cfg = cfg.agent()
         self.ledger = ActorLedger()
         self.published_version: int | None = None
+        self.published_base: str | None = None  # base_id of the last full policy published (policy_delta)
         self.since_checkpoint = 0
         self._stats = _Stats()
         self.refused: Counter[str] = Counter()  # refused payloads per reason, since this learner started
-        self.base = load_base_policy(cfg.base_policy, cfg.device) if cfg.base_policy else None  # relabels demos
+        # relabels demos; refused here when its layout does not fit the configured actors' (when `task` is given)
+        actors = cfg.actor_layout()
+        self.base = load_base_policy(cfg.base_policy, cfg.device, obs_spec=actors.obs_spec() if actors else None,
+                                     action_dim=actors.action_dim if actors else None) if cfg.base_policy else None
         if ckpt is not None:
             agent = self.learner.resume_agent(ckpt, cfg.base_policy)
             if agent.cfg != self.agent_cfg:
@@ -306,9 +321,20 @@ class LearnerService:
         return since is None or since >= self.cfg.publish_every_updates
 
     def take_policy(self) -> tuple[bytes, int]:
-        """(Policy.to_bytes(), version = update step), marked as published."""
+        """(Policy.to_bytes(), version = update step), marked as published (a full policy; see `take_push`)."""
         self.published_version = self.learner.agent.step
+        self.published_base = base_id(self.learner.agent.policy)
         return self.learner.policy_bytes(), self.learner.agent.step
+
+    def take_push(self) -> PolicyPush:
+        """What to publish now, marked as published: the full policy when its base (config + frozen trunk) differs
+        from the last full one published -- at start -- else only its trainable tensors (`policy_delta.to_delta`)."""
+        policy, base = self.learner.agent.policy, base_id(self.learner.agent.policy)
+        if base != self.published_base:
+            payload, version = self.take_policy()
+            return PolicyPush(payload, version, delta=False)
+        self.published_version = self.learner.agent.step
+        return PolicyPush(to_delta(policy, base), self.published_version, delta=True)
 
     # --- checkpoints ------------------------------------------------------------------------------
     def maybe_checkpoint(self) -> Path | None:

@@ -104,7 +104,8 @@ class ActorNode(Node):
             max_accel_m_s2=cfg.max_accel_m_s2, max_angvel_rad_s=cfg.max_angvel_rad_s))
         self.policy_version = -1  # learner update step of the weights in use (-1: none)
         self.timing = TickTiming(self.layout.dt_s, cfg.timing_log)
-        self.acting = node_acting(cfg, self.layout.action_dim, lambda: 2.0 * self._gripper - 1.0)  # who acts, and how
+        self.acting = node_acting(cfg, self.layout.action_dim, lambda: 2.0 * self._gripper - 1.0,  # who acts, how
+                                  obs_spec=self.layout.obs_spec())
         if cfg.policy_path:
             self._use_policy((Policy if self.acting.base is None else ResidualPolicy).load(cfg.policy_path),
                              0, f"local {cfg.policy_path}")
@@ -137,6 +138,7 @@ class ActorNode(Node):
         sub(String, protocol.ACKS, self.delivery.on_acks, protocol.LATCHED_QOS)
         sub(Joy, topics.TELEOP_COMMAND, self._on_teleop, topics.COMMAND_QOS)
         sub(UInt8MultiArray, protocol.POLICY, self.loader.offer, protocol.LATCHED_QOS)
+        sub(UInt8MultiArray, protocol.POLICY_DELTA, self.loader.offer_delta, protocol.LATCHED_QOS)
         self.pub_status = self.create_publisher(String, ACTOR_STATUS, protocol.LATCHED_QOS)
         self.pub_twist = self.create_publisher(TwistStamped, topics.EE_COMMAND, topics.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, topics.GRIPPER_COMMAND, topics.COMMAND_QOS)

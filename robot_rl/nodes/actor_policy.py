@@ -14,16 +14,25 @@ sympy, mpmath) -- 1.4-1.5 s of pure Python under the GIL, which stalled the cont
 `warm_up` does that import at start-up, before the node ticks. After it, the whole decode + build takes
 35-120 ms on the worker and the longest stretch it holds the GIL is ~5-10 ms (12 MB buffer copies);
 zlib.crc32, numpy copies and torch ops release it.
+
+Deltas (/learner/policy_delta, `robot_rl.agents.policy_delta`): the worker keeps the newest policy it built with
+its base; a delta for that base (and newer than it) is applied to a copy that shares the frozen trunk and its
+folded copy, so a push costs ~1.4 MB of decoding and no trunk work. A delta for a base the worker does not hold
+is kept until a full policy of that base arrives (the two latched topics reach a new actor in either order),
+counted in `deltas_without_base` and reported to the tick once per base. A full policy's folded trunk is built
+here too, not in the first tick that acts with it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import torch
 from std_msgs.msg import UInt8MultiArray
 
 from robot_rl.agents.policy import Policy, PolicyPayloadError
+from robot_rl.agents.policy_delta import apply_delta, base_id, delta_base, frozen_names
 from robot_rl.agents.residual import policy_from_bytes
 from robot_rl.nodes import protocol
 
@@ -39,27 +48,45 @@ def warm_up() -> None:
 
 
 class PolicyLoader:
-    """One worker thread that turns the newest /learner/policy message into a (policy, version), off the tick."""
+    """One worker thread that turns the newest /learner/policy and /learner/policy_delta messages into a
+    (policy, version), off the tick."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_POLICY_BYTES, device: str = "cpu") -> None:
         self.max_bytes, self.device = max_bytes, device
         self._cv = threading.Condition()
-        self._msg: UInt8MultiArray | None = None  # newest message not yet started on
+        self._msg: UInt8MultiArray | None = None  # newest full policy message not yet started on
+        self._delta_msg: UInt8MultiArray | None = None  # newest delta message not yet started on
         self._done: tuple[Policy, int] | None = None  # newest policy built, not yet taken
         self._errors: list[str] = []  # refusals not yet counted by the tick
         self._busy = False
         self._stop = False
+        # worker-only state: (base id, newest policy built, its version); a delta waiting for its base
+        self._base: tuple[str, Policy, int] | None = None
+        self._orphan: tuple[bytes, str, int] | None = None
+        self._reported_bases: set[str] = set()
+        self.deltas_without_base = 0  # deltas that named a base this actor did not hold (when they came)
+        self.decode_s: list[float] = []  # worker seconds per payload turned into a policy (decode + build)
         warm_up()
         self._thread = threading.Thread(target=self._run, name="policy-loader", daemon=True)
         self._thread.start()
 
     def offer(self, msg: UInt8MultiArray) -> None:
-        """Subscription callback: refuse an oversized message at once (raises), else hand it to the worker."""
+        """/learner/policy callback: refuse an oversized message at once (raises), else hand it to the worker."""
+        self._offer(msg, delta=False)
+
+    def offer_delta(self, msg: UInt8MultiArray) -> None:
+        """/learner/policy_delta callback: as `offer`."""
+        self._offer(msg, delta=True)
+
+    def _offer(self, msg: UInt8MultiArray, delta: bool) -> None:
         n = len(msg.data)
         if n > self.max_bytes:
             raise PolicyPayloadError(f"policy message of {n} bytes exceeds max_policy_bytes={self.max_bytes}")
         with self._cv:
-            self._msg = msg
+            if delta:
+                self._delta_msg = msg
+            else:
+                self._msg = msg
             self._cv.notify()
 
     def take(self) -> tuple[tuple[Policy, int] | None, list[str]]:
@@ -71,7 +98,7 @@ class PolicyLoader:
     def idle(self) -> bool:
         """No message waiting, none being decoded, nothing built waiting to be taken."""
         with self._cv:
-            return self._msg is None and not self._busy and self._done is None
+            return self._msg is None and self._delta_msg is None and not self._busy and self._done is None
 
     def close(self, timeout_s: float = 5.0) -> None:
         with self._cv:
@@ -82,24 +109,63 @@ class PolicyLoader:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while self._msg is None and not self._stop:
+                while self._msg is None and self._delta_msg is None and not self._stop:
                     self._cv.wait()
                 if self._stop:
                     return
-                msg, self._msg, self._busy = self._msg, None, True
+                delta = self._msg is None  # a full policy first: a waiting delta may need its base
+                if delta:
+                    msg, self._delta_msg = self._delta_msg, None
+                else:
+                    msg, self._msg = self._msg, None
+                self._busy = True
+            t0 = time.perf_counter()
             try:
-                done, error = self._decode(msg), None
+                done, error = (self._decode_delta(msg) if delta else self._decode(msg)), None
             except Exception as err:  # noqa: BLE001 -- a payload's failure is a refusal, never a crash
                 done, error = None, f"{type(err).__name__}: {err}"
+            if done is not None:
+                self.decode_s.append(time.perf_counter() - t0)
             del msg  # the message's bytes are not kept while waiting for the next one
             with self._cv:
                 self._busy = False
                 if done is not None:
                     self._done = done
-                else:
+                elif error is not None:
                     self._errors.append(error)
 
     def _decode(self, msg: UInt8MultiArray) -> tuple[Policy, int]:
-        """(policy, version); raises ValueError (PolicyPayloadError / WireError) on a bad payload."""
+        """(policy, version) of a full payload -- with a waiting delta of its base applied, if newer; raises
+        ValueError (PolicyPayloadError / WireError) on a bad payload."""
         blob, version = protocol.policy_from_msg(msg)
-        return policy_from_bytes(blob, self.device).eval(), version
+        policy = policy_from_bytes(blob, self.device).eval()
+        if frozen_names(policy):
+            policy.encoder.frozen_trunk()  # fold it here, not in the tick's first action
+        self._base = (base_id(policy), policy, version)
+        orphan, self._orphan = self._orphan, None
+        if orphan is not None and orphan[1] == self._base[0] and orphan[2] > version:
+            return self._apply(orphan[0], orphan[2])
+        return policy, version
+
+    def _decode_delta(self, msg: UInt8MultiArray) -> tuple[Policy, int] | None:
+        """(policy, version) of a delta on the newest policy built; None for a delta no newer than that one or one
+        kept for a base not held yet (reported once per base); raises ValueError on a bad payload."""
+        blob, version = protocol.policy_from_msg(msg, protocol.POLICY_DELTA_KIND)
+        base = delta_base(blob)  # checked header and CRC
+        if self._base is not None and base == self._base[0]:
+            return self._apply(blob, version) if version > self._base[2] else None
+        self.deltas_without_base += 1
+        if self._orphan is None or version > self._orphan[2]:
+            self._orphan = (blob, base, version)
+        if base not in self._reported_bases:
+            self._reported_bases.add(base)
+            with self._cv:
+                self._errors.append(f"policy delta v{version} is for base {base[:12]}, which this actor does not hold; "
+                                    f"kept until that full policy arrives on {protocol.POLICY}")
+        return None
+
+    def _apply(self, blob: bytes, version: int) -> tuple[Policy, int]:
+        base, template, _ = self._base
+        policy = apply_delta(template, base, blob).eval()
+        self._base = (base, policy, version)
+        return policy, version

@@ -1,7 +1,7 @@
 """The `robot-rl bench ros` process's own ROS 2 node: plays the learner's side of the protocol for timing.
 
 It lives in its own rclpy context (so the bench process stays free of global ROS state) and speaks
-`robot_rl.nodes.protocol`: publishes policies on /learner/policy (as the learner does) and episodes on
+`robot_rl.nodes.protocol`: publishes policies on /learner/policy and /learner/policy_delta (as the learner does) and episodes on
 /learner/episodes (as an actor does), and keeps every /learner/acks message with its wall receipt time.
 It can also listen to a robot's clock, to tell the sim's pacing apart from the actor's in the jitter.
 The orchestration and the statistics are in `robot_rl.bench.ros`, which imports this module lazily.
@@ -32,6 +32,7 @@ class BenchProbe:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.policy_pub = self.node.create_publisher(UInt8MultiArray, protocol.POLICY, protocol.LATCHED_QOS)
+        self.delta_pub = self.node.create_publisher(UInt8MultiArray, protocol.POLICY_DELTA, protocol.LATCHED_QOS)
         self.episode_pub = self.node.create_publisher(UInt8MultiArray, protocol.EPISODES, protocol.EPISODES_QOS)
         self.acks: list[tuple[float, dict[str, int]]] = []  # (time.monotonic() at receipt, {actor_id: count})
         self.node.create_subscription(String, protocol.ACKS, self._on_acks, protocol.LATCHED_QOS)
@@ -62,10 +63,11 @@ class BenchProbe:
     def episode_subscribers(self) -> int:
         return self.episode_pub.get_subscription_count()
 
-    def publish_policy(self, msg: UInt8MultiArray) -> float:
-        """Publish a prepared `protocol.policy_msg`; returns the wall time (time.time()) just before publishing."""
+    def publish_policy(self, msg: UInt8MultiArray, delta: bool = False) -> float:
+        """Publish a prepared `protocol.policy_msg` (on /learner/policy_delta with `delta`); returns the wall time
+        (time.time()) just before publishing."""
         t_wall = time.time()
-        self.policy_pub.publish(msg)
+        (self.delta_pub if delta else self.policy_pub).publish(msg)
         return t_wall
 
     def publish_episode(self, msg: UInt8MultiArray) -> None:

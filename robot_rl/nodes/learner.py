@@ -6,8 +6,10 @@ learning core `robot_rl.learner.core.Learner`, the one `robot-rl train` runs) sp
 
     /learner/episodes  (sub, EPISODES_QOS)  each payload -> service.ingest (durable) -> acks published
     /learner/acks      (pub, LATCHED_QOS)   {actor_id: episodes stored}, after every ingest and every ack_period_s
-    /learner/policy    (pub, LATCHED_QOS)   Policy.to_bytes + version (update step): at start, then every
-                                            publish_every_updates updates
+    /learner/policy    (pub, LATCHED_QOS)   Policy.to_bytes + version (update step): at start (and whenever the
+                                            policy's base -- config, frozen trunk -- changes)
+    /learner/policy_delta (pub, LATCHED_QOS) its trainable tensors in fp16 + version, naming that base: every
+                                            publish_every_updates updates (robot_rl.agents.policy_delta)
     /learner/status    (pub, LATCHED_QOS)   JSON `LearnerService.status()`: episodes, updates, acks, refusals per
                                             reason, the layout's source; with every acks message
 
@@ -53,6 +55,7 @@ class LearnerNode(Node):
         self.service = LearnerService(self.cfg, log=self.get_logger().info)
         self.acks_pub = self.create_publisher(String, protocol.ACKS, protocol.LATCHED_QOS)
         self.policy_pub = self.create_publisher(UInt8MultiArray, protocol.POLICY, protocol.LATCHED_QOS)
+        self.delta_pub = self.create_publisher(UInt8MultiArray, protocol.POLICY_DELTA, protocol.LATCHED_QOS)
         self.status_pub = self.create_publisher(String, STATUS, protocol.LATCHED_QOS)
         self.refusal_log = RateLimitedLog(REFUSAL_LOG_PERIOD_S)
         self.create_subscription(UInt8MultiArray, protocol.EPISODES, self._on_episode, protocol.EPISODES_QOS)
@@ -86,9 +89,14 @@ class LearnerNode(Node):
         self.status_pub.publish(String(data=json.dumps(self.service.status(), sort_keys=True)))
 
     def publish_policy(self) -> None:
-        payload, version = self.service.take_policy()
-        self.policy_pub.publish(protocol.policy_msg(payload, version))
-        self.get_logger().info(f"published policy version {version} ({len(payload) / 1e6:.2f} MB)")
+        """The full policy when its base is new (at start), else a delta of its trainable tensors."""
+        push = self.service.take_push()
+        if push.delta:
+            self.delta_pub.publish(protocol.policy_msg(push.payload, push.version, protocol.POLICY_DELTA_KIND))
+        else:
+            self.policy_pub.publish(protocol.policy_msg(push.payload, push.version))
+        self.get_logger().info(f"published policy version {push.version} ({'delta' if push.delta else 'full'}, "
+                               f"{len(push.payload) / 1e6:.2f} MB)")
 
     def run(self, executor: SingleThreadedExecutor) -> None:
         """The main loop (see the module docstring) until SIGINT/SIGTERM, then a final checkpoint."""

@@ -7,7 +7,8 @@ Every payload is self-describing safetensors bytes (`robot_rl.wire`: kind + sche
 |----------------------|--------------------------|-------------------|-----------|----------------------------------|
 | /learner/episodes    | std_msgs/UInt8MultiArray | actors -> learner | EPISODES  | one completed episode            |
 | /learner/acks        | std_msgs/String (JSON)   | learner -> actors | LATCHED   | {actor_id: episodes stored}      |
-| /learner/policy      | std_msgs/UInt8MultiArray | learner -> actors | LATCHED   | the latest policy weights        |
+| /learner/policy      | std_msgs/UInt8MultiArray | learner -> actors | LATCHED   | the latest full policy           |
+| /learner/policy_delta| std_msgs/UInt8MultiArray | learner -> actors | LATCHED   | the latest trainable weights     |
 
 Delivery guarantee: an actor numbers its completed episodes 0, 1, 2, ... (`EpisodeMeta.index`),
 keeps every one in its own episode store, and resends those the learner has not acknowledged.
@@ -15,6 +16,13 @@ The learner stores an episode only if its index is the next one it expects from 
 (so duplicates and gaps are impossible) and publishes, per actor, how many it holds. A learner
 killed and restarted therefore ends up with every completed episode exactly once.
 Late-joining actors receive the latest policy at once (transient-local durability).
+
+Weights travel in two parts (`robot_rl.agents.policy_delta`): the learner publishes a full policy on
+/learner/policy when its base (config + frozen image trunk) is new -- at start -- and after that only the
+trainable tensors, in fp16, on /learner/policy_delta (~1.4 MB instead of 22 MB for a pixel policy). Both are
+latched, so a (re)started actor gets the full policy and the newest delta at once, in either order, and applies
+the delta to the full one when their bases match; a delta whose base it does not hold is kept until that full
+policy arrives, counted and logged once.
 Absolute names: actors in robot namespaces (`/robot_1`) and the learner meet on the same topics.
 """
 
@@ -32,8 +40,10 @@ from robot_rl import wire
 EPISODES = "/learner/episodes"
 ACKS = "/learner/acks"
 POLICY = "/learner/policy"
+POLICY_DELTA = "/learner/policy_delta"
 
 POLICY_KIND = "policy"
+POLICY_DELTA_KIND = "policy_delta"
 
 # Episodes: reliable, deep queue, so a burst of resends after a learner restart is not dropped.
 EPISODES_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -76,15 +86,16 @@ def episode_from_msg(msg: UInt8MultiArray) -> tuple[dict[str, np.ndarray], Episo
         raise wire.WireError(f"episode metadata {sorted(meta)} does not match EpisodeMeta: {e}") from None
 
 
-def policy_msg(policy_bytes: bytes, version: int) -> UInt8MultiArray:
-    """`Policy.to_bytes()` wrapped with the learner's update step as its version."""
+def policy_msg(policy_bytes: bytes, version: int, kind: str = POLICY_KIND) -> UInt8MultiArray:
+    """`Policy.to_bytes()` (or, with kind POLICY_DELTA_KIND, `policy_delta.to_delta`) wrapped with the learner's
+    update step as its version."""
     blob = np.frombuffer(policy_bytes, dtype=np.uint8)
-    return bytes_msg(wire.encode(POLICY_KIND, {"policy": blob}, {"version": int(version)}))
+    return bytes_msg(wire.encode(kind, {"policy": blob}, {"version": int(version)}))
 
 
-def policy_from_msg(msg: UInt8MultiArray) -> tuple[bytes, int]:
-    """-> (bytes for `Policy.from_bytes`, version). Raises wire.WireError."""
-    arrays, meta = wire.decode(msg_bytes(msg), POLICY_KIND)
+def policy_from_msg(msg: UInt8MultiArray, kind: str = POLICY_KIND) -> tuple[bytes, int]:
+    """-> (bytes for `Policy.from_bytes`, or a delta's with POLICY_DELTA_KIND, version). Raises wire.WireError."""
+    arrays, meta = wire.decode(msg_bytes(msg), kind)
     blob, version = arrays.get("policy"), meta.get("version", -1)
     if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
         raise wire.WireError(f"policy payload must hold one 1-d uint8 array 'policy', got {sorted(arrays)[:5]}")
