@@ -37,7 +37,9 @@ class BoardConfig:
         if self.pattern not in PATTERNS:
             raise CalibrationError(f"board pattern {self.pattern!r} is unknown; choose one of {list(PATTERNS)}")
         if self.squares_x < 3 or self.squares_y < 3:
-            raise CalibrationError(f"board of {self.squares_x}x{self.squares_y} squares is too small; need at least 3x3")
+            raise CalibrationError(
+                f"board of {self.squares_x}x{self.squares_y} squares is too small; need at least 3x3"
+            )
         if not self.square_length_m > 0:
             raise CalibrationError(f"square_length_m must be > 0 metres, got {self.square_length_m}")
         if self.pattern == "charuco":
@@ -46,7 +48,9 @@ class BoardConfig:
                     f"marker_length_m {self.marker_length_m} must be > 0 and below square_length_m {self.square_length_m}"
                 )
             if self.dictionary not in DICTIONARIES:
-                raise CalibrationError(f"ArUco dictionary {self.dictionary!r} is unknown; choose one of {list(DICTIONARIES)}")
+                raise CalibrationError(
+                    f"ArUco dictionary {self.dictionary!r} is unknown; choose one of {list(DICTIONARIES)}"
+                )
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "board") -> BoardConfig:

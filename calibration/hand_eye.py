@@ -26,8 +26,13 @@ from robot_rl_calibration.intrinsics import Intrinsics
 from robot_rl_calibration.transforms import invert, make_T, rotation_angle_rad, rotvec_from_matrix
 
 MODES = ("eye_in_hand", "eye_to_hand")
-CV2_METHODS = {"tsai": "CALIB_HAND_EYE_TSAI", "park": "CALIB_HAND_EYE_PARK", "horaud": "CALIB_HAND_EYE_HORAUD",
-               "andreff": "CALIB_HAND_EYE_ANDREFF", "daniilidis": "CALIB_HAND_EYE_DANIILIDIS"}
+CV2_METHODS = {
+    "tsai": "CALIB_HAND_EYE_TSAI",
+    "park": "CALIB_HAND_EYE_PARK",
+    "horaud": "CALIB_HAND_EYE_HORAUD",
+    "andreff": "CALIB_HAND_EYE_ANDREFF",
+    "daniilidis": "CALIB_HAND_EYE_DANIILIDIS",
+}
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,15 @@ class HandEyeResult:
     view_names: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {"mode": self.mode, "solver": self.solver, "n_poses": self.n_poses,
-                "rms_translation_mm": round(self.rms_translation_mm, 4), "max_translation_mm": round(self.max_translation_mm, 4),
-                "rms_rotation_deg": round(self.rms_rotation_deg, 5), "max_rotation_deg": round(self.max_rotation_deg, 5)}
+        return {
+            "mode": self.mode,
+            "solver": self.solver,
+            "n_poses": self.n_poses,
+            "rms_translation_mm": round(self.rms_translation_mm, 4),
+            "max_translation_mm": round(self.max_translation_mm, 4),
+            "rms_rotation_deg": round(self.rms_rotation_deg, 5),
+            "max_rotation_deg": round(self.max_rotation_deg, 5),
+        }
 
 
 def board_pose(board: BoardConfig, intr: Intrinsics, image: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -102,8 +113,13 @@ def solve_park_martin(A: Sequence[np.ndarray], B: Sequence[np.ndarray]) -> np.nd
 
 
 def _solve_cv2(A, B, method: str) -> np.ndarray:
-    R, t = cv2.calibrateHandEye([a[:3, :3] for a in A], [a[:3, 3] for a in A], [b[:3, :3] for b in B],
-                                [b[:3, 3] for b in B], method=getattr(cv2, CV2_METHODS[method]))
+    R, t = cv2.calibrateHandEye(
+        [a[:3, :3] for a in A],
+        [a[:3, 3] for a in A],
+        [b[:3, :3] for b in B],
+        [b[:3, 3] for b in B],
+        method=getattr(cv2, CV2_METHODS[method]),
+    )
     return make_T(R, np.asarray(t).ravel())
 
 
@@ -170,10 +186,17 @@ def calibrate(
         X, solver = solve_park_martin(A, B), "park_martin (numpy; this cv2 lacks calibrateHandEye)"
     dt, dr = residuals(A, B, X)
     result = HandEyeResult(
-        X=X, mode=cfg.mode, solver=solver, n_poses=len(used),
-        rms_translation_mm=float(np.sqrt(np.mean(dt ** 2))), max_translation_mm=float(dt.max()),
-        rms_rotation_deg=float(np.sqrt(np.mean(dr ** 2))), max_rotation_deg=float(dr.max()),
-        per_view_translation_mm=dt.tolist(), per_view_rotation_deg=dr.tolist(), view_names=used,
+        X=X,
+        mode=cfg.mode,
+        solver=solver,
+        n_poses=len(used),
+        rms_translation_mm=float(np.sqrt(np.mean(dt**2))),
+        max_translation_mm=float(dt.max()),
+        rms_rotation_deg=float(np.sqrt(np.mean(dr**2))),
+        max_rotation_deg=float(dr.max()),
+        per_view_translation_mm=dt.tolist(),
+        per_view_rotation_deg=dr.tolist(),
+        view_names=used,
     )
     fixed = "board in the base frame" if cfg.mode == "eye_in_hand" else "board on the tool"
     worst = ", ".join(f"{used[k]} ({dt[k]:.1f} mm, {dr[k]:.2f} deg)" for k in np.argsort(-dt)[:3])

@@ -101,9 +101,16 @@ def calibrate(
         per_view.append(float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - i) ** 2, axis=1)))))
     n_coef = 8 if cfg.distortion_model == "rational_polynomial" else 5
     result = Intrinsics(
-        width=int(width), height=int(height), K=np.asarray(K, dtype=np.float64),
-        dist=np.asarray(dist, dtype=np.float64).ravel()[:n_coef], distortion_model=cfg.distortion_model,
-        camera_name=camera_name, rms_px=float(rms), n_views=len(used), per_view_rms_px=per_view, view_names=used,
+        width=int(width),
+        height=int(height),
+        K=np.asarray(K, dtype=np.float64),
+        dist=np.asarray(dist, dtype=np.float64).ravel()[:n_coef],
+        distortion_model=cfg.distortion_model,
+        camera_name=camera_name,
+        rms_px=float(rms),
+        n_views=len(used),
+        per_view_rms_px=per_view,
+        view_names=used,
     )
     if not rms <= cfg.max_rms_px:
         worst = sorted(zip(per_view, used), reverse=True)[:3]
@@ -115,7 +122,8 @@ def calibrate(
     return result
 
 
-def calibrate_dir(board: BoardConfig, directory: Path, cfg: IntrinsicsConfig = IntrinsicsConfig(),
-                  camera_name: str = "camera") -> Intrinsics:
+def calibrate_dir(
+    board: BoardConfig, directory: Path, cfg: IntrinsicsConfig = IntrinsicsConfig(), camera_name: str = "camera"
+) -> Intrinsics:
     paths = list_images(directory)
     return calibrate(board, [read_image(p) for p in paths], [p.name for p in paths], cfg, camera_name)

@@ -131,25 +131,36 @@ def save_board(path: Path, board: BoardConfig) -> Path:
 
 
 # --- intrinsics (ROS camera_info YAML) ---------------------------------------------------------
-CAMERA_INFO_FIELDS = ("image_width", "image_height", "camera_name", "camera_matrix", "distortion_model",
-                      "distortion_coefficients", "rectification_matrix", "projection_matrix")
+CAMERA_INFO_FIELDS = (
+    "image_width",
+    "image_height",
+    "camera_name",
+    "camera_matrix",
+    "distortion_model",
+    "distortion_coefficients",
+    "rectification_matrix",
+    "projection_matrix",
+)
 
 
 def save_camera_info(path: Path, intr: Intrinsics) -> Path:
     P = np.hstack([intr.K, np.zeros((3, 1))])
-    return _dump(path, {
-        VERSION_KEY: VERSION,
-        "image_width": int(intr.width),
-        "image_height": int(intr.height),
-        "camera_name": intr.camera_name,
-        "camera_matrix": {"rows": 3, "cols": 3, "data": _floats(intr.K)},
-        "distortion_model": intr.distortion_model,
-        "distortion_coefficients": {"rows": 1, "cols": int(intr.dist.size), "data": _floats(intr.dist)},
-        "rectification_matrix": {"rows": 3, "cols": 3, "data": _floats(np.eye(3))},
-        "projection_matrix": {"rows": 3, "cols": 4, "data": _floats(P)},
-        "rms_reprojection_error_px": float(intr.rms_px),
-        "n_views": int(intr.n_views),
-    })
+    return _dump(
+        path,
+        {
+            VERSION_KEY: VERSION,
+            "image_width": int(intr.width),
+            "image_height": int(intr.height),
+            "camera_name": intr.camera_name,
+            "camera_matrix": {"rows": 3, "cols": 3, "data": _floats(intr.K)},
+            "distortion_model": intr.distortion_model,
+            "distortion_coefficients": {"rows": 1, "cols": int(intr.dist.size), "data": _floats(intr.dist)},
+            "rectification_matrix": {"rows": 3, "cols": 3, "data": _floats(np.eye(3))},
+            "projection_matrix": {"rows": 3, "cols": 4, "data": _floats(P)},
+            "rms_reprojection_error_px": float(intr.rms_px),
+            "n_views": int(intr.n_views),
+        },
+    )
 
 
 def load_camera_info(path: Path) -> Intrinsics:
@@ -165,22 +176,32 @@ def load_camera_info(path: Path) -> Intrinsics:
         raise CalibrationError(f"{path}: image_width and image_height must be positive integers, got {width}, {height}")
     if not (K[0, 0] > 0 and K[1, 1] > 0):
         raise CalibrationError(f"{path}: camera_matrix focal lengths must be > 0, got fx={K[0, 0]}, fy={K[1, 1]}")
-    return Intrinsics(width=width, height=height, K=K, dist=dist, distortion_model=str(raw["distortion_model"]),
-                      camera_name=str(raw["camera_name"]), rms_px=float(raw.get("rms_reprojection_error_px", math.nan)),
-                      n_views=int(raw.get("n_views", 0)))
+    return Intrinsics(
+        width=width,
+        height=height,
+        K=K,
+        dist=dist,
+        distortion_model=str(raw["distortion_model"]),
+        camera_name=str(raw["camera_name"]),
+        rms_px=float(raw.get("rms_reprojection_error_px", math.nan)),
+        n_views=int(raw.get("n_views", 0)),
+    )
 
 
 # --- transforms --------------------------------------------------------------------------------
 def save_transform(path: Path, tf: Transform) -> Path:
-    return _dump(path, {
-        VERSION_KEY: VERSION,
-        "kind": "transform",
-        "parent": tf.parent,
-        "child": tf.child,
-        "translation_m": _floats(tf.translation_m),
-        "quaternion_xyzw": _floats(tf.quaternion_xyzw),
-        **({"info": tf.info} if tf.info else {}),
-    })
+    return _dump(
+        path,
+        {
+            VERSION_KEY: VERSION,
+            "kind": "transform",
+            "parent": tf.parent,
+            "child": tf.child,
+            "translation_m": _floats(tf.translation_m),
+            "quaternion_xyzw": _floats(tf.quaternion_xyzw),
+            **({"info": tf.info} if tf.info else {}),
+        },
+    )
 
 
 def load_transform(path: Path) -> Transform:
@@ -192,15 +213,26 @@ def load_transform(path: Path) -> Transform:
     t = _numbers(raw["translation_m"], 3, "translation_m", path)
     q = _numbers(raw["quaternion_xyzw"], 4, "quaternion_xyzw", path)
     if abs(np.linalg.norm(q) - 1.0) > 1e-3:
-        raise CalibrationError(f"{path}: quaternion_xyzw {q.tolist()} must have unit length, has {np.linalg.norm(q):.4f}")
-    return Transform(parent=str(raw["parent"]), child=str(raw["child"]), T=T_from_pose(t, q), info=raw.get("info") or {})
+        raise CalibrationError(
+            f"{path}: quaternion_xyzw {q.tolist()} must have unit length, has {np.linalg.norm(q):.4f}"
+        )
+    return Transform(
+        parent=str(raw["parent"]), child=str(raw["child"]), T=T_from_pose(t, q), info=raw.get("info") or {}
+    )
 
 
 # --- workspace ---------------------------------------------------------------------------------
-def save_workspace(path: Path, box: WorkspaceBox, frame: str = "base", margin_m: float = 0.0,
-                   points_m: np.ndarray | None = None) -> Path:
-    data = {VERSION_KEY: VERSION, "kind": "workspace", "frame": frame,
-            "low_m": _floats(box.low_m), "high_m": _floats(box.high_m), "margin_m": float(margin_m)}
+def save_workspace(
+    path: Path, box: WorkspaceBox, frame: str = "base", margin_m: float = 0.0, points_m: np.ndarray | None = None
+) -> Path:
+    data = {
+        VERSION_KEY: VERSION,
+        "kind": "workspace",
+        "frame": frame,
+        "low_m": _floats(box.low_m),
+        "high_m": _floats(box.high_m),
+        "margin_m": float(margin_m),
+    }
     if points_m is not None:
         data["taught_points_m"] = [_floats(p) for p in np.asarray(points_m)]
     return _dump(path, data)
@@ -250,6 +282,9 @@ def save_poses(path: Path, poses: list[ToolPose], base_frame: str = "base", tool
     entries = []
     for p in poses:
         e = {"image": p.image} if p.image else {}
-        e.update(translation_m=_floats(p.T_base_tool[:3, 3]), quaternion_xyzw=_floats(quat_xyzw_from_matrix(p.T_base_tool[:3, :3])))
+        e.update(
+            translation_m=_floats(p.T_base_tool[:3, 3]),
+            quaternion_xyzw=_floats(quat_xyzw_from_matrix(p.T_base_tool[:3, :3])),
+        )
         entries.append(e)
     return _dump(path, {VERSION_KEY: VERSION, "base_frame": base_frame, "tool_frame": tool_frame, "poses": entries})

@@ -57,8 +57,15 @@ def true_K(width: int, height: int, fovy_deg: float) -> np.ndarray:
 class BoardRig:
     """Render `cfg`'s board at `T_world_board` seen by a camera at `T_world_cam` (optical frame)."""
 
-    def __init__(self, cfg: BoardConfig, asset_dir: Path, width: int = 640, height: int = 480,
-                 fovy_deg: float = 50.0, px_per_square: int = 120):
+    def __init__(
+        self,
+        cfg: BoardConfig,
+        asset_dir: Path,
+        width: int = 640,
+        height: int = 480,
+        fovy_deg: float = 50.0,
+        px_per_square: int = 120,
+    ):
         from robot_rl_sim.camera import CameraRig
 
         margin_px = px_per_square // 2
@@ -70,8 +77,9 @@ class BoardRig:
         vertex = " ".join(f"{x:.6f} {y:.6f} 0" for x, y in corners)
         # texcoord v runs from the top row of the image, the board's y = -m edge
         texcoord = "0 0  1 0  1 1  0 1"
-        xml = _XML.format(width=width, height=height, png=png.resolve(), vertex=vertex, texcoord=texcoord,
-                          fovy_deg=fovy_deg)
+        xml = _XML.format(
+            width=width, height=height, png=png.resolve(), vertex=vertex, texcoord=texcoord, fovy_deg=fovy_deg
+        )
         self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)
         self.K = true_K(width, height, fovy_deg)
@@ -81,8 +89,10 @@ class BoardRig:
 
     def render(self, T_world_cam: np.ndarray, T_world_board: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB image."""
-        for mocap, R, t in ((self._cam_mocap, T_world_cam[:3, :3] @ _FLIP, T_world_cam[:3, 3]),
-                            (self._board_mocap, T_world_board[:3, :3], T_world_board[:3, 3])):
+        for mocap, R, t in (
+            (self._cam_mocap, T_world_cam[:3, :3] @ _FLIP, T_world_cam[:3, 3]),
+            (self._board_mocap, T_world_board[:3, :3], T_world_board[:3, 3]),
+        ):
             x, y, z, w = quat_xyzw_from_matrix(R)
             self.data.mocap_pos[mocap] = t
             self.data.mocap_quat[mocap] = (w, x, y, z)

@@ -18,11 +18,13 @@ def matrix_from_quat_xyzw(quat_xyzw) -> np.ndarray:
     if not math.isfinite(n) or n < 1e-9:
         raise ValueError(f"quaternion {q.tolist()} has no usable length; give a unit quaternion (x, y, z, w)")
     x, y, z, w = q / n
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def quat_xyzw_from_matrix(R: np.ndarray) -> np.ndarray:

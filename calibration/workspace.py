@@ -100,6 +100,8 @@ def teach(
         say(f"  recorded point {len(points)}: {np.round(p, 4).tolist()} m")
     pts = np.array(points).reshape(-1, 3)
     box = box_from_points(pts, cfg)
-    say(f"workspace box: low {np.round(box.low_m, 4).tolist()} high {np.round(box.high_m, 4).tolist()} m "
-        f"(margin {cfg.margin_m} m, from {len(pts)} points)")
+    say(
+        f"workspace box: low {np.round(box.low_m, 4).tolist()} high {np.round(box.high_m, 4).tolist()} m "
+        f"(margin {cfg.margin_m} m, from {len(pts)} points)"
+    )
     return box, pts

@@ -36,7 +36,9 @@ class FrankaConfig:
     """Parameters of the Franka adapter (ROS parameters `franka.<field>` of the arm node)."""
 
     robot_ip: str = "172.16.0.2"  # the FCI address of the arm (Franka's default)
-    command_mode: str = "pose"  # pose: absolute targets (see pose_controller); velocity: CartesianVelocityMotion per twist
+    command_mode: str = (
+        "pose"  # pose: absolute targets (see pose_controller); velocity: CartesianVelocityMotion per twist
+    )
     pose_controller: str = "impedance"  # impedance: one CartesianImpedanceTrackingMotion fed each target; motion: a CartesianMotion per target
     translational_stiffness: float = 500.0  # impedance: N/m (critically damped)
     rotational_stiffness: float = 50.0  # impedance: Nm/rad
@@ -61,7 +63,9 @@ class FrankaAdapter(ArmAdapter):
         if config.command_mode not in COMMAND_MODES:
             raise ValueError(f"franka.command_mode {config.command_mode!r}; choose one of {list(COMMAND_MODES)}")
         if config.pose_controller not in POSE_CONTROLLERS:
-            raise ValueError(f"franka.pose_controller {config.pose_controller!r}; choose one of {list(POSE_CONTROLLERS)}")
+            raise ValueError(
+                f"franka.pose_controller {config.pose_controller!r}; choose one of {list(POSE_CONTROLLERS)}"
+            )
         if len(config.home_q_rad) != 7:
             raise ValueError(f"franka.home_q_rad needs 7 joint angles, got {len(config.home_q_rad)}")
         super().__init__(config, control_rate_hz)
@@ -81,7 +85,9 @@ class FrankaAdapter(ArmAdapter):
         cfg = self.config
         self._franky = require_sdk("franky", "franky-control", self.name)
         try:
-            realtime = self._franky.RealtimeConfig.Enforce if cfg.realtime_kernel else self._franky.RealtimeConfig.Ignore
+            realtime = (
+                self._franky.RealtimeConfig.Enforce if cfg.realtime_kernel else self._franky.RealtimeConfig.Ignore
+            )
             self._robot = self._franky.Robot(cfg.robot_ip, realtime_config=realtime)
             self._robot.recover_from_errors()
             self._robot.relative_dynamics_factor = cfg.relative_dynamics_factor
@@ -89,11 +95,19 @@ class FrankaAdapter(ArmAdapter):
                 self._gripper = self._franky.Gripper(cfg.robot_ip)
                 self._width_m = float(self._gripper.width)
         except Exception as err:  # franky raises its own exception types (and RuntimeError) from libfranka
-            raise AdapterError(f"cannot connect to the Franka at {cfg.robot_ip}: {err} (is FCI enabled in Desk, the "
-                               "brakes open, and this a real-time kernel?)") from None
-        self.spec = RobotSpec(name="franka", joint_names=JOINT_NAMES, control_rate_hz=self.control_rate_hz,
-                              workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
-                              max_step_m=0.03, max_step_rad=0.15, gripper_max_width_m=HAND_MAX_WIDTH_M)
+            raise AdapterError(
+                f"cannot connect to the Franka at {cfg.robot_ip}: {err} (is FCI enabled in Desk, the "
+                "brakes open, and this a real-time kernel?)"
+            ) from None
+        self.spec = RobotSpec(
+            name="franka",
+            joint_names=JOINT_NAMES,
+            control_rate_hz=self.control_rate_hz,
+            workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
+            max_step_m=0.03,
+            max_step_rad=0.15,
+            gripper_max_width_m=HAND_MAX_WIDTH_M,
+        )
         if self._gripper is not None:
             self._stop.clear()
             self._poller = threading.Thread(target=self._poll_gripper, name="franka_gripper_width", daemon=True)
@@ -107,7 +121,9 @@ class FrankaAdapter(ArmAdapter):
             closing, self._gripper_goal = self._gripper_goal, None
             try:
                 if closing is not None and closing >= 0.99:  # closing fully: a grasp holds an object with a set force
-                    self._gripper.grasp_async(0.0, cfg.gripper_speed_m_s, cfg.gripper_force_n, epsilon_outer=HAND_MAX_WIDTH_M)
+                    self._gripper.grasp_async(
+                        0.0, cfg.gripper_speed_m_s, cfg.gripper_force_n, epsilon_outer=HAND_MAX_WIDTH_M
+                    )
                 elif closing is not None:
                     self._gripper.move_async(HAND_MAX_WIDTH_M * (1.0 - closing), cfg.gripper_speed_m_s)
             except Exception as err:
@@ -145,11 +161,14 @@ class FrankaAdapter(ArmAdapter):
         pose, twist = cart.pose.end_effector_pose, cart.velocity.end_effector_twist
         self._angvel = np.asarray(twist.angular, dtype=np.float64)
         return RobotState(
-            q_rad=np.asarray(joints.position, dtype=np.float64), dq_rad_s=np.asarray(joints.velocity, dtype=np.float64),
+            q_rad=np.asarray(joints.position, dtype=np.float64),
+            dq_rad_s=np.asarray(joints.velocity, dtype=np.float64),
             ee_pos_m=np.asarray(pose.translation, dtype=np.float64),
             ee_quat_wxyz=wxyz_from_xyzw(np.asarray(pose.quaternion, dtype=np.float64)),
-            ee_linvel_m_s=np.asarray(twist.linear, dtype=np.float64), gripper_width_m=self._width_m,
-            t_capture=time.monotonic())
+            ee_linvel_m_s=np.asarray(twist.linear, dtype=np.float64),
+            gripper_width_m=self._width_m,
+            t_capture=time.monotonic(),
+        )
 
     def ee_angvel_rad_s(self) -> np.ndarray:
         return getattr(self, "_angvel", np.zeros(3))
@@ -157,22 +176,31 @@ class FrankaAdapter(ArmAdapter):
     # --- commands -----------------------------------------------------------------------------
     def _pose_motion(self, pos_m: np.ndarray, quat_wxyz: np.ndarray, hold_target: bool = False) -> Any:
         f = self._franky
-        return f.CartesianMotion(f.Affine(np.asarray(pos_m).tolist(), xyzw_from_wxyz(quat_wxyz).tolist()),
-                                 f.ReferenceType.Absolute, return_when_finished=not hold_target)
+        return f.CartesianMotion(
+            f.Affine(np.asarray(pos_m).tolist(), xyzw_from_wxyz(quat_wxyz).tolist()),
+            f.ReferenceType.Absolute,
+            return_when_finished=not hold_target,
+        )
 
     def send_pose_target(self, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> None:
         if self.command_mode != "pose":
             return super().send_pose_target(pos_m, quat_wxyz)
         if self.config.pose_controller == "motion":
             # return_when_finished=False: the motion holds its target until the next one replaces it
-            self._call("pose motion", self._robot.move, self._pose_motion(pos_m, quat_wxyz, hold_target=True), asynchronous=True)
+            self._call(
+                "pose motion",
+                self._robot.move,
+                self._pose_motion(pos_m, quat_wxyz, hold_target=True),
+                asynchronous=True,
+            )
             return
         f = self._franky
         reference = f.CartesianReference(f.Affine(np.asarray(pos_m).tolist(), xyzw_from_wxyz(quat_wxyz).tolist()))
         if self._tracking is None:  # one impedance controller stays alive; each period only moves its reference
             cfg = self.config
-            self._tracking = f.CartesianImpedanceTrackingMotion(translational_stiffness=cfg.translational_stiffness,
-                                                                rotational_stiffness=cfg.rotational_stiffness)
+            self._tracking = f.CartesianImpedanceTrackingMotion(
+                translational_stiffness=cfg.translational_stiffness, rotational_stiffness=cfg.rotational_stiffness
+            )
             self._tracking.set_reference(reference)
             self._call("impedance tracking start", self._robot.move, self._tracking, asynchronous=True)
         else:
@@ -183,8 +211,10 @@ class FrankaAdapter(ArmAdapter):
             return super().send_velocity(linvel_m_s, angvel_rad_s)
         f = self._franky
         # lasts two periods, so a late next command does not stop the arm with a jerk; replaced every period
-        motion = f.CartesianVelocityMotion(f.Twist(np.asarray(linvel_m_s).tolist(), np.asarray(angvel_rad_s).tolist()),
-                                           duration=f.Duration(int(2000 / self.control_rate_hz)))
+        motion = f.CartesianVelocityMotion(
+            f.Twist(np.asarray(linvel_m_s).tolist(), np.asarray(angvel_rad_s).tolist()),
+            duration=f.Duration(int(2000 / self.control_rate_hz)),
+        )
         self._call("velocity motion", self._robot.move, motion, asynchronous=True)
 
     def set_gripper(self, closing: float) -> None:
@@ -201,8 +231,9 @@ class FrankaAdapter(ArmAdapter):
         f = self._franky
         if self._tracking is not None:  # the impedance controller keeps running, its reference at the measured pose
             state = self.read()
-            self._tracking.set_reference(f.CartesianReference(
-                f.Affine(state.ee_pos_m.tolist(), xyzw_from_wxyz(state.ee_quat_wxyz).tolist())))
+            self._tracking.set_reference(
+                f.CartesianReference(f.Affine(state.ee_pos_m.tolist(), xyzw_from_wxyz(state.ee_quat_wxyz).tolist()))
+            )
             return
         stop = f.CartesianStopMotion() if self.command_mode == "pose" else f.CartesianVelocityStopMotion()
         try:

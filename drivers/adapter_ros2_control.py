@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
 
 import numpy as np
 import rclpy
-import yaml
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -39,80 +36,15 @@ from std_msgs.msg import Float64, Float64MultiArray
 
 from robot_rl.interfaces import RobotSpec, RobotState, WorkspaceBox
 from robot_rl.nodes import convert, topics
-from robot_rl_drivers.adapters import COMMAND_MODES, AdapterError, ArmAdapter
+from robot_rl_drivers.adapters import AdapterError, ArmAdapter
 from robot_rl_drivers.gripper_action import GripperActions, GripperGoal
+from robot_rl_drivers.ros2_control_config import (  # noqa: F401  (presets: re-exported for tests and callers)
+    Ros2ControlConfig,
+    config_with_preset,
+    presets,
+)
 
-PRESET_DIR = Path(__file__).resolve().parent
-GRIPPER_COMMAND_TYPES = ("float64", "float64_multi_array")
-GRIPPER_COMMAND_VALUES = ("closing", "width")
-
-
-@dataclass(frozen=True)
-class Ros2ControlConfig:
-    """Parameters of the bridge (ROS parameters `ros2_control.<field>` of the arm node). Topics are absolute."""
-
-    preset: str = "franka"  # defaults from ros2_control_<preset>.yaml: franka | ur | none (only the values below)
-    joint_states_topic: str = "/joint_states"  # the driver's sensor_msgs/JointState
-    joint_names: tuple[str, ...] = tuple(f"joint{i}" for i in range(1, 8))  # the driver's arm joints, base to tip
-    pose_topic: str = "/tcp_pose"  # geometry_msgs/PoseStamped of the tool in the base frame
-    twist_topic: str = ""  # geometry_msgs/TwistStamped of the tool; "" = differentiate the pose
-    command_mode: str = "pose"  # pose: PoseStamped targets on pose_command_topic; velocity: twists on velocity_command_topic
-    pose_command_topic: str = "/cartesian_controller/target_pose"  # PoseStamped target, streamed every period
-    velocity_command_topic: str = "/forward_twist_controller/commands"  # Float64MultiArray [vx vy vz wx wy wz]
-    command_frame_id: str = "base"  # frame_id on pose targets (the controller's base frame)
-    gripper_state_topic: str = ""  # JointState of the fingers (their positions sum to the gap); "" = no gripper
-    gripper_joint_names: tuple[str, ...] = ()  # finger joints in gripper_state_topic; () = every position in it
-    gripper_command_topic: str = ""  # "" = the gripper is not commanded
-    gripper_command_type: str = "float64_multi_array"  # float64 | float64_multi_array (a forward command controller)
-    gripper_command_value: str = "width"  # width: finger gap in m; closing: 0 open .. 1 closed
-    gripper_action: str = ""  # "" | franka (franka_gripper's Move/Grasp) | parallel_gripper (ParallelGripperCommand)
-    gripper_action_namespace: str = "/franka_gripper"  # franka: the gripper node; parallel_gripper: the action itself
-    gripper_speed_m_s: float = 0.1  # franka Move / Grasp speed
-    gripper_force_n: float = 20.0  # franka Grasp force; ParallelGripperCommand max effort
-    gripper_closed_position: float = 0.0  # 0: finger positions sum to the gap; > 0: one joint, 0 open .. this closed
-    gripper_max_width_m: float = 0.08  # fully open finger gap
-    stale_after_s: float = 0.5  # the driver is lost (a fault) when joint states or poses stop for this long
-    connect_timeout_s: float = 5.0  # configure fails when the driver's first messages do not arrive in this time
-    workspace_low_m: tuple[float, float, float] = (0.3, -0.3, 0.02)  # the arm's own box (the node's box applies too)
-    workspace_high_m: tuple[float, float, float] = (0.75, 0.3, 0.5)
-    home_pos_m: tuple[float, float, float] = (0.5, 0.0, 0.25)  # `reset` streams the tool here (pose_topic's frame)
-    home_quat_wxyz: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 0.0)  # and turns it to this (tool down)
-
-    def validate(self) -> None:
-        for name, value, choices in (("command_mode", self.command_mode, COMMAND_MODES),
-                                     ("gripper_command_type", self.gripper_command_type, GRIPPER_COMMAND_TYPES),
-                                     ("gripper_command_value", self.gripper_command_value, GRIPPER_COMMAND_VALUES)):
-            if value not in choices:
-                raise ValueError(f"ros2_control.{name} {value!r}; choose one of {list(choices)}")
-        if self.gripper_action and self.gripper_command_topic:
-            raise ValueError("ros2_control.gripper_action and gripper_command_topic are both set; the gripper takes one")
-        if not self.joint_names:
-            raise ValueError("ros2_control.joint_names is empty; list the driver's arm joints, base to tip")
-        quat = np.asarray(self.home_quat_wxyz, dtype=np.float64)
-        if len(self.home_pos_m) != 3 or quat.shape != (4,) or not np.all(np.isfinite([*self.home_pos_m, *quat])) \
-                or abs(np.linalg.norm(quat) - 1.0) > 1e-3:
-            raise ValueError(f"ros2_control.home_pos_m {self.home_pos_m} / home_quat_wxyz {self.home_quat_wxyz}: "
-                             "need 3 finite metres and a unit quaternion (w, x, y, z)")
-
-
-def presets() -> tuple[str, ...]:
-    return tuple(sorted(p.stem.removeprefix("ros2_control_") for p in PRESET_DIR.glob("ros2_control_*.yaml")))
-
-
-def config_with_preset(preset: str) -> Ros2ControlConfig:
-    """The defaults of a preset file (`none`: the dataclass defaults)."""
-    if preset in ("", "none"):
-        return Ros2ControlConfig(preset="none")
-    path = PRESET_DIR / f"ros2_control_{preset}.yaml"
-    if not path.is_file():
-        raise ValueError(f"no ros2_control preset {preset!r}; choose one of {list(presets()) + ['none']}")
-    values = yaml.safe_load(path.read_text()) or {}
-    known = {f.name for f in fields(Ros2ControlConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{path.name}: unknown fields {unknown}; valid fields are {sorted(known)}")
-    return replace(Ros2ControlConfig(), preset=preset,
-                   **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+NO_PRESET = Ros2ControlConfig(preset="none")  # the default config: the dataclass values, no preset file
 
 
 class Ros2ControlBridge(ArmAdapter):
@@ -120,8 +52,12 @@ class Ros2ControlBridge(ArmAdapter):
     config_class = Ros2ControlConfig
     with_preset = staticmethod(config_with_preset)
 
-    def __init__(self, config: Ros2ControlConfig = Ros2ControlConfig(preset="none"), control_rate_hz: float = 10.0,
-                 node_name: str = "arm_bridge"):
+    def __init__(
+        self,
+        config: Ros2ControlConfig = NO_PRESET,
+        control_rate_hz: float = 10.0,
+        node_name: str = "arm_bridge",
+    ):
         config.validate()
         super().__init__(config, control_rate_hz)
         self.command_mode = config.command_mode
@@ -152,7 +88,9 @@ class Ros2ControlBridge(ArmAdapter):
             self._own_context = context = rclpy.Context()
             rclpy.init(context=context)
         # not the process's --ros-args: a `-r __node:=arm` meant for the arm node would rename this one too
-        node = self._node = Node(self.node_name, namespace=self.node_namespace, context=context, use_global_arguments=False)
+        node = self._node = Node(
+            self.node_name, namespace=self.node_namespace, context=context, use_global_arguments=False
+        )
         qos = qos_profile_sensor_data  # best effort subscribers match reliable and best-effort drivers alike
         node.create_subscription(JointState, cfg.joint_states_topic, self._on_joints, qos)
         node.create_subscription(PoseStamped, cfg.pose_topic, self._on_pose, qos)
@@ -165,31 +103,45 @@ class Ros2ControlBridge(ArmAdapter):
         else:
             self._pub_cmd = node.create_publisher(Float64MultiArray, cfg.velocity_command_topic, topics.COMMAND_QOS)
         gripper_type = Float64 if cfg.gripper_command_type == "float64" else Float64MultiArray
-        self._pub_gripper = (node.create_publisher(gripper_type, cfg.gripper_command_topic, topics.COMMAND_QOS)
-                             if cfg.gripper_command_topic else None)
+        self._pub_gripper = (
+            node.create_publisher(gripper_type, cfg.gripper_command_topic, topics.COMMAND_QOS)
+            if cfg.gripper_command_topic
+            else None
+        )
         self._executor = SingleThreadedExecutor(context=context)
         self._executor.add_node(node)
         if cfg.gripper_action:
             self._connect_gripper()
         self._thread = threading.Thread(target=self._spin, name="ros2_control_bridge", daemon=True)
         self._thread.start()
-        end = time.monotonic() + cfg.connect_timeout_s  # any message of ours will do: an invalid one is a fault, not a failure
+        end = (
+            time.monotonic() + cfg.connect_timeout_s
+        )  # any message of ours will do: an invalid one is a fault, not a failure
         while time.monotonic() < end and (self._joints_t < 0 or self._pose_t < 0):
             time.sleep(0.02)
         if self._joints_t < 0 and self._foreign:
             foreign = self._foreign
             self.disconnect()
-            raise AdapterError(f"{cfg.joint_states_topic} has none of the joints {list(cfg.joint_names)}; it has {foreign} "
-                               "(set ros2_control.joint_names)")
+            raise AdapterError(
+                f"{cfg.joint_states_topic} has none of the joints {list(cfg.joint_names)}; it has {foreign} "
+                "(set ros2_control.joint_names)"
+            )
         missing = [t for t, at in ((cfg.joint_states_topic, self._joints_t), (cfg.pose_topic, self._pose_t)) if at < 0]
         if missing:
             self.disconnect()
-            raise AdapterError(f"no message on {missing} within {cfg.connect_timeout_s} s: is the driver running, and are "
-                               "the ros2_control.* topic parameters (or the preset) right for it?")
-        self.spec = RobotSpec(name=f"ros2_control:{cfg.preset}", joint_names=tuple(f"joint{i + 1}" for i in range(len(cfg.joint_names))),
-                              control_rate_hz=self.control_rate_hz,
-                              workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
-                              max_step_m=0.03, max_step_rad=0.15, gripper_max_width_m=cfg.gripper_max_width_m)
+            raise AdapterError(
+                f"no message on {missing} within {cfg.connect_timeout_s} s: is the driver running, and are "
+                "the ros2_control.* topic parameters (or the preset) right for it?"
+            )
+        self.spec = RobotSpec(
+            name=f"ros2_control:{cfg.preset}",
+            joint_names=tuple(f"joint{i + 1}" for i in range(len(cfg.joint_names))),
+            control_rate_hz=self.control_rate_hz,
+            workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
+            max_step_m=0.03,
+            max_step_rad=0.15,
+            gripper_max_width_m=cfg.gripper_max_width_m,
+        )
 
     def _connect_gripper(self) -> None:
         """The gripper driver's action clients; configure fails when its package or its servers are missing."""
@@ -242,8 +194,11 @@ class Ros2ControlBridge(ArmAdapter):
         if not problem:
             index = {n: i for i, n in enumerate(names)}
             q = np.array([msg.position[index[n]] for n in ours], dtype=np.float64)
-            dq = (np.array([msg.velocity[index[n]] for n in ours], dtype=np.float64) if len(msg.velocity) == len(names)
-                  else np.zeros(len(ours)))
+            dq = (
+                np.array([msg.velocity[index[n]] for n in ours], dtype=np.float64)
+                if len(msg.velocity) == len(names)
+                else np.zeros(len(ours))
+            )
             self._joints = (q, dq)
         self._joints_t = time.monotonic()  # last: `connect` returns once it is set, with the state (or its fault) in
 
@@ -261,8 +216,10 @@ class Ros2ControlBridge(ArmAdapter):
     def _on_twist(self, msg: TwistStamped) -> None:
         v, w = msg.twist.linear, msg.twist.angular
         linvel, angvel = np.array([v.x, v.y, v.z]), np.array([w.x, w.y, w.z])
-        if not self._note(self.config.twist_topic, "" if np.all(np.isfinite([*linvel, *angvel])) else
-                          f"has non-finite values {[*linvel, *angvel]}"):
+        if not self._note(
+            self.config.twist_topic,
+            "" if np.all(np.isfinite([*linvel, *angvel])) else f"has non-finite values {[*linvel, *angvel]}",
+        ):
             self._linvel, self._angvel = linvel, angvel
 
     def _on_gripper(self, msg: JointState) -> None:
@@ -271,10 +228,15 @@ class Ros2ControlBridge(ArmAdapter):
         positions = [p for n, p in zip(msg.name, msg.position) if n in names] if names else list(msg.position)
         if not positions:  # a shared /joint_states message without the gripper's joints (the arm's): not ours
             return
-        width = float(sum(positions)) if cfg.gripper_closed_position <= 0 else \
-            cfg.gripper_max_width_m * (1.0 - min(max(positions[0] / cfg.gripper_closed_position, 0.0), 1.0))
-        if not self._note(self.config.gripper_state_topic, "" if np.isfinite(width) else
-                          f"has non-finite finger positions {positions}"):
+        width = (
+            float(sum(positions))
+            if cfg.gripper_closed_position <= 0
+            else cfg.gripper_max_width_m * (1.0 - min(max(positions[0] / cfg.gripper_closed_position, 0.0), 1.0))
+        )
+        if not self._note(
+            self.config.gripper_state_topic,
+            "" if np.isfinite(width) else f"has non-finite finger positions {positions}",
+        ):
             self._width_m = width
 
     def _note(self, topic: str, problem: str) -> str:
@@ -292,16 +254,22 @@ class Ros2ControlBridge(ArmAdapter):
         return current or (f"driver state invalid: {unreported}" if unreported else "")
 
     def _current_fault(self) -> str:
-        """"driver silent: ..." (with the time since the last message), "driver state invalid: ..." or ""."""
+        """ "driver silent: ..." (with the time since the last message), "driver state invalid: ..." or ""."""
         if self._node is None:
             return ""
         now, cfg = time.monotonic(), self.config
         for topic, t in ((cfg.joint_states_topic, self._joints_t), (cfg.pose_topic, self._pose_t)):
             if now - t > cfg.stale_after_s:
                 since = f"for {now - t:.2f} s" if t >= 0 else "since connect"
-                foreign = f" (its messages name only {self._foreign})" if topic == cfg.joint_states_topic and self._foreign else ""
+                foreign = (
+                    f" (its messages name only {self._foreign})"
+                    if topic == cfg.joint_states_topic and self._foreign
+                    else ""
+                )
                 return f"driver silent: nothing on {topic} {since} (limit {cfg.stale_after_s} s){foreign}"
-        invalid = [f"{topic} {why}" for topic, why in list(self._invalid.items()) if why]  # a copy: the spin thread adds keys
+        invalid = [
+            f"{topic} {why}" for topic, why in list(self._invalid.items()) if why
+        ]  # a copy: the spin thread adds keys
         if invalid or self._joints is None or self._pose is None:
             return "driver state invalid: " + ("; ".join(invalid) or "no valid joint state and pose yet")
         return ""
@@ -314,11 +282,20 @@ class Ros2ControlBridge(ArmAdapter):
         if fault:
             raise AdapterError(fault)
         (q, dq), pose = self._joints, self._pose
-        return RobotState(q_rad=q.copy(), dq_rad_s=dq.copy(), ee_pos_m=pose[:3].copy(), ee_quat_wxyz=pose[3:].copy(),
-                          ee_linvel_m_s=self._linvel.copy(), gripper_width_m=self._width_m, t_capture=self._joints_t)
+        return RobotState(
+            q_rad=q.copy(),
+            dq_rad_s=dq.copy(),
+            ee_pos_m=pose[:3].copy(),
+            ee_quat_wxyz=pose[3:].copy(),
+            ee_linvel_m_s=self._linvel.copy(),
+            gripper_width_m=self._width_m,
+            t_capture=self._joints_t,
+        )
 
     def home_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.array(self.config.home_pos_m, dtype=np.float64), np.array(self.config.home_quat_wxyz, dtype=np.float64)
+        return np.array(self.config.home_pos_m, dtype=np.float64), np.array(
+            self.config.home_quat_wxyz, dtype=np.float64
+        )
 
     def ee_angvel_rad_s(self) -> np.ndarray:
         return self._angvel.copy()
@@ -343,8 +320,11 @@ class Ros2ControlBridge(ArmAdapter):
             return
         cfg = self.config
         value = closing if cfg.gripper_command_value == "closing" else cfg.gripper_max_width_m * (1.0 - closing)
-        self._pub_gripper.publish(Float64(data=float(value)) if cfg.gripper_command_type == "float64"
-                                  else Float64MultiArray(data=[float(value)]))
+        self._pub_gripper.publish(
+            Float64(data=float(value))
+            if cfg.gripper_command_type == "float64"
+            else Float64MultiArray(data=[float(value)])
+        )
 
     def hold(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Pose mode: the controller's target stays at the last one sent (already within the node's

@@ -48,8 +48,13 @@ class SimArmAdapter(ArmAdapter):
     real_time = False
     config_class = SimArmConfig
 
-    def __init__(self, config: SimArmConfig = SimArmConfig(), control_rate_hz: float = 50.0,
-                 cell: RobotCellEnv | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        config: SimArmConfig = SimArmConfig(),
+        control_rate_hz: float = 50.0,
+        cell: RobotCellEnv | None = None,
+        seed: int | None = None,
+    ):
         """`control_rate_hz`: the tick rate; it must divide the 500 Hz physics rate (10, 20, 25, 50, ...).
         `cell`: a task cell (built at `control_rate_hz`) to drive instead of the empty one; `seed` seeds its
         episode starts at connect (`home_pos_m` and the workspace fields are then unused: the task's start and box apply)."""

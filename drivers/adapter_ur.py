@@ -101,15 +101,27 @@ class URAdapter(ArmAdapter):
             if cfg.gripper == "robotiq":
                 self._gripper = RobotiqSocket(cfg.robot_ip)
         except Exception as err:  # ur_rtde raises RuntimeError; the socket OSError
-            raise AdapterError(f"cannot connect to the UR controller at {cfg.robot_ip}: {err} (is the arm powered, "
-                               "in remote control, and nothing else holding its RTDE control interface?)") from None
-        self.spec = RobotSpec(name="ur", joint_names=JOINT_NAMES, control_rate_hz=self.control_rate_hz,
-                              workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
-                              max_step_m=0.03, max_step_rad=0.15, gripper_max_width_m=cfg.gripper_max_width_m)
+            raise AdapterError(
+                f"cannot connect to the UR controller at {cfg.robot_ip}: {err} (is the arm powered, "
+                "in remote control, and nothing else holding its RTDE control interface?)"
+            ) from None
+        self.spec = RobotSpec(
+            name="ur",
+            joint_names=JOINT_NAMES,
+            control_rate_hz=self.control_rate_hz,
+            workspace=WorkspaceBox(tuple(cfg.workspace_low_m), tuple(cfg.workspace_high_m)),
+            max_step_m=0.03,
+            max_step_rad=0.15,
+            gripper_max_width_m=cfg.gripper_max_width_m,
+        )
 
     def disconnect(self) -> None:
-        for closer in (lambda: self._ctl.stopScript(), lambda: self._ctl.disconnect(), lambda: self._rcv.disconnect(),
-                       lambda: self._gripper.close()):
+        for closer in (
+            lambda: self._ctl.stopScript(),
+            lambda: self._ctl.disconnect(),
+            lambda: self._rcv.disconnect(),
+            lambda: self._gripper.close(),
+        ):
             try:
                 closer()
             except Exception:  # already gone; closing is best effort
@@ -133,13 +145,21 @@ class URAdapter(ArmAdapter):
     def read(self) -> RobotState:
         rcv = self._rcv
         q, dq = self._call("getActualQ", rcv.getActualQ), self._call("getActualQd", rcv.getActualQd)
-        pose, speed = self._call("getActualTCPPose", rcv.getActualTCPPose), self._call("getActualTCPSpeed", rcv.getActualTCPSpeed)
+        pose, speed = (
+            self._call("getActualTCPPose", rcv.getActualTCPPose),
+            self._call("getActualTCPSpeed", rcv.getActualTCPSpeed),
+        )
         self._angvel = np.asarray(speed[3:6], dtype=np.float64)
         closing = self._gripper.closing() if self._gripper is not None else 0.0
-        return RobotState(q_rad=np.asarray(q, dtype=np.float64), dq_rad_s=np.asarray(dq, dtype=np.float64),
-                          ee_pos_m=np.asarray(pose[:3], dtype=np.float64), ee_quat_wxyz=quat_from_rotvec(np.asarray(pose[3:6])),
-                          ee_linvel_m_s=np.asarray(speed[:3], dtype=np.float64),
-                          gripper_width_m=self.config.gripper_max_width_m * (1.0 - closing), t_capture=time.monotonic())
+        return RobotState(
+            q_rad=np.asarray(q, dtype=np.float64),
+            dq_rad_s=np.asarray(dq, dtype=np.float64),
+            ee_pos_m=np.asarray(pose[:3], dtype=np.float64),
+            ee_quat_wxyz=quat_from_rotvec(np.asarray(pose[3:6])),
+            ee_linvel_m_s=np.asarray(speed[:3], dtype=np.float64),
+            gripper_width_m=self.config.gripper_max_width_m * (1.0 - closing),
+            t_capture=time.monotonic(),
+        )
 
     def ee_angvel_rad_s(self) -> np.ndarray:
         return getattr(self, "_angvel", np.zeros(3))
@@ -151,7 +171,16 @@ class URAdapter(ArmAdapter):
         cfg = self.config
         pose = [*np.asarray(pos_m, dtype=float).tolist(), *rotvec_from_quat(quat_wxyz).tolist()]
         # speed and acceleration are unused by servoL; the period is the node's control period
-        self._call("servoL", self._ctl.servoL, pose, 0.0, 0.0, 1.0 / self.control_rate_hz, cfg.servo_lookahead_s, cfg.servo_gain)
+        self._call(
+            "servoL",
+            self._ctl.servoL,
+            pose,
+            0.0,
+            0.0,
+            1.0 / self.control_rate_hz,
+            cfg.servo_lookahead_s,
+            cfg.servo_gain,
+        )
 
     def send_velocity(self, linvel_m_s: np.ndarray, angvel_rad_s: np.ndarray) -> None:
         if self.command_mode != "velocity":
@@ -199,7 +228,9 @@ class URAdapter(ArmAdapter):
     def recover(self) -> None:
         cfg = self.config
         if self._rcv is not None and self._rcv.isEmergencyStopped():
-            raise AdapterError("the UR is emergency-stopped: release the e-stop on the pendant and power the arm on first")
+            raise AdapterError(
+                "the UR is emergency-stopped: release the e-stop on the pendant and power the arm on first"
+            )
         if self._rcv is not None and self._rcv.isProtectiveStopped():
             dashboard_client = require_sdk("dashboard_client", "ur_rtde", self.name)
             dashboard = dashboard_client.DashboardClient(cfg.robot_ip)
@@ -208,7 +239,9 @@ class URAdapter(ArmAdapter):
                 dashboard.closeSafetyPopup()
                 dashboard.unlockProtectiveStop()
             except Exception as err:
-                raise AdapterError(f"could not unlock the protective stop through the dashboard server: {err}") from None
+                raise AdapterError(
+                    f"could not unlock the protective stop through the dashboard server: {err}"
+                ) from None
             finally:
                 dashboard.disconnect()
         self._fault = ""

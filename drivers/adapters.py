@@ -146,9 +146,14 @@ def state_problem(state: RobotState, n_joints: int) -> str:
     q, dq = np.asarray(state.q_rad, dtype=np.float64), np.asarray(state.dq_rad_s, dtype=np.float64)
     if q.shape != (n_joints,) or dq.shape != (n_joints,):
         return f"{q.size} joint positions and {dq.size} velocities for {n_joints} joints"
-    values = {"joint positions": q, "joint velocities": dq, "tool position": state.ee_pos_m,
-              "tool orientation": state.ee_quat_wxyz, "tool velocity": state.ee_linvel_m_s,
-              "gripper width": state.gripper_width_m}
+    values = {
+        "joint positions": q,
+        "joint velocities": dq,
+        "tool position": state.ee_pos_m,
+        "tool orientation": state.ee_quat_wxyz,
+        "tool velocity": state.ee_linvel_m_s,
+        "gripper width": state.gripper_width_m,
+    }
     bad = [name for name, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
     if bad:
         return f"non-finite {', '.join(bad)}"
@@ -167,7 +172,9 @@ class AdapterRobot(Robot):
 
     def __init__(self, adapter: ArmAdapter, max_target_lead_m: float = 0.06):
         if adapter.command_mode not in COMMAND_MODES:
-            raise ValueError(f"adapter {adapter.name!r} has command_mode {adapter.command_mode!r}; expected one of {COMMAND_MODES}")
+            raise ValueError(
+                f"adapter {adapter.name!r} has command_mode {adapter.command_mode!r}; expected one of {COMMAND_MODES}"
+            )
         self.adapter = adapter
         self.spec = adapter.spec
         self.max_target_lead_m = max_target_lead_m
@@ -234,7 +241,9 @@ class AdapterRobot(Robot):
         if not self.adapter.real_time:
             return
         now = time.monotonic()
-        self._next_tick_s = now + dt_s if self._next_tick_s is None or self._next_tick_s < now - dt_s else self._next_tick_s + dt_s
+        self._next_tick_s = (
+            now + dt_s if self._next_tick_s is None or self._next_tick_s < now - dt_s else self._next_tick_s + dt_s
+        )
         time.sleep(max(0.0, self._next_tick_s - now))
 
     def go_home(self) -> str | None:

@@ -43,7 +43,9 @@ class ArmCommandPath:
         self.watchdog = CommandWatchdog(self.cfg.watchdog_timeout_s)
         self._vel_m_s, self._angvel_rad_s = np.zeros(3), np.zeros(3)
         self._target: tuple[np.ndarray, np.ndarray] | None = None  # latest ee_target (pos m, quat wxyz)
-        self._gripper = 0.0 if self.robot is None or self.robot.commanded_gripper is None else self.robot.commanded_gripper
+        self._gripper = (
+            0.0 if self.robot is None or self.robot.commanded_gripper is None else self.robot.commanded_gripper
+        )
         self._commanded = False
         self.safety.reset()
 
@@ -77,9 +79,13 @@ class ArmCommandPath:
             self.get_logger().warning(f"non-finite measured tool position {tool_m}: holding", throttle_duration_sec=1.0)
             self._hold("non-finite state")
             return
-        if self.homing is not None:  # streamed home move: decelerating toward home, bounded by the filter like any target
+        if (
+            self.homing is not None
+        ):  # streamed home move: decelerating toward home, bounded by the filter like any target
             pos = self.homing.next_target(robot.target_pos_m, self.dt_s, self.cfg.max_accel_m_s2)
-            cmd = EECommand(pos - robot.target_pos_m, rotation_between(robot.target_quat_wxyz, self.homing.quat_wxyz), 0.0)
+            cmd = EECommand(
+                pos - robot.target_pos_m, rotation_between(robot.target_quat_wxyz, self.homing.quat_wxyz), 0.0
+            )
         elif self._target is not None:  # pose target: the delta to it, which the safety filter bounds per period
             pos, quat = self._target
             cmd = EECommand(pos - robot.target_pos_m, rotation_between(robot.target_quat_wxyz, quat), self._gripper)
@@ -101,14 +107,18 @@ class ArmCommandPath:
         """A malformed command: counted (arm_status's `commands_dropped` and `refused` {topic: count}) and logged."""
         self.counts["dropped"] += 1
         self.refusals.counts[topic] += 1
-        self.get_logger().warning(f"dropped {topic} message ({self.counts['dropped']} so far): {err}",
-                                  throttle_duration_sec=1.0)
+        self.get_logger().warning(
+            f"dropped {topic} message ({self.counts['dropped']} so far): {err}", throttle_duration_sec=1.0
+        )
 
     def _accepting(self, topic: str) -> bool:
         if self.active and not self.estop_latched and not self.fault and self.homing is None:
             return True
-        why = "moving home (reset)" if self.homing is not None and not self._blocked() else \
-            f"arm is holding ({self._blocked() or self.hold_reason})"
+        why = (
+            "moving home (reset)"
+            if self.homing is not None and not self._blocked()
+            else f"arm is holding ({self._blocked() or self.hold_reason})"
+        )
         self.get_logger().warning(f"ignoring {topic}: {why}", throttle_duration_sec=2.0)
         return False
 

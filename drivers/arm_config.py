@@ -49,8 +49,15 @@ class ArmNodeConfig:
             raise ValueError(f"adapter {self.adapter!r} is unknown; choose one of {sorted(ADAPTERS)}")
         if self.autostart not in AUTOSTART:
             raise ValueError(f"autostart {self.autostart!r} is unknown; choose one of {list(AUTOSTART)}")
-        for name in ("control_rate_hz", "watchdog_timeout_s", "max_target_lead_m", "status_rate_hz", "home_timeout_s",
-                     "home_tolerance_m", "home_tolerance_rad"):
+        for name in (
+            "control_rate_hz",
+            "watchdog_timeout_s",
+            "max_target_lead_m",
+            "status_rate_hz",
+            "home_timeout_s",
+            "home_tolerance_m",
+            "home_tolerance_rad",
+        ):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
 
@@ -100,6 +107,7 @@ def workspace_box(cfg: ArmNodeConfig) -> WorkspaceBox:
 
 def help_text(doc: str) -> str:
     """The node's docstring `doc`, then every parameter with its default and comment (the node's, then each adapter's)."""
+
     def fields_of(cls: type, prefix: str) -> list[str]:
         """`  <prefix><field>: <type> = <default>  # <comment>`, the default's value and the comment of its source line."""
         comments = {}
@@ -114,8 +122,10 @@ def help_text(doc: str) -> str:
             out.append(f"  {prefix}{f.name}: {type_name} = {f.default!r}{comment}")
         return out
 
-    usage = ("usage: robot-rl-arm-node --ros-args [-r __ns:=/robot_1] [--params-file FILE] "
-             "[-p adapter:=sim|franka|ur|ros2_control] [-p <adapter>.<field>:=VALUE]")
+    usage = (
+        "usage: robot-rl-arm-node --ros-args [-r __ns:=/robot_1] [--params-file FILE] "
+        "[-p adapter:=sim|franka|ur|ros2_control] [-p <adapter>.<field>:=VALUE]"
+    )
     out = [doc.strip().split("\n\n")[0], usage, doc.strip().split("\n\n", 1)[1], "parameters:"]
     out += fields_of(ArmNodeConfig, "")
     for name in sorted(ADAPTERS):

@@ -54,8 +54,10 @@ class HomeMove:
 
     def distance(self, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> tuple[float, float]:
         """(metres, radians) from a tool pose to home."""
-        return (float(np.linalg.norm(self.pos_m - pos_m)),
-                float(np.linalg.norm(rotation_between(quat_wxyz, self.quat_wxyz))))
+        return (
+            float(np.linalg.norm(self.pos_m - pos_m)),
+            float(np.linalg.norm(rotation_between(quat_wxyz, self.quat_wxyz))),
+        )
 
 
 class ArmHoming:
@@ -86,11 +88,15 @@ class ArmHoming:
             return "a home move is already running; wait for its answer"
         home = self.adapter.home_pose()
         if home is not None:
-            for name, box in (("the node's workspace box", self.safety.limits.workspace),
-                              ("the adapter's workspace box", self.adapter.spec.workspace)):
+            for name, box in (
+                ("the node's workspace box", self.safety.limits.workspace),
+                ("the adapter's workspace box", self.adapter.spec.workspace),
+            ):
                 if not box.contains(home[0]):
-                    return (f"the home position {np.round(home[0], 3).tolist()} lies outside {name} "
-                            f"{box.low_m}..{box.high_m}; set {self.cfg.adapter}.home_pos_m inside it")
+                    return (
+                        f"the home position {np.round(home[0], 3).tolist()} lies outside {name} "
+                        f"{box.low_m}..{box.high_m}; set {self.cfg.adapter}.home_pos_m inside it"
+                    )
         return ""
 
     def _own_home_move(self) -> tuple[bool, str]:
@@ -108,13 +114,19 @@ class ArmHoming:
     async def _stream_home(self, pos_m: np.ndarray, quat_wxyz: np.ndarray) -> tuple[bool, str]:
         """Start a `HomeMove`, await its end (`_home_progress` / `_end_homing`), hold."""
         now = time.monotonic()
-        move = HomeMove(np.asarray(pos_m, dtype=np.float64), np.asarray(quat_wxyz, dtype=np.float64), now,
-                        now + self.cfg.home_timeout_s)
+        move = HomeMove(
+            np.asarray(pos_m, dtype=np.float64),
+            np.asarray(quat_wxyz, dtype=np.float64),
+            now,
+            now + self.cfg.home_timeout_s,
+        )
         self._clear_commands()
         self._gripper = 0.0  # open on the way
         self.homing, self.reset_state = move, "moving home"
-        self.get_logger().info(f"reset: streaming targets to the home pose {np.round(move.pos_m, 3).tolist()} at the "
-                               f"safety limits (timeout {self.cfg.home_timeout_s} s)")
+        self.get_logger().info(
+            f"reset: streaming targets to the home pose {np.round(move.pos_m, 3).tolist()} at the "
+            f"safety limits (timeout {self.cfg.home_timeout_s} s)"
+        )
         self.publish_status()
         success, message = await move.done
         self._clear_commands()
@@ -131,12 +143,19 @@ class ArmHoming:
         state = self.robot.read()
         dist_m, dist_rad = move.distance(state.ee_pos_m, state.ee_quat_wxyz)
         elapsed_s = time.monotonic() - move.started_s
-        if move.targets_at_home >= 2 and dist_m <= self.cfg.home_tolerance_m and dist_rad <= self.cfg.home_tolerance_rad:
+        if (
+            move.targets_at_home >= 2
+            and dist_m <= self.cfg.home_tolerance_m
+            and dist_rad <= self.cfg.home_tolerance_rad
+        ):
             self._end_homing(True, f"moved home in {elapsed_s:.1f} s ({self.cfg.adapter} adapter, streamed targets)")
         elif time.monotonic() > move.deadline_s:
-            self._end_homing(False, f"moving home timed out after {self.cfg.home_timeout_s} s: the tool is still "
-                                    f"{dist_m:.3f} m and {dist_rad:.2f} rad from home; is the arm's controller "
-                                    "running and following the streamed targets?")
+            self._end_homing(
+                False,
+                f"moving home timed out after {self.cfg.home_timeout_s} s: the tool is still "
+                f"{dist_m:.3f} m and {dist_rad:.2f} rad from home; is the arm's controller "
+                "running and following the streamed targets?",
+            )
 
     def _end_homing(self, success: bool, message: str) -> None:
         """End a running home move (no-op when none runs): the answer, arm_status's `reset` and one log line."""

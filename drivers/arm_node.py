@@ -47,18 +47,17 @@ cell as its adapter and the sim-only extras beside it; it replaces `_declare_ada
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, String
@@ -72,25 +71,21 @@ from robot_rl.safety import SafetyFilter, SafetyLimits
 from robot_rl_drivers.adapters import AdapterError, AdapterRobot, ArmAdapter, state_problem
 from robot_rl_drivers.arm_commands import ArmCommandPath
 from robot_rl_drivers.arm_config import ArmNodeConfig, declare_adapter, help_text, workspace_box
+from robot_rl_drivers.arm_faults import (  # noqa: F401  (the topic names and QoS: re-exported for tests)
+    ARM_STATUS,
+    ESTOP,
+    ESTOP_QOS,
+    RECOVER,
+    STATUS_QOS,
+    ArmFaults,
+    fault_kind,
+)
 from robot_rl_drivers.arm_homing import ArmHoming
 
 __all__ = ["ArmNode", "ArmNodeConfig", "workspace_box", "serve", "main"]
 
-ESTOP = "estop"
-RECOVER = "recover"
-ARM_STATUS = "arm_status"
-# estop: reliable, volatile (matches any reliable publisher, `ros2 topic pub` included); the latch is ours.
-ESTOP_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
-
-def fault_kind(message: str) -> str:
-    """What a fault message is about, without its details ("driver silent: nothing on /x for 0.61 s" -> "driver
-    silent"): a new kind is a transition worth a log line, a new elapsed time is not."""
-    return message.split(":", 1)[0]
-
-
-class ArmNode(ArmHoming, ArmCommandPath, LifecycleNode):
+class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
     """Safety filter, watchdog, estop and lifecycle around one `ArmAdapter`."""
 
     paced_by_timer = True  # a wall timer calls `step`; the sim robot paces `step` itself (real_time_factor)
@@ -102,10 +97,16 @@ class ArmNode(ArmHoming, ArmCommandPath, LifecycleNode):
         cfg = self.cfg
         self.adapter_cls, self.adapter_cfg = self._declare_adapter()
         self.dt_s = 1.0 / cfg.control_rate_hz
-        self.safety = SafetyFilter(SafetyLimits(
-            workspace=self._workspace(), max_step_m=cfg.max_step_m,
-            max_step_rad=cfg.max_step_rad, max_speed_m_s=cfg.max_speed_m_s, max_angvel_rad_s=cfg.max_angvel_rad_s,
-            max_accel_m_s2=cfg.max_accel_m_s2))
+        self.safety = SafetyFilter(
+            SafetyLimits(
+                workspace=self._workspace(),
+                max_step_m=cfg.max_step_m,
+                max_step_rad=cfg.max_step_rad,
+                max_speed_m_s=cfg.max_speed_m_s,
+                max_angvel_rad_s=cfg.max_angvel_rad_s,
+                max_accel_m_s2=cfg.max_accel_m_s2,
+            )
+        )
         self.adapter: ArmAdapter | None = None
         self.robot: AdapterRobot | None = None
         self.active = False
@@ -146,13 +147,16 @@ class ArmNode(ArmHoming, ArmCommandPath, LifecycleNode):
         self.pub_status = self.create_publisher(String, ARM_STATUS, STATUS_QOS)
         self.refusals = Refusals(self)  # whatever a callback raises on refuses the message, never ends the node
         for msg_type, topic, callback, qos in (
-                (TwistStamped, topics.EE_COMMAND, self._on_ee_command, topics.COMMAND_QOS),
-                (PoseStamped, topics.EE_TARGET, self._on_ee_target, topics.COMMAND_QOS),
-                (Float64, topics.GRIPPER_COMMAND, self._on_gripper_command, topics.COMMAND_QOS),
-                (Bool, ESTOP, self._on_estop, ESTOP_QOS)):
+            (TwistStamped, topics.EE_COMMAND, self._on_ee_command, topics.COMMAND_QOS),
+            (PoseStamped, topics.EE_TARGET, self._on_ee_target, topics.COMMAND_QOS),
+            (Float64, topics.GRIPPER_COMMAND, self._on_gripper_command, topics.COMMAND_QOS),
+            (Bool, ESTOP, self._on_estop, ESTOP_QOS),
+        ):
             self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), qos)
         self.create_service(Trigger, RECOVER, self._on_recover)
-        self.create_service(Trigger, topics.RESET, self._on_reset, callback_group=ReentrantCallbackGroup())  # arm_homing.py
+        self.create_service(
+            Trigger, topics.RESET, self._on_reset, callback_group=ReentrantCallbackGroup()
+        )  # arm_homing.py
         if self.paced_by_timer:
             self.create_timer(self.dt_s, self.step)
         self.create_timer(1.0 / self.cfg.status_rate_hz, lambda: self.publish_status(force=True))
@@ -168,8 +172,10 @@ class ArmNode(ArmHoming, ArmCommandPath, LifecycleNode):
             self._set_fault(f"configure failed: {err}")
             return TransitionCallbackReturn.FAILURE
         self.adapter, self.fault = adapter, ""
-        self.get_logger().info(f"arm adapter {self.cfg.adapter!r} connected: {adapter.spec.name}, "
-                               f"{len(adapter.spec.joint_names)} joints, command_mode={adapter.command_mode}")
+        self.get_logger().info(
+            f"arm adapter {self.cfg.adapter!r} connected: {adapter.spec.name}, "
+            f"{len(adapter.spec.joint_names)} joints, command_mode={adapter.command_mode}"
+        )
         self._hold("inactive")
         self._check_driver()  # a driver that sends NaN from the start: connected, holding, faulted (status says why)
         return TransitionCallbackReturn.SUCCESS
@@ -233,7 +239,9 @@ class ArmNode(ArmHoming, ArmCommandPath, LifecycleNode):
             self._home_progress()
             if self.fault and not fault and not self._fault_gone:
                 self._fault_gone = True
-                self.get_logger().info(f"the arm reports no fault any more ({fault_kind(self.fault)}): call `{RECOVER}`")
+                self.get_logger().info(
+                    f"the arm reports no fault any more ({fault_kind(self.fault)}): call `{RECOVER}`"
+                )
         except AdapterError as err:
             self._set_fault(str(err))
         self.publish_status()
@@ -270,77 +278,16 @@ class ArmNode(ArmHoming, ArmCommandPath, LifecycleNode):
         state = self._valid_state()
         t_s = self.stamp_s()
         joints, pose, twist, gripper = convert.robot_state_msgs(
-            dataclasses.replace(state, t_capture=t_s), self.adapter.spec.joint_names, self.adapter.finger_joints,
-            self.cfg.base_frame, ee_angvel_rad_s=self.adapter.ee_angvel_rad_s())
+            dataclasses.replace(state, t_capture=t_s),
+            self.adapter.spec.joint_names,
+            self.adapter.finger_joints,
+            self.cfg.base_frame,
+            ee_angvel_rad_s=self.adapter.ee_angvel_rad_s(),
+        )
         self.pub_joints.publish(joints)
         self.pub_pose.publish(pose)
         self.pub_twist.publish(twist)
         self.pub_gripper.publish(gripper)
-
-    def _set_fault(self, message: str) -> None:
-        """Latch a fault (the message kept current); at a transition (none before, or another kind) log it once,
-        end a home move and hold."""
-        new = not self.fault or fault_kind(self.fault) != fault_kind(message)
-        self.fault, self._fault_gone = message, False
-        if new:
-            self.get_logger().error(f"arm fault, holding until `{RECOVER}` succeeds: {message}")
-            self._end_homing(False, f"interrupted by an arm fault: {message}")
-            self._hold("fault")
-
-    def status(self) -> dict:
-        lifecycle = self._state_machine.current_state[1]
-        return {"lifecycle": lifecycle, "adapter": self.cfg.adapter, "connected": self.robot is not None,
-                "holding": bool(self.hold_reason), "hold_reason": self.hold_reason, "estop": self.estop_latched,
-                "estop_pressed": self.estop_pressed, "fault": self.fault, "commands_applied": self.counts["applied"],
-                "commands_dropped": self.counts["dropped"], "commands_rejected": self.counts["rejected"],
-                "commands_clipped": self.counts["clipped"], "refused": self.refusals.as_dict(), "reset": self.reset_state}
-
-    def publish_status(self, force: bool = False) -> None:
-        """arm_status on change (counters of applied/clipped commands alone do not count as a change) or when forced."""
-        status = self.status()
-        key = json.dumps({k: fault_kind(v) if k == "fault" else v for k, v in status.items()
-                          if k not in ("commands_applied", "commands_clipped")})  # a fault's growing elapsed time: no change
-        if force or key != self._last_status:
-            self._last_status = key
-            self.pub_status.publish(String(data=json.dumps(status)))
-
-    def _on_estop(self, msg: Bool) -> None:
-        self.estop_pressed = bool(msg.data)
-        if msg.data and not self.estop_latched:
-            self.estop_latched = True
-            self.get_logger().error(f"EMERGENCY STOP on {ESTOP}: holding; commands ignored until `{RECOVER}` succeeds")
-            self._end_homing(False, "interrupted by the emergency stop")
-            self._hold("estop")
-        self.publish_status()
-
-    def _on_recover(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message = self._recover()
-        if response.success:
-            self.get_logger().info(f"recover: {response.message}")
-        else:
-            self.get_logger().error(f"recover refused: {response.message}")
-        self.publish_status()
-        return response
-
-    def _recover(self) -> tuple[bool, str]:
-        if self.estop_pressed:
-            return False, f"{ESTOP} is still true; publish false on {ESTOP} (release the stop) first"
-        if self.robot is not None:
-            try:
-                self.adapter.recover()
-            except AdapterError as err:
-                return False, f"the arm did not recover: {err}"
-            if self.adapter.fault():
-                return False, f"the arm still reports a fault: {self.adapter.fault()}"
-            try:
-                self._valid_state()
-            except AdapterError as err:
-                return False, f"the arm's state is not usable yet: {err}"
-        was = [name for name, on in (("estop", self.estop_latched), ("fault", bool(self.fault))) if on]
-        self.estop_latched, self.fault, self._fault_gone = False, "", False
-        self._clear_commands()
-        self._hold("no command yet" if self.active else self.hold_reason)
-        return True, f"recovered from {', '.join(was) or 'nothing'}; holding until a new command arrives"
 
     def close(self) -> None:
         """Hold and close the arm whatever state the node is in, then destroy the node."""

@@ -74,8 +74,10 @@ class CropResize:
         w = self.crop_width or in_width - self.x
         h = self.crop_height or in_height - self.y
         if min(self.x, self.y) < 0 or w <= 0 or h <= 0 or self.x + w > in_width or self.y + h > in_height:
-            raise ValueError(f"crop box x={self.x} y={self.y} width={w} height={h} does not fit in the "
-                             f"{in_width}x{in_height} capture; it must lie inside (0, 0)-({in_width}, {in_height})")
+            raise ValueError(
+                f"crop box x={self.x} y={self.y} width={w} height={h} does not fit in the "
+                f"{in_width}x{in_height} capture; it must lie inside (0, 0)-({in_width}, {in_height})"
+            )
         if self.width < 0 or self.height < 0:
             raise ValueError(f"output size must be positive (or 0 = crop size), got {self.width}x{self.height}")
         return self.x, self.y, w, h
@@ -89,7 +91,7 @@ class CropResize:
         in_h, in_w = image.shape[:2]
         x, y, w, h = self.box(in_w, in_h)
         out_w, out_h = self.out_size(in_w, in_h)
-        crop = image[y:y + h, x:x + w]
+        crop = image[y : y + h, x : x + w]
         if (out_w, out_h) == (w, h):
             return np.ascontiguousarray(crop)
         shrink = out_w * out_h < w * h
@@ -103,8 +105,16 @@ class CropResize:
         A = np.array([[sx, 0.0, (0.5 - x) * sx - 0.5], [0.0, sy, (0.5 - y) * sy - 0.5], [0.0, 0.0, 1.0]])
         K = A @ np.asarray(calib.K).reshape(3, 3)
         P = A @ np.asarray(calib.P).reshape(3, 4)
-        return CameraCalibration(out_w, out_h, tuple(K.ravel().tolist()), calib.D, calib.distortion_model, calib.R,
-                                 tuple(P.ravel().tolist()), calib.camera_name)
+        return CameraCalibration(
+            out_w,
+            out_h,
+            tuple(K.ravel().tolist()),
+            calib.D,
+            calib.distortion_model,
+            calib.R,
+            tuple(P.ravel().tolist()),
+            calib.camera_name,
+        )
 
 
 def centred_crop(in_width: int, in_height: int, out_width: int, out_height: int) -> CropResize:
@@ -118,4 +128,3 @@ def centred_crop(in_width: int, in_height: int, out_width: int, out_height: int)
     w = min(in_width, round(in_height * out_width / out_height))
     h = min(in_height, round(in_width * out_height / out_width))
     return CropResize((in_width - w) // 2, (in_height - h) // 2, w, h, out_width, out_height)
-

@@ -63,11 +63,16 @@ class FrameGrabber:
         try:
             camera = self._open_camera()
         except CameraError as err:
-            self._log("warning", f"camera {self.name}: {err} (attempt {self.open_attempts}); "
-                                 f"retrying in {self.reopen_interval_s:g} s")
+            self._log(
+                "warning",
+                f"camera {self.name}: {err} (attempt {self.open_attempts}); retrying in {self.reopen_interval_s:g} s",
+            )
             return None
-        self._log("info", f"camera {self.name}: opened {camera.spec.width}x{camera.spec.height} "
-                          f"@ {camera.spec.rate_hz:g} fps (attempt {self.open_attempts})")
+        self._log(
+            "info",
+            f"camera {self.name}: opened {camera.spec.width}x{camera.spec.height} "
+            f"@ {camera.spec.rate_hz:g} fps (attempt {self.open_attempts})",
+        )
         return camera
 
     def _run(self) -> None:
@@ -90,8 +95,11 @@ class FrameGrabber:
                     return
                 except Exception as err:  # a device fault (CameraError, cv2.error, a driver's RuntimeError): reopen
                     self.faults += 1
-                    self._log("warning", f"camera {self.name}: {err}; closing it and reopening "
-                                         f"(at most every {self.reopen_interval_s:g} s)")
+                    self._log(
+                        "warning",
+                        f"camera {self.name}: {err}; closing it and reopening "
+                        f"(at most every {self.reopen_interval_s:g} s)",
+                    )
                     camera.close()
                     camera = None
                     continue

@@ -38,8 +38,10 @@ def _matrix(doc: dict, key: str, rows: int, cols: int, where: str) -> tuple[floa
     entry = doc[key]
     data = entry.get("data") if isinstance(entry, dict) else None
     if not isinstance(data, list) or len(data) != rows * cols:
-        raise ValueError(f"{where}: {key} must be a mapping with rows: {rows}, cols: {cols} and {rows * cols} "
-                         f"numbers in data, got {entry!r}")
+        raise ValueError(
+            f"{where}: {key} must be a mapping with rows: {rows}, cols: {cols} and {rows * cols} "
+            f"numbers in data, got {entry!r}"
+        )
     try:
         return tuple(float(v) for v in data)
     except (TypeError, ValueError):
@@ -50,8 +52,10 @@ def load_camera_info_yaml(url: str | Path) -> CameraCalibration:
     """Parse a camera_info YAML file; errors name the file and the missing or malformed field."""
     path = path_from_url(str(url))
     if not path.is_file():
-        raise ValueError(f"camera info file {path} does not exist; give the path of a camera_info YAML "
-                         f"(camera_info_url:=file:///path/front.yaml) or leave it empty for nominal intrinsics")
+        raise ValueError(
+            f"camera info file {path} does not exist; give the path of a camera_info YAML "
+            f"(camera_info_url:=file:///path/front.yaml) or leave it empty for nominal intrinsics"
+        )
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -70,8 +74,14 @@ def load_camera_info_yaml(url: str | Path) -> CameraCalibration:
     P = _matrix(doc, "projection_matrix", 3, 4, where) if "projection_matrix" in doc else ()
     try:
         return CameraCalibration(
-            width=int(doc["image_width"]), height=int(doc["image_height"]), K=_matrix(doc, "camera_matrix", 3, 3, where),
-            D=D, distortion_model=str(doc.get("distortion_model", "plumb_bob")), R=R, P=P,
-            camera_name=str(doc.get("camera_name", "")))
+            width=int(doc["image_width"]),
+            height=int(doc["image_height"]),
+            K=_matrix(doc, "camera_matrix", 3, 3, where),
+            D=D,
+            distortion_model=str(doc.get("distortion_model", "plumb_bob")),
+            R=R,
+            P=P,
+            camera_name=str(doc.get("camera_name", "")),
+        )
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from None

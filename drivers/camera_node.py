@@ -58,10 +58,17 @@ class CameraNodeConfig:
     capture_fps: float = 0.0  # device frame rate (0 = its default); a video file plays at this rate (0 = its own)
     fourcc: str = ""  # uvc pixel format to ask for, e.g. MJPG for high resolutions over USB 2 ("" = default)
     loop: bool = False  # video files: start over at the end instead of ending
-    crop: tuple[int, ...] = (0, 0, 0, 0)  # crop box x, y, width, height in capture pixels (width/height 0 = to the edge)
+    crop: tuple[int, ...] = (
+        0,
+        0,
+        0,
+        0,
+    )  # crop box x, y, width, height in capture pixels (width/height 0 = to the edge)
     width: int = 0  # published width after cropping and resizing (0 = crop width)
     height: int = 0  # published height after cropping and resizing (0 = crop height)
-    camera_info_url: str = ""  # camera_info YAML of the capture size (file:///path or a path); "" = adapter's intrinsics
+    camera_info_url: str = (
+        ""  # camera_info YAML of the capture size (file:///path or a path); "" = adapter's intrinsics
+    )
     nominal_hfov_deg: float = 60.0  # uvc without camera_info_url: horizontal field of view of the nominal pinhole
     reopen_interval_s: float = 1.0  # a camera that failed is reopened at most this often
     max_frame_age_s: float = 0.5  # a frame older than this at publish time is dropped, never published
@@ -72,8 +79,12 @@ class CameraNodeConfig:
             raise ValueError(f"driver {self.driver!r} is not known; choose one of {list(DRIVERS)}")
         if not re.match(r"^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$", self.camera):
             raise ValueError(f"camera {self.camera!r} must be a topic name like front or wrist")
-        positive = {"rate_hz": self.rate_hz, "reopen_interval_s": self.reopen_interval_s,
-                    "max_frame_age_s": self.max_frame_age_s, "frame_timeout_s": self.frame_timeout_s}
+        positive = {
+            "rate_hz": self.rate_hz,
+            "reopen_interval_s": self.reopen_interval_s,
+            "max_frame_age_s": self.max_frame_age_s,
+            "frame_timeout_s": self.frame_timeout_s,
+        }
         if bad := {k: v for k, v in positive.items() if not v > 0}:
             raise ValueError(f"these parameters must be positive: {bad}")
         if len(self.crop) != 4:
@@ -88,9 +99,16 @@ class CameraNodeConfig:
 
 def camera_info_msg(calib: CameraCalibration, t_s: float, frame_id: str) -> CameraInfo:
     """CameraInfo of `calib` (the published images' model), stamped `t_s`."""
-    return CameraInfo(header=Header(stamp=convert.stamp_from_seconds(t_s), frame_id=frame_id), height=calib.height,
-                      width=calib.width, distortion_model=calib.distortion_model, d=list(calib.D), k=list(calib.K),
-                      r=list(calib.R), p=list(calib.P))
+    return CameraInfo(
+        header=Header(stamp=convert.stamp_from_seconds(t_s), frame_id=frame_id),
+        height=calib.height,
+        width=calib.width,
+        distortion_model=calib.distortion_model,
+        d=list(calib.D),
+        k=list(calib.K),
+        r=list(calib.R),
+        p=list(calib.P),
+    )
 
 
 class CameraNode(Node):
@@ -107,6 +125,7 @@ class CameraNode(Node):
         self.file_calibration = load_camera_info_yaml(cfg.camera_info_url) if cfg.camera_info_url else None
         if cfg.driver == "realsense":
             from robot_rl_drivers.camera_realsense import import_pyrealsense2
+
             import_pyrealsense2()  # fail at start-up with the install command, not in the grabber thread
         self.calibration: CameraCalibration | None = None  # of the published images, set when the camera opens
         self.pub_image = self.create_publisher(Image, topics.image_topic(cfg.camera), topics.SENSOR_QOS)
@@ -118,7 +137,8 @@ class CameraNode(Node):
         self.get_logger().info(
             f"camera node up: {cfg.camera} driver={cfg.driver} source={cfg.source!r} rate={cfg.rate_hz:g} Hz "
             f"crop={list(cfg.crop)} size={cfg.width}x{cfg.height} intrinsics="
-            f"{cfg.camera_info_url or 'from the camera (uvc: nominal)'}")
+            f"{cfg.camera_info_url or 'from the camera (uvc: nominal)'}"
+        )
 
     def _log(self, level: str, message: str) -> None:
         logger = self.get_logger()  # rclpy fixes a call site's severity at its first call: one call per level
@@ -134,19 +154,33 @@ class CameraNode(Node):
         cfg = self.cfg
         if cfg.driver == "uvc":
             from robot_rl_drivers.camera_uvc import UvcCamera
-            camera = UvcCamera(cfg.source, cfg.camera, cfg.capture_width, cfg.capture_height, cfg.capture_fps,
-                               cfg.fourcc, cfg.loop, cfg.nominal_hfov_deg, self.frame_id)
+
+            camera = UvcCamera(
+                cfg.source,
+                cfg.camera,
+                cfg.capture_width,
+                cfg.capture_height,
+                cfg.capture_fps,
+                cfg.fourcc,
+                cfg.loop,
+                cfg.nominal_hfov_deg,
+                self.frame_id,
+            )
         else:
             from robot_rl_drivers.camera_realsense import RealSenseCamera
+
             serial = "" if cfg.source in ("", "0") else cfg.source
-            camera = RealSenseCamera(serial, cfg.camera, cfg.capture_width, cfg.capture_height, cfg.capture_fps,
-                                     self.frame_id)
+            camera = RealSenseCamera(
+                serial, cfg.camera, cfg.capture_width, cfg.capture_height, cfg.capture_fps, self.frame_id
+            )
         try:
             calib = self.file_calibration or camera.calibration
             if (calib.width, calib.height) != (camera.spec.width, camera.spec.height):
-                raise ValueError(f"camera_info_url {cfg.camera_info_url} is for {calib.width}x{calib.height} images but "
-                                 f"the camera delivers {camera.spec.width}x{camera.spec.height}; calibrate at the capture "
-                                 f"size or set capture_width/capture_height to {calib.width}x{calib.height}")
+                raise ValueError(
+                    f"camera_info_url {cfg.camera_info_url} is for {calib.width}x{calib.height} images but "
+                    f"the camera delivers {camera.spec.width}x{camera.spec.height}; calibrate at the capture "
+                    f"size or set capture_width/capture_height to {calib.width}x{calib.height}"
+                )
             self.calibration = self.crop.calibration(calib)
         except ValueError:
             camera.close()
@@ -179,8 +213,11 @@ class CameraNode(Node):
         age_s = now - frame.t_capture
         if age_s > self.cfg.max_frame_age_s:
             self.dropped_old += 1
-            self.get_logger().warning(f"camera {self.cfg.camera}: frame {age_s:.3f} s old, dropped ({self.dropped_old} "
-                                      f"so far; max_frame_age_s={self.cfg.max_frame_age_s:g})", throttle_duration_sec=1.0)
+            self.get_logger().warning(
+                f"camera {self.cfg.camera}: frame {age_s:.3f} s old, dropped ({self.dropped_old} "
+                f"so far; max_frame_age_s={self.cfg.max_frame_age_s:g})",
+                throttle_duration_sec=1.0,
+            )
             return
         stamp_s = self.get_clock().now().nanoseconds * 1e-9 - age_s  # the capture time on the ROS clock
         image = self.crop.image(frame.image)  # (height, width, 3) RGB
@@ -192,13 +229,17 @@ class CameraNode(Node):
         if self.grabber.ended:
             if not self._end_reported:
                 self._end_reported = True
-                self.get_logger().info(f"camera {self.cfg.camera}: end of {self.cfg.source}; stopped publishing "
-                                       f"after {self.published} images")
+                self.get_logger().info(
+                    f"camera {self.cfg.camera}: end of {self.cfg.source}; stopped publishing "
+                    f"after {self.published} images"
+                )
             return
         if not self._outage_reported and now - self._last_new_t > self.cfg.frame_timeout_s:
             self._outage_reported = True
-            self.get_logger().warning(f"camera {self.cfg.camera}: no new frame for {now - self._last_new_t:.1f} s; "
-                                      f"publishing nothing until frames return")
+            self.get_logger().warning(
+                f"camera {self.cfg.camera}: no new frame for {now - self._last_new_t:.1f} s; "
+                f"publishing nothing until frames return"
+            )
 
     def close(self) -> None:
         self.grabber.stop()
@@ -217,7 +258,7 @@ def _parameter_help() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point `robot-rl-camera-node`: `robot-rl-camera-node --ros-args -p camera:=front -p source:=0`."""
     args = sys.argv if argv is None else argv
-    if any(a in ("-h", "--help") for a in args[1:args.index("--ros-args") if "--ros-args" in args else None]):
+    if any(a in ("-h", "--help") for a in args[1 : args.index("--ros-args") if "--ros-args" in args else None]):
         print(f"usage: robot-rl-camera-node --ros-args -p NAME:=VALUE ...\n{__doc__}\nparameters:\n{_parameter_help()}")
         return 0
     # SIGINT/SIGTERM only set a flag the main loop checks, so the node stops between two periods and exits 0.

@@ -19,8 +19,10 @@ def import_pyrealsense2():
     try:
         import pyrealsense2 as rs
     except ImportError as err:
-        raise ImportError(f"the RealSense camera needs pyrealsense2, which is not installed ({err}); "
-                          f"run `pip install pyrealsense2` in this environment, or use driver:=uvc") from None
+        raise ImportError(
+            f"the RealSense camera needs pyrealsense2, which is not installed ({err}); "
+            f"run `pip install pyrealsense2` in this environment, or use driver:=uvc"
+        ) from None
     return rs
 
 
@@ -32,8 +34,16 @@ def _distortion_model(rs, model) -> str:
 class RealSenseCamera(Camera):
     """The colour stream of one RealSense (by serial number, or the first found) as RGB frames."""
 
-    def __init__(self, serial: str = "", name: str = "camera", width: int = 640, height: int = 480, fps: float = 30.0,
-                 frame_id: str = "", timeout_s: float = 1.0):
+    def __init__(
+        self,
+        serial: str = "",
+        name: str = "camera",
+        width: int = 640,
+        height: int = 480,
+        fps: float = 30.0,
+        frame_id: str = "",
+        timeout_s: float = 1.0,
+    ):
         rs = import_pyrealsense2()
         self._rs, self._timeout_ms = rs, int(timeout_s * 1000)
         config = rs.config()
@@ -44,13 +54,26 @@ class RealSenseCamera(Camera):
         try:
             profile = self._pipeline.start(config)
         except RuntimeError as err:
-            raise CameraError(f"cannot start RealSense {serial or '(first found)'} colour {width}x{height}@{fps}: {err}") from None
+            raise CameraError(
+                f"cannot start RealSense {serial or '(first found)'} colour {width}x{height}@{fps}: {err}"
+            ) from None
         intr = profile.get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics()
         self.calibration = CameraCalibration(
-            width=intr.width, height=intr.height, K=(intr.fx, 0.0, intr.ppx, 0.0, intr.fy, intr.ppy, 0.0, 0.0, 1.0),
-            D=tuple(intr.coeffs), distortion_model=_distortion_model(rs, intr.model), camera_name=name)
-        self.spec = CameraSpec(name=name, width=intr.width, height=intr.height, rate_hz=float(fps or 30),
-                               K=self.calibration.K, frame_id=frame_id or f"{name}_optical_frame")
+            width=intr.width,
+            height=intr.height,
+            K=(intr.fx, 0.0, intr.ppx, 0.0, intr.fy, intr.ppy, 0.0, 0.0, 1.0),
+            D=tuple(intr.coeffs),
+            distortion_model=_distortion_model(rs, intr.model),
+            camera_name=name,
+        )
+        self.spec = CameraSpec(
+            name=name,
+            width=intr.width,
+            height=intr.height,
+            rate_hz=float(fps or 30),
+            K=self.calibration.K,
+            frame_id=frame_id or f"{name}_optical_frame",
+        )
         self._last_number = -1
 
     def read(self) -> Frame:

@@ -37,17 +37,31 @@ class UvcCamera(Camera):
     raises `EndOfStream`; a device that delivers nothing raises `CameraError` (the caller reopens).
     """
 
-    def __init__(self, source: str, name: str = "camera", width: int = 0, height: int = 0, fps: float = 0.0,
-                 fourcc: str = "", loop: bool = False, hfov_deg: float = 60.0, frame_id: str = ""):
+    def __init__(
+        self,
+        source: str,
+        name: str = "camera",
+        width: int = 0,
+        height: int = 0,
+        fps: float = 0.0,
+        fourcc: str = "",
+        loop: bool = False,
+        hfov_deg: float = 60.0,
+        frame_id: str = "",
+    ):
         self.source, self.kind, self.loop = str(source), source_kind(str(source)), loop
         if self.kind == "file" and not Path(self.source).is_file():
-            raise CameraError(f"video file {self.source} does not exist (source is a device index, a /dev/video path, "
-                              f"a stream URL or a video file)")
+            raise CameraError(
+                f"video file {self.source} does not exist (source is a device index, a /dev/video path, "
+                f"a stream URL or a video file)"
+            )
         self._cap = cv2.VideoCapture(int(self.source) if self.source.isdigit() else self.source)
         if not self._cap.isOpened():
             self._cap.release()
-            raise CameraError(f"cannot open {self.kind} {self.source} (unplugged, in use by another process, or "
-                              f"not a video cv2 can decode?)")
+            raise CameraError(
+                f"cannot open {self.kind} {self.source} (unplugged, in use by another process, or "
+                f"not a video cv2 can decode?)"
+            )
         if self.kind == "device":
             if fourcc:
                 self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc.ljust(4)[:4]))
@@ -63,8 +77,14 @@ class UvcCamera(Camera):
             raise CameraError(f"{self.kind} {self.source} reports no frame size")
         self.fps = float(fps or self._cap.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS)
         self.calibration: CameraCalibration = nominal_calibration(w, h, hfov_deg)
-        self.spec = CameraSpec(name=name, width=w, height=h, rate_hz=self.fps, K=self.calibration.K,
-                               frame_id=frame_id or f"{name}_optical_frame")
+        self.spec = CameraSpec(
+            name=name,
+            width=w,
+            height=h,
+            rate_hz=self.fps,
+            K=self.calibration.K,
+            frame_id=frame_id or f"{name}_optical_frame",
+        )
         self._due = time.monotonic()  # files: when the next frame may be handed out
 
     def read(self) -> Frame:
@@ -90,8 +110,10 @@ class UvcCamera(Camera):
         if not ok or bgr is None:
             raise CameraError(f"{self.kind} {self.source} delivered no frame (unplugged or stalled?)")
         if bgr.shape[:2] != (self.spec.height, self.spec.width) or bgr.ndim != 3:
-            raise CameraError(f"{self.kind} {self.source} delivered a {bgr.shape} frame; expected "
-                              f"{self.spec.height}x{self.spec.width}x3 (did the device change mode?)")
+            raise CameraError(
+                f"{self.kind} {self.source} delivered a {bgr.shape} frame; expected "
+                f"{self.spec.height}x{self.spec.width}x3 (did the device change mode?)"
+            )
         return Frame(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t_capture=t_capture)
 
     def close(self) -> None:

@@ -77,8 +77,10 @@ def _parallel_outcome(result) -> tuple[bool, str]:
 _PARALLEL = ActionCall("control_msgs/action/ParallelGripperCommand", "", _fill_parallel, _parallel_outcome)
 # name -> (open call, close call)
 GRIPPER_INTERFACES: dict[str, tuple[ActionCall, ActionCall]] = {
-    "franka": (ActionCall("franka_msgs/action/Move", "move", _fill_move, _franka_outcome),
-               ActionCall("franka_msgs/action/Grasp", "grasp", _fill_grasp, _franka_outcome)),
+    "franka": (
+        ActionCall("franka_msgs/action/Move", "move", _fill_move, _franka_outcome),
+        ActionCall("franka_msgs/action/Grasp", "grasp", _fill_grasp, _franka_outcome),
+    ),
     "parallel_gripper": (_PARALLEL, _PARALLEL),
 }
 
@@ -89,9 +91,11 @@ def resolve_action_type(type_name: str, interface: str):
     try:
         return getattr(importlib.import_module(f"{package}.action"), name)
     except (ImportError, AttributeError):
-        raise AdapterError(f"ros2_control.gripper_action {interface!r} needs {type_name}, but the Python package "
-                           f"{package} is not importable: source the ROS 2 workspace that has it (it is not on PyPI) "
-                           "before starting the arm node, or set ros2_control.gripper_action to \"\"") from None
+        raise AdapterError(
+            f"ros2_control.gripper_action {interface!r} needs {type_name}, but the Python package "
+            f"{package} is not importable: source the ROS 2 workspace that has it (it is not on PyPI) "
+            'before starting the arm node, or set ros2_control.gripper_action to ""'
+        ) from None
 
 
 class GripperActions:
@@ -99,8 +103,9 @@ class GripperActions:
 
     def __init__(self, node: Node, interface: str, namespace: str, goal_open: GripperGoal, goal_close: GripperGoal):
         if interface not in GRIPPER_INTERFACES:
-            raise AdapterError(f"ros2_control.gripper_action {interface!r}; choose one of "
-                               f"{sorted(GRIPPER_INTERFACES) + ['']}")
+            raise AdapterError(
+                f"ros2_control.gripper_action {interface!r}; choose one of {sorted(GRIPPER_INTERFACES) + ['']}"
+            )
         self.node, self.interface = node, interface
         self._goals = (goal_open, goal_close)
         self._clients: list[tuple[ActionClient, ActionCall, str, Any]] = []  # (client, call, name, action type)
@@ -117,9 +122,11 @@ class GripperActions:
     def wait_for_servers(self, timeout_s: float) -> None:
         for client, call, name, _ in self._clients:
             if not client.wait_for_server(timeout_sec=timeout_s):
-                raise AdapterError(f"no {call.type_name} action server at {name} within {timeout_s} s: is the gripper "
-                                   f"driver running (ros2_control.gripper_action {self.interface!r}, "
-                                   "ros2_control.gripper_action_namespace)?")
+                raise AdapterError(
+                    f"no {call.type_name} action server at {name} within {timeout_s} s: is the gripper "
+                    f"driver running (ros2_control.gripper_action {self.interface!r}, "
+                    "ros2_control.gripper_action_namespace)?"
+                )
 
     def command(self, closing: float) -> None:
         """Ask for open (< 0.5) or closed (any thread); `flush` sends it."""

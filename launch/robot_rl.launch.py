@@ -10,10 +10,10 @@ lib/<package> directory `launch_ros.actions.Node` searches).
 import shutil
 from pathlib import Path
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
+from launch import LaunchDescription
 from robot_rl.nodes.table import available_setups, load_table
 
 LAUNCH_DIR = Path(__file__).resolve().parent  # share/robot_rl/launch when installed, launch/ in the source tree
@@ -27,21 +27,36 @@ def _start_nodes(context):
     if classifier:  # as `robot-rl up SETUP --set reward:classifier:=DIR`
         table = table.with_sets([f"reward:classifier:={classifier}"])
     return [
-        ExecuteProcess(cmd=[shutil.which(node.executable) or node.executable, *node.ros_args()],
-                       name=node.fqn.lstrip("/").replace("/", "."), output="screen")
+        ExecuteProcess(
+            cmd=[shutil.which(node.executable) or node.executable, *node.ros_args()],
+            name=node.fqn.lstrip("/").replace("/", "."),
+            output="screen",
+        )
         for node in table.select(use_sim)
     ]
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("setup", default_value="sim_single", choices=list(available_setups(LAUNCH_DIR)),
-                              description="node table to run: launch/setups/<setup>.yaml"),
-        DeclareLaunchArgument("use_sim", default_value="true", choices=["true", "false"],
-                              description="true: the MuJoCo twin (nodes with mode sim or any); "
-                                          "false: hardware (mode real or any)"),
-        DeclareLaunchArgument("classifier", default_value="",
-                              description="reward classifier directory (`robot-rl reward train --out`) for the "
-                                          "setup's reward nodes; empty: the table's"),
-        OpaqueFunction(function=_start_nodes),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "setup",
+                default_value="sim_single",
+                choices=list(available_setups(LAUNCH_DIR)),
+                description="node table to run: launch/setups/<setup>.yaml",
+            ),
+            DeclareLaunchArgument(
+                "use_sim",
+                default_value="true",
+                choices=["true", "false"],
+                description="true: the MuJoCo twin (nodes with mode sim or any); false: hardware (mode real or any)",
+            ),
+            DeclareLaunchArgument(
+                "classifier",
+                default_value="",
+                description="reward classifier directory (`robot-rl reward train --out`) for the "
+                "setup's reward nodes; empty: the table's",
+            ),
+            OpaqueFunction(function=_start_nodes),
+        ]
+    )

@@ -11,9 +11,8 @@ quaternions (w, x, y, z), rotations as rotation vectors in radians, times in sec
 
 from __future__ import annotations
 
-import math
-
 import abc
+import math
 from dataclasses import dataclass, field
 
 import numpy as np

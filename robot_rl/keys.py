@@ -24,7 +24,7 @@ def camera_of(key: str) -> str:
     """Inverse of image_key: camera_of("image_front") == "front"."""
     if not is_image_key(key):
         raise ValueError(f"{key!r} is not an image key (expected the prefix {IMAGE_PREFIX!r})")
-    return key[len(IMAGE_PREFIX):]
+    return key[len(IMAGE_PREFIX) :]
 
 
 # --- per-step bookkeeping (episode store and replay) -------------------------------------

@@ -127,22 +127,24 @@ def clip_toward_box(point_m: np.ndarray, reference_m: np.ndarray, box: Workspace
     return np.clip(np.asarray(point_m, dtype=np.float64), np.minimum(low, ref), np.maximum(high, ref))
 
 
-
 def command_deltas(cmd: EECommand) -> tuple[np.ndarray, np.ndarray]:
     """(delta_pos_m, delta_rotvec_rad) of `cmd` as float64 (3,) arrays, checked before a Robot moves: ValueError
     when a shape is wrong or a value (the gripper's too) is not finite."""
     delta_pos = np.asarray(cmd.delta_pos_m, dtype=np.float64)
     delta_rot = np.asarray(cmd.delta_rotvec_rad, dtype=np.float64)
     if delta_pos.shape != (3,) or delta_rot.shape != (3,):
-        raise ValueError(f"EECommand needs delta_pos_m and delta_rotvec_rad of shape (3,), got {delta_pos.shape} "
-                         f"and {delta_rot.shape}")
+        raise ValueError(
+            f"EECommand needs delta_pos_m and delta_rotvec_rad of shape (3,), got {delta_pos.shape} "
+            f"and {delta_rot.shape}"
+        )
     if not (np.all(np.isfinite(delta_pos)) and np.all(np.isfinite(delta_rot)) and math.isfinite(cmd.gripper)):
         raise ValueError(f"EECommand must be finite, got {cmd}; nothing was sent to the arm")
     return delta_pos, delta_rot
 
 
-def lead_limited_target(target_m: np.ndarray, delta_m: np.ndarray, tool_m: np.ndarray, box: WorkspaceBox,
-                        max_lead_m: float) -> np.ndarray:
+def lead_limited_target(
+    target_m: np.ndarray, delta_m: np.ndarray, tool_m: np.ndarray, box: WorkspaceBox, max_lead_m: float
+) -> np.ndarray:
     """A Robot's next tool target: `target_m + delta_m` clipped toward `box` (never snapped in from outside, see
     `clip_toward_box`), then kept within `max_lead_m` of the measured tool so a blocked arm does not wind up."""
     target = clip_toward_box(target_m + delta_m, target_m, box)
@@ -151,6 +153,7 @@ def lead_limited_target(target_m: np.ndarray, delta_m: np.ndarray, tool_m: np.nd
     if lead_norm > max_lead_m:
         target = clip_toward_box(tool_m + lead * (max_lead_m / lead_norm), tool_m, box)
     return target
+
 
 class SafetyFilter:
     """Stateful filter for one arm: it remembers the previous command for the acceleration limit."""
@@ -225,14 +228,19 @@ class SafetyFilter:
 
     def _reject(self, reason: str, last_gripper: float) -> FilterResult:
         self._prev_vel_m_s = np.zeros(3)
-        return FilterResult(self.hold_command(last_gripper), rejected=True, clipped=(), reason=f"rejected: {reason}; holding")
+        return FilterResult(
+            self.hold_command(last_gripper), rejected=True, clipped=(), reason=f"rejected: {reason}; holding"
+        )
 
 
 def _validate(cmd: EECommand, target_pos_m, dt_s, last_gripper) -> tuple | str:
     """(delta m, rotvec rad, gripper, target m, dt s) as finite float64 values, or why not (a reason string)."""
     arrays = {}
-    for name, value in (("delta_pos_m", cmd.delta_pos_m), ("delta_rotvec_rad", cmd.delta_rotvec_rad),
-                        ("target_pos_m", target_pos_m)):
+    for name, value in (
+        ("delta_pos_m", cmd.delta_pos_m),
+        ("delta_rotvec_rad", cmd.delta_rotvec_rad),
+        ("target_pos_m", target_pos_m),
+    ):
         try:
             arrays[name] = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
@@ -251,8 +259,13 @@ def _validate(cmd: EECommand, target_pos_m, dt_s, last_gripper) -> tuple | str:
         return f"non-finite values in {', '.join(bad)}"
     if not MIN_DT_S <= scalars["dt_s"] <= MAX_DT_S:
         return f"dt_s={scalars['dt_s']!r} is outside [{MIN_DT_S}, {MAX_DT_S}] s"
-    return (arrays["delta_pos_m"], arrays["delta_rotvec_rad"], scalars["gripper"], arrays["target_pos_m"],
-            scalars["dt_s"])
+    return (
+        arrays["delta_pos_m"],
+        arrays["delta_rotvec_rad"],
+        scalars["gripper"],
+        arrays["target_pos_m"],
+        scalars["dt_s"],
+    )
 
 
 class CommandWatchdog:

@@ -32,10 +32,37 @@ MAX_TENSORS = 4096
 MAX_NDIM = 8
 
 # safetensors dtype -> bytes per element; numpy reads those with a numpy dtype (little-endian on the wire)
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
-_NUMPY_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "U16": "<u2", "F16": "<f2",
-                 "I32": "<i4", "U32": "<u4", "F32": "<f4", "I64": "<i8", "U64": "<u8", "F64": "<f8"}
+DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
+_NUMPY_DTYPES = {
+    "BOOL": "?",
+    "U8": "u1",
+    "I8": "i1",
+    "I16": "<i2",
+    "U16": "<u2",
+    "F16": "<f2",
+    "I32": "<i4",
+    "U32": "<u4",
+    "F32": "<f4",
+    "I64": "<i8",
+    "U64": "<u8",
+    "F64": "<f8",
+}
 
 
 class WireError(ValueError):
@@ -66,8 +93,12 @@ def encode(kind: str, arrays: dict[str, np.ndarray], meta: dict | None = None) -
         if arr.dtype == object or arr.dtype.kind in "USV":
             raise WireError(f"array {key!r} has dtype {arr.dtype}; only numeric and bool arrays can be sent")
         clean[key] = arr
-    header = {_KIND_KEY: kind, _VERSION_KEY: str(WIRE_SCHEMA_VERSION), _META_KEY: json.dumps(meta or {}),
-              CHECKSUM_KEY: CHECKSUM_PLACEHOLDER}
+    header = {
+        _KIND_KEY: kind,
+        _VERSION_KEY: str(WIRE_SCHEMA_VERSION),
+        _META_KEY: json.dumps(meta or {}),
+        CHECKSUM_KEY: CHECKSUM_PLACEHOLDER,
+    }
     return stamp_checksum(st_save(clean, metadata=header))
 
 
@@ -113,7 +144,7 @@ def read_header(payload: bytes, *, max_tensors: int = MAX_TENSORS, require_check
     if n < 2 or n > MAX_HEADER_BYTES or 8 + n > len(payload):
         raise WireError(f"payload header length {n} does not fit in {len(payload)} bytes (cap {MAX_HEADER_BYTES})")
     try:
-        raw = json.loads(bytes(payload[8: 8 + n]))
+        raw = json.loads(bytes(payload[8 : 8 + n]))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise WireError(f"payload header is not JSON: {str(e)[:200]}") from None
     if not isinstance(raw, dict):
@@ -128,8 +159,10 @@ def read_header(payload: bytes, *, max_tensors: int = MAX_TENSORS, require_check
     covered = data_start
     for name, t in sorted(tensors.items(), key=lambda kv: (kv[1].start, kv[1].end)):
         if t.start != covered:
-            raise WireError(f"tensor {name!r} starts at byte {t.start - data_start} of the data, expected "
-                            f"{covered - data_start}: tensors must tile the data section")
+            raise WireError(
+                f"tensor {name!r} starts at byte {t.start - data_start} of the data, expected "
+                f"{covered - data_start}: tensors must tile the data section"
+            )
         covered = t.end
     if covered != len(payload):
         raise WireError(f"tensors declare {covered - data_start} bytes, the data section holds {data_len}")
@@ -153,8 +186,10 @@ def _tensor_info(name: str, entry, data_start: int, data_len: int) -> TensorInfo
     begin, end = offsets
     nbytes = math.prod(shape) * DTYPE_BYTES[dtype]  # Python ints: a declared 10^12 elements cannot overflow
     if not begin <= end <= data_len or end - begin != nbytes:
-        raise WireError(f"tensor {name!r}: shape {shape} of {dtype} declares {nbytes} bytes, offsets [{begin}, {end}] "
-                        f"of a {data_len}-byte data section")
+        raise WireError(
+            f"tensor {name!r}: shape {shape} of {dtype} declares {nbytes} bytes, offsets [{begin}, {end}] "
+            f"of a {data_len}-byte data section"
+        )
     return TensorInfo(dtype, tuple(shape), data_start + begin, data_start + end)
 
 
@@ -171,7 +206,7 @@ def _crc_with_placeholder(payload: bytes, field_at: int, field_len: int) -> int:
     view = memoryview(payload)
     crc = zlib.crc32(view[:field_at])
     crc = zlib.crc32(_checksum_field(CHECKSUM_PLACEHOLDER), crc)
-    return zlib.crc32(view[field_at + field_len:], crc)
+    return zlib.crc32(view[field_at + field_len :], crc)
 
 
 def _find_field(payload: bytes, value: str) -> int:
@@ -189,7 +224,7 @@ def stamp_checksum(payload: bytes) -> bytes:
     at = _find_field(payload, CHECKSUM_PLACEHOLDER)
     field = _checksum_field(CHECKSUM_PLACEHOLDER)
     crc = _crc_with_placeholder(payload, at, len(field))
-    return payload[:at] + _checksum_field(f"{crc:08x}") + payload[at + len(field):]
+    return payload[:at] + _checksum_field(f"{crc:08x}") + payload[at + len(field) :]
 
 
 def verify_checksum(payload: bytes, metadata: dict[str, str] | None = None) -> None:
@@ -220,7 +255,9 @@ def decode_episode(payload: bytes) -> tuple[dict[str, np.ndarray], dict]:
 
 def _check_lengths(episode: dict[str, np.ndarray]) -> None:
     if any(np.ndim(v) == 0 for v in episode.values()):
-        raise WireError(f"episode arrays must be (T, ...); got scalars {[k for k, v in episode.items() if np.ndim(v) == 0]}")
+        raise WireError(
+            f"episode arrays must be (T, ...); got scalars {[k for k, v in episode.items() if np.ndim(v) == 0]}"
+        )
     lengths = {k: len(v) for k, v in episode.items()}
     if len(set(lengths.values())) > 1:
         raise WireError(f"episode arrays must share their first dimension, got {lengths}")

@@ -57,13 +57,19 @@ class CameraRig:
         for k, name in enumerate(names):
             self._camera.fixedcamid = self._cam_ids[name]
             mujoco.mjv_updateScene(
-                self.model, self.data, self._option, self._perturb, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene
+                self.model,
+                self.data,
+                self._option,
+                self._perturb,
+                self._camera,
+                mujoco.mjtCatBit.mjCAT_ALL,
+                self._scene,
             )
             mujoco.mjr_render(mujoco.MjrRect(k * w, 0, w, h), self._scene, self._ctx)
         row = np.empty((h, w * len(names), 3), dtype=np.uint8)
         mujoco.mjr_readPixels(row, None, mujoco.MjrRect(0, 0, w * len(names), h), self._ctx)
         row = row[::-1]  # OpenGL rows run bottom-up
-        return {name: np.ascontiguousarray(row[:, k * w:(k + 1) * w]) for k, name in enumerate(names)}
+        return {name: np.ascontiguousarray(row[:, k * w : (k + 1) * w]) for k, name in enumerate(names)}
 
     def close(self) -> None:
         if self._gl is not None:

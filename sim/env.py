@@ -77,7 +77,12 @@ class RobotCellEnv(gym.Env):
         )
         self.data = mujoco.MjData(self.model)
         self.robot = MujocoRobot(
-            self.model, self.data, control_rate_hz, self.task.workspace, max_step_m=max_step_m, max_step_rad=max_step_rad
+            self.model,
+            self.data,
+            control_rate_hz,
+            self.task.workspace,
+            max_step_m=max_step_m,
+            max_step_rad=max_step_rad,
         )
         self.task.bind(self.model, self.data, self.robot)
         self._dt_s = 1.0 / control_rate_hz
@@ -86,7 +91,9 @@ class RobotCellEnv(gym.Env):
         self._cameras: dict[str, MujocoCamera] = {}
         self._render_renderer: mujoco.Renderer | None = None
 
-        self.action_layout = ["dx", "dy", "dz"] + (["drx", "dry", "drz"] if self.task.use_rotation else []) + ["gripper"]
+        self.action_layout = (
+            ["dx", "dy", "dz"] + (["drx", "dry", "drz"] if self.task.use_rotation else []) + ["gripper"]
+        )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (len(self.action_layout),), np.float32)
         self._object_dim = sum(n for _, n in self.task.object_state_layout)
         if obs_mode == "state":
@@ -109,13 +116,17 @@ class RobotCellEnv(gym.Env):
     def step(self, action):
         a = np.asarray(action, dtype=np.float32)
         if a.shape != self.action_space.shape:
-            raise ValueError(f"action has shape {a.shape}; expected {self.action_space.shape} laid out as {self.action_layout}")
+            raise ValueError(
+                f"action has shape {a.shape}; expected {self.action_space.shape} laid out as {self.action_layout}"
+            )
         if not np.all(np.isfinite(a)):
             raise ValueError(f"action must be finite, got {a}")
         a = np.clip(a, -1.0, 1.0).astype(np.float64)
         spec = self.robot.spec
         rot = a[3:6] * spec.max_step_rad if self.task.use_rotation else np.zeros(3)
-        self.robot.command(EECommand(delta_pos_m=a[:3] * spec.max_step_m, delta_rotvec_rad=rot, gripper=(a[-1] + 1.0) / 2.0))
+        self.robot.command(
+            EECommand(delta_pos_m=a[:3] * spec.max_step_m, delta_rotvec_rad=rot, gripper=(a[-1] + 1.0) / 2.0)
+        )
         self.robot.advance(self._dt_s)
         success = self.task.is_success()
         if self.reward_type == "sparse":
@@ -154,7 +165,7 @@ class RobotCellEnv(gym.Env):
     @property
     def cameras(self) -> dict[str, MujocoCamera]:
         """name -> MujocoCamera (Camera interface) of the rig."""
-        self.rig
+        _ = self.rig  # builds the rig and its cameras on first use
         return self._cameras
 
     def task_meta(self) -> dict:
@@ -172,16 +183,25 @@ class RobotCellEnv(gym.Env):
             "reward_type": self.reward_type,
             "image_size": self.image_size,
             "cameras": {
-                name: {"width": self.image_size, "height": self.image_size,
-                       "K": list(intrinsics(self.model, name, self.image_size, self.image_size))}
+                name: {
+                    "width": self.image_size,
+                    "height": self.image_size,
+                    "K": list(intrinsics(self.model, name, self.image_size, self.image_size)),
+                }
                 for name in self.camera_names
             },
             "action_layout": list(self.action_layout),
-            "action_scale": {"max_step_m": spec.max_step_m, "max_step_rad": spec.max_step_rad,
-                             "gripper": "closing = (a + 1) / 2"},
+            "action_scale": {
+                "max_step_m": spec.max_step_m,
+                "max_step_rad": spec.max_step_rad,
+                "gripper": "closing = (a + 1) / 2",
+            },
             "obs_layout": {keys.STATE: [[name, n] for name, n in state_layout]}
-            | ({keys.image_key(c): [self.image_size, self.image_size, 3] for c in self.camera_names}
-               if self.obs_mode == "pixels" else {}),
+            | (
+                {keys.image_key(c): [self.image_size, self.image_size, 3] for c in self.camera_names}
+                if self.obs_mode == "pixels"
+                else {}
+            ),
             "workspace": {"low_m": list(spec.workspace.low_m), "high_m": list(spec.workspace.high_m)},
         }
 

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import rclpy  # noqa: E402
-from rclpy.clock import Clock as RosClock, ClockType  # noqa: E402
+from rclpy.clock import Clock as RosClock  # noqa: E402
+from rclpy.clock import ClockType
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
@@ -75,7 +76,8 @@ class SimNodeConfig:
         if control_rate_hz <= 0 or self.camera_rate_hz < 0 or self.real_time_factor < 0:
             raise ValueError(
                 f"need control_rate_hz > 0, camera_rate_hz >= 0, real_time_factor >= 0; got "
-                f"{control_rate_hz}, {self.camera_rate_hz}, {self.real_time_factor}")
+                f"{control_rate_hz}, {self.camera_rate_hz}, {self.real_time_factor}"
+            )
         if self.camera_rate_hz > control_rate_hz:
             raise ValueError(f"camera_rate_hz={self.camera_rate_hz} cannot exceed control_rate_hz={control_rate_hz}")
 
@@ -93,7 +95,9 @@ class SimExtras:
             for name, cam in env.cameras.items():
                 self.camera_specs[name] = dataclasses.replace(cam.spec, rate_hz=cfg.camera_rate_hz)
                 self.pub_images[name] = node.create_publisher(Image, topics.image_topic(name), topics.SENSOR_QOS)
-                self.pub_infos[name] = node.create_publisher(CameraInfo, topics.camera_info_topic(name), topics.SENSOR_QOS)
+                self.pub_infos[name] = node.create_publisher(
+                    CameraInfo, topics.camera_info_topic(name), topics.SENSOR_QOS
+                )
         self._next_camera_t = self.sim_time_s
         # refusals per command topic, latched, once a wall second (robot_rl.nodes.guard: a bad message never ends the node)
         self.pub_status = node.create_publisher(String, SIM_STATUS, STATUS_QOS)
@@ -145,20 +149,27 @@ class SimRobotNode(ArmNode):
         cfg = self.sim_cfg
         self.get_logger().info(
             f"sim robot up: task={cfg.task} seed={cfg.seed} control={self.cfg.control_rate_hz} Hz "
-            f"cameras={list(cfg.cameras)}@{cfg.camera_rate_hz} Hz real_time_factor={cfg.real_time_factor}")
+            f"cameras={list(cfg.cameras)}@{cfg.camera_rate_hz} Hz real_time_factor={cfg.real_time_factor}"
+        )
 
     # --- the arm node's hooks -----------------------------------------------------------------
     def _declare_adapter(self) -> tuple[type, SimArmConfig]:
         """The sim's own parameters and its task cell (the adapter is always the simulated arm)."""
         if self.cfg.adapter != "sim":
-            raise ValueError(f"robot-rl-sim-node drives the simulated cell (adapter sim), not {self.cfg.adapter!r}; "
-                             "run robot-rl-arm-node for a hardware adapter")
+            raise ValueError(
+                f"robot-rl-sim-node drives the simulated cell (adapter sim), not {self.cfg.adapter!r}; "
+                "run robot-rl-arm-node for a hardware adapter"
+            )
         self.sim_cfg = declare_config(self, SimNodeConfig())
         self.sim_cfg.validate(self.cfg.control_rate_hz)
         cfg = self.sim_cfg
         self.env: RobotCellEnv = make_task_env(
-            cfg.task, obs_mode="state", image_size=cfg.image_size, cameras=cfg.cameras,
-            control_rate_hz=self.cfg.control_rate_hz).unwrapped
+            cfg.task,
+            obs_mode="state",
+            image_size=cfg.image_size,
+            cameras=cfg.cameras,
+            control_rate_hz=self.cfg.control_rate_hz,
+        ).unwrapped
         return SimArmAdapter, SimArmConfig()
 
     def _workspace(self) -> WorkspaceBox:

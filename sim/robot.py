@@ -14,6 +14,7 @@ from robot_rl_sim.controller import CartesianImpedanceController, ImpedanceConfi
 # The arm's box: pick_cube's, the widest task box of the core's cell table (robot_rl.actor.layout.TASKS), reachable
 # with the tool pointing down (checked corner by corner in tests/test_contract_sim.py).
 DEFAULT_WORKSPACE = task_spec("pick_cube").workspace
+DEFAULT_IMPEDANCE = ImpedanceConfig()  # one shared default (a module-level value, not a call in the signature)
 
 
 def quat_from_rotvec(rotvec_rad: np.ndarray) -> np.ndarray:
@@ -47,7 +48,7 @@ class MujocoRobot(Robot):
         max_step_m: float = 0.025,
         max_step_rad: float = 0.15,
         max_target_lead_m: float = 0.06,
-        impedance: ImpedanceConfig = ImpedanceConfig(),
+        impedance: ImpedanceConfig = DEFAULT_IMPEDANCE,
     ):
         substeps = 1.0 / (control_rate_hz * model.opt.timestep) if control_rate_hz > 0 else 0.5
         if abs(substeps - round(substeps)) > 1e-6 or round(substeps) < 1:

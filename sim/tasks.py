@@ -41,8 +41,11 @@ class Task(abc.ABC):
 
     def bind(self, model: mujoco.MjModel, data: mujoco.MjData, robot: MujocoRobot) -> None:
         self.model, self.data, self.robot = model, data, robot
-        pad_ids = [model.geom(i).id for i in range(model.ngeom) if model.geom_bodyid[i] in (
-            model.body("left_finger").id, model.body("right_finger").id)]
+        pad_ids = [
+            model.geom(i).id
+            for i in range(model.ngeom)
+            if model.geom_bodyid[i] in (model.body("left_finger").id, model.body("right_finger").id)
+        ]
         self._left_pad, self._right_pad = pad_ids
         self._bind(model)
 
@@ -116,8 +119,8 @@ class PickCube(Task):
 
     def reset(self, rng: np.random.Generator) -> None:
         d, a = self.data, self._cube_qpos
-        d.qpos[a:a + 3] = (rng.uniform(*self.cube_x_range_m), rng.uniform(*self.cube_y_range_m), self.cube_half_m)
-        d.qpos[a + 3:a + 7] = _yaw_quat(rng.uniform(-self.cube_yaw_range_rad, self.cube_yaw_range_rad))
+        d.qpos[a : a + 3] = (rng.uniform(*self.cube_x_range_m), rng.uniform(*self.cube_y_range_m), self.cube_half_m)
+        d.qpos[a + 3 : a + 7] = _yaw_quat(rng.uniform(-self.cube_yaw_range_rad, self.cube_yaw_range_rad))
         mujoco.mj_forward(self.model, d)
         self.settle_arm(rng, np.array([0.5, 0.0, 0.22]), np.array([0.05, 0.08, 0.03]), gripper=0.0)
 
@@ -214,9 +217,9 @@ class PegInsert(Task):
         self.settle_arm(rng, np.array([0.5, 0.0, 0.2]), np.array([0.05, 0.08, 0.02]), gripper=0.0)
         tcp_pos, tcp_quat = self.robot.controller.tool_pose()
         a = self._peg_qpos
-        d.qpos[a:a + 3] = tcp_pos
-        d.qpos[a + 3:a + 7] = (1.0, 0.0, 0.0, 0.0)  # upright, faces parallel to the pads and to the hole at yaw 0
-        d.qvel[self._peg_dof:self._peg_dof + 6] = 0.0
+        d.qpos[a : a + 3] = tcp_pos
+        d.qpos[a + 3 : a + 7] = (1.0, 0.0, 0.0, 0.0)  # upright, faces parallel to the pads and to the hole at yaw 0
+        d.qvel[self._peg_dof : self._peg_dof + 6] = 0.0
         self.robot.set_gripper(1.0)
         self.robot.advance(0.3)
         self.robot.hold()
@@ -265,4 +268,3 @@ def make_task(name: str, **kw) -> Task:
     except KeyError:
         raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}") from None
     return cls(**kw)
-

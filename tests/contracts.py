@@ -76,7 +76,9 @@ def check_workspace_clip(robot: Robot) -> None:
         state = _steps(robot, n, EECommand(delta_pos_m=direction * robot.spec.max_step_m))
         assert box.contains(state.ee_pos_m, tol_m=0.005), f"tool {state.ee_pos_m} left {box}"
         reached = np.where(direction > 0, box.high_m, box.low_m)
-        assert np.all(np.abs(state.ee_pos_m - reached) < 0.02), f"tool {state.ee_pos_m} did not reach the wall {reached}"
+        assert np.all(np.abs(state.ee_pos_m - reached) < 0.02), (
+            f"tool {state.ee_pos_m} did not reach the wall {reached}"
+        )
 
 
 def check_gripper_closes_and_opens(robot: Robot) -> None:

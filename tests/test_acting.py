@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 
 from robot_rl import keys
-from robot_rl.actor.acting import (HOLD, INTERVENTION, POLICY, WARMUP, Acting, HoldWarmup, RandomWarmup, node_acting,
-                                   residual_mismatch)
+from robot_rl.actor.acting import (
+    HOLD,
+    INTERVENTION,
+    POLICY,
+    WARMUP,
+    Acting,
+    HoldWarmup,
+    RandomWarmup,
+    node_acting,
+    residual_mismatch,
+)
 from robot_rl.actor.config import ActorConfig
 from robot_rl.agents import AgentConfig, make_agent
 from robot_rl.agents.residual import ResidualConfig, make_residual_agent
@@ -108,8 +117,9 @@ def test_the_base_acts_every_step_noised_in_warmup_then_corrected_by_the_residua
         choice = acting.choose(_obs(obs_rng), warmup=True)
         want_base = np.array([0.1 * k, -0.2, 0.5, 0.9], np.float32)
         np.testing.assert_allclose(choice.base_action, want_base, atol=1e-6)
-        np.testing.assert_array_equal(choice.action, np.clip(want_base + noise.normal(0.0, 0.2, 4), -1, 1)
-                                      .astype(np.float32))
+        np.testing.assert_array_equal(
+            choice.action, np.clip(want_base + noise.normal(0.0, 0.2, 4), -1, 1).astype(np.float32)
+        )
         assert choice.source == WARMUP and choice.infer_s is None
     for k in range(4, 6):  # after warm-up: the untrained residual's mean is exactly the base, which kept counting
         choice = acting.choose(_obs(obs_rng), warmup=False)
@@ -165,8 +175,9 @@ def test_the_teleop_warmup_holds_the_arm_keeping_the_last_gripper():
 
 def test_the_node_builds_its_acting_core_from_its_parameters(tmp_path):
     random = node_acting(ActorConfig(warmup="random", seed=4), 4, lambda: 0.0)
-    np.testing.assert_array_equal(random.choose({}, warmup=True).action,
-                                  np.random.default_rng(4).uniform(-1.0, 1.0, 4).astype(np.float32))
+    np.testing.assert_array_equal(
+        random.choose({}, warmup=True).action, np.random.default_rng(4).uniform(-1.0, 1.0, 4).astype(np.float32)
+    )
     assert random.arbiter is not None and random.base is None and not random.deterministic
     teleop = node_acting(ActorConfig(warmup="teleop"), 4, lambda: 1.0)
     np.testing.assert_array_equal(teleop.choose({}, warmup=True).action, [0, 0, 0, 1.0])

@@ -12,15 +12,26 @@ from robot_rl.actor.config import ActorConfig
 from robot_rl.actor.delivery import Outbox, VersionLedger
 from robot_rl.actor.episode import EpisodeMachine, Phase
 from robot_rl.actor.layout import ActorLayout, task_spec
-from robot_rl.actor.observation import (INPUT_GRIPPER, INPUT_JOINTS, INPUT_OBJECT, INPUT_POSE, INPUT_SUCCESS, INPUT_TWIST,
-                                        ObservationAssembler, StaleInput, image_input)
+from robot_rl.actor.observation import (
+    INPUT_GRIPPER,
+    INPUT_JOINTS,
+    INPUT_OBJECT,
+    INPUT_POSE,
+    INPUT_SUCCESS,
+    INPUT_TWIST,
+    ObservationAssembler,
+    StaleInput,
+    image_input,
+)
 from robot_rl.data.memory import MemoryEpisodeStore
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.spaces import as_dict_space, obs_spec
 from robot_rl_sim.env import make_task_env
 
 
-def _layout(task: str = "pick_cube", obs_mode: str = "state", cameras=("front", "wrist"), image_size: int = 128) -> ActorLayout:
+def _layout(
+    task: str = "pick_cube", obs_mode: str = "state", cameras=("front", "wrist"), image_size: int = 128
+) -> ActorLayout:
     return ActorLayout(task_spec(task), obs_mode, cameras, image_size, control_rate_hz=10.0, max_episode_steps=100)
 
 
@@ -41,8 +52,18 @@ def _feed(assembler: ObservationAssembler, env, t_s: float) -> None:
 def test_the_static_task_table_reproduces_the_sim_envs_layout_and_action_scale(task, obs_mode):
     env = make_task_env(task, obs_mode=obs_mode, image_size=64).unwrapped
     want, got = env.task_meta(), _layout(task, obs_mode, image_size=64).task_meta()
-    for field in ("task", "obs_mode", "control_rate_hz", "max_episode_steps", "action_layout", "action_scale",
-                  "obs_layout", "workspace", "image_size", "reward_type"):
+    for field in (
+        "task",
+        "obs_mode",
+        "control_rate_hz",
+        "max_episode_steps",
+        "action_layout",
+        "action_scale",
+        "obs_layout",
+        "workspace",
+        "image_size",
+        "reward_type",
+    ):
         assert got[field] == want[field], field
     assert {c: {k: v for k, v in d.items() if k != "K"} for c, d in want["cameras"].items()} == got["cameras"]
     assert _layout(task, obs_mode, image_size=64).obs_spec() == obs_spec(as_dict_space(env.observation_space))
@@ -52,7 +73,9 @@ def test_the_static_task_table_reproduces_the_sim_envs_layout_and_action_scale(t
 def test_assembled_observations_equal_the_gym_envs_bit_for_bit_in_both_modes():
     for obs_mode in ("state", "pixels"):
         env = make_task_env("pick_cube", obs_mode=obs_mode, image_size=32, cameras=("front",)).unwrapped
-        assembler = ObservationAssembler(_layout(obs_mode=obs_mode, cameras=("front",), image_size=32), max_staleness_s=0.3)
+        assembler = ObservationAssembler(
+            _layout(obs_mode=obs_mode, cameras=("front",), image_size=32), max_staleness_s=0.3
+        )
         env.reset(seed=3)
         for step in range(4):
             want = env._observation()
@@ -88,8 +111,12 @@ def test_the_freshest_sample_wins_and_stale_or_missing_inputs_are_named_with_the
     q_new, q_old = np.full(7, 0.2), np.full(7, 0.1)
     assembler.put(INPUT_JOINTS, q_new, 5.0)
     assembler.put(INPUT_JOINTS, q_old, 4.9)  # arrived late, older: ignored
-    for name, value in ((INPUT_POSE, (np.zeros(3), np.array([1.0, 0, 0, 0]))), (INPUT_TWIST, np.zeros(3)),
-                        (INPUT_GRIPPER, 0.08), (INPUT_SUCCESS, False)):
+    for name, value in (
+        (INPUT_POSE, (np.zeros(3), np.array([1.0, 0, 0, 0]))),
+        (INPUT_TWIST, np.zeros(3)),
+        (INPUT_GRIPPER, 0.08),
+        (INPUT_SUCCESS, False),
+    ):
         assembler.put(name, value, 5.0)
     assembler.put(image_input("front"), np.zeros((8, 8, 3), np.uint8), 4.6)
     stale = assembler.stale(5.05)
@@ -203,7 +230,9 @@ def test_actor_episodes_have_the_key_set_dtypes_and_shapes_of_gym_recorded_demos
     rec = EpisodeRecorder(actor)
     rec.start(*assembler.assemble())
     o, i = assembler.assemble()
-    rec.step(np.zeros(4, np.float32), o, 0.0, False, True, i, base_action=np.zeros(4, np.float32), is_intervention=False)
+    rec.step(
+        np.zeros(4, np.float32), o, 0.0, False, True, i, base_action=np.zeros(4, np.float32), is_intervention=False
+    )
     rec.end()
     assert actor.spec == demo.spec
     env.close()
@@ -236,8 +265,10 @@ def test_a_six_joint_arm_reads_its_joints_by_name_and_the_state_shrinks_by_one()
     layout = cfg.layout()
     assert layout.obs_spec()[keys.STATE] == [17] and dict(layout.state_layout)["joint_q"] == 6
     assert layout.task_meta()["obs_layout"][keys.STATE][-1] == ["joint_q", 6]
-    msg = JointState(name=["joint6", "joint2", "joint1", "joint3", "joint5", "joint4", "finger"],
-                     position=[6.0, 2.0, 1.0, 3.0, 5.0, 4.0, 0.04])
+    msg = JointState(
+        name=["joint6", "joint2", "joint1", "joint3", "joint5", "joint4", "finger"],
+        position=[6.0, 2.0, 1.0, 3.0, 5.0, 4.0, 0.04],
+    )
     q, _ = joints(msg, ur)
     assert q.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # by name, in the configured order; extra joints ignored
     with pytest.raises(ValueError, match=r"joint_states needs positions of \['joint1'.*'joint7'\]"):
@@ -260,7 +291,9 @@ def test_a_calibrated_workspace_file_sets_the_safety_box_of_actor_and_arm_node_a
     assert ActorConfig(workspace_file=str(path)).safety_box() == box
     assert ActorConfig().safety_box() == task_spec("pick_cube").workspace  # no file: the task's box
     assert workspace_box(ArmNodeConfig(workspace_file=str(path))) == box
-    (tmp_path / "old.yaml").write_text(path.read_text().replace("robot_rl_calibration_version: 1", "robot_rl_calibration_version: 99"))
+    (tmp_path / "old.yaml").write_text(
+        path.read_text().replace("robot_rl_calibration_version: 1", "robot_rl_calibration_version: 99")
+    )
     with pytest.raises(ValueError, match="version"):
         ActorConfig(workspace_file=str(tmp_path / "old.yaml")).safety_box()
 
@@ -269,8 +302,13 @@ def test_with_success_from_teleop_task_success_is_no_input_and_only_a_persons_ve
     layout = ActorConfig(success_from="teleop").layout()
     assembler = ObservationAssembler(layout, max_staleness_s=0.3)
     assert INPUT_SUCCESS not in assembler.required
-    for name, value in ((INPUT_JOINTS, np.zeros(7)), (INPUT_POSE, (np.zeros(3), np.array([1.0, 0, 0, 0]))),
-                        (INPUT_TWIST, np.zeros(3)), (INPUT_GRIPPER, 0.08), (INPUT_OBJECT, np.zeros(layout.object_dim))):
+    for name, value in (
+        (INPUT_JOINTS, np.zeros(7)),
+        (INPUT_POSE, (np.zeros(3), np.array([1.0, 0, 0, 0]))),
+        (INPUT_TWIST, np.zeros(3)),
+        (INPUT_GRIPPER, 0.08),
+        (INPUT_OBJECT, np.zeros(layout.object_dim)),
+    ):
         assembler.put(name, value, 1.0)
     assert assembler.stale(1.1) == []  # nothing waits for task/success
     _, info = assembler.assemble()

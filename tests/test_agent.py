@@ -18,8 +18,12 @@ ACT_SPACE = gym.spaces.Box(-1, 1, (2,), np.float32)
 
 
 def _tiny_agent(seed: int = 0, **overrides) -> tuple[Agent, object]:
-    agent = make_agent(AgentConfig(hidden_dims=(32, 32), batch_size=16, **overrides), OBS_SPACE,
-                       gym.spaces.Box(-1, 1, (3,), np.float32), seed=seed)
+    agent = make_agent(
+        AgentConfig(hidden_dims=(32, 32), batch_size=16, **overrides),
+        OBS_SPACE,
+        gym.spaces.Box(-1, 1, (3,), np.float32),
+        seed=seed,
+    )
     rng = np.random.default_rng(seed)
     rb = agent.make_replay(200, seed=seed)
     for _ in range(50):
@@ -28,8 +32,11 @@ def _tiny_agent(seed: int = 0, **overrides) -> tuple[Agent, object]:
     return agent, rb
 
 
-@pytest.mark.parametrize("overrides", [dict(), dict(algo="td3"), dict(critic_loss="hl_gauss"), dict(discrete_gripper=True, n_step=2)],
-                         ids=["sac", "td3", "hl_gauss", "gripper"])
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(), dict(algo="td3"), dict(critic_loss="hl_gauss"), dict(discrete_gripper=True, n_step=2)],
+    ids=["sac", "td3", "hl_gauss", "gripper"],
+)
 def test_save_then_load_gives_identical_actions_and_an_identical_next_update(tmp_path, overrides):
     agent, rb = _tiny_agent(**overrides)
     agent.update_many(rb, 5)
@@ -37,7 +44,9 @@ def test_save_then_load_gives_identical_actions_and_an_identical_next_update(tmp
     restored = Agent.load(tmp_path / "agent")
     assert restored.step == agent.step == 5
     obs = {keys.STATE: np.array([0.3, -0.2], np.float32)}
-    np.testing.assert_array_equal(agent.policy.act(obs, deterministic=True), restored.policy.act(obs, deterministic=True))
+    np.testing.assert_array_equal(
+        agent.policy.act(obs, deterministic=True), restored.policy.act(obs, deterministic=True)
+    )
     batch = rb.sample(16)
     m1, m2 = agent.update(batch), restored.update(batch)
     assert m1 == m2  # same optimiser moments, temperature, targets and RNG stream
@@ -97,7 +106,12 @@ def test_make_agent_rejects_actions_outside_minus_one_to_one_and_bad_config_valu
 
 def test_state_only_updates_are_fast_enough_for_ci():
     """A loose floor (shared, noisy 2-core machine): ~10x below what a quiet core does."""
-    agent = make_agent(AgentConfig(batch_size=256), gym.spaces.Box(-1, 1, (18,), np.float32), gym.spaces.Box(-1, 1, (4,), np.float32), seed=0)
+    agent = make_agent(
+        AgentConfig(batch_size=256),
+        gym.spaces.Box(-1, 1, (18,), np.float32),
+        gym.spaces.Box(-1, 1, (4,), np.float32),
+        seed=0,
+    )
     rb = agent.make_replay(2000, seed=0)
     rng = np.random.default_rng(0)
     for _ in range(1000):
@@ -113,8 +127,12 @@ def test_state_only_updates_are_fast_enough_for_ci():
 def _imitation_sampler(seed: int) -> MixedSampler:
     """Online rows with random actions and demo rows that all took (0.5, -0.5, 0.5); every reward 0."""
     rng = np.random.default_rng(seed)
-    online, demos = (make_agent(AgentConfig(hidden_dims=(32, 32)), OBS_SPACE, gym.spaces.Box(-1, 1, (3,), np.float32)).make_replay(200, seed=seed + i)
-                     for i in range(2))
+    online, demos = (
+        make_agent(AgentConfig(hidden_dims=(32, 32)), OBS_SPACE, gym.spaces.Box(-1, 1, (3,), np.float32)).make_replay(
+            200, seed=seed + i
+        )
+        for i in range(2)
+    )
     demo_action = np.array([0.5, -0.5, 0.5], np.float32)
     for _ in range(60):
         s = rng.uniform(-1, 1, 2).astype(np.float32)
@@ -126,8 +144,12 @@ def _imitation_sampler(seed: int) -> MixedSampler:
 @pytest.mark.parametrize("bc_weight", [0.0, 1.0])
 def test_the_bc_term_pulls_the_actor_to_the_demonstrated_actions_only_when_weighted(bc_weight):
     torch.manual_seed(0)
-    agent = make_agent(AgentConfig(hidden_dims=(32, 32), batch_size=32, actor_lr=3e-3, bc_weight=bc_weight),
-                       OBS_SPACE, gym.spaces.Box(-1, 1, (3,), np.float32), seed=0)
+    agent = make_agent(
+        AgentConfig(hidden_dims=(32, 32), batch_size=32, actor_lr=3e-3, bc_weight=bc_weight),
+        OBS_SPACE,
+        gym.spaces.Box(-1, 1, (3,), np.float32),
+        seed=0,
+    )
     sampler = _imitation_sampler(0)
     for _ in range(300):
         metrics = agent.update_many(sampler, 1)

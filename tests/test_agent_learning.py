@@ -41,12 +41,16 @@ def _bandit_error(policy: Policy, rng: np.random.Generator) -> float:
     return float(np.mean(np.sum((actions[:, :2] - states) ** 2, axis=1)))
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(algo="sac"),
-    dict(algo="sac", critic_loss="hl_gauss", hl_gauss_range=(-4.0, 1.5), hl_gauss_bins=41),
-    dict(algo="td3", actor_update_every=2),
-    dict(algo="sac", n_critics=4, critic_subsample=2, discrete_gripper=True),
-], ids=["sac", "sac_hl_gauss", "td3", "sac_ensemble4_gripper"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(algo="sac"),
+        dict(algo="sac", critic_loss="hl_gauss", hl_gauss_range=(-4.0, 1.5), hl_gauss_bins=41),
+        dict(algo="td3", actor_update_every=2),
+        dict(algo="sac", n_critics=4, critic_subsample=2, discrete_gripper=True),
+    ],
+    ids=["sac", "sac_hl_gauss", "td3", "sac_ensemble4_gripper"],
+)
 def test_agent_solves_a_contextual_bandit(overrides):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -20,25 +20,44 @@ def _color_image(s: np.ndarray) -> np.ndarray:
     return img
 
 
-@pytest.mark.parametrize("overrides,n_updates", [(dict(encoder="conv", batch_size=64), 250),
-                                                 (dict(encoder="resnet10", freeze_encoder=True, batch_size=128), 300)],
-                         ids=["conv", "resnet10_frozen_cached"])
+@pytest.mark.parametrize(
+    "overrides,n_updates",
+    [(dict(encoder="conv", batch_size=64), 250), (dict(encoder="resnet10", freeze_encoder=True, batch_size=128), 300)],
+    ids=["conv", "resnet10_frozen_cached"],
+)
 def test_agent_learns_a_bandit_whose_context_is_only_in_the_image(overrides, n_updates):
     """Reward 1 - |a - s|^2 where s is shown only as image colour (the state is a constant zero)."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    space = gym.spaces.Dict({keys.STATE: gym.spaces.Box(-1, 1, (1,), np.float32), FRONT: gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)})
+    space = gym.spaces.Dict(
+        {keys.STATE: gym.spaces.Box(-1, 1, (1,), np.float32), FRONT: gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)}
+    )
     cfg = AgentConfig(hidden_dims=(64, 64), actor_lr=1e-3, critic_lr=1e-3, temp_lr=1e-3, latent_dim=32, **overrides)
     agent = make_agent(cfg, space, gym.spaces.Box(-1, 1, (2,), np.float32), seed=0)
     # 2000 one-step episodes, stored as rows that each terminate (encoded in batches when features are cached)
-    contexts, actions = rng.uniform(-0.7, 0.7, (2000, 2)).astype(np.float32), rng.uniform(-1, 1, (2000, 2)).astype(np.float32)
+    contexts, actions = (
+        rng.uniform(-0.7, 0.7, (2000, 2)).astype(np.float32),
+        rng.uniform(-1, 1, (2000, 2)).astype(np.float32),
+    )
     rb = agent.make_replay(2000, seed=0)
-    rb.add_episode({keys.STATE: np.zeros((2000, 1), np.float32), FRONT: np.stack([_color_image(c) for c in contexts]),
-                    keys.ACTION: actions, keys.REWARD: 1.0 - np.sum((actions - contexts) ** 2, axis=1),
-                    keys.TERMINATED: np.ones(2000, bool), keys.TRUNCATED: np.zeros(2000, bool)})
+    rb.add_episode(
+        {
+            keys.STATE: np.zeros((2000, 1), np.float32),
+            FRONT: np.stack([_color_image(c) for c in contexts]),
+            keys.ACTION: actions,
+            keys.REWARD: 1.0 - np.sum((actions - contexts) ** 2, axis=1),
+            keys.TERMINATED: np.ones(2000, bool),
+            keys.TRUNCATED: np.zeros(2000, bool),
+        }
+    )
     for _ in range(n_updates):
         agent.update_many(rb, 1)
     states = rng.uniform(-0.7, 0.7, (100, 2)).astype(np.float32)
-    errors = [np.sum((agent.policy.act({keys.STATE: np.zeros(1, np.float32), FRONT: _color_image(s)}, deterministic=True) - s) ** 2)
-              for s in states]
+    errors = [
+        np.sum(
+            (agent.policy.act({keys.STATE: np.zeros(1, np.float32), FRONT: _color_image(s)}, deterministic=True) - s)
+            ** 2
+        )
+        for s in states
+    ]
     assert float(np.mean(errors)) < 0.03  # a policy blind to the image scores ~0.33

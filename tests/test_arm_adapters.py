@@ -9,11 +9,11 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import contracts  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-import contracts  # noqa: E402
 from robot_rl.interfaces import EECommand  # noqa: E402
 from robot_rl.nodes.table import load_table  # noqa: E402
 from robot_rl_drivers import arm_pose  # noqa: E402
@@ -74,10 +74,13 @@ def test_go_home_returns_the_tool_to_the_home_pose_with_the_gripper_open():
     assert np.allclose(robot.target_pos_m, state.ee_pos_m, atol=1e-6)
 
 
-@pytest.mark.parametrize("make, module, pip_name", [
-    (lambda: FrankaAdapter(FrankaConfig()), "franky", "franky-control"),
-    (lambda: URAdapter(URConfig()), "rtde_control", "ur_rtde"),
-])
+@pytest.mark.parametrize(
+    "make, module, pip_name",
+    [
+        (lambda: FrankaAdapter(FrankaConfig()), "franky", "franky-control"),
+        (lambda: URAdapter(URConfig()), "rtde_control", "ur_rtde"),
+    ],
+)
 def test_an_sdk_adapter_without_its_sdk_names_the_pip_package(make, module, pip_name):
     if importlib.util.find_spec(module) is not None:
         pytest.skip(f"{module} is installed here")
@@ -86,7 +89,9 @@ def test_an_sdk_adapter_without_its_sdk_names_the_pip_package(make, module, pip_
 
 
 def test_bad_adapter_names_and_configs_are_refused_naming_the_choices():
-    with pytest.raises(ValueError, match=r"unknown arm adapter 'kuka'; choose one of \['franka', 'ros2_control', 'sim', 'ur'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown arm adapter 'kuka'; choose one of \['franka', 'ros2_control', 'sim', 'ur'\]"
+    ):
         adapter_class("kuka")
     with pytest.raises(ValueError, match=r"franka.command_mode 'torque'; choose one of \['pose', 'velocity'\]"):
         FrankaAdapter(FrankaConfig(command_mode="torque"))
@@ -121,10 +126,16 @@ def test_rotation_helpers_round_trip_and_compose():
 
 
 @pytest.mark.parametrize("setup, adapter", [("franka", "franka"), ("ur", "ur")])
-def test_hardware_tables_run_the_arm_node_cameras_actor_and_learner_without_the_sim(setup, adapter):
+def test_hardware_tables_run_the_arm_node_cameras_actor_reward_and_learner_without_the_sim(setup, adapter):
     table = load_table(setup, executables=())  # the camera node may not be installed in every checkout
     assert [n.fqn for n in table.select(use_sim=False)] == [
-        "/robot_1/arm", "/robot_1/front_camera", "/robot_1/wrist_camera", "/robot_1/actor", "/learner"]
+        "/robot_1/arm",
+        "/robot_1/front_camera",
+        "/robot_1/wrist_camera",
+        "/robot_1/actor",
+        "/robot_1/reward",
+        "/learner",
+    ]
     arm = table.nodes[0]
     assert arm.executable == "robot-rl-arm-node" and arm.parameters[0].name == f"arm_{adapter}.yaml"
     params = yaml.safe_load(arm.parameters[0].read_text())["/**"]["ros__parameters"]
@@ -139,13 +150,23 @@ def test_the_arm_node_help_lists_every_parameter_and_each_adapters_own():
     from pathlib import Path
 
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-    out = subprocess.run([str(Path(sys.executable).parent / "robot-rl-arm-node"), "--help"], capture_output=True, text=True,
-                         env=env, timeout=60)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "robot-rl-arm-node"), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("The arm driver node") and "usage: robot-rl-arm-node --ros-args" in out.stdout
-    for line in ("  watchdog_timeout_s: float = 0.5", "  franka.robot_ip: str", "  ur.servo_gain: float", "  sim.command_mode",
-                 "  ros2_control.pose_command_topic: str",
-                 "  workspace_low_m: tuple[float, float, float] = (0.3, -0.25, 0.012)"):  # values, not the names they come from
+    for line in (
+        "  watchdog_timeout_s: float = 0.5",
+        "  franka.robot_ip: str",
+        "  ur.servo_gain: float",
+        "  sim.command_mode",
+        "  ros2_control.pose_command_topic: str",
+        "  workspace_low_m: tuple[float, float, float] = (0.3, -0.25, 0.012)",
+    ):  # values, not the names they come from
         assert line in out.stdout, line
 
 
@@ -162,8 +183,14 @@ def test_the_franka_adapter_drives_franky_against_the_franky_sim_protocol_simula
         model = sim.add_robot()
         with franky_sim.SimulationServer(sim) as server:
             server.run_async()
-            adapter = FrankaAdapter(FrankaConfig(robot_ip=model.hostname, realtime_kernel=False,
-                                                 workspace_low_m=(0.3, -0.2, 0.2), workspace_high_m=(0.6, 0.2, 0.5)))
+            adapter = FrankaAdapter(
+                FrankaConfig(
+                    robot_ip=model.hostname,
+                    realtime_kernel=False,
+                    workspace_low_m=(0.3, -0.2, 0.2),
+                    workspace_high_m=(0.6, 0.2, 0.5),
+                )
+            )
             adapter.connect()
             robot = AdapterRobot(adapter)
             try:
@@ -223,11 +250,13 @@ def test_state_problem_names_what_makes_a_driver_state_unusable_and_passes_a_goo
 
     good = _make_sim_robot().read()
     assert state_problem(good, 7) == ""
-    for change, words in [({"q_rad": np.r_[good.q_rad[:6], np.nan]}, "non-finite joint positions"),
-                          ({"ee_pos_m": np.array([0.5, np.inf, 0.2])}, "non-finite tool position"),
-                          ({"gripper_width_m": float("nan")}, "non-finite gripper width"),
-                          ({"ee_quat_wxyz": np.zeros(4)}, "is not a unit quaternion"),
-                          ({"q_rad": good.q_rad[:5]}, "5 joint positions and 7 velocities for 7 joints")]:
+    for change, words in [
+        ({"q_rad": np.r_[good.q_rad[:6], np.nan]}, "non-finite joint positions"),
+        ({"ee_pos_m": np.array([0.5, np.inf, 0.2])}, "non-finite tool position"),
+        ({"gripper_width_m": float("nan")}, "non-finite gripper width"),
+        ({"ee_quat_wxyz": np.zeros(4)}, "is not a unit quaternion"),
+        ({"q_rad": good.q_rad[:5]}, "5 joint positions and 7 velocities for 7 joints"),
+    ]:
         assert words in state_problem(dataclasses.replace(good, **change), 7), change
 
 
@@ -252,16 +281,33 @@ def _dh(a_m: float, d_m: float, alpha_rad: float, theta_rad: float, modified: bo
     """One Denavit-Hartenberg link transform: Craig's modified convention (Franka's) or the classic one (UR's)."""
     ca, sa, ct, st = np.cos(alpha_rad), np.sin(alpha_rad), np.cos(theta_rad), np.sin(theta_rad)
     if modified:
-        return np.array([[ct, -st, 0, a_m], [st * ca, ct * ca, -sa, -d_m * sa], [st * sa, ct * sa, ca, d_m * ca], [0, 0, 0, 1]])
-    return np.array([[ct, -st * ca, st * sa, a_m * ct], [st, ct * ca, -ct * sa, a_m * st], [0, sa, ca, d_m], [0, 0, 0, 1]])
+        return np.array(
+            [[ct, -st, 0, a_m], [st * ca, ct * ca, -sa, -d_m * sa], [st * sa, ct * sa, ca, d_m * ca], [0, 0, 0, 1]]
+        )
+    return np.array(
+        [[ct, -st * ca, st * sa, a_m * ct], [st, ct * ca, -ct * sa, a_m * st], [0, sa, ca, d_m], [0, 0, 0, 1]]
+    )
 
 
 # (a, d, alpha) per joint, as the makers publish them: Franka's FCI docs (FR3 = Panda), Universal Robots' UR5e table
-FR3_DH = [(0, 0.333, 0), (0, 0, -np.pi / 2), (0, 0.316, np.pi / 2), (0.0825, 0, np.pi / 2), (-0.0825, 0.384, -np.pi / 2),
-          (0, 0, np.pi / 2), (0.088, 0, np.pi / 2)]
+FR3_DH = [
+    (0, 0.333, 0),
+    (0, 0, -np.pi / 2),
+    (0, 0.316, np.pi / 2),
+    (0.0825, 0, np.pi / 2),
+    (-0.0825, 0.384, -np.pi / 2),
+    (0, 0, np.pi / 2),
+    (0.088, 0, np.pi / 2),
+]
 FR3_FLANGE_TO_TCP = (0.107, 0.1034)  # flange, then the Franka Hand's TCP (turned -pi/4 about z)
-UR5E_DH = [(0, 0.1625, np.pi / 2), (-0.425, 0, 0), (-0.3922, 0, 0), (0, 0.1333, np.pi / 2), (0, 0.0997, -np.pi / 2),
-           (0, 0.0996, 0)]
+UR5E_DH = [
+    (0, 0.1625, np.pi / 2),
+    (-0.425, 0, 0),
+    (-0.3922, 0, 0),
+    (0, 0.1333, np.pi / 2),
+    (0, 0.0997, -np.pi / 2),
+    (0, 0.0996, 0),
+]
 
 
 def fr3_tcp(q_rad) -> np.ndarray:
@@ -269,7 +315,11 @@ def fr3_tcp(q_rad) -> np.ndarray:
     pose = np.eye(4)
     for (a, d, alpha), q in zip(FR3_DH, q_rad):
         pose = pose @ _dh(a, d, alpha, q, modified=True)
-    pose = pose @ _dh(0, FR3_FLANGE_TO_TCP[0], 0, 0, modified=True) @ _dh(0, FR3_FLANGE_TO_TCP[1], 0, -np.pi / 4, modified=True)
+    pose = (
+        pose
+        @ _dh(0, FR3_FLANGE_TO_TCP[0], 0, 0, modified=True)
+        @ _dh(0, FR3_FLANGE_TO_TCP[1], 0, -np.pi / 4, modified=True)
+    )
     return pose
 
 

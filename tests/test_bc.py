@@ -95,8 +95,11 @@ def test_callable_policy_replays_returned_chunks_resets_and_refuses_bad_actions(
 def test_bc_policy_round_trips_through_a_directory_and_bytes_and_loads_as_a_base_policy(tmp_path):
     store = _make_store([6, 5])
     policy = BCPolicy(BCPolicyConfig(chunk_size=3, hidden_dims=(16,)), obs_spec_of(store), 2)
-    fit(policy, chunk_dataset(store, obs_spec_of(store), 3),
-        BCTrainConfig(steps=20, batch_size=8, progress_bar=False, policy=policy.cfg))
+    fit(
+        policy,
+        chunk_dataset(store, obs_spec_of(store), 3),
+        BCTrainConfig(steps=20, batch_size=8, progress_bar=False, policy=policy.cfg),
+    )
     policy.save(tmp_path / "bc")
     obs = {keys.STATE: np.array([2.0, 4.0, 1.0], np.float32)}
     want = policy.predict_chunk(obs)
@@ -118,8 +121,11 @@ def test_bc_with_a_trained_conv_encoder_lowers_its_loss_on_a_small_pixel_store()
     cfg = BCPolicyConfig(chunk_size=2, hidden_dims=(32,), encoder="conv", latent_dim=8, image_aug_pad_px=2)
     policy = BCPolicy(cfg, spec, 2)
     trunk_before = [p.detach().clone() for p in policy.encoder.trunk.parameters()]
-    losses = fit(policy, chunk_dataset(store, spec, 2), BCTrainConfig(steps=60, batch_size=16, lr=3e-3,
-                                                                       progress_bar=False, policy=policy.cfg))
+    losses = fit(
+        policy,
+        chunk_dataset(store, spec, 2),
+        BCTrainConfig(steps=60, batch_size=16, lr=3e-3, progress_bar=False, policy=policy.cfg),
+    )
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
     assert any(not torch.equal(a, b) for a, b in zip(trunk_before, policy.encoder.trunk.parameters()))  # it trained
 
@@ -134,8 +140,11 @@ def test_bc_on_images_defaults_to_a_frozen_resnet_whose_features_are_cached_once
     calls = []
     policy.encoder.trunk.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     data = chunk_dataset(store, spec, 2)
-    losses = fit(policy, data, BCTrainConfig(steps=60, batch_size=16, lr=3e-3, feature_cache_augs=3,
-                                             progress_bar=False, policy=policy.cfg))
+    losses = fit(
+        policy,
+        data,
+        BCTrainConfig(steps=60, batch_size=16, lr=3e-3, feature_cache_augs=3, progress_bar=False, policy=policy.cfg),
+    )
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
     for k, v in policy.encoder.trunk.state_dict().items():
         assert torch.equal(v, trunk_before[k]), f"the frozen trunk changed: {k}"
@@ -160,10 +169,48 @@ def test_a_bc_policy_saved_with_encoder_auto_before_it_was_resolved_still_loads_
 
 def test_bc_trained_on_20_scripted_pick_cube_demos_picks_the_cube_and_bc_eval_reproduces_it(tmp_path, capsys):
     demos, out = tmp_path / "demos", tmp_path / "bc"
-    assert main(["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "20", "--obs", "state",
-                 "--noise", "0.1", "--out", str(demos), "--no-progress"]) == 0
-    assert main(["bc", "train", "--demos", str(demos), "--out", str(out), "--steps", "1000", "--hidden-dims", "128",
-                 "128", "--eval-episodes", "10", "--no-progress-bar"]) == 0
+    assert (
+        main(
+            [
+                "demos",
+                "record",
+                "--task",
+                "pick_cube",
+                "--scripted",
+                "--episodes",
+                "20",
+                "--obs",
+                "state",
+                "--noise",
+                "0.1",
+                "--out",
+                str(demos),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bc",
+                "train",
+                "--demos",
+                str(demos),
+                "--out",
+                str(out),
+                "--steps",
+                "1000",
+                "--hidden-dims",
+                "128",
+                "128",
+                "--eval-episodes",
+                "10",
+                "--no-progress-bar",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "bc_eval.json").read_text())
     assert metrics["task"] == "pick_cube" and metrics["eval_episodes"] == 10
     assert metrics["success_rate"] >= 0.6, f"BC on 20 demos should pick the cube in most episodes: {metrics}"

@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from test_bc import _make_store
 
 from robot_rl import keys
 from robot_rl.bc import BCPolicy, BCPolicyConfig, BCTrainConfig, FlowBCPolicy, load_base_policy
@@ -15,12 +16,13 @@ from robot_rl.bc.base import BasePolicyError
 from robot_rl.bc.torchscript import TorchScriptPolicy, layout_files
 from robot_rl.bc.train import ChunkDataset, chunk_dataset, fit, obs_spec_of
 from robot_rl.cli import main
-from test_bc import _make_store
 
 # four observations, each with its own chunk of K = 2 actions of A = 2 (a deterministic mapping to learn)
 STATES = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]], np.float32)
-CHUNKS = np.array([[[0.8, -0.5], [0.6, -0.3]], [[-0.7, 0.2], [-0.4, 0.5]],
-                   [[0.1, 0.9], [0.3, 0.7]], [[-0.2, -0.8], [0.0, -0.6]]], np.float32)  # (4, K, A)
+CHUNKS = np.array(
+    [[[0.8, -0.5], [0.6, -0.3]], [[-0.7, 0.2], [-0.4, 0.5]], [[0.1, 0.9], [0.3, 0.7]], [[-0.2, -0.8], [0.0, -0.6]]],
+    np.float32,
+)  # (4, K, A)
 
 
 def _flow(seed: int = 0, **cfg) -> FlowBCPolicy:
@@ -29,15 +31,18 @@ def _flow(seed: int = 0, **cfg) -> FlowBCPolicy:
 
 
 def _tiny_data(copies: int = 16) -> ChunkDataset:
-    return ChunkDataset(obs={keys.STATE: torch.as_tensor(np.tile(STATES, (copies, 1)))},
-                        actions=torch.as_tensor(np.tile(CHUNKS, (copies, 1, 1))),
-                        mask=torch.ones(4 * copies, 2, dtype=torch.bool))
+    return ChunkDataset(
+        obs={keys.STATE: torch.as_tensor(np.tile(STATES, (copies, 1)))},
+        actions=torch.as_tensor(np.tile(CHUNKS, (copies, 1, 1))),
+        mask=torch.ones(4 * copies, 2, dtype=torch.bool),
+    )
 
 
 def _trained_flow() -> tuple[FlowBCPolicy, list[float]]:
     policy = _flow()
-    losses = fit(policy, _tiny_data(), BCTrainConfig(steps=600, batch_size=64, lr=3e-3, progress_bar=False,
-                                                     policy=policy.cfg))
+    losses = fit(
+        policy, _tiny_data(), BCTrainConfig(steps=600, batch_size=64, lr=3e-3, progress_bar=False, policy=policy.cfg)
+    )
     return policy, losses
 
 
@@ -70,8 +75,11 @@ def test_a_saved_flow_policy_loads_from_its_directory_and_bytes_and_acts_identic
     fit(policy, _tiny_data(2), BCTrainConfig(steps=5, batch_size=8, progress_bar=False, policy=policy.cfg))
     policy.save(tmp_path / "flow")
     assert json.loads((tmp_path / "flow" / "bc_policy.json").read_text())["bc_config"]["kind"] == "flow"
-    copies = [load_base_policy(tmp_path / "flow"), BCPolicy.load(tmp_path / "flow"),
-              BCPolicy.from_bytes(policy.to_bytes())]
+    copies = [
+        load_base_policy(tmp_path / "flow"),
+        BCPolicy.load(tmp_path / "flow"),
+        BCPolicy.from_bytes(policy.to_bytes()),
+    ]
     assert all(type(c) is FlowBCPolicy for c in copies)
     fresh = FlowBCPolicy.from_config_dict(policy.config_dict())  # the same noise_rng seed as every loaded copy
     fresh.load_state_dict(policy.state_dict())
@@ -92,14 +100,18 @@ def test_flow_on_images_trains_on_cached_frozen_trunk_features_and_reloads_to_th
     assert policy.cfg.encoder == "resnet10" and policy.encoder.freeze_trunk  # the MLP kind's features path
     trunk_before = {k: v.clone() for k, v in policy.encoder.trunk.state_dict().items()}
     data = chunk_dataset(store, spec, 2)
-    losses = fit(policy, data, BCTrainConfig(steps=200, batch_size=16, lr=3e-3, feature_cache_augs=2,
-                                             progress_bar=False, policy=policy.cfg))
+    losses = fit(
+        policy,
+        data,
+        BCTrainConfig(steps=200, batch_size=16, lr=3e-3, feature_cache_augs=2, progress_bar=False, policy=policy.cfg),
+    )
     assert np.mean(losses[-20:]) < 0.4 * np.mean(losses[:20]), (losses[:20], losses[-20:])  # measured: 0.20
     assert all(torch.equal(v, trunk_before[k]) for k, v in policy.encoder.trunk.state_dict().items())
     policy.save(tmp_path / "flow")
     obs, z = {k: data.obs[k][3].numpy() for k in spec}, np.full((2, 2), 0.5)
-    np.testing.assert_allclose(load_base_policy(tmp_path / "flow").predict_chunk(obs, noise=z),
-                               policy.predict_chunk(obs, noise=z), atol=1e-5)
+    np.testing.assert_allclose(
+        load_base_policy(tmp_path / "flow").predict_chunk(obs, noise=z), policy.predict_chunk(obs, noise=z), atol=1e-5
+    )
 
 
 class _ChunkModule(torch.nn.Module):
@@ -135,7 +147,7 @@ def test_a_torchscript_base_loads_with_an_embedded_or_a_sidecar_layout_and_repla
         load_base_policy(tmp_path / "bare.pt")
 
 
-FACTORY_MODULE = '''
+FACTORY_MODULE = """
 import numpy as np
 from robot_rl.bc.base import CallablePolicy
 
@@ -147,7 +159,7 @@ def make():
 
 def not_a_policy():
     return 42
-'''
+"""
 
 
 def test_a_module_factory_base_loads_and_acts_and_bad_entry_points_are_refused(tmp_path, monkeypatch):
@@ -156,9 +168,11 @@ def test_a_module_factory_base_loads_and_acts_and_bad_entry_points_are_refused(t
     base = load_base_policy("my_bases:make", obs_spec={"state": [3]}, action_dim=2)
     base.reset()
     np.testing.assert_allclose(base.act({"state": np.array([0.25, 0, 0], np.float32)}), [0.25, -0.5])
-    for source, message in (("no_such_module_xyz:make", "cannot import no_such_module_xyz"),
-                            ("my_bases:missing", "has no callable 'missing'"),
-                            ("my_bases:not_a_policy", "returned a int")):
+    for source, message in (
+        ("no_such_module_xyz:make", "cannot import no_such_module_xyz"),
+        ("my_bases:missing", "has no callable 'missing'"),
+        ("my_bases:not_a_policy", "returned a int"),
+    ):
         with pytest.raises(BasePolicyError, match=message):
             load_base_policy(source)
 
@@ -182,10 +196,48 @@ def test_a_base_whose_layout_does_not_fit_the_env_is_refused_with_one_line(tmp_p
 
 def test_flow_bc_trained_on_20_scripted_pick_cube_demos_picks_the_cube(tmp_path):
     demos, out = tmp_path / "demos", tmp_path / "flow"
-    assert main(["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "20", "--obs", "state",
-                 "--out", str(demos), "--no-progress"]) == 0
-    assert main(["bc", "train", "--kind", "flow", "--demos", str(demos), "--out", str(out), "--steps", "1000",
-                 "--hidden-dims", "128", "128", "--eval-episodes", "10", "--no-progress-bar"]) == 0
+    assert (
+        main(
+            [
+                "demos",
+                "record",
+                "--task",
+                "pick_cube",
+                "--scripted",
+                "--episodes",
+                "20",
+                "--obs",
+                "state",
+                "--out",
+                str(demos),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bc",
+                "train",
+                "--kind",
+                "flow",
+                "--demos",
+                str(demos),
+                "--out",
+                str(out),
+                "--steps",
+                "1000",
+                "--hidden-dims",
+                "128",
+                "128",
+                "--eval-episodes",
+                "10",
+                "--no-progress-bar",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "bc_eval.json").read_text())
     assert metrics["eval_episodes"] == 10
     assert metrics["success_rate"] >= 0.6, f"flow BC on 20 demos should pick the cube in most episodes: {metrics}"

@@ -19,24 +19,50 @@ from robot_rl.bench.learner import (
     run_learner_bench,
 )
 
-OUR_FIELDS = {"config", "critic_updates_per_s", "critic_updates", "insert_s_per_env_step",
-              "critic_updates_per_s_incl_insert", "latent_dim", "device", "cores", "rounds"}
+OUR_FIELDS = {
+    "config",
+    "critic_updates_per_s",
+    "critic_updates",
+    "insert_s_per_env_step",
+    "critic_updates_per_s_incl_insert",
+    "latent_dim",
+    "device",
+    "cores",
+    "rounds",
+}
 PEER_FIELDS = {"peer_critic_updates_per_s", "peer_torch_compile", "ratio", "ratio_incl_insert"}
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robot_rl", "bench", "learner", *args],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "MUJOCO_GL": "egl"})
+    return subprocess.run(
+        [sys.executable, "-m", "robot_rl", "bench", "learner", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MUJOCO_GL": "egl"},
+    )
 
 
 def _tiny_image_spec() -> LearnerBenchSpec:
-    return LearnerBenchSpec("image", batch_size=8, cameras=("front", "wrist"), image_hw=(32, 32), latent_dim=16,
-                            hidden_dims=(32, 32))
+    return LearnerBenchSpec(
+        "image", batch_size=8, cameras=("front", "wrist"), image_hw=(32, 32), latent_dim=16, hidden_dims=(32, 32)
+    )
 
 
 def test_state_config_json_is_one_object_with_our_fields_and_no_peer_fields():
-    proc = _run_cli("--config", "state", "--updates", "4", "--warmup-steps", "1", "--capacity", "200",
-                    "--latent-dim", "32", "--json")
+    proc = _run_cli(
+        "--config",
+        "state",
+        "--updates",
+        "4",
+        "--warmup-steps",
+        "1",
+        "--capacity",
+        "200",
+        "--latent-dim",
+        "32",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, proc.stdout
@@ -49,8 +75,9 @@ def test_state_config_json_is_one_object_with_our_fields_and_no_peer_fields():
 
 
 def test_image_config_caches_frozen_features_at_insert_and_reports_the_amortised_rate():
-    cfg = LearnerBenchConfig(configs=("image",), updates=3, warmup_steps=1, capacity=200,
-                             specs={"image": _tiny_image_spec()})
+    cfg = LearnerBenchConfig(
+        configs=("image",), updates=3, warmup_steps=1, capacity=200, specs={"image": _tiny_image_spec()}
+    )
     (result,) = run_learner_bench(cfg)
     assert result.critic_updates == 4  # 3 updates round up to 2 whole UTD steps
     assert result.insert_s_per_env_step > 0  # frames went through the frozen ResNet-10 on the way in
@@ -73,8 +100,9 @@ def test_a_missing_peer_python_is_refused_before_anything_is_timed():
 
 
 def test_rounds_report_each_round_and_their_medians():
-    cfg = LearnerBenchConfig(configs=("image",), updates=2, warmup_steps=0, capacity=200, rounds=3,
-                             specs={"image": _tiny_image_spec()})
+    cfg = LearnerBenchConfig(
+        configs=("image",), updates=2, warmup_steps=0, capacity=200, rounds=3, specs={"image": _tiny_image_spec()}
+    )
     (result,) = run_learner_bench(cfg)
     assert result.rounds == 3 and len(result.per_round) == 3
     assert result.critic_updates == 3 * 2  # every round's timed updates
@@ -88,8 +116,20 @@ def test_rounds_report_each_round_and_their_medians():
 
 
 def _round(ours: float, incl: float, peer: float) -> LearnerResult:
-    return LearnerResult("image", ours, 120, 0.02, incl, 256, "cpu", 2, peer_critic_updates_per_s=peer,
-                         peer_torch_compile=True, ratio=ours / peer, ratio_incl_insert=incl / peer)
+    return LearnerResult(
+        "image",
+        ours,
+        120,
+        0.02,
+        incl,
+        256,
+        "cpu",
+        2,
+        peer_critic_updates_per_s=peer,
+        peer_torch_compile=True,
+        ratio=ours / peer,
+        ratio_incl_insert=incl / peer,
+    )
 
 
 def test_the_ratio_over_rounds_is_the_median_of_paired_ratios_and_the_verdict_uses_it():
@@ -100,7 +140,10 @@ def test_the_ratio_over_rounds_is_the_median_of_paired_ratios_and_the_verdict_us
     assert result.ratio_incl_insert != pytest.approx(7.0 / 0.090)  # not median(ours) / median(peer)
     assert result.peer_critic_updates_per_s == 0.090 and result.critic_updates_per_s == 8.0
     table = format_learner_table([result], {"image": SPECS["image"]})
-    assert "goal ours >= 100x LeRobot at the image config (incl. insert): NOT met (88.9x, median of 3 rounds, 73.7-108.0x)" in table
+    assert (
+        "goal ours >= 100x LeRobot at the image config (incl. insert): NOT met (88.9x, median of 3 rounds, 73.7-108.0x)"
+        in table
+    )
     assert median_of_rounds(rounds[:1]) is rounds[0]
 
 

@@ -21,8 +21,17 @@ def _make_run(run_dir: Path, successes: list[float], shares: list[float] | None 
         append_eval(run_dir, {"env_steps": 1000 * i, "success_rate": rate, "wall_s": 30.0 * i})
     episodes = []
     for b, share in enumerate(shares or []):
-        episodes += [{"episode": len(episodes), "env_steps": 1000 * b + 100 * (j + 1) - 1, "steps": 100,
-                      "interventions": round(100 * share), "success": False, "return": 0.0} for j in range(10)]
+        episodes += [
+            {
+                "episode": len(episodes),
+                "env_steps": 1000 * b + 100 * (j + 1) - 1,
+                "steps": 100,
+                "interventions": round(100 * share),
+                "success": False,
+                "return": 0.0,
+            }
+            for j in range(10)
+        ]
     episode_log.write(run_dir, episodes)
 
 
@@ -54,7 +63,7 @@ def test_report_gives_per_seed_first_step_median_with_unreached_seeds_last_and_f
 
 
 def test_variants_refuse_options_the_grid_owns_and_a_grid_refuses_other_settings(tmp_path):
-    assert Variant.parse('op=--operator --utd 4') == Variant("op", ("--operator", "--utd", "4"))
+    assert Variant.parse("op=--operator --utd 4") == Variant("op", ("--operator", "--utd", "4"))
     with pytest.raises(UsageError, match="--seed"):
         Variant.parse("bad=--seed 3")
     with pytest.raises(UsageError, match="variant name"):
@@ -70,14 +79,34 @@ def test_variants_refuse_options_the_grid_owns_and_a_grid_refuses_other_settings
 
 @pytest.mark.timeout(300)
 def test_the_grid_trains_every_seed_as_its_own_run_resumes_and_restarts_a_run_killed_before_its_checkpoint(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     out = tmp_path / "grid"
     stray = out / "default" / "seed_1"
     stray.mkdir(parents=True)
     (stray / "eval.jsonl").write_text('{"env_steps": 0, "success_rate": 0.0}\n')  # started, no checkpoint
-    argv = ["bench", "learning", "--task", "pick_cube", "--obs", "state", "--seeds", "2", "--steps", "200",
-            "--eval-every", "100", "--eval-episodes", "1", "--jobs", "2", "--out", str(out),
-            "--train-args", "--scripted-demos 1 --warmup-steps 100 --batch-size 16 --checkpoint-every 100"]
+    argv = [
+        "bench",
+        "learning",
+        "--task",
+        "pick_cube",
+        "--obs",
+        "state",
+        "--seeds",
+        "2",
+        "--steps",
+        "200",
+        "--eval-every",
+        "100",
+        "--eval-episodes",
+        "1",
+        "--jobs",
+        "2",
+        "--out",
+        str(out),
+        "--train-args",
+        "--scripted-demos 1 --warmup-steps 100 --batch-size 16 --checkpoint-every 100",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     for seed in (0, 1):
@@ -88,9 +117,23 @@ def test_the_grid_trains_every_seed_as_its_own_run_resumes_and_restarts_a_run_ki
     logs = {p: p.stat().st_mtime_ns for p in out.glob("default/*.train.log")}
     assert len(logs) == 2
 
-    cfg = LearningBenchConfig(out=out, seeds=[0, 1], steps=200, eval_every=100, eval_episodes=1,
-                              train_args=("--scripted-demos", "1", "--warmup-steps", "100", "--batch-size", "16",
-                                          "--checkpoint-every", "100"))
+    cfg = LearningBenchConfig(
+        out=out,
+        seeds=[0, 1],
+        steps=200,
+        eval_every=100,
+        eval_episodes=1,
+        train_args=(
+            "--scripted-demos",
+            "1",
+            "--warmup-steps",
+            "100",
+            "--batch-size",
+            "16",
+            "--checkpoint-every",
+            "100",
+        ),
+    )
     assert run_grid(cfg) == []  # everything finished: nothing starts
     assert {p: p.stat().st_mtime_ns for p in out.glob("default/*.train.log")} == logs
     assert os.path.getsize(out / "results.md") > 0

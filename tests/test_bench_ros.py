@@ -35,13 +35,40 @@ def test_sim_jitter_is_the_wall_time_between_clock_messages_crossing_each_period
 @pytest.mark.timeout(240)
 def test_a_short_bench_ros_run_reports_sane_figures_for_every_metric(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-    out = subprocess.run([str(BIN / "robot-rl"), "bench", "ros", "--seconds", "15", "--episodes", "4", "--broadcasts", "3",
-                          "--out", str(tmp_path / "bench"), "--json"], env=env, capture_output=True, text=True, timeout=220)
+    out = subprocess.run(
+        [
+            str(BIN / "robot-rl"),
+            "bench",
+            "ros",
+            "--seconds",
+            "15",
+            "--episodes",
+            "4",
+            "--broadcasts",
+            "3",
+            "--out",
+            str(tmp_path / "bench"),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=220,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     r = json.loads(out.stdout)
 
-    for name in ("jitter_ms", "quiet_jitter_ms", "sim_jitter_ms", "period_ms", "latency_ms", "act_ms", "infer_ms",
-                 "broadcast_ms", "ingest_ms"):
+    for name in (
+        "jitter_ms",
+        "quiet_jitter_ms",
+        "sim_jitter_ms",
+        "period_ms",
+        "latency_ms",
+        "act_ms",
+        "infer_ms",
+        "broadcast_ms",
+        "ingest_ms",
+    ):
         s = r[name]
         assert s["n"] > 0 and 0.0 <= s["p50"] <= s["p99"], (name, s)
     steps = r["latency_ms"]["n"]
@@ -58,8 +85,12 @@ def test_a_short_bench_ros_run_reports_sane_figures_for_every_metric(tmp_path):
     assert r["episodes_acked"] == r["episodes_sent"] == 4 and r["ingest_ms"]["n"] == 3
     assert r["ingest_episodes_per_s"] > 0 and 0 < r["episode_mb"] < 11.0  # <= 100 steps x 2 x 128x128x3 B + state
     assert r["ingest_mb_per_s"] == pytest.approx(r["ingest_episodes_per_s"] * r["episode_mb"])
-    assert r["goals"] == {"jitter_p99_ms": 5.0, "jitter_met": r["jitter_ms"]["p99"] <= 5.0,
-                          "infer_p99_ms": 15.0, "infer_met": r["infer_ms"]["p99"] <= 15.0}
+    assert r["goals"] == {
+        "jitter_p99_ms": 5.0,
+        "jitter_met": r["jitter_ms"]["p99"] <= 5.0,
+        "infer_p99_ms": 15.0,
+        "infer_met": r["infer_ms"]["p99"] <= 15.0,
+    }
     timing = [json.loads(line) for line in (tmp_path / "bench" / "actor_timing.jsonl").read_text().splitlines()]
     assert [t["version"] for t in timing if t["event"] == "policy"] == [0, 1, 2, 3, 4]  # local, full, 3 deltas
     assert "jitter p99" in (tmp_path / "bench" / "actor.log").read_text()

@@ -33,8 +33,13 @@ class _FixedLengthEnv(gym.Env):
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robot_rl", "bench", "sim", *args],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "MUJOCO_GL": "egl"})
+    return subprocess.run(
+        [sys.executable, "-m", "robot_rl", "bench", "sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MUJOCO_GL": "egl"},
+    )
 
 
 def test_timed_window_pays_one_reset_per_episode_it_starts():

@@ -44,7 +44,9 @@ def _make_views_around_board(seed: int, n: int, board: BoardConfig = BOARD) -> l
         az, tilt = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(5, 40))
         direction = np.array([math.sin(tilt) * math.cos(az), math.sin(tilt) * math.sin(az), -math.cos(tilt)])
         target = centre + np.append(rng.uniform(-0.04, 0.04, 2), 0.0)
-        views.append(_look_at(centre + rng.uniform(0.35, 0.6) * direction, target, [0, -1.0, 0], rng.uniform(-0.5, 0.5)))
+        views.append(
+            _look_at(centre + rng.uniform(0.35, 0.6) * direction, target, [0, -1.0, 0], rng.uniform(-0.5, 0.5))
+        )
     return views
 
 
@@ -105,7 +107,9 @@ def test_intrinsics_from_rendered_checkerboard_views_recover_the_focal_length_wi
 
 
 def test_intrinsics_refuse_a_fit_above_the_rms_threshold_naming_the_error_and_the_threshold(eye_in_hand):
-    with pytest.raises(CalibrationError, match=r"RMS reprojection error 0\.\d+ px is above the threshold max_rms_px=0\.01"):
+    with pytest.raises(
+        CalibrationError, match=r"RMS reprojection error 0\.\d+ px is above the threshold max_rms_px=0\.01"
+    ):
         calibrate(BOARD, eye_in_hand[1], cfg=IntrinsicsConfig(max_rms_px=0.01))
 
 
@@ -172,13 +176,63 @@ def test_cli_board_intrinsics_then_hand_eye_write_yaml_the_loaders_read(eye_in_h
         poses.append(io.ToolPose(T_base_tool=T, image=f"{k:03d}.png"))
     io.save_poses(tmp_path / "poses.yaml", poses, base_frame="base", tool_frame="tcp")
     board_yaml, cam, tf_yaml = tmp_path / "board.yaml", tmp_path / "cam.yaml", tmp_path / "wrist_T.yaml"
-    assert main(["calibrate", "board", "--out", str(board_yaml), "--squares", "7", "5", "--square-length", "0.04",
-                 "--marker-length", "0.03"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "board",
+                "--out",
+                str(board_yaml),
+                "--squares",
+                "7",
+                "5",
+                "--square-length",
+                "0.04",
+                "--marker-length",
+                "0.03",
+            ]
+        )
+        == 0
+    )
     assert cv2.imread(str(tmp_path / "board.png")) is not None
-    assert main(["calibrate", "intrinsics", "--images", str(tmp_path / "images"), "--board", str(board_yaml),
-                 "--out", str(cam), "--camera-name", "wrist"]) == 0
-    assert main(["calibrate", "hand-eye", "--poses", str(tmp_path / "poses.yaml"), "--images", str(tmp_path / "images"),
-                 "--intrinsics", str(cam), "--board", str(board_yaml), "--mode", "eye_in_hand", "--out", str(tf_yaml)]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "intrinsics",
+                "--images",
+                str(tmp_path / "images"),
+                "--board",
+                str(board_yaml),
+                "--out",
+                str(cam),
+                "--camera-name",
+                "wrist",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "calibrate",
+                "hand-eye",
+                "--poses",
+                str(tmp_path / "poses.yaml"),
+                "--images",
+                str(tmp_path / "images"),
+                "--intrinsics",
+                str(cam),
+                "--board",
+                str(board_yaml),
+                "--mode",
+                "eye_in_hand",
+                "--out",
+                str(tf_yaml),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "RMS reprojection error" in out and "residuals" in out
     intr = io.load_camera_info(cam)
@@ -193,8 +247,20 @@ def test_cli_intrinsics_refusal_exits_1_with_the_threshold_and_writes_nothing(ey
     for k, image in enumerate(eye_in_hand[1][:8]):
         cv2.imwrite(str(tmp_path / "images" / f"{k}.png"), image)
     io.save_board(tmp_path / "board.yaml", BOARD)
-    code = main(["calibrate", "intrinsics", "--images", str(tmp_path / "images"), "--board", str(tmp_path / "board.yaml"),
-                 "--out", str(tmp_path / "cam.yaml"), "--max-rms", "0.001"])
+    code = main(
+        [
+            "calibrate",
+            "intrinsics",
+            "--images",
+            str(tmp_path / "images"),
+            "--board",
+            str(tmp_path / "board.yaml"),
+            "--out",
+            str(tmp_path / "cam.yaml"),
+            "--max-rms",
+            "0.001",
+        ]
+    )
     assert code == 1
     assert "max_rms_px=0.001" in capsys.readouterr().err
     assert not (tmp_path / "cam.yaml").exists()

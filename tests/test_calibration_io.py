@@ -20,8 +20,15 @@ from robot_rl_calibration.transforms import (
 
 def _make_intrinsics() -> Intrinsics:
     K = np.array([[612.5, 0.0, 319.2], [0.0, 611.9, 241.7], [0.0, 0.0, 1.0]])
-    return Intrinsics(width=640, height=480, K=K, dist=np.array([0.1, -0.2, 0.001, 0.002, 0.05]),
-                      camera_name="front", rms_px=0.21, n_views=17)
+    return Intrinsics(
+        width=640,
+        height=480,
+        K=K,
+        dist=np.array([0.1, -0.2, 0.001, 0.002, 0.05]),
+        camera_name="front",
+        rms_px=0.21,
+        n_views=17,
+    )
 
 
 def test_camera_info_yaml_has_the_ros_fields_and_round_trips(tmp_path):
@@ -64,7 +71,9 @@ def test_camera_info_loader_refuses_a_missing_field_and_a_file_without_version(t
 
 def test_transform_yaml_has_named_frames_xyz_and_xyzw_and_round_trips(tmp_path):
     T = make_T(matrix_from_rotvec([0.3, -0.2, 1.1]), [0.05, -0.03, 0.08])
-    path = io.save_transform(tmp_path / "T.yaml", io.Transform("tcp", "wrist_optical_frame", T, {"rms_translation_mm": 0.4}))
+    path = io.save_transform(
+        tmp_path / "T.yaml", io.Transform("tcp", "wrist_optical_frame", T, {"rms_translation_mm": 0.4})
+    )
     raw = yaml.safe_load(path.read_text())
     assert (raw["parent"], raw["child"], raw["kind"]) == ("tcp", "wrist_optical_frame", "transform")
     assert raw["translation_m"] == pytest.approx([0.05, -0.03, 0.08])
@@ -98,7 +107,9 @@ def test_workspace_yaml_round_trips_to_a_workspace_box(tmp_path):
 
 
 def test_board_yaml_round_trips_and_refuses_unknown_fields_and_dictionaries(tmp_path):
-    board = BoardConfig(squares_x=9, squares_y=6, square_length_m=0.03, marker_length_m=0.022, dictionary="DICT_6X6_250")
+    board = BoardConfig(
+        squares_x=9, squares_y=6, square_length_m=0.03, marker_length_m=0.022, dictionary="DICT_6X6_250"
+    )
     path = io.save_board(tmp_path / "board.yaml", board)
     assert io.load_board(path) == board
     path.write_text(yaml.safe_dump({**board.to_dict(), "sqaures_x": 9}))
@@ -113,10 +124,18 @@ def test_poses_file_reads_tool_poses_with_images_and_quaternions_xyzw(tmp_path):
     q = quat_xyzw_from_matrix(R)
     np.testing.assert_allclose(q, [0, 0, np.sqrt(0.5), np.sqrt(0.5)], atol=1e-12)
     path = tmp_path / "poses.yaml"
-    path.write_text(yaml.safe_dump({"base_frame": "base", "tool_frame": "tcp", "poses": [
-        {"image": "a.png", "translation_m": [0.4, 0.0, 0.3], "quaternion_xyzw": q.tolist()},
-        {"image": "b.png", "translation_m": [0.5, 0.1, 0.2], "quaternion_xyzw": [0, 0, 0, 1]},
-    ]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "base_frame": "base",
+                "tool_frame": "tcp",
+                "poses": [
+                    {"image": "a.png", "translation_m": [0.4, 0.0, 0.3], "quaternion_xyzw": q.tolist()},
+                    {"image": "b.png", "translation_m": [0.5, 0.1, 0.2], "quaternion_xyzw": [0, 0, 0, 1]},
+                ],
+            }
+        )
+    )
     poses, meta = io.load_poses(path, need_images=True)
     assert [p.image for p in poses] == ["a.png", "b.png"] and meta["tool_frame"] == "tcp"
     np.testing.assert_allclose(poses[0].T_base_tool[:3, :3], R, atol=1e-12)

@@ -78,8 +78,11 @@ def test_cli_workspace_on_the_sim_robot_reads_prompts_from_stdin(tmp_path, monke
 
 def test_cli_workspace_from_a_poses_file_uses_every_position(tmp_path):
     poses = tmp_path / "corners.yaml"
-    poses.write_text(yaml.safe_dump({"poses": [{"translation_m": p} for p in
-                                               ([0.3, -0.2, 0.05], [0.62, 0.0, 0.1], [0.5, 0.22, 0.3])]}))
+    poses.write_text(
+        yaml.safe_dump(
+            {"poses": [{"translation_m": p} for p in ([0.3, -0.2, 0.05], [0.62, 0.0, 0.1], [0.5, 0.22, 0.3])]}
+        )
+    )
     out = tmp_path / "ws.yaml"
     assert main(["calibrate", "workspace", "--poses", str(poses), "--out", str(out)]) == 0
     box = io.load_workspace(out)

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from contracts import check_camera_contract
+
 from robot_rl.interfaces import Camera, CameraSpec, Frame
 from robot_rl_drivers.camera_errors import CameraError, EndOfStream
 from robot_rl_drivers.camera_geometry import CameraCalibration, CropResize, nominal_calibration
@@ -56,20 +56,27 @@ def write_video(path: Path, n_frames: int, fps: float, width: int = 160, height:
 def _blobs(width: int, height: int, centres: np.ndarray, sigma_px: float) -> np.ndarray:
     """uint8 (H, W, 3) image of Gaussian blobs at sub-pixel `centres` (N, 2), pixel centres at integers."""
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
-    img = sum(np.exp(-((u - cu) ** 2 + (v - cv) ** 2) / (2 * sigma_px ** 2)) for cu, cv in centres)
+    img = sum(np.exp(-((u - cu) ** 2 + (v - cv) ** 2) / (2 * sigma_px**2)) for cu, cv in centres)
     return np.repeat(np.round(255 * img)[:, :, None], 3, axis=2).astype(np.uint8)
 
 
 def _centroid(img: np.ndarray, near: np.ndarray, radius_px: int) -> np.ndarray:
     g = img[:, :, 0].astype(np.float64)
     x0, y0 = int(round(near[0])), int(round(near[1]))
-    win = g[y0 - radius_px:y0 + radius_px + 1, x0 - radius_px:x0 + radius_px + 1]
-    v, u = np.mgrid[y0 - radius_px:y0 + radius_px + 1, x0 - radius_px:x0 + radius_px + 1]
+    win = g[y0 - radius_px : y0 + radius_px + 1, x0 - radius_px : x0 + radius_px + 1]
+    v, u = np.mgrid[y0 - radius_px : y0 + radius_px + 1, x0 - radius_px : x0 + radius_px + 1]
     return np.array([(win * u).sum() / win.sum(), (win * v).sum() / win.sum()])
 
 
-@pytest.mark.parametrize("crop, out_size", [((37, 21, 240, 180), (60, 45)), ((40, 30, 200, 150), (90, 60)),
-                                            ((30, 20, 100, 80), (250, 200)), ((17, 9, 201, 151), (0, 0))])
+@pytest.mark.parametrize(
+    "crop, out_size",
+    [
+        ((37, 21, 240, 180), (60, 45)),
+        ((40, 30, 200, 150), (90, 60)),
+        ((30, 20, 100, 80), (250, 200)),
+        ((17, 9, 201, 151), (0, 0)),
+    ],
+)
 def test_a_scene_point_lands_where_the_cropped_and_resized_intrinsics_project_it(crop, out_size):
     K = np.array([[300.0, 0.0, 161.3], [0.0, 280.0, 118.7], [0.0, 0.0, 1.0]])
     calib = CameraCalibration(320, 240, tuple(K.ravel()), D=(0.1, -0.2, 0.0, 0.0, 0.05))
@@ -138,7 +145,9 @@ def test_camera_info_yaml_is_read_from_a_path_or_file_url_and_bad_files_are_name
         assert calib.K == (200.0, 0.0, 79.5, 0.0, 210.0, 59.5, 0.0, 0.0, 1.0)
         assert calib.D == (-0.1, 0.02, 0.001, -0.002, 0.0) and calib.P[0] == 198.0 and calib.P[6] == 60.0
     minimal = tmp_path / "minimal.yaml"
-    minimal.write_text("image_width: 64\nimage_height: 48\ncamera_matrix: {rows: 3, cols: 3, data: [50, 0, 31.5, 0, 50, 23.5, 0, 0, 1]}\n")
+    minimal.write_text(
+        "image_width: 64\nimage_height: 48\ncamera_matrix: {rows: 3, cols: 3, data: [50, 0, 31.5, 0, 50, 23.5, 0, 0, 1]}\n"
+    )
     calib = load_camera_info_yaml(minimal)
     assert calib.P == (50.0, 0.0, 31.5, 0.0, 0.0, 50.0, 23.5, 0.0, 0.0, 0.0, 1.0, 0.0) and calib.D == (0.0,) * 5
     broken = tmp_path / "broken.yaml"

@@ -15,9 +15,16 @@ from robot_rl_drivers.camera_geometry import CameraCalibration, CropResize, cent
 
 H, W = 48, 64
 # encoding -> OpenCV's conversion from RGB to it (None: the bytes are the RGB image itself)
-ENCODE = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA, "bgra8": cv2.COLOR_RGB2BGRA,
-          "yuv422_yuy2": cv2.COLOR_RGB2YUV_YUY2, "yuyv": cv2.COLOR_RGB2YUV_YUY2,
-          "yuv422": cv2.COLOR_RGB2YUV_UYVY, "uyvy": cv2.COLOR_RGB2YUV_UYVY}
+ENCODE = {
+    "rgb8": None,
+    "bgr8": cv2.COLOR_RGB2BGR,
+    "rgba8": cv2.COLOR_RGB2RGBA,
+    "bgra8": cv2.COLOR_RGB2BGRA,
+    "yuv422_yuy2": cv2.COLOR_RGB2YUV_YUY2,
+    "yuyv": cv2.COLOR_RGB2YUV_YUY2,
+    "yuv422": cv2.COLOR_RGB2YUV_UYVY,
+    "uyvy": cv2.COLOR_RGB2YUV_UYVY,
+}
 TOLERANCE = {"yuv422_yuy2": 4, "yuyv": 4, "yuv422": 4, "uyvy": 4}  # 8-bit YUV round trip; the rest is exact
 
 
@@ -61,27 +68,33 @@ def test_yuyv_and_uyvy_are_told_apart_and_mono8_fills_all_three_channels():
     assert np.array_equal(out, np.repeat(grey[:, :, None], 3, axis=2))
 
 
-@pytest.mark.parametrize("encoding, width, height, step, n_bytes, complaint", [
-    ("16UC1", 4, 2, 8, 16, "depth or 16/32-bit, not colour"),  # realsense depth/image_rect_raw
-    ("32FC1", 4, 2, 16, 32, "depth or 16/32-bit, not colour"),
-    ("mono16", 4, 2, 8, 16, "depth or 16/32-bit, not colour"),
-    ("jpeg", 4, 2, 12, 24, "'jpeg' is not supported; send one of"),
-    ("rgb8", 4, 2, 12, 23, "needs 24 bytes"),  # a byte short
-    ("rgb8", 4, 2, 10, 20, r"step >= 12"),  # a step shorter than a row
-    ("bgr8", 0, 2, 0, 0, "needs 0 bytes"),  # an empty image
-    ("yuv422_yuy2", 3, 2, 6, 12, "width must be even"),
-])
+@pytest.mark.parametrize(
+    "encoding, width, height, step, n_bytes, complaint",
+    [
+        ("16UC1", 4, 2, 8, 16, "depth or 16/32-bit, not colour"),  # realsense depth/image_rect_raw
+        ("32FC1", 4, 2, 16, 32, "depth or 16/32-bit, not colour"),
+        ("mono16", 4, 2, 8, 16, "depth or 16/32-bit, not colour"),
+        ("jpeg", 4, 2, 12, 24, "'jpeg' is not supported; send one of"),
+        ("rgb8", 4, 2, 12, 23, "needs 24 bytes"),  # a byte short
+        ("rgb8", 4, 2, 10, 20, r"step >= 12"),  # a step shorter than a row
+        ("bgr8", 0, 2, 0, 0, "needs 0 bytes"),  # an empty image
+        ("yuv422_yuy2", 3, 2, 6, 12, "width must be even"),
+    ],
+)
 def test_an_unusable_image_is_refused_saying_what_is_wrong(encoding, width, height, step, n_bytes, complaint):
     with pytest.raises(ImageError, match=complaint):
         to_rgb(encoding, width, height, step, bytes(n_bytes))
 
 
-@pytest.mark.parametrize("size_in, size_out, box", [
-    ((640, 480), (128, 128), (80, 0, 480, 480)),  # usb_cam / realsense default -> square observation
-    ((480, 640), (128, 128), (0, 80, 480, 480)),  # portrait
-    ((1280, 720), (160, 120), (160, 0, 960, 720)),  # 16:9 -> 4:3
-    ((128, 128), (128, 128), (0, 0, 128, 128)),  # already the observation's size: unchanged
-])
+@pytest.mark.parametrize(
+    "size_in, size_out, box",
+    [
+        ((640, 480), (128, 128), (80, 0, 480, 480)),  # usb_cam / realsense default -> square observation
+        ((480, 640), (128, 128), (0, 80, 480, 480)),  # portrait
+        ((1280, 720), (160, 120), (160, 0, 960, 720)),  # 16:9 -> 4:3
+        ((128, 128), (128, 128), (0, 0, 128, 128)),  # already the observation's size: unchanged
+    ],
+)
 def test_the_centred_crop_is_the_largest_box_of_the_output_aspect(size_in, size_out, box):
     op = centred_crop(*size_in, *size_out)
     assert op.box(*size_in) == box and op.out_size(*size_in) == size_out
@@ -117,9 +130,13 @@ def test_the_actor_reads_one_crop_box_for_every_camera_or_one_per_camera():
     two = ("front", "wrist")
     assert ActorConfig(cameras=two).camera_boxes() == {"front": None, "wrist": None}
     assert ActorConfig(cameras=two, camera_crop=(80, 0, 480, 480)).camera_boxes() == {
-        "front": (80, 0, 480, 480), "wrist": (80, 0, 480, 480)}
+        "front": (80, 0, 480, 480),
+        "wrist": (80, 0, 480, 480),
+    }
     assert ActorConfig(cameras=two, camera_crop=(0, 0, 0, 0, 10, 20, 300, 300)).camera_boxes() == {
-        "front": None, "wrist": (10, 20, 300, 300)}
+        "front": None,
+        "wrist": (10, 20, 300, 300),
+    }
     for bad in [(1, 2, 3), (0, 0, 0, 0, 1, 1), (-1, 0, 10, 10)]:
         with pytest.raises(ValueError, match="camera_crop must be 4 integers"):
             ActorConfig(cameras=two, camera_crop=bad).validate()
@@ -141,8 +158,14 @@ def test_the_actors_camera_input_takes_a_usb_cam_frame_and_reports_the_adjusted_
     expected = cv2.resize(rgb[:, 80:560], (32, 32), interpolation=cv2.INTER_AREA)
     assert image.shape == (32, 32, 3) and stamp_s == 7.0
     assert np.abs(image.astype(int) - expected.astype(int)).max() <= 4
-    info = CameraInfo(width=640, height=480, distortion_model="plumb_bob", d=[0.1, 0.0, 0.0, 0.0, 0.0],
-                      k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0], r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
+    info = CameraInfo(
+        width=640,
+        height=480,
+        distortion_model="plumb_bob",
+        d=[0.1, 0.0, 0.0, 0.0, 0.0],
+        k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0],
+        r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
+    )
     cameras.on_info("front", info)  # an all-zero P reads as [K | 0]
     report = cameras.report()["front"]
     s = 32 / 480

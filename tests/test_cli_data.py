@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from test_store import META, _make_episode
 
 from robot_rl import keys
 from robot_rl.cli import main
 from robot_rl.data.store import EpisodeStore
 from robot_rl.data.video import read_mp4
-from test_store import META, _make_episode
 
 
 @pytest.fixture
@@ -56,7 +56,9 @@ def test_info_on_a_missing_store_fails_with_the_path(tmp_path, capsys):
 
 def test_view_writes_a_decodable_mp4_with_one_frame_per_step(synthetic_store, tmp_path, capsys):
     out = tmp_path / "ep1.mp4"
-    assert main(["data", "view", str(synthetic_store), "--episode", "1", "--out", str(out), "--camera-height", "96"]) == 0
+    assert (
+        main(["data", "view", str(synthetic_store), "--episode", "1", "--out", str(out), "--camera-height", "96"]) == 0
+    )
     assert f"wrote {out}: episode 1, 9 frames" in capsys.readouterr().out
     frames = read_mp4(out)
     assert len(frames) == 9
@@ -70,8 +72,20 @@ def test_view_writes_a_decodable_mp4_with_one_frame_per_step(synthetic_store, tm
 
 def test_demos_record_writes_scripted_pick_cube_episodes_then_appends(tmp_path, capsys):
     out = tmp_path / "demos"
-    argv = ["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "2", "--out", str(out), "--no-progress",
-            "--obs", "pixels"]
+    argv = [
+        "demos",
+        "record",
+        "--task",
+        "pick_cube",
+        "--scripted",
+        "--episodes",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--obs",
+        "pixels",
+    ]
     assert main(argv) == 0
     assert "recorded 2 episodes" in capsys.readouterr().out
     store = EpisodeStore.open(out)
@@ -108,8 +122,16 @@ def test_keep_failures_stores_every_attempt_with_its_success_flag(tmp_path):
     from robot_rl.data.demos import DemoConfig, record_scripted_demos
     from robot_rl.data.summary import summarize
 
-    cfg = DemoConfig(task="pick_cube", episodes=3, out=tmp_path / "noisy", obs_mode="state", seed=11,
-                     keep_failures=True, noise=1.5, progress=False)
+    cfg = DemoConfig(
+        task="pick_cube",
+        episodes=3,
+        out=tmp_path / "noisy",
+        obs_mode="state",
+        seed=11,
+        keep_failures=True,
+        noise=1.5,
+        progress=False,
+    )
     result = record_scripted_demos(cfg)
     assert result.added == result.attempts == 3  # nothing discarded, successful or not
     summary = summarize(EpisodeStore.open(cfg.out))

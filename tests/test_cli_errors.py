@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_store import _make_episode
 
 from robot_rl.data.store import EpisodeStore
-from test_store import _make_episode
 
 ROBOT_RL = Path(sys.executable).parent / "robot-rl"
 STATE_META = {"task": "pick_cube", "obs_mode": "state", "control_rate_hz": 10.0}
@@ -23,8 +23,10 @@ def _make_fixtures(root: Path) -> None:
     """What the bad inputs point at: stores (empty, of another task, of pixels), a non-run dir, a file, a run dir
     without checkpoints, a run dir with a torn eval.jsonl."""
     EpisodeStore.create(root / "empty_store", STATE_META)
-    for name, meta in (("peg_store", {**STATE_META, "task": "peg_insert"}),
-                       ("pixel_store", {**STATE_META, "obs_mode": "pixels"})):
+    for name, meta in (
+        ("peg_store", {**STATE_META, "task": "peg_insert"}),
+        ("pixel_store", {**STATE_META, "obs_mode": "pixels"}),
+    ):
         EpisodeStore.create(root / name, meta).add_episode(_make_episode(0, 5, image_hw=(8, 8)))
     (root / "not_a_run").mkdir()
     (root / "not_a_run" / "notes.txt").write_text("hello\n")
@@ -41,13 +43,15 @@ def _make_fixtures(root: Path) -> None:
     (root / "list_run" / "train_config.json").write_text("[]\n")
     torn = root / "torn_run"
     torn.mkdir()
-    (torn / "eval.jsonl").write_text(json.dumps({"env_steps": 0, "success_rate": 0.0, "return_mean": 0.0}) + "\n"
-                                     + '{"env_steps": 100, "succ')
+    (torn / "eval.jsonl").write_text(
+        json.dumps({"env_steps": 0, "success_rate": 0.0, "return_mean": 0.0}) + "\n" + '{"env_steps": 100, "succ'
+    )
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +64,9 @@ def workdir(tmp_path_factory):
 def _run(argv: list[str], cwd: Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONWARNINGS": "ignore"}
     env.pop("ROBOT_RL_DEBUG", None)
-    return subprocess.run([str(ROBOT_RL), *argv], cwd=cwd, env={**env, **(extra_env or {})}, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [str(ROBOT_RL), *argv], cwd=cwd, env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=120
+    )
 
 
 # (argv, exit code, a word the one-line message must contain)
@@ -87,15 +92,21 @@ BAD_INPUTS = [
     (["bc", "eval", "not_a_run"], 2, "bc_policy"),
     (["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "0", "--out", "d"], 2, "positive"),
     (["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "1", "--out", "a_file"], 2, "is a file"),
-    (["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "1", "--out", "pixel_store"], 1,
-     "obs_mode"),
+    (
+        ["demos", "record", "--task", "pick_cube", "--scripted", "--episodes", "1", "--out", "pixel_store"],
+        1,
+        "obs_mode",
+    ),
     (["data", "info", "missing"], 1, "does not exist"),
     (["data", "view", "pixel_store", "--episode", "5"], 2, "out of range"),
     (["reward", "record", "--task", "fly", "--out", "r"], 2, "pick_cube"),
     (["reward", "label", "not_a_run"], 2, "not an episode store"),
     (["calibrate", "board", "--out", "a_file/board.yaml"], 2, "is a file"),
-    (["calibrate", "intrinsics", "--images", "missing", "--board", "missing.yaml", "--out", "cam.yaml"], 1,
-     "does not exist"),
+    (
+        ["calibrate", "intrinsics", "--images", "missing", "--board", "missing.yaml", "--out", "cam.yaml"],
+        1,
+        "does not exist",
+    ),
     (["up", "no_such_setup"], 2, "sim_single"),
     (["up", "sim_single", "--set", "nobody:x:=1", "--dry-run"], 2, "has no node 'nobody'"),
     (["bench", "learner", "--device", "cuda"], 2, "no CUDA GPU"),
@@ -132,9 +143,16 @@ BAD_INPUTS = [
     (["data", "repair", "garbage_store"], 1, "its zarr.json is unreadable"),
     (["train", "--resume", "list_run"], 2, "holds a JSON list, not an object"),
     (["data", "view", "pixel_store", "--episode", "0", "--out", "a_file"], 2, "must be an .mp4 file path"),
-    (["data", "view", "pixel_store", "--episode", "0", "--out", "v.mp4", "--fps", "nan"], 2, "--fps: must be a number > 0"),
-    (["data", "view", "pixel_store", "--episode", "0", "--out", "v.mp4", "--camera-height", "0"], 2,
-     "--camera-height: must be a positive integer"),
+    (
+        ["data", "view", "pixel_store", "--episode", "0", "--out", "v.mp4", "--fps", "nan"],
+        2,
+        "--fps: must be a number > 0",
+    ),
+    (
+        ["data", "view", "pixel_store", "--episode", "0", "--out", "v.mp4", "--camera-height", "0"],
+        2,
+        "--camera-height: must be a positive integer",
+    ),
 ]
 
 
@@ -156,15 +174,20 @@ def test_the_parser_builds_without_torch_mujoco_zarr_matplotlib_or_rclpy():
     """`robot-rl --help` and every refusal above build the whole parser first: it must not pay torch's ~1 s import
     (it did, through TrainConfig -> robot_rl.agents; see robot_rl/agents/__init__.py)."""
     heavy = ("torch", "mujoco", "zarr", "matplotlib", "rclpy")
-    code = ("import sys, robot_rl.cli; robot_rl.cli.build_parser(); "
-            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    code = (
+        "import sys, robot_rl.cli; robot_rl.cli.build_parser(); "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"building the parser imported {out.stdout.strip()}"
 
 
 def test_debug_shows_the_traceback_of_a_refusal(workdir):
-    for extra, argv in (({}, ["--debug", "train", "--task", "fly"]), ({"ROBOT_RL_DEBUG": "1"}, ["train", "--task", "fly"])):
+    for extra, argv in (
+        ({}, ["--debug", "train", "--task", "fly"]),
+        ({"ROBOT_RL_DEBUG": "1"}, ["train", "--task", "fly"]),
+    ):
         out = _run(argv, workdir, extra)
         assert out.returncode == 2
         assert "Traceback (most recent call last)" in out.stderr and "UsageError" in out.stderr
@@ -173,9 +196,16 @@ def test_debug_shows_the_traceback_of_a_refusal(workdir):
 
 def test_a_closed_pipe_ends_quietly(workdir):
     """`robot-rl data info S | head -1`: the reader leaves early; no BrokenPipeError, exit 0."""
-    proc = subprocess.run(f"'{ROBOT_RL}' data info pixel_store | head -1", shell=True, cwd=workdir,
-                          capture_output=True, text=True, timeout=60, executable="/bin/bash",
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        f"'{ROBOT_RL}' data info pixel_store | head -1",
+        shell=True,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        executable="/bin/bash",
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert len(proc.stdout.splitlines()) == 1
     assert "BrokenPipe" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
@@ -187,9 +217,29 @@ def test_a_torn_last_eval_line_is_skipped_with_a_warning(workdir, capsys):
     assert "skipping its torn last line" in capsys.readouterr().err
 
 
-TINY_RUN = ["--steps", "50", "--warmup-steps", "25", "--eval-every", "50", "--eval-episodes", "1", "--video-episodes",
-            "0", "--checkpoint-every", "50", "--no-wandb", "--no-progress-bar", "--hidden-dims", "16", "16",
-            "--batch-size", "16", "--utd", "1"]
+TINY_RUN = [
+    "--steps",
+    "50",
+    "--warmup-steps",
+    "25",
+    "--eval-every",
+    "50",
+    "--eval-episodes",
+    "1",
+    "--video-episodes",
+    "0",
+    "--checkpoint-every",
+    "50",
+    "--no-wandb",
+    "--no-progress-bar",
+    "--hidden-dims",
+    "16",
+    "16",
+    "--batch-size",
+    "16",
+    "--utd",
+    "1",
+]
 
 
 def test_train_runs_on_a_gymnasium_mujoco_env_and_its_store_names_obs_mode_and_rate(tmp_path):
@@ -197,8 +247,10 @@ def test_train_runs_on_a_gymnasium_mujoco_env_and_its_store_names_obs_mode_and_r
     from robot_rl.cli import main
 
     out = tmp_path / "run"
-    assert main(["train", "--env-id", "InvertedPendulum-v5", "--max-episode-steps", "25", *TINY_RUN,
-                 "--out", str(out)]) == 0
+    assert (
+        main(["train", "--env-id", "InvertedPendulum-v5", "--max-episode-steps", "25", *TINY_RUN, "--out", str(out)])
+        == 0
+    )
     store = EpisodeStore.open(out / "episodes")
     assert store.n_steps >= 50 and store.spec["state"].step_shape == (4,)
     assert store.meta["env_id"] == "InvertedPendulum-v5" and store.meta["obs_mode"] == "state"
@@ -209,8 +261,23 @@ def test_a_sim_runs_store_has_the_task_obs_mode_and_control_rate_of_recorded_dem
     from robot_rl.cli import main
 
     out = tmp_path / "run"
-    assert main(["train", "--task", "pick_cube", "--scripted-demos", "0", "--max-episode-steps", "25", *TINY_RUN,
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "pick_cube",
+                "--scripted-demos",
+                "0",
+                "--max-episode-steps",
+                "25",
+                *TINY_RUN,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     meta = EpisodeStore.open(out / "episodes").meta
     assert (meta["task"], meta["obs_mode"], meta["control_rate_hz"]) == ("pick_cube", "state", 10.0)
     assert meta["source"] == "online" and meta["obs_layout"]["state"]

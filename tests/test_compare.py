@@ -13,8 +13,21 @@ def _run(path: Path, successes: list[float], episodes: list[tuple[int, int, int]
     path.mkdir()
     for i, rate in enumerate(successes):
         append_eval(path, {"env_steps": 1000 * i, "success_rate": rate, "return_mean": rate, "wall_s": 60.0 * i})
-    episode_log.write(path, [{"episode": i, "env_steps": end, "steps": n, "interventions": k, "success": False,
-                                 "return": 0.0, "intervention_rate": k / n} for i, (end, n, k) in enumerate(episodes)])
+    episode_log.write(
+        path,
+        [
+            {
+                "episode": i,
+                "env_steps": end,
+                "steps": n,
+                "interventions": k,
+                "success": False,
+                "return": 0.0,
+                "intervention_rate": k / n,
+            }
+            for i, (end, n, k) in enumerate(episodes)
+        ],
+    )
     return path
 
 

@@ -6,11 +6,11 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import contracts  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import contracts  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
 from robot_rl_sim.camera import CameraRig, MujocoCamera  # noqa: E402
 from robot_rl_sim.robot import MujocoRobot  # noqa: E402

@@ -34,8 +34,10 @@ def _wait_screen(pane: Pane, text: str, timeout_s: float = 60.0) -> str:
 
 def test_a_person_records_a_demo_with_the_keyboard_re_recording_the_first_try(tmp_path: Path):
     out, rc = tmp_path / "demos", tmp_path / "rc"
-    cli = (f"MUJOCO_GL=egl {shlex.quote(str(Path(sys.executable).parent / 'robot-rl'))} demos record --task pick_cube "
-           f"--teleop keyboard --episodes 1 --obs state --out {shlex.quote(str(out))}")
+    cli = (
+        f"MUJOCO_GL=egl {shlex.quote(str(Path(sys.executable).parent / 'robot-rl'))} demos record --task pick_cube "
+        f"--teleop keyboard --episodes 1 --obs state --out {shlex.quote(str(out))}"
+    )
     pane = Pane(f"sh -c {shlex.quote(f'{cli}; echo rc=$? > {rc}; sleep 60')}", tmp_path)
     try:
         _wait_screen(pane, "episode 1/1 step")

@@ -119,7 +119,7 @@ def subcommand_uses(words: tuple[str, ...]) -> list[tuple[tuple[str, ...], list[
 
 
 def _has_subcommands(path: tuple[str, ...]) -> bool:
-    return any(len(other) == len(path) + 1 and other[:len(path)] == path for other in _parsers())
+    return any(len(other) == len(path) + 1 and other[: len(path)] == path for other in _parsers())
 
 
 def flags_used(path: tuple[str, ...], words: list[str]) -> list[tuple[tuple[str, ...], str]]:
@@ -164,8 +164,11 @@ def test_every_robot_rl_command_in_the_docs_names_a_subcommand_and_only_flags_it
     flags = {(c.where, path, flag) for c, p, w in uses for path, flag in flags_used(p, w)}
     with ThreadPoolExecutor(4) as pool:  # one --help per subcommand, a few at a time
         list(pool.map(help_flags, sorted({path for _, path, _ in flags} | {p for _, p, _ in uses})))
-    missing = [f"{where}: `robot-rl {' '.join(path)} --help` lists no {flag}" for where, path, flag in sorted(flags)
-               if flag not in help_flags(path)]
+    missing = [
+        f"{where}: `robot-rl {' '.join(path)} --help` lists no {flag}"
+        for where, path, flag in sorted(flags)
+        if flag not in help_flags(path)
+    ]
     assert not missing, "\n".join(missing)
 
 
@@ -280,11 +283,14 @@ def test_every_relative_link_in_the_docs_leads_to_an_existing_file_and_heading()
     assert not orphans, f"docs pages the README does not link to: {orphans}"
 
 
-@pytest.mark.parametrize("text, complaint", [
-    ("`robot-rl train --stepz 10`", "lists no --stepz"),
-    ("```bash\nrobot-rl bench learning --task pick_cube --variant a=\"--bc-wieght 1\"\n```", "lists no --bc-wieght"),
-    ("`robot-rl reward record\\|lable`", "`robot-rl reward lable` is no command"),
-])
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ("`robot-rl train --stepz 10`", "lists no --stepz"),
+        ('```bash\nrobot-rl bench learning --task pick_cube --variant a="--bc-wieght 1"\n```', "lists no --bc-wieght"),
+        ("`robot-rl reward record\\|lable`", "`robot-rl reward lable` is no command"),
+    ],
+)
 def test_a_misspelt_flag_or_subcommand_is_caught(text, complaint, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "all_commands", lambda: tuple(commands_in(text, "x.md")))
     with pytest.raises(AssertionError, match=re.escape(complaint)):
@@ -300,12 +306,18 @@ def test_a_broken_link_or_anchor_is_caught(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("text, complaint", [
-    ("`robot-rl-learner-node --ros-args -p demoz:=d`", "robot-rl-learner-node declares no parameter 'demoz'"),
-    ("`--set actor:obs_mod:=pixels`", "robot-rl-actor-node declares no parameter 'obs_mod'"),
-    ("`robot-rl up sim_train --set arm:demos:=d`", "setup 'sim_train' has no node 'arm'"),
-    ("`robot-rl-learner-node --ros-args --params-file launch/config/learnr.yaml`", "no file launch/config/learnr.yaml"),
-])
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ("`robot-rl-learner-node --ros-args -p demoz:=d`", "robot-rl-learner-node declares no parameter 'demoz'"),
+        ("`--set actor:obs_mod:=pixels`", "robot-rl-actor-node declares no parameter 'obs_mod'"),
+        ("`robot-rl up sim_train --set arm:demos:=d`", "setup 'sim_train' has no node 'arm'"),
+        (
+            "`robot-rl-learner-node --ros-args --params-file launch/config/learnr.yaml`",
+            "no file launch/config/learnr.yaml",
+        ),
+    ],
+)
 def test_a_parameter_no_node_declares_is_caught(text, complaint, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "all_commands", lambda: tuple(commands_in(text, "x.md")))
     with pytest.raises(AssertionError, match=re.escape(complaint)):

@@ -9,28 +9,32 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from robot_rl import keys
 from robot_rl.agents import Agent, AgentConfig, Policy, make_agent
 from robot_rl.nets.encoders import IMAGENET_MEAN, IMAGENET_STD, ResNet10, SpatialEmbeddingNeck, random_shift
 from robot_rl.nets.pretrained import load_resnet10_weights, save_resnet10_weights
-from safetensors.torch import save_file
 
 FRONT, WRIST = keys.image_key("front"), keys.image_key("wrist")
 
 
 def _make_space(size: int = 64) -> gym.spaces.Dict:
-    return gym.spaces.Dict({
-        keys.STATE: gym.spaces.Box(-1, 1, (5,), np.float32),
-        FRONT: gym.spaces.Box(0, 255, (size, size, 3), np.uint8),
-        WRIST: gym.spaces.Box(0, 255, (size, size, 3), np.uint8),
-    })
+    return gym.spaces.Dict(
+        {
+            keys.STATE: gym.spaces.Box(-1, 1, (5,), np.float32),
+            FRONT: gym.spaces.Box(0, 255, (size, size, 3), np.uint8),
+            WRIST: gym.spaces.Box(0, 255, (size, size, 3), np.uint8),
+        }
+    )
 
 
 def _obs(rng: np.random.Generator, size: int = 64) -> dict[str, np.ndarray]:
-    return {keys.STATE: rng.uniform(-1, 1, 5).astype(np.float32),
-            FRONT: rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
-            WRIST: rng.integers(0, 256, (size, size, 3), dtype=np.uint8)}
+    return {
+        keys.STATE: rng.uniform(-1, 1, 5).astype(np.float32),
+        FRONT: rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+        WRIST: rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+    }
 
 
 def _fill(agent: Agent, n_steps: int, rng: np.random.Generator, episode_len: int = 10):
@@ -298,7 +302,9 @@ def test_a_frozen_trunk_runs_batch_norm_folded_and_follows_weights_loaded_into_i
     check()
     assert encoder.frozen_trunk() is encoder.frozen_trunk()  # built once
     assert not [k for k in agent.policy.state_dict() if "fold" in k]  # the copy is never saved
-    encoder.trunk.load_state_dict({k: v * 1.5 if v.is_floating_point() else v for k, v in encoder.trunk.state_dict().items()})
+    encoder.trunk.load_state_dict(
+        {k: v * 1.5 if v.is_floating_point() else v for k, v in encoder.trunk.state_dict().items()}
+    )
     check()  # new weights: the folded copy is rebuilt from them
 
 
@@ -316,8 +322,11 @@ def test_conv_encoder_is_trained_through_the_critic_only():
     assert all(torch.equal(a, b) for a, b in zip(enc_before, agent.policy.encoder.parameters()))
 
 
-@pytest.mark.parametrize("overrides", [dict(encoder="conv"), dict(encoder="resnet10", freeze_encoder=True, discrete_gripper=True)],
-                         ids=["conv", "resnet10_frozen_gripper"])
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(encoder="conv"), dict(encoder="resnet10", freeze_encoder=True, discrete_gripper=True)],
+    ids=["conv", "resnet10_frozen_gripper"],
+)
 def test_image_agents_save_load_and_act_identically(tmp_path, overrides):
     agent = _image_agent(**overrides)
     rb = _fill(agent, 20, np.random.default_rng(3))
@@ -341,9 +350,14 @@ def _hf_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = k.replace("bn1.", "embedder.embedder.normalization.", 1) if k.startswith("bn1.") else k
         if k.startswith("layer"):
             stage, rest = int(k[5]) - 1, k[7:]
-            rest = (rest.replace("downsample.0.", "shortcut.convolution.").replace("downsample.1.", "shortcut.normalization.")
-                    .replace("conv1.", "layer.0.convolution.").replace("bn1.", "layer.0.normalization.")
-                    .replace("conv2.", "layer.1.convolution.").replace("bn2.", "layer.1.normalization."))
+            rest = (
+                rest.replace("downsample.0.", "shortcut.convolution.")
+                .replace("downsample.1.", "shortcut.normalization.")
+                .replace("conv1.", "layer.0.convolution.")
+                .replace("bn1.", "layer.0.normalization.")
+                .replace("conv2.", "layer.1.convolution.")
+                .replace("bn2.", "layer.1.normalization.")
+            )
             k = f"encoder.stages.{stage}.layers.0.{rest}"
         out[f"resnet.{k}"] = v
     out["classifier.1.weight"] = torch.zeros(10, 512)
@@ -358,7 +372,13 @@ def test_pretrained_weights_load_from_a_file_a_directory_or_the_hugging_face_cac
     save_resnet10_weights(source, tmp_path / "r10.safetensors")
     expected = source.state_dict()
 
-    cfg = AgentConfig(encoder="resnet10", freeze_encoder=True, encoder_weights=str(tmp_path / "r10.safetensors"), latent_dim=8, hidden_dims=(16,))
+    cfg = AgentConfig(
+        encoder="resnet10",
+        freeze_encoder=True,
+        encoder_weights=str(tmp_path / "r10.safetensors"),
+        latent_dim=8,
+        hidden_dims=(16,),
+    )
     agent = make_agent(cfg, _make_space(), gym.spaces.Box(-1, 1, (4,), np.float32), seed=0)
     assert all(torch.equal(v, expected[k]) for k, v in agent.policy.encoder.trunk.state_dict().items())
 

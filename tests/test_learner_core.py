@@ -32,23 +32,35 @@ def _episode(seed: int, takeover: tuple[int, int] | None = None, success: bool =
     rng = np.random.default_rng(seed)
     flags = np.zeros(STEPS, bool)
     if takeover:
-        flags[takeover[0]:takeover[1]] = True
+        flags[takeover[0] : takeover[1]] = True
     action = rng.uniform(-1, 1, (STEPS, ACTION_DIM)).astype(np.float32)
     reward = np.zeros(STEPS, np.float32)
     reward[-1] = float(success)
     end = np.zeros(STEPS, bool)
     end[-1] = True
-    return {keys.STATE: rng.normal(size=(STEPS, STATE_DIM)).astype(np.float32), keys.ACTION: action,
-            keys.BASE_ACTION: np.zeros_like(action), keys.POLICY_ACTION: action.copy(), keys.REWARD: reward,
-            keys.TERMINATED: end & success, keys.TRUNCATED: end & (not success),
-            keys.SUCCESS: end & success, keys.IS_INTERVENTION: flags,
-            keys.T_CAPTURE: np.arange(STEPS, dtype=np.float64) * 0.1}
+    return {
+        keys.STATE: rng.normal(size=(STEPS, STATE_DIM)).astype(np.float32),
+        keys.ACTION: action,
+        keys.BASE_ACTION: np.zeros_like(action),
+        keys.POLICY_ACTION: action.copy(),
+        keys.REWARD: reward,
+        keys.TERMINATED: end & success,
+        keys.TRUNCATED: end & (not success),
+        keys.SUCCESS: end & success,
+        keys.IS_INTERVENTION: flags,
+        keys.T_CAPTURE: np.arange(STEPS, dtype=np.float64) * 0.1,
+    }
 
 
 def _learner(run: Path, penalty: float = 0.0, resume: bool = False, agent_cfg: AgentConfig = SMALL_AGENT) -> Learner:
     store = EpisodeStore.open_or_create(run / "episodes", {"task": "test", "obs_mode": "state"})
-    learner = Learner(LearnerCoreConfig(intervention_penalty=penalty, replay_capacity=500), run, store=store,
-                      log=lambda line: None, min_steps_to_train=30)
+    learner = Learner(
+        LearnerCoreConfig(intervention_penalty=penalty, replay_capacity=500),
+        run,
+        store=store,
+        log=lambda line: None,
+        min_steps_to_train=30,
+    )
     ckpt = find_checkpoint(run, warn=None) if resume else None
     if ckpt is not None:
         learner.resume_agent(ckpt, base_policy=None)
@@ -64,7 +76,7 @@ def test_the_penalty_is_applied_once_as_an_episode_enters_replay_and_the_store_k
     assert [learner.add_episode(plain), learner.add_episode(corrected)] == [0, 1]
     stored = learner.store.get_episode(1)
     np.testing.assert_array_equal(stored[keys.REWARD], corrected[keys.REWARD])  # raw: all 0
-    replay_rewards = learner.online._reward[STEPS: 2 * STEPS].numpy()  # the second episode's rows
+    replay_rewards = learner.online._reward[STEPS : 2 * STEPS].numpy()  # the second episode's rows
     assert np.flatnonzero(replay_rewards).tolist() == [4] and replay_rewards[4] == -1.0  # the step before the take-over
     assert learner.online._reward[STEPS - 1].item() == 1.0  # the first episode's success reward, unpenalised
     assert len(learner.demos) == 4 and len(learner.sampler.sources) == 2  # corrections joined the batches
@@ -93,12 +105,31 @@ def test_one_episode_log_schema_for_in_process_and_actor_episodes(tmp_path):
     sender = {"actor_id": "/r1/actor", "index": 0, "policy_version": 7, "task_meta": {"task": "test"}}
     assert actors.add_episode(_episode(1, takeover=(0, 5)), sender) == 0  # the node's store: made by this episode
     [local], [remote] = episode_log.read(tmp_path / "local"), episode_log.read(tmp_path / "node")
-    assert local.keys() == remote.keys() == {"episode", "actor_id", "index", "policy_version", "env_steps", "steps",
-                                             "return", "success", "interventions", "intervention_rate", "updates",
-                                             "wall_s"}
+    assert (
+        local.keys()
+        == remote.keys()
+        == {
+            "episode",
+            "actor_id",
+            "index",
+            "policy_version",
+            "env_steps",
+            "steps",
+            "return",
+            "success",
+            "interventions",
+            "intervention_rate",
+            "updates",
+            "wall_s",
+        }
+    )
     assert (local["actor_id"], local["index"], local["success"], local["return"]) == ("local", 0, True, 1.0)
     assert (remote["actor_id"], remote["policy_version"], remote["episode"], remote["env_steps"]) == (
-        "/r1/actor", 7, 0, STEPS)
+        "/r1/actor",
+        7,
+        0,
+        STEPS,
+    )
     assert (remote["interventions"], remote["intervention_rate"]) == (5, 0.25)
     assert all(k in actors.store.get_episode(0) for k in SOURCE_KEYS)  # the sender is recoverable from the store
     assert actors.store.meta["task"] == "test" and actors.store.meta["source"] == "actors"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_learner_service import add_camera, demos, learner_config  # noqa: F401 - the module-scoped demos fixture
 
 from robot_rl import keys, wire
 from robot_rl.learner.config import LearnerConfig
@@ -16,7 +17,6 @@ from robot_rl.learner.episodes import EpisodeMismatch
 from robot_rl.learner.layout import EpisodeLayout
 from robot_rl.learner.refusals import REFUSED_LOG, RateLimitedLog, read_settled
 from robot_rl.learner.service import LearnerService, Outcome
-from test_learner_service import add_camera, demos, learner_config  # noqa: F401 - the module-scoped demos fixture
 
 R1 = "/r1/actor"
 
@@ -76,8 +76,15 @@ def test_bad_values_lengths_and_task_are_refused_each_with_its_reason(tmp_path, 
     assert send(service, demos.get_episode(2), len(cases) + 1).outcome is Outcome.STORED
     nearly_one = broken(good, keys.ACTION, lambda v: v.__setitem__((4, 3), 1.0005))  # within the tolerance
     assert send(service, nearly_one, len(cases) + 2).outcome is Outcome.STORED
-    assert service.refused == {"non_finite": 3, "action_range": 2, "layout": 4, "unreadable": 1, "length": 1, "bool": 1,
-                               "task_meta": 1}
+    assert service.refused == {
+        "non_finite": 3,
+        "action_range": 2,
+        "layout": 4,
+        "unreadable": 1,
+        "length": 1,
+        "bool": 1,
+        "task_meta": 1,
+    }
     assert service.acks() == {R1: len(cases) + 3} and service.learner.store.n_episodes == 2
     assert [r["reason"] for r in read_settled(tmp_path / "run")][:3] == ["non_finite"] * 3
     service.close()
@@ -85,13 +92,20 @@ def test_bad_values_lengths_and_task_are_refused_each_with_its_reason(tmp_path, 
 
 def test_unreadable_payloads_are_counted_not_acknowledged_and_huge_ones_are_refused_before_decoding(tmp_path, demos):
     service = LearnerService(learner_config(tmp_path, task="pick_cube", max_episode_steps=200), log=lambda line: None)
-    payload = wire.encode_episode(demos.get_episode(0), {"actor_id": R1, "index": 0, "policy_version": -1,
-                                                          "success": True, "task_meta": {}})
+    payload = wire.encode_episode(
+        demos.get_episode(0), {"actor_id": R1, "index": 0, "policy_version": -1, "success": True, "task_meta": {}}
+    )
     flipped = bytearray(payload)
     flipped[len(payload) // 2] ^= 0xFF
-    garbage = [b"", b"\x00" * 7, b"\xff" * 64, bytes(flipped), wire.encode("policy", {"x": np.zeros(3)}, {}),
-               wire.encode_episode({keys.ACTION: np.zeros((2, 4), np.float32)}, {"index": 0}),  # no actor id
-               wire.encode_episode({keys.ACTION: np.zeros((2, 4), np.float32)}, {"actor_id": "/x" * 100, "index": 0})]
+    garbage = [
+        b"",
+        b"\x00" * 7,
+        b"\xff" * 64,
+        bytes(flipped),
+        wire.encode("policy", {"x": np.zeros(3)}, {}),
+        wire.encode_episode({keys.ACTION: np.zeros((2, 4), np.float32)}, {"index": 0}),  # no actor id
+        wire.encode_episode({keys.ACTION: np.zeros((2, 4), np.float32)}, {"actor_id": "/x" * 100, "index": 0}),
+    ]
     for bad in garbage:
         assert service.ingest(bad).reason == "unreadable"
     huge = service.ingest(b"\x00" * (service.layout.max_payload_bytes(200) + 1))
@@ -116,20 +130,27 @@ def test_refused_episodes_stay_acknowledged_after_a_restart(tmp_path, demos):
     assert send(resumed, good, 1).outcome is Outcome.DUPLICATE
     assert send(resumed, broken(good, keys.REWARD, lambda v: v.__setitem__(0, np.nan)), 2).reason == "non_finite"
     assert send(resumed, demos.get_episode(1), 3).outcome is Outcome.STORED
-    assert [(r["index"], r["reason"]) for r in read_settled(tmp_path / "run")] == [(1, "action_range"), (2, "non_finite")]
+    assert [(r["index"], r["reason"]) for r in read_settled(tmp_path / "run")] == [
+        (1, "action_range"),
+        (2, "non_finite"),
+    ]
     resumed.close()
     assert LearnerService(cfg, log=lambda line: None).acks() == {R1: 4}
 
 
 def test_pixel_layout_from_the_config_refuses_wrong_image_shapes_and_dtypes(demos):
-    layout = EpisodeLayout.of_config(LearnerConfig(out="x", task="pick_cube", obs_mode="pixels", cameras=("front",),
-                                                   image_size=32).actor_layout())
+    layout = EpisodeLayout.of_config(
+        LearnerConfig(out="x", task="pick_cube", obs_mode="pixels", cameras=("front",), image_size=32).actor_layout()
+    )
     state = demos.get_episode(0)
     good = add_camera({**state, keys.STATE: np.ascontiguousarray(state[keys.STATE][:, :18])}, 32)
     assert layout.check(good, 1000) == len(state[keys.ACTION])
-    bad = {"image 64 px": add_camera(good, 64), "image float32": {**good, "image_front": good["image_front"] / 1.0},
-           "image 1 channel": {**good, "image_front": np.ascontiguousarray(good["image_front"][..., :1])},
-           "no capture time": {k: v for k, v in good.items() if k != "t_capture_front"}}
+    bad = {
+        "image 64 px": add_camera(good, 64),
+        "image float32": {**good, "image_front": good["image_front"] / 1.0},
+        "image 1 channel": {**good, "image_front": np.ascontiguousarray(good["image_front"][..., :1])},
+        "no capture time": {k: v for k, v in good.items() if k != "t_capture_front"},
+    }
     for name, episode in bad.items():
         with pytest.raises(EpisodeMismatch, match="image_front|t_capture_front") as err:
             layout.check(episode, 1000)
@@ -143,8 +164,10 @@ def test_pixel_layout_from_the_config_refuses_wrong_image_shapes_and_dtypes(demo
 
 def test_config_and_demos_that_disagree_are_refused_at_start(tmp_path, demos):
     with pytest.raises(ValueError, match="disagree"):
-        LearnerService(learner_config(tmp_path, task="pick_cube", obs_mode="pixels", cameras=("front",),
-                                      demos=str(demos.path)), log=lambda line: None)
+        LearnerService(
+            learner_config(tmp_path, task="pick_cube", obs_mode="pixels", cameras=("front",), demos=str(demos.path)),
+            log=lambda line: None,
+        )
 
 
 def test_refusal_lines_are_rate_limited_per_reason():
@@ -162,10 +185,18 @@ def test_episode_meta_of_the_wrong_type_is_refused_not_coerced(tmp_path, demos):
     service = LearnerService(learner_config(tmp_path, task="pick_cube"), log=lambda line: None)
     good = demos.get_episode(0)
     base = {"actor_id": R1, "index": 0, "policy_version": -1, "success": False, "task_meta": {}}
-    bad_meta = {"float_index": {"index": 0.5}, "str_index": {"index": "0"}, "bool_index": {"index": True},
-                "null_index": {"index": None}, "negative_index": {"index": -1}, "int_actor": {"actor_id": 5},
-                "empty_actor": {"actor_id": ""}, "10kB_actor": {"actor_id": "/r" + "x" * 10_000},
-                "str_policy_version": {"policy_version": "3"}, "list_task_meta": {"task_meta": [1]}}
+    bad_meta = {
+        "float_index": {"index": 0.5},
+        "str_index": {"index": "0"},
+        "bool_index": {"index": True},
+        "null_index": {"index": None},
+        "negative_index": {"index": -1},
+        "int_actor": {"actor_id": 5},
+        "empty_actor": {"actor_id": ""},
+        "10kB_actor": {"actor_id": "/r" + "x" * 10_000},
+        "str_policy_version": {"policy_version": "3"},
+        "list_task_meta": {"task_meta": [1]},
+    }
     for name, change in bad_meta.items():
         result = service.ingest(wire.encode("episode", good, {**base, **change}))
         assert result.outcome is Outcome.REFUSED and result.reason == "unreadable", (name, result)

@@ -31,29 +31,48 @@ SMALL_AGENT = {"hidden_dims": [32, 32], "batch_size": 16, "utd_ratio": 2, "n_ste
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory) -> EpisodeStore:
     out = tmp_path_factory.mktemp("demos") / "pick_cube_state"
-    record_scripted_demos(DemoConfig(task="pick_cube", episodes=4, out=out, obs_mode="state", noise=0.1,
-                                     keep_failures=True, progress=False))
+    record_scripted_demos(
+        DemoConfig(
+            task="pick_cube", episodes=4, out=out, obs_mode="state", noise=0.1, keep_failures=True, progress=False
+        )
+    )
     return EpisodeStore.open(out)
 
 
 def payload(store: EpisodeStore, i: int, actor: str, index: int, policy_version: int = -1) -> bytes:
-    meta = {"actor_id": actor, "index": index, "policy_version": policy_version, "success": True,
-            "task_meta": {k: store.meta[k] for k in ("task", "obs_mode", "control_rate_hz", "action_layout")}}
+    meta = {
+        "actor_id": actor,
+        "index": index,
+        "policy_version": policy_version,
+        "success": True,
+        "task_meta": {k: store.meta[k] for k in ("task", "obs_mode", "control_rate_hz", "action_layout")},
+    }
     return wire.encode_episode(store.get_episode(i % store.n_episodes), meta)
 
 
 def add_camera(episode: dict, size: int) -> dict:
     """The episode with a black `front` camera of size x size px (and its capture times), as a pixels actor sends."""
     n = len(episode[keys.ACTION])
-    return {**episode, keys.image_key("front"): np.zeros((n, size, size, 3), np.uint8),
-            keys.t_capture_key("front"): episode[keys.T_CAPTURE]}
+    return {
+        **episode,
+        keys.image_key("front"): np.zeros((n, size, size, 3), np.uint8),
+        keys.t_capture_key("front"): episode[keys.T_CAPTURE],
+    }
 
 
 def learner_config(tmp_path: Path, **overrides) -> LearnerConfig:
     agent_file = tmp_path / "agent.json"
     agent_file.write_text(json.dumps(SMALL_AGENT))
-    return LearnerConfig(**{"out": str(tmp_path / "run"), "agent_config": str(agent_file), "min_steps_to_train": 30,
-                            "wandb_mode": "disabled", "checkpoint_every_episodes": 2, **overrides})
+    return LearnerConfig(
+        **{
+            "out": str(tmp_path / "run"),
+            "agent_config": str(agent_file),
+            "min_steps_to_train": 30,
+            "wandb_mode": "disabled",
+            "checkpoint_every_episodes": 2,
+            **overrides,
+        }
+    )
 
 
 def test_ledger_accepts_the_next_index_ignores_duplicates_and_refuses_gaps():
@@ -91,7 +110,11 @@ def test_ingest_stores_each_episode_once_in_order_per_actor_and_refuses_bad_payl
     service = LearnerService(learner_config(tmp_path), log=lambda line: None)
     assert service.learner.agent is None and not service.policy_due()  # no demos: the first episode defines the agent
     assert service.ingest(payload(demos, 0, "/r1/actor", 0)).outcome is Outcome.STORED
-    assert service.learner.agent.obs_spec == {"state": [28]} and service.learner.agent.action_dim == 4 and service.policy_due()
+    assert (
+        service.learner.agent.obs_spec == {"state": [28]}
+        and service.learner.agent.action_dim == 4
+        and service.policy_due()
+    )
     assert service.ingest(payload(demos, 1, "/r2/actor", 0)).outcome is Outcome.STORED
     assert service.ingest(payload(demos, 2, "/r1/actor", 1)).outcome is Outcome.STORED
     dup = service.ingest(payload(demos, 2, "/r1/actor", 1))
@@ -103,7 +126,9 @@ def test_ingest_stores_each_episode_once_in_order_per_actor_and_refuses_bad_payl
     garbled = service.ingest(b"\x00\x01garbage" * 10)
     assert garbled.outcome is Outcome.REFUSED and "refused an episode payload (90 bytes)" in garbled.message
     wrong_kind = service.ingest(wire.encode("policy", {"x": np.zeros(3)}, {}))
-    assert wrong_kind.outcome is Outcome.REFUSED and "'episode'" in wrong_kind.message and "'policy'" in wrong_kind.message
+    assert (
+        wrong_kind.outcome is Outcome.REFUSED and "'episode'" in wrong_kind.message and "'policy'" in wrong_kind.message
+    )
     episode = demos.get_episode(0)
     bad_shape = {**episode, keys.STATE: episode[keys.STATE][:, :20]}
     meta = {"actor_id": "/r3/actor", "index": 0, "policy_version": -1, "success": False, "task_meta": {}}
@@ -158,8 +183,11 @@ def test_updates_follow_the_budget_and_a_restarted_service_resumes_counts_agent_
     actor_policy = Policy.from_bytes(blob)
     updated = apply_delta(actor_policy, base_id(actor_policy), push.payload)
     state = np.ones((1, 28), np.float32)
-    assert np.allclose(updated.act({keys.STATE: state[0]}, True),
-                       service.learner.agent.policy.act({keys.STATE: state[0]}, True), atol=1e-3)
+    assert np.allclose(
+        updated.act({keys.STATE: state[0]}, True),
+        service.learner.agent.policy.act({keys.STATE: state[0]}, True),
+        atol=1e-3,
+    )
     ckpt = service.checkpoint()
     assert ckpt is not None and json.loads((ckpt / "progress.json").read_text())["episodes"] == 3
     assert service.ingest(payload(demos, 3, "/r1/actor", 3)).outcome is Outcome.STORED  # after the checkpoint
@@ -213,8 +241,9 @@ def _state_base(tmp_path: Path, demos: EpisodeStore) -> Path:
     from robot_rl.spaces import space_from_spec
 
     spec = {k: list(s.step_shape) for k, s in demos.spec.items() if k == keys.STATE}
-    make_agent(AgentConfig(hidden_dims=(16, 16)), space_from_spec(spec),
-               gym.spaces.Box(-1.0, 1.0, (4,), np.float32)).policy.save(tmp_path / "base")
+    make_agent(
+        AgentConfig(hidden_dims=(16, 16)), space_from_spec(spec), gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    ).policy.save(tmp_path / "base")
     return tmp_path / "base"
 
 
@@ -247,15 +276,21 @@ def test_corrections_join_the_demo_replay_get_the_penalty_and_show_in_the_log_an
     lines: list[str] = []
     service = LearnerService(cfg, log=lines.append)  # no demo store: the demo replay waits for corrections
     plain = demos.get_episode(0)
-    meta = {"actor_id": "/r1/actor", "policy_version": -1, "success": True,
-            "task_meta": {k: demos.meta[k] for k in ("task", "obs_mode", "control_rate_hz", "action_layout")}}
+    meta = {
+        "actor_id": "/r1/actor",
+        "policy_version": -1,
+        "success": True,
+        "task_meta": {k: demos.meta[k] for k in ("task", "obs_mode", "control_rate_hz", "action_layout")},
+    }
     assert service.ingest(wire.encode_episode(plain, {**meta, "index": 0})).outcome is Outcome.STORED
     assert len(service.learner.demos) == 0 and len(service.learner.sampler.sources) == 1  # nothing to mix in yet
     corrected = _with_takeover(demos.get_episode(1), 3, 7)
     assert service.ingest(wire.encode_episode(corrected, {**meta, "index": 1})).outcome is Outcome.STORED
     assert len(service.learner.demos) == 4  # the 4 intervened transitions
     assert len(service.learner.sampler.sources) == 2 and service.learner.sampler.counts(16) == [8, 8]
-    assert service.learner.sampler.sample(16).is_demo.tolist() == [False] * 8 + [True] * 8  # what an optional BC term imitates
+    assert (
+        service.learner.sampler.sample(16).is_demo.tolist() == [False] * 8 + [True] * 8
+    )  # what an optional BC term imitates
     assert any("corrections arrived" in line for line in lines)
     # RLIF: the step before the take-over (t=2) carries the penalty in the online replay, the store keeps the raw reward
     stored = service.learner.store.get_episode(1)
@@ -275,8 +310,7 @@ def test_corrections_join_the_demo_replay_get_the_penalty_and_show_in_the_log_an
 def test_the_penalty_lands_on_the_policy_step_that_led_to_each_take_over_only():
     from robot_rl.training.intervention import penalize_takeovers
 
-    episode = {keys.REWARD: np.zeros(8, np.float32),
-               keys.IS_INTERVENTION: np.array([0, 0, 1, 1, 0, 1, 0, 0], bool)}
+    episode = {keys.REWARD: np.zeros(8, np.float32), keys.IS_INTERVENTION: np.array([0, 0, 1, 1, 0, 1, 0, 0], bool)}
     out = penalize_takeovers(episode, -1.0)
     assert out[keys.REWARD].tolist() == [0, -1, 0, 0, -1, 0, 0, 0] and episode[keys.REWARD].sum() == 0
     assert penalize_takeovers(episode, 0.0) is episode

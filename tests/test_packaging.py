@@ -6,14 +6,19 @@ import ast
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 # directory on disk -> import name it installs as (pyproject's package-dir)
-PACKAGE_DIRS = {"robot_rl": "robot_rl", "sim": "robot_rl_sim", "drivers": "robot_rl_drivers", "calibration": "robot_rl_calibration"}
+PACKAGE_DIRS = {
+    "robot_rl": "robot_rl",
+    "sim": "robot_rl_sim",
+    "drivers": "robot_rl_drivers",
+    "calibration": "robot_rl_calibration",
+}
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
@@ -65,7 +70,9 @@ def test_core_source_never_imports_ros_or_mujoco():
 
 
 def test_gymnasium_ids_are_registered_by_importing_robot_rl():
-    out = _python("import gymnasium, robot_rl; print(sorted(k for k in gymnasium.registry if k.startswith('robot_rl/')))")
+    out = _python(
+        "import gymnasium, robot_rl; print(sorted(k for k in gymnasium.registry if k.startswith('robot_rl/')))"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['robot_rl/PegInsert-v0', 'robot_rl/PickCube-v0']"
 
@@ -92,7 +99,10 @@ def test_every_command_answers_help():
     assert len(paths) >= 6, f"expected the train/eval/demos/data/bench commands, found {paths}"
     for path in paths:
         out = subprocess.run(
-            [sys.executable, "-m", "robot_rl", *path, "--help"], capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "robot_rl", *path, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"},
         )
         assert out.returncode == 0, f"robot-rl {' '.join(path)} --help failed: {out.stderr}"

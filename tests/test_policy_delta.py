@@ -48,8 +48,12 @@ def _trained(policy: Policy, seed: int) -> Policy:
 
 def _obs(spec: dict, n: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(3)
-    return {k: torch.randint(0, 256, (n, *v), dtype=torch.uint8, generator=g) if len(v) == 3 else torch.randn(n, *v, generator=g)
-            for k, v in spec.items()}
+    return {
+        k: torch.randint(0, 256, (n, *v), dtype=torch.uint8, generator=g)
+        if len(v) == 3
+        else torch.randn(n, *v, generator=g)
+        for k, v in spec.items()
+    }
 
 
 @pytest.fixture(scope="module")

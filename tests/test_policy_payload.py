@@ -42,7 +42,9 @@ def test_truncated_weight_inside_a_valid_payload_is_refused():
     tensors = dict(policy.state_dict())
     name = next(k for k in tensors if k.endswith("weight"))
     tensors[name] = tensors[name][:-1]  # one row short, payload otherwise well-formed and checksummed
-    with pytest.raises(PolicyPayloadError, match=rf"policy weight '{name}' is F32\[7, 2\], its config builds F32\[8, 2\]"):
+    with pytest.raises(
+        PolicyPayloadError, match=rf"policy weight '{name}' is F32\[7, 2\], its config builds F32\[8, 2\]"
+    ):
         Policy.from_bytes(_payload(tensors, policy.config_dict()))
     del tensors[name]
     with pytest.raises(PolicyPayloadError, match="missing"):
@@ -65,19 +67,22 @@ def test_wrong_dtype_is_refused():
         Policy.from_bytes(_payload(tensors, policy.config_dict()))
 
 
-@pytest.mark.parametrize("agent_change, top_change, reason", [
-    ({"hidden_dims": [10**6, 10**6]}, {}, "hidden_dims"),
-    ({"hidden_dims": [8] * 1000}, {}, "hidden_dims"),
-    ({"hidden_dims": [-8]}, {}, "hidden_dims"),
-    ({"latent_dim": 2**40}, {}, "latent_dim"),
-    ({}, {"action_dim": 10**12}, "action_dim"),
-    ({}, {"action_dim": "3"}, "action_dim"),
-    ({}, {"obs_spec": {"front": [10**5, 10**5, 3]}}, "obs_spec"),
-    ({}, {"obs_spec": []}, "obs_spec"),
-    ({"algo": "nope"}, {}, "does not build"),
-    ({"no_such_field": 1}, {}, "does not build"),
-    ({}, {"format": "other"}, "does not build"),
-])
+@pytest.mark.parametrize(
+    "agent_change, top_change, reason",
+    [
+        ({"hidden_dims": [10**6, 10**6]}, {}, "hidden_dims"),
+        ({"hidden_dims": [8] * 1000}, {}, "hidden_dims"),
+        ({"hidden_dims": [-8]}, {}, "hidden_dims"),
+        ({"latent_dim": 2**40}, {}, "latent_dim"),
+        ({}, {"action_dim": 10**12}, "action_dim"),
+        ({}, {"action_dim": "3"}, "action_dim"),
+        ({}, {"obs_spec": {"front": [10**5, 10**5, 3]}}, "obs_spec"),
+        ({}, {"obs_spec": []}, "obs_spec"),
+        ({"algo": "nope"}, {}, "does not build"),
+        ({"no_such_field": 1}, {}, "does not build"),
+        ({}, {"format": "other"}, "does not build"),
+    ],
+)
 def test_config_sizes_are_bounded_before_any_network_is_built(agent_change, top_change, reason):
     policy = _policy()
     config = policy.config_dict()

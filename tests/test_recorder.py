@@ -26,8 +26,9 @@ def _record_dict_episode(rec: EpisodeRecorder, length: int, success_at: int | No
     for t in range(length):
         done = success_at == t
         info = {"success": done, "t_capture": 0.1 * (t + 1), "t_capture_front": 0.1 * (t + 1) - 0.02}
-        rec.step(np.full(3, t / 10, np.float64), _dict_obs(t + 1), float(done), done, False, info,
-                 is_intervention=t % 2 == 1)
+        rec.step(
+            np.full(3, t / 10, np.float64), _dict_obs(t + 1), float(done), done, False, info, is_intervention=t % 2 == 1
+        )
         if done:
             break
 

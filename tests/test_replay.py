@@ -28,18 +28,31 @@ def _obs(t: float, image: bool = False) -> dict[str, np.ndarray]:
     return obs
 
 
-def _add_episode_stepwise(rb: ReplayBuffer, start: float, rewards: list[float], terminated: bool, image: bool = False) -> None:
+def _add_episode_stepwise(
+    rb: ReplayBuffer, start: float, rewards: list[float], terminated: bool, image: bool = False
+) -> None:
     """Steps t = 0..T-1 with obs state start + t; the last transition ends the episode."""
     for t, r in enumerate(rewards):
         last = t == len(rewards) - 1
-        rb.add(_obs(start + t, image), np.array([0.1 * t], np.float32), r, _obs(start + t + 1, image),
-               terminated=last and terminated, truncated=last and not terminated)
+        rb.add(
+            _obs(start + t, image),
+            np.array([0.1 * t], np.float32),
+            r,
+            _obs(start + t + 1, image),
+            terminated=last and terminated,
+            truncated=last and not terminated,
+        )
 
 
 def _by_obs(batch) -> dict[float, tuple[float, float, float]]:
     """obs state -> (n-step reward, discount, next obs state) over a batch."""
     s = batch.obs[keys.STATE][:, 0].tolist()
-    return {k: (r, d, n) for k, r, d, n in zip(s, batch.reward.tolist(), batch.discount.tolist(), batch.next_obs[keys.STATE][:, 0].tolist())}
+    return {
+        k: (r, d, n)
+        for k, r, d, n in zip(
+            s, batch.reward.tolist(), batch.discount.tolist(), batch.next_obs[keys.STATE][:, 0].tolist()
+        )
+    }
 
 
 def test_n_step_returns_match_a_hand_computed_terminated_episode():
@@ -72,8 +85,13 @@ def test_an_open_episode_gives_shorter_returns_up_to_the_newest_frame():
 
 def test_a_stored_episode_bootstraps_its_last_step_from_its_last_obs():
     rb = ReplayBuffer(_make_space(), action_dim=1, capacity=32, n_step=2, gamma=0.5, seed=0)
-    ep = {keys.STATE: np.arange(3, dtype=np.float32)[:, None] + 10, keys.ACTION: np.zeros((3, 1), np.float32),
-          keys.REWARD: np.array([1.0, 2.0, 3.0], np.float32), keys.TERMINATED: np.zeros(3, bool), keys.TRUNCATED: np.zeros(3, bool)}
+    ep = {
+        keys.STATE: np.arange(3, dtype=np.float32)[:, None] + 10,
+        keys.ACTION: np.zeros((3, 1), np.float32),
+        keys.REWARD: np.array([1.0, 2.0, 3.0], np.float32),
+        keys.TERMINATED: np.zeros(3, bool),
+        keys.TRUNCATED: np.zeros(3, bool),
+    }
     rb.add_episode(ep)
     assert len(rb) == 3
     seen = _by_obs(rb.sample(300))
@@ -97,7 +115,9 @@ def test_ring_overwrite_never_links_transitions_across_episodes():
         _add_episode_stepwise(rb, 100.0 * e, [1.0] * 5, terminated=e % 2 == 0)
     assert len(rb) <= 23
     batch = rb.sample(2000)
-    for s, n, d in zip(batch.obs[keys.STATE][:, 0].tolist(), batch.next_obs[keys.STATE][:, 0].tolist(), batch.discount.tolist()):
+    for s, n, d in zip(
+        batch.obs[keys.STATE][:, 0].tolist(), batch.next_obs[keys.STATE][:, 0].tolist(), batch.discount.tolist()
+    ):
         episode, t = divmod(int(s), 100)
         k = min(3, 5 - t)  # steps summed before the episode ends
         assert n == s + k  # next obs from the same episode
@@ -126,7 +146,16 @@ def test_bad_inputs_get_clear_errors():
 
 def test_extras_come_back_with_their_transitions():
     rb = ReplayBuffer(_make_space(), action_dim=1, capacity=16, seed=0)
-    rb.add(_obs(0), np.zeros(1, np.float32), 0.0, _obs(1), False, False, base_action=np.array([0.5], np.float32), is_intervention=True)
+    rb.add(
+        _obs(0),
+        np.zeros(1, np.float32),
+        0.0,
+        _obs(1),
+        False,
+        False,
+        base_action=np.array([0.5], np.float32),
+        is_intervention=True,
+    )
     rb.add(_obs(1), np.zeros(1, np.float32), 0.0, _obs(2), False, True)
     batch = rb.sample(100)
     first = batch.obs[keys.STATE][:, 0] == 0
@@ -140,8 +169,10 @@ def _filled(reward: float, seed: int) -> ReplayBuffer:
     return rb
 
 
-@pytest.mark.parametrize("fractions,batch_size,expected", [((0.5, 0.5), 256, (128, 128)), ((0.3, 0.7), 10, (3, 7)),
-                                                            ((0.5, 0.5), 7, (4, 3)), ((0.25, 0.75), 1, (0, 1))])
+@pytest.mark.parametrize(
+    "fractions,batch_size,expected",
+    [((0.5, 0.5), 256, (128, 128)), ((0.3, 0.7), 10, (3, 7)), ((0.5, 0.5), 7, (4, 3)), ((0.25, 0.75), 1, (0, 1))],
+)
 def test_mixed_sampler_draws_exact_fractions_every_batch(fractions, batch_size, expected):
     sampler = MixedSampler([(_filled(0.0, 0), fractions[0]), (_filled(1.0, 1), fractions[1])])
     for _ in range(5):

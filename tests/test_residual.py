@@ -23,22 +23,33 @@ from robot_rl.replay import MixedSampler
 from robot_rl.training.checkpoint import find_checkpoint
 
 STATE_SPACE = gym.spaces.Box(-1, 1, (5,), np.float32)
-PIXEL_SPACE = gym.spaces.Dict({keys.STATE: gym.spaces.Box(-1, 1, (3,), np.float32),
-                               keys.image_key("front"): gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)})
+PIXEL_SPACE = gym.spaces.Dict(
+    {
+        keys.STATE: gym.spaces.Box(-1, 1, (3,), np.float32),
+        keys.image_key("front"): gym.spaces.Box(0, 255, (32, 32, 3), np.uint8),
+    }
+)
 ACTIONS = gym.spaces.Box(-1, 1, (4,), np.float32)
 
 
 def _agent(obs_space=STATE_SPACE, critic_only_steps: int = 0, **overrides) -> ResidualAgent:
     cfg = AgentConfig(**{"hidden_dims": (32, 32), "batch_size": 16, **overrides})
-    return make_residual_agent(cfg, ResidualConfig(residual_scale=0.3, critic_only_steps=critic_only_steps),
-                               obs_space, ACTIONS, seed=0)
+    return make_residual_agent(
+        cfg, ResidualConfig(residual_scale=0.3, critic_only_steps=critic_only_steps), obs_space, ACTIONS, seed=0
+    )
 
 
 def _obs(space, rng) -> dict[str, np.ndarray]:
     if isinstance(space, gym.spaces.Box):
         return {keys.STATE: rng.uniform(-1, 1, space.shape).astype(np.float32)}
-    return {k: (rng.integers(0, 255, s.shape, dtype=np.uint8) if s.dtype == np.uint8 else
-                rng.uniform(-1, 1, s.shape).astype(np.float32)) for k, s in space.spaces.items()}
+    return {
+        k: (
+            rng.integers(0, 255, s.shape, dtype=np.uint8)
+            if s.dtype == np.uint8
+            else rng.uniform(-1, 1, s.shape).astype(np.float32)
+        )
+        for k, s in space.spaces.items()
+    }
 
 
 def _filled_replay(agent: ResidualAgent, n: int = 60, seed: int = 0):
@@ -46,13 +57,21 @@ def _filled_replay(agent: ResidualAgent, n: int = 60, seed: int = 0):
     rb = agent.make_replay(200, seed=seed)
     for _ in range(n):
         s = rng.uniform(-1, 1, 5).astype(np.float32)
-        rb.add(s, rng.uniform(-1, 1, 4).astype(np.float32), float(rng.random() < 0.3), s, True, False,
-               base_action=rng.uniform(-1, 1, 4).astype(np.float32))
+        rb.add(
+            s,
+            rng.uniform(-1, 1, 4).astype(np.float32),
+            float(rng.random() < 0.3),
+            s,
+            True,
+            False,
+            base_action=rng.uniform(-1, 1, 4).astype(np.float32),
+        )
     return rb
 
 
-@pytest.mark.parametrize("algo,space", [("sac", STATE_SPACE), ("td3", STATE_SPACE), ("sac", PIXEL_SPACE)],
-                         ids=["sac", "td3", "sac-pixels"])
+@pytest.mark.parametrize(
+    "algo,space", [("sac", STATE_SPACE), ("td3", STATE_SPACE), ("sac", PIXEL_SPACE)], ids=["sac", "td3", "sac-pixels"]
+)
 def test_an_untrained_residual_agent_acts_exactly_as_its_base_and_explores_within_the_residual_bound(algo, space):
     agent = _agent(space, algo=algo, encoder="conv" if space is PIXEL_SPACE else "none")
     rng = np.random.default_rng(1)
@@ -101,7 +120,9 @@ def test_the_residual_bc_term_pulls_base_plus_residual_to_the_demonstrated_actio
         metrics = agent.update_many(sampler, 1)
     test = np.random.default_rng(1)
     states, bases = test.uniform(-1, 1, (20, 5)).astype(np.float32), test.uniform(-0.7, 0.7, (20, 4)).astype(np.float32)
-    got = np.stack([agent.policy.act({keys.STATE: s}, deterministic=True, base_action=b) for s, b in zip(states, bases)])
+    got = np.stack(
+        [agent.policy.act({keys.STATE: s}, deterministic=True, base_action=b) for s, b in zip(states, bases)]
+    )
     error = np.abs(got - bases - delta).max()
     if bc_weight > 0:
         assert error < 0.08 and metrics["bc_loss"] < 0.01, (error, metrics["bc_loss"])
@@ -113,9 +134,16 @@ def test_replay_gives_each_transition_the_base_action_stored_with_its_next_obser
     agent = _agent(n_step=2)
     rb = agent.make_replay(100, seed=0)
     t = np.arange(7, dtype=np.float32)
-    rb.add_episode({keys.STATE: np.stack([t / 10] * 5, axis=1), keys.ACTION: np.zeros((7, 4), np.float32),
-                    keys.BASE_ACTION: np.stack([t] * 4, axis=1), keys.REWARD: np.zeros(7, np.float32),
-                    keys.TERMINATED: np.zeros(7, bool), keys.TRUNCATED: np.eye(7, dtype=bool)[-1]})
+    rb.add_episode(
+        {
+            keys.STATE: np.stack([t / 10] * 5, axis=1),
+            keys.ACTION: np.zeros((7, 4), np.float32),
+            keys.BASE_ACTION: np.stack([t] * 4, axis=1),
+            keys.REWARD: np.zeros(7, np.float32),
+            keys.TERMINATED: np.zeros(7, bool),
+            keys.TRUNCATED: np.eye(7, dtype=bool)[-1],
+        }
+    )
     batch = rb.sample(64)
     step, next_step = batch.obs[keys.STATE][:, 0] * 10, batch.next_obs[keys.STATE][:, 0] * 10
     torch.testing.assert_close(batch.base_action[:, 0], step)
@@ -146,16 +174,63 @@ def test_residual_agent_and_policy_round_trip_and_a_plain_policy_is_refused(tmp_
 
 def test_train_with_a_base_policy_records_its_actions_and_starts_at_exactly_the_bases_success(tmp_path):
     demos, bc, out = tmp_path / "demos", tmp_path / "bc", tmp_path / "run"
-    record_scripted_demos(DemoConfig(task="pick_cube", episodes=3, out=demos, obs_mode="state", noise=0.1,
-                                     progress=False))
-    train_bc(BCTrainConfig(demos=str(demos), out=str(bc), steps=300, batch_size=64, eval_episodes=0,
-                           progress_bar=False, policy=BCPolicyConfig(hidden_dims=(64, 64))))
+    record_scripted_demos(
+        DemoConfig(task="pick_cube", episodes=3, out=demos, obs_mode="state", noise=0.1, progress=False)
+    )
+    train_bc(
+        BCTrainConfig(
+            demos=str(demos),
+            out=str(bc),
+            steps=300,
+            batch_size=64,
+            eval_episodes=0,
+            progress_bar=False,
+            policy=BCPolicyConfig(hidden_dims=(64, 64)),
+        )
+    )
     base_eval = evaluate_base(load_base_policy(bc), "pick_cube", "state", episodes=3, max_episode_steps=40)
-    rc = main(["train", "--task", "pick_cube", "--obs", "state", "--max-episode-steps", "40", "--demos", str(demos),
-               "--base-policy", str(bc), "--residual-scale", "0.2", "--critic-only-steps", "20", "--steps", "100",
-               "--warmup-steps", "40", "--utd", "1", "--hidden-dims", "32", "32", "--batch-size", "32",
-               "--eval-every", "1000", "--eval-episodes", "3", "--video-episodes", "0", "--checkpoint-every", "1000",
-               "--no-wandb", "--no-progress-bar", "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "--task",
+            "pick_cube",
+            "--obs",
+            "state",
+            "--max-episode-steps",
+            "40",
+            "--demos",
+            str(demos),
+            "--base-policy",
+            str(bc),
+            "--residual-scale",
+            "0.2",
+            "--critic-only-steps",
+            "20",
+            "--steps",
+            "100",
+            "--warmup-steps",
+            "40",
+            "--utd",
+            "1",
+            "--hidden-dims",
+            "32",
+            "32",
+            "--batch-size",
+            "32",
+            "--eval-every",
+            "1000",
+            "--eval-episodes",
+            "3",
+            "--video-episodes",
+            "0",
+            "--checkpoint-every",
+            "1000",
+            "--no-wandb",
+            "--no-progress-bar",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     first_eval = json.loads((out / "eval.jsonl").read_text().splitlines()[0])
     assert first_eval["env_steps"] == 0
@@ -186,8 +261,23 @@ def test_train_with_a_base_policy_records_its_actions_and_starts_at_exactly_the_
 def test_train_refuses_a_base_policy_of_another_layout_in_one_line(tmp_path, capsys):
     Policy(AgentConfig(hidden_dims=(32, 32)), {keys.STATE: [5]}, 4).save(tmp_path / "base")  # pick_cube: 28 dims
     capsys.readouterr()
-    rc = main(["train", "--task", "pick_cube", "--base-policy", str(tmp_path / "base"), "--scripted-demos", "0",
-               "--steps", "10", "--no-wandb", "--no-progress-bar", "--out", str(tmp_path / "run")])
+    rc = main(
+        [
+            "train",
+            "--task",
+            "pick_cube",
+            "--base-policy",
+            str(tmp_path / "base"),
+            "--scripted-demos",
+            "0",
+            "--steps",
+            "10",
+            "--no-wandb",
+            "--no-progress-bar",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("robot-rl: error: the base policy"), err

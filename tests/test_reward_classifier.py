@@ -24,8 +24,11 @@ CAMERAS = ("front", "wrist")
 
 
 def _make_store(path, episodes, seed):
-    collect_reward_data(CollectConfig("pick_cube", path, episodes=episodes, mix=MIX, episode_steps=30, image_size=64,
-                                      seed=seed, progress=False))
+    collect_reward_data(
+        CollectConfig(
+            "pick_cube", path, episodes=episodes, mix=MIX, episode_steps=30, image_size=64, seed=seed, progress=False
+        )
+    )
     return path
 
 
@@ -35,9 +38,17 @@ def trained(tmp_path_factory):
     train_store = _make_store(root / "train", 15, seed=0)  # 450 frames
     test_store = _make_store(root / "test", 5, seed=500)
     torch.set_num_threads(1)
-    report = train_classifier(TrainConfig(data=(str(train_store),), out=root / "clf", steps=150, batch_size=32,
-                                          classifier=ClassifierConfig(CAMERAS, channels=16, latent_dim=32, hidden_dim=64),
-                                          seed=0, progress=False))
+    report = train_classifier(
+        TrainConfig(
+            data=(str(train_store),),
+            out=root / "clf",
+            steps=150,
+            batch_size=32,
+            classifier=ClassifierConfig(CAMERAS, channels=16, latent_dim=32, hidden_dim=64),
+            seed=0,
+            progress=False,
+        )
+    )
     return {"root": root, "train": train_store, "test": test_store, "report": report}
 
 
@@ -55,8 +66,16 @@ def test_the_precision_recall_curve_and_the_calibrated_threshold_are_exact_on_a_
     assert calibrate_threshold(probs, labels, 0.7) == (pytest.approx(halfway(0.8, 0.7)), True)
     assert calibrate_threshold(probs, labels, 0.5) == (pytest.approx(halfway(0.6, 0.5)), True)
     assert calibrate_threshold(probs, labels, 1.01) == (pytest.approx(halfway(0.8, 0.7)), False)
-    assert confusion(probs, labels, 0.6) == {"threshold": 0.6, "precision": 0.75, "recall": 1.0, "accuracy": 5 / 6,
-                                              "tp": 3, "fp": 1, "fn": 0, "tn": 2}
+    assert confusion(probs, labels, 0.6) == {
+        "threshold": 0.6,
+        "precision": 0.75,
+        "recall": 1.0,
+        "accuracy": 5 / 6,
+        "tp": 3,
+        "fp": 1,
+        "fn": 0,
+        "tn": 2,
+    }
 
 
 def test_calibration_leaves_out_frames_next_to_a_label_flip_and_takes_0_5_inside_a_wide_gap():
@@ -91,7 +110,9 @@ def test_a_classifier_trained_on_450_sim_frames_separates_success_on_held_out_ep
     assert report["target_met"], report
     assert at["precision"] >= 0.95 and at["recall"] >= 0.8, at
     out = trained["root"] / "clf"
-    assert {"classifier.safetensors", "classifier.json", "report.json", "pr_curve.png"} <= {p.name for p in out.iterdir()}
+    assert {"classifier.safetensors", "classifier.json", "report.json", "pr_curve.png"} <= {
+        p.name for p in out.iterdir()
+    }
     assert json.loads((out / "report.json").read_text())["threshold"] == report["threshold"]
 
 
@@ -107,8 +128,22 @@ def test_the_saved_classifier_loads_back_with_identical_outputs_and_threshold(tr
 
 def test_robot_rl_reward_eval_reports_precision_recall_and_latency_on_unseen_episodes(trained, capsys):
     out = trained["root"] / "eval"
-    assert cli_main(["reward", "eval", str(trained["root"] / "clf"), "--data", str(trained["test"]), "--out", str(out),
-                     "--latency-calls", "50"]) == 0
+    assert (
+        cli_main(
+            [
+                "reward",
+                "eval",
+                str(trained["root"] / "clf"),
+                "--data",
+                str(trained["test"]),
+                "--out",
+                str(out),
+                "--latency-calls",
+                "50",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "eval_report.json").read_text())
     assert report["frames"] == 150 and report["positive"] > 20
     at = report["at_threshold"]
@@ -132,8 +167,14 @@ def test_the_reward_wrapper_replaces_the_sim_reward_and_counts_errors_against_gr
     from robot_rl_sim.experts import make_expert
 
     predictor = RewardPredictor.load(trained["root"] / "clf")
-    env = gym.make("robot_rl/PickCube-v0", obs_mode="pixels", image_size=64, cameras=CAMERAS,
-                   terminate_on_success=False, max_episode_steps=40)
+    env = gym.make(
+        "robot_rl/PickCube-v0",
+        obs_mode="pixels",
+        image_size=64,
+        cameras=CAMERAS,
+        terminate_on_success=False,
+        max_episode_steps=40,
+    )
     try:
         expert = make_expert(env)
 
@@ -152,7 +193,9 @@ def test_the_reward_wrapper_replaces_the_sim_reward_and_counts_errors_against_gr
         predicted = [i for i, (r, _, x) in enumerate(full) if r == 1.0]
         truth = [i for i, (_, _, x) in enumerate(full) if x["ground_truth"]]
         assert truth and predicted, f"ground truth {truth}, predicted {predicted}"
-        assert abs(predicted[0] - truth[0]) <= 2, f"classifier success from step {predicted[0]}, ground truth from {truth[0]}"
+        assert abs(predicted[0] - truth[0]) <= 2, (
+            f"classifier success from step {predicted[0]}, ground truth from {truth[0]}"
+        )
         totals = full[-1][2]["total"]
         assert totals["steps"] == 40 and totals["true"] == len(truth) and totals["predicted"] == len(predicted)
         assert totals["false_positives"] + totals["false_negatives"] <= 4, totals
@@ -181,11 +224,17 @@ def test_a_frozen_resnet10_classifier_loads_local_trunk_weights_and_trains_only_
     torch.manual_seed(1)
     pretrained = ResNet10()
     save_resnet10_weights(pretrained, trained["root"] / "resnet10.safetensors")
-    cfg = ClassifierConfig(CAMERAS, encoder="resnet10", encoder_weights=str(trained["root"] / "resnet10.safetensors"),
-                           latent_dim=16, hidden_dim=32)
+    cfg = ClassifierConfig(
+        CAMERAS,
+        encoder="resnet10",
+        encoder_weights=str(trained["root"] / "resnet10.safetensors"),
+        latent_dim=16,
+        hidden_dim=32,
+    )
     out = trained["root"] / "clf_resnet"
-    report = train_classifier(TrainConfig(data=(str(trained["train"]),), out=out, steps=3, batch_size=8,
-                                          classifier=cfg, progress=False))
+    report = train_classifier(
+        TrainConfig(data=(str(trained["train"]),), out=out, steps=3, batch_size=8, classifier=cfg, progress=False)
+    )
     model, saved = load_classifier(out)
     for name, value in pretrained.state_dict().items():
         assert torch.equal(model.trunk.state_dict()[name], value), f"the frozen trunk's {name} changed"
@@ -198,10 +247,37 @@ def test_robot_rl_train_takes_its_reward_and_episode_ends_from_the_classifier(tr
     from robot_rl.data.store import EpisodeStore
 
     out = tmp_path / "run"
-    rc = main(["train", "--task", "pick_cube", "--obs", "pixels", "--steps", "60", "--warmup-steps", "1000",
-               "--warmup-policy", "scripted", "--scripted-demos", "0", "--eval-every", "1000", "--eval-episodes", "1",
-               "--video-episodes", "0", "--no-wandb", "--no-progress-bar", "--seed", "3",
-               "--reward-classifier", str(trained["root"] / "clf"), "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "--task",
+            "pick_cube",
+            "--obs",
+            "pixels",
+            "--steps",
+            "60",
+            "--warmup-steps",
+            "1000",
+            "--warmup-policy",
+            "scripted",
+            "--scripted-demos",
+            "0",
+            "--eval-every",
+            "1000",
+            "--eval-episodes",
+            "1",
+            "--video-episodes",
+            "0",
+            "--no-wandb",
+            "--no-progress-bar",
+            "--seed",
+            "3",
+            "--reward-classifier",
+            str(trained["root"] / "clf"),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     episode = EpisodeStore.open(out / "episodes").get_episode(0)
     truth = np.flatnonzero(episode[keys.SUCCESS])  # the sim's ground truth, kept for the logs

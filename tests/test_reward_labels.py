@@ -24,8 +24,17 @@ from robot_rl.reward.sheet import contact_sheet
 def store_path(tmp_path_factory):
     """expert, no_grasp, drop, random, low_lift: 5 episodes of 30 steps, 64 px cameras."""
     path = tmp_path_factory.mktemp("reward") / "store"
-    collect_reward_data(CollectConfig("pick_cube", path, episodes=5, mix=("expert", "no_grasp", "drop", "random", "low_lift"),
-                                      episode_steps=30, image_size=64, progress=False))
+    collect_reward_data(
+        CollectConfig(
+            "pick_cube",
+            path,
+            episodes=5,
+            mix=("expert", "no_grasp", "drop", "random", "low_lift"),
+            episode_steps=30,
+            image_size=64,
+            progress=False,
+        )
+    )
     return path
 
 
@@ -44,13 +53,15 @@ def test_sim_rollouts_give_positive_frames_only_after_ground_truth_success_and_n
     expert, no_grasp, drop, _ = (labels.episode(i) for i in range(4))
     first = int(np.argmax(success[0]))
     assert 10 <= first <= 25, f"the expert should lift the cube within 10..25 steps, first success at row {first}"
-    assert expert[:first + 1].sum() == 0 and expert[first + 1:].all()  # frame first+1 is the first showing success
+    assert expert[: first + 1].sum() == 0 and expert[first + 1 :].all()  # frame first+1 is the first showing success
     assert no_grasp.sum() == 0 and not success[1].any()
     assert drop.any() and drop[-1] == 0, "the dropping expert succeeds, then loses the cube"
     assert len(labels.table()[2]["flips"]) == 2
     low_lift = store.get_episode(4)
     lift_m = low_lift[keys.STATE][-1][2] - 0.02 - 0.002  # tool height -> cube bottom (grasped at its centre)
-    assert labels.episode(4).sum() == 0 and 0.01 < lift_m < 0.04, f"low_lift holds the cube {lift_m:.3f} m up, no success"
+    assert labels.episode(4).sum() == 0 and 0.01 < lift_m < 0.04, (
+        f"low_lift holds the cube {lift_m:.3f} m up, no success"
+    )
 
 
 def test_edits_are_kept_in_the_sidecar_applied_in_order_and_the_store_stays_appendable(store_path, tmp_path):
@@ -65,7 +76,12 @@ def test_edits_are_kept_in_the_sidecar_applied_in_order_and_the_store_stays_appe
         again = StoreLabels(EpisodeStore.open(store_path))
         assert again.episode(1)[4:11].tolist() == [0, 1, 1, 0, 1, 1, 0]
         assert again.derived(1).tolist() == before.tolist()
-        assert json.loads((store_path / LABELS_FILE).read_text())["edits"][0] == {"episode": 1, "start": 5, "stop": 10, "value": 1}
+        assert json.loads((store_path / LABELS_FILE).read_text())["edits"][0] == {
+            "episode": 1,
+            "start": 5,
+            "stop": 10,
+            "value": 1,
+        }
         with pytest.raises(ValueError, match="frames 0..29"):
             again.add(parse_edit("0:20-40=1"))
         with pytest.raises(ValueError, match="EP:FROM-TO=V"):

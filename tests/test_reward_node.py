@@ -13,6 +13,8 @@ import rclpy
 import torch
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import stop_process as _stop
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32
 
@@ -22,7 +24,6 @@ from robot_rl.nodes.convert import image_msg
 from robot_rl.nodes.reward import SUCCESS_PROBABILITY
 from robot_rl.reward.classifier import ClassifierConfig, SuccessClassifier, save_classifier
 from robot_rl.reward.serve import RewardPredictor
-from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -50,13 +51,31 @@ def test_the_reward_node_waits_for_its_classifier_then_publishes_its_verdict_and
     node = Node("reward_probe", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    pubs = {c: node.create_publisher(Image, f"{NS}/{topics.image_topic(c)}", topics.SENSOR_QOS) for c in ("front", "wrist")}
+    pubs = {
+        c: node.create_publisher(Image, f"{NS}/{topics.image_topic(c)}", topics.SENSOR_QOS) for c in ("front", "wrist")
+    }
     verdicts, probs = [], []
-    node.create_subscription(Bool, f"{NS}/{topics.TASK_SUCCESS}", lambda m: verdicts.append((time.monotonic(), m.data)),
-                             topics.STATE_QOS)
+    node.create_subscription(
+        Bool, f"{NS}/{topics.TASK_SUCCESS}", lambda m: verdicts.append((time.monotonic(), m.data)), topics.STATE_QOS
+    )
     node.create_subscription(Float32, f"{NS}/{SUCCESS_PROBABILITY}", lambda m: probs.append(m.data), topics.STATE_QOS)
-    proc = _start([sys.executable, "-m", "robot_rl.nodes.reward", "--ros-args", "-r", f"__ns:={NS}",
-                   "-p", f"classifier:={tmp_path / 'clf'}", "-p", "rate_hz:=20.0", "-p", "max_staleness_s:=0.3"], log)
+    proc = _start(
+        [
+            sys.executable,
+            "-m",
+            "robot_rl.nodes.reward",
+            "--ros-args",
+            "-r",
+            f"__ns:={NS}",
+            "-p",
+            f"classifier:={tmp_path / 'clf'}",
+            "-p",
+            "rate_hz:=20.0",
+            "-p",
+            "max_staleness_s:=0.3",
+        ],
+        log,
+    )
     try:
         end = time.monotonic() + 4.0
         while time.monotonic() < end:  # no classifier yet: alive, silent
@@ -96,6 +115,10 @@ def test_the_reward_node_waits_for_its_classifier_then_publishes_its_verdict_and
 def test_the_reward_node_refuses_to_start_without_a_classifier(tmp_path):
     import subprocess
 
-    out = subprocess.run([sys.executable, "-m", "robot_rl.nodes.reward", "--ros-args", "-r", f"__ns:={NS}_bad"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "robot_rl.nodes.reward", "--ros-args", "-r", f"__ns:={NS}_bad"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "classifier:=DIR" in out.stderr

@@ -29,15 +29,32 @@ def _make_tiny_siglip(path):
     torch.manual_seed(0)
     vocab = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
     cfg = SiglipConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=16, pad_token_id=0, bos_token_id=None,
-                         eos_token_id=None),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=2))
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            pad_token_id=0,
+            bos_token_id=None,
+            eos_token_id=None,
+        ),
+        vision_config=dict(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+        ),
+    )
     SiglipModel(cfg).save_pretrained(path)
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", model_max_length=16).save_pretrained(path)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", model_max_length=16
+    ).save_pretrained(path)
     return path
 
 
@@ -45,8 +62,17 @@ def _make_tiny_siglip(path):
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("reward_vlm")
     store = root / "store"
-    collect_reward_data(CollectConfig("pick_cube", store, episodes=10, mix=("expert", "no_grasp", "expert", "drop", "random"),
-                                      episode_steps=30, image_size=64, progress=False))
+    collect_reward_data(
+        CollectConfig(
+            "pick_cube",
+            store,
+            episodes=10,
+            mix=("expert", "no_grasp", "expert", "drop", "random"),
+            episode_steps=30,
+            image_size=64,
+            progress=False,
+        )
+    )
     return {"root": root, "store": store, "model": _make_tiny_siglip(root / "tiny_siglip")}
 
 
@@ -72,8 +98,14 @@ def test_a_model_that_is_neither_local_nor_cached_is_refused_without_a_download(
 
 
 def test_a_linear_head_on_vlm_embeddings_learns_success_that_zero_shot_random_weights_miss(setup):
-    common = dict(data=(str(setup["store"]),), model=str(setup["model"]), cameras=("front", "wrist"), prompt=PROMPT,
-                  steps=300, progress=False)
+    common = dict(
+        data=(str(setup["store"]),),
+        model=str(setup["model"]),
+        cameras=("front", "wrist"),
+        prompt=PROMPT,
+        steps=300,
+        progress=False,
+    )
     zero = train_vlm_classifier(VLMTrainConfig(out=setup["root"] / "zero", zero_shot=True, **common))
     linear = train_vlm_classifier(VLMTrainConfig(out=setup["root"] / "linear", **common))
     frames = load_frames([setup["store"]], ("front", "wrist"))
@@ -82,8 +114,9 @@ def test_a_linear_head_on_vlm_embeddings_learns_success_that_zero_shot_random_we
     ap = {}
     for name in ("zero", "linear"):
         predictor = load_predictor(setup["root"] / name)
-        probs = np.concatenate([predictor.probs({k: v[i:i + 100] for k, v in frames.images.items()})
-                                for i in range(0, len(frames), 100)])
+        probs = np.concatenate(
+            [predictor.probs({k: v[i : i + 100] for k, v in frames.images.items()}) for i in range(0, len(frames), 100)]
+        )
         ap[name] = _average_precision(probs, frames.labels)
     base_rate = float(frames.labels.mean())
     assert ap["linear"] > max(0.8, ap["zero"] + 0.2), (ap, base_rate)
@@ -92,8 +125,26 @@ def test_a_linear_head_on_vlm_embeddings_learns_success_that_zero_shot_random_we
 
 def test_robot_rl_reward_train_and_eval_run_a_vlm_classifier_from_a_local_path(setup, capsys):
     out = setup["root"] / "cli"
-    assert cli_main(["reward", "train", "--kind", "vlm", "--vlm", str(setup["model"]), "--data", str(setup["store"]),
-                     "--out", str(out), "--steps", "100", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "reward",
+                "train",
+                "--kind",
+                "vlm",
+                "--vlm",
+                str(setup["model"]),
+                "--data",
+                str(setup["store"]),
+                "--out",
+                str(out),
+                "--steps",
+                "100",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "held-out" in capsys.readouterr().out
     assert cli_main(["reward", "eval", str(out), "--data", str(setup["store"]), "--latency-calls", "5"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -23,6 +23,8 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import stop_process as _stop
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import keys
@@ -34,7 +36,6 @@ from robot_rl.data.store import EpisodeStore
 from robot_rl.nodes import protocol, topics
 from robot_rl.spaces import space_from_spec
 from robot_rl_sim.env import make_task_env
-from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -47,8 +48,11 @@ LAYOUT = ActorConfig(task="pick_cube", obs_mode="state").layout()
 
 def _policy_bytes(obs_spec: dict, action_dim: int = 4, nan: bool = False) -> bytes:
     torch.manual_seed(0)
-    policy = make_agent(AgentConfig(hidden_dims=(32, 32)), space_from_spec(obs_spec),
-                        gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32)).policy
+    policy = make_agent(
+        AgentConfig(hidden_dims=(32, 32)),
+        space_from_spec(obs_spec),
+        gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32),
+    ).policy
     if nan:
         with torch.no_grad():
             for p in policy.actor.parameters():
@@ -74,8 +78,12 @@ class _Learner:
         sub = self.node.create_subscription
         sub(UInt8MultiArray, protocol.EPISODES, self._on_episode, protocol.EPISODES_QOS)
         deep = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)  # see every command, not the newest
-        sub(TwistStamped, f"{NS}/{topics.EE_COMMAND}", lambda m: self.twists.append(
-            np.array([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z])), deep)
+        sub(
+            TwistStamped,
+            f"{NS}/{topics.EE_COMMAND}",
+            lambda m: self.twists.append(np.array([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z])),
+            deep,
+        )
         self.pub_policy = self.node.create_publisher(UInt8MultiArray, protocol.POLICY, protocol.LATCHED_QOS)
         self.pub_acks = self.node.create_publisher(String, protocol.ACKS, protocol.LATCHED_QOS)
 
@@ -113,11 +121,38 @@ def cell(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ros_actor")
     sim_log, actor_log, store = tmp / "sim.log", tmp / "actor.log", tmp / "actor_store"
     ros = ["--ros-args", "-r", f"__ns:={NS}", "-r", f"/clock:={NS}/clock"]
-    sim = _start([str(BIN / "robot-rl-sim-node"), *ros, "-p", "real_time_factor:=3.0", "-p", "camera_rate_hz:=0.0",
-                  "-p", "seed:=1"], sim_log)
-    actor = _start([str(BIN / "robot-rl-actor-node"), *ros, "-r", "__node:=actor", "-p", "use_sim_time:=true",
-                    "-p", f"max_episode_steps:={STEPS}", "-p", f"store:={store}", "-p", "resend_interval_s:=1.0",
-                    "-p", "learner_timeout_s:=3.0"], actor_log)
+    sim = _start(
+        [
+            str(BIN / "robot-rl-sim-node"),
+            *ros,
+            "-p",
+            "real_time_factor:=3.0",
+            "-p",
+            "camera_rate_hz:=0.0",
+            "-p",
+            "seed:=1",
+        ],
+        sim_log,
+    )
+    actor = _start(
+        [
+            str(BIN / "robot-rl-actor-node"),
+            *ros,
+            "-r",
+            "__node:=actor",
+            "-p",
+            "use_sim_time:=true",
+            "-p",
+            f"max_episode_steps:={STEPS}",
+            "-p",
+            f"store:={store}",
+            "-p",
+            "resend_interval_s:=1.0",
+            "-p",
+            "learner_timeout_s:=3.0",
+        ],
+        actor_log,
+    )
     learner = _Learner()
     try:
         # up = the actor ticks on the sim's clock: it holds the arm with zero twists
@@ -158,7 +193,8 @@ def test_a_policy_from_the_learner_drives_the_arm_and_episodes_reach_it_in_the_g
     rec.end()
     env.close()
     assert {k: (v.dtype, v.shape[1:]) for k, v in episode.items()} == {
-        k: (v.dtype, v.step_shape) for k, v in demo.spec.items()}
+        k: (v.dtype, v.step_shape) for k, v in demo.spec.items()
+    }
     assert len(episode[keys.ACTION]) == STEPS and episode[keys.TRUNCATED][-1] and not episode[keys.TERMINATED].any()
     periods = np.diff(episode[keys.T_CAPTURE])  # sim-time capture stamps, one per control period (jitter: load)
     assert np.all(periods > 0) and 0.06 <= np.median(periods) <= 0.14, periods

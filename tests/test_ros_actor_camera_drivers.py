@@ -24,12 +24,13 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
+from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import stop_process as _stop
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import keys
 from robot_rl.nodes import convert, protocol, topics
-from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -58,22 +59,34 @@ class _UsbCam:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         yuyv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_YUY2)  # (480, 640, 2): Y0 U Y1 V
-        self.image = Image(height=480, width=640, encoding="yuv422_yuy2", is_bigendian=0, step=1280,
-                           data=yuyv.tobytes())
+        self.image = Image(
+            height=480, width=640, encoding="yuv422_yuy2", is_bigendian=0, step=1280, data=yuyv.tobytes()
+        )
         self.image.header.frame_id = "camera"
-        self.info = CameraInfo(width=640, height=480, distortion_model="plumb_bob", d=[0.0] * 5, k=K_DRIVER,
-                               r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], p=K_DRIVER[:3] + [0.0] + K_DRIVER[3:6] + [0.0] +
-                               K_DRIVER[6:] + [0.0])
+        self.info = CameraInfo(
+            width=640,
+            height=480,
+            distortion_model="plumb_bob",
+            d=[0.0] * 5,
+            k=K_DRIVER,
+            r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
+            p=K_DRIVER[:3] + [0.0] + K_DRIVER[3:6] + [0.0] + K_DRIVER[6:] + [0.0],
+        )
         self.info.header.frame_id = "camera"
         self.pub_image = self.node.create_publisher(Image, "image_raw", topics.SENSOR_QOS)
         self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", topics.SENSOR_QOS)
         self.node.create_subscription(Clock, f"{NS}/clock", self._on_clock, topics.CLOCK_QOS)
         self.episodes: list[dict] = []
         self.status: dict = {}
-        self.node.create_subscription(UInt8MultiArray, protocol.EPISODES,
-                                      lambda m: self.episodes.append(protocol.episode_from_msg(m)[0]), protocol.EPISODES_QOS)
-        self.node.create_subscription(String, f"{NS}/actor_status", lambda m: setattr(self, "status", json.loads(m.data)),
-                                      protocol.LATCHED_QOS)
+        self.node.create_subscription(
+            UInt8MultiArray,
+            protocol.EPISODES,
+            lambda m: self.episodes.append(protocol.episode_from_msg(m)[0]),
+            protocol.EPISODES_QOS,
+        )
+        self.node.create_subscription(
+            String, f"{NS}/actor_status", lambda m: setattr(self, "status", json.loads(m.data)), protocol.LATCHED_QOS
+        )
         self._last_t = -1.0
 
     def _on_clock(self, msg: Clock) -> None:
@@ -100,16 +113,43 @@ class _UsbCam:
 def test_the_actor_takes_usb_cam_yuyv_640x480_and_observes_the_centred_square_at_its_own_size(tmp_path):
     ros = ["--ros-args", "-r", f"__ns:={NS}", "-r", f"/clock:={NS}/clock"]
     sim_log, actor_log, store = tmp_path / "sim.log", tmp_path / "actor.log", tmp_path / "store"
-    sim = _start([str(BIN / "robot-rl-sim-node"), *ros, "-p", "real_time_factor:=2.0", "-p", "camera_rate_hz:=0.0"], sim_log)
-    actor = _start([str(BIN / "robot-rl-actor-node"), *ros, "-r", "front/image_raw:=image_raw",
-                    "-r", "front/camera_info:=camera_info", "-p", "use_sim_time:=true", "-p", "obs_mode:=pixels",
-                    "-p", "cameras:=[front]", "-p", f"image_size:={PX}", "-p", "warmup:=random",
-                    "-p", f"max_episode_steps:={STEPS}", "-p", "max_staleness_s:=0.5", "-p", f"store:={store}"], actor_log)
+    sim = _start(
+        [str(BIN / "robot-rl-sim-node"), *ros, "-p", "real_time_factor:=2.0", "-p", "camera_rate_hz:=0.0"], sim_log
+    )
+    actor = _start(
+        [
+            str(BIN / "robot-rl-actor-node"),
+            *ros,
+            "-r",
+            "front/image_raw:=image_raw",
+            "-r",
+            "front/camera_info:=camera_info",
+            "-p",
+            "use_sim_time:=true",
+            "-p",
+            "obs_mode:=pixels",
+            "-p",
+            "cameras:=[front]",
+            "-p",
+            f"image_size:={PX}",
+            "-p",
+            "warmup:=random",
+            "-p",
+            f"max_episode_steps:={STEPS}",
+            "-p",
+            "max_staleness_s:=0.5",
+            "-p",
+            f"store:={store}",
+        ],
+        actor_log,
+    )
     rgb = _make_frame()
     cam = _UsbCam(rgb)
     log = lambda: actor_log.read_text()  # noqa: E731
     try:
-        assert cam.spin_until(lambda: cam.episodes or actor.poll() is not None, 45.0), log()[-3000:] + sim_log.read_text()
+        assert cam.spin_until(lambda: cam.episodes or actor.poll() is not None, 45.0), (
+            log()[-3000:] + sim_log.read_text()
+        )
         images = cam.episodes[0][keys.image_key("front")]
         assert images.shape == (STEPS, PX, PX, 3), images.shape
         expected = cv2.resize(rgb[:, 80:560], (PX, PX), interpolation=cv2.INTER_AREA)  # the centred square, 30x smaller
@@ -120,7 +160,9 @@ def test_the_actor_takes_usb_cam_yuyv_640x480_and_observes_the_centred_square_at
         front = cam.status["cameras"]["front"]
         s = PX / 480
         assert front["source_size"] == [640, 480] and front["crop"] == [80, 0, 480, 480] and front["size"] == [PX, PX]
-        assert front["K"] == pytest.approx([520 * s, 0, (322 - 80 + 0.5) * s - 0.5, 0, 520 * s, 241.5 * s - 0.5, 0, 0, 1])
+        assert front["K"] == pytest.approx(
+            [520 * s, 0, (322 - 80 + 0.5) * s - 0.5, 0, 520 * s, 241.5 * s - 0.5, 0, 0, 1]
+        )
         assert not cam.status["refused"], cam.status["refused"]
         cam.image = Image(height=480, width=640, encoding="16UC1", step=1280, data=bytes(480 * 1280))  # a depth
         # topic wired in by mistake: each image refused and counted, one log line per 5 s, the node keeps going

@@ -22,6 +22,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
+from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import stop_process as _stop
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt8MultiArray
 
@@ -29,7 +31,6 @@ from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
 from robot_rl.interfaces import Frame
 from robot_rl.nodes import convert, protocol, topics
-from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -53,10 +54,20 @@ class _Camera:
         self.episodes: list[dict] = []
         deep = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(Clock, f"{NS}/clock", self._on_clock, topics.CLOCK_QOS)
-        self.node.create_subscription(TwistStamped, f"{NS}/{topics.EE_COMMAND}", lambda m: self.twists.append(
-            (self.sim_t, float(np.linalg.norm([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z])))), deep)
-        self.node.create_subscription(UInt8MultiArray, protocol.EPISODES,
-                                      lambda m: self.episodes.append(protocol.episode_from_msg(m)[0]), protocol.EPISODES_QOS)
+        self.node.create_subscription(
+            TwistStamped,
+            f"{NS}/{topics.EE_COMMAND}",
+            lambda m: self.twists.append(
+                (self.sim_t, float(np.linalg.norm([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z])))
+            ),
+            deep,
+        )
+        self.node.create_subscription(
+            UInt8MultiArray,
+            protocol.EPISODES,
+            lambda m: self.episodes.append(protocol.episode_from_msg(m)[0]),
+            protocol.EPISODES_QOS,
+        )
         self.pub = self.node.create_publisher(Image, f"{NS}/{topics.image_topic('front')}", topics.SENSOR_QOS)
         self.rng = np.random.default_rng(0)
         self._last_image_t = -1.0
@@ -83,16 +94,39 @@ class _Camera:
 def test_a_stale_camera_pauses_the_episode_with_one_log_line_and_images_returning_resume_it(tmp_path):
     ros = ["--ros-args", "-r", f"__ns:={NS}", "-r", f"/clock:={NS}/clock"]
     sim_log, actor_log, store = tmp_path / "sim.log", tmp_path / "actor.log", tmp_path / "store"
-    sim = _start([str(BIN / "robot-rl-sim-node"), *ros, "-p", "real_time_factor:=2.0", "-p", "camera_rate_hz:=0.0"], sim_log)
-    actor = _start([str(BIN / "robot-rl-actor-node"), *ros, "-p", "use_sim_time:=true", "-p", "obs_mode:=pixels",
-                    "-p", "cameras:=[front]", "-p", f"image_size:={PX}", "-p", "warmup:=random",
-                    "-p", f"max_episode_steps:={STEPS}", "-p", f"max_staleness_s:={STALE_S}", "-p", f"store:={store}"],
-                   actor_log)
+    sim = _start(
+        [str(BIN / "robot-rl-sim-node"), *ros, "-p", "real_time_factor:=2.0", "-p", "camera_rate_hz:=0.0"], sim_log
+    )
+    actor = _start(
+        [
+            str(BIN / "robot-rl-actor-node"),
+            *ros,
+            "-p",
+            "use_sim_time:=true",
+            "-p",
+            "obs_mode:=pixels",
+            "-p",
+            "cameras:=[front]",
+            "-p",
+            f"image_size:={PX}",
+            "-p",
+            "warmup:=random",
+            "-p",
+            f"max_episode_steps:={STEPS}",
+            "-p",
+            f"max_staleness_s:={STALE_S}",
+            "-p",
+            f"store:={store}",
+        ],
+        actor_log,
+    )
     cam = _Camera()
     log = lambda: actor_log.read_text()  # noqa: E731
     try:
         # a first episode runs to its time limit with our images in it
-        assert cam.spin_until(lambda: cam.episodes or actor.poll() is not None, 45.0), log()[-3000:] + sim_log.read_text()
+        assert cam.spin_until(lambda: cam.episodes or actor.poll() is not None, 45.0), (
+            log()[-3000:] + sim_log.read_text()
+        )
         episode = cam.episodes[0]
         assert episode[keys.image_key("front")].shape == (STEPS, PX, PX, 3)
         lag_s = episode[keys.T_CAPTURE] - episode[keys.t_capture_key("front")]
@@ -106,7 +140,9 @@ def test_a_stale_camera_pauses_the_episode_with_one_log_line_and_images_returnin
         held = [v for t, v in cam.twists if t > t_off + STALE_S + 0.25]
         assert len(held) > 10 and max(held) == 0.0, "the arm was commanded to move while the camera was stale"
         pauses = [line for line in log()[log_at_stop:].splitlines() if "pausing episode" in line]
-        assert len(pauses) == 1 and re.search(r"front/image_raw is 0\.[5-7]\d\d s old", pauses[0]), pauses  # one line: topic, age
+        assert len(pauses) == 1 and re.search(r"front/image_raw is 0\.[5-7]\d\d s old", pauses[0]), (
+            pauses
+        )  # one line: topic, age
         cam.on = True
         assert cam.spin_until(lambda: "resuming episode" in log(), 10.0), log()[-3000:]
         assert cam.spin_until(lambda: len(cam.episodes) >= 2, 30.0), log()[-3000:]

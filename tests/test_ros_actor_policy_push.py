@@ -36,15 +36,31 @@ LAYOUT = ActorConfig(task="pick_cube", obs_mode="state").layout()
 def _start_actor(tmp: Path, n: int):
     log = tmp / f"actor_{n}.log"
     ros = ["--ros-args", "-r", f"__ns:={NS}", "-r", f"/clock:={NS}/clock", "-r", "__node:=actor"]
-    proc = start_process([str(BIN / "robot-rl-actor-node"), *ros, "-p", "use_sim_time:=true", "-p", "max_episode_steps:=12",
-                          "-p", f"store:={tmp / 'store'}", "-p", "on_learner_lost:=continue"], log)
+    proc = start_process(
+        [
+            str(BIN / "robot-rl-actor-node"),
+            *ros,
+            "-p",
+            "use_sim_time:=true",
+            "-p",
+            "max_episode_steps:=12",
+            "-p",
+            f"store:={tmp / 'store'}",
+            "-p",
+            "on_learner_lost:=continue",
+        ],
+        log,
+    )
     return proc, log
 
 
 def test_a_restarted_actor_gets_the_full_policy_and_the_newest_delta_and_refuses_a_delta_for_another_base(tmp_path):
     torch.manual_seed(0)
-    policy = make_agent(AgentConfig(hidden_dims=(32, 32)), space_from_spec(LAYOUT.obs_spec()),
-                        gym.spaces.Box(-1.0, 1.0, (4,), np.float32)).policy
+    policy = make_agent(
+        AgentConfig(hidden_dims=(32, 32)),
+        space_from_spec(LAYOUT.obs_spec()),
+        gym.spaces.Box(-1.0, 1.0, (4,), np.float32),
+    ).policy
     base = base_id(policy)
     full = protocol.policy_msg(policy.to_bytes(), 10)
     with torch.no_grad():
@@ -56,19 +72,36 @@ def test_a_restarted_actor_gets_the_full_policy_and_the_newest_delta_and_refuses
     full_pub = probe.node.create_publisher(UInt8MultiArray, protocol.POLICY, protocol.LATCHED_QOS)
     delta_pub = probe.node.create_publisher(UInt8MultiArray, protocol.POLICY_DELTA, protocol.LATCHED_QOS)
     probe.record(f"{NS}/{topics.EE_COMMAND}", TwistStamped, topics.COMMAND_QOS)
-    sim = start_process([str(BIN / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={NS}", "-r", f"/clock:={NS}/clock",
-                         "-p", "real_time_factor:=3.0", "-p", "camera_rate_hz:=0.0", "-p", "seed:=1"], tmp_path / "sim.log")
+    sim = start_process(
+        [
+            str(BIN / "robot-rl-sim-node"),
+            "--ros-args",
+            "-r",
+            f"__ns:={NS}",
+            "-r",
+            f"/clock:={NS}/clock",
+            "-p",
+            "real_time_factor:=3.0",
+            "-p",
+            "camera_rate_hz:=0.0",
+            "-p",
+            "seed:=1",
+        ],
+        tmp_path / "sim.log",
+    )
     actor, log = _start_actor(tmp_path, 1)
     try:
         full_pub.publish(full)
         delta_pub.publish(delta)
-        assert probe.spin_until(lambda: "policy v20 loaded" in log.read_text() or actor.poll() is not None, 60.0), \
+        assert probe.spin_until(lambda: "policy v20 loaded" in log.read_text() or actor.poll() is not None, 60.0), (
             log.read_text()[-3000:]
+        )
         assert stop_process(actor, log) == 0
 
         actor, log = _start_actor(tmp_path, 2)  # restarted: both latched messages again, in whichever order
-        assert probe.spin_until(lambda: "policy v20 loaded" in log.read_text() or actor.poll() is not None, 60.0), \
+        assert probe.spin_until(lambda: "policy v20 loaded" in log.read_text() or actor.poll() is not None, 60.0), (
             log.read_text()[-3000:]
+        )
         n_twists = len(probe.heard[f"{NS}/{topics.EE_COMMAND}"])
         assert probe.spin_until(lambda: len(probe.heard[f"{NS}/{topics.EE_COMMAND}"]) > n_twists + 5, 20.0)
 

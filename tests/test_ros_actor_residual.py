@@ -14,7 +14,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import stop_process as _stop
 from std_msgs.msg import UInt8MultiArray
+from test_ros_actor_teleop import _Cell  # noqa: E402
 
 from robot_rl import keys
 from robot_rl.actor.config import ActorConfig
@@ -23,8 +26,6 @@ from robot_rl.agents.residual import ResidualConfig, make_residual_agent
 from robot_rl.bc.base import load_base_policy
 from robot_rl.nodes import protocol
 from robot_rl.spaces import space_from_spec
-from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
-from test_ros_actor_teleop import _Cell  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -46,7 +47,7 @@ def _base_dir(tmp: Path) -> Path:
 
 def _base_actions(base_dir: Path, episode: dict) -> np.ndarray:
     base = load_base_policy(base_dir)
-    return np.stack([base.act({keys.STATE: s}) for s in episode[keys.STATE][:len(episode[keys.ACTION])]])
+    return np.stack([base.act({keys.STATE: s}) for s in episode[keys.STATE][: len(episode[keys.ACTION])]])
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +56,38 @@ def cell(tmp_path_factory):
     base = _base_dir(tmp)
     sim_log, actor_log = tmp / "sim.log", tmp / "actor.log"
     ros = ["--ros-args", "-r", f"__ns:={NS}", "-r", f"/clock:={NS}/clock"]
-    sim = _start([str(BIN / "robot-rl-sim-node"), *ros, "-p", "real_time_factor:=2.0", "-p", "camera_rate_hz:=0.0",
-                  "-p", "seed:=4"], sim_log)
-    actor = _start([str(BIN / "robot-rl-actor-node"), *ros, "-r", "__node:=actor", "-p", "use_sim_time:=true",
-                    "-p", f"base_policy:={base}", "-p", "deterministic:=true", "-p", f"max_episode_steps:={STEPS}",
-                    "-p", f"store:={tmp / 'store'}"], actor_log)
+    sim = _start(
+        [
+            str(BIN / "robot-rl-sim-node"),
+            *ros,
+            "-p",
+            "real_time_factor:=2.0",
+            "-p",
+            "camera_rate_hz:=0.0",
+            "-p",
+            "seed:=4",
+        ],
+        sim_log,
+    )
+    actor = _start(
+        [
+            str(BIN / "robot-rl-actor-node"),
+            *ros,
+            "-r",
+            "__node:=actor",
+            "-p",
+            "use_sim_time:=true",
+            "-p",
+            f"base_policy:={base}",
+            "-p",
+            "deterministic:=true",
+            "-p",
+            f"max_episode_steps:={STEPS}",
+            "-p",
+            f"store:={tmp / 'store'}",
+        ],
+        actor_log,
+    )
     probe = _Cell(NS)
     probe.pub_policy = probe.node.create_publisher(UInt8MultiArray, protocol.POLICY, protocol.LATCHED_QOS)
     try:

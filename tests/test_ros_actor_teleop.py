@@ -21,6 +21,8 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import stop_process as _stop
 from sensor_msgs.msg import Joy
 from std_msgs.msg import String, UInt8MultiArray
 
@@ -29,7 +31,6 @@ from robot_rl.interfaces import TeleopCommand
 from robot_rl.nodes import protocol, topics
 from robot_rl.nodes.teleop_convert import teleop_command_msg
 from robot_rl.teleop.link import EventCounts
-from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -57,9 +58,26 @@ class _Cell:
         sub = self.node.create_subscription
         sub(UInt8MultiArray, protocol.EPISODES, self._on_episode, protocol.EPISODES_QOS)
         deep = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-        sub(TwistStamped, f"{ns}/{topics.EE_COMMAND}", lambda m: self.twists.append((time.monotonic(), np.array(
-            [m.twist.linear.x, m.twist.linear.y, m.twist.linear.z, m.twist.angular.x, m.twist.angular.y,
-             m.twist.angular.z]))), deep)
+        sub(
+            TwistStamped,
+            f"{ns}/{topics.EE_COMMAND}",
+            lambda m: self.twists.append(
+                (
+                    time.monotonic(),
+                    np.array(
+                        [
+                            m.twist.linear.x,
+                            m.twist.linear.y,
+                            m.twist.linear.z,
+                            m.twist.angular.x,
+                            m.twist.angular.y,
+                            m.twist.angular.z,
+                        ]
+                    ),
+                )
+            ),
+            deep,
+        )
         self.pub_acks = self.node.create_publisher(String, protocol.ACKS, protocol.LATCHED_QOS)
         self.pub_teleop = self.node.create_publisher(Joy, f"{ns}/{topics.TELEOP_COMMAND}", topics.COMMAND_QOS)
 
@@ -92,7 +110,7 @@ class _Cell:
         """The next `n` episodes that arrive (their arrays)."""
         start = len(self.episodes)
         assert self.spin_until(lambda: len(self.episodes) >= start + n, timeout_s), "no episodes arrived"
-        return [a for a, _ in self.episodes[start:start + n]]
+        return [a for a, _ in self.episodes[start : start + n]]
 
     def first_episode(self, predicate, within: int = 4) -> dict:
         """The first of the next `within` episodes that satisfies `predicate` (one may be in flight at a change)."""
@@ -118,11 +136,40 @@ def cell(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ros_teleop")
     sim_log, actor_log, store = tmp / "sim.log", tmp / "actor.log", tmp / "actor_store"
     ros = ["--ros-args", "-r", f"__ns:={NS}", "-r", f"/clock:={NS}/clock"]
-    sim = _start([str(BIN / "robot-rl-sim-node"), *ros, "-p", "real_time_factor:=1.0", "-p", "camera_rate_hz:=0.0",
-                  "-p", "seed:=3"], sim_log)
-    actor = _start([str(BIN / "robot-rl-actor-node"), *ros, "-r", "__node:=actor", "-p", "use_sim_time:=true",
-                    "-p", "warmup:=random", "-p", f"max_episode_steps:={STEPS}", "-p", f"store:={store}",
-                    "-p", "teleop_timeout_s:=1.0", "-p", "success_from:=teleop"], actor_log)
+    sim = _start(
+        [
+            str(BIN / "robot-rl-sim-node"),
+            *ros,
+            "-p",
+            "real_time_factor:=1.0",
+            "-p",
+            "camera_rate_hz:=0.0",
+            "-p",
+            "seed:=3",
+        ],
+        sim_log,
+    )
+    actor = _start(
+        [
+            str(BIN / "robot-rl-actor-node"),
+            *ros,
+            "-r",
+            "__node:=actor",
+            "-p",
+            "use_sim_time:=true",
+            "-p",
+            "warmup:=random",
+            "-p",
+            f"max_episode_steps:={STEPS}",
+            "-p",
+            f"store:={store}",
+            "-p",
+            "teleop_timeout_s:=1.0",
+            "-p",
+            "success_from:=teleop",
+        ],
+        actor_log,
+    )
     probe = _Cell()
     try:
         probe.next_episodes(2, timeout_s=60.0)  # up: the actor acts and sends (resends of the first one are done)
@@ -193,8 +240,8 @@ def test_a_device_lost_mid_intervention_holds_the_arm_until_the_episode_ends(cel
     flags = episode[keys.IS_INTERVENTION]
     first = int(np.argmax(flags))
     last = len(flags) - 1 - int(np.argmax(flags[::-1]))
-    assert flags.sum() >= 3 and flags[first:last + 1].all()  # one take-over ...
-    after = episode[keys.ACTION][last + 1:]
+    assert flags.sum() >= 3 and flags[first : last + 1].all()  # one take-over ...
+    after = episode[keys.ACTION][last + 1 :]
     # ... then the arm held to the episode's end: zero commands, except that the safety filter brings a measured
     # pose that overshot the workspace box back inside (a few tens of micrometres here)
     assert len(after) >= 5 and np.abs(after[:, :3]).max() < 1e-2

@@ -19,6 +19,7 @@ import pytest
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosprocs import Probe
 from sensor_msgs.msg import JointState
 
 from robot_rl.nodes import convert
@@ -26,7 +27,6 @@ from robot_rl_drivers import gripper_action
 from robot_rl_drivers.adapter_ros2_control import Ros2ControlBridge, config_with_preset
 from robot_rl_drivers.adapters import AdapterError
 from robot_rl_drivers.gripper_action import ActionCall, GripperGoal
-from rosprocs import Probe
 
 try:
     import test_msgs.action as test_msgs_action
@@ -36,15 +36,31 @@ needs_test_msgs = pytest.mark.skipif(test_msgs_action is None, reason="pip insta
 
 # What the released packages use (their sources, read for this test): topic, controller QoS depth, frame
 CELLS = {
-    "franka": {"joints_topic": "/franka/joint_states", "joints": [f"fr3_joint{i}" for i in range(1, 8)],
-               "pose_topic": "/franka_robot_state_broadcaster/current_pose", "pose_frame": "fr3_link0",
-               "target_topic": "/cartesian_impedance_controller/target_pose", "target_depth": 1,  # CRISP: rclcpp::QoS(1)
-               "target_frame": "fr3_link0"},
-    "ur": {"joints_topic": "/joint_states", "joints": ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
-                                                     "wrist_1_joint", "wrist_2_joint", "wrist_3_joint"],
-           "pose_topic": "/tcp_pose_broadcaster/pose", "pose_frame": "base",
-           "target_topic": "/cartesian_motion_controller/target_frame", "target_depth": 3,  # FZI: depth 3
-           "target_frame": "base"},  # FZI drops targets whose frame_id is not its robot_base_link
+    "franka": {
+        "joints_topic": "/franka/joint_states",
+        "joints": [f"fr3_joint{i}" for i in range(1, 8)],
+        "pose_topic": "/franka_robot_state_broadcaster/current_pose",
+        "pose_frame": "fr3_link0",
+        "target_topic": "/cartesian_impedance_controller/target_pose",
+        "target_depth": 1,  # CRISP: rclcpp::QoS(1)
+        "target_frame": "fr3_link0",
+    },
+    "ur": {
+        "joints_topic": "/joint_states",
+        "joints": [
+            "shoulder_pan_joint",
+            "shoulder_lift_joint",
+            "elbow_joint",
+            "wrist_1_joint",
+            "wrist_2_joint",
+            "wrist_3_joint",
+        ],
+        "pose_topic": "/tcp_pose_broadcaster/pose",
+        "pose_frame": "base",
+        "target_topic": "/cartesian_motion_controller/target_frame",
+        "target_depth": 3,  # FZI: depth 3
+        "target_frame": "base",
+    },  # FZI drops targets whose frame_id is not its robot_base_link
 }
 TOOL_M, TOOL_QUAT = np.array([0.45, 0.05, 0.2]), np.array([0.0, 1.0, 0.0, 0.0])
 FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
@@ -58,8 +74,12 @@ class FakeCell:
         node, self.cell = probe.node, cell
         self.pub_joints = node.create_publisher(JointState, cell["joints_topic"], 10)
         self.pub_pose = node.create_publisher(PoseStamped, cell["pose_topic"], 10)
-        qos = QoSProfile(depth=cell["target_depth"], reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+        qos = QoSProfile(
+            depth=cell["target_depth"],
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+            history=HistoryPolicy.KEEP_LAST,
+        )
         node.create_subscription(PoseStamped, cell["target_topic"], self._on_target, qos)
         self.accepted: list[PoseStamped] = []
         self.dropped: list[str] = []
@@ -88,8 +108,10 @@ class FakeHand:
         self.cell, self.goals = cell, []
         self.object_m: float | None = 0.02
         action = test_msgs_action.NestedMessage
-        self.servers = [ActionServer(probe.node, action, f"{namespace}/{name}", lambda h, n=name: self._execute(n, h))
-                        for name in ("move", "grasp")]
+        self.servers = [
+            ActionServer(probe.node, action, f"{namespace}/{name}", lambda h, n=name: self._execute(n, h))
+            for name in ("move", "grasp")
+        ]
 
     def _execute(self, name: str, handle):
         goal = handle.request.nested_field
@@ -113,16 +135,19 @@ def _outcome(result) -> tuple[bool, str]:
     return result.nested_field.bool_value, "" if result.nested_field.bool_value else "grasped nothing"
 
 
-FAKE_HAND = (ActionCall("test_msgs/action/NestedMessage", "move", _fill, _outcome),
-             ActionCall("test_msgs/action/NestedMessage", "grasp", _fill, _outcome))
+FAKE_HAND = (
+    ActionCall("test_msgs/action/NestedMessage", "move", _fill, _outcome),
+    ActionCall("test_msgs/action/NestedMessage", "grasp", _fill, _outcome),
+)
 
 
 @pytest.fixture
 def probe():
     probe = Probe("fake_cell")
     stop = threading.Event()
-    thread = threading.Thread(target=lambda: [probe.executor.spin_once(timeout_sec=0.02) for _ in iter(stop.is_set, True)],
-                              daemon=True)
+    thread = threading.Thread(
+        target=lambda: [probe.executor.spin_once(timeout_sec=0.02) for _ in iter(stop.is_set, True)], daemon=True
+    )
     probe.start = thread.start
     yield probe
     stop.set()
@@ -166,7 +191,9 @@ def test_each_preset_streams_the_controllers_message_type_frame_and_qos_as_the_o
         assert cell.dropped == []
         last = cell.accepted[-1].pose
         np.testing.assert_allclose([last.position.x, last.position.y, last.position.z], target)
-        np.testing.assert_allclose([last.orientation.w, last.orientation.x, last.orientation.y, last.orientation.z], TOOL_QUAT)
+        np.testing.assert_allclose(
+            [last.orientation.w, last.orientation.x, last.orientation.y, last.orientation.z], TOOL_QUAT
+        )
         # as CRISP checks before using a target: one publisher, of this type, reliable (what a reliable reader needs)
         publishers = probe.node.get_publishers_info_by_topic(CELLS[preset]["target_topic"])
         assert len(publishers) == 1, [p.node_name for p in publishers]
@@ -178,7 +205,9 @@ def test_each_preset_streams_the_controllers_message_type_frame_and_qos_as_the_o
 
 
 @needs_test_msgs
-def test_the_franka_gripper_takes_one_goal_per_open_or_close_and_its_finger_state_is_the_width(probe, fake_hand_interface):
+def test_the_franka_gripper_takes_one_goal_per_open_or_close_and_its_finger_state_is_the_width(
+    probe, fake_hand_interface
+):
     cell = FakeCell(probe, CELLS["franka"])
     hand = FakeHand(probe, cell)
     probe.start()
@@ -207,8 +236,12 @@ def test_a_robotiq_knuckle_on_the_shared_joint_states_reads_as_the_finger_gap(pr
     cell = FakeCell(probe, CELLS["ur"])
     cell.knuckle_rad = 0.6
     probe.start()
-    config = dataclasses.replace(config_with_preset("ur"), gripper_state_topic="/joint_states",
-                                 gripper_joint_names=(KNUCKLE,), gripper_closed_position=0.8)
+    config = dataclasses.replace(
+        config_with_preset("ur"),
+        gripper_state_topic="/joint_states",
+        gripper_joint_names=(KNUCKLE,),
+        gripper_closed_position=0.8,
+    )
     bridge = _connect(config)
     try:  # 0.6 of 0.8 rad closed: a quarter of 85 mm open, and the arm's own messages (no knuckle) change nothing
         assert _wait(lambda: abs(bridge.read().gripper_width_m - 0.085 * 0.25) < 1e-9), bridge.read().gripper_width_m
@@ -221,11 +254,15 @@ def test_a_robotiq_knuckle_on_the_shared_joint_states_reads_as_the_finger_gap(pr
 def test_without_franka_msgs_the_franka_preset_fails_configure_saying_what_to_source():
     try:
         import franka_msgs  # noqa: F401
+
         pytest.skip("franka_msgs is importable here")
     except ImportError:
         pass
-    with pytest.raises(AdapterError, match=r"'franka' needs franka_msgs/action/Move, but the Python package "
-                                           r"franka_msgs is not importable: source the ROS 2 workspace"):
+    with pytest.raises(
+        AdapterError,
+        match=r"'franka' needs franka_msgs/action/Move, but the Python package "
+        r"franka_msgs is not importable: source the ROS 2 workspace",
+    ):
         Ros2ControlBridge(config_with_preset("franka")).connect()
     with pytest.raises(ValueError, match="gripper_action and gripper_command_topic are both set"):
         Ros2ControlBridge(dataclasses.replace(config_with_preset("franka"), gripper_command_topic="/x"))
@@ -233,10 +270,17 @@ def test_without_franka_msgs_the_franka_preset_fails_configure_saying_what_to_so
 
 @needs_test_msgs
 def test_a_gripper_action_server_that_does_not_answer_fails_configure_clearly(fake_hand_interface):
-    config = dataclasses.replace(config_with_preset("franka"), gripper_action="fake_franka",
-                                 gripper_action_namespace="/nobody_here", connect_timeout_s=0.5)
-    with pytest.raises(AdapterError, match=r"no test_msgs/action/NestedMessage action server at /nobody_here/move "
-                                           r"within 0.5 s: is the gripper driver running"):
+    config = dataclasses.replace(
+        config_with_preset("franka"),
+        gripper_action="fake_franka",
+        gripper_action_namespace="/nobody_here",
+        connect_timeout_s=0.5,
+    )
+    with pytest.raises(
+        AdapterError,
+        match=r"no test_msgs/action/NestedMessage action server at /nobody_here/move "
+        r"within 0.5 s: is the gripper driver running",
+    ):
         Ros2ControlBridge(config).connect()
 
 
@@ -249,10 +293,17 @@ def test_the_goals_fill_the_fields_of_the_released_action_definitions():
     move, grasp = NS(width=None, speed=None), NS(width=None, speed=None, force=None, epsilon=NS(inner=None, outer=None))
     franka_open.fill(move, opened)
     franka_close.fill(grasp, closed)
-    assert (franka_open.type_name, franka_open.action_name, vars(move)) == ("franka_msgs/action/Move", "move",
-                                                                           {"width": 0.08, "speed": 0.1})
-    assert (franka_close.type_name, franka_close.action_name, grasp.width, grasp.force) == \
-        ("franka_msgs/action/Grasp", "grasp", 0.0, 20.0)
+    assert (franka_open.type_name, franka_open.action_name, vars(move)) == (
+        "franka_msgs/action/Move",
+        "move",
+        {"width": 0.08, "speed": 0.1},
+    )
+    assert (franka_close.type_name, franka_close.action_name, grasp.width, grasp.force) == (
+        "franka_msgs/action/Grasp",
+        "grasp",
+        0.0,
+        20.0,
+    )
     assert grasp.epsilon.inner >= 0 and grasp.epsilon.outer >= 0.08  # any grasped width counts as success
     assert franka_close.outcome(NS(success=False, error="no object")) == (False, "no object")
     parallel = gripper_action.GRIPPER_INTERFACES["parallel_gripper"][1]

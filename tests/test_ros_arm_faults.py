@@ -26,6 +26,7 @@ import yaml
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rosprocs import Probe, start_process, stop_process
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -33,7 +34,6 @@ from std_srvs.srv import Trigger
 from robot_rl.nodes import convert, topics
 from robot_rl_drivers.arm_node import ARM_STATUS, ESTOP, ESTOP_QOS, RECOVER, STATUS_QOS
 from robot_rl_drivers.arm_pose import rotation_between
-from rosprocs import Probe, start_process, stop_process
 
 pytestmark = pytest.mark.ros
 
@@ -100,15 +100,34 @@ class FakeDriver:
 def cell(tmp_path_factory):
     """(process, log path, probe, driver): the arm node bridged to the FakeDriver, started unconfigured."""
     tmp = tmp_path_factory.mktemp("arm_faults")
-    bridge = {"preset": "none", "joint_states_topic": f"{DRIVER}/joint_states", "joint_names": JOINTS,
-              "pose_topic": f"{DRIVER}/current_pose", "pose_command_topic": f"{DRIVER}/target_pose",
-              "command_frame_id": "fr3_link0", "stale_after_s": STALE_S, "connect_timeout_s": 5.0,
-              "workspace_low_m": [0.3, -0.3, 0.02], "workspace_high_m": [0.75, 0.3, 0.5],
-              "home_pos_m": HOME_M.tolist(), "home_quat_wxyz": HOME_QUAT.tolist()}
-    params = {"adapter": "ros2_control", "autostart": "unconfigured", "control_rate_hz": CONTROL_HZ,
-              "status_rate_hz": 5.0, "watchdog_timeout_s": 0.3, "max_step_m": MAX_STEP_M, "max_speed_m_s": MAX_SPEED_M_S,
-              "max_accel_m_s2": MAX_ACCEL_M_S2, "max_angvel_rad_s": MAX_ANGVEL_RAD_S, "max_target_lead_m": MAX_LEAD_M,
-              "home_timeout_s": HOME_TIMEOUT_S, "ros2_control": bridge}
+    bridge = {
+        "preset": "none",
+        "joint_states_topic": f"{DRIVER}/joint_states",
+        "joint_names": JOINTS,
+        "pose_topic": f"{DRIVER}/current_pose",
+        "pose_command_topic": f"{DRIVER}/target_pose",
+        "command_frame_id": "fr3_link0",
+        "stale_after_s": STALE_S,
+        "connect_timeout_s": 5.0,
+        "workspace_low_m": [0.3, -0.3, 0.02],
+        "workspace_high_m": [0.75, 0.3, 0.5],
+        "home_pos_m": HOME_M.tolist(),
+        "home_quat_wxyz": HOME_QUAT.tolist(),
+    }
+    params = {
+        "adapter": "ros2_control",
+        "autostart": "unconfigured",
+        "control_rate_hz": CONTROL_HZ,
+        "status_rate_hz": 5.0,
+        "watchdog_timeout_s": 0.3,
+        "max_step_m": MAX_STEP_M,
+        "max_speed_m_s": MAX_SPEED_M_S,
+        "max_accel_m_s2": MAX_ACCEL_M_S2,
+        "max_angvel_rad_s": MAX_ANGVEL_RAD_S,
+        "max_target_lead_m": MAX_LEAD_M,
+        "home_timeout_s": HOME_TIMEOUT_S,
+        "ros2_control": bridge,
+    }
     (tmp / "arm.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
     log = tmp / "arm.log"
     probe = Probe("arm_faults_probe")
@@ -117,8 +136,9 @@ def cell(tmp_path_factory):
     probe.record(f"{NS}/{topics.EE_POSE}", PoseStamped, topics.STATE_QOS)
     probe.estop = probe.node.create_publisher(Bool, f"{NS}/{ESTOP}", ESTOP_QOS)
     probe.ee_command = probe.node.create_publisher(TwistStamped, f"{NS}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
-    proc = start_process([str(BIN / "robot-rl-arm-node"), "--ros-args", "-r", f"__ns:={NS}", "--params-file",
-                          str(tmp / "arm.yaml")], log)
+    proc = start_process(
+        [str(BIN / "robot-rl-arm-node"), "--ros-args", "-r", f"__ns:={NS}", "--params-file", str(tmp / "arm.yaml")], log
+    )
     up = probe.spin_until(lambda: probe.heard[f"{NS}/{ARM_STATUS}"] or proc.poll() is not None, timeout_s=45.0)
     assert up and proc.poll() is None, f"arm node did not come up:\n{log.read_text()}"
     yield proc, log, probe, driver
@@ -135,7 +155,9 @@ def _status(probe: Probe) -> dict:
 
 def _lifecycle(probe: Probe, transition: int | None = None) -> str:
     if transition is not None:
-        answer = probe.call(ChangeState, f"{NS}/arm/change_state", ChangeState.Request(transition=Transition(id=transition)))
+        answer = probe.call(
+            ChangeState, f"{NS}/arm/change_state", ChangeState.Request(transition=Transition(id=transition))
+        )
         assert answer.success, f"transition {transition} failed"
     return probe.call(GetState, f"{NS}/arm/get_state").current_state.label
 
@@ -200,9 +222,14 @@ def test_a_single_nan_pose_while_inactive_is_a_fault_and_a_foreign_joint_state_i
     assert _faults_logged(log) == before + 1 and proc.poll() is None
 
 
-@pytest.mark.parametrize("kind, words", [("pose_inf", "current_pose has non-finite values"),
-                                         ("short", "has 7 names but 5 positions"),
-                                         ("missing", "lacks joints ['fr3_joint7']")])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("pose_inf", "current_pose has non-finite values"),
+        ("short", "has 7 names but 5 positions"),
+        ("missing", "lacks joints ['fr3_joint7']"),
+    ],
+)
 def test_bad_driver_state_while_active_holds_the_arm_and_recover_clears_it(cell, kind, words):
     proc, log, probe, driver = cell
     _make_active(probe)
@@ -267,7 +294,7 @@ def test_reset_streams_targets_within_the_safety_limits_to_the_home_pose(cell):
     steps_m = np.linalg.norm(np.diff(targets[:, 1:4], axis=0), axis=1)
     assert np.all(steps_m <= periods * min(MAX_STEP_M, MAX_SPEED_M_S * dt_s) + 1e-9), steps_m.max()
     assert steps_m.max() > 0.9 * MAX_SPEED_M_S * dt_s  # at the speed limit, not crawling
-    accel = np.linalg.norm(np.diff(targets[:, 1:4], n=2, axis=0), axis=1) / dt_s ** 2
+    accel = np.linalg.norm(np.diff(targets[:, 1:4], n=2, axis=0), axis=1) / dt_s**2
     consecutive = (periods[:-1] == 1) & (periods[1:] == 1)
     assert consecutive.sum() > 20 and accel[consecutive].max() <= MAX_ACCEL_M_S2 * 1.001, accel.max()
     turns = np.array([np.linalg.norm(rotation_between(a[4:], b[4:])) for a, b in itertools.pairwise(targets)])

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rosprocs import Probe, start_process, stop_process
 from sensor_msgs.msg import CameraInfo, Image
+from test_camera_adapters import CAMERA_INFO_YAML, frame_index, write_video
 
 from robot_rl.nodes import convert, topics
-from rosprocs import Probe, start_process, stop_process
-from test_camera_adapters import CAMERA_INFO_YAML, frame_index, write_video
 
 pytestmark = pytest.mark.ros
 
@@ -47,14 +47,30 @@ def cameras(tmp_path_factory):
     calib.write_text(CAMERA_INFO_YAML)
     late = d / "late.avi"
     t_start = time.monotonic()
-    front = start_process(_node_cmd("front_camera", "front", source=clip, loop="true", rate_hz=RATE_HZ,
-                                    crop=f"[{','.join(map(str, CROP))}]", width=OUT_W, height=OUT_H,
-                                    camera_info_url=f"file://{calib}"), d / "front.log")
-    side = start_process(_node_cmd("side_camera", "side", source=late, loop="false", rate_hz=RATE_HZ,
-                                   reopen_interval_s=REOPEN_S), d / "side.log")
+    front = start_process(
+        _node_cmd(
+            "front_camera",
+            "front",
+            source=clip,
+            loop="true",
+            rate_hz=RATE_HZ,
+            crop=f"[{','.join(map(str, CROP))}]",
+            width=OUT_W,
+            height=OUT_H,
+            camera_info_url=f"file://{calib}",
+        ),
+        d / "front.log",
+    )
+    side = start_process(
+        _node_cmd("side_camera", "side", source=late, loop="false", rate_hz=RATE_HZ, reopen_interval_s=REOPEN_S),
+        d / "side.log",
+    )
     probe = Probe("camera_probe")
-    for topic, msg_type in [(topics.image_topic("front"), Image), (topics.camera_info_topic("front"), CameraInfo),
-                            (topics.image_topic("side"), Image)]:
+    for topic, msg_type in [
+        (topics.image_topic("front"), Image),
+        (topics.camera_info_topic("front"), CameraInfo),
+        (topics.image_topic("side"), Image),
+    ]:
         probe.record(f"{NS}/{topic}", msg_type, topics.SENSOR_QOS, clock=time.time)  # latency vs stamps
     up = probe.spin_until(lambda: probe.heard[f"{NS}/front/image_raw"] or front.poll() is not None, timeout_s=45.0)
     assert up and front.poll() is None, f"front camera node did not come up:\n{(d / 'front.log').read_text()}"
@@ -66,7 +82,9 @@ def cameras(tmp_path_factory):
     assert codes == {"front": 0, "side": 0}, f"exit codes on SIGINT {codes}:\n{(d / 'front.log').read_text()}"
 
 
-def test_a_looping_clip_is_published_cropped_resized_at_the_set_rate_with_capture_stamps_and_adjusted_intrinsics(cameras):
+def test_a_looping_clip_is_published_cropped_resized_at_the_set_rate_with_capture_stamps_and_adjusted_intrinsics(
+    cameras,
+):
     probe = cameras["probe"]
     probe.spin_for(0.3)
     probe.heard.clear()
@@ -85,7 +103,12 @@ def test_a_looping_clip_is_published_cropped_resized_at_the_set_rate_with_captur
 
     indices = []
     for _, msg in images:
-        assert (msg.width, msg.height, msg.encoding, msg.header.frame_id) == (OUT_W, OUT_H, "rgb8", "front_optical_frame")
+        assert (msg.width, msg.height, msg.encoding, msg.header.frame_id) == (
+            OUT_W,
+            OUT_H,
+            "rgb8",
+            "front_optical_frame",
+        )
         image = convert.frame_from_image(msg).image
         assert image.std(axis=(0, 1)).max() < 1.0, "the black stripe left of x=20 must be cropped away"
         index, dist = frame_index(image.reshape(-1, 3).mean(axis=0), N_LOOP)
@@ -103,7 +126,9 @@ def test_a_looping_clip_is_published_cropped_resized_at_the_set_rate_with_captur
     assert np.allclose(info.p, [99.0, 0.0, 19.75, 0.0, 0.0, 103.5, 19.75, 0.0, 0.0, 0.0, 1.0, 0.0])
     assert np.allclose(info.d, [-0.1, 0.02, 0.001, -0.002, 0.0]) and info.distortion_model == "plumb_bob"
     info_stamps = [convert.seconds_from_stamp(m.header.stamp) for m in infos]
-    assert np.isin(info_stamps, stamps).mean() >= 0.9  # each info carries its image's stamp (best effort: a few may miss)
+    assert (
+        np.isin(info_stamps, stamps).mean() >= 0.9
+    )  # each info carries its image's stamp (best effort: a few may miss)
 
 
 def test_a_missing_camera_is_retried_at_the_reopen_interval_and_a_finished_clip_stops_publishing(cameras):
@@ -138,20 +163,34 @@ def test_help_lists_the_parameters_and_bad_settings_exit_2_saying_what_is_wrong(
     out = subprocess.run([NODE, "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and "camera_info_url" in out.stdout and "crop " in out.stdout, out.stderr
 
-    out = subprocess.run(_node_cmd("bad_driver", "front", driver="gige"), capture_output=True, text=True, env=env,
-                         timeout=60)
+    out = subprocess.run(
+        _node_cmd("bad_driver", "front", driver="gige"), capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 2 and "driver 'gige' is not known; choose one of ['uvc', 'realsense']" in out.stderr
 
     if importlib.util.find_spec("pyrealsense2") is None:  # a serial number parses as an integer: still a source
-        out = subprocess.run(_node_cmd("no_realsense", "wrist", driver="realsense", source=123622270883),
-                             capture_output=True, text=True, env=env, timeout=60)
+        out = subprocess.run(
+            _node_cmd("no_realsense", "wrist", driver="realsense", source=123622270883),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert out.returncode == 2 and "run `pip install pyrealsense2`" in out.stderr, out.stderr
 
     big = cameras["dir"] / "big.yaml"
-    big.write_text(CAMERA_INFO_YAML.replace("image_width: 160", "image_width: 320").replace("image_height: 120",
-                                                                                             "image_height: 240"))
-    out = subprocess.run(_node_cmd("bad_calib", "front", source=cameras["dir"] / "loop.avi", camera_info_url=big),
-                         capture_output=True, text=True, env=env, timeout=60)
+    big.write_text(
+        CAMERA_INFO_YAML.replace("image_width: 160", "image_width: 320").replace(
+            "image_height: 120", "image_height: 240"
+        )
+    )
+    out = subprocess.run(
+        _node_cmd("bad_calib", "front", source=cameras["dir"] / "loop.avi", camera_info_url=big),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     assert "is for 320x240 images but the camera delivers 160x120" in out.stderr
 
@@ -161,8 +200,10 @@ def test_the_hardware_cameras_setup_sets_only_camera_node_parameters_with_crops_
     from robot_rl_drivers.camera_node import CameraNodeConfig
 
     table = load_table("hw_cameras")
-    assert table.select(use_sim=True) == () and [n.fqn for n in table.select(use_sim=False)] == ["/front_camera",
-                                                                                                 "/wrist_camera"]
+    assert table.select(use_sim=True) == () and [n.fqn for n in table.select(use_sim=False)] == [
+        "/front_camera",
+        "/wrist_camera",
+    ]
     fields = set(CameraNodeConfig.__dataclass_fields__)
     for node in table.nodes:
         overrides = dict(node.overrides)

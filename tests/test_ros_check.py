@@ -45,8 +45,14 @@ def _wait_for(proc: subprocess.Popen, log: Path, text: str, count: int = 1, time
 
 def _check(*args: str) -> tuple[int, dict[tuple[str, str], dict]]:
     """Exit code and {(robot, check): verdict} of `robot-rl check ... --json`."""
-    out = subprocess.run([ROBOT_RL, "check", *args, "--json", "--debug"], check=False, capture_output=True, text=True,
-                         env=_env(), timeout=90)
+    out = subprocess.run(
+        [ROBOT_RL, "check", *args, "--json", "--debug"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=90,
+    )
     assert out.stdout.strip().startswith("["), out.stderr
     return out.returncode, {(v["robot"], v["check"]): v for v in json.loads(out.stdout)}
 
@@ -70,8 +76,21 @@ def test_the_simulated_cell_passes_every_check_with_the_hold_test(tmp_path):
         _stop(proc)
     failed = [v for v in verdicts.values() if v["status"] != "PASS"]
     assert rc == 0 and not failed, failed
-    expected = {"joint_states", "ee_pose", "ee_twist", "gripper_state", "front/image_raw", "front/camera_info",
-                "wrist/image_raw", "wrist/camera_info", "frames", "workspace", "estop", "watchdog", "hold test"}
+    expected = {
+        "joint_states",
+        "ee_pose",
+        "ee_twist",
+        "gripper_state",
+        "front/image_raw",
+        "front/camera_info",
+        "wrist/image_raw",
+        "wrist/camera_info",
+        "frames",
+        "workspace",
+        "estop",
+        "watchdog",
+        "hold test",
+    }
     assert {check for _, check in verdicts} == expected
     assert verdicts[("/", "joint_states")]["measured"].startswith(("49.", "50.", "51."))  # 50 Hz on sim time
     assert verdicts[("/", "front/image_raw")]["measured"].startswith(("9.", "10."))  # 10 Hz
@@ -85,13 +104,35 @@ def _broken_launch_dir(tmp_path: Path) -> Path:
     sim cell with a box the tool is not in and a 30 s watchdog."""
     launch = tmp_path / "launch"
     shutil.copytree(ROOT / "launch", launch, ignore=shutil.ignore_patterns("*.py"))
-    table = {"description": "a broken cell", "nodes": [
-        {"name": "sim_robot", "package": "robot_rl", "executable": "robot-rl-sim-node", "namespace": "/robot_1",
-         "parameters": ["config/sim_robot.yaml"], "overrides": {"control_rate_hz": 25.0},
-         "remaps": {"/clock": "/robot_1/clock"}, "mode": "sim"},
-        {"name": "arm", "package": "robot_rl", "executable": "robot-rl-arm-node", "namespace": "/robot_2",
-         "overrides": {"adapter": "sim", "workspace_low_m": [0.3, -0.25, 0.6], "workspace_high_m": [0.7, 0.25, 0.9],
-                       "watchdog_timeout_s": 30.0, "control_rate_hz": 25.0}, "mode": "sim"}]}
+    table = {
+        "description": "a broken cell",
+        "nodes": [
+            {
+                "name": "sim_robot",
+                "package": "robot_rl",
+                "executable": "robot-rl-sim-node",
+                "namespace": "/robot_1",
+                "parameters": ["config/sim_robot.yaml"],
+                "overrides": {"control_rate_hz": 25.0},
+                "remaps": {"/clock": "/robot_1/clock"},
+                "mode": "sim",
+            },
+            {
+                "name": "arm",
+                "package": "robot_rl",
+                "executable": "robot-rl-arm-node",
+                "namespace": "/robot_2",
+                "overrides": {
+                    "adapter": "sim",
+                    "workspace_low_m": [0.3, -0.25, 0.6],
+                    "workspace_high_m": [0.7, 0.25, 0.9],
+                    "watchdog_timeout_s": 30.0,
+                    "control_rate_hz": 25.0,
+                },
+                "mode": "sim",
+            },
+        ],
+    }
     (launch / "setups" / "broken.yaml").write_text(yaml.safe_dump(table))
     return launch
 
@@ -112,13 +153,22 @@ def test_a_broken_cell_fails_the_broken_checks_and_exits_1(tmp_path):
         _stop(proc)
     failed = {key for key, v in verdicts.items() if v["status"] == "FAIL"}
     assert rc == 1
-    assert failed == {("/robot_1", "front/image_raw"), ("/robot_1", "front/camera_info"),
-                      ("/robot_1", "wrist/image_raw"), ("/robot_1", "wrist/camera_info"),
-                      ("/robot_2", "workspace"), ("/robot_2", "watchdog")}, verdicts
+    assert failed == {
+        ("/robot_1", "front/image_raw"),
+        ("/robot_1", "front/camera_info"),
+        ("/robot_1", "wrist/image_raw"),
+        ("/robot_1", "wrist/camera_info"),
+        ("/robot_2", "workspace"),
+        ("/robot_2", "watchdog"),
+    }, verdicts
     assert verdicts[("/robot_2", "hold test")]["status"] == "WARN"  # never commands a tool outside its box
-    assert verdicts[("/robot_1", "hold test")] == {"status": "WARN", "robot": "/robot_1", "check": "hold test",
-                                                   "measured": "not run: /commander command the arm",
-                                                   "expected": "no other node publishing ee_command or ee_target"}
+    assert verdicts[("/robot_1", "hold test")] == {
+        "status": "WARN",
+        "robot": "/robot_1",
+        "check": "hold test",
+        "measured": "not run: /commander command the arm",
+        "expected": "no other node publishing ee_command or ee_target",
+    }
     assert verdicts[("/robot_1", "front/image_raw")]["measured"] == "0 message(s)"
     assert "outside in z" in verdicts[("/robot_2", "workspace")]["measured"]
     assert verdicts[("/robot_2", "watchdog")]["measured"] == "watchdog_timeout_s 30.0"
@@ -127,11 +177,20 @@ def test_a_broken_cell_fails_the_broken_checks_and_exits_1(tmp_path):
 
 
 def test_usage_errors_exit_2_before_listening():
-    for args, message in ((["nosuch"], "no setup 'nosuch'"), (["sim_single", "--duration", "0"], "--duration"),
-                          (["sim_single", "--policy", "/nonexistent"], "--policy /nonexistent: no such directory"),
-                          (["hw_cameras"], "has no arm node")):
-        out = subprocess.run([ROBOT_RL, "check", *args, "--use-sim", "false" if args[0] == "hw_cameras" else "true"],
-                             check=False, capture_output=True, text=True, env=_env(), timeout=60)
+    for args, message in (
+        (["nosuch"], "no setup 'nosuch'"),
+        (["sim_single", "--duration", "0"], "--duration"),
+        (["sim_single", "--policy", "/nonexistent"], "--policy /nonexistent: no such directory"),
+        (["hw_cameras"], "has no arm node"),
+    ):
+        out = subprocess.run(
+            [ROBOT_RL, "check", *args, "--use-sim", "false" if args[0] == "hw_cameras" else "true"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=60,
+        )
         assert out.returncode == 2 and out.stdout == "", out
         assert out.stderr.startswith("robot-rl: error: ") and message in out.stderr and out.stderr.count("\n") == 1
 
@@ -141,11 +200,17 @@ def test_the_plan_groups_each_robots_cameras_and_actor_and_a_stale_topic_fails()
     assert [r.label for r in franka] == ["/robot_1"]
     assert franka[0].actor.fqn == "/robot_1/actor" and franka[0].actor_table["obs_mode"] == "pixels"
     assert franka[0].cameras({}) == {"front": (10.0, "front_optical_frame"), "wrist": (10.0, "wrist_optical_frame")}
-    two = plan_robots(load_table("sim_two_robots_train", ROOT / "launch", executables=()).with_sets(
-        ["/robot_2/sim_robot:camera_rate_hz:=5.0"]), use_sim=True)
+    two = plan_robots(
+        load_table("sim_two_robots_train", ROOT / "launch", executables=()).with_sets(
+            ["/robot_2/sim_robot:camera_rate_hz:=5.0"]
+        ),
+        use_sim=True,
+    )
     assert [r.clock_topic() for r in two] == ["/robot_1/clock", "/robot_2/clock"]
     assert two[0].cameras({"cameras": ["front"]}) == {} and two[1].cameras({}) == {
-        "front": (5.0, "front_optical_frame"), "wrist": (5.0, "wrist_optical_frame")}
+        "front": (5.0, "front_optical_frame"),
+        "wrist": (5.0, "wrist_optical_frame"),
+    }
     stamps = [i / 50 for i in range(100)]
     fresh = topic_verdict("/", "ee_pose", stamps, stamps[-1] + 0.01, 50.0, 0.3, "wall time")
     stale = topic_verdict("/", "ee_pose", stamps, stamps[-1] + 0.5, 50.0, 0.3, "wall time")

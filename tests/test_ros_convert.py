@@ -20,9 +20,15 @@ FINGERS = ("finger_joint1", "finger_joint2")
 def _make_state() -> RobotState:
     rng = np.random.default_rng(0)
     quat = rng.normal(size=4)
-    return RobotState(q_rad=rng.normal(size=7), dq_rad_s=rng.normal(size=7), ee_pos_m=np.array([0.5, -0.1, 0.2]),
-                      ee_quat_wxyz=quat / np.linalg.norm(quat), ee_linvel_m_s=np.array([0.01, 0.0, -0.02]),
-                      gripper_width_m=0.05, t_capture=12.345678901)
+    return RobotState(
+        q_rad=rng.normal(size=7),
+        dq_rad_s=rng.normal(size=7),
+        ee_pos_m=np.array([0.5, -0.1, 0.2]),
+        ee_quat_wxyz=quat / np.linalg.norm(quat),
+        ee_linvel_m_s=np.array([0.01, 0.0, -0.02]),
+        gripper_width_m=0.05,
+        t_capture=12.345678901,
+    )
 
 
 def test_stamps_round_trip_to_the_nanosecond():
@@ -84,7 +90,20 @@ def test_camera_info_carries_k_and_projection_of_the_spec():
     spec = CameraSpec("front", 64, 48, 10.0, (50.0, 0.0, 32.0, 0.0, 50.0, 24.0, 0.0, 0.0, 1.0), "front_optical_frame")
     info = convert.camera_info_msg(spec, 2.0)
     assert (info.width, info.height, info.header.frame_id) == (64, 48, "front_optical_frame")
-    assert list(info.k) == list(spec.K) and list(info.p) == [50.0, 0.0, 32.0, 0.0, 0.0, 50.0, 24.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert list(info.k) == list(spec.K) and list(info.p) == [
+        50.0,
+        0.0,
+        32.0,
+        0.0,
+        0.0,
+        50.0,
+        24.0,
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+        0.0,
+    ]
     assert convert.camera_spec_from_info(info, "front", 10.0) == spec
 
 

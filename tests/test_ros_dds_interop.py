@@ -9,7 +9,6 @@ only RMW), so this is Fast DDS <-> Cyclone DDS on the wire.
 (No `from __future__ import annotations`: cyclonedds reads the IDL field types at runtime.)
 """
 
-
 import os
 import time
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from robot_rl.interfaces import EECommand
 from robot_rl.nodes import convert, topics
 
 cyclonedds = pytest.importorskip("cyclonedds", reason="the test extra installs cyclonedds")
-from cyclonedds.core import Qos, Policy  # noqa: E402
+from cyclonedds.core import Policy, Qos  # noqa: E402
 from cyclonedds.domain import Domain, DomainParticipant  # noqa: E402
 from cyclonedds.idl import IdlStruct  # noqa: E402
 from cyclonedds.idl.types import float64, int32, sequence, uint8, uint32  # noqa: E402
@@ -41,8 +40,10 @@ pytestmark = pytest.mark.ros
 NS = f"dds_peer_{os.getpid()}"
 ARM = tuple(f"joint{i}" for i in range(1, 8))
 # Cyclone on loopback only (inside `./run.sh test` that is the only interface anyway).
-CYCLONE_LOOPBACK = ("<CycloneDDS><Domain><General><Interfaces><NetworkInterface name=\"lo\" multicast=\"true\"/>"
-                    "</Interfaces></General></Domain></CycloneDDS>")
+CYCLONE_LOOPBACK = (
+    '<CycloneDDS><Domain><General><Interfaces><NetworkInterface name="lo" multicast="true"/>'
+    "</Interfaces></General></Domain></CycloneDDS>"
+)
 
 
 # --- IDL equivalents of the ROS 2 messages (field order and types as in the .msg files) ----------------
@@ -103,8 +104,12 @@ class Float64_(IdlStruct, typename="std_msgs::msg::dds_::Float64_"):
 
 
 XCDR1 = Policy.DataRepresentation(use_cdrv0_representation=True)
-ROS_DEFAULT_QOS = Qos(Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)), Policy.History.KeepLast(10),
-                      Policy.Durability.Volatile, XCDR1)
+ROS_DEFAULT_QOS = Qos(
+    Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
+    Policy.History.KeepLast(10),
+    Policy.Durability.Volatile,
+    XCDR1,
+)
 ROS_SENSOR_QOS = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(5), Policy.Durability.Volatile, XCDR1)
 
 
@@ -155,7 +160,8 @@ def test_cyclone_driver_publishes_joint_states_and_an_image_that_rclpy_reads(ros
         return bool(heard["joints"] and heard["image"])
 
     assert _spin_until(executor, publish_and_check, timeout_s=20.0), (
-        f"rclpy (Fast DDS) did not receive from Cyclone DDS: joints {len(heard['joints'])}, images {len(heard['image'])}")
+        f"rclpy (Fast DDS) did not receive from Cyclone DDS: joints {len(heard['joints'])}, images {len(heard['image'])}"
+    )
     js = heard["joints"][-1]
     assert tuple(js.name) == ARM and np.allclose(js.position, q) and list(js.velocity) == [0.1] * 7
     assert convert.seconds_from_stamp(js.header.stamp) == 42.5
@@ -182,7 +188,8 @@ def test_cyclone_driver_reads_the_commands_rclpy_sends(ros_side, peer):
         return bool(got["twist"] and got["gripper"])
 
     assert _spin_until(executor, send_and_read, timeout_s=20.0), (
-        f"Cyclone DDS did not receive from rclpy: twists {len(got['twist'])}, gripper {len(got['gripper'])}")
+        f"Cyclone DDS did not receive from rclpy: twists {len(got['twist'])}, gripper {len(got['gripper'])}"
+    )
     twist = got["twist"][-1]
     assert (twist.header.stamp.sec, twist.header.stamp.nanosec, twist.header.frame_id) == (7, 250_000_000, "base")
     assert (twist.twist.linear.x, twist.twist.linear.z, twist.twist.angular.z) == pytest.approx((0.1, -0.05, 0.2))

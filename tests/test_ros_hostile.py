@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from rosprocs import Probe, start_process, stop_process
 from safetensors.torch import save
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float32MultiArray, Float64, String, UInt8MultiArray
@@ -28,7 +29,6 @@ from robot_rl.actor.config import ActorConfig
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.policy import Policy
 from robot_rl.nodes import protocol, topics
-from rosprocs import Probe, start_process, stop_process
 
 pytestmark = pytest.mark.ros
 
@@ -65,7 +65,10 @@ def _hostile_policies() -> list[tuple[str, UInt8MultiArray]]:
         ("NaN weights", protocol.policy_msg(_inner(nan, config), 2)),
         ("huge declared layers", protocol.policy_msg(_inner(state, huge), 3)),
         ("flipped byte", protocol.bytes_msg(bytes(flipped))),
-        ("huge declared tensor", protocol.policy_msg(len(huge_header).to_bytes(8, "little") + huge_header + b"\0" * 4, 4)),
+        (
+            "huge declared tensor",
+            protocol.policy_msg(len(huge_header).to_bytes(8, "little") + huge_header + b"\0" * 4, 4),
+        ),
         ("another kind", protocol.bytes_msg(wire.encode("episode", {"x": np.zeros(3)}))),
         ("garbage", protocol.bytes_msg(b"\xff" * 1000)),
         ("another layout", protocol.policy_msg(Policy(AgentConfig(hidden_dims=(8,)), {"state": [5]}, 2).to_bytes(), 5)),
@@ -99,9 +102,23 @@ def _inputs() -> list[tuple[str, type, object]]:
 def actor(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ros_hostile")
     log = tmp / "actor.log"
-    proc = start_process([str(BIN / "robot-rl-actor-node"), "--ros-args", "-r", f"__ns:={NS}", "-r", "__node:=actor",
-                          "-p", f"store:={tmp / 'store'}", "-p", "max_episode_steps:=12",
-                          "-p", f"max_policy_bytes:={MAX_POLICY_BYTES}"], log)
+    proc = start_process(
+        [
+            str(BIN / "robot-rl-actor-node"),
+            "--ros-args",
+            "-r",
+            f"__ns:={NS}",
+            "-r",
+            "__node:=actor",
+            "-p",
+            f"store:={tmp / 'store'}",
+            "-p",
+            "max_episode_steps:=12",
+            "-p",
+            f"max_policy_bytes:={MAX_POLICY_BYTES}",
+        ],
+        log,
+    )
     probe = Probe("hostile_probe")
     probe.record(STATUS, String, protocol.LATCHED_QOS)
     probe.record(f"{NS}/{topics.EE_COMMAND}", TwistStamped, topics.COMMAND_QOS)
@@ -131,8 +148,16 @@ def test_hostile_messages_on_every_topic_are_refused_counted_and_the_node_keeps_
     proc, probe, log = actor
     pub = probe.node.create_publisher
     acks = pub(String, protocol.ACKS, protocol.LATCHED_QOS)
-    for bad in ('{"x": 1e400}', '{"x": 99999999999999999999999}', '{"x": NaN}', '{"x": -1}', "[1, 2]", "{oops",
-                '{"x": "3"}', '{"x": ' + "9" * 5000 + "}"):
+    for bad in (
+        '{"x": 1e400}',
+        '{"x": 99999999999999999999999}',
+        '{"x": NaN}',
+        '{"x": -1}',
+        "[1, 2]",
+        "{oops",
+        '{"x": "3"}',
+        '{"x": ' + "9" * 5000 + "}",
+    ):
         _send_and_expect_refusal(probe, acks, protocol.ACKS, String(data=bad), f"acks {bad[:30]}")
     policy_pub = pub(UInt8MultiArray, protocol.POLICY, protocol.LATCHED_QOS)
     for what, msg in _hostile_policies():
@@ -162,8 +187,19 @@ def test_hostile_messages_on_every_topic_are_refused_counted_and_the_node_keeps_
 
 def test_hostile_commands_to_the_sim_node_are_counted_in_sim_status_and_it_keeps_running(tmp_path):
     ns, log = f"/hostile_sim_{os.getpid()}", tmp_path / "sim.log"
-    proc = start_process([str(BIN / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={ns}", "-p", "camera_rate_hz:=0.0",
-                          "-r", f"/clock:={ns}/clock"], log)
+    proc = start_process(
+        [
+            str(BIN / "robot-rl-sim-node"),
+            "--ros-args",
+            "-r",
+            f"__ns:={ns}",
+            "-p",
+            "camera_rate_hz:=0.0",
+            "-r",
+            f"/clock:={ns}/clock",
+        ],
+        log,
+    )
     probe = Probe("hostile_sim_probe")
     status, joints = f"{ns}/sim_status", f"{ns}/{topics.JOINT_STATES}"
     probe.record(status, String, protocol.LATCHED_QOS)

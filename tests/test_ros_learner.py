@@ -15,11 +15,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rosprocs import Probe
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import wire
@@ -32,7 +32,6 @@ from robot_rl.learner.ledger import source_of
 from robot_rl.nodes import learner as learner_node
 from robot_rl.nodes import protocol
 from robot_rl.training.checkpoint import find_checkpoint
-from rosprocs import Probe
 
 pytestmark = pytest.mark.ros
 
@@ -49,15 +48,20 @@ class _Actors(Probe):
         self.acks: list[dict[str, int]] = []
         self.policies: list[tuple[bytes, int]] = []
         self.status: list[dict] = []  # the learner's /learner/status JSON
-        self.node.create_subscription(String, learner_node.STATUS, lambda m: self.status.append(json.loads(m.data)),
-                                      protocol.LATCHED_QOS)
-        self.node.create_subscription(String, protocol.ACKS, lambda m: self.acks.append(protocol.acks_from_msg(m)),
-                                      protocol.LATCHED_QOS)
+        self.node.create_subscription(
+            String, learner_node.STATUS, lambda m: self.status.append(json.loads(m.data)), protocol.LATCHED_QOS
+        )
+        self.node.create_subscription(
+            String, protocol.ACKS, lambda m: self.acks.append(protocol.acks_from_msg(m)), protocol.LATCHED_QOS
+        )
         self.full: list[tuple[bytes, int]] = []  # the full policies alone (`policies` holds deltas too, as they came)
         self.node.create_subscription(UInt8MultiArray, protocol.POLICY, self._on_full, protocol.LATCHED_QOS)
         self.node.create_subscription(
-            UInt8MultiArray, protocol.POLICY_DELTA,
-            lambda m: self.policies.append(protocol.policy_from_msg(m, protocol.POLICY_DELTA_KIND)), protocol.LATCHED_QOS)
+            UInt8MultiArray,
+            protocol.POLICY_DELTA,
+            lambda m: self.policies.append(protocol.policy_from_msg(m, protocol.POLICY_DELTA_KIND)),
+            protocol.LATCHED_QOS,
+        )
 
     def _on_full(self, msg: UInt8MultiArray) -> None:
         self.full.append(protocol.policy_from_msg(msg))
@@ -71,8 +75,17 @@ class _Actors(Probe):
 def setup(tmp_path_factory):
     """{demos store, run dir, agent file, log dir, actors probe, 'proc': the running learner}."""
     root = tmp_path_factory.mktemp("ros_learner")
-    record_scripted_demos(DemoConfig(task="pick_cube", episodes=4, out=root / "demos", obs_mode="state", noise=0.1,
-                                     keep_failures=True, progress=False))
+    record_scripted_demos(
+        DemoConfig(
+            task="pick_cube",
+            episodes=4,
+            out=root / "demos",
+            obs_mode="state",
+            noise=0.1,
+            keep_failures=True,
+            progress=False,
+        )
+    )
     (root / "agent.json").write_text(json.dumps(SMALL_AGENT))
     ctx = {"demos": EpisodeStore.open(root / "demos"), "root": root, "actors": _Actors(), "starts": 0}
     ctx["proc"] = _start_learner(ctx)
@@ -87,10 +100,28 @@ def _start_learner(ctx: dict) -> subprocess.Popen:
     ctx["starts"] += 1
     ctx["log"] = ctx["root"] / f"learner_{ctx['starts']}.log"
     root = ctx["root"]
-    cmd = [str(Path(sys.executable).parent / "robot-rl-learner-node"), "--ros-args",
-           "-p", f"out:={root / 'run'}", "-p", f"demos:={root / 'demos'}", "-p", f"agent_config:={root / 'agent.json'}",
-           "-p", "min_steps_to_train:=20", "-p", "publish_every_updates:=20", "-p", "checkpoint_every_episodes:=2",
-           "-p", "log_every_episodes:=2", "-p", "wandb_mode:=disabled", "-p", "ack_period_s:=0.5"]
+    cmd = [
+        str(Path(sys.executable).parent / "robot-rl-learner-node"),
+        "--ros-args",
+        "-p",
+        f"out:={root / 'run'}",
+        "-p",
+        f"demos:={root / 'demos'}",
+        "-p",
+        f"agent_config:={root / 'agent.json'}",
+        "-p",
+        "min_steps_to_train:=20",
+        "-p",
+        "publish_every_updates:=20",
+        "-p",
+        "checkpoint_every_episodes:=2",
+        "-p",
+        "log_every_episodes:=2",
+        "-p",
+        "wandb_mode:=disabled",
+        "-p",
+        "ack_period_s:=0.5",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
     env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"  # log lines reach the file as they happen
     with open(ctx["log"], "w") as out:
@@ -100,16 +131,22 @@ def _start_learner(ctx: dict) -> subprocess.Popen:
 def _episode(ctx: dict, i: int, actor: str, index: int) -> bytes:
     """Demo i as the actor `actor`'s episode number `index`, in the protocol's payload."""
     demos: EpisodeStore = ctx["demos"]
-    meta = protocol.EpisodeMeta(actor, index, policy_version=-1, success=True,
-                                task_meta={"task": "pick_cube", "obs_mode": "state"})
+    meta = protocol.EpisodeMeta(
+        actor, index, policy_version=-1, success=True, task_meta={"task": "pick_cube", "obs_mode": "state"}
+    )
     return protocol.msg_bytes(protocol.episode_msg(demos.get_episode(i % demos.n_episodes), meta))
 
 
 def _wait_learner_up(ctx: dict) -> None:
     actors = ctx["actors"]
     n_acks = len(actors.acks)
-    up = actors.spin_until(lambda: (len(actors.acks) > n_acks and actors.episodes.get_subscription_count() > 0)
-                           or ctx["proc"].poll() is not None, timeout_s=40.0)
+    up = actors.spin_until(
+        lambda: (
+            (len(actors.acks) > n_acks and actors.episodes.get_subscription_count() > 0)
+            or ctx["proc"].poll() is not None
+        ),
+        timeout_s=40.0,
+    )
     assert up and ctx["proc"].poll() is None, f"learner did not come up:\n{ctx['log'].read_text()}"
 
 
@@ -123,8 +160,9 @@ def test_policy_is_published_at_start_loads_and_reaches_a_late_joiner(setup):
     action = policy.act({"state": np.zeros(28, dtype=np.float32)})
     assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
     late: list[tuple[bytes, int]] = []
-    actors.node.create_subscription(UInt8MultiArray, protocol.POLICY, lambda m: late.append(protocol.policy_from_msg(m)),
-                                    protocol.LATCHED_QOS)
+    actors.node.create_subscription(
+        UInt8MultiArray, protocol.POLICY, lambda m: late.append(protocol.policy_from_msg(m)), protocol.LATCHED_QOS
+    )
     assert actors.spin_until(lambda: late, timeout_s=5.0)  # transient local: the late joiner gets the latest
     assert late[0][1] == version
 

@@ -16,11 +16,12 @@ import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import stop_process as _stop
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Float32MultiArray
 
 from robot_rl.nodes import teleop_convert, topics
-from rosprocs import start_process as _start, stop_process as _stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -35,28 +36,76 @@ def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     heard, states = [], []
-    node.create_subscription(Joy, f"{NS}/{topics.TELEOP_COMMAND}",
-                             lambda m: heard.append(teleop_convert.teleop_fields_from_msg(m, topics.BASE_FRAME)), topics.COMMAND_QOS)
-    node.create_subscription(Float32MultiArray, f"{NS}/{topics.TASK_OBJECT_STATE}", lambda m: states.append(np.array(m.data)),
-                             topics.STATE_QOS)
+    node.create_subscription(
+        Joy,
+        f"{NS}/{topics.TELEOP_COMMAND}",
+        lambda m: heard.append(teleop_convert.teleop_fields_from_msg(m, topics.BASE_FRAME)),
+        topics.COMMAND_QOS,
+    )
+    node.create_subscription(
+        Float32MultiArray,
+        f"{NS}/{topics.TASK_OBJECT_STATE}",
+        lambda m: states.append(np.array(m.data)),
+        topics.STATE_QOS,
+    )
     # the probe listens before the nodes start, and the operator waits 2 s of sim time before its first take-over,
     # so discovery is done before anything is engaged (on a loaded machine too)
-    sim = _start([str(Path(sys.executable).parent / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={NS}",
-                  "-p", "control_rate_hz:=10.0", "-p", "camera_rate_hz:=0.0", "-p", "seed:=3", "-r", f"/clock:={NS}/clock"], sim_log)
-    op = _start([sys.executable, "-m", "robot_rl.nodes.operator", "--ros-args", "-r", f"__ns:={NS}", "-p", "use_sim_time:=true",
-                 "-r", f"/clock:={NS}/clock", "-p", "control_rate_hz:=10.0", "-p", "patience_steps:=20",
-                 "-p", "takeover_steps:=3", "-p", "max_interventions:=2", "-p", "max_fraction:=1.0"], op_log)
+    sim = _start(
+        [
+            str(Path(sys.executable).parent / "robot-rl-sim-node"),
+            "--ros-args",
+            "-r",
+            f"__ns:={NS}",
+            "-p",
+            "control_rate_hz:=10.0",
+            "-p",
+            "camera_rate_hz:=0.0",
+            "-p",
+            "seed:=3",
+            "-r",
+            f"/clock:={NS}/clock",
+        ],
+        sim_log,
+    )
+    op = _start(
+        [
+            sys.executable,
+            "-m",
+            "robot_rl.nodes.operator",
+            "--ros-args",
+            "-r",
+            f"__ns:={NS}",
+            "-p",
+            "use_sim_time:=true",
+            "-r",
+            f"/clock:={NS}/clock",
+            "-p",
+            "control_rate_hz:=10.0",
+            "-p",
+            "patience_steps:=20",
+            "-p",
+            "takeover_steps:=3",
+            "-p",
+            "max_interventions:=2",
+            "-p",
+            "max_fraction:=1.0",
+        ],
+        op_log,
+    )
     try:
         end = time.monotonic() + 60
         while time.monotonic() < end and not any(h["counts"]["release"] >= 2 for h in heard):
             executor.spin_once(timeout_sec=0.05)
-            assert sim.poll() is None and op.poll() is None, f"a node died:\n{sim_log.read_text()}\n{op_log.read_text()}"
+            assert sim.poll() is None and op.poll() is None, (
+                f"a node died:\n{sim_log.read_text()}\n{op_log.read_text()}"
+            )
         engaged = [h for h in heard if h["engaged"]]
         assert engaged, f"the operator never took over:\n{op_log.read_text()}"
         twist = engaged[0]["twist"]
         cube_to_tcp = states[-1][7:10]
-        assert float(np.dot(twist[:3], -cube_to_tcp)) > 0.5 * np.linalg.norm(twist[:3]) * np.linalg.norm(cube_to_tcp), \
+        assert float(np.dot(twist[:3], -cube_to_tcp)) > 0.5 * np.linalg.norm(twist[:3]) * np.linalg.norm(cube_to_tcp), (
             f"the operator should head for the cube: twist {twist[:3]}, cube - tcp {-cube_to_tcp}"
+        )
         assert engaged[0]["gripper"] == 0.0  # approaching with the gripper open
         # 2 take-overs of 3 steps each (the command QoS keeps only the newest message, so a busy probe may miss
         # some engaged ones: count the events and read the operator's own tally)

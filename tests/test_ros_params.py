@@ -21,13 +21,22 @@ class _Cfg:
     cameras: tuple[str, ...] = ("front",)
 
 
-@pytest.mark.parametrize(("given", "expected"), [(0, "0"), (123622270883, "123622270883"), ("/dev/video2", "/dev/video2")])
+@pytest.mark.parametrize(
+    ("given", "expected"), [(0, "0"), (123622270883, "123622270883"), ("/dev/video2", "/dev/video2")]
+)
 def test_a_text_field_reads_numbers_from_the_command_line_as_text_and_floats_accept_integers(given, expected):
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = Node("params_probe", context=context, parameter_overrides=[
-            Parameter("source", value=given), Parameter("rate_hz", value=5), Parameter("cameras", value=["a", "b"])])
+        node = Node(
+            "params_probe",
+            context=context,
+            parameter_overrides=[
+                Parameter("source", value=given),
+                Parameter("rate_hz", value=5),
+                Parameter("cameras", value=["a", "b"]),
+            ],
+        )
         cfg = declare_config(node, _Cfg())
         assert cfg == _Cfg(source=expected, rate_hz=5.0, cameras=("a", "b")) and isinstance(cfg.rate_hz, float)
         node.destroy_node()

@@ -24,9 +24,24 @@ BOX = WorkspaceBox(low_m=(0.3, -0.25, 0.012), high_m=(0.45, 0.25, 0.32))  # tigh
 def arm_node():
     from robot_rl_drivers.arm_node import ArmNode
 
-    rclpy.init(args=["arm", "--ros-args", "-r", f"__ns:=/safety_arm_{os.getpid()}", "-p", "adapter:=sim",
-                     "-p", "autostart:=unconfigured", "-p", f"max_step_m:={MAX_STEP_M}",
-                     "-p", f"workspace_low_m:={list(BOX.low_m)}", "-p", f"workspace_high_m:={list(BOX.high_m)}"])
+    rclpy.init(
+        args=[
+            "arm",
+            "--ros-args",
+            "-r",
+            f"__ns:=/safety_arm_{os.getpid()}",
+            "-p",
+            "adapter:=sim",
+            "-p",
+            "autostart:=unconfigured",
+            "-p",
+            f"max_step_m:={MAX_STEP_M}",
+            "-p",
+            f"workspace_low_m:={list(BOX.low_m)}",
+            "-p",
+            f"workspace_high_m:={list(BOX.high_m)}",
+        ]
+    )
     node = ArmNode()
     node.trigger_configure()
     node.trigger_activate()
@@ -73,8 +88,20 @@ def test_the_arm_node_brings_an_out_of_box_target_back_at_the_limits_and_holds_o
 def sim_node():
     from robot_rl_sim.node import SimRobotNode
 
-    rclpy.init(args=["sim", "--ros-args", "-r", f"__ns:=/safety_sim_{os.getpid()}", "-p", "camera_rate_hz:=0.0",
-                     "-p", f"max_step_m:={MAX_STEP_M}", "-p", "publish_clock:=false"])
+    rclpy.init(
+        args=[
+            "sim",
+            "--ros-args",
+            "-r",
+            f"__ns:=/safety_sim_{os.getpid()}",
+            "-p",
+            "camera_rate_hz:=0.0",
+            "-p",
+            f"max_step_m:={MAX_STEP_M}",
+            "-p",
+            "publish_clock:=false",
+        ]
+    )
     node = SimRobotNode()
     node.trigger_configure()
     node.trigger_activate()

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, JointState
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
+from rosgraph_msgs.msg import Clock
+from rosprocs import Probe as _Probe  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from robot_rl.nodes import convert, topics
 from robot_rl_drivers.arm_node import ARM_STATUS, ESTOP, ESTOP_QOS, RECOVER, STATUS_QOS
-from rosprocs import Probe as _Probe  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -39,18 +39,38 @@ def sim(tmp_path_factory):
     """(process, log path, probe) for one sim node in namespace NS."""
     log = tmp_path_factory.mktemp("sim_node") / "sim_node.log"
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-    cmd = [str(Path(sys.executable).parent / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={NS}", "-p", f"control_rate_hz:={CONTROL_HZ}",
-           "-p", f"camera_rate_hz:={CAMERA_HZ}", "-p", f"image_size:={IMAGE_PX}", "-p", f"watchdog_timeout_s:={WATCHDOG_S}",
-           "-p", f"max_speed_m_s:={MAX_SPEED_M_S}",
-           "-p", "seed:=7", "-r", f"/clock:={NS}/clock"]
+    cmd = [
+        str(Path(sys.executable).parent / "robot-rl-sim-node"),
+        "--ros-args",
+        "-r",
+        f"__ns:={NS}",
+        "-p",
+        f"control_rate_hz:={CONTROL_HZ}",
+        "-p",
+        f"camera_rate_hz:={CAMERA_HZ}",
+        "-p",
+        f"image_size:={IMAGE_PX}",
+        "-p",
+        f"watchdog_timeout_s:={WATCHDOG_S}",
+        "-p",
+        f"max_speed_m_s:={MAX_SPEED_M_S}",
+        "-p",
+        "seed:=7",
+        "-r",
+        f"/clock:={NS}/clock",
+    ]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     probe = _Probe("sim_node_probe")
     for name, msg_type, qos in [
-        (topics.JOINT_STATES, JointState, topics.STATE_QOS), (topics.EE_POSE, PoseStamped, topics.STATE_QOS),
-        (topics.GRIPPER_STATE, JointState, topics.STATE_QOS), ("clock", Clock, topics.CLOCK_QOS),
-        (topics.image_topic("front"), Image, topics.SENSOR_QOS), (topics.image_topic("wrist"), Image, topics.SENSOR_QOS),
-        (topics.camera_info_topic("front"), CameraInfo, topics.SENSOR_QOS), (ARM_STATUS, String, STATUS_QOS),
+        (topics.JOINT_STATES, JointState, topics.STATE_QOS),
+        (topics.EE_POSE, PoseStamped, topics.STATE_QOS),
+        (topics.GRIPPER_STATE, JointState, topics.STATE_QOS),
+        ("clock", Clock, topics.CLOCK_QOS),
+        (topics.image_topic("front"), Image, topics.SENSOR_QOS),
+        (topics.image_topic("wrist"), Image, topics.SENSOR_QOS),
+        (topics.camera_info_topic("front"), CameraInfo, topics.SENSOR_QOS),
+        (ARM_STATUS, String, STATUS_QOS),
     ]:
         probe.record(f"{NS}/{name}", msg_type, qos)
     probe.ee_command = probe.node.create_publisher(TwistStamped, f"{NS}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
@@ -107,7 +127,9 @@ def test_state_and_cameras_arrive_at_their_rates_with_monotonic_capture_stamps(s
     periods = np.diff(joint_t) * CONTROL_HZ
     assert np.allclose(periods, np.round(periods), atol=1e-4) and np.median(periods) == pytest.approx(1.0)
     image_periods = np.diff(image_t) * CAMERA_HZ
-    assert np.allclose(image_periods, np.round(image_periods), atol=1e-4) and np.median(image_periods) == pytest.approx(1.0)
+    assert np.allclose(image_periods, np.round(image_periods), atol=1e-4) and np.median(image_periods) == pytest.approx(
+        1.0
+    )
     assert np.allclose(np.asarray(image_t) * CONTROL_HZ, np.round(np.asarray(image_t) * CONTROL_HZ), atol=1e-4)
     # the last /clock heard may precede the last joint state by up to one control period (separate topics)
     assert convert.seconds_from_stamp(clocks[-1].clock) >= joint_t[-1] - 1.0 / CONTROL_HZ - 1e-9
@@ -235,8 +257,11 @@ def test_the_sim_robots_estop_latches_a_hold_refuses_reset_and_deactivate_ignore
     assert answer.success and "estop" in answer.message
     _drive(probe, (0.0, 0.1, 0.0), seconds=0.6)
     assert _pose(probe)[1] - start[1] > 0.02, "the arm did not obey after recover"
-    change = lambda t: probe.call(ChangeState, f"{NS}/sim_robot/change_state",  # noqa: E731
-                                  ChangeState.Request(transition=Transition(id=t))).success
+
+    def change(t):
+        request = ChangeState.Request(transition=Transition(id=t))
+        return probe.call(ChangeState, f"{NS}/sim_robot/change_state", request).success
+
     assert change(Transition.TRANSITION_DEACTIVATE)
     held, t0 = _pose(probe), convert.seconds_from_stamp(probe.heard[f"{NS}/{topics.JOINT_STATES}"][-1][1].header.stamp)
     _drive(probe, (0.0, -0.1, 0.0), seconds=0.6)

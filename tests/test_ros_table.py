@@ -8,11 +8,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from robot_rl.nodes.table import TableError, available_setups, load_table
@@ -35,8 +35,14 @@ def _make_launch_dir(tmp_path: Path, nodes: list[dict]) -> Path:
 
 
 def _node(**overrides) -> dict:
-    return {"name": "sim_robot", "package": "robot_rl", "executable": "robot-rl-sim-node",
-            "parameters": ["config/sim_robot.yaml"], "mode": "sim", **overrides}
+    return {
+        "name": "sim_robot",
+        "package": "robot_rl",
+        "executable": "robot-rl-sim-node",
+        "parameters": ["config/sim_robot.yaml"],
+        "mode": "sim",
+        **overrides,
+    }
 
 
 def test_shipped_setups_load_and_two_robots_get_their_own_namespace_seed_and_clock():
@@ -47,14 +53,25 @@ def test_shipped_setups_load_and_two_robots_get_their_own_namespace_seed_and_clo
     assert [n.fqn for n in two.select(use_sim=True)] == ["/robot_1/sim_robot", "/robot_2/sim_robot"]
     assert two.select(use_sim=False) == ()
     args = two.nodes[1].ros_args()
-    assert args == ["--ros-args", "-r", "__node:=sim_robot", "-r", "__ns:=/robot_2",
-                    "--params-file", str(LAUNCH / "config" / "sim_robot.yaml"), "-p", "seed:=2",
-                    "-r", "/clock:=/robot_2/clock"]
+    assert args == [
+        "--ros-args",
+        "-r",
+        "__node:=sim_robot",
+        "-r",
+        "__ns:=/robot_2",
+        "--params-file",
+        str(LAUNCH / "config" / "sim_robot.yaml"),
+        "-p",
+        "seed:=2",
+        "-r",
+        "/clock:=/robot_2/clock",
+    ]
 
 
 def test_dry_run_prints_the_exact_command_line_of_every_node():
-    out = subprocess.run([ROBOT_RL, "up", "sim_two_robots", "--dry-run"], capture_output=True, text=True, env=_env(),
-                         timeout=60)
+    out = subprocess.run(
+        [ROBOT_RL, "up", "sim_two_robots", "--dry-run"], capture_output=True, text=True, env=_env(), timeout=60
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     table = load_table("sim_two_robots", LAUNCH)
@@ -74,28 +91,40 @@ def test_set_overrides_a_parameter_of_every_node_so_named_or_of_one_full_name_an
         table.with_sets(["leaner:demos:=x"])
     with pytest.raises(TableError, match="expected NODE:PARAM:=VALUE"):
         table.with_sets(["learner:demos=x"])
-    out = subprocess.run([ROBOT_RL, "up", "sim_train", "--dry-run", "--set", "learner:out:=/data/run 1"],
-                         capture_output=True, text=True, env=_env(), timeout=60)
+    out = subprocess.run(
+        [ROBOT_RL, "up", "sim_train", "--dry-run", "--set", "learner:out:=/data/run 1"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert out.returncode == 0 and shlex.split(out.stdout.splitlines()[-1])[-2:] == ["-p", "out:=/data/run 1"]
 
 
 def test_up_names_the_valid_setups_when_the_setup_is_unknown():
-    out = subprocess.run([ROBOT_RL, "up", "sim_tree_robots", "--dry-run"], capture_output=True, text=True, env=_env(),
-                         timeout=60)
+    out = subprocess.run(
+        [ROBOT_RL, "up", "sim_tree_robots", "--dry-run"], capture_output=True, text=True, env=_env(), timeout=60
+    )
     assert out.returncode == 2
     assert "no setup 'sim_tree_robots'" in out.stderr and "'sim_two_robots'" in out.stderr
 
 
-@pytest.mark.parametrize("nodes, message", [
-    ([_node(mode="simulation")], r"node 'sim_robot', field 'mode': 'simulation'; choose one of \['sim', 'real', 'any'\]"),
-    ([_node(remap={"a": "b"})], r"node 'sim_robot': unknown fields \['remap'\]; valid fields are"),
-    ([_node(executable="robot-rl-actor")], r"field 'executable': 'robot-rl-actor' is not installed; choose one of"),
-    ([_node(parameters=["config/missing.yaml"])], r"field 'parameters': no file 'config/missing.yaml'"),
-    ([_node(namespace="robot_1")], r"field 'namespace': 'robot_1' is not an absolute namespace"),
-    ([_node(), _node()], r"two nodes are both named /sim_robot"),
-    ([{"name": "x", "package": "robot_rl"}], r"node 'x': missing required fields \['executable', 'mode'\]"),
-    ([_node(remaps={"/clock": "not a topic"})], r"field 'remaps': '/clock' -> 'not a topic'"),
-])
+@pytest.mark.parametrize(
+    "nodes, message",
+    [
+        (
+            [_node(mode="simulation")],
+            r"node 'sim_robot', field 'mode': 'simulation'; choose one of \['sim', 'real', 'any'\]",
+        ),
+        ([_node(remap={"a": "b"})], r"node 'sim_robot': unknown fields \['remap'\]; valid fields are"),
+        ([_node(executable="robot-rl-actor")], r"field 'executable': 'robot-rl-actor' is not installed; choose one of"),
+        ([_node(parameters=["config/missing.yaml"])], r"field 'parameters': no file 'config/missing.yaml'"),
+        ([_node(namespace="robot_1")], r"field 'namespace': 'robot_1' is not an absolute namespace"),
+        ([_node(), _node()], r"two nodes are both named /sim_robot"),
+        ([{"name": "x", "package": "robot_rl"}], r"node 'x': missing required fields \['executable', 'mode'\]"),
+        ([_node(remaps={"/clock": "not a topic"})], r"field 'remaps': '/clock' -> 'not a topic'"),
+    ],
+)
 def test_bad_tables_are_refused_naming_setup_node_and_field(tmp_path, nodes, message):
     launch_dir = _make_launch_dir(tmp_path, nodes)
     with pytest.raises(TableError, match=r"setup 'custom'.*" + message):
@@ -105,7 +134,9 @@ def test_bad_tables_are_refused_naming_setup_node_and_field(tmp_path, nodes, mes
 def test_a_params_file_not_in_ros_format_is_refused(tmp_path):
     launch_dir = _make_launch_dir(tmp_path, [_node(parameters=["config/flat.yaml"])])
     (launch_dir / "config" / "flat.yaml").write_text("task: pick_cube\n")
-    with pytest.raises(TableError, match="is not a ROS params file; expected '<node name or /\\*\\*>: {ros__parameters"):
+    with pytest.raises(
+        TableError, match="is not a ROS params file; expected '<node name or /\\*\\*>: {ros__parameters"
+    ):
         load_table("custom", launch_dir)
 
 
@@ -114,7 +145,10 @@ def test_launch_file_compiles_declares_its_arguments_and_reads_the_same_table():
     tree = ast.parse(source)
     compile(tree, "robot_rl.launch.py", "exec")
     imported = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    assert ("robot_rl.nodes.table", "load_table") in imported and ("robot_rl.nodes.table", "available_setups") in imported
+    assert ("robot_rl.nodes.table", "load_table") in imported and (
+        "robot_rl.nodes.table",
+        "available_setups",
+    ) in imported
     declared = {}
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
@@ -124,7 +158,9 @@ def test_launch_file_compiles_declares_its_arguments_and_reads_the_same_table():
     assert all({"default_value", "description"} <= kw for kw in declared.values())
     assert "choices" in declared["setup"] and "choices" in declared["use_sim"]
     assert "ros_args()" in source  # the same --ros-args as `robot-rl up`
-    assert 'with_sets([f"reward:classifier:={classifier}"])' in source  # classifier:=DIR is `--set reward:classifier:=DIR`
+    assert (
+        'with_sets([f"reward:classifier:={classifier}"])' in source
+    )  # classifier:=DIR is `--set reward:classifier:=DIR`
 
 
 @pytest.mark.parametrize("setup", ["franka", "ur"])
@@ -135,12 +171,26 @@ def test_hardware_tables_run_the_reward_node_beside_the_actor_with_its_classifie
     assert reward.executable == "robot-rl-reward-node" and reward.namespace == actor.namespace  # its task/success
     assert dict(reward.overrides)["classifier"] == "runs/reward_pick"
     assert table.select(use_sim=True) == tuple(n for n in table.nodes if n.mode == "any")  # hardware only
-    out = subprocess.run([ROBOT_RL, "up", setup, "--use-sim", "false", "--dry-run", "--set",
-                          "reward:classifier:=/data/reward 2"], capture_output=True, text=True, env=_env(), timeout=60)
+    out = subprocess.run(
+        [ROBOT_RL, "up", setup, "--use-sim", "false", "--dry-run", "--set", "reward:classifier:=/data/reward 2"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     line = next(shlex.split(x) for x in out.stdout.splitlines() if "robot-rl-reward-node" in x)
-    assert line[1:] == ["--ros-args", "-r", "__node:=reward", "-r", "__ns:=/robot_1", "-p", "rate_hz:=10.0",
-                        "-p", "classifier:=/data/reward 2"]
+    assert line[1:] == [
+        "--ros-args",
+        "-r",
+        "__node:=reward",
+        "-r",
+        "__ns:=/robot_1",
+        "-p",
+        "rate_hz:=10.0",
+        "-p",
+        "classifier:=/data/reward 2",
+    ]
 
 
 def test_wheel_installs_the_ament_marker_package_xml_and_launch_files(tmp_path):
@@ -156,11 +206,32 @@ def test_wheel_installs_the_ament_marker_package_xml_and_launch_files(tmp_path):
         shutil.copy(ROOT / name, src / name)
     for name in ("robot_rl", "sim", "drivers", "calibration", "launch"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                          "-w", str(tmp_path), str(src)], capture_output=True, text=True, env=_env(), timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     names = zipfile.ZipFile(next(tmp_path.glob("robot_rl-*.whl"))).namelist()
     data = "robot_rl-0.1.0.data/data/share/"
-    for path in ("ament_index/resource_index/packages/robot_rl", "robot_rl/package.xml", "robot_rl/launch/robot_rl.launch.py",
-                 "robot_rl/launch/setups/sim_two_robots.yaml", "robot_rl/launch/config/sim_robot.yaml"):
+    for path in (
+        "ament_index/resource_index/packages/robot_rl",
+        "robot_rl/package.xml",
+        "robot_rl/launch/robot_rl.launch.py",
+        "robot_rl/launch/setups/sim_two_robots.yaml",
+        "robot_rl/launch/config/sim_robot.yaml",
+    ):
         assert data + path in names, f"{path} missing from the wheel's share/"

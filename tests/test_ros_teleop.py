@@ -21,10 +21,10 @@ from geometry_msgs.msg import Twist
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Joy
+from test_teleop_keyboard_tmux import _Pane
 
 from robot_rl.nodes import teleop_convert, topics
 from robot_rl.teleop.link import TeleopLink
-from test_teleop_keyboard_tmux import _Pane
 
 pytestmark = pytest.mark.ros
 
@@ -144,7 +144,9 @@ def test_spacenav_twist_and_buttons_in_give_commands_out(probe, tmp_path):
     log = tmp_path / "teleop_spacenav.log"
     proc = _start("robot_rl.nodes.teleop", log, "mapping:=spacemouse")
     try:
-        assert probe.spin_until(lambda: probe.heard or proc.poll() is not None, timeout_s=30) and proc.poll() is None, log.read_text()
+        assert probe.spin_until(lambda: probe.heard or proc.poll() is not None, timeout_s=30) and proc.poll() is None, (
+            log.read_text()
+        )
         twist = Twist()
         twist.linear.y, twist.angular.z = -0.5, 0.3  # driver-normalised puck readings
         buttons = iter([Joy(buttons=[1])] + [Joy(buttons=[])] * 1000)  # left pressed once, then periodic republishes
@@ -178,20 +180,33 @@ def test_the_command_message_round_trips_with_no_gripper_as_nan_and_refuses_a_ra
 
 
 def test_a_mapping_for_another_device_is_refused_naming_the_node_to_use(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "robot_rl.nodes.teleop", "--ros-args", "-p", "mapping:=keyboard"],
-                         env=ENV, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "robot_rl.nodes.teleop", "--ros-args", "-p", "mapping:=keyboard"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "use robot-rl-keyboard-node" in out.stderr
 
 
 def test_the_spacemouse_node_without_pyspacemouse_says_what_to_install():
-    out = subprocess.run([sys.executable, "-m", "robot_rl.nodes.spacemouse", "--ros-args", "-r", f"__ns:={NS}"],
-                         env=ENV, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "robot_rl.nodes.spacemouse", "--ros-args", "-r", f"__ns:={NS}"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "pip install pyspacemouse" in out.stderr
 
 
 def test_keys_typed_into_the_keyboard_node_in_a_terminal_arrive_as_commands(probe, tmp_path):
     node = f"{shlex.quote(sys.executable)} -m robot_rl.nodes.keyboard --ros-args -r __ns:={NS} -p rate_hz:=50.0"
-    pane = _Pane(f"sh -c {shlex.quote(f'trap : INT; {node} 2> {tmp_path}/kb.err; echo rc=$? > {tmp_path}/rc; sleep 30')}", tmp_path)
+    pane = _Pane(
+        f"sh -c {shlex.quote(f'trap : INT; {node} 2> {tmp_path}/kb.err; echo rc=$? > {tmp_path}/rc; sleep 30')}",
+        tmp_path,
+    )
     try:
         assert probe.spin_until(lambda: probe.heard, timeout_s=30), (tmp_path / "kb.err").read_text()
         pane.keys("a", "g")  # +y, toggle the gripper (closes)

@@ -31,8 +31,12 @@ ROBOTS = ("/robot_1", "/robot_2")
 def _start_up(setup: str, log: Path, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
     with open(log, "w") as out:
-        return subprocess.Popen([str(Path(sys.executable).parent / "robot-rl"), "up", setup, *extra],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "robot-rl"), "up", setup, *extra],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 class _Probe:
@@ -45,7 +49,9 @@ class _Probe:
         self.poses = {ns: [] for ns in ROBOTS}
         self.clocks = {ns: [] for ns in ROBOTS}
         for ns in ROBOTS:
-            self.node.create_subscription(PoseStamped, f"{ns}/{topics.EE_POSE}", self.poses[ns].append, topics.STATE_QOS)
+            self.node.create_subscription(
+                PoseStamped, f"{ns}/{topics.EE_POSE}", self.poses[ns].append, topics.STATE_QOS
+            )
             self.node.create_subscription(Clock, f"{ns}/clock", self.clocks[ns].append, topics.CLOCK_QOS)
         self.command = self.node.create_publisher(TwistStamped, f"{ROBOTS[0]}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
 

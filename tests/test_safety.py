@@ -45,7 +45,9 @@ def test_translation_is_limited_by_step_and_speed():
 
 def test_acceleration_limit_ramps_up_a_sudden_command():
     f = _make_filter(max_step_m=0.05, max_speed_m_s=0.5, max_accel_m_s2=1.0)
-    steps = [np.linalg.norm(f.filter(_cmd(dx=0.05), np.array([0.4, 0, 0.2]), DT_S).command.delta_pos_m) for _ in range(6)]
+    steps = [
+        np.linalg.norm(f.filter(_cmd(dx=0.05), np.array([0.4, 0, 0.2]), DT_S).command.delta_pos_m) for _ in range(6)
+    ]
     assert steps[0] == pytest.approx(0.01)  # dv <= 1 m/s^2 * 0.1 s = 0.1 m/s -> 0.01 m per step
     assert steps[1] == pytest.approx(0.02)
     assert steps[-1] == pytest.approx(0.05)
@@ -131,13 +133,16 @@ def test_watchdog_expires_when_commands_stop():
     assert not dog.expired(1.5)
 
 
-@pytest.mark.parametrize("low,high", [
-    ((np.nan, -0.2, 0.0), (0.7, 0.2, 0.4)),  # a NaN corner passed `low >= high` (False) and clipped targets to NaN
-    ((0.3, -0.2, 0.0), (0.7, 0.2, np.inf)),  # no limit at all
-    ((0.7, -0.2, 0.0), (0.3, 0.2, 0.4)),  # low above high
-    ((0.3, -0.2, 0.2), (0.7, 0.2, 0.2)),  # zero-size box
-    ((0.3, -0.2), (0.7, 0.2)),  # two numbers: z unbounded
-])
+@pytest.mark.parametrize(
+    "low,high",
+    [
+        ((np.nan, -0.2, 0.0), (0.7, 0.2, 0.4)),  # a NaN corner passed `low >= high` (False) and clipped targets to NaN
+        ((0.3, -0.2, 0.0), (0.7, 0.2, np.inf)),  # no limit at all
+        ((0.7, -0.2, 0.0), (0.3, 0.2, 0.4)),  # low above high
+        ((0.3, -0.2, 0.2), (0.7, 0.2, 0.2)),  # zero-size box
+        ((0.3, -0.2), (0.7, 0.2)),  # two numbers: z unbounded
+    ],
+)
 def test_a_workspace_that_bounds_nothing_is_refused_where_it_is_made(low, high):
     """Node parameters (workspace_low_m / high_m) build the box directly, without the calibration file's checks."""
     with pytest.raises(ValueError, match="workspace low"):

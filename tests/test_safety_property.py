@@ -29,9 +29,13 @@ def _random_setup(rng):
     extreme = rng.random() < 0.1  # now and then limits far from any real robot's
     span = (1e-6, 1e6) if extreme else (1.0, 1.0)
     limits = SafetyLimits(
-        workspace=box, max_step_m=_log_uniform(rng, 1e-3 / span[1], 0.1 * span[1]),
-        max_step_rad=_log_uniform(rng, 0.01, 1.0), max_speed_m_s=_log_uniform(rng, 0.01 * span[0], 2.0 * span[1]),
-        max_angvel_rad_s=_log_uniform(rng, 0.1, 5.0), max_accel_m_s2=_log_uniform(rng, 0.1 * span[0], 100.0 * span[1]))
+        workspace=box,
+        max_step_m=_log_uniform(rng, 1e-3 / span[1], 0.1 * span[1]),
+        max_step_rad=_log_uniform(rng, 0.01, 1.0),
+        max_speed_m_s=_log_uniform(rng, 0.01 * span[0], 2.0 * span[1]),
+        max_angvel_rad_s=_log_uniform(rng, 0.1, 5.0),
+        max_accel_m_s2=_log_uniform(rng, 0.1 * span[0], 100.0 * span[1]),
+    )
     return limits, _log_uniform(rng, 1e-3, 0.5)
 
 
@@ -70,13 +74,16 @@ def _corrupt(rng, delta, rot, gripper, target, last_gripper, dt_s):
     bad = rng.choice([np.nan, np.inf, -np.inf])
     where = rng.integers(7)
     if where == 0:
-        delta = delta.copy(); delta[rng.integers(3)] = bad  # noqa: E702
+        delta = delta.copy()
+        delta[rng.integers(3)] = bad  # noqa: E702
     elif where == 1:
-        rot = rot.copy(); rot[rng.integers(3)] = bad  # noqa: E702
+        rot = rot.copy()
+        rot[rng.integers(3)] = bad  # noqa: E702
     elif where == 2:
         gripper = bad
     elif where == 3:
-        target = target.copy(); target[rng.integers(3)] = bad  # noqa: E702
+        target = target.copy()
+        target[rng.integers(3)] = bad  # noqa: E702
     elif where == 4:
         last_gripper = bad
     elif where == 5:

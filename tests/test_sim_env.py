@@ -179,7 +179,8 @@ def test_the_sim_cell_takes_its_facts_from_the_cores_single_table(task):
     """Proprio layout, tool-down orientation, workspace box, object layout and episode length are defined once, in
     robot_rl.actor.layout (what the ROS actor reads); the sim holds the very same objects, not copies."""
     from robot_rl.actor import layout
-    from robot_rl_sim import env as sim_env, tasks
+    from robot_rl_sim import env as sim_env
+    from robot_rl_sim import tasks
 
     spec = layout.task_spec(task)
     cell = make_task_env(task).unwrapped
@@ -189,6 +190,7 @@ def test_the_sim_cell_takes_its_facts_from_the_cores_single_table(task):
     assert cell.robot.spec.workspace == spec.workspace  # the arm's box, and so the sim robot's safety filter's
     obs, _ = cell.reset(seed=0)
     s = cell.robot.read()
-    np.testing.assert_array_equal(obs[:PROPRIO_DIM], layout.proprio(s.ee_pos_m, s.ee_quat_wxyz, s.ee_linvel_m_s,
-                                                                    s.gripper_width_m, s.q_rad))
+    np.testing.assert_array_equal(
+        obs[:PROPRIO_DIM], layout.proprio(s.ee_pos_m, s.ee_quat_wxyz, s.ee_linvel_m_s, s.gripper_width_m, s.q_rad)
+    )
     cell.close()

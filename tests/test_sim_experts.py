@@ -16,7 +16,9 @@ def _success_rate(task: str, episodes: int, noise: float = 0.0, **kw) -> tuple[f
     for episode in range(episodes):
         obs, info = env.reset(seed=10_000 + episode)
         expert.reset()
-        for step in range(1, 1000):
+        step = 0
+        for _ in range(1, 1000):
+            step += 1  # the episode length, read after the loop
             action = expert.act(obs)
             assert env.action_space.contains(action)
             obs, reward, terminated, truncated, info = env.step(action)

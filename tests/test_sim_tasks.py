@@ -57,11 +57,11 @@ def test_peg_counts_as_inserted_only_inside_the_hole_footprint():
     u.robot.advance(0.2)  # let go of it
     a = _free_joint_qpos(env, "peg")
     tip_below_rim_m = 0.03
-    u.data.qpos[a:a + 3] = rim + [0.0, 0.0, 0.04 - tip_below_rim_m]  # centred in the hole, tip 3 cm deep
-    u.data.qpos[a + 3:a + 7] = (1, 0, 0, 0)
+    u.data.qpos[a : a + 3] = rim + [0.0, 0.0, 0.04 - tip_below_rim_m]  # centred in the hole, tip 3 cm deep
+    u.data.qpos[a + 3 : a + 7] = (1, 0, 0, 0)
     mujoco.mj_forward(u.model, u.data)
     assert abs(u.task.insertion_depth_m() - tip_below_rim_m) < 1e-6 and u.task.is_success()
-    u.data.qpos[a:a + 2] = rim[:2] + [0.06, 0.0]  # same depth, beside the fixture
+    u.data.qpos[a : a + 2] = rim[:2] + [0.06, 0.0]  # same depth, beside the fixture
     mujoco.mj_forward(u.model, u.data)
     assert u.task.insertion_depth_m() == 0.0 and not u.task.is_success()
 

@@ -14,7 +14,11 @@ from robot_rl import keys
 from robot_rl.data.memory import MemoryEpisodeStore
 from robot_rl.data.store import SCHEMA_VERSION, EpisodeStore, StoreError
 
-META = {"task": "pick_cube", "control_rate_hz": 10.0, "cameras": {"front": {"K": [100.0, 0, 32, 0, 100.0, 32, 0, 0, 1]}}}
+META = {
+    "task": "pick_cube",
+    "control_rate_hz": 10.0,
+    "cameras": {"front": {"K": [100.0, 0, 32, 0, 100.0, 32, 0, 0, 1]}},
+}
 
 
 def _make_episode(seed: int, length: int, image_hw: tuple[int, int] = (32, 40)) -> dict[str, np.ndarray]:

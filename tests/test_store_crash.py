@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from test_store import _assert_same_episode, _make_episode
 
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
-from test_store import _assert_same_episode, _make_episode
 
 SHORT, LONG = 10, 600  # steps of the committed episodes / of the episode being written when killed
 

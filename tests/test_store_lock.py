@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from test_store import META, _assert_same_episode, _make_episode
 
 from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.data.store_lock import HOLDER_FILE
-from test_store import META, _assert_same_episode, _make_episode
 
 TESTS_DIR = str(Path(__file__).parent)
 
@@ -50,8 +50,9 @@ print(json.dumps({{"outcome": outcome, "seconds": time.monotonic() - t0}}))
 
 def _start_holder(path: Path) -> subprocess.Popen:
     code = HOLDER.format(tests_dir=TESTS_DIR, path=str(path))
-    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     line = holder.stdout.readline().strip()
     if line != "locked":
         holder.kill()

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from test_store import META, _assert_same_episode, _make_episode, _store_with
 
 from robot_rl import keys
 from robot_rl.cli import main
 from robot_rl.data.store import EpisodeStore, StoreError
-from test_store import META, _assert_same_episode, _make_episode, _store_with
 
 ENDS_CHUNK_0 = Path("meta") / "episode_ends" / "c" / "0"
 
@@ -24,10 +24,16 @@ ENDS_CHUNK_0 = Path("meta") / "episode_ends" / "c" / "0"
 def test_a_one_episode_store_that_lost_its_index_is_refused_then_repaired_byte_for_byte(tmp_path, capsys):
     path, episodes = _store_with(tmp_path, [9])
     (path / ENDS_CHUNK_0).unlink()  # the case: it used to read as an empty store, then get overwritten
-    for open_it in (lambda: EpisodeStore.open(path, mode="a"), lambda: EpisodeStore.open_or_create(path, META),
-                    lambda: EpisodeStore.open(path)):
-        with pytest.raises(StoreError, match=rf"index is lost: chunk 0 of meta/episode_ends .* is missing; .*"
-                                             rf"run `robot-rl data repair {path}`"):
+    for open_it in (
+        lambda: EpisodeStore.open(path, mode="a"),
+        lambda: EpisodeStore.open_or_create(path, META),
+        lambda: EpisodeStore.open(path),
+    ):
+        with pytest.raises(
+            StoreError,
+            match=rf"index is lost: chunk 0 of meta/episode_ends .* is missing; .*"
+            rf"run `robot-rl data repair {path}`",
+        ):
             open_it()
     assert zarr.open_array(path / "data" / keys.ACTION, mode="r").shape[0] == 9  # nothing was overwritten
 
@@ -72,7 +78,10 @@ def test_repair_refuses_a_store_without_episode_end_flags(tmp_path, capsys):
     (path / ENDS_CHUNK_0).unlink()
     assert main(["data", "repair", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"robot-rl: error: cannot repair {path}: it has no terminated or truncated key") and err.count("\n") == 1
+    assert (
+        err.startswith(f"robot-rl: error: cannot repair {path}: it has no terminated or truncated key")
+        and err.count("\n") == 1
+    )
     assert (path / "meta" / "episode_ends" / "zarr.json").is_file()  # refused: nothing was moved
 
 

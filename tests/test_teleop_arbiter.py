@@ -125,7 +125,9 @@ def test_a_command_that_overflows_in_the_tool_frame_is_shrunk_keeping_its_direct
     out = arb.step(np.zeros(4, np.float32), _cmd(twist=(1.0, 1.0, 0.5, 0, 0, 0)), ee_quat_wxyz=quat)
     # in the tool frame (1, 1, 0.5) is (1.414, 0, 0.5): too long for an action, so all of it is scaled by 1/1.414
     np.testing.assert_allclose(out.action[:3], [1.0, 0.0, 0.5 / math.sqrt(2)], atol=1e-6)
-    np.testing.assert_allclose(action_to_base(out.action, quat, False)[:3], np.array([1.0, 1.0, 0.5]) / math.sqrt(2), atol=1e-6)
+    np.testing.assert_allclose(
+        action_to_base(out.action, quat, False)[:3], np.array([1.0, 1.0, 0.5]) / math.sqrt(2), atol=1e-6
+    )
 
 
 def test_base_frame_policies_get_the_twist_unrotated_and_scaled():

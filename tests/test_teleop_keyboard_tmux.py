@@ -7,10 +7,8 @@ session on a private tmux server; the test types into the pane and reads the com
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,7 +40,9 @@ def pane(tmp_path):
     log, stty = tmp_path / "commands.jsonl", tmp_path / "stty_after.txt"
     reader = f"{shlex.quote(sys.executable)} -m robot_rl.teleop.keyboard --rate-hz 50 --jsonl {shlex.quote(str(log))}"
     # after the reader exits, record the terminal's settings: it must have put them back
-    p = _Pane(f"sh -c {shlex.quote(f'trap : INT; {reader}; echo rc=$? > {stty}.rc; stty -a > {stty}; sleep 30')}", tmp_path)
+    p = _Pane(
+        f"sh -c {shlex.quote(f'trap : INT; {reader}; echo rc=$? > {stty}.rc; stty -a > {stty}; sleep 30')}", tmp_path
+    )
     try:
         _wait_for(log, lambda lines: len(lines) > 0, timeout_s=30.0)
         yield p, log, stty

@@ -16,7 +16,11 @@ UPWARDS = np.array([0.0, 0.0, 1.0, -1.0], dtype=np.float32)  # a policy that hea
 def _run_episode(policy_action: np.ndarray, cfg: OperatorConfig, seed: int = 0) -> dict:
     """One pick_cube episode: policy -> operator (ground truth + scripted expert) -> arbiter -> env."""
     env = make_task_env("pick_cube", obs_mode="state", max_episode_steps=cfg.max_episode_steps)
-    expert, op, arb = make_expert(env, seed=seed), ScriptedOperator(cfg, use_rotation=False), Arbiter(ArbiterConfig(), 4)
+    expert, op, arb = (
+        make_expert(env, seed=seed),
+        ScriptedOperator(cfg, use_rotation=False),
+        Arbiter(ArbiterConfig(), 4),
+    )
     obs, _ = env.reset(seed=seed)
     expert.reset()
     interventions, distances, events, success = [], [], [], False
@@ -32,12 +36,19 @@ def _run_episode(policy_action: np.ndarray, cfg: OperatorConfig, seed: int = 0) 
         if terminated or truncated:
             break
     env.close()
-    return {"interventions": np.array(interventions), "distances": np.array(distances), "events": events,
-            "success": success, "operator": op}
+    return {
+        "interventions": np.array(interventions),
+        "distances": np.array(distances),
+        "events": events,
+        "success": success,
+        "operator": op,
+    }
 
 
 def test_the_operator_takes_over_an_idle_policy_after_its_patience_and_stays_within_budget():
-    cfg = OperatorConfig(patience_steps=8, takeover_steps=7, max_interventions=5, max_fraction=0.2, max_episode_steps=60)
+    cfg = OperatorConfig(
+        patience_steps=8, takeover_steps=7, max_interventions=5, max_fraction=0.2, max_episode_steps=60
+    )
     ep = _run_episode(IDLE, cfg)
     iv, d = ep["interventions"], ep["distances"]
     first = int(np.argmax(iv))
@@ -51,7 +62,9 @@ def test_the_operator_takes_over_an_idle_policy_after_its_patience_and_stays_wit
 
 
 def test_the_intervention_count_caps_the_take_overs():
-    cfg = OperatorConfig(patience_steps=5, takeover_steps=3, max_interventions=2, max_fraction=1.0, max_episode_steps=60)
+    cfg = OperatorConfig(
+        patience_steps=5, takeover_steps=3, max_interventions=2, max_fraction=1.0, max_episode_steps=60
+    )
     ep = _run_episode(IDLE, cfg)
     assert ep["operator"].interventions == 2 and ep["interventions"].sum() == 6
 
@@ -69,7 +82,9 @@ def test_no_budget_means_the_operator_never_acts():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_with_an_unlimited_budget_the_operator_finishes_the_task_for_an_idle_policy(seed):
-    cfg = OperatorConfig(patience_steps=5, takeover_steps=200, max_interventions=1, max_fraction=1.0, max_episode_steps=100)
+    cfg = OperatorConfig(
+        patience_steps=5, takeover_steps=200, max_interventions=1, max_fraction=1.0, max_episode_steps=100
+    )
     ep = _run_episode(IDLE, cfg, seed=seed)
     assert ep["success"], f"the expert drove {ep['interventions'].sum()} steps without lifting the cube"
 

@@ -24,8 +24,13 @@ from robot_rl.training.checkpoint import (
 
 
 def _draw(np_rng, gen):
-    return (random.random(), float(np_rng.random()), float(np.random.rand()), float(torch.rand(1)),
-            float(torch.rand(1, generator=gen)))
+    return (
+        random.random(),
+        float(np_rng.random()),
+        float(np.random.rand()),
+        float(torch.rand(1)),
+        float(torch.rand(1, generator=gen)),
+    )
 
 
 def test_random_states_survive_json_and_replay_the_same_draws():
@@ -103,8 +108,10 @@ def test_a_truncated_and_a_half_written_checkpoint_are_both_skipped(three_checkp
     assert find_checkpoint(three_checkpoints, warn=lines.append).name == "step_200"
     assert lines[0].startswith("checkpoint step_400 is incomplete (no MANIFEST.json and rng.json, ")
     written = json.loads((root / "step_300" / MANIFEST).read_text())["files"]["agent/agent.safetensors"]["bytes"]
-    assert lines[1] == (f"checkpoint step_300 is truncated (agent/agent.safetensors has 100 bytes, {written} "
-                        "written (truncated or overwritten)); using step_200")
+    assert lines[1] == (
+        f"checkpoint step_300 is truncated (agent/agent.safetensors has 100 bytes, {written} "
+        "written (truncated or overwritten)); using step_200"
+    )
     assert len(lines) == 2
 
 
@@ -123,8 +130,11 @@ def test_a_complete_checkpoint_without_manifest_is_used_with_a_warning_unless_it
 def test_no_complete_checkpoint_names_each_problem_and_the_command_that_restarts(tmp_path):
     ckpt = _save(tmp_path, _agent(), 100)
     (ckpt / "rng.json").write_text("{}")
-    with pytest.raises(CheckpointError, match=r"no complete checkpoint in .*\(step_100: rng.json has 2 bytes, .*"
-                       r"mv .*checkpoints .*checkpoints.bad && robot-rl train --resume "):
+    with pytest.raises(
+        CheckpointError,
+        match=r"no complete checkpoint in .*\(step_100: rng.json has 2 bytes, .*"
+        r"mv .*checkpoints .*checkpoints.bad && robot-rl train --resume ",
+    ):
         find_checkpoint(tmp_path)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         find_checkpoint(tmp_path / "elsewhere")

@@ -59,15 +59,20 @@ def test_a_literal_field_refuses_a_value_outside_its_choices(capsys):
 
 
 def test_help_text_comes_from_the_field_comments():
-    assert field_comments(_Outer) == {"steps": "env steps", "mode": "which mode", "flag": "a switch", "out": "where",
-                                      "inner": "nested config"}
+    assert field_comments(_Outer) == {
+        "steps": "env steps",
+        "mode": "which mode",
+        "flag": "a switch",
+        "out": "where",
+        "inner": "nested config",
+    }
     parser = argparse.ArgumentParser(prog="x")
     add_dataclass_args(parser, TrainConfig)
     help_text = parser.format_help()
     assert "--demo-fraction DEMO_FRACTION" in help_text and "fraction of each batch drawn from the demos" in help_text
     assert "--wandb, --no-wandb" in help_text
-    options = help_text[help_text.index("AgentConfig options"):]
-    n_step_help = options[options.index("--n-step N_STEP"):options.index("--actor-update-every")]
+    options = help_text[help_text.index("AgentConfig options") :]
+    n_step_help = options[options.index("--n-step N_STEP") : options.index("--actor-update-every")]
     assert "(default: 3)" in n_step_help  # the run's tuned agent default, not AgentConfig's own 1
 
 
@@ -111,8 +116,11 @@ def test_resuming_refuses_fixed_options_naming_each_and_applies_changeable_ones(
     saved = replace_nested(TrainConfig(), {"task": "pick_cube", "agent": {"hidden_dims": (64, 64)}})
     saved.save(tmp_path / "train_config.json")
     before = (tmp_path / "train_config.json").read_bytes()
-    with pytest.raises(UsageError, match=r"^cannot change on resume: --task was pick_cube, given peg_insert; "
-                       r"--hidden-dims was 64 64, given 32 32 \(the saved agent"):
+    with pytest.raises(
+        UsageError,
+        match=r"^cannot change on resume: --task was pick_cube, given peg_insert; "
+        r"--hidden-dims was 64 64, given 32 32 \(the saved agent",
+    ):
         config_for_resume(tmp_path, {"task": "peg_insert", "agent": {"hidden_dims": (32, 32)}})
     with pytest.raises(UsageError, match="--obs was state, given pixels"):
         config_for_resume(tmp_path, {"obs": "pixels"})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import numpy as np
-
 from trainproc import kill_train_when
+
 from robot_rl.data.store import EpisodeStore
 from robot_rl.training.config import config_for_resume
 from robot_rl.training.loop import train
@@ -20,10 +19,35 @@ def _episodes(path) -> int:
 
 def test_killed_learner_loses_no_completed_episode_and_resume_continues_from_all_of_them(tmp_path):
     out = tmp_path / "run"
-    cmd = ["--env-id", "Pendulum-v1", "--max-episode-steps", "50",
-           "--steps", "100000", "--warmup-steps", "50", "--checkpoint-every", "100", "--eval-every", "100000",
-           "--eval-episodes", "1", "--no-wandb", "--no-progress-bar", "--hidden-dims", "16", "16", "--batch-size", "16",
-           "--utd", "1", "--threads", "1", "--out", str(out)]
+    cmd = [
+        "--env-id",
+        "Pendulum-v1",
+        "--max-episode-steps",
+        "50",
+        "--steps",
+        "100000",
+        "--warmup-steps",
+        "50",
+        "--checkpoint-every",
+        "100",
+        "--eval-every",
+        "100000",
+        "--eval-episodes",
+        "1",
+        "--no-wandb",
+        "--no-progress-bar",
+        "--hidden-dims",
+        "16",
+        "16",
+        "--batch-size",
+        "16",
+        "--utd",
+        "1",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
     kill_train_when(cmd, lambda: _episodes(out / "episodes") >= 5)  # checkpoints at episodes 2 and 4; 5 is after
     before = EpisodeStore.open(out / "episodes", mode="r")
     n_before = before.n_episodes

@@ -21,11 +21,26 @@ TINY_AGENT = {"hidden_dims": (32, 32), "batch_size": 32, "utd_ratio": 1}
 
 def _pick_cube_cfg(out: Path, steps: int) -> TrainConfig:
     """pick_cube from state, 50-step episodes, 3 scripted demos, a tiny learner: a few seconds of CPU."""
-    return replace_nested(TrainConfig(), {
-        "task": "pick_cube", "obs": "state", "max_episode_steps": 50, "scripted_demos": 3, "out": str(out),
-        "steps": steps, "warmup_steps": 50, "eval_every": 100, "eval_episodes": 2, "video_episodes": 0,
-        "checkpoint_every": 100, "log_every": 50, "wandb": False, "progress_bar": False, "agent": TINY_AGENT,
-    })
+    return replace_nested(
+        TrainConfig(),
+        {
+            "task": "pick_cube",
+            "obs": "state",
+            "max_episode_steps": 50,
+            "scripted_demos": 3,
+            "out": str(out),
+            "steps": steps,
+            "warmup_steps": 50,
+            "eval_every": 100,
+            "eval_episodes": 2,
+            "video_episodes": 0,
+            "checkpoint_every": 100,
+            "log_every": 50,
+            "wandb": False,
+            "progress_bar": False,
+            "agent": TINY_AGENT,
+        },
+    )
 
 
 def _agent_tensors(ckpt: Path) -> dict[str, np.ndarray]:
@@ -36,10 +51,39 @@ def _agent_tensors(ckpt: Path) -> dict[str, np.ndarray]:
 
 def test_pendulum_trains_through_env_id_with_every_artifact_and_offline_wandb(tmp_path):
     out = tmp_path / "run"
-    rc = main(["train", "--env-id", "Pendulum-v1", "--max-episode-steps", "100", "--steps", "300", "--warmup-steps", "100",
-               "--eval-every", "150", "--eval-episodes", "2", "--checkpoint-every", "150", "--log-every", "50",
-               "--wandb-mode", "offline", "--no-progress-bar", "--hidden-dims", "32", "32", "--batch-size", "32",
-               "--utd", "1", "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "--env-id",
+            "Pendulum-v1",
+            "--max-episode-steps",
+            "100",
+            "--steps",
+            "300",
+            "--warmup-steps",
+            "100",
+            "--eval-every",
+            "150",
+            "--eval-episodes",
+            "2",
+            "--checkpoint-every",
+            "150",
+            "--log-every",
+            "50",
+            "--wandb-mode",
+            "offline",
+            "--no-progress-bar",
+            "--hidden-dims",
+            "32",
+            "32",
+            "--batch-size",
+            "32",
+            "--utd",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
     assert [e["env_steps"] for e in evals] == [0, 150, 300]
@@ -58,7 +102,9 @@ def test_pendulum_trains_through_env_id_with_every_artifact_and_offline_wandb(tm
 def test_a_fresh_run_refuses_a_run_dir_that_already_holds_episodes(tmp_path):
     cfg = replace_nested(_pick_cube_cfg(tmp_path / "run", steps=50), {"scripted_demos": 0, "warmup_steps": 50})
     train(cfg)
-    with pytest.raises(UsageError, match=r"already holds a run \(1 episodes\): continue it with `robot-rl train --resume"):
+    with pytest.raises(
+        UsageError, match=r"already holds a run \(1 episodes\): continue it with `robot-rl train --resume"
+    ):
         train(cfg)
 
 
@@ -75,7 +121,11 @@ def straight_and_resumed(tmp_path_factory):
 def test_a_resumed_run_continues_exactly_like_an_uninterrupted_one(straight_and_resumed):
     straight, first, resumed = straight_and_resumed
     assert (first.progress.env_steps, first.progress.episodes) == (100, 2)
-    assert (resumed.progress.env_steps, resumed.progress.episodes) == (straight.progress.env_steps, straight.progress.episodes) == (200, 4)
+    assert (
+        (resumed.progress.env_steps, resumed.progress.episodes)
+        == (straight.progress.env_steps, straight.progress.episodes)
+        == (200, 4)
+    )
     a, b = EpisodeStore.open(straight.run_dir / "episodes"), EpisodeStore.open(resumed.run_dir / "episodes")
     assert a.n_steps == b.n_steps == 200
     for i in range(a.n_episodes):  # same data, bit for bit: the online policy acted the same after the resume
@@ -113,8 +163,9 @@ def test_eval_command_reports_the_checkpoint_success_rate_and_writes_a_video(str
 def test_demos_recorded_in_another_obs_mode_are_refused_with_both_shapes(tmp_path):
     from robot_rl.data.demos import DemoConfig, record_scripted_demos
 
-    record_scripted_demos(DemoConfig(task="pick_cube", episodes=1, out=tmp_path / "pixel_demos", obs_mode="pixels",
-                                     progress=False))
+    record_scripted_demos(
+        DemoConfig(task="pick_cube", episodes=1, out=tmp_path / "pixel_demos", obs_mode="pixels", progress=False)
+    )
     cfg = replace_nested(_pick_cube_cfg(tmp_path / "run", steps=50), {"demos": str(tmp_path / "pixel_demos")})
     with pytest.raises(ValueError, match=r"has observation shapes \{'state': \[18\]\}, this env \{'state': \[28\]\}"):
         train(cfg)

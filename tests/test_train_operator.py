@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,8 +15,8 @@ from safetensors.numpy import load_file
 
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
-from robot_rl.replay import ReplayBuffer
 from robot_rl.learner import episode_log
+from robot_rl.replay import ReplayBuffer
 from robot_rl.training import curves
 from robot_rl.training.cli_args import replace_nested
 from robot_rl.training.config import TrainConfig, config_for_resume
@@ -29,14 +28,33 @@ EPISODE, WARMUP, TAKEOVER, MAX_INTERVENTIONS, MAX_FRACTION = 50, 50, 5, 2, 0.3
 
 def _operator_cfg(out: Path, steps: int, **over) -> TrainConfig:
     """pick_cube from state, 50-step episodes, no demos, a tiny learner, the operator on after 50 warm-up steps."""
-    return replace_nested(TrainConfig(), {
-        "task": "pick_cube", "obs": "state", "max_episode_steps": EPISODE, "scripted_demos": 0, "out": str(out),
-        "steps": steps, "warmup_steps": WARMUP, "eval_every": 100, "eval_episodes": 2, "video_episodes": 0,
-        "checkpoint_every": 100, "log_every": 50, "wandb": False, "progress_bar": False,
-        "agent": {"hidden_dims": (32, 32), "batch_size": 32, "utd_ratio": 1},
-        "operator": True, "patience_steps": 5, "takeover_steps": TAKEOVER, "max_interventions": MAX_INTERVENTIONS,
-        "max_fraction": MAX_FRACTION, "intervention_penalty": -1.0, **over,
-    })
+    return replace_nested(
+        TrainConfig(),
+        {
+            "task": "pick_cube",
+            "obs": "state",
+            "max_episode_steps": EPISODE,
+            "scripted_demos": 0,
+            "out": str(out),
+            "steps": steps,
+            "warmup_steps": WARMUP,
+            "eval_every": 100,
+            "eval_episodes": 2,
+            "video_episodes": 0,
+            "checkpoint_every": 100,
+            "log_every": 50,
+            "wandb": False,
+            "progress_bar": False,
+            "agent": {"hidden_dims": (32, 32), "batch_size": 32, "utd_ratio": 1},
+            "operator": True,
+            "patience_steps": 5,
+            "takeover_steps": TAKEOVER,
+            "max_interventions": MAX_INTERVENTIONS,
+            "max_fraction": MAX_FRACTION,
+            "intervention_penalty": -1.0,
+            **over,
+        },
+    )
 
 
 def _train_quietly(cfg: TrainConfig):
@@ -103,7 +121,9 @@ def test_the_intervention_rate_is_in_the_log_line_the_episode_records_eval_jsonl
     rates = [r["intervention_rate"] for r in records]
     by_step = {e["env_steps"]: e["intervention_rate_recent"] for e in straight.evals}
     assert by_step[0] == 0.0
-    assert by_step[100] == pytest.approx(np.mean(rates[:1]))  # evaluated at step 100: the episode ending there is not in
+    assert by_step[100] == pytest.approx(
+        np.mean(rates[:1])
+    )  # evaluated at step 100: the episode ending there is not in
     assert by_step[200] == pytest.approx(np.mean(rates[:3]), abs=1e-6)
     assert f"intervention rate {np.mean(rates[:3]):.1%}" in log
     assert (straight.run_dir / curves.CURVE_PNG).stat().st_size > 10_000
@@ -118,8 +138,10 @@ def test_a_resumed_operator_run_continues_exactly_like_an_uninterrupted_one(runs
         for key in (keys.ACTION, keys.POLICY_ACTION, keys.IS_INTERVENTION, keys.REWARD, keys.STATE):
             np.testing.assert_array_equal(ea[key], eb[key], err_msg=key)
     assert resumed.replay_transitions == straight.replay_transitions  # the demo replay was rebuilt from the store
-    no_wall = [[{k: v for k, v in r.items() if k != "wall_s"} for r in episode_log.read(run.run_dir)]
-               for run in (resumed, straight)]
+    no_wall = [
+        [{k: v for k, v in r.items() if k != "wall_s"} for r in episode_log.read(run.run_dir)]
+        for run in (resumed, straight)
+    ]
     assert no_wall[0] == no_wall[1]  # the same episode log, learner wall-clock aside
     strip = [{k: v for k, v in e.items() if k not in ("wall_s", "eval_s")} for e in straight.evals]
     assert strip == [{k: v for k, v in e.items() if k not in ("wall_s", "eval_s")} for e in resumed.evals]
@@ -132,8 +154,9 @@ def test_a_resumed_operator_run_continues_exactly_like_an_uninterrupted_one(runs
 
 
 def test_without_intervention_to_demos_the_corrections_stay_online_only(tmp_path):
-    result, _ = _train_quietly(_operator_cfg(tmp_path / "run", steps=100, intervention_to_demos=False,
-                                             intervention_penalty=0.0))
+    result, _ = _train_quietly(
+        _operator_cfg(tmp_path / "run", steps=100, intervention_to_demos=False, intervention_penalty=0.0)
+    )
     episodes = _episodes(result.run_dir)
     assert sum(int(ep[keys.IS_INTERVENTION].sum()) for ep in episodes) > 0
     assert all(np.all(ep[keys.REWARD] >= 0) for ep in episodes)  # no penalty asked for
@@ -156,9 +179,14 @@ def test_intervened_transitions_enter_the_replay_one_take_over_at_a_time_bootstr
     n = 10
     iv = np.zeros(n, bool)
     iv[[2, 3, 7, 8, 9]] = True  # a take-over handed back at step 4, one running to the episode's end
-    episode = {keys.STATE: np.arange(n, dtype=np.float32)[:, None], keys.ACTION: np.arange(n, dtype=np.float32)[:, None],
-               keys.REWARD: np.arange(n, dtype=np.float32), keys.TERMINATED: np.eye(n, dtype=bool)[-1],
-               keys.TRUNCATED: np.zeros(n, bool), keys.IS_INTERVENTION: iv}
+    episode = {
+        keys.STATE: np.arange(n, dtype=np.float32)[:, None],
+        keys.ACTION: np.arange(n, dtype=np.float32)[:, None],
+        keys.REWARD: np.arange(n, dtype=np.float32),
+        keys.TERMINATED: np.eye(n, dtype=bool)[-1],
+        keys.TRUNCATED: np.zeros(n, bool),
+        keys.IS_INTERVENTION: iv,
+    }
     assert intervention_segments(iv) == [(2, 4), (7, 10)]
     assert add_interventions(replay, episode) == 5 and len(replay) == 5
     batch = replay.sample(200)

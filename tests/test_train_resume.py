@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from trainproc import kill_train_when
+
 from robot_rl.cli import main
 from robot_rl.data.store import EpisodeStore
 from robot_rl.training.cli_args import replace_nested
@@ -19,9 +19,31 @@ from robot_rl.training.config import TrainConfig, config_for_resume
 from robot_rl.training.loop import train
 
 # Pendulum, 50-step episodes, a tiny learner: 200 env steps take a few seconds on one busy core
-ARGS = ["--env-id", "Pendulum-v1", "--max-episode-steps", "50", "--warmup-steps", "50", "--eval-every", "100000",
-        "--eval-episodes", "1", "--video-episodes", "0", "--no-wandb", "--no-progress-bar", "--hidden-dims", "16", "16",
-        "--batch-size", "16", "--utd", "1", "--threads", "1"]
+ARGS = [
+    "--env-id",
+    "Pendulum-v1",
+    "--max-episode-steps",
+    "50",
+    "--warmup-steps",
+    "50",
+    "--eval-every",
+    "100000",
+    "--eval-episodes",
+    "1",
+    "--video-episodes",
+    "0",
+    "--no-wandb",
+    "--no-progress-bar",
+    "--hidden-dims",
+    "16",
+    "16",
+    "--batch-size",
+    "16",
+    "--utd",
+    "1",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +64,16 @@ def _actions(store_path: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_a_damaged_newest_checkpoint_is_reported_in_one_line_and_the_previous_one_resumed(base_run, tmp_path,
-                                                                                          capsys, damage):
+def test_a_damaged_newest_checkpoint_is_reported_in_one_line_and_the_previous_one_resumed(
+    base_run, tmp_path, capsys, damage
+):
     run = _copy(base_run, tmp_path)
     weights = run / "checkpoints" / "step_200" / "agent" / "agent.safetensors"
     data = bytearray(weights.read_bytes())
     if damage == "flip":
         data[len(data) // 2] ^= 0x10
     else:
-        del data[len(data) // 2:]
+        del data[len(data) // 2 :]
     weights.write_bytes(bytes(data))
     capsys.readouterr()
     result = train(config_for_resume(run, {"steps": 300}))
@@ -66,8 +89,10 @@ def test_a_damaged_newest_checkpoint_is_reported_in_one_line_and_the_previous_on
 
 def test_a_run_killed_before_its_first_checkpoint_restarts_keeping_its_episodes(tmp_path, capsys):
     run = tmp_path / "run"
-    kill_train_when([*ARGS, "--steps", "100000", "--checkpoint-every", "100000", "--out", str(run)],
-                    lambda: (run / "episodes" / "zarr.json").is_file() and EpisodeStore.open(run / "episodes").n_episodes >= 2)
+    kill_train_when(
+        [*ARGS, "--steps", "100000", "--checkpoint-every", "100000", "--out", str(run)],
+        lambda: (run / "episodes" / "zarr.json").is_file() and EpisodeStore.open(run / "episodes").n_episodes >= 2,
+    )
     assert not list((run / "checkpoints").glob("step_*"))
     before = _actions(run / "episodes")
     config_before = (run / "train_config.json").read_bytes()
@@ -89,10 +114,17 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_keeping_its_episodes(
     assert (progress["env_steps"], progress["episodes"]) == (steps, len(before) + 2)
 
 
-@pytest.mark.parametrize("option", [["--task", "peg_insert"], ["--obs", "pixels"], ["--hidden-dims", "8"],
-                                    ["--env-id", "MountainCarContinuous-v0"], ["--seed", "3"]])
-def test_a_fixed_option_on_resume_is_refused_in_one_line_before_anything_is_written(base_run, tmp_path, capsys,
-                                                                                    option):
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--task", "peg_insert"],
+        ["--obs", "pixels"],
+        ["--hidden-dims", "8"],
+        ["--env-id", "MountainCarContinuous-v0"],
+        ["--seed", "3"],
+    ],
+)
+def test_a_fixed_option_on_resume_is_refused_in_one_line_before_anything_is_written(base_run, tmp_path, capsys, option):
     run = _copy(base_run, tmp_path)
     files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert main(["train", "--resume", str(run), *option, "--steps", "400"]) == 2
@@ -106,8 +138,24 @@ def test_a_fixed_option_on_resume_is_refused_in_one_line_before_anything_is_writ
 
 def test_changeable_options_on_resume_are_applied_and_recorded(base_run, tmp_path, capsys):
     run = _copy(base_run, tmp_path)
-    assert main(["train", "--resume", str(run), "--steps", "300", "--batch-size", "64", "--actor-lr", "5e-4",
-                 "--checkpoint-every", "50"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(run),
+                "--steps",
+                "300",
+                "--batch-size",
+                "64",
+                "--actor-lr",
+                "5e-4",
+                "--checkpoint-every",
+                "50",
+            ]
+        )
+        == 0
+    )
     assert "resuming with batch_size 16 -> 64, actor_lr 0.001 -> 0.0005" in capsys.readouterr().out
     recorded = TrainConfig.from_json(run / "train_config.json")
     assert (recorded.agent.batch_size, recorded.agent.actor_lr, recorded.checkpoint_every) == (64, 5e-4, 50)

@@ -79,8 +79,14 @@ def _forged(header: dict, data: bytes = b"") -> bytes:
 
 
 def _meta(kind: str = "episode") -> dict:
-    return {"__metadata__": {"robot_rl.kind": kind, "robot_rl.schema_version": str(WIRE_SCHEMA_VERSION),
-                             "robot_rl.meta": "{}", CHECKSUM_KEY: "00000000"}}
+    return {
+        "__metadata__": {
+            "robot_rl.kind": kind,
+            "robot_rl.schema_version": str(WIRE_SCHEMA_VERSION),
+            "robot_rl.meta": "{}",
+            CHECKSUM_KEY: "00000000",
+        }
+    }
 
 
 def test_every_single_byte_flip_of_a_real_payload_is_detected():
@@ -106,8 +112,9 @@ def test_checksum_mismatch_names_both_values():
 def test_payload_without_checksum_is_refused():
     from safetensors.numpy import save as st_save
 
-    old = st_save({"x": np.zeros(3, np.float32)}, metadata={k: v for k, v in _meta()["__metadata__"].items()
-                                                             if k != CHECKSUM_KEY})
+    old = st_save(
+        {"x": np.zeros(3, np.float32)}, metadata={k: v for k, v in _meta()["__metadata__"].items() if k != CHECKSUM_KEY}
+    )
     with pytest.raises(WireError, match="no valid robot_rl.crc32"):
         decode(old, "episode")
 
@@ -115,25 +122,30 @@ def test_payload_without_checksum_is_refused():
 def test_schema_1_payloads_are_refused_with_the_version_message():
     from safetensors.numpy import save as st_save
 
-    v1 = st_save({"x": np.zeros(3, np.float32)}, metadata={"robot_rl.kind": "episode", "robot_rl.schema_version": "1",
-                                                           "robot_rl.meta": "{}"})
+    v1 = st_save(
+        {"x": np.zeros(3, np.float32)},
+        metadata={"robot_rl.kind": "episode", "robot_rl.schema_version": "1", "robot_rl.meta": "{}"},
+    )
     with pytest.raises(WireError, match=rf"schema version 1, this robot_rl reads version {WIRE_SCHEMA_VERSION}"):
         decode(v1, "episode")
 
 
-@pytest.mark.parametrize("entry, reason", [
-    ({"dtype": "F32", "shape": [10**12], "data_offsets": [0, 16]}, "declares 4000000000000 bytes"),
-    ({"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4 * 10**12]}, "declares"),
-    ({"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}, "ints >= 0"),
-    ({"dtype": "F32", "shape": [2.5], "data_offsets": [0, 16]}, "ints >= 0"),
-    ({"dtype": "F32", "shape": [True], "data_offsets": [0, 16]}, "ints >= 0"),
-    ({"dtype": "F32", "shape": [1] * 9, "data_offsets": [0, 4]}, "at most 8"),
-    ({"dtype": "X99", "shape": [4], "data_offsets": [0, 16]}, "unknown dtype"),
-    ({"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}, "declares 16 bytes"),
-    ({"dtype": "F32", "shape": [4], "data_offsets": [0]}, "not \\[begin, end\\]"),
-    ({"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "data section holds 16"),
-    ("not an object", "not an object"),
-])
+@pytest.mark.parametrize(
+    "entry, reason",
+    [
+        ({"dtype": "F32", "shape": [10**12], "data_offsets": [0, 16]}, "declares 4000000000000 bytes"),
+        ({"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4 * 10**12]}, "declares"),
+        ({"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}, "ints >= 0"),
+        ({"dtype": "F32", "shape": [2.5], "data_offsets": [0, 16]}, "ints >= 0"),
+        ({"dtype": "F32", "shape": [True], "data_offsets": [0, 16]}, "ints >= 0"),
+        ({"dtype": "F32", "shape": [1] * 9, "data_offsets": [0, 4]}, "at most 8"),
+        ({"dtype": "X99", "shape": [4], "data_offsets": [0, 16]}, "unknown dtype"),
+        ({"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}, "declares 16 bytes"),
+        ({"dtype": "F32", "shape": [4], "data_offsets": [0]}, "not \\[begin, end\\]"),
+        ({"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "data section holds 16"),
+        ("not an object", "not an object"),
+    ],
+)
 def test_hostile_headers_are_refused_before_any_allocation(entry, reason):
     payload = _forged({**_meta(), "x": entry}, b"\x00" * 16)
     assert len(payload) < 1024
@@ -144,8 +156,10 @@ def test_hostile_headers_are_refused_before_any_allocation(entry, reason):
 
 
 def test_overlapping_tensors_and_too_many_tensors_are_refused():
-    overlap = {"a": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]},
-               "b": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]}}
+    overlap = {
+        "a": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]},
+        "b": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]},
+    }
     with pytest.raises(WireError, match="tile the data section"):
         decode(_forged({**_meta(), **overlap}, b"\x00" * 16), "episode")
     many = {f"t{i}": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]} for i in range(5000)}
@@ -166,8 +180,9 @@ def test_header_json_that_is_not_an_object_or_too_deep_is_refused(header):
 
 
 def test_metadata_that_is_not_a_json_object_is_refused():
-    from robot_rl.wire import stamp_checksum
     from safetensors.numpy import save as st_save
+
+    from robot_rl.wire import stamp_checksum
 
     meta = {**_meta()["__metadata__"], "robot_rl.meta": "[1, 2]"}
     with pytest.raises(WireError, match="not a JSON object"):
@@ -175,8 +190,9 @@ def test_metadata_that_is_not_a_json_object_is_refused():
 
 
 def test_decoded_episode_with_ragged_or_scalar_arrays_is_refused():
-    from robot_rl.wire import stamp_checksum
     from safetensors.numpy import save as st_save
+
+    from robot_rl.wire import stamp_checksum
 
     with pytest.raises(WireError, match="share their first dimension"):
         decode_episode(encode("episode", {"a": np.zeros(3), "b": np.zeros(4)}))

@@ -18,8 +18,9 @@ class Pane:
         self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "kb", "-x", "120", "-y", "30", command)
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["tmux", "-L", self.sock, *args], env=self.env, check=True, capture_output=True,
-                              text=True, timeout=20)
+        return subprocess.run(
+            ["tmux", "-L", self.sock, *args], env=self.env, check=True, capture_output=True, text=True, timeout=20
+        )
 
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", "kb", *keys)
@@ -28,10 +29,12 @@ class Pane:
         return self.tmux("capture-pane", "-p", "-t", "kb").stdout
 
     def alive(self) -> bool:
-        return subprocess.run(["tmux", "-L", self.sock, "has-session", "-t", "kb"], env=self.env,
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["tmux", "-L", self.sock, "has-session", "-t", "kb"], env=self.env, capture_output=True
+            ).returncode
+            == 0
+        )
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.sock, "kill-server"], env=self.env, capture_output=True)
-
-

@@ -13,8 +13,9 @@ from collections.abc import Callable
 def kill_train_when(argv: list[str], done: Callable[[], bool], timeout_s: float = 120.0) -> None:
     """Start `python -m robot_rl train ARGV`, wait until `done()` (failing if it exits or stalls), then SIGKILL it."""
     env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
-    proc = subprocess.Popen([sys.executable, "-m", "robot_rl", "train", *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robot_rl", "train", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
     deadline = time.monotonic() + timeout_s
     try:
         while not done():

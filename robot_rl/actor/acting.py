@@ -25,8 +25,9 @@ bookkeeping, the safety filter and the recording.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -51,8 +52,9 @@ class WarmupPolicy(Protocol):
 class RandomWarmup:
     """Uniform random actions in [low, high] (per dim) from the caller's generator."""
 
-    def __init__(self, low: np.ndarray | float, high: np.ndarray | float, rng: np.random.Generator,
-                 action_dim: int | None = None):
+    def __init__(
+        self, low: np.ndarray | float, high: np.ndarray | float, rng: np.random.Generator, action_dim: int | None = None
+    ):
         shape = (action_dim,) if action_dim is not None else np.shape(low)
         self.low, self.high = np.broadcast_to(low, shape), np.broadcast_to(high, shape)  # (A,)
         self.rng = rng
@@ -107,9 +109,18 @@ class Acting:
     `base_action=` when there is a base (a residual policy).
     """
 
-    def __init__(self, action_dim: int, *, policy=None, warmup: WarmupPolicy | None = None,
-                 rng: np.random.Generator | None = None, base=None, base_noise: float = 0.0,
-                 arbiter: Arbiter | None = None, deterministic: bool = False):
+    def __init__(
+        self,
+        action_dim: int,
+        *,
+        policy=None,
+        warmup: WarmupPolicy | None = None,
+        rng: np.random.Generator | None = None,
+        base=None,
+        base_noise: float = 0.0,
+        arbiter: Arbiter | None = None,
+        deterministic: bool = False,
+    ):
         if base_noise < 0:
             raise ValueError(f"base_noise={base_noise}; the std of the base's warm-up noise must be >= 0")
         if arbiter is not None and arbiter.action_dim != action_dim:
@@ -129,8 +140,14 @@ class Acting:
             if part is not None:
                 part.reset()
 
-    def choose(self, obs: dict[str, np.ndarray], *, warmup: bool, cmd: TeleopCommand | None = None,
-               ee_quat_wxyz: np.ndarray | None = None) -> Choice:
+    def choose(
+        self,
+        obs: dict[str, np.ndarray],
+        *,
+        warmup: bool,
+        cmd: TeleopCommand | None = None,
+        ee_quat_wxyz: np.ndarray | None = None,
+    ) -> Choice:
         """This step's action. `warmup`: the warm-up acts instead of the policy; `cmd`: the latest teleop command
         (None: nobody else acts); `ee_quat_wxyz` (4,): the tool orientation, for an arbiter in the tool frame."""
         t0 = time.perf_counter()
@@ -169,8 +186,9 @@ class Acting:
             return self.policy.act(obs, deterministic=self.deterministic, base_action=base_action)
 
 
-def node_acting(cfg: ActorConfig, action_dim: int, gripper_action: Callable[[], float],
-                obs_spec: dict[str, list[int]] | None = None) -> Acting:
+def node_acting(
+    cfg: ActorConfig, action_dim: int, gripper_action: Callable[[], float], obs_spec: dict[str, list[int]] | None = None
+) -> Acting:
     """The actor node's acting core from its parameters: before any policy uniform random (warmup=random) or a hold
     that keeps the gripper (warmup=teleop; `gripper_action` () -> the last commanded gripper in [-1, 1]); with
     base_policy (residual RL) the base acts every step, plus noise until a residual arrives; a person's teleop
@@ -178,10 +196,18 @@ def node_acting(cfg: ActorConfig, action_dim: int, gripper_action: Callable[[], 
     (BasePolicyError, one line)."""
     base = load_base_policy(cfg.base_policy, obs_spec=obs_spec, action_dim=action_dim) if cfg.base_policy else None
     rng = np.random.default_rng(cfg.seed)
-    warmup = {"random": RandomWarmup(-1.0, 1.0, rng, action_dim),
-              "teleop": HoldWarmup(action_dim, gripper_action)}.get(cfg.warmup)
-    return Acting(action_dim, warmup=warmup, rng=rng, base=base, base_noise=cfg.base_noise,
-                  arbiter=Arbiter(cfg.arbiter(), action_dim), deterministic=cfg.deterministic)
+    warmup = {"random": RandomWarmup(-1.0, 1.0, rng, action_dim), "teleop": HoldWarmup(action_dim, gripper_action)}.get(
+        cfg.warmup
+    )
+    return Acting(
+        action_dim,
+        warmup=warmup,
+        rng=rng,
+        base=base,
+        base_noise=cfg.base_noise,
+        arbiter=Arbiter(cfg.arbiter(), action_dim),
+        deterministic=cfg.deterministic,
+    )
 
 
 def residual_mismatch(policy, base_policy: str) -> str:
@@ -190,6 +216,9 @@ def residual_mismatch(policy, base_policy: str) -> str:
     residual = isinstance(policy, ResidualPolicy)
     if residual == bool(base_policy):
         return ""
-    return ("a residual policy needs a base policy: start the actor with base_policy:=DIR" if residual else
-            f"this actor runs residual RL on {base_policy}: it needs a residual policy (a learner "
-            "started with base_policy), not a plain one")
+    return (
+        "a residual policy needs a base policy: start the actor with base_policy:=DIR"
+        if residual
+        else f"this actor runs residual RL on {base_policy}: it needs a residual policy (a learner "
+        "started with base_policy), not a plain one"
+    )

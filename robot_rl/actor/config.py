@@ -19,11 +19,20 @@ class ActorConfig:
     task: str = "pick_cube"  # task of the static table in robot_rl.actor.layout (obs layout, action scale, workspace)
     obs_mode: str = "state"  # state: proprio + object state (needs task/object_state); pixels: proprio + images
     cameras: tuple[str, ...] = ("front", "wrist")  # cameras in pixels mode (topics <cam>/image_raw)
-    joint_names: tuple[str, ...] = DEFAULT_JOINT_NAMES  # arm joints read from joint_states, in order (UR: joint1..joint6)
+    joint_names: tuple[str, ...] = (
+        DEFAULT_JOINT_NAMES  # arm joints read from joint_states, in order (UR: joint1..joint6)
+    )
     success_from: str = "topic"  # topic: task/success (sim ground truth, or a reward node on hardware) ends episodes;
     # teleop: no task/success input, only the person's success / failure keys (demos before a classifier exists)
-    image_size: int = 128  # square image side (px) of the observation; each camera's images are cropped, then resized to it
-    camera_crop: tuple[int, ...] = (0, 0, 0, 0)  # crop box x, y, w, h in the driver's pixels before the resize: 4 integers
+    image_size: int = (
+        128  # square image side (px) of the observation; each camera's images are cropped, then resized to it
+    )
+    camera_crop: tuple[int, ...] = (
+        0,
+        0,
+        0,
+        0,
+    )  # crop box x, y, w, h in the driver's pixels before the resize: 4 integers
     # for every camera, or 4 per camera in `cameras` order; all 0 = the largest centred square (640x480 -> x=80, 480x480)
     use_rotation: bool = False  # actions carry (drx, dry, drz), as the env's use_rotation
     control_rate_hz: float = 10.0  # actions per second, on the node's clock (sim time under use_sim_time)
@@ -41,7 +50,9 @@ class ActorConfig:
     learner_timeout_s: float = 5.0  # wall seconds without an acks message (heartbeat 1 s) before the learner is lost
     resend_interval_s: float = 2.0  # wall seconds between checks for (and repeats of) unacknowledged episodes
     reset_timeout_s: float = 10.0  # wall seconds to wait for the reset service's answer before asking again
-    workspace_file: str = ""  # workspace YAML from `robot-rl calibrate workspace`: the safety filter's box ("" = the task's)
+    workspace_file: str = (
+        ""  # workspace YAML from `robot-rl calibrate workspace`: the safety filter's box ("" = the task's)
+    )
     max_step_m: float = 0.03  # safety filter: largest translation per control period
     max_speed_m_s: float = 0.30  # safety filter: translation speed limit
     max_accel_m_s2: float = 3.0  # safety filter: limit on the change of commanded velocity
@@ -53,45 +64,68 @@ class ActorConfig:
     teleop_rotation_scale: float = 1.0  # a full teleop twist -> this fraction of a full rotation action
     hold_on_teleop_loss: bool = False  # also hold the arm when a teleop device drops while the policy acts
     max_policy_bytes: int = 256 << 20  # a /learner/policy message larger than this is refused before it is read
-    timing_log: str = ""  # JSON-lines file to append raw per-tick timings to (one line per episode and per policy load; "" = off)
+    timing_log: str = (
+        ""  # JSON-lines file to append raw per-tick timings to (one line per episode and per policy load; "" = off)
+    )
 
     def validate(self) -> None:
-        choices = {"task": (self.task, tuple(TASKS)), "obs_mode": (self.obs_mode, OBS_MODES),
-                   "warmup": (self.warmup, WARMUPS), "on_learner_lost": (self.on_learner_lost, ON_LEARNER_LOST)}
+        choices = {
+            "task": (self.task, tuple(TASKS)),
+            "obs_mode": (self.obs_mode, OBS_MODES),
+            "warmup": (self.warmup, WARMUPS),
+            "on_learner_lost": (self.on_learner_lost, ON_LEARNER_LOST),
+        }
         for name, (value, valid) in choices.items():
             if value not in valid:
                 raise ValueError(f"parameter {name}={value!r}; choose one of {list(valid)}")
-        positive = {"control_rate_hz": self.control_rate_hz, "max_staleness_s": self.max_staleness_s,
-                    "learner_timeout_s": self.learner_timeout_s, "resend_interval_s": self.resend_interval_s,
-                    "reset_timeout_s": self.reset_timeout_s, "teleop_timeout_s": self.teleop_timeout_s, "image_size": self.image_size, "threads": self.threads,
-                    "max_policy_bytes": self.max_policy_bytes}
+        positive = {
+            "control_rate_hz": self.control_rate_hz,
+            "max_staleness_s": self.max_staleness_s,
+            "learner_timeout_s": self.learner_timeout_s,
+            "resend_interval_s": self.resend_interval_s,
+            "reset_timeout_s": self.reset_timeout_s,
+            "teleop_timeout_s": self.teleop_timeout_s,
+            "image_size": self.image_size,
+            "threads": self.threads,
+            "max_policy_bytes": self.max_policy_bytes,
+        }
         bad = {k: v for k, v in positive.items() if not v > 0}
         if not self.base_noise >= 0:
             bad["base_noise"] = self.base_noise
         self.camera_boxes()  # raises on a malformed camera_crop
         if bad or self.max_episode_steps < 0 or not self.store:
-            raise ValueError(f"need positive {sorted(positive)}, max_episode_steps >= 0 and a store path; got "
-                             f"{bad or ''} max_episode_steps={self.max_episode_steps} store={self.store!r}")
+            raise ValueError(
+                f"need positive {sorted(positive)}, max_episode_steps >= 0 and a store path; got "
+                f"{bad or ''} max_episode_steps={self.max_episode_steps} store={self.store!r}"
+            )
 
     def camera_boxes(self) -> dict[str, tuple[int, int, int, int] | None]:
         """camera -> its crop box (x, y, w, h) from `camera_crop`, None for a centred crop (a box of four zeros)."""
         n = len(self.camera_crop)
         if n not in (4, 4 * len(self.cameras)) or min(self.camera_crop, default=0) < 0:
-            raise ValueError(f"camera_crop must be 4 integers >= 0 (x, y, w, h) for every camera, or 4 per camera in "
-                             f"cameras order ({4 * len(self.cameras)} for {list(self.cameras)}); got {list(self.camera_crop)}")
-        boxes = [tuple(self.camera_crop[i:i + 4]) for i in range(0, n, 4)]
+            raise ValueError(
+                f"camera_crop must be 4 integers >= 0 (x, y, w, h) for every camera, or 4 per camera in "
+                f"cameras order ({4 * len(self.cameras)} for {list(self.cameras)}); got {list(self.camera_crop)}"
+            )
+        boxes = [tuple(self.camera_crop[i : i + 4]) for i in range(0, n, 4)]
         boxes = boxes * len(self.cameras) if n == 4 else boxes
         return {cam: (None if not any(box) else box) for cam, box in zip(self.cameras, boxes)}
 
     def may_start_episode(self, has_policy: bool, learner_alive: bool) -> bool:
         """Whether a new episode may begin: something to act with, and a learner unless on_learner_lost=continue."""
-        return (has_policy or self.warmup != "hold" or bool(self.base_policy)) and (self.on_learner_lost == "continue" or learner_alive)
+        return (has_policy or self.warmup != "hold" or bool(self.base_policy)) and (
+            self.on_learner_lost == "continue" or learner_alive
+        )
 
     def arbiter(self) -> ArbiterConfig:
         """How teleop commands become actions (the actor's actions are base-frame deltas)."""
-        return ArbiterConfig(use_rotation=self.use_rotation, policy_frame="base",
-                             translation_scale=self.teleop_translation_scale, rotation_scale=self.teleop_rotation_scale,
-                             hold_on_idle_disconnect=self.hold_on_teleop_loss)
+        return ArbiterConfig(
+            use_rotation=self.use_rotation,
+            policy_frame="base",
+            translation_scale=self.teleop_translation_scale,
+            rotation_scale=self.teleop_rotation_scale,
+            hold_on_idle_disconnect=self.hold_on_teleop_loss,
+        )
 
     def safety_box(self) -> WorkspaceBox:
         """The safety filter's workspace: the calibrated one from workspace_file, else the task's."""
@@ -103,6 +137,14 @@ class ActorConfig:
 
     def layout(self) -> ActorLayout:
         spec = task_spec(self.task)
-        return ActorLayout(spec, self.obs_mode, tuple(self.cameras), self.image_size, self.control_rate_hz,
-                           self.max_episode_steps or spec.max_episode_steps, self.use_rotation,
-                           tuple(self.joint_names), self.success_from)
+        return ActorLayout(
+            spec,
+            self.obs_mode,
+            tuple(self.cameras),
+            self.image_size,
+            self.control_rate_hz,
+            self.max_episode_steps or spec.max_episode_steps,
+            self.use_rotation,
+            tuple(self.joint_names),
+            self.success_from,
+        )

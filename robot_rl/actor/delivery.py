@@ -20,8 +20,10 @@ from pathlib import Path
 class Outbox:
     def __init__(self, actor_id: str, timeout_s: float, resend_interval_s: float = 2.0, max_burst: int = 10):
         if timeout_s <= 0 or resend_interval_s <= 0 or max_burst < 1:
-            raise ValueError(f"need timeout_s > 0, resend_interval_s > 0, max_burst >= 1; got "
-                             f"{timeout_s}, {resend_interval_s}, {max_burst}")
+            raise ValueError(
+                f"need timeout_s > 0, resend_interval_s > 0, max_burst >= 1; got "
+                f"{timeout_s}, {resend_interval_s}, {max_burst}"
+            )
         self.actor_id = actor_id
         self.timeout_s = timeout_s
         self.resend_interval_s = resend_interval_s

@@ -42,7 +42,9 @@ class StepOutcome:
 class EpisodeMachine:
     def __init__(self, max_episode_steps: int, reset_timeout_s: float = 10.0):
         if max_episode_steps < 1 or reset_timeout_s <= 0:
-            raise ValueError(f"need max_episode_steps >= 1 and reset_timeout_s > 0; got {max_episode_steps}, {reset_timeout_s}")
+            raise ValueError(
+                f"need max_episode_steps >= 1 and reset_timeout_s > 0; got {max_episode_steps}, {reset_timeout_s}"
+            )
         self.max_episode_steps = max_episode_steps
         self.reset_timeout_s = reset_timeout_s
         self.phase = Phase.WAITING

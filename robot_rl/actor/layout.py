@@ -47,11 +47,13 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "pick_cube": TaskSpec(
-        "pick_cube", (("cube_pos", 3), ("cube_quat", 4), ("cube_to_tcp", 3)),
+        "pick_cube",
+        (("cube_pos", 3), ("cube_quat", 4), ("cube_to_tcp", 3)),
         WorkspaceBox(low_m=(0.3, -0.25, 0.012), high_m=(0.7, 0.25, 0.32)),
     ),
     "peg_insert": TaskSpec(
-        "peg_insert", (("peg_pos", 3), ("peg_quat", 4), ("hole_pos", 3), ("hole_yaw_cos_sin", 2), ("tip_to_hole", 3)),
+        "peg_insert",
+        (("peg_pos", 3), ("peg_quat", 4), ("hole_pos", 3), ("hole_yaw_cos_sin", 2), ("tip_to_hole", 3)),
         WorkspaceBox(low_m=(0.3, -0.25, 0.03), high_m=(0.7, 0.25, 0.32)),
     ),
 }
@@ -88,8 +90,10 @@ class ActorLayout:
         if self.obs_mode == "pixels" and not self.cameras:
             raise ValueError("obs_mode='pixels' needs at least one camera, e.g. cameras=['front', 'wrist']")
         if not (self.control_rate_hz > 0 and self.max_episode_steps > 0 and self.image_size > 0):
-            raise ValueError(f"need control_rate_hz > 0, max_episode_steps > 0, image_size > 0; got "
-                             f"{self.control_rate_hz}, {self.max_episode_steps}, {self.image_size}")
+            raise ValueError(
+                f"need control_rate_hz > 0, max_episode_steps > 0, image_size > 0; got "
+                f"{self.control_rate_hz}, {self.max_episode_steps}, {self.image_size}"
+            )
 
     @property
     def dt_s(self) -> float:
@@ -128,11 +132,19 @@ class ActorLayout:
         obs_layout: dict = {keys.STATE: [[name, n] for name, n in self.state_layout]}
         obs_layout |= {keys.image_key(c): [self.image_size, self.image_size, 3] for c in self.image_cameras}
         return {
-            "task": t.name, "obs_mode": self.obs_mode, "control_rate_hz": float(self.control_rate_hz),
-            "max_episode_steps": self.max_episode_steps, "reward_type": "sparse", "image_size": self.image_size,
+            "task": t.name,
+            "obs_mode": self.obs_mode,
+            "control_rate_hz": float(self.control_rate_hz),
+            "max_episode_steps": self.max_episode_steps,
+            "reward_type": "sparse",
+            "image_size": self.image_size,
             "cameras": {c: {"width": self.image_size, "height": self.image_size} for c in self.cameras},
             "action_layout": self.action_layout,
-            "action_scale": {"max_step_m": t.max_step_m, "max_step_rad": t.max_step_rad, "gripper": "closing = (a + 1) / 2"},
+            "action_scale": {
+                "max_step_m": t.max_step_m,
+                "max_step_rad": t.max_step_rad,
+                "gripper": "closing = (a + 1) / 2",
+            },
             "obs_layout": obs_layout,
             "workspace": {"low_m": list(t.workspace.low_m), "high_m": list(t.workspace.high_m)},
         }
@@ -156,7 +168,9 @@ class ActorLayout:
         """
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (self.action_dim,):
-            raise ValueError(f"action has shape {a.shape}; expected ({self.action_dim},) laid out as {self.action_layout}")
+            raise ValueError(
+                f"action has shape {a.shape}; expected ({self.action_dim},) laid out as {self.action_layout}"
+            )
         a = np.where(np.isfinite(a), np.clip(a, -1.0, 1.0), a)
         rot = a[3:6] * self.task.max_step_rad if self.use_rotation else np.zeros(3)
         return EECommand(delta_pos_m=a[:3] * self.task.max_step_m, delta_rotvec_rad=rot, gripper=(a[-1] + 1.0) / 2.0)
@@ -170,8 +184,9 @@ class ActorLayout:
         return np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
 
 
-def proprio(ee_pos_m: np.ndarray, ee_quat_wxyz: np.ndarray, ee_linvel_m_s: np.ndarray, gripper_width_m: float,
-            q_rad: np.ndarray) -> np.ndarray:
+def proprio(
+    ee_pos_m: np.ndarray, ee_quat_wxyz: np.ndarray, ee_linvel_m_s: np.ndarray, gripper_width_m: float, q_rad: np.ndarray
+) -> np.ndarray:
     """float32 (18,) in PROPRIO_LAYOUT order, the quaternion's sign fixed to the tool-down hemisphere."""
     quat = np.asarray(ee_quat_wxyz, dtype=np.float64)
     if float(np.dot(quat, TOOL_DOWN_QUAT_WXYZ)) < 0:

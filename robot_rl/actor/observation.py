@@ -109,7 +109,10 @@ class ObservationAssembler:
         if self.layout.obs_mode == "state":
             state = np.concatenate([state, get(INPUT_OBJECT)]).astype(np.float32)
         obs = {keys.STATE: state}  # (D,)
-        info: dict[str, Any] = {keys.T_CAPTURE: self._latest[INPUT_JOINTS].stamp_s, "success": INPUT_SUCCESS in self.required and bool(get(INPUT_SUCCESS))}
+        info: dict[str, Any] = {
+            keys.T_CAPTURE: self._latest[INPUT_JOINTS].stamp_s,
+            "success": INPUT_SUCCESS in self.required and bool(get(INPUT_SUCCESS)),
+        }
         for cam in self.layout.image_cameras:
             sample = self._latest[image_input(cam)]
             obs[keys.image_key(cam)] = sample.value  # (H, W, 3) uint8
@@ -130,8 +133,10 @@ class ObservationAssembler:
         elif name.endswith("/image_raw"):
             img = np.asarray(value)
             if img.dtype != np.uint8 or img.shape != (size, size, 3):
-                raise ValueError(f"{name}: image {img.shape} {img.dtype}; this actor expects ({size}, {size}, 3) uint8 "
-                                 "(set the camera's or the actor's image_size to match)")
+                raise ValueError(
+                    f"{name}: image {img.shape} {img.dtype}; this actor expects ({size}, {size}, 3) uint8 "
+                    "(set the camera's or the actor's image_size to match)"
+                )
 
 
 def _shape(name: str, value: Any, shape: tuple[int, ...]) -> None:

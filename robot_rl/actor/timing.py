@@ -43,8 +43,10 @@ class TickTiming:
         text = ""
         if len(period_ms) > 2:
             jitter_ms = np.abs(period_ms - self.nominal_period_s * 1e3)
-            text = (f"tick period wall p50 {np.median(period_ms):.1f} ms, p99 {np.percentile(period_ms, 99):.1f} ms, "
-                    f"jitter p99 {np.percentile(jitter_ms, 99):.1f} ms")
+            text = (
+                f"tick period wall p50 {np.median(period_ms):.1f} ms, p99 {np.percentile(period_ms, 99):.1f} ms, "
+                f"jitter p99 {np.percentile(jitter_ms, 99):.1f} ms"
+            )
         if len(infer_ms):
             text += f"; inference p50 {np.median(infer_ms):.1f} ms, p99 {np.percentile(infer_ms, 99):.1f} ms"
         return text
@@ -56,11 +58,21 @@ class TickTiming:
         ms = lambda xs: [round(float(x) * 1e3, 3) for x in xs]  # noqa: E731
         period_ms, end_s = self.periods()
         to_wall = time.time() - time.monotonic()
-        self._write({"event": "episode", "episode": episode, "steps": len(self.latency_s),
-                     "policy_version": policy_version, "nominal_period_ms": self.nominal_period_s * 1e3,
-                     "period_ms": [round(float(x), 3) for x in period_ms],
-                     "period_end_wall": [round(float(t + to_wall), 4) for t in end_s], "infer_ms": ms(self.infer_s),
-                     "act_ms": ms(self.act_s), "latency_ms": ms(self.latency_s), "wall_time": time.time()})
+        self._write(
+            {
+                "event": "episode",
+                "episode": episode,
+                "steps": len(self.latency_s),
+                "policy_version": policy_version,
+                "nominal_period_ms": self.nominal_period_s * 1e3,
+                "period_ms": [round(float(x), 3) for x in period_ms],
+                "period_end_wall": [round(float(t + to_wall), 4) for t in end_s],
+                "infer_ms": ms(self.infer_s),
+                "act_ms": ms(self.act_s),
+                "latency_ms": ms(self.latency_s),
+                "wall_time": time.time(),
+            }
+        )
 
     def write_policy(self, version: int) -> None:
         """Append that policy `version` was put in use now (wall time)."""

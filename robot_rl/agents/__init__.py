@@ -50,8 +50,13 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def make_agent(cfg: AgentConfig, obs_space: gym.Space, action_space: gym.spaces.Box,
-               device: str | torch.device = "cpu", seed: int | None = None) -> Agent:
+def make_agent(
+    cfg: AgentConfig,
+    obs_space: gym.Space,
+    action_space: gym.spaces.Box,
+    device: str | torch.device = "cpu",
+    seed: int | None = None,
+) -> Agent:
     """An agent for these spaces. Actions must be a 1-d Box on [-1, 1] (wrap others with gymnasium's RescaleAction)."""
     import gymnasium as gym
     import numpy as np

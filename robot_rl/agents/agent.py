@@ -27,8 +27,15 @@ from robot_rl.spaces import space_from_spec
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, obs_spec: dict[str, list[int]], action_dim: int,
-                 device: str | torch.device = "cpu", seed: int | None = None, load_pretrained: bool = True):
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        obs_spec: dict[str, list[int]],
+        action_dim: int,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        load_pretrained: bool = True,
+    ):
         self.cfg = cfg
         self.device = torch.device(device)
         self.obs_spec = obs_spec
@@ -45,7 +52,9 @@ class Agent:
         self.arm_dim = self.policy.arm_dim
         self.critic = CriticEnsemble(self.policy.feature_dim, self.arm_dim, cfg).to(self.device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.target_grasp = None if self.policy.grasp_critic is None else copy.deepcopy(self.policy.grasp_critic).requires_grad_(False)
+        self.target_grasp = (
+            None if self.policy.grasp_critic is None else copy.deepcopy(self.policy.grasp_critic).requires_grad_(False)
+        )
 
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -self.arm_dim / 2.0
@@ -53,7 +62,11 @@ class Agent:
         self.critic_opt = torch.optim.Adam([*self.critic.parameters(), *encoder_params], lr=cfg.critic_lr, fused=True)
         self.actor_opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.temp_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr, fused=True)
-        self.grasp_opt = None if self.policy.grasp_critic is None else torch.optim.Adam(self.policy.grasp_critic.parameters(), lr=cfg.grasp_critic_lr, fused=True)
+        self.grasp_opt = (
+            None
+            if self.policy.grasp_critic is None
+            else torch.optim.Adam(self.policy.grasp_critic.parameters(), lr=cfg.grasp_critic_lr, fused=True)
+        )
 
         pairs = [(self.target_critic, self.critic)]
         if self.target_grasp is not None:
@@ -68,7 +81,8 @@ class Agent:
 
         self.frame_features = (
             FrameFeatures(encoder, cfg.feature_cache_augs, torch.Generator(self.device).manual_seed(seed + 1))
-            if encoder.freeze_trunk else None
+            if encoder.freeze_trunk
+            else None
         )  # give to ReplayBuffer(frame_features=...) so no update re-encodes frames (see make_replay)
         self.step = 0
 
@@ -84,8 +98,16 @@ class Agent:
     # --- replay helper ---------------------------------------------------------------------------
     def make_replay(self, capacity: int, seed: int | None = None) -> ReplayBuffer:
         """A ReplayBuffer matching this agent: its obs spec, n_step, gamma, device and frozen-trunk feature cache."""
-        return ReplayBuffer(space_from_spec(self.obs_spec), self.action_dim, capacity, n_step=self.cfg.n_step,
-                            gamma=self.cfg.gamma, device=self.device, frame_features=self.frame_features, seed=seed)
+        return ReplayBuffer(
+            space_from_spec(self.obs_spec),
+            self.action_dim,
+            capacity,
+            n_step=self.cfg.n_step,
+            gamma=self.cfg.gamma,
+            device=self.device,
+            frame_features=self.frame_features,
+            seed=seed,
+        )
 
     @property
     def temperature(self) -> float:
@@ -133,7 +155,9 @@ class Agent:
                 next_action, next_log_prob = actor(next_feats, self._noise(n, self.arm_dim))
             else:
                 next_action, _ = actor(next_feats, None)
-                smooth = (self._noise(n, self.arm_dim) * cfg.td3_policy_noise).clamp(-cfg.td3_noise_clip, cfg.td3_noise_clip)
+                smooth = (self._noise(n, self.arm_dim) * cfg.td3_policy_noise).clamp(
+                    -cfg.td3_noise_clip, cfg.td3_noise_clip
+                )
                 next_action = (next_action + smooth).clamp(-1.0, 1.0)
             next_q = self.target_critic.values(self.target_critic(next_feats, next_action))  # (E, B)
             if cfg.critic_subsample < cfg.n_critics:
@@ -195,8 +219,9 @@ class Agent:
         rows = masks[0] if len(masks) == 1 else masks[0] | masks[1]
         return rows, batch.action[:, : self.arm_dim]
 
-    def _update_actor(self, feats: torch.Tensor,
-                      imitate: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def _update_actor(
+        self, feats: torch.Tensor, imitate: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Actor step against the (just updated) critics' ensemble mean; SAC also steps the temperature.
 
         `imitate` (rows, actions): the optional BC term pulls the actor's action on those rows towards those actions."""
@@ -282,9 +307,15 @@ class Agent:
         self.policy.save(path / "policy")
 
     @classmethod
-    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> "Agent":
+    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> Agent:
         config, state = load_agent_files(Path(path_dir))
-        agent = cls(AgentConfig.from_dict(config["agent_config"]), config["obs_spec"], int(config["action_dim"]),
-                    device=device, seed=0, load_pretrained=False)
+        agent = cls(
+            AgentConfig.from_dict(config["agent_config"]),
+            config["obs_spec"],
+            int(config["action_dim"]),
+            device=device,
+            seed=0,
+            load_pretrained=False,
+        )
         agent.load_state_dict(state)
         return agent

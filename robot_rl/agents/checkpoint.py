@@ -60,8 +60,13 @@ def unflatten_state(tensors: dict[str, torch.Tensor], rest: dict[str, Any]) -> d
             index, slot = key.split("/", 1)
             optim_state[opt_name].setdefault(int(index), {})[slot] = value
         optimizers[opt_name] = {"state": optim_state[opt_name], "param_groups": info["param_groups"]}
-    return {"modules": modules, "log_alpha": tensors["log_alpha"].reshape(()), "rng": tensors["rng"],
-            "optimizers": optimizers, "step": int(rest["step"])}
+    return {
+        "modules": modules,
+        "log_alpha": tensors["log_alpha"].reshape(()),
+        "rng": tensors["rng"],
+        "optimizers": optimizers,
+        "step": int(rest["step"]),
+    }
 
 
 def save_agent_files(path: Path, config: dict[str, Any], state: dict[str, Any]) -> None:
@@ -76,14 +81,17 @@ def load_agent_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config dict, state dict) from a saved agent directory; a clear error when it is not one."""
     for name in (AGENT_CONFIG, AGENT_WEIGHTS, AGENT_STATE):
         if not (path / name).is_file():
-            raise FileNotFoundError(f"{path / name} not found; a saved agent directory holds {AGENT_CONFIG}, {AGENT_WEIGHTS}, {AGENT_STATE}")
+            raise FileNotFoundError(
+                f"{path / name} not found; a saved agent directory holds {AGENT_CONFIG}, {AGENT_WEIGHTS}, {AGENT_STATE}"
+            )
     config = json.loads((path / AGENT_CONFIG).read_text())
     if config.get("format") != AGENT_FORMAT:
         raise ValueError(f"{path / AGENT_CONFIG}: format {config.get('format')!r}, expected {AGENT_FORMAT!r}")
     try:
         tensors = load_file(str(path / AGENT_WEIGHTS))
     except SafetensorError as e:  # a truncated or overwritten file: name it instead of a bare parser message
-        raise ValueError(f"{path / AGENT_WEIGHTS} is not a readable safetensors file ({e}); it is truncated or "
-                         "corrupt") from e
+        raise ValueError(
+            f"{path / AGENT_WEIGHTS} is not a readable safetensors file ({e}); it is truncated or corrupt"
+        ) from e
     state = unflatten_state(tensors, json.loads((path / AGENT_STATE).read_text()))
     return config, state

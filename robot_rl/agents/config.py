@@ -32,11 +32,15 @@ class AgentConfig:
     gamma: float = 0.99  # discount per env step
     tau: float = 0.005  # Polyak rate of the target critics and the target grasp critic
     actor_lr: float = 3e-4  # Adam learning rate of the actor
-    critic_lr: float = 3e-4  # Adam learning rate of the critics and the trainable encoder parts (trained via the critic)
+    critic_lr: float = (
+        3e-4  # Adam learning rate of the critics and the trainable encoder parts (trained via the critic)
+    )
     temp_lr: float = 3e-4  # Adam learning rate of log(temperature)
     init_temperature: float = 0.01  # initial SAC temperature (HIL-SERL: 0.01; RLPD: 1.0)
     target_entropy: float | None = None  # SAC entropy target; None = -(continuous action dims) / 2 (RLPD)
-    target_entropy_final: float | None = None  # target reached as recent episodes succeed without take-overs; None: fixed
+    target_entropy_final: float | None = (
+        None  # target reached as recent episodes succeed without take-overs; None: fixed
+    )
     backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
     # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
     batch_size: int = 256  # transitions per gradient step (the loop samples this many)
@@ -44,7 +48,9 @@ class AgentConfig:
     n_step: int = 3  # rewards summed per target (replay computes them); 3 carries a sparse success reward back
     # through a grasp sooner (robot_rl/training/config.py: pick_cube 90 % at 5k steps with 3, 0 % with RLPD's 1)
     actor_update_every: int = 1  # actor (and temperature) step every k-th critic step (TD3: 2)
-    critic_loss: str | None = None  # "mse" regression, or "hl_gauss" (categorical cross-entropy on a Gaussian histogram); unset: the recipe's (hl_gauss from state, mse with images; mse where no recipe is applied)
+    critic_loss: str | None = (
+        None  # "mse" regression, or "hl_gauss" (categorical cross-entropy on a Gaussian histogram); unset: the recipe's (hl_gauss from state, mse with images; mse where no recipe is applied)
+    )
     hl_gauss_bins: int = 51  # number of bins of the categorical critic
     hl_gauss_range: tuple[float, float] = (-1.0, 2.0)  # (min, max) return the bins cover; set it to the task's
     # returns (the default suits a sparse 0/1 success reward that ends the episode: returns in [0, 1])
@@ -55,19 +61,27 @@ class AgentConfig:
     discrete_gripper: bool = False  # last action dim comes from a 3-way grasp critic (values -1, 0, +1), as in HIL-SERL
     grasp_critic_lr: float = 3e-4  # Adam learning rate of the grasp critic
     encoder: str = "none"  # image encoder: "none" (state only), "conv" (trained via the critic), "resnet10"
-    encoder_weights: str | None = None  # ResNet-10 weights: local .safetensors file/dir or HF cache id; None = random init
+    encoder_weights: str | None = (
+        None  # ResNet-10 weights: local .safetensors file/dir or HF cache id; None = random init
+    )
     freeze_encoder: bool = False  # keep the trunk fixed (features then cached per stored frame by replay)
     image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis (0 = no augmentation)
     feature_cache_augs: int = 2  # with a frozen trunk: shifted views cached per frame (first unshifted)
     latent_dim: int = 64  # per-camera latent size after the encoder neck
     log_std_range: tuple[float, float] = (-5.0, 2.0)  # bounds of the SAC actor's log std
-    bc_weight: float | None = None  # actor loss += this x squared error of the mean action to the demonstrated one on demo/intervention rows (0: pure RLPD; unset: the recipe's, 5 from state and 1 with images; 0 where no recipe is applied)
+    bc_weight: float | None = (
+        None  # actor loss += this x squared error of the mean action to the demonstrated one on demo/intervention rows (0: pure RLPD; unset: the recipe's, 5 from state and 1 with images; 0 where no recipe is applied)
+    )
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
         self.hl_gauss_range = tuple(self.hl_gauss_range)  # type: ignore[assignment]
         self.log_std_range = tuple(self.log_std_range)  # type: ignore[assignment]
-        for name, value, choices in (("algo", self.algo, ALGOS), ("critic_loss", self.critic_loss or "mse", CRITIC_LOSSES), ("encoder", self.encoder, ENCODERS)):
+        for name, value, choices in (
+            ("algo", self.algo, ALGOS),
+            ("critic_loss", self.critic_loss or "mse", CRITIC_LOSSES),
+            ("encoder", self.encoder, ENCODERS),
+        ):
             if value not in choices:
                 raise ValueError(f"{name}={value!r} is not valid; choose one of {choices}")
         if not 1 <= self.critic_subsample <= self.n_critics:
@@ -113,7 +127,7 @@ class AgentConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AgentConfig":
+    def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
         return config_from_dict(cls, d)
 
 
@@ -148,10 +162,12 @@ def with_recipe(cfg: AgentConfig, has_images: bool, success_reward: bool = True)
         changes: dict[str, Any] = dict(encoder="resnet10", freeze_encoder=True)
         if cfg.bc_weight is None:
             changes["bc_weight"] = PIXEL_BC_WEIGHT
-        note = (f"image observations: frozen ResNet-10 trunk with cached features ({cfg.encoder_weights or 'random init'}"
-                "; --encoder-weights PATH for pretrained ones)"
-                + (f", BC term on demo rows (bc_weight {PIXEL_BC_WEIGHT})" if "bc_weight" in changes else "")
-                + "; --encoder conv trains a conv encoder through the critic instead (a GPU's job)")
+        note = (
+            f"image observations: frozen ResNet-10 trunk with cached features ({cfg.encoder_weights or 'random init'}"
+            "; --encoder-weights PATH for pretrained ones)"
+            + (f", BC term on demo rows (bc_weight {PIXEL_BC_WEIGHT})" if "bc_weight" in changes else "")
+            + "; --encoder conv trains a conv encoder through the critic instead (a GPU's job)"
+        )
         return dataclasses.replace(cfg, **changes), note
     changes = {}
     if cfg.bc_weight is None:
@@ -160,8 +176,11 @@ def with_recipe(cfg: AgentConfig, has_images: bool, success_reward: bool = True)
         changes["critic_loss"] = STATE_CRITIC_LOSS
     if not changes:
         return cfg, ""
-    parts = ([f"BC term on demo rows (bc_weight {STATE_BC_WEIGHT:g}; --bc-weight 0 turns it off)"] if "bc_weight" in changes
-             else []) + ([f"{STATE_CRITIC_LOSS} critic (--critic-loss mse for regression)"] if "critic_loss" in changes else [])
+    parts = (
+        [f"BC term on demo rows (bc_weight {STATE_BC_WEIGHT:g}; --bc-weight 0 turns it off)"]
+        if "bc_weight" in changes
+        else []
+    ) + ([f"{STATE_CRITIC_LOSS} critic (--critic-loss mse for regression)"] if "critic_loss" in changes else [])
     return dataclasses.replace(cfg, **changes), "state observations: " + ", ".join(parts)
 
 

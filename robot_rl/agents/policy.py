@@ -34,8 +34,16 @@ MAX_HIDDEN_LAYERS = 16
 MAX_OBS_DIM = 4096  # any one dim of an observation spec entry (state length, image H/W/C)
 MAX_OBS_KEYS = 64
 MAX_ACTION_DIM = 64
-SAFETENSORS_DTYPE = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
-                      torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+SAFETENSORS_DTYPE = {
+    torch.float32: "F32",
+    torch.float64: "F64",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
 
 
 class PolicyPayloadError(WireError):
@@ -77,21 +85,34 @@ def _payload_config(metadata: dict[str, str]) -> dict:
     """The config JSON of a policy payload, with every declared size bounded (raises PolicyPayloadError)."""
     config = config_json(metadata, "agent_config", "policy")
     agent = config["agent_config"]
-    bounds_of(agent.get("hidden_dims", []), agent.get("latent_dim", 1), config.get("action_dim"), config.get("obs_spec"))
+    bounds_of(
+        agent.get("hidden_dims", []), agent.get("latent_dim", 1), config.get("action_dim"), config.get("obs_spec")
+    )
     return config
 
 
 def bounds_of(hidden, latent_dim, action_dim, spec) -> None:
     """Raises PolicyPayloadError unless a payload config's declared sizes are within the bounds above (also BC's)."""
     problems = []
-    if not isinstance(hidden, list) or len(hidden) > MAX_HIDDEN_LAYERS or not all(within(h, MAX_LAYER_WIDTH) for h in hidden):
-        problems.append(f"hidden_dims {str(hidden)[:80]} (at most {MAX_HIDDEN_LAYERS} widths in [1, {MAX_LAYER_WIDTH}])")
+    if (
+        not isinstance(hidden, list)
+        or len(hidden) > MAX_HIDDEN_LAYERS
+        or not all(within(h, MAX_LAYER_WIDTH) for h in hidden)
+    ):
+        problems.append(
+            f"hidden_dims {str(hidden)[:80]} (at most {MAX_HIDDEN_LAYERS} widths in [1, {MAX_LAYER_WIDTH}])"
+        )
     if not within(latent_dim, MAX_LAYER_WIDTH):
         problems.append(f"latent_dim {str(latent_dim)[:40]} (in [1, {MAX_LAYER_WIDTH}])")
     if not within(action_dim, MAX_ACTION_DIM):
         problems.append(f"action_dim {str(action_dim)[:40]} (in [1, {MAX_ACTION_DIM}])")
-    if not isinstance(spec, dict) or not 0 < len(spec) <= MAX_OBS_KEYS or not all(
-            isinstance(v, list) and 1 <= len(v) <= 3 and all(within(d, MAX_OBS_DIM) for d in v) for v in spec.values()):
+    if (
+        not isinstance(spec, dict)
+        or not 0 < len(spec) <= MAX_OBS_KEYS
+        or not all(
+            isinstance(v, list) and 1 <= len(v) <= 3 and all(within(d, MAX_OBS_DIM) for d in v) for v in spec.values()
+        )
+    ):
         problems.append(f"obs_spec {str(spec)[:80]} (at most {MAX_OBS_KEYS} entries of 1-3 dims in [1, {MAX_OBS_DIM}])")
     if problems:
         raise PolicyPayloadError("policy config declares sizes out of bounds: " + "; ".join(problems))
@@ -125,12 +146,16 @@ def _check_tensors_match(header: Header, expected: dict[str, torch.Tensor]) -> N
     """The payload's tensor names, shapes and dtypes must equal those of the network its config builds."""
     missing, unexpected = sorted(set(expected) - set(header.tensors)), sorted(set(header.tensors) - set(expected))
     if missing or unexpected:
-        raise PolicyPayloadError(f"policy weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise PolicyPayloadError(
+            f"policy weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     for name, want in expected.items():
         got = header.tensors[name]
         if got.shape != tuple(want.shape) or got.dtype != SAFETENSORS_DTYPE.get(want.dtype):
-            raise PolicyPayloadError(f"policy weight {name!r} is {got.dtype}{list(got.shape)}, its config builds "
-                                     f"{SAFETENSORS_DTYPE.get(want.dtype)}{list(want.shape)}")
+            raise PolicyPayloadError(
+                f"policy weight {name!r} is {got.dtype}{list(got.shape)}, its config builds "
+                f"{SAFETENSORS_DTYPE.get(want.dtype)}{list(want.shape)}"
+            )
 
 
 class Actor(nn.Module):
@@ -151,8 +176,9 @@ class Actor(nn.Module):
         action, log_prob, _ = self.forward_with_mean(feats, noise)
         return action, log_prob
 
-    def forward_with_mean(self, feats: torch.Tensor, noise: torch.Tensor | None
-                          ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def forward_with_mean(
+        self, feats: torch.Tensor, noise: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """`forward`'s (action, log_prob) plus the mean action (B, A), all from one pass of the network."""
         out = self.net(feats)
         if not self.stochastic:
@@ -174,14 +200,20 @@ class Policy(nn.Module):
     def __init__(self, cfg: AgentConfig, obs_spec: dict[str, list[int]], action_dim: int):
         super().__init__()
         if cfg.discrete_gripper and action_dim < 2:
-            raise ValueError(f"discrete_gripper needs at least one arm dim besides the gripper; action_dim={action_dim}")
+            raise ValueError(
+                f"discrete_gripper needs at least one arm dim besides the gripper; action_dim={action_dim}"
+            )
         self.cfg = cfg
         self.obs_spec = {k: list(v) for k, v in obs_spec.items()}
         self.action_dim = action_dim
         self.arm_dim = action_dim - 1 if cfg.discrete_gripper else action_dim
         self.encoder = ObsEncoder(obs_spec, cfg.encoder, cfg.latent_dim, cfg.freeze_encoder, cfg.image_aug_pad_px)
         self.actor = Actor(self.encoder.out_dim, self.arm_dim, cfg)
-        self.grasp_critic = mlp(self.encoder.out_dim, cfg.hidden_dims, len(GRIPPER_VALUES), cfg.layer_norm) if cfg.discrete_gripper else None
+        self.grasp_critic = (
+            mlp(self.encoder.out_dim, cfg.hidden_dims, len(GRIPPER_VALUES), cfg.layer_norm)
+            if cfg.discrete_gripper
+            else None
+        )
         self.register_buffer("gripper_values", torch.tensor(GRIPPER_VALUES), persistent=False)
 
     @property
@@ -193,7 +225,9 @@ class Policy(nn.Module):
         """Width of what the actor and the critics read (the encoder's features)."""
         return self.encoder.out_dim
 
-    def action_from_features(self, feats: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    def action_from_features(
+        self, feats: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """features (B, F) -> full action (B, A): actor arm dims (+ the grasp critic's greedy gripper value)."""
         noise = None
         if not deterministic and self.actor.stochastic:
@@ -226,10 +260,15 @@ class Policy(nn.Module):
 
     # --- persistence: safetensors weights + JSON config, never pickle ----------------------------
     def config_dict(self) -> dict:
-        return {"format": POLICY_FORMAT, "agent_config": self.cfg.to_dict(), "obs_spec": self.obs_spec, "action_dim": self.action_dim}
+        return {
+            "format": POLICY_FORMAT,
+            "agent_config": self.cfg.to_dict(),
+            "obs_spec": self.obs_spec,
+            "action_dim": self.action_dim,
+        }
 
     @classmethod
-    def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> "Policy":
+    def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> Policy:
         if d.get("format") != POLICY_FORMAT:
             raise ValueError(f"not a robot_rl policy (format {d.get('format')!r}, expected {POLICY_FORMAT!r})")
         return cls(AgentConfig.from_dict(d["agent_config"]), d["obs_spec"], int(d["action_dim"])).to(device)
@@ -238,7 +277,9 @@ class Policy(nn.Module):
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
         if missing or unexpected:
-            raise ValueError(f"policy weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"policy weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
         self.load_state_dict(tensors)
 
     def save(self, path_dir: str | Path) -> None:
@@ -248,11 +289,13 @@ class Policy(nn.Module):
         (path / POLICY_CONFIG).write_text(json.dumps(self.config_dict(), indent=2))
 
     @classmethod
-    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> "Policy":
+    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> Policy:
         path = Path(path_dir)
         for name in (POLICY_WEIGHTS, POLICY_CONFIG):
             if not (path / name).is_file():
-                raise FileNotFoundError(f"{path / name} not found; a saved policy directory holds {POLICY_WEIGHTS} and {POLICY_CONFIG}")
+                raise FileNotFoundError(
+                    f"{path / name} not found; a saved policy directory holds {POLICY_WEIGHTS} and {POLICY_CONFIG}"
+                )
         policy = cls.from_config_dict(json.loads((path / POLICY_CONFIG).read_text()), device)
         policy._load_weights(load_file(str(path / POLICY_WEIGHTS), device=str(device)))
         return policy
@@ -262,7 +305,7 @@ class Policy(nn.Module):
         return to_payload(self)
 
     @classmethod
-    def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "Policy":
+    def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> Policy:
         """`to_bytes` output -> policy; raises PolicyPayloadError (a ValueError) for anything else.
 
         Nothing is allocated from what the payload declares before it is checked: the header and checksum
@@ -276,8 +319,9 @@ class Policy(nn.Module):
 def to_payload(policy: nn.Module) -> bytes:
     """A policy module (with `config_dict()`) as checksummed safetensors bytes, its config JSON in the metadata."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
-    return stamp_checksum(save(tensors, metadata={"config": json.dumps(policy.config_dict()),
-                                                  CHECKSUM_KEY: CHECKSUM_PLACEHOLDER}))
+    return stamp_checksum(
+        save(tensors, metadata={"config": json.dumps(policy.config_dict()), CHECKSUM_KEY: CHECKSUM_PLACEHOLDER})
+    )
 
 
 def from_payload(cls, data: bytes, device: str | torch.device, read_config, what: str):
@@ -298,7 +342,9 @@ def from_payload(cls, data: bytes, device: str | torch.device, read_config, what
         with torch.device("meta"):  # shapes only: a declared 8192x8192 layer costs no memory here
             skeleton = cls.from_config_dict(config, "meta")
     except Exception as e:  # an untrusted config: any failure to build is a refusal, not a crash
-        raise PolicyPayloadError(f"{what} config does not build a network: {type(e).__name__}: {str(e)[:200]}") from None
+        raise PolicyPayloadError(
+            f"{what} config does not build a network: {type(e).__name__}: {str(e)[:200]}"
+        ) from None
     tensors = checked_tensors(data, header, skeleton.state_dict())
     policy = cls.from_config_dict(config, device)
     policy._load_weights({k: v.to(device) for k, v in tensors.items()})

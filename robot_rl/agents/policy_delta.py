@@ -80,11 +80,16 @@ def to_delta(policy: nn.Module, base: str, dtype: torch.dtype = PUSH_DTYPE) -> b
         if name in frozen:
             continue
         t = value.detach().cpu().contiguous()
-        if t.dtype == torch.float32 and dtype != torch.float32 and (t.numel() == 0 or float(t.abs().max()) <= FP16_SAFE_MAX):
+        if (
+            t.dtype == torch.float32
+            and dtype != torch.float32
+            and (t.numel() == 0 or float(t.abs().max()) <= FP16_SAFE_MAX)
+        ):
             t = t.to(dtype)
         tensors[name] = t
-    return stamp_checksum(save(tensors, metadata={"format": DELTA_FORMAT, "base": base,
-                                                  CHECKSUM_KEY: CHECKSUM_PLACEHOLDER}))
+    return stamp_checksum(
+        save(tensors, metadata={"format": DELTA_FORMAT, "base": base, CHECKSUM_KEY: CHECKSUM_PLACEHOLDER})
+    )
 
 
 def delta_base(data: bytes) -> str:
@@ -94,9 +99,15 @@ def delta_base(data: bytes) -> str:
     except WireError as e:
         raise PolicyPayloadError(f"policy delta bytes are not a readable safetensors payload: {e}") from None
     base = metadata.get("base", "")
-    if metadata.get("format") != DELTA_FORMAT or len(base) != _BASE_HEX or any(c not in "0123456789abcdef" for c in base):
-        raise PolicyPayloadError(f"not a policy delta (format {str(metadata.get('format'))[:40]!r}, expected "
-                                 f"{DELTA_FORMAT!r}, with a {_BASE_HEX}-hex-digit base)")
+    if (
+        metadata.get("format") != DELTA_FORMAT
+        or len(base) != _BASE_HEX
+        or any(c not in "0123456789abcdef" for c in base)
+    ):
+        raise PolicyPayloadError(
+            f"not a policy delta (format {str(metadata.get('format'))[:40]!r}, expected "
+            f"{DELTA_FORMAT!r}, with a {_BASE_HEX}-hex-digit base)"
+        )
     return base
 
 
@@ -113,12 +124,18 @@ def apply_delta(policy: nn.Module, base: str, data: bytes) -> nn.Module:
     expected = {k: v for k, v in policy.state_dict().items() if k not in frozen}
     missing, unexpected = sorted(set(expected) - set(header.tensors)), sorted(set(header.tensors) - set(expected))
     if missing or unexpected:
-        raise PolicyPayloadError(f"policy delta does not match the policy: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise PolicyPayloadError(
+            f"policy delta does not match the policy: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     for name, want in expected.items():
         info, want_dtype = header.tensors[name], SAFETENSORS_DTYPE.get(want.dtype)
-        if info.shape != tuple(want.shape) or not (info.dtype == want_dtype or (want_dtype == "F32" and info.dtype in _HALF_NAMES)):
-            raise PolicyPayloadError(f"policy delta weight {name!r} is {info.dtype}{list(info.shape)}, the policy holds "
-                                     f"{want_dtype}{list(want.shape)}")
+        if info.shape != tuple(want.shape) or not (
+            info.dtype == want_dtype or (want_dtype == "F32" and info.dtype in _HALF_NAMES)
+        ):
+            raise PolicyPayloadError(
+                f"policy delta weight {name!r} is {info.dtype}{list(info.shape)}, the policy holds "
+                f"{want_dtype}{list(want.shape)}"
+            )
     tensors = load(data)  # sizes were checked against the policy: nothing here is larger than it
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:

@@ -50,10 +50,11 @@ class ResidualActor(Actor):
         nn.init.zeros_(last.weight)  # residual exactly 0 and SAC's log-std at mid-range until trained
         nn.init.zeros_(last.bias)
 
-    def forward_with_mean(self, feats: torch.Tensor, noise: torch.Tensor | None
-                          ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def forward_with_mean(
+        self, feats: torch.Tensor, noise: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         residual, log_prob, mean_residual = super().forward_with_mean(feats, noise)  # (B, A) in [-1, 1]
-        base = feats[:, -self.action_dim:]
+        base = feats[:, -self.action_dim :]
         total = (base + self.scale * residual).clamp(-1.0, 1.0)
         mean_total = total if mean_residual is residual else (base + self.scale * mean_residual).clamp(-1.0, 1.0)
         return total, log_prob, mean_total
@@ -62,7 +63,7 @@ class ResidualActor(Actor):
 class ResidualPolicy(Policy):
     """The deployable residual: encoder + ResidualActor. It needs the base action at every step:
 
-        total = policy.act(obs, base_action=base.act(obs))
+    total = policy.act(obs, base_action=base.act(obs))
     """
 
     def __init__(self, cfg: AgentConfig, obs_spec: dict[str, list[int]], action_dim: int, residual_scale: float):
@@ -81,8 +82,9 @@ class ResidualPolicy(Policy):
         return torch.cat([self.encoder(obs), base_action.float()], dim=-1)
 
     @torch.no_grad()
-    def act_batch(self, obs: dict[str, torch.Tensor], deterministic: bool = False,
-                  base_action: torch.Tensor | None = None) -> torch.Tensor:
+    def act_batch(
+        self, obs: dict[str, torch.Tensor], deterministic: bool = False, base_action: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Batched observations (B, ...) and base actions (B, A) -> total actions (B, A) in [-1, 1]."""
         if base_action is None:
             raise ValueError("a residual policy needs the base policy's action: act_batch(obs, base_action=...)")
@@ -92,8 +94,9 @@ class ResidualPolicy(Policy):
         self.train(was_training)
         return action
 
-    def act(self, obs: dict[str, np.ndarray], deterministic: bool = False,
-            base_action: np.ndarray | None = None) -> np.ndarray:
+    def act(
+        self, obs: dict[str, np.ndarray], deterministic: bool = False, base_action: np.ndarray | None = None
+    ) -> np.ndarray:
         """One unbatched observation and base action (A,) -> total action (A,) float32 in [-1, 1]."""
         if base_action is None:
             raise ValueError("a residual policy needs the base policy's action: act(obs, base_action=base.act(obs))")
@@ -111,17 +114,28 @@ class ResidualPolicy(Policy):
         return {**super().config_dict(), "format": RESIDUAL_POLICY_FORMAT, "residual_scale": self.residual_scale}
 
     @classmethod
-    def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> "ResidualPolicy":
+    def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> ResidualPolicy:
         if d.get("format") != RESIDUAL_POLICY_FORMAT:
-            raise ValueError(f"not a robot_rl residual policy (format {d.get('format')!r}, expected "
-                             f"{RESIDUAL_POLICY_FORMAT!r}); a plain policy loads with Policy.load")
-        return cls(AgentConfig.from_dict(d["agent_config"]), d["obs_spec"], int(d["action_dim"]),
-                   float(d["residual_scale"])).to(device)
+            raise ValueError(
+                f"not a robot_rl residual policy (format {d.get('format')!r}, expected "
+                f"{RESIDUAL_POLICY_FORMAT!r}); a plain policy loads with Policy.load"
+            )
+        return cls(
+            AgentConfig.from_dict(d["agent_config"]), d["obs_spec"], int(d["action_dim"]), float(d["residual_scale"])
+        ).to(device)
 
 
 class ResidualAgent(Agent):
-    def __init__(self, cfg: AgentConfig, residual: ResidualConfig, obs_spec: dict[str, list[int]], action_dim: int,
-                 device: str | torch.device = "cpu", seed: int | None = None, load_pretrained: bool = True):
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        residual: ResidualConfig,
+        obs_spec: dict[str, list[int]],
+        action_dim: int,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        load_pretrained: bool = True,
+    ):
         self.residual = residual  # read by _make_policy during Agent.__init__
         super().__init__(cfg, obs_spec, action_dim, device=device, seed=seed, load_pretrained=load_pretrained)
 
@@ -130,8 +144,10 @@ class ResidualAgent(Agent):
 
     def _features(self, obs: dict[str, torch.Tensor], base_action: torch.Tensor | None) -> torch.Tensor:
         if base_action is None:
-            raise ValueError("residual updates need the base action of every transition (Batch.base_action and "
-                             "Batch.next_base_action, from ReplayBuffer.sample)")
+            raise ValueError(
+                "residual updates need the base action of every transition (Batch.base_action and "
+                "Batch.next_base_action, from ReplayBuffer.sample)"
+            )
         return torch.cat([super()._features(obs, None), base_action.float()], dim=-1)
 
     def _update(self, batch: Batch, update_actor: bool) -> dict[str, torch.Tensor]:
@@ -146,26 +162,44 @@ class ResidualAgent(Agent):
         return {**super().config_dict(), "residual_config": self.residual.to_dict()}
 
     @classmethod
-    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> "ResidualAgent":
+    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> ResidualAgent:
         config, state = load_agent_files(Path(path_dir))
         if "residual_config" not in config:
             raise ValueError(f"{path_dir} holds a plain agent, not a residual one; load it with Agent.load")
-        agent = cls(AgentConfig.from_dict(config["agent_config"]), ResidualConfig(**config["residual_config"]),
-                    config["obs_spec"], int(config["action_dim"]), device=device, seed=0, load_pretrained=False)
+        agent = cls(
+            AgentConfig.from_dict(config["agent_config"]),
+            ResidualConfig(**config["residual_config"]),
+            config["obs_spec"],
+            int(config["action_dim"]),
+            device=device,
+            seed=0,
+            load_pretrained=False,
+        )
         agent.load_state_dict(state)
         return agent
 
 
-def make_residual_agent(cfg: AgentConfig, residual: ResidualConfig, obs_space: gym.Space,
-                        action_space: gym.spaces.Box, device: str | torch.device = "cpu",
-                        seed: int | None = None) -> ResidualAgent:
+def make_residual_agent(
+    cfg: AgentConfig,
+    residual: ResidualConfig,
+    obs_space: gym.Space,
+    action_space: gym.spaces.Box,
+    device: str | torch.device = "cpu",
+    seed: int | None = None,
+) -> ResidualAgent:
     """A residual agent for these spaces (actions: a 1-d Box on [-1, 1], as for make_agent)."""
-    if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1 or not (
-            np.allclose(action_space.low, -1.0) and np.allclose(action_space.high, 1.0)):
-        raise ValueError(f"action space {action_space} is not supported; expected a 1-d Box on [-1, 1] "
-                         "(wrap the env with gymnasium.wrappers.RescaleAction(env, -1.0, 1.0))")
-    return ResidualAgent(cfg, residual, obs_spec(as_dict_space(obs_space)), int(action_space.shape[0]),
-                         device=device, seed=seed)
+    if (
+        not isinstance(action_space, gym.spaces.Box)
+        or len(action_space.shape) != 1
+        or not (np.allclose(action_space.low, -1.0) and np.allclose(action_space.high, 1.0))
+    ):
+        raise ValueError(
+            f"action space {action_space} is not supported; expected a 1-d Box on [-1, 1] "
+            "(wrap the env with gymnasium.wrappers.RescaleAction(env, -1.0, 1.0))"
+        )
+    return ResidualAgent(
+        cfg, residual, obs_spec(as_dict_space(obs_space)), int(action_space.shape[0]), device=device, seed=seed
+    )
 
 
 def is_residual_agent_dir(path: str | Path) -> bool:

@@ -1,8 +1,8 @@
 """Behaviour cloning with action chunks, and the base-policy interface residual RL builds on.
 
-    result = train_bc(BCTrainConfig(demos="demos/pick_cube", out="bc/pick_cube"))   # or `robot-rl bc train`
-    base = load_base_policy("bc/pick_cube")       # BasePolicy: reset() per episode, act(obs) -> (A,)
-    base = CallablePolicy(any_fn)                 # any callable obs -> (A,) or (K, A) as a BasePolicy
+result = train_bc(BCTrainConfig(demos="demos/pick_cube", out="bc/pick_cube"))   # or `robot-rl bc train`
+base = load_base_policy("bc/pick_cube")       # BasePolicy: reset() per episode, act(obs) -> (A,)
+base = CallablePolicy(any_fn)                 # any callable obs -> (A,) or (K, A) as a BasePolicy
 """
 
 from __future__ import annotations
@@ -19,10 +19,18 @@ if TYPE_CHECKING:
 
 # Names load on first use (PEP 562), so `robot_rl.bc.config` imports without torch (`robot-rl --help` reads it).
 _LAZY = {
-    "BasePolicy": "base", "CallablePolicy": "base", "load_base_policy": "base",
-    "BCPolicyConfig": "config", "BCTrainConfig": "config", "FlowBCPolicy": "flow",
-    "BCPolicy": "policy", "ChunkExecution": "policy", "make_bc_policy": "policy",
-    "BCResult": "train", "evaluate_base": "train", "train_bc": "train",
+    "BasePolicy": "base",
+    "CallablePolicy": "base",
+    "load_base_policy": "base",
+    "BCPolicyConfig": "config",
+    "BCTrainConfig": "config",
+    "FlowBCPolicy": "flow",
+    "BCPolicy": "policy",
+    "ChunkExecution": "policy",
+    "make_bc_policy": "policy",
+    "BCResult": "train",
+    "evaluate_base": "train",
+    "train_bc": "train",
 }
 
 
@@ -33,5 +41,18 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
-__all__ = ["BCPolicy", "BCPolicyConfig", "BCResult", "BCTrainConfig", "BasePolicy", "CallablePolicy", "ChunkExecution",
-           "FlowBCPolicy", "evaluate_base", "load_base_policy", "make_bc_policy", "train_bc"]
+
+__all__ = [
+    "BCPolicy",
+    "BCPolicyConfig",
+    "BCResult",
+    "BCTrainConfig",
+    "BasePolicy",
+    "CallablePolicy",
+    "ChunkExecution",
+    "FlowBCPolicy",
+    "evaluate_base",
+    "load_base_policy",
+    "make_bc_policy",
+    "train_bc",
+]

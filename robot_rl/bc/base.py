@@ -61,8 +61,13 @@ class CallablePolicy:
     clipped to [-1, 1]; a non-finite action is refused with an error (never passed on to a robot).
     """
 
-    def __init__(self, fn: Callable[[dict[str, np.ndarray]], np.ndarray], reset: Callable[[], None] | None = None,
-                 action_dim: int | None = None, obs_spec: dict[str, list[int]] | None = None):
+    def __init__(
+        self,
+        fn: Callable[[dict[str, np.ndarray]], np.ndarray],
+        reset: Callable[[], None] | None = None,
+        action_dim: int | None = None,
+        obs_spec: dict[str, list[int]] | None = None,
+    ):
         self.fn = fn
         self._reset_fn = reset
         self.action_dim = action_dim  # declared layout (None: unchecked): the action size
@@ -79,8 +84,9 @@ class CallablePolicy:
         if self._chunk is None or self._index >= len(self._chunk):
             out = np.asarray(self.fn(obs), dtype=np.float32)
             if out.ndim not in (1, 2) or out.size == 0:
-                raise ValueError(f"the base policy returned shape {out.shape}; "
-                                 "expected an action (A,) or a chunk (K, A)")
+                raise ValueError(
+                    f"the base policy returned shape {out.shape}; expected an action (A,) or a chunk (K, A)"
+                )
             self._chunk, self._index = (out[None] if out.ndim == 1 else out), 0
         action = self._chunk[self._index]
         self._index += 1
@@ -101,19 +107,25 @@ def check_layout(base, obs_spec: dict[str, list[int]] | None, action_dim: int | 
     the base reads must be in the env's observation with the same shape (the env may give more keys)."""
     dim = getattr(base, "action_dim", None)
     if action_dim is not None and dim is not None and int(dim) != int(action_dim):
-        raise BasePolicyError(f"the base policy {source} acts in {dim} dims but the env takes {action_dim}; "
-                              "use a base trained for this robot's action layout")
+        raise BasePolicyError(
+            f"the base policy {source} acts in {dim} dims but the env takes {action_dim}; "
+            "use a base trained for this robot's action layout"
+        )
     spec = getattr(base, "obs_spec", None)
     if obs_spec is None or spec is None:
         return
     missing = [k for k in spec if k not in obs_spec]
     if missing:
-        raise BasePolicyError(f"the base policy {source} reads observation keys {missing} that the env lacks (it "
-                              f"gives {sorted(obs_spec)}); pass the matching --obs or a base for these keys")
+        raise BasePolicyError(
+            f"the base policy {source} reads observation keys {missing} that the env lacks (it "
+            f"gives {sorted(obs_spec)}); pass the matching --obs or a base for these keys"
+        )
     for key, shape in spec.items():
         if list(shape) != list(obs_spec[key]):
-            raise BasePolicyError(f"the base policy {source} reads {key!r} of shape {list(shape)} but the env gives "
-                                  f"{list(obs_spec[key])}; use a base trained on this observation layout")
+            raise BasePolicyError(
+                f"the base policy {source} reads {key!r} of shape {list(shape)} but the env gives "
+                f"{list(obs_spec[key])}; use a base trained on this observation layout"
+            )
 
 
 def is_entry_point(source: str | Path) -> bool:
@@ -121,8 +133,9 @@ def is_entry_point(source: str | Path) -> bool:
     return isinstance(source, str) and bool(_ENTRY_POINT.match(source)) and not Path(source).exists()
 
 
-def load_base_policy(source: str | Path, device: str = "cpu", obs_spec: dict[str, list[int]] | None = None,
-                     action_dim: int | None = None) -> BasePolicy:
+def load_base_policy(
+    source: str | Path, device: str = "cpu", obs_spec: dict[str, list[int]] | None = None, action_dim: int | None = None
+) -> BasePolicy:
     """The base policy `source` names (a directory, a TorchScript file, or `module:factory`; see the module doc).
     Given the env's `obs_spec` / `action_dim`, a base whose declared layout does not fit is refused."""
     if is_entry_point(source):
@@ -143,16 +156,20 @@ def load_entry_point(source: str) -> BasePolicy:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise BasePolicyError(f"base policy {source}: cannot import {module_name} ({e}); install it or put it on "
-                              "PYTHONPATH") from None
+        raise BasePolicyError(
+            f"base policy {source}: cannot import {module_name} ({e}); install it or put it on PYTHONPATH"
+        ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise BasePolicyError(f"base policy {source}: {module_name} has no callable {attr!r}; name a function that "
-                              "returns a BasePolicy")
+        raise BasePolicyError(
+            f"base policy {source}: {module_name} has no callable {attr!r}; name a function that returns a BasePolicy"
+        )
     base = factory()
     if not isinstance(base, BasePolicy):
-        raise BasePolicyError(f"base policy {source}: {attr}() returned a {type(base).__name__}, which lacks "
-                              "reset() and act(obs); return a BasePolicy (wrap a function in CallablePolicy)")
+        raise BasePolicyError(
+            f"base policy {source}: {attr}() returned a {type(base).__name__}, which lacks "
+            "reset() and act(obs); return a BasePolicy (wrap a function in CallablePolicy)"
+        )
     return base
 
 
@@ -166,8 +183,9 @@ def _load_directory(path: Path, device: str) -> BasePolicy:
     if (path / POLICY_CONFIG).is_file():
         policy = Policy.load(path, device=device)
         policy.eval()
-        return CallablePolicy(lambda obs: policy.act(obs, deterministic=True), action_dim=policy.action_dim,
-                              obs_spec=policy.obs_spec)
+        return CallablePolicy(
+            lambda obs: policy.act(obs, deterministic=True), action_dim=policy.action_dim, obs_spec=policy.obs_spec
+        )
     for sub in ("agent/policy", "policy"):  # a checkpoint or agent directory holding a policy
         if (path / sub / POLICY_CONFIG).is_file():
             return _load_directory(path / sub, device)

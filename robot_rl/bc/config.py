@@ -54,14 +54,15 @@ class BCPolicyConfig:
         if not self.hidden_dims or min(self.hidden_dims) < 1:
             raise ValueError(f"hidden_dims must be one or more widths >= 1, got {list(self.hidden_dims)}")
         if self.latent_dim < 1 or self.image_aug_pad_px < 0:
-            raise ValueError(f"latent_dim must be >= 1 and image_aug_pad_px >= 0, got {self.latent_dim}, "
-                             f"{self.image_aug_pad_px}")
+            raise ValueError(
+                f"latent_dim must be >= 1 and image_aug_pad_px >= 0, got {self.latent_dim}, {self.image_aug_pad_px}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BCPolicyConfig":
+    def from_dict(cls, d: dict[str, Any]) -> BCPolicyConfig:
         return config_from_dict(cls, d)
 
 

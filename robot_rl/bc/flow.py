@@ -39,8 +39,14 @@ def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 class FlowBCPolicy(BCPolicy):
     """A BCPolicy whose head is a velocity field; chunks come from Euler integration of it from noise."""
 
-    def __init__(self, cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_dim: int, meta: dict | None = None,
-                 noise_seed: int = 0):
+    def __init__(
+        self,
+        cfg: BCPolicyConfig,
+        obs_spec: dict[str, list[int]],
+        action_dim: int,
+        meta: dict | None = None,
+        noise_seed: int = 0,
+    ):
         super().__init__(cfg, obs_spec, action_dim, meta)
         self.noise_rng = np.random.default_rng(noise_seed)  # initial noise of `predict_chunk(obs)` (noise=None)
 
@@ -64,8 +70,14 @@ class FlowBCPolicy(BCPolicy):
             x = x + dt * self.velocity(feats, t, x)
         return x
 
-    def chunk_loss(self, obs: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, loss: str,
-                   generator: torch.Generator) -> torch.Tensor:
+    def chunk_loss(
+        self,
+        obs: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        loss: str,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         """Flow matching: MSE between v(features, t, x_t) and x_1 - x_0 at a uniform t per sample (`loss` unused)."""
         x1 = target  # (B, K, A)
         x0 = torch.randn(x1.shape, generator=generator).to(x1.device)
@@ -83,8 +95,9 @@ class FlowBCPolicy(BCPolicy):
             noise = self.cfg.flow_noise_scale * self.noise_rng.standard_normal(self.chunk_shape)
         noise = np.asarray(noise, dtype=np.float32)
         if noise.shape != self.chunk_shape or not np.all(np.isfinite(noise)):
-            raise ValueError(f"the initial noise must be a finite array of shape {self.chunk_shape} (K, A), "
-                             f"got shape {noise.shape}")
+            raise ValueError(
+                f"the initial noise must be a finite array of shape {self.chunk_shape} (K, A), got shape {noise.shape}"
+            )
         was_training = self.training
         self.eval()
         chunk = self(batch, torch.as_tensor(noise[None]).to(self.device))[0].clamp(-1.0, 1.0).cpu().numpy()

@@ -71,8 +71,9 @@ class BCPolicy(nn.Module):
     def __init__(self, cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_dim: int, meta: dict | None = None):
         super().__init__()
         if type(self) is not policy_class(cfg.kind):  # the saved kind must rebuild this very network
-            raise ValueError(f"a {cfg.kind} BC policy is a {policy_class(cfg.kind).__name__}; build it with "
-                             "make_bc_policy(cfg, ...)")
+            raise ValueError(
+                f"a {cfg.kind} BC policy is a {policy_class(cfg.kind).__name__}; build it with make_bc_policy(cfg, ...)"
+            )
         self.cfg = cfg
         self.obs_spec = {k: list(v) for k, v in obs_spec.items()}
         self.action_dim = action_dim
@@ -112,7 +113,7 @@ class BCPolicy(nn.Module):
         for k in self.encoder.state_keys:
             d = self.obs_spec[k][0]
             x = obs[k].reshape(obs[k].shape[0], -1).float()
-            out[k] = (x - self.state_mean[start:start + d]) / self.state_std[start:start + d]
+            out[k] = (x - self.state_mean[start : start + d]) / self.state_std[start : start + d]
             start += d
         return out
 
@@ -124,8 +125,14 @@ class BCPolicy(nn.Module):
         """Batched observations (B, ...) -> action chunks (B, K, A), unclipped."""
         return self.head(self.features(obs)).view(-1, self.cfg.chunk_size, self.action_dim)
 
-    def chunk_loss(self, obs: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, loss: str,
-                   generator: torch.Generator) -> torch.Tensor:
+    def chunk_loss(
+        self,
+        obs: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        mask: torch.Tensor,
+        loss: str,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         """Training loss of a batch: target chunks (B, K, A), mask (B, K) float (1: the step is inside the
         episode); `loss` "l1" or "mse" on the predicted chunk. (`generator` is for kinds that sample.)"""
         pred = self(obs)  # (B, K, A)
@@ -160,11 +167,16 @@ class BCPolicy(nn.Module):
 
     # --- persistence ----------------------------------------------------------------------------
     def config_dict(self) -> dict:
-        return {"format": BC_FORMAT, "bc_config": self.cfg.to_dict(), "obs_spec": self.obs_spec,
-                "action_dim": self.action_dim, "meta": self.meta}
+        return {
+            "format": BC_FORMAT,
+            "bc_config": self.cfg.to_dict(),
+            "obs_spec": self.obs_spec,
+            "action_dim": self.action_dim,
+            "meta": self.meta,
+        }
 
     @classmethod
-    def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> "BCPolicy":
+    def from_config_dict(cls, d: dict, device: str | torch.device = "cpu") -> BCPolicy:
         """The policy (of the kind its config names, whichever subclass is asked) a config dict describes."""
         if d.get("format") != BC_FORMAT:
             raise ValueError(f"not a robot_rl BC policy (format {d.get('format')!r}, expected {BC_FORMAT!r})")
@@ -179,8 +191,9 @@ class BCPolicy(nn.Module):
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
         if missing or unexpected:
-            raise ValueError(f"BC policy weights do not match its config: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"BC policy weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
         self.load_state_dict(tensors)
 
     def save(self, path_dir: str | Path) -> None:
@@ -190,12 +203,14 @@ class BCPolicy(nn.Module):
         (path / BC_CONFIG).write_text(json.dumps(self.config_dict(), indent=2))
 
     @classmethod
-    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> "BCPolicy":
+    def load(cls, path_dir: str | Path, device: str | torch.device = "cpu") -> BCPolicy:
         path = Path(path_dir)
         for name in (BC_WEIGHTS, BC_CONFIG):
             if not (path / name).is_file():
-                raise FileNotFoundError(f"{path / name} not found; a BC checkpoint holds {BC_WEIGHTS} and {BC_CONFIG} "
-                                        "(made by `robot-rl bc train`)")
+                raise FileNotFoundError(
+                    f"{path / name} not found; a BC checkpoint holds {BC_WEIGHTS} and {BC_CONFIG} "
+                    "(made by `robot-rl bc train`)"
+                )
         policy = cls.from_config_dict(json.loads((path / BC_CONFIG).read_text()), device)
         policy._load_weights(load_file(str(path / BC_WEIGHTS), device=str(device)))
         policy.eval()
@@ -206,7 +221,7 @@ class BCPolicy(nn.Module):
         return to_payload(self)
 
     @classmethod
-    def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> "BCPolicy":
+    def from_bytes(cls, data: bytes, device: str | torch.device = "cpu") -> BCPolicy:
         """`to_bytes` output -> policy; raises PolicyPayloadError (a ValueError) for anything else. The checks of
         `Policy.from_bytes`, in its order: header and checksum, the config's sizes, the network built on the meta
         device must have exactly the payload's tensor names, shapes and dtypes, then finite weights."""
@@ -241,15 +256,23 @@ def _bc_payload_config(metadata: dict[str, str]) -> dict:
     bc = config["bc_config"]
     # the same bounds as a learner policy's (agents.policy), with the BC head's chunk size
     bounds_of(bc.get("hidden_dims", []), bc.get("latent_dim", 1), config.get("action_dim"), config.get("obs_spec"))
-    for name, high in (("chunk_size", MAX_CHUNK_SIZE), ("flow_steps", MAX_FLOW_STEPS),
-                       ("flow_time_dim", MAX_FLOW_TIME_DIM)):
+    for name, high in (
+        ("chunk_size", MAX_CHUNK_SIZE),
+        ("flow_steps", MAX_FLOW_STEPS),
+        ("flow_time_dim", MAX_FLOW_TIME_DIM),
+    ):
         if not within(bc.get(name, 2), high):
             raise PolicyPayloadError(f"BC policy config declares {name} {str(bc.get(name))[:40]} (in [1, {high}])")
     return config
 
 
-def make_bc_policy(cfg: BCPolicyConfig, obs_spec: dict[str, list[int]], action_dim: int, meta: dict | None = None,
-                   load_pretrained: bool = True) -> BCPolicy:
+def make_bc_policy(
+    cfg: BCPolicyConfig,
+    obs_spec: dict[str, list[int]],
+    action_dim: int,
+    meta: dict | None = None,
+    load_pretrained: bool = True,
+) -> BCPolicy:
     """A fresh BC policy of the config's kind; loads ResNet-10 weights when the config names them."""
     policy = policy_class(cfg.kind)(cfg, obs_spec, action_dim, meta)
     if policy.cfg.encoder == "resnet10" and cfg.encoder_weights and load_pretrained:

@@ -39,64 +39,96 @@ class BaseLayout:
     ensemble_decay: float = 0.1  # temporal ensembling weight exp(-decay * i) of the i-th newest prediction
 
     def to_json(self) -> str:
-        return json.dumps({"format": LAYOUT_FORMAT, "obs_spec": self.obs_spec, "action_dim": self.action_dim,
-                           "execution": self.execution, "ensemble_decay": self.ensemble_decay})
+        return json.dumps(
+            {
+                "format": LAYOUT_FORMAT,
+                "obs_spec": self.obs_spec,
+                "action_dim": self.action_dim,
+                "execution": self.execution,
+                "ensemble_decay": self.ensemble_decay,
+            }
+        )
 
     @classmethod
-    def from_json(cls, text: str, source: str) -> "BaseLayout":
+    def from_json(cls, text: str, source: str) -> BaseLayout:
         """Parse and check a layout JSON; anything malformed is a one-line BasePolicyError naming `source`."""
-        want = (f'expected {{"format": "{LAYOUT_FORMAT}", "obs_spec": {{key: shape}}, "action_dim": A}} '
-                "(docs/base-policies.md)")
+        want = (
+            f'expected {{"format": "{LAYOUT_FORMAT}", "obs_spec": {{key: shape}}, "action_dim": A}} '
+            "(docs/base-policies.md)"
+        )
         try:
             d = json.loads(text)
         except ValueError:
             raise BasePolicyError(f"the layout of {source} is not JSON; {want}") from None
         spec = d.get("obs_spec") if isinstance(d, dict) else None
-        ok = (isinstance(d, dict) and d.get("format") == LAYOUT_FORMAT and isinstance(spec, dict) and spec
-              and all(isinstance(v, list) and v and all(isinstance(n, int) and n > 0 for n in v) for v in spec.values())
-              and isinstance(d.get("action_dim"), int) and d["action_dim"] > 0
-              and d.get("execution", "replay") in EXECUTIONS
-              and isinstance(d.get("ensemble_decay", 0.1), (int, float)) and d.get("ensemble_decay", 0.1) >= 0)
+        ok = (
+            isinstance(d, dict)
+            and d.get("format") == LAYOUT_FORMAT
+            and isinstance(spec, dict)
+            and spec
+            and all(isinstance(v, list) and v and all(isinstance(n, int) and n > 0 for n in v) for v in spec.values())
+            and isinstance(d.get("action_dim"), int)
+            and d["action_dim"] > 0
+            and d.get("execution", "replay") in EXECUTIONS
+            and isinstance(d.get("ensemble_decay", 0.1), (int, float))
+            and d.get("ensemble_decay", 0.1) >= 0
+        )
         if not ok:
             raise BasePolicyError(f"the layout of {source} is malformed ({str(d)[:120]}); {want}")
-        return cls({k: list(v) for k, v in spec.items()}, d["action_dim"], d.get("execution", "replay"),
-                   float(d.get("ensemble_decay", 0.1)))
+        return cls(
+            {k: list(v) for k, v in spec.items()},
+            d["action_dim"],
+            d.get("execution", "replay"),
+            float(d.get("ensemble_decay", 0.1)),
+        )
 
 
-def layout_files(obs_spec: dict[str, list[int]], action_dim: int, execution: str = "replay",
-                 ensemble_decay: float = 0.1) -> dict[str, str]:
+def layout_files(
+    obs_spec: dict[str, list[int]], action_dim: int, execution: str = "replay", ensemble_decay: float = 0.1
+) -> dict[str, str]:
     """The `_extra_files` of `torch.jit.save` that embed a base's layout in its TorchScript file."""
-    return {LAYOUT_FILE: BaseLayout({k: list(v) for k, v in obs_spec.items()}, action_dim, execution,
-                                    ensemble_decay).to_json()}
+    return {
+        LAYOUT_FILE: BaseLayout(
+            {k: list(v) for k, v in obs_spec.items()}, action_dim, execution, ensemble_decay
+        ).to_json()
+    }
 
 
 class TorchScriptPolicy:
     """A TorchScript module and its layout as a BasePolicy: one prediction per step or per chunk (its execution)."""
 
-    def __init__(self, module: torch.jit.ScriptModule, layout: BaseLayout, device: str | torch.device = "cpu",
-                 source: str = "TorchScript base"):
+    def __init__(
+        self,
+        module: torch.jit.ScriptModule,
+        layout: BaseLayout,
+        device: str | torch.device = "cpu",
+        source: str = "TorchScript base",
+    ):
         self.module = module.eval()
         self.layout, self.device, self.source = layout, torch.device(device), source
         self.obs_spec, self.action_dim = layout.obs_spec, layout.action_dim  # the declared layout (check_layout)
         self.execution: ChunkExecution | None = None  # made at the first prediction, when K is known
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "TorchScriptPolicy":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TorchScriptPolicy:
         """The module at `path` with its embedded layout, else the one in `<path>.json`."""
         path = Path(path)
         extra = {LAYOUT_FILE: ""}
         try:
             module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
         except (RuntimeError, ValueError) as e:
-            raise BasePolicyError(f"{path} is not a TorchScript module ({str(e).splitlines()[0][:120]}); save one "
-                                  "with torch.jit.save") from None
+            raise BasePolicyError(
+                f"{path} is not a TorchScript module ({str(e).splitlines()[0][:120]}); save one with torch.jit.save"
+            ) from None
         text = extra[LAYOUT_FILE]
         sidecar = Path(f"{path}.json")
         if not text and sidecar.is_file():
             text = sidecar.read_text()
         if not text:
-            raise BasePolicyError(f"{path} carries no layout: embed it (_extra_files=robot_rl.bc.torchscript."
-                                  f"layout_files(obs_spec, action_dim)) or write {sidecar.name} beside it")
+            raise BasePolicyError(
+                f"{path} carries no layout: embed it (_extra_files=robot_rl.bc.torchscript."
+                f"layout_files(obs_spec, action_dim)) or write {sidecar.name} beside it"
+            )
         return cls(module, BaseLayout.from_json(text, str(path)), device, str(path))
 
     def reset(self) -> None:
@@ -115,8 +147,10 @@ class TorchScriptPolicy:
         out = self.module(batch).float().cpu().numpy()
         chunk = out[0] if out.ndim == 3 else out  # (1, K, A) -> (K, A); (1, A) is a chunk of one
         if out.ndim not in (2, 3) or out.shape[0] != 1 or chunk.shape[-1] != self.action_dim:
-            raise ValueError(f"the base {self.source} returned shape {tuple(out.shape)}; its layout says (1, "
-                             f"{self.action_dim}) or (1, K, {self.action_dim})")
+            raise ValueError(
+                f"the base {self.source} returned shape {tuple(out.shape)}; its layout says (1, "
+                f"{self.action_dim}) or (1, K, {self.action_dim})"
+            )
         return chunk
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -127,8 +161,10 @@ class TorchScriptPolicy:
             if self.execution is None:
                 self.execution = ChunkExecution(len(chunk), self.layout.execution, self.layout.ensemble_decay)
             elif len(chunk) != self.execution.chunk_size:
-                raise ValueError(f"the base {self.source} returned a chunk of {len(chunk)} actions after chunks of "
-                                 f"{self.execution.chunk_size}; it must return chunks of one size")
+                raise ValueError(
+                    f"the base {self.source} returned a chunk of {len(chunk)} actions after chunks of "
+                    f"{self.execution.chunk_size}; it must return chunks of one size"
+                )
         return checked_action(self.execution.step(chunk), self.action_dim)
 
 

@@ -115,14 +115,24 @@ def fit(policy: BCPolicy, data: ChunkDataset, cfg: BCTrainConfig) -> list[float]
     if states:
         flat = torch.cat(states, dim=-1)
         policy.set_normalization(flat.mean(0), flat.std(0, unbiased=False))
-    cached = cache_trunk_features(policy, obs, cfg.feature_cache_augs, cfg.seed + 2) if policy.encoder.freeze_trunk else {}
+    cached = (
+        cache_trunk_features(policy, obs, cfg.feature_cache_augs, cfg.seed + 2) if policy.encoder.freeze_trunk else {}
+    )
     obs = {k: v for k, v in obs.items() if k not in cached}
-    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        [p for p in policy.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=0.1 * cfg.lr)
     policy.train()
     losses: list[float] = []
-    bar = tqdm(range(cfg.steps), desc="bc train", unit="step", disable=not cfg.progress_bar, dynamic_ncols=True,
-               mininterval=0.5)
+    bar = tqdm(
+        range(cfg.steps),
+        desc="bc train",
+        unit="step",
+        disable=not cfg.progress_bar,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
     for step in bar:
         idx = torch.randint(0, len(data), (cfg.batch_size,), generator=g).to(device)
         batch = {k: v[idx] for k, v in obs.items()}
@@ -142,8 +152,9 @@ def fit(policy: BCPolicy, data: ChunkDataset, cfg: BCTrainConfig) -> list[float]
     return losses
 
 
-def cache_trunk_features(policy: BCPolicy, obs: dict[str, torch.Tensor], n_augs: int, seed: int,
-                         chunk: int = 256) -> dict[str, torch.Tensor]:
+def cache_trunk_features(
+    policy: BCPolicy, obs: dict[str, torch.Tensor], n_augs: int, seed: int, chunk: int = 256
+) -> dict[str, torch.Tensor]:
     """Per camera, the frozen trunk's features of `n_augs` shifted views of every demo frame (N, n_augs, C', h, w),
     computed once, so training runs only the necks and the head (as the RL learner's replay does)."""
     feats = FrameFeatures(policy.encoder, n_augs, torch.Generator(policy.device).manual_seed(seed))
@@ -151,10 +162,12 @@ def cache_trunk_features(policy: BCPolicy, obs: dict[str, torch.Tensor], n_augs:
     t0 = time.perf_counter()
     for key in policy.encoder.image_keys:
         frames = obs[key]
-        out[key] = torch.cat([feats(key, frames[i:i + chunk]) for i in range(0, len(frames), chunk)])
+        out[key] = torch.cat([feats(key, frames[i : i + chunk]) for i in range(0, len(frames), chunk)])
     n = len(next(iter(out.values()))) if out else 0
-    print(f"[bc] frozen {policy.cfg.encoder} trunk: cached {n_augs} views of {n} frames x {len(out)} cameras "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"[bc] frozen {policy.cfg.encoder} trunk: cached {n_augs} views of {n} frames x {len(out)} cameras "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     return out
 
 
@@ -168,8 +181,12 @@ def evaluate_base(policy, task: str, obs_mode: str, episodes: int, seed: int = 0
 
     env = make_env(TASK_ENV_IDS[task], obs_mode, max_episode_steps=max_episode_steps)
     try:
-        check_layout(policy, obs_spec(as_dict_space(env.observation_space)), int(np.prod(env.action_space.shape)),
-                     f"(evaluated on {task}, {obs_mode})")
+        check_layout(
+            policy,
+            obs_spec(as_dict_space(env.observation_space)),
+            int(np.prod(env.action_space.shape)),
+            f"(evaluated on {task}, {obs_mode})",
+        )
         with torch.no_grad():
             return evaluate(policy.act, env, episodes, seed=seed + EVAL_SEED_OFFSET, reset=policy.reset)
     finally:
@@ -196,12 +213,19 @@ def train_bc(cfg: BCTrainConfig, store=None) -> BCResult:
     torch.manual_seed(cfg.seed)
     data = chunk_dataset(store, obs_spec, cfg.policy.chunk_size, cfg.max_episodes)
     n_eps = store.n_episodes if cfg.max_episodes == 0 else min(cfg.max_episodes, store.n_episodes)
-    policy_meta = {"task": task, "obs_mode": obs_mode, "demos": str(store.path), "demo_episodes": n_eps,
-                   "demo_steps": len(data)}
+    policy_meta = {
+        "task": task,
+        "obs_mode": obs_mode,
+        "demos": str(store.path),
+        "demo_episodes": n_eps,
+        "demo_steps": len(data),
+    }
     policy = make_bc_policy(cfg.policy, obs_spec, action_dim, policy_meta).to(cfg.device)
-    print(f"[bc] cloning {n_eps} episodes ({len(data)} steps) of {store.path} ({cfg.policy.kind}): obs {obs_spec}, "
-          f"encoder {policy.cfg.encoder}{' (frozen)' if policy.encoder.freeze_trunk else ''}, "
-          f"chunks of {cfg.policy.chunk_size} x {action_dim}, {cfg.steps} steps")
+    print(
+        f"[bc] cloning {n_eps} episodes ({len(data)} steps) of {store.path} ({cfg.policy.kind}): obs {obs_spec}, "
+        f"encoder {policy.cfg.encoder}{' (frozen)' if policy.encoder.freeze_trunk else ''}, "
+        f"chunks of {cfg.policy.chunk_size} x {action_dim}, {cfg.steps} steps"
+    )
     t0 = time.perf_counter()
     losses = fit(policy, data, cfg)
     train_s = time.perf_counter() - t0

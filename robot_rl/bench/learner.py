@@ -39,7 +39,9 @@ class LearnerBenchSpec:
     name: str  # "image" (HIL-SERL) or "state"
     batch_size: int = 256  # transitions per critic update
     state_dim: int = 18  # proprioception
-    object_state_dim: int = 0  # object state: ours appends it to the state vector, LeRobot gets observation.environment_state
+    object_state_dim: int = (
+        0  # object state: ours appends it to the state vector, LeRobot gets observation.environment_state
+    )
     cameras: tuple[str, ...] = ()  # one 128x128 RGB image per camera
     image_hw: tuple[int, int] = (128, 128)  # (H, W) of every camera
     n_critics: int = 2  # critic ensemble size (both members in every target)
@@ -73,7 +75,9 @@ class LearnerBenchConfig:
     peer_torch_compile: bool = True  # LeRobot's SACConfig.use_torch_compile (its default: on)
     seed: int = 0
     rounds: int = 1  # ours then the peer, this many times alternately; the figures reported are the medians
-    latent_dim: int | None = None  # overrides every spec's latent_dim on both sides; None = the specs' (256, HIL-SERL's)
+    latent_dim: int | None = (
+        None  # overrides every spec's latent_dim on both sides; None = the specs' (256, HIL-SERL's)
+    )
     specs: dict[str, LearnerBenchSpec] = field(default_factory=lambda: dict(SPECS))  # name -> spec (tests shrink them)
 
     def __post_init__(self) -> None:
@@ -115,8 +119,14 @@ class LearnerResult:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-_ROUND_FIELDS = ("critic_updates_per_s", "insert_s_per_env_step", "critic_updates_per_s_incl_insert",
-                 "peer_critic_updates_per_s", "ratio", "ratio_incl_insert")
+_ROUND_FIELDS = (
+    "critic_updates_per_s",
+    "insert_s_per_env_step",
+    "critic_updates_per_s_incl_insert",
+    "peer_critic_updates_per_s",
+    "ratio",
+    "ratio_incl_insert",
+)
 
 
 def median_of_rounds(rounds: list[LearnerResult]) -> LearnerResult:
@@ -124,10 +134,18 @@ def median_of_rounds(rounds: list[LearnerResult]) -> LearnerResult:
     if len(rounds) == 1:
         return rounds[0]
     per_round = [{f: getattr(r, f) for f in _ROUND_FIELDS if getattr(r, f) is not None} for r in rounds]
-    medians = {f: statistics.median(vals) for f in _ROUND_FIELDS
-               if len(vals := [getattr(r, f) for r in rounds if getattr(r, f) is not None]) == len(rounds)}
-    return replace(rounds[0], **medians, critic_updates=sum(r.critic_updates for r in rounds),
-                   rounds=len(rounds), per_round=per_round)
+    medians = {
+        f: statistics.median(vals)
+        for f in _ROUND_FIELDS
+        if len(vals := [getattr(r, f) for r in rounds if getattr(r, f) is not None]) == len(rounds)
+    }
+    return replace(
+        rounds[0],
+        **medians,
+        critic_updates=sum(r.critic_updates for r in rounds),
+        rounds=len(rounds),
+        per_round=per_round,
+    )
 
 
 # --- our side ---------------------------------------------------------------------------------
@@ -135,10 +153,16 @@ def our_agent_config(spec: LearnerBenchSpec):
     from robot_rl.agents import AgentConfig
 
     return AgentConfig(
-        hidden_dims=spec.hidden_dims, n_critics=spec.n_critics, critic_subsample=spec.n_critics,
-        batch_size=spec.batch_size, utd_ratio=spec.utd, discrete_gripper=spec.discrete_gripper,
-        encoder="resnet10" if spec.cameras else "none", encoder_weights=None,
-        freeze_encoder=spec.freeze_encoder, latent_dim=spec.latent_dim,
+        hidden_dims=spec.hidden_dims,
+        n_critics=spec.n_critics,
+        critic_subsample=spec.n_critics,
+        batch_size=spec.batch_size,
+        utd_ratio=spec.utd,
+        discrete_gripper=spec.discrete_gripper,
+        encoder="resnet10" if spec.cameras else "none",
+        encoder_weights=None,
+        freeze_encoder=spec.freeze_encoder,
+        latent_dim=spec.latent_dim,
     )
 
 
@@ -154,7 +178,9 @@ def our_spaces(spec: LearnerBenchSpec):
     return gym.spaces.Dict(boxes), gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
 
 
-def synthetic_episode(spec: LearnerBenchSpec, rng: np.random.Generator, steps: int = EPISODE_STEPS) -> dict[str, np.ndarray]:
+def synthetic_episode(
+    spec: LearnerBenchSpec, rng: np.random.Generator, steps: int = EPISODE_STEPS
+) -> dict[str, np.ndarray]:
     """An episode-store-shaped episode of random data: row t = obs_t, action_t, reward_t, flags_t."""
     from robot_rl import keys
     from robot_rl.agents import GRIPPER_VALUES
@@ -191,8 +217,12 @@ def time_our_learner(spec: LearnerBenchSpec, cfg: LearnerBenchConfig) -> Learner
     insert_s = (time.perf_counter() - t0) / (len(episodes) * EPISODE_STEPS)
 
     steps = math.ceil(cfg.updates / spec.utd)
-    timing = time_calls(lambda: agent.update_many(replay, spec.utd), calls=steps, warmup_calls=cfg.warmup_steps,
-                        label=f"[ours {spec.name}]")
+    timing = time_calls(
+        lambda: agent.update_many(replay, spec.utd),
+        calls=steps,
+        warmup_calls=cfg.warmup_steps,
+        label=f"[ours {spec.name}]",
+    )
     update_s = timing.elapsed_s / (steps * spec.utd)
     return LearnerResult(
         config=spec.name,
@@ -224,13 +254,27 @@ def run_learner_bench(cfg: LearnerBenchConfig) -> list[LearnerResult]:
 
 def _one_round(spec: LearnerBenchSpec, cfg: LearnerBenchConfig) -> LearnerResult:
     r = time_our_learner(spec, cfg)
-    progress(f"[ours] {spec.name}: {r.critic_updates_per_s:.1f} critic updates/s "
-             f"({r.critic_updates_per_s_incl_insert:.1f} incl. insert)")
+    progress(
+        f"[ours] {spec.name}: {r.critic_updates_per_s:.1f} critic updates/s "
+        f"({r.critic_updates_per_s_incl_insert:.1f} incl. insert)"
+    )
     if cfg.peer_python is not None:
-        args = ["--spec", spec.to_json(), "--updates", str(cfg.peer_updates),
-                "--warmup-steps", str(cfg.peer_warmup_steps), "--buffer-capacity", str(cfg.capacity),
-                "--device", cfg.device, "--torch-compile", "on" if cfg.peer_torch_compile else "off",
-                "--seed", str(cfg.seed)]
+        args = [
+            "--spec",
+            spec.to_json(),
+            "--updates",
+            str(cfg.peer_updates),
+            "--warmup-steps",
+            str(cfg.peer_warmup_steps),
+            "--buffer-capacity",
+            str(cfg.capacity),
+            "--device",
+            cfg.device,
+            "--torch-compile",
+            "on" if cfg.peer_torch_compile else "off",
+            "--seed",
+            str(cfg.seed),
+        ]
         (peer,) = run_peer_script(cfg.peer_python, "peer_lerobot_sac.py", args)
         r.peer_critic_updates_per_s = peer["critic_updates_per_s"]
         r.peer_torch_compile = peer["torch_compile"]
@@ -242,10 +286,12 @@ def _one_round(spec: LearnerBenchSpec, cfg: LearnerBenchConfig) -> LearnerResult
 def format_learner_table(results: list[LearnerResult], specs: dict[str, LearnerBenchSpec]) -> str:
     def row(label: str, f: dict) -> str:
         peer, ratio, ratio_i = (f.get(k) for k in ("peer_critic_updates_per_s", "ratio", "ratio_incl_insert"))
-        return (f"{label:12} {f['critic_updates_per_s']:9.2f} {f['critic_updates_per_s_incl_insert']:12.2f} "
-                + (f"{peer:9.3f}" if peer is not None else f"{'-':>9}")
-                + (f" {ratio:8.1f}x" if ratio is not None else f" {'-':>9}")
-                + (f" {ratio_i:12.1f}x" if ratio_i is not None else f" {'-':>13}"))
+        return (
+            f"{label:12} {f['critic_updates_per_s']:9.2f} {f['critic_updates_per_s_incl_insert']:12.2f} "
+            + (f"{peer:9.3f}" if peer is not None else f"{'-':>9}")
+            + (f" {ratio:8.1f}x" if ratio is not None else f" {'-':>9}")
+            + (f" {ratio_i:12.1f}x" if ratio_i is not None else f" {'-':>13}")
+        )
 
     lines = [
         f"bench learner: critic updates/s on {results[0].device}, {results[0].cores} CPU cores "
@@ -259,11 +305,13 @@ def format_learner_table(results: list[LearnerResult], specs: dict[str, LearnerB
     for r in results:
         s = specs[r.config]
         cams = f"{len(s.cameras)} cameras {s.image_hw[0]}x{s.image_hw[1]} + " if s.cameras else ""
-        lines.append(f"  {r.config}: batch {s.batch_size}, {cams}{s.state_dim}-d state"
-                     f"{f' + {s.object_state_dim}-d object state' if s.object_state_dim else ''}, "
-                     f"{s.n_critics} critics, UTD {s.utd}, latent {s.latent_dim}"
-                     f"{', 3-way gripper critic' if s.discrete_gripper else ''}"
-                     f"{', frozen random-init ResNet-10' if s.cameras and s.freeze_encoder else ''}")
+        lines.append(
+            f"  {r.config}: batch {s.batch_size}, {cams}{s.state_dim}-d state"
+            f"{f' + {s.object_state_dim}-d object state' if s.object_state_dim else ''}, "
+            f"{s.n_critics} critics, UTD {s.utd}, latent {s.latent_dim}"
+            f"{', 3-way gripper critic' if s.discrete_gripper else ''}"
+            f"{', frozen random-init ResNet-10' if s.cameras and s.freeze_encoder else ''}"
+        )
     for r in results:
         if r.config == "image" and r.ratio is not None:
             verdict = "met" if r.ratio_incl_insert >= GOAL_IMAGE_RATIO else "NOT met"
@@ -271,6 +319,8 @@ def format_learner_table(results: list[LearnerResult], specs: dict[str, LearnerB
             if r.per_round:
                 per = [f["ratio_incl_insert"] for f in r.per_round]
                 spread = f", median of {r.rounds} rounds, {min(per):.1f}-{max(per):.1f}x"
-            lines.append(f"goal ours >= {GOAL_IMAGE_RATIO:.0f}x LeRobot at the image config (incl. insert): "
-                         f"{verdict} ({r.ratio_incl_insert:.1f}x{spread})")
+            lines.append(
+                f"goal ours >= {GOAL_IMAGE_RATIO:.0f}x LeRobot at the image config (incl. insert): "
+                f"{verdict} ({r.ratio_incl_insert:.1f}x{spread})"
+            )
     return "\n".join(lines)

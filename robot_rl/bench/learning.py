@@ -32,27 +32,41 @@ class Variant:
     train_args: tuple[str, ...] = ()  # extra `robot-rl train` options
 
     @classmethod
-    def parse(cls, text: str) -> "Variant":
+    def parse(cls, text: str) -> Variant:
         """`NAME` or `NAME=OPTIONS` (options as on the command line, e.g. `op=--operator --utd 4`)."""
         name, _, options = text.partition("=")
         name = name.strip()
         if not name or not all(c.isalnum() or c in "-_." for c in name):
-            raise UsageError(f"variant name {name!r} must be non-empty letters, digits, '-', '_' or '.' "
-                             "(write NAME or NAME=\"--option value ...\")")
+            raise UsageError(
+                f"variant name {name!r} must be non-empty letters, digits, '-', '_' or '.' "
+                '(write NAME or NAME="--option value ...")'
+            )
         try:
             args = tuple(shlex.split(options))
         except ValueError as e:
             raise UsageError(f"variant {name!r}: cannot split its options {options!r}: {e}") from None
         owned = sorted(a for a in args if a.split("=")[0] in _GRID_OPTIONS)
         if owned:
-            raise UsageError(f"variant {name!r} sets {', '.join(owned)}, which the benchmark sets for every run; "
-                             "give them to `bench learning` itself")
+            raise UsageError(
+                f"variant {name!r} sets {', '.join(owned)}, which the benchmark sets for every run; "
+                "give them to `bench learning` itself"
+            )
         return cls(name, args)
 
 
 # Options the grid sets for every run; a variant may not set them.
-_GRID_OPTIONS = {"--task", "--env-id", "--obs", "--steps", "--seed", "--out", "--resume", "--threads",
-                 "--eval-every", "--eval-episodes"}
+_GRID_OPTIONS = {
+    "--task",
+    "--env-id",
+    "--obs",
+    "--steps",
+    "--seed",
+    "--out",
+    "--resume",
+    "--threads",
+    "--eval-every",
+    "--eval-episodes",
+}
 
 
 @dataclass
@@ -85,11 +99,27 @@ class LearningBenchConfig:
 
     def command(self) -> str:
         """The command line that reproduces this grid (and resumes it)."""
-        seeds = ["--seeds", str(len(self.seeds))] if self.seeds == list(range(len(self.seeds))) else \
-            ["--seed-list", *map(str, self.seeds)]
-        args = ["robot-rl", "bench", "learning", "--task", self.task, "--obs", self.obs, *seeds,
-                "--steps", str(self.steps), "--eval-every", str(self.eval_every),
-                "--eval-episodes", str(self.eval_episodes)]
+        seeds = (
+            ["--seeds", str(len(self.seeds))]
+            if self.seeds == list(range(len(self.seeds)))
+            else ["--seed-list", *map(str, self.seeds)]
+        )
+        args = [
+            "robot-rl",
+            "bench",
+            "learning",
+            "--task",
+            self.task,
+            "--obs",
+            self.obs,
+            *seeds,
+            "--steps",
+            str(self.steps),
+            "--eval-every",
+            str(self.eval_every),
+            "--eval-episodes",
+            str(self.eval_episodes),
+        ]
         if self.threshold != 0.9:
             args += ["--threshold", f"{self.threshold:g}"]
         if self.train_args:
@@ -129,24 +159,34 @@ def check_grid(cfg: LearningBenchConfig) -> None:
     """
     import json
 
-    shared = {"task": cfg.task, "obs": cfg.obs, "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes,
-              "train_args": list(cfg.train_args)}
+    shared = {
+        "task": cfg.task,
+        "obs": cfg.obs,
+        "eval_every": cfg.eval_every,
+        "eval_episodes": cfg.eval_episodes,
+        "train_args": list(cfg.train_args),
+    }
     variants = {v.name: list(v.train_args) for v in cfg.variants}
     path = cfg.out / GRID_JSON
     if path.is_file():
         try:
             recorded = json.loads(path.read_text())
         except (OSError, ValueError) as e:
-            raise UsageError(f"{path} is unreadable ({e}); remove it only if the runs under {cfg.out} match this "
-                             "command") from None
+            raise UsageError(
+                f"{path} is unreadable ({e}); remove it only if the runs under {cfg.out} match this command"
+            ) from None
         for key, value in shared.items():
             if recorded.get(key) != value:
-                raise UsageError(f"{cfg.out} holds a grid with {key} = {recorded.get(key)!r}, this command has "
-                                 f"{value!r}; use another --out or the recorded setting")
+                raise UsageError(
+                    f"{cfg.out} holds a grid with {key} = {recorded.get(key)!r}, this command has "
+                    f"{value!r}; use another --out or the recorded setting"
+                )
         for name, args in variants.items():
             if name in recorded.get("variants", {}) and recorded["variants"][name] != args:
-                raise UsageError(f"variant {name!r} in {cfg.out} ran with {shlex.join(recorded['variants'][name])!r}, "
-                                 f"this command gives {shlex.join(args)!r}; give it another name")
+                raise UsageError(
+                    f"variant {name!r} in {cfg.out} ran with {shlex.join(recorded['variants'][name])!r}, "
+                    f"this command gives {shlex.join(args)!r}; give it another name"
+                )
         variants = {**recorded.get("variants", {}), **variants}
     cfg.out.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -190,10 +230,27 @@ def train_command(cfg: LearningBenchConfig, run: Run) -> list[str]:
     common = ["--steps", str(cfg.steps), "--threads", "1", "--no-progress-bar"]
     if _has_checkpoint(run.run_dir):
         return [*exe, "--resume", str(run.run_dir), *common]
-    return [*exe, "--task", cfg.task, "--obs", cfg.obs, "--seed", str(run.seed), "--out", str(run.run_dir),
-            "--eval-every", str(cfg.eval_every), "--eval-episodes", str(cfg.eval_episodes),
-            "--no-wandb", "--video-episodes", "0", *common,
-            *cfg.train_args, *run.variant.train_args]
+    return [
+        *exe,
+        "--task",
+        cfg.task,
+        "--obs",
+        cfg.obs,
+        "--seed",
+        str(run.seed),
+        "--out",
+        str(run.run_dir),
+        "--eval-every",
+        str(cfg.eval_every),
+        "--eval-episodes",
+        str(cfg.eval_episodes),
+        "--no-wandb",
+        "--video-episodes",
+        "0",
+        *common,
+        *cfg.train_args,
+        *run.variant.train_args,
+    ]
 
 
 def _start(cfg: LearningBenchConfig, run: Run) -> subprocess.Popen:
@@ -217,14 +274,22 @@ def run_grid(cfg: LearningBenchConfig, poll_s: float = 2.0) -> list[Run]:
     pending = [r for r in runs if env_steps_done(r.run_dir) < cfg.steps]
     done_before = len(runs) - len(pending)
     if done_before:
-        print(f"bench learning: {done_before} of {len(runs)} runs already finished in {cfg.out}; "
-              f"running the other {len(pending)}", file=sys.stderr)
+        print(
+            f"bench learning: {done_before} of {len(runs)} runs already finished in {cfg.out}; "
+            f"running the other {len(pending)}",
+            file=sys.stderr,
+        )
     active: dict[str, tuple[Run, subprocess.Popen]] = {}
     failed: list[Run] = []
     if not pending:
         return []
-    bar = tqdm(total=len(runs) * cfg.steps, unit="step", desc="bench learning", dynamic_ncols=True,
-               initial=sum(min(env_steps_done(r.run_dir), cfg.steps) for r in runs))
+    bar = tqdm(
+        total=len(runs) * cfg.steps,
+        unit="step",
+        desc="bench learning",
+        dynamic_ncols=True,
+        initial=sum(min(env_steps_done(r.run_dir), cfg.steps) for r in runs),
+    )
     try:
         while pending or active:
             while pending and len(active) < cfg.n_jobs:

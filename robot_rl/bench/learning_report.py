@@ -47,11 +47,18 @@ class VariantResult:
 def seed_result(summary: RunSummary, seed: int, threshold: float) -> SeedResult:
     rates = [rate for _, rate in summary.evals]
     first_i = next((i for i, r in enumerate(rates) if r is not None and r >= threshold), None)
-    after = [r for r in rates[first_i + 1:] if r is not None] if first_i is not None else []
-    return SeedResult(seed=seed, first_at_threshold=summary.first_at_threshold, first_wall_s=summary.first_wall_s,
-                      min_after_first=min(after) if after else None, final_success=rates[-1] if rates else None,
-                      env_steps=summary.env_steps, wall_s=summary.wall_s, curve=summary.evals,
-                      operator_share=summary.operator_share)
+    after = [r for r in rates[first_i + 1 :] if r is not None] if first_i is not None else []
+    return SeedResult(
+        seed=seed,
+        first_at_threshold=summary.first_at_threshold,
+        first_wall_s=summary.first_wall_s,
+        min_after_first=min(after) if after else None,
+        final_success=rates[-1] if rates else None,
+        env_steps=summary.env_steps,
+        wall_s=summary.wall_s,
+        curve=summary.evals,
+        operator_share=summary.operator_share,
+    )
 
 
 def _median_first(firsts: list[int | None]) -> float | None:
@@ -71,14 +78,20 @@ def variant_result(name: str, seeds: list[SeedResult], collapse_floor: float) ->
     walls = [s.wall_s for s in seeds if s.wall_s is not None]
     collapsed = sum(1 for s in seeds if s.min_after_first is not None and s.min_after_first < collapse_floor)
     return VariantResult(
-        name=name, seeds=seeds, reached=len(reached), median_first=_median_first(firsts),
+        name=name,
+        seeds=seeds,
+        reached=len(reached),
+        median_first=_median_first(firsts),
         first_range=(min(reached) if reached else None, None if len(reached) < len(firsts) else max(reached)),
-        collapsed=collapsed, median_final=statistics.median(finals) if finals else None,
-        median_wall_s=statistics.median(walls) if walls else None)
+        collapsed=collapsed,
+        median_final=statistics.median(finals) if finals else None,
+        median_wall_s=statistics.median(walls) if walls else None,
+    )
 
 
-def collect(out: Path, variants: list[str], seeds: list[int], threshold: float,
-            collapse_floor: float = 0.8) -> list[VariantResult]:
+def collect(
+    out: Path, variants: list[str], seeds: list[int], threshold: float, collapse_floor: float = 0.8
+) -> list[VariantResult]:
     results = []
     for name in variants:
         per_seed = []
@@ -109,23 +122,29 @@ def median_share(seeds: list[SeedResult]) -> list[tuple[int, float]]:
 
 def markdown(results: list[VariantResult], threshold: float, steps: int, command: str, collapse_floor: float) -> str:
     pct = f"{threshold:.0%}"
-    lines = [f"`{command}`", "",
-             f"| variant | seeds ≥ {pct} | first env step ≥ {pct} per seed | median (earliest–latest) | "
-             f"lowest success after it (< {collapse_floor:.0%}: collapsed) | final success, median (min–max) | "
-             "wall-clock per run, median |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`{command}`",
+        "",
+        f"| variant | seeds ≥ {pct} | first env step ≥ {pct} per seed | median (earliest–latest) | "
+        f"lowest success after it (< {collapse_floor:.0%}: collapsed) | final success, median (min–max) | "
+        "wall-clock per run, median |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for v in results:
-        per_seed = ", ".join(f"{s.seed}: {_k(s.first_at_threshold, f'not by {_k(min(s.env_steps, steps))}')}"
-                             for s in v.seeds)  # a run's last episode may end a few steps past the budget
+        per_seed = ", ".join(
+            f"{s.seed}: {_k(s.first_at_threshold, f'not by {_k(min(s.env_steps, steps))}')}" for s in v.seeds
+        )  # a run's last episode may end a few steps past the budget
         lo, hi = v.first_range
         spread = f"{_k(lo)}–{_k(hi, f'not by {_k(steps)}')}" if lo is not None else "—"
         finals = [s.final_success for s in v.seeds if s.final_success is not None]
         final = f"{_rate(v.median_final)} ({_rate(min(finals))}–{_rate(max(finals))})" if finals else "—"
         after = ", ".join(_rate(s.min_after_first) for s in v.seeds if s.first_at_threshold is not None) or "—"
         wall = "—" if v.median_wall_s is None else f"{v.median_wall_s / 60:.1f} min"
-        lines.append(f"| {v.name} | {v.reached}/{len(v.seeds)} | {per_seed} | "
-                     f"{_k(v.median_first, f'not by {_k(steps)}')} ({spread}) | {after}"
-                     f"{f' ({v.collapsed} collapsed)' if v.collapsed else ''} | {final} | {wall} |")
+        lines.append(
+            f"| {v.name} | {v.reached}/{len(v.seeds)} | {per_seed} | "
+            f"{_k(v.median_first, f'not by {_k(steps)}')} ({spread}) | {after}"
+            f"{f' ({v.collapsed} collapsed)' if v.collapsed else ''} | {final} | {wall} |"
+        )
     shares = [(v.name, median_share(v.seeds)) for v in results]
     if any(share for _, share in shares):
         lines += ["", "Operator's share of training steps per 1 k env steps (median over seeds):", ""]
@@ -135,8 +154,11 @@ def markdown(results: list[VariantResult], threshold: float, steps: int, command
     lines += ["", "Success per evaluation, per seed:", ""]
     for v in results:
         for s in v.seeds:
-            at = f"{_k(s.curve[0][0])}, {_k(s.curve[1][0])} … {_k(s.curve[-1][0])}" if len(s.curve) > 2 else \
-                ", ".join(_k(x) for x, _ in s.curve)
+            at = (
+                f"{_k(s.curve[0][0])}, {_k(s.curve[1][0])} … {_k(s.curve[-1][0])}"
+                if len(s.curve) > 2
+                else ", ".join(_k(x) for x, _ in s.curve)
+            )
             lines.append(f"- {v.name} seed {s.seed} (at {at}): " + " ".join(_rate(r) for _, r in s.curve))
     return "\n".join(lines) + "\n"
 
@@ -167,8 +189,15 @@ def plot(results: list[VariantResult], png_path: Path, threshold: float, title: 
         xs = sorted(grid)
         if xs:
             ax.fill_between(xs, [min(grid[x]) for x in xs], [max(grid[x]) for x in xs], color=color, alpha=0.12)
-            ax.plot(xs, [statistics.median(grid[x]) for x in xs], "o-", color=color, lw=2, ms=3,
-                    label=f"{v.name} (median of {len(v.seeds)}; {v.reached} reach {threshold:.0%})")
+            ax.plot(
+                xs,
+                [statistics.median(grid[x]) for x in xs],
+                "o-",
+                color=color,
+                lw=2,
+                ms=3,
+                label=f"{v.name} (median of {len(v.seeds)}; {v.reached} reach {threshold:.0%})",
+            )
     ax.axhline(threshold, color="gray", lw=0.8, ls=":")
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("success rate (evaluation)")
@@ -194,11 +223,20 @@ def plot(results: list[VariantResult], png_path: Path, threshold: float, title: 
     tmp.replace(png_path)
 
 
-def write_report(out: Path, results: list[VariantResult], threshold: float, steps: int, command: str,
-                 title: str, collapse_floor: float = 0.8) -> str:
+def write_report(
+    out: Path,
+    results: list[VariantResult],
+    threshold: float,
+    steps: int,
+    command: str,
+    title: str,
+    collapse_floor: float = 0.8,
+) -> str:
     text = markdown(results, threshold, steps, command, collapse_floor)
     (out / "results.md").write_text(text)
-    (out / "results.json").write_text(json.dumps({"command": command, "threshold": threshold, "steps": steps,
-                                                  "variants": to_json(results)}, indent=1) + "\n")
+    (out / "results.json").write_text(
+        json.dumps({"command": command, "threshold": threshold, "steps": steps, "variants": to_json(results)}, indent=1)
+        + "\n"
+    )
     plot(results, out / "results.png", threshold, title)
     return text

@@ -31,7 +31,9 @@ def check_peer_python(python: str | os.PathLike) -> Path:
     return path
 
 
-def run_peer_script(python: str | os.PathLike, script: str, args: list[str], timeout_s: float | None = None) -> list[dict]:
+def run_peer_script(
+    python: str | os.PathLike, script: str, args: list[str], timeout_s: float | None = None
+) -> list[dict]:
     """Run `python <this folder>/script *args`; its stderr passes through, each JSON line of its stdout is returned."""
     if script not in PEER_SCRIPTS:
         raise ValueError(f"unknown peer script {script!r}; choose one of {PEER_SCRIPTS}")

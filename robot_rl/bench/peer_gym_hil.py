@@ -25,7 +25,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup-steps", type=int, default=20, help="untimed steps before timing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--image-obs", choices=("true", "false"), nargs="+", default=["true", "false"],
+        "--image-obs",
+        choices=("true", "false"),
+        nargs="+",
+        default=["true", "false"],
         help="which gym-hil observation modes to time (image_obs=True renders both cameras each step)",
     )
     return parser.parse_args()
@@ -46,15 +49,20 @@ def main() -> None:
         progress(f"[peer gym-hil] {ENV_ID} image_obs={image_obs}: {args.steps} steps after {args.warmup_steps} warm-up")
         timing = time_env_steps(env, steps=args.steps, warmup_steps=args.warmup_steps, seed=args.seed)
         env.close()
-        print(json.dumps({
-            "env": ENV_ID,
-            "image_obs": image_obs,
-            "steps_per_s": timing.steps_per_s,
-            "steps": timing.steps,
-            "episodes": timing.episodes,
-            "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
-            "cores": available_cores(),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "env": ENV_ID,
+                    "image_obs": image_obs,
+                    "steps_per_s": timing.steps_per_s,
+                    "steps": timing.steps,
+                    "episodes": timing.episodes,
+                    "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
+                    "cores": available_cores(),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

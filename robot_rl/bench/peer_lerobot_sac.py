@@ -42,11 +42,17 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Time LeRobot 0.4.4 SAC learner steps (peer side of bench learner).")
     parser.add_argument("--spec", required=True, help="JSON of robot_rl.bench.learner.LearnerBenchSpec")
     parser.add_argument("--updates", type=int, default=4, help="critic updates to time (rounded up to whole UTD steps)")
-    parser.add_argument("--warmup-steps", type=int, default=2, help="untimed optimisation steps (torch.compile happens here)")
+    parser.add_argument(
+        "--warmup-steps", type=int, default=2, help="untimed optimisation steps (torch.compile happens here)"
+    )
     parser.add_argument("--buffer-capacity", type=int, default=1000, help="synthetic transitions in the replay buffer")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--torch-compile", choices=("on", "off"), default="on",
-                        help="SACConfig.use_torch_compile (LeRobot's default is on)")
+    parser.add_argument(
+        "--torch-compile",
+        choices=("on", "off"),
+        default="on",
+        help="SACConfig.use_torch_compile (LeRobot's default is on)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -56,8 +62,13 @@ def save_random_resnet10(folder: str) -> str:
     from transformers import ResNetConfig, ResNetModel
 
     config = ResNetConfig(
-        num_channels=3, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[1, 1, 1, 1],
-        layer_type="basic", hidden_act="relu", downsample_in_first_stage=False,
+        num_channels=3,
+        embedding_size=64,
+        hidden_sizes=[64, 128, 256, 512],
+        depths=[1, 1, 1, 1],
+        layer_type="basic",
+        hidden_act="relu",
+        downsample_in_first_stage=False,
     )
     ResNetModel(config).save_pretrained(folder)
     return folder
@@ -98,6 +109,7 @@ def make_sac_config(spec: dict, encoder_dir: str | None, device: str, torch_comp
 
 def fill_buffer(buffer, config, spec: dict, capacity: int, generator: torch.Generator) -> None:
     """Synthetic transitions of the benchmark's shapes, added the way the learner adds actor transitions."""
+
     def observation() -> dict:
         obs = {}
         for key, feature in config.input_features.items():
@@ -110,8 +122,14 @@ def fill_buffer(buffer, config, spec: dict, capacity: int, generator: torch.Gene
         if spec["discrete_gripper"]:
             action = torch.cat([action, torch.randint(0, 3, (1, 1), generator=generator).float()], dim=1)
         done = (i + 1) % 100 == 0
-        buffer.add(state=observation(), action=action, reward=float(torch.rand(1, generator=generator)),
-                   next_state=observation(), done=done, truncated=False)
+        buffer.add(
+            state=observation(),
+            action=action,
+            reward=float(torch.rand(1, generator=generator)),
+            next_state=observation(),
+            done=done,
+            truncated=False,
+        )
 
 
 def make_optimisation_step(policy, optimizers, iterator, clip: float, utd: int):
@@ -124,8 +142,13 @@ def make_optimisation_step(policy, optimizers, iterator, clip: float, utd: int):
         check_nan_in_transition(observations=observations, actions=batch[ACTION], next_state=next_observations)
         features, next_features = get_observation_features(policy, observations, next_observations)
         forward_batch = {
-            ACTION: batch[ACTION], "reward": batch["reward"], "state": observations, "next_state": next_observations,
-            "done": batch["done"], "observation_feature": features, "next_observation_feature": next_features,
+            ACTION: batch[ACTION],
+            "reward": batch["reward"],
+            "state": observations,
+            "next_state": next_observations,
+            "done": batch["done"],
+            "observation_feature": features,
+            "next_observation_feature": next_features,
             "complementary_info": batch["complementary_info"],
         }
         loss = policy.forward(forward_batch, model="critic")["loss_critic"]
@@ -167,6 +190,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the benchmark never downloads
     import tv_cpu_shim  # noqa: F401  (must precede torchvision, which LeRobot imports)
     from timing import available_cores, progress, time_calls
+
     torch.set_num_threads(available_cores())
     torch.manual_seed(args.seed)
     from lerobot.policies.sac.modeling_sac import SACPolicy
@@ -180,8 +204,13 @@ def main() -> None:
     policy.train()
     optimizers, _ = make_optimizers_and_scheduler(cfg=SimpleNamespace(policy=config), policy=policy)
 
-    buffer = ReplayBuffer(capacity=args.buffer_capacity, device=config.device, state_keys=config.input_features.keys(),
-                          storage_device="cpu", optimize_memory=True)
+    buffer = ReplayBuffer(
+        capacity=args.buffer_capacity,
+        device=config.device,
+        state_keys=config.input_features.keys(),
+        storage_device="cpu",
+        optimize_memory=True,
+    )
     progress(f"[peer lerobot] filling a {args.buffer_capacity}-transition buffer ({spec['name']})")
     fill_buffer(buffer, config, spec, args.buffer_capacity, torch.Generator().manual_seed(args.seed))
     iterator = buffer.get_iterator(batch_size=spec["batch_size"], async_prefetch=config.async_prefetch, queue_size=2)
@@ -189,14 +218,19 @@ def main() -> None:
     step = make_optimisation_step(policy, optimizers, iterator, config.grad_clip_norm, spec["utd"])
     steps = math.ceil(args.updates / spec["utd"])
     timing = time_calls(step, calls=steps, warmup_calls=args.warmup_steps, label=f"[peer lerobot {spec['name']}]")
-    print(json.dumps({
-        "config": spec["name"],
-        "critic_updates_per_s": timing.calls * spec["utd"] / timing.elapsed_s,
-        "critic_updates": timing.calls * spec["utd"],
-        "torch_compile": args.torch_compile == "on",
-        "device": config.device,
-        "cores": available_cores(),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "config": spec["name"],
+                "critic_updates_per_s": timing.calls * spec["utd"] / timing.elapsed_s,
+                "critic_updates": timing.calls * spec["utd"],
+                "torch_compile": args.torch_compile == "on",
+                "device": config.device,
+                "cores": available_cores(),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -37,111 +37,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from robot_rl.bench.ros_results import (  # noqa: F401  (GOAL_*, format_ros_table: re-exported for the CLI)
+    BROADCAST_WINDOW_S,
+    GOAL_INFER_P99_MS,
+    GOAL_JITTER_P99_MS,
+    RosBenchConfig,
+    RosBenchError,
+    RosBenchResult,
+    Stat,
+    format_ros_table,
+)
 from robot_rl.bench.timing import available_cores, progress
 
-GOAL_JITTER_P99_MS = 5.0  # issue 4: control-period jitter p99
-GOAL_INFER_P99_MS = 15.0  # issue 4: policy inference p99 on CPU
 SETUP = "sim_train"  # node table whose sim_robot, actor and learner entries are started
 ROBOT_NS = "/robot_1"  # the table's robot namespace
 FAKE_ACTOR = "/bench_ros/actor"  # actor id the ingest burst is sent as
-BROADCAST_WINDOW_S = 0.3  # periods ending this long after a weights load count as disturbed by the broadcast
 BIN = Path(sys.executable).parent
-
-
-class RosBenchError(RuntimeError):
-    """A node died or never came up. The message is one line (`robot-rl` prints it as `robot-rl: error: ...`);
-    `detail` holds the end of the node logs, which `robot-rl bench ros` prints before it (without --out the logs
-    are removed with the work dir)."""
-
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.detail = detail
-
-
-@dataclass
-class RosBenchConfig:
-    seconds: float = 40.0  # wall seconds of the control phase, counted from when the actor is up
-    broadcasts: int = 5  # policy broadcasts, spread evenly over the control phase
-    encoder: str = "conv"  # the pixels policy: conv (all of it trains) or resnet10 (the learner's recipe, frozen trunk)
-    push: str = "delta"  # delta: full policy once, then trainable tensors in fp16; full: the whole policy each time
-    episodes: int = 20  # pixel episodes sent to the learner node in one burst
-    threads: int = 1  # the actor's torch CPU threads
-    out: str | None = None  # keep logs, stores and the policy here; None = a temporary dir, removed afterwards
-    domain_id: int | None = None  # ROS_DOMAIN_ID of every process; None = a private one derived from the pid
-    startup_timeout_s: float = 120.0  # longest wait for a node to come up or a figure to arrive
-
-    def __post_init__(self) -> None:
-        for name, least in (("seconds", 5), ("broadcasts", 1), ("episodes", 1), ("threads", 1)):
-            if not getattr(self, name) >= least:  # `not >=`: a NaN is refused too
-                raise ValueError(f"--{name} must be >= {least:g}, got {getattr(self, name):g}")
-        for name, choices in (("encoder", ("conv", "resnet10")), ("push", ("delta", "full"))):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        if self.domain_id is not None and not 0 <= self.domain_id <= 101:
-            raise ValueError(f"--domain-id must be in 0..101 (the range safe on Linux), got {self.domain_id}")
-
-
-@dataclass
-class Stat:
-    p50: float
-    p99: float
-    n: int  # samples
-
-    @classmethod
-    def of(cls, values) -> Stat:
-        v = np.asarray(values, dtype=np.float64)
-        if not len(v):
-            return cls(float("nan"), float("nan"), 0)
-        return cls(float(np.percentile(v, 50)), float(np.percentile(v, 99)), int(len(v)))
-
-
-@dataclass
-class RosBenchResult:
-    jitter_ms: Stat  # |tick period - nominal|
-    quiet_jitter_ms: Stat  # the same, periods around broadcasts left out
-    sim_jitter_ms: Stat  # |wall time between /clock messages one nominal period of sim time apart - nominal|, quiet
-    period_ms: Stat  # wall tick period
-    latency_ms: Stat  # observation -> command (sim clock)
-    act_ms: Stat  # tick start -> command published (wall)
-    infer_ms: Stat  # policy inference
-    broadcast_ms: Stat  # weights publish -> in use at the actor
-    ingest_ms: Stat  # interval between acks after the first (steady-state per-episode ingest)
-    ingest_episodes_per_s: float  # steady state, after the first ack
-    ingest_mb_per_s: float
-    first_ack_s: float  # burst published -> first ack (includes building the learner's agent)
-    episodes_acked: int
-    episodes_sent: int
-    episode_mb: float  # mean wire size of one sent episode
-    actor_episodes: int  # episodes the actor completed and stored in the control phase
-    broadcasts_sent: int
-    broadcasts_received: int
-    policy_mb: float  # wire size of one broadcast's weights (a delta with push delta)
-    full_mb: float  # wire size of the full policy
-    push: str  # delta or full
-    encoder: str  # conv or resnet10
-    nominal_period_ms: float
-    seconds: float
-    cores: int
-    load_avg_1m: float  # machine load when the bench started (other work skews every figure)
-
-    @property
-    def jitter_met(self) -> bool:
-        return self.jitter_ms.p99 <= GOAL_JITTER_P99_MS
-
-    @property
-    def infer_met(self) -> bool:
-        return self.infer_ms.p99 <= GOAL_INFER_P99_MS
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["goals"] = {"jitter_p99_ms": GOAL_JITTER_P99_MS, "jitter_met": self.jitter_met,
-                      "infer_p99_ms": GOAL_INFER_P99_MS, "infer_met": self.infer_met}
-        return d
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -168,14 +83,17 @@ class _Nodes:
     def start(self, name: str) -> None:
         self.logs[name] = self.work / f"{name}.log"
         with open(self.logs[name], "w") as out:
-            self.procs[name] = subprocess.Popen(self.commands[name], cwd=self.work, env=self.env, stdout=out,
-                                                stderr=subprocess.STDOUT)
+            self.procs[name] = subprocess.Popen(
+                self.commands[name], cwd=self.work, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                raise RosBenchError(f"the {name} node exited with code {proc.returncode} (the end of its log is above)",
-                                    detail=f"--- {name} log ---\n{self.tail(name)}")
+                raise RosBenchError(
+                    f"the {name} node exited with code {proc.returncode} (the end of its log is above)",
+                    detail=f"--- {name} log ---\n{self.tail(name)}",
+                )
 
     def tail(self, name: str, lines: int = 30) -> str:
         return "".join(self.logs[name].read_text().splitlines(True)[-lines:])
@@ -204,8 +122,10 @@ def _wait(probe, nodes: _Nodes, predicate, timeout_s: float, what: str) -> None:
         if probe.spin_until(predicate, 0.25):
             return
         nodes.check_alive()
-    raise RosBenchError(f"timed out after {timeout_s:.0f} s waiting for {what} (the end of each node's log is above)",
-                        detail="\n".join(f"--- {n} log ---\n{nodes.tail(n)}" for n in nodes.procs))
+    raise RosBenchError(
+        f"timed out after {timeout_s:.0f} s waiting for {what} (the end of each node's log is above)",
+        detail="\n".join(f"--- {n} log ---\n{nodes.tail(n)}" for n in nodes.procs),
+    )
 
 
 def read_timing_log(path: Path) -> tuple[list[dict], dict[int, float]]:
@@ -224,8 +144,9 @@ def read_timing_log(path: Path) -> tuple[list[dict], dict[int, float]]:
 
 
 # --- the two phases ------------------------------------------------------------------------------
-def _control_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, pushes: tuple[bytes, bytes],
-                   timing_log: Path) -> dict[int, float]:
+def _control_phase(
+    cfg: RosBenchConfig, probe, nodes: _Nodes, pushes: tuple[bytes, bytes], timing_log: Path
+) -> dict[int, float]:
     """Sim + actor for cfg.seconds with cfg.broadcasts policy broadcasts; returns {version: publish wall time}.
     pushes = (full policy, what each broadcast sends); with push delta the full one goes out first, untimed."""
     from robot_rl.nodes import protocol
@@ -234,13 +155,23 @@ def _control_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, pushes: tuple[byte
     probe.watch_clock(f"{ROBOT_NS}/clock")
     nodes.start("sim_robot")
     nodes.start("actor")
-    _wait(probe, nodes, lambda: probe.policy_subscribers() >= 1 and 0 in read_timing_log(timing_log)[1],
-          cfg.startup_timeout_s, "the actor to come up with its local policy")
+    _wait(
+        probe,
+        nodes,
+        lambda: probe.policy_subscribers() >= 1 and 0 in read_timing_log(timing_log)[1],
+        cfg.startup_timeout_s,
+        "the actor to come up with its local policy",
+    )
     first = 1
     if cfg.push == "delta":  # what the learner published at its start: the base every delta applies to
         probe.publish_policy(protocol.policy_msg(pushes[0], first))
-        _wait(probe, nodes, lambda: first in read_timing_log(timing_log)[1], cfg.startup_timeout_s,
-              "the actor to load the full policy")
+        _wait(
+            probe,
+            nodes,
+            lambda: first in read_timing_log(timing_log)[1],
+            cfg.startup_timeout_s,
+            "the actor to load the full policy",
+        )
         first += 1
     kind = protocol.POLICY_DELTA_KIND if cfg.push == "delta" else protocol.POLICY_KIND
     progress(f"[bench ros] actor up; control phase of {cfg.seconds:.0f} s with {cfg.broadcasts} weight broadcasts")
@@ -249,15 +180,25 @@ def _control_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, pushes: tuple[byte
     for i in range(cfg.broadcasts):
         version = i + first
         msg = protocol.policy_msg(pushes[1], version, kind)
-        _wait(probe, nodes, lambda: time.monotonic() >= t0 + (i + 0.5) * cfg.seconds / cfg.broadcasts, cfg.seconds,
-              f"broadcast {version}")
+        _wait(
+            probe,
+            nodes,
+            lambda i=i: time.monotonic() >= t0 + (i + 0.5) * cfg.seconds / cfg.broadcasts,
+            cfg.seconds,
+            f"broadcast {version}",
+        )
         published[version] = probe.publish_policy(msg, delta=cfg.push == "delta")
     _wait(probe, nodes, lambda: time.monotonic() >= t0 + cfg.seconds, cfg.seconds, "the end of the control phase")
     probe.watching_clock = False
     if not any(r["episode"] is not None for r in read_timing_log(timing_log)[0]):
         progress("[bench ros] no episode completed yet; waiting for the first")
-        _wait(probe, nodes, lambda: any(r["episode"] is not None for r in read_timing_log(timing_log)[0]),
-              cfg.startup_timeout_s, "the actor's first completed episode")
+        _wait(
+            probe,
+            nodes,
+            lambda: any(r["episode"] is not None for r in read_timing_log(timing_log)[0]),
+            cfg.startup_timeout_s,
+            "the actor's first completed episode",
+        )
     nodes.stop("actor")
     nodes.stop("sim_robot")
     return published
@@ -276,11 +217,18 @@ def _ingest_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, store_path: Path, t
         meta = protocol.EpisodeMeta(FAKE_ACTOR, i, 1, bool(episode[keys.SUCCESS].any()), task_meta)
         msgs.append(protocol.episode_msg(episode, meta))
     episode_mb = float(np.mean([len(m.data) for m in msgs])) / 1e6
-    progress(f"[bench ros] starting the learner; {cfg.episodes} episodes of {episode_mb:.1f} MB to send "
-             f"(from {store.n_episodes} stored by the actor)")
+    progress(
+        f"[bench ros] starting the learner; {cfg.episodes} episodes of {episode_mb:.1f} MB to send "
+        f"(from {store.n_episodes} stored by the actor)"
+    )
     nodes.start("learner")
-    _wait(probe, nodes, lambda: probe.episode_subscribers() >= 1 and len(probe.acks) > 0, cfg.startup_timeout_s,
-          "the learner to come up (subscribed to episodes, publishing acks)")
+    _wait(
+        probe,
+        nodes,
+        lambda: probe.episode_subscribers() >= 1 and len(probe.acks) > 0,
+        cfg.startup_timeout_s,
+        "the learner to come up (subscribed to episodes, publishing acks)",
+    )
     n_acks_before = len(probe.acks)
     t_sent = time.monotonic()
     for msg in msgs:
@@ -295,13 +243,20 @@ def _ingest_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, store_path: Path, t
     t_first, t_last = t_count[counts[0]], t_count[counts[-1]]
     rate = (counts[-1] - counts[0]) / (t_last - t_first) if counts[-1] > counts[0] else 1.0 / (t_first - t_sent)
     nodes.stop("learner")
-    return {"ingest_ms": Stat.of(np.asarray(steps) * 1e3), "ingest_episodes_per_s": rate,
-            "ingest_mb_per_s": rate * episode_mb, "first_ack_s": t_first - t_sent, "episodes_acked": counts[-1],
-            "episodes_sent": cfg.episodes, "episode_mb": episode_mb}
+    return {
+        "ingest_ms": Stat.of(np.asarray(steps) * 1e3),
+        "ingest_episodes_per_s": rate,
+        "ingest_mb_per_s": rate * episode_mb,
+        "first_ack_s": t_first - t_sent,
+        "episodes_acked": counts[-1],
+        "episodes_sent": cfg.episodes,
+        "episode_mb": episode_mb,
+    }
 
 
-def sim_jitter_ms(clock: list[tuple[float, float]], period_s: float,
-                  skip: list[tuple[float, float]] = ()) -> np.ndarray:
+def sim_jitter_ms(
+    clock: list[tuple[float, float]], period_s: float, skip: list[tuple[float, float]] = ()
+) -> np.ndarray:
     """|wall time between the clock messages that cross consecutive multiples of period_s (sim time) - period|, ms;
     periods ending inside a `skip` (wall start, wall end) window are left out."""
     if len(clock) < 2:
@@ -350,13 +305,25 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
     progress(f"[bench ros] work dir {work}, ROS_DOMAIN_ID={domain_id}, load average {load_avg:.2f}")
     full, delta = _make_policy(layout, policy_dir, cfg.encoder)
     pushes = (full, delta if cfg.push == "delta" else full)
-    sets = ["sim_robot:real_time_factor:=1.0", "sim_robot:camera_rate_hz:=10.0", "sim_robot:image_size:=128",
-            "actor:obs_mode:=pixels", "actor:cameras:=[front, wrist]", "actor:image_size:=128",
-            f"actor:policy_path:={policy_dir}", f"actor:timing_log:={timing_log}", f"actor:store:={store}",
-            "actor:on_learner_lost:=continue", "actor:warmup:=hold", f"actor:threads:={cfg.threads}",
-            f"learner:out:={work / 'learner'}", "learner:encoder:=conv", "learner:wandb_mode:=disabled",
-            "learner:min_steps_to_train:=1000000000",  # no updates: the ingest figures are ingest alone
-            f"learner:replay_capacity:={cfg.episodes * layout.max_episode_steps + 100}"]
+    sets = [
+        "sim_robot:real_time_factor:=1.0",
+        "sim_robot:camera_rate_hz:=10.0",
+        "sim_robot:image_size:=128",
+        "actor:obs_mode:=pixels",
+        "actor:cameras:=[front, wrist]",
+        "actor:image_size:=128",
+        f"actor:policy_path:={policy_dir}",
+        f"actor:timing_log:={timing_log}",
+        f"actor:store:={store}",
+        "actor:on_learner_lost:=continue",
+        "actor:warmup:=hold",
+        f"actor:threads:={cfg.threads}",
+        f"learner:out:={work / 'learner'}",
+        "learner:encoder:=conv",
+        "learner:wandb_mode:=disabled",
+        "learner:min_steps_to_train:=1000000000",  # no updates: the ingest figures are ingest alone
+        f"learner:replay_capacity:={cfg.episodes * layout.max_episode_steps + 100}",
+    ]
     nodes = _Nodes(work, env, sets)
 
     from robot_rl.nodes.bench_probe import BenchProbe
@@ -378,42 +345,24 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
     windows = [(t, loads.get(v, t) + BROADCAST_WINDOW_S) for v, t in published.items()]
     quiet = ~_within(period_end, windows)
     return RosBenchResult(
-        jitter_ms=Stat.of(np.abs(period - nominal_ms)), quiet_jitter_ms=Stat.of(np.abs(period[quiet] - nominal_ms)),
+        jitter_ms=Stat.of(np.abs(period - nominal_ms)),
+        quiet_jitter_ms=Stat.of(np.abs(period[quiet] - nominal_ms)),
         sim_jitter_ms=Stat.of(sim_jitter_ms(probe.clock, nominal_ms / 1e3, windows)),
-        period_ms=Stat.of(period), latency_ms=Stat.of(cat("latency_ms")),
-        act_ms=Stat.of(cat("act_ms")), infer_ms=Stat.of(cat("infer_ms")),
+        period_ms=Stat.of(period),
+        latency_ms=Stat.of(cat("latency_ms")),
+        act_ms=Stat.of(cat("act_ms")),
+        infer_ms=Stat.of(cat("infer_ms")),
         broadcast_ms=Stat.of(list(received.values())),
-        actor_episodes=sum(r["episode"] is not None for r in episodes), broadcasts_sent=len(published),
-        broadcasts_received=len(received), policy_mb=len(pushes[1]) / 1e6, full_mb=len(full) / 1e6, push=cfg.push,
-        encoder=cfg.encoder, nominal_period_ms=nominal_ms,
-        seconds=cfg.seconds, cores=available_cores(), load_avg_1m=load_avg, **ingest)
-
-
-def format_ros_table(r: RosBenchResult) -> str:
-    def row(name: str, s: Stat, goal: str = "", met: bool | None = None) -> str:
-        verdict = "" if met is None else ("yes" if met else "NO")
-        return f"{name:40} {s.p50:9.2f} {s.p99:9.2f} {s.n:6d}  {goal:12} {verdict}"
-
-    lines = [
-        f"bench ros: {r.nominal_period_ms:.0f} ms control period, 2 cameras 128x128, {r.seconds:.0f} s, "
-        f"{r.cores} CPU cores, load average {r.load_avg_1m:.2f} at start (other work skews these figures)",
-        f"{'metric':40} {'p50':>9} {'p99':>9} {'n':>6}  {'goal':12} met?",
-        row("control-period jitter (ms)", r.jitter_ms, f"p99 <= {GOAL_JITTER_P99_MS:g}", r.jitter_met),
-        row(f"  outside broadcasts (+{BROADCAST_WINDOW_S:g} s) (ms)", r.quiet_jitter_ms),
-        row("  sim /clock alone, outside bcasts (ms)", r.sim_jitter_ms),
-        row("control period, wall (ms)", r.period_ms),
-        row("observation -> command latency (ms)", r.latency_ms),
-        row("  tick start -> command, wall (ms)", r.act_ms),
-        row("policy inference (ms)", r.infer_ms, f"p99 <= {GOAL_INFER_P99_MS:g}", r.infer_met),
-        row("weights broadcast latency (ms)", r.broadcast_ms),
-        row("learner ingest, per episode (ms)", r.ingest_ms),
-        f"learner ingest: {r.ingest_episodes_per_s:.2f} episodes/s, {r.ingest_mb_per_s:.1f} MB/s "
-        f"({r.episodes_acked}/{r.episodes_sent} acked, {r.episode_mb:.1f} MB each; first ack {r.first_ack_s:.2f} s "
-        "after the burst, agent build included)",
-        f"actor: {r.actor_episodes} episode(s) completed; {r.encoder} policy, {r.push} pushes of {r.policy_mb:.2f} MB "
-        f"(full {r.full_mb:.1f} MB), "
-        f"{r.broadcasts_received}/{r.broadcasts_sent} broadcasts in use",
-        "latency is on the sim clock (20 ms steps) and mostly the age of the camera frame in use: cameras and control "
-        "both at 10 Hz, so it is set by their phase (0-100 ms, fixed within an episode)",
-    ]
-    return "\n".join(lines)
+        actor_episodes=sum(r["episode"] is not None for r in episodes),
+        broadcasts_sent=len(published),
+        broadcasts_received=len(received),
+        policy_mb=len(pushes[1]) / 1e6,
+        full_mb=len(full) / 1e6,
+        push=cfg.push,
+        encoder=cfg.encoder,
+        nominal_period_ms=nominal_ms,
+        seconds=cfg.seconds,
+        cores=available_cores(),
+        load_avg_1m=load_avg,
+        **ingest,
+    )

@@ -78,7 +78,16 @@ def run_sim_bench(cfg: SimBenchConfig) -> list[SimResult]:
         return results
 
     flags = ["true" if PEER_IMAGE_OBS[m] else "false" for m in cfg.obs_modes]
-    args = ["--steps", str(cfg.peer_steps), "--warmup-steps", str(cfg.warmup_steps), "--seed", str(cfg.seed), "--image-obs", *flags]
+    args = [
+        "--steps",
+        str(cfg.peer_steps),
+        "--warmup-steps",
+        str(cfg.warmup_steps),
+        "--seed",
+        str(cfg.seed),
+        "--image-obs",
+        *flags,
+    ]
     peer = {bool(r["image_obs"]): r for r in run_peer_script(cfg.peer_python, "peer_gym_hil.py", args)}
     for r in results:
         p = peer[PEER_IMAGE_OBS[r.obs_mode]]

@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return getattr(exc, "exit_code", 1)
         if not debug:
             print(f"robot-rl: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
-            print("robot-rl: this is a bug; rerun with --debug (or ROBOT_RL_DEBUG=1) for the traceback and report it",
-                  file=sys.stderr)
+            print(
+                "robot-rl: this is a bug; rerun with --debug (or ROBOT_RL_DEBUG=1) for the traceback and report it",
+                file=sys.stderr,
+            )
         return 1

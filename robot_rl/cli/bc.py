@@ -44,18 +44,33 @@ def register(sub) -> None:
         "TorchScript file, or module:factory) on the sim task it was trained for (or --task) and print the success "
         "rate; --bench also times every step's action on one CPU thread (p50/p99).",
     )
-    ev.add_argument("policy", metavar="SOURCE", help="BC checkpoint directory (from `robot-rl bc train`), "
-                    "TorchScript file (.pt/.ts) or module:factory (docs/base-policies.md)")
+    ev.add_argument(
+        "policy",
+        metavar="SOURCE",
+        help="BC checkpoint directory (from `robot-rl bc train`), "
+        "TorchScript file (.pt/.ts) or module:factory (docs/base-policies.md)",
+    )
     ev.add_argument("--episodes", type=checks.positive_int, default=20, help="evaluation episodes (default: 20)")
     ev.add_argument("--seed", type=int, default=0, help="episode i resets with 10**6 + seed + i (default: 0)")
     ev.add_argument("--task", default=None, help="sim task (default: the one the policy was trained for)")
-    ev.add_argument("--execution", choices=("ensemble", "replay"), default=None,
-                    help="override how action chunks are executed (default: the policy's own)")
-    ev.add_argument("--obs", choices=("state", "pixels"), default=None,
-                    help="observation mode (default: the BC policy's; else pixels when the base reads images)")
+    ev.add_argument(
+        "--execution",
+        choices=("ensemble", "replay"),
+        default=None,
+        help="override how action chunks are executed (default: the policy's own)",
+    )
+    ev.add_argument(
+        "--obs",
+        choices=("state", "pixels"),
+        default=None,
+        help="observation mode (default: the BC policy's; else pixels when the base reads images)",
+    )
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    ev.add_argument("--bench", action="store_true",
-                    help="time the base's action at every step on one torch thread; print p50/p99 in ms")
+    ev.add_argument(
+        "--bench",
+        action="store_true",
+        help="time the base's action at every step on one torch thread; print p50/p99 in ms",
+    )
     ev.set_defaults(func=_eval)
 
 
@@ -76,8 +91,10 @@ def _train(args: argparse.Namespace) -> int:
         checks.check_task(cfg.task)
         stored_task = demos.meta.get("task")
         if stored_task is not None and stored_task != cfg.task:  # the policy would see observations of another task
-            raise UsageError(f"--demos {cfg.demos} holds {stored_task} demos but --task is {cfg.task}; pass --task "
-                             f"{stored_task} or demos of {cfg.task}")
+            raise UsageError(
+                f"--demos {cfg.demos} holds {stored_task} demos but --task is {cfg.task}; pass --task "
+                f"{stored_task} or demos of {cfg.task}"
+            )
     checks.check_device(cfg.device)
     checks.check_writable_dir(cfg.out)
     from robot_rl.bc.train import train_bc
@@ -110,8 +127,9 @@ def _eval(args: argparse.Namespace) -> int:
     meta = policy.meta if isinstance(policy, BCPolicy) else {}
     if args.execution:
         if not isinstance(policy, BCPolicy):
-            raise UsageError("--execution applies to a BC checkpoint; a TorchScript base names its execution in "
-                             "its layout")
+            raise UsageError(
+                "--execution applies to a BC checkpoint; a TorchScript base names its execution in its layout"
+            )
         policy.execution = ChunkExecution(policy.cfg.chunk_size, args.execution, policy.cfg.ensemble_decay)
     task = task_of(meta, args.task)
     if task is None:
@@ -125,8 +143,10 @@ def _eval(args: argparse.Namespace) -> int:
         metrics.update(timed.summary_ms())
     print(eval_line(metrics))
     if args.bench:
-        print(f"act() on 1 thread over {metrics['act_steps']} steps: p50 {metrics['act_ms_p50']:.2f} ms, "
-              f"p99 {metrics['act_ms_p99']:.2f} ms, max {metrics['act_ms_max']:.2f} ms")
+        print(
+            f"act() on 1 thread over {metrics['act_steps']} steps: p50 {metrics['act_ms_p50']:.2f} ms, "
+            f"p99 {metrics['act_ms_p99']:.2f} ms, max {metrics['act_ms_max']:.2f} ms"
+        )
     print(json.dumps(metrics))
     return 0
 
@@ -153,5 +173,9 @@ class _TimedBase:
         import numpy as np
 
         ms = 1e3 * np.asarray(self.act_s)
-        return {"act_steps": len(ms), "act_ms_p50": float(np.percentile(ms, 50)),
-                "act_ms_p99": float(np.percentile(ms, 99)), "act_ms_max": float(ms.max())}
+        return {
+            "act_steps": len(ms),
+            "act_ms_p50": float(np.percentile(ms, 50)),
+            "act_ms_p99": float(np.percentile(ms, 99)),
+            "act_ms_max": float(ms.max()),
+        }

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from robot_rl.bench.learner import SPECS, LearnerBenchConfig
 from robot_rl.bench.peer import PeerError
 from robot_rl.bench.sim import OBS_MODES, SimBenchConfig
+from robot_rl.cli.bench_learning import register_learning
 from robot_rl.errors import UsageError
 
 DEVICES = ("cpu", "cuda")
@@ -29,6 +29,14 @@ def register(sub) -> None:
     )
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
 
+    _register_sim(bench_sub)
+    _register_learner(bench_sub)
+    _register_ros(bench_sub)
+    register_learning(bench_sub)
+
+
+def _register_sim(bench_sub) -> None:
+    """`robot-rl bench sim`: its options."""
     d = SimBenchConfig()
     sim = bench_sub.add_parser(
         "sim",
@@ -37,17 +45,38 @@ def register(sub) -> None:
         "excluded: ours with obs_mode pixels (2 cameras 128x128 + state) and state; with --peer-python also "
         "gym-hil's PandaPickCubeBase-v0 with image_obs True and False, and the ratios ours / peer.",
     )
-    sim.add_argument("--steps", type=int, default=d.steps, metavar="N", help=f"timed steps per mode, ours (default {d.steps})")
-    sim.add_argument("--peer-steps", type=int, default=d.peer_steps, metavar="N",
-                     help=f"timed steps per mode, gym-hil (default {d.peer_steps}: its pixels mode is slow)")
-    sim.add_argument("--warmup-steps", type=int, default=d.warmup_steps, metavar="N",
-                     help=f"untimed steps before each timing (default {d.warmup_steps})")
-    sim.add_argument("--obs-mode", nargs="+", choices=OBS_MODES, default=list(OBS_MODES), help="modes to time (default: both)")
-    sim.add_argument("--peer-python", metavar="PATH", help="the peers venv's python (e.g. .peers-venv/bin/python); omit to time ours only")
+    sim.add_argument(
+        "--steps", type=int, default=d.steps, metavar="N", help=f"timed steps per mode, ours (default {d.steps})"
+    )
+    sim.add_argument(
+        "--peer-steps",
+        type=int,
+        default=d.peer_steps,
+        metavar="N",
+        help=f"timed steps per mode, gym-hil (default {d.peer_steps}: its pixels mode is slow)",
+    )
+    sim.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=d.warmup_steps,
+        metavar="N",
+        help=f"untimed steps before each timing (default {d.warmup_steps})",
+    )
+    sim.add_argument(
+        "--obs-mode", nargs="+", choices=OBS_MODES, default=list(OBS_MODES), help="modes to time (default: both)"
+    )
+    sim.add_argument(
+        "--peer-python",
+        metavar="PATH",
+        help="the peers venv's python (e.g. .peers-venv/bin/python); omit to time ours only",
+    )
     sim.add_argument("--seed", type=int, default=d.seed)
     sim.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     sim.set_defaults(func=_sim)
 
+
+def _register_learner(bench_sub) -> None:
+    """`robot-rl bench learner`: its options."""
     d = LearnerBenchConfig()
     learner = bench_sub.add_parser(
         "learner",
@@ -56,30 +85,79 @@ def register(sub) -> None:
         "image: batch 256, 2 cameras 128x128 + 18-d state, frozen random-init ResNet-10, 2 critics, UTD 2, "
         "3-way gripper critic. state: the same with 18-d state + 10-d object state and no images.",
     )
-    learner.add_argument("--updates", type=int, default=d.updates, metavar="N",
-                         help=f"critic updates timed, ours (default {d.updates}; rounded up to whole UTD steps)")
-    learner.add_argument("--peer-updates", type=int, default=d.peer_updates, metavar="N",
-                         help=f"critic updates timed, LeRobot (default {d.peer_updates}; it is slow)")
-    learner.add_argument("--warmup-steps", type=int, default=d.warmup_steps, metavar="N",
-                         help=f"untimed UTD steps, ours (default {d.warmup_steps})")
-    learner.add_argument("--peer-warmup-steps", type=int, default=d.peer_warmup_steps, metavar="N",
-                         help=f"untimed UTD steps, LeRobot (default {d.peer_warmup_steps}; torch.compile runs here)")
-    learner.add_argument("--config", nargs="+", choices=tuple(SPECS), default=list(d.configs), help="configurations (default: all)")
-    learner.add_argument("--capacity", type=int, default=d.capacity, metavar="ROWS",
-                         help=f"synthetic replay rows, both sides (default {d.capacity})")
-    learner.add_argument("--latent-dim", type=int, metavar="N",
-                         help="per-input latent size of both learners (default: 256, HIL-SERL's and LeRobot's)")
-    learner.add_argument("--device", choices=DEVICES, default=d.device, help="torch device of both learners (default cpu)")
-    learner.add_argument("--peer-python", metavar="PATH", help="the peers venv's python (e.g. .peers-venv/bin/python); omit to time ours only")
-    learner.add_argument("--peer-torch-compile", choices=("on", "off"), default="on",
-                         help="LeRobot's SACConfig.use_torch_compile (default on, as LeRobot ships it)")
+    learner.add_argument(
+        "--updates",
+        type=int,
+        default=d.updates,
+        metavar="N",
+        help=f"critic updates timed, ours (default {d.updates}; rounded up to whole UTD steps)",
+    )
+    learner.add_argument(
+        "--peer-updates",
+        type=int,
+        default=d.peer_updates,
+        metavar="N",
+        help=f"critic updates timed, LeRobot (default {d.peer_updates}; it is slow)",
+    )
+    learner.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=d.warmup_steps,
+        metavar="N",
+        help=f"untimed UTD steps, ours (default {d.warmup_steps})",
+    )
+    learner.add_argument(
+        "--peer-warmup-steps",
+        type=int,
+        default=d.peer_warmup_steps,
+        metavar="N",
+        help=f"untimed UTD steps, LeRobot (default {d.peer_warmup_steps}; torch.compile runs here)",
+    )
+    learner.add_argument(
+        "--config", nargs="+", choices=tuple(SPECS), default=list(d.configs), help="configurations (default: all)"
+    )
+    learner.add_argument(
+        "--capacity",
+        type=int,
+        default=d.capacity,
+        metavar="ROWS",
+        help=f"synthetic replay rows, both sides (default {d.capacity})",
+    )
+    learner.add_argument(
+        "--latent-dim",
+        type=int,
+        metavar="N",
+        help="per-input latent size of both learners (default: 256, HIL-SERL's and LeRobot's)",
+    )
+    learner.add_argument(
+        "--device", choices=DEVICES, default=d.device, help="torch device of both learners (default cpu)"
+    )
+    learner.add_argument(
+        "--peer-python",
+        metavar="PATH",
+        help="the peers venv's python (e.g. .peers-venv/bin/python); omit to time ours only",
+    )
+    learner.add_argument(
+        "--peer-torch-compile",
+        choices=("on", "off"),
+        default="on",
+        help="LeRobot's SACConfig.use_torch_compile (default on, as LeRobot ships it)",
+    )
     learner.add_argument("--seed", type=int, default=d.seed)
-    learner.add_argument("--rounds", type=int, default=d.rounds, metavar="N",
-                         help=f"time ours and the peer N times alternately and report the medians (default {d.rounds}; "
-                              "a shared machine's speed drifts between runs minutes apart)")
+    learner.add_argument(
+        "--rounds",
+        type=int,
+        default=d.rounds,
+        metavar="N",
+        help=f"time ours and the peer N times alternately and report the medians (default {d.rounds}; "
+        "a shared machine's speed drifts between runs minutes apart)",
+    )
     learner.add_argument("--json", action="store_true", help="one JSON object per configuration instead of a table")
     learner.set_defaults(func=_learner)
 
+
+def _register_ros(bench_sub) -> None:
+    """`robot-rl bench ros`: its options (the goals it prints come from robot_rl.bench.ros)."""
     from robot_rl.bench.ros import GOAL_INFER_P99_MS, GOAL_JITTER_P99_MS, RosBenchConfig
 
     d = RosBenchConfig()
@@ -94,26 +172,61 @@ def register(sub) -> None:
         f"{GOAL_INFER_P99_MS:g} ms), weights broadcast latency and per-episode ingest, and episodes/s and MB/s ingested. "
         "DDS stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless set) in a private ROS_DOMAIN_ID.",
     )
-    ros.add_argument("--seconds", type=float, default=d.seconds, metavar="S",
-                     help=f"wall seconds of the control phase after the actor is up (default {d.seconds:g})")
-    ros.add_argument("--broadcasts", type=int, default=d.broadcasts, metavar="K",
-                     help=f"weight broadcasts during the control phase (default {d.broadcasts})")
-    ros.add_argument("--encoder", choices=("conv", "resnet10"), default=d.encoder,
-                     help="the actor's pixels policy: conv (trained through the critic, all of it in every push) or "
-                     f"resnet10 (the learner's pixel recipe: frozen trunk, sent once) (default {d.encoder})")
-    ros.add_argument("--push", choices=("delta", "full"), default=d.push,
-                     help="delta: the full policy once, then only trainable tensors in fp16, as the learner publishes; "
-                     f"full: the whole policy every broadcast (default {d.push})")
-    ros.add_argument("--episodes", type=int, default=d.episodes, metavar="N",
-                     help=f"episodes sent to the learner in one burst (default {d.episodes})")
-    ros.add_argument("--threads", type=int, default=d.threads, metavar="N",
-                     help=f"the actor's torch CPU threads (default {d.threads})")
-    ros.add_argument("--domain-id", type=int, metavar="ID",
-                     help="ROS_DOMAIN_ID of all processes (default: a private one derived from this process's id)")
-    ros.add_argument("--out", metavar="DIR", help="keep node logs, the actor's timing log and stores here (default: a temp dir, removed)")
+    ros.add_argument(
+        "--seconds",
+        type=float,
+        default=d.seconds,
+        metavar="S",
+        help=f"wall seconds of the control phase after the actor is up (default {d.seconds:g})",
+    )
+    ros.add_argument(
+        "--broadcasts",
+        type=int,
+        default=d.broadcasts,
+        metavar="K",
+        help=f"weight broadcasts during the control phase (default {d.broadcasts})",
+    )
+    ros.add_argument(
+        "--encoder",
+        choices=("conv", "resnet10"),
+        default=d.encoder,
+        help="the actor's pixels policy: conv (trained through the critic, all of it in every push) or "
+        f"resnet10 (the learner's pixel recipe: frozen trunk, sent once) (default {d.encoder})",
+    )
+    ros.add_argument(
+        "--push",
+        choices=("delta", "full"),
+        default=d.push,
+        help="delta: the full policy once, then only trainable tensors in fp16, as the learner publishes; "
+        f"full: the whole policy every broadcast (default {d.push})",
+    )
+    ros.add_argument(
+        "--episodes",
+        type=int,
+        default=d.episodes,
+        metavar="N",
+        help=f"episodes sent to the learner in one burst (default {d.episodes})",
+    )
+    ros.add_argument(
+        "--threads",
+        type=int,
+        default=d.threads,
+        metavar="N",
+        help=f"the actor's torch CPU threads (default {d.threads})",
+    )
+    ros.add_argument(
+        "--domain-id",
+        type=int,
+        metavar="ID",
+        help="ROS_DOMAIN_ID of all processes (default: a private one derived from this process's id)",
+    )
+    ros.add_argument(
+        "--out",
+        metavar="DIR",
+        help="keep node logs, the actor's timing log and stores here (default: a temp dir, removed)",
+    )
     ros.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     ros.set_defaults(func=_ros)
-    _register_learning(bench_sub)
 
 
 def _config(cls, **settings):
@@ -125,42 +238,18 @@ def _config(cls, **settings):
         raise UsageError(str(e)) from e
 
 
-def _register_learning(bench_sub) -> None:
-    learning = bench_sub.add_parser(
-        "learning",
-        help="multi-seed learning: variants x seeds as separate training runs; first env step at 90 %%, medians, PNG",
-        description="Runs `robot-rl train` for every (variant, seed) as its own process (one torch thread each, --jobs "
-        "at once), resumable: run the same command again after a stop. Writes <out>/<variant>/seed_<S> (ordinary run "
-        "dirs), then <out>/results.md (per-seed first env step at --threshold, median and spread per variant, the "
-        "lowest success after it, final success, wall-clock, the operator's share per 1 k steps), results.json and "
-        "results.png (median curve with min-max band per variant), and prints the table.",
-    )
-    learning.add_argument("--task", default="pick_cube", help="sim task (default pick_cube)")
-    learning.add_argument("--obs", choices=("state", "pixels"), default="state", help="observation mode (default state)")
-    learning.add_argument("--variant", dest="variants", action="append", metavar='NAME[="OPTIONS"]',
-                          help='a variant: a name and `robot-rl train` options, e.g. op="--operator" or '
-                               'residual="--base-policy runs/bc5"; repeat for more (default: one variant, "default")')
-    learning.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
-    learning.add_argument("--seed-list", type=int, nargs="+", metavar="S", help="these seeds instead of --seeds")
-    learning.add_argument("--steps", type=int, default=10_000, metavar="N", help="env steps per run (default 10000)")
-    learning.add_argument("--eval-every", type=int, default=1_000, metavar="N", help="env steps between evaluations (default 1000)")
-    learning.add_argument("--eval-episodes", type=int, default=10, metavar="N", help="episodes per evaluation (default 10)")
-    learning.add_argument("--threshold", type=float, default=0.9, help="success rate to reach (default 0.9)")
-    learning.add_argument("--jobs", type=int, default=0, metavar="N", help="runs at once (default 0: one per CPU core)")
-    learning.add_argument("--train-args", default="", metavar='"OPTIONS"',
-                          help='`robot-rl train` options for every run, before the variant\'s; write it with "=" '
-                               '(e.g. --train-args="--replay-capacity 30000")')
-    learning.add_argument("--out", type=Path, required=True, metavar="DIR", help="the grid's directory (reused to resume)")
-    learning.add_argument("--report-only", action="store_true",
-                          help="write the report from the runs there, start none (give the grid's own options)")
-    learning.set_defaults(func=_learning)
-
-
 def _sim(args: argparse.Namespace) -> int:
     from robot_rl.bench.sim import format_sim_table, run_sim_bench
 
-    cfg = _config(SimBenchConfig, steps=args.steps, warmup_steps=args.warmup_steps, peer_steps=args.peer_steps,
-                  peer_python=args.peer_python, obs_modes=tuple(dict.fromkeys(args.obs_mode)), seed=args.seed)
+    cfg = _config(
+        SimBenchConfig,
+        steps=args.steps,
+        warmup_steps=args.warmup_steps,
+        peer_steps=args.peer_steps,
+        peer_python=args.peer_python,
+        obs_modes=tuple(dict.fromkeys(args.obs_mode)),
+        seed=args.seed,
+    )
     results = run_sim_bench(cfg)  # a failing peer script raises PeerError: one line, exit 1
     _print(results, args.json, lambda: format_sim_table(results))
     return 0
@@ -169,10 +258,18 @@ def _sim(args: argparse.Namespace) -> int:
 def _learner(args: argparse.Namespace) -> int:
     cfg = _config(
         LearnerBenchConfig,
-        configs=tuple(dict.fromkeys(args.config)), updates=args.updates, warmup_steps=args.warmup_steps,
-        peer_updates=args.peer_updates, peer_warmup_steps=args.peer_warmup_steps, capacity=args.capacity,
-        device=args.device, peer_python=args.peer_python, peer_torch_compile=args.peer_torch_compile == "on",
-        seed=args.seed, latent_dim=args.latent_dim, rounds=args.rounds,
+        configs=tuple(dict.fromkeys(args.config)),
+        updates=args.updates,
+        warmup_steps=args.warmup_steps,
+        peer_updates=args.peer_updates,
+        peer_warmup_steps=args.peer_warmup_steps,
+        capacity=args.capacity,
+        device=args.device,
+        peer_python=args.peer_python,
+        peer_torch_compile=args.peer_torch_compile == "on",
+        seed=args.seed,
+        latent_dim=args.latent_dim,
+        rounds=args.rounds,
     )
     from robot_rl.cli.checks import check_device
 
@@ -194,9 +291,17 @@ def _learner(args: argparse.Namespace) -> int:
 def _ros(args: argparse.Namespace) -> int:
     from robot_rl.bench.ros import RosBenchConfig, RosBenchError, format_ros_table, run_ros_bench
 
-    cfg = _config(RosBenchConfig, seconds=args.seconds, broadcasts=args.broadcasts, episodes=args.episodes,
-                  encoder=args.encoder, push=args.push,
-                  threads=args.threads, out=args.out, domain_id=args.domain_id)
+    cfg = _config(
+        RosBenchConfig,
+        seconds=args.seconds,
+        broadcasts=args.broadcasts,
+        episodes=args.episodes,
+        encoder=args.encoder,
+        push=args.push,
+        threads=args.threads,
+        out=args.out,
+        domain_id=args.domain_id,
+    )
     try:
         result = run_ros_bench(cfg)
     except RosBenchError as e:  # a node died or never came up: the end of its log, then the one-line error
@@ -204,40 +309,6 @@ def _ros(args: argparse.Namespace) -> int:
             print(e.detail, file=sys.stderr, flush=True)
         raise
     _print([result], args.json, lambda: format_ros_table(result))
-    return 0
-
-
-def _learning(args: argparse.Namespace) -> int:
-    import shlex
-
-    from robot_rl.bench.learning import LearningBenchConfig, Variant, check_grid, recorded_variants, run_grid
-    from robot_rl.bench.learning_report import collect, write_report
-    from robot_rl.errors import RunError, UsageError
-
-    try:
-        train_args = tuple(shlex.split(args.train_args))
-    except ValueError as e:
-        raise UsageError(f"--train-args: cannot split {args.train_args!r}: {e}") from None
-    variants = [Variant.parse(v) for v in (args.variants or recorded_variants(args.out) or ["default"])]
-    cfg = LearningBenchConfig(out=args.out, task=args.task, obs=args.obs, variants=variants,
-                              seeds=list(args.seed_list) if args.seed_list else list(range(args.seeds)),
-                              steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-                              threshold=args.threshold, jobs=args.jobs, train_args=train_args)
-    if args.report_only:
-        check_grid(cfg)  # the report's command and title must be the grid's: refuse settings that differ
-        failed = []
-    else:
-        failed = run_grid(cfg)
-    command = cfg.command()
-    results = collect(cfg.out, [v.name for v in variants], cfg.seeds, cfg.threshold)
-    if not any(v.seeds for v in results):
-        raise RunError(f"no run in {cfg.out} has an evaluation yet; see the logs beside the run dirs")
-    title = f"{cfg.task}, {cfg.obs}, {len(cfg.seeds)} seeds, {cfg.steps} env steps"
-    print(write_report(cfg.out, results, cfg.threshold, cfg.steps, command, title), end="", flush=True)
-    print(f"bench learning: wrote {cfg.out / 'results.md'}, results.json, results.png", file=sys.stderr)
-    if failed:
-        raise RunError(f"{len(failed)} run(s) failed: {', '.join(r.label for r in failed)}; their logs are beside "
-                       "the run dirs (*.train.log); run the same command again to retry them")
     return 0
 
 

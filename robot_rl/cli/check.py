@@ -15,9 +15,11 @@ from pathlib import Path
 
 from robot_rl.errors import RunError, UsageError
 
-HOLD_HELP = ("also run the dry hold test: stream zero tool velocity (ee_command) to each arm for 1 s and check the "
-             "tool moves less than 2 mm. It commands the arm (through its safety filter and watchdog), so it is off by "
-             "default: on hardware, run it with the arm clear, a hand on the e-stop, and no actor commanding it")
+HOLD_HELP = (
+    "also run the dry hold test: stream zero tool velocity (ee_command) to each arm for 1 s and check the "
+    "tool moves less than 2 mm. It commands the arm (through its safety filter and watchdog), so it is off by "
+    "default: on hardware, run it with the arm clear, a hand on the e-stop, and no actor commanding it"
+)
 
 
 def register(sub) -> None:
@@ -30,18 +32,41 @@ def register(sub) -> None:
         "parameters. Exit 0 when all pass (WARN does not fail), 1 on any FAIL, 2 on a usage error.",
     )
     check.add_argument("setup", help="node table name of the running setup, e.g. sim_single or franka")
-    check.add_argument("--use-sim", choices=("true", "false"), default="true",
-                       help="true: the simulation's nodes (mode sim or any); false: hardware (mode real or any)")
-    check.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE:PARAM:=VALUE",
-                       help="the same --set the setup was started with (what to expect); repeatable")
-    check.add_argument("--duration", type=float, default=5.0, metavar="S",
-                       help="seconds to listen before judging rates and staleness (default 5)")
+    check.add_argument(
+        "--use-sim",
+        choices=("true", "false"),
+        default="true",
+        help="true: the simulation's nodes (mode sim or any); false: hardware (mode real or any)",
+    )
+    check.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NODE:PARAM:=VALUE",
+        help="the same --set the setup was started with (what to expect); repeatable",
+    )
+    check.add_argument(
+        "--duration",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds to listen before judging rates and staleness (default 5)",
+    )
     check.add_argument("--hold-test", action="store_true", help=HOLD_HELP)
-    check.add_argument("--policy", type=Path, metavar="DIR",
-                       help="a saved Policy directory to compare with each actor's observation and action layout")
+    check.add_argument(
+        "--policy",
+        type=Path,
+        metavar="DIR",
+        help="a saved Policy directory to compare with each actor's observation and action layout",
+    )
     check.add_argument("--json", action="store_true", help="print the lines as one JSON list instead")
-    check.add_argument("--launch-dir", type=Path, metavar="DIR",
-                       help="directory holding setups/ and config/ (default: the project's launch/)")
+    check.add_argument(
+        "--launch-dir",
+        type=Path,
+        metavar="DIR",
+        help="directory holding setups/ and config/ (default: the project's launch/)",
+    )
     check.set_defaults(func=_check)
 
 
@@ -50,8 +75,10 @@ def _policy_layout(path: Path | None) -> tuple[dict, int] | None:
     if path is None:
         return None
     if not path.is_dir():
-        raise UsageError(f"--policy {path}: no such directory; pass a Policy directory (a learner's or `robot-rl "
-                         "train`'s policy output)")
+        raise UsageError(
+            f"--policy {path}: no such directory; pass a Policy directory (a learner's or `robot-rl "
+            "train`'s policy output)"
+        )
     from robot_rl.agents.policy import Policy
 
     try:
@@ -72,8 +99,10 @@ def _check(args: argparse.Namespace) -> int:
     except TableError as err:
         raise UsageError(str(err)) from err
     if not robots:
-        raise UsageError(f"setup {args.setup!r} has no arm node (robot-rl-arm-node or robot-rl-sim-node) for "
-                         f"--use-sim {args.use_sim}: nothing to check")
+        raise UsageError(
+            f"setup {args.setup!r} has no arm node (robot-rl-arm-node or robot-rl-sim-node) for "
+            f"--use-sim {args.use_sim}: nothing to check"
+        )
     policy = _policy_layout(args.policy)
     verdicts = _listen(robots, args.duration, args.hold_test, policy)
     if args.json:

@@ -74,11 +74,14 @@ def check_device(device: str) -> None:
         return
     if not torch.cuda.is_available():
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise UsageError(f"--device {device}: torch {torch.__version__} ({build}) sees no CUDA GPU on this machine; "
-                         "use --device cpu")
+        raise UsageError(
+            f"--device {device}: torch {torch.__version__} ({build}) sees no CUDA GPU on this machine; use --device cpu"
+        )
     if index and int(index) >= torch.cuda.device_count():
-        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                         f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        raise UsageError(
+            f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+            f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})"
+        )
 
 
 # --- paths ------------------------------------------------------------------------------------
@@ -168,24 +171,32 @@ def check_demos(path: str, task: str | None, obs: str | None, obs_given: bool) -
     said so (one line), since demos recorded in one mode cannot feed a learner of the other."""
     store = open_store(path, "--demos")
     if store.n_episodes == 0:
-        raise UsageError(f"--demos {path} holds 0 episodes; record some first (robot-rl demos record --task "
-                         f"{task or 'TASK'} --scripted --episodes 20 --out {path}) or leave out --demos")
+        raise UsageError(
+            f"--demos {path} holds 0 episodes; record some first (robot-rl demos record --task "
+            f"{task or 'TASK'} --scripted --episodes 20 --out {path}) or leave out --demos"
+        )
     from robot_rl import keys
 
     missing = [k for k in (keys.ACTION, keys.REWARD, keys.TERMINATED, keys.TRUNCATED) if k not in store.keys]
     if missing:  # a hand-made store, or one that lost an array before stores recorded their key set
-        raise UsageError(f"--demos {path} has no {', '.join(missing)} step key(s) (its keys: {list(store.keys)}); "
-                         "pass a store recorded by robot-rl demos record or robot-rl train")
+        raise UsageError(
+            f"--demos {path} has no {', '.join(missing)} step key(s) (its keys: {list(store.keys)}); "
+            "pass a store recorded by robot-rl demos record or robot-rl train"
+        )
     stored_task = store.meta.get("task")
     if task is not None and stored_task is not None and stored_task != task:
-        raise UsageError(f"--demos {path} holds {stored_task} demos but --task is {task}; pass --task {stored_task} "
-                         f"or demos of {task}")
+        raise UsageError(
+            f"--demos {path} holds {stored_task} demos but --task is {task}; pass --task {stored_task} "
+            f"or demos of {task}"
+        )
     stored_obs = store.meta.get("obs_mode")
     if obs is None or stored_obs not in OBS_MODES or stored_obs == obs:
         return obs
     if obs_given:
-        raise UsageError(f"--demos {path} holds {stored_obs} observations but --obs is {obs}; pass --obs {stored_obs} "
-                         f"or record demos with --obs {obs}")
+        raise UsageError(
+            f"--demos {path} holds {stored_obs} observations but --obs is {obs}; pass --obs {stored_obs} "
+            f"or record demos with --obs {obs}"
+        )
     print(f"[train] --demos {path} holds {stored_obs} observations: training with --obs {stored_obs}")
     return stored_obs
 
@@ -199,14 +210,20 @@ def check_env(env_id: str, obs: str, max_episode_steps: int | None) -> None:
     try:
         gym.spec(env_id)
     except gym.error.Error as e:
-        raise UsageError(f"unknown --env-id {env_id!r} ({e}); pass a registered gymnasium id, e.g. Pendulum-v1 "
-                         "or InvertedPendulum-v5") from e
+        raise UsageError(
+            f"unknown --env-id {env_id!r} ({e}); pass a registered gymnasium id, e.g. Pendulum-v1 "
+            "or InvertedPendulum-v5"
+        ) from e
     try:
         make_env(env_id, obs, max_episode_steps=max_episode_steps).close()
     except ModuleNotFoundError as e:
-        extra = " ('gymnasium[mujoco]'; ./run.sh setup installs it)" if "mujoco" in str(gym.spec(env_id).entry_point) \
+        extra = (
+            " ('gymnasium[mujoco]'; ./run.sh setup installs it)"
+            if "mujoco" in str(gym.spec(env_id).entry_point)
             else ""
-        raise RunError(f"{env_id} needs the Python module {e.name!r}, which is not installed: pip install it"
-                       f"{extra}") from e
+        )
+        raise RunError(
+            f"{env_id} needs the Python module {e.name!r}, which is not installed: pip install it{extra}"
+        ) from e
     except ValueError as e:
         raise UsageError(str(e)) from e

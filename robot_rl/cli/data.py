@@ -25,9 +25,12 @@ def register(sub) -> None:
     )
     info.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
-    info.add_argument("--verify", action="store_true",
-                      help="also read every chunk and check every episode's rows against the index (episode "
-                      "ends, clocks, source columns); fail on any damage or disagreement (slow for big stores)")
+    info.add_argument(
+        "--verify",
+        action="store_true",
+        help="also read every chunk and check every episode's rows against the index (episode "
+        "ends, clocks, source columns); fail on any damage or disagreement (slow for big stores)",
+    )
     info.set_defaults(func=_info)
 
     repair = data_sub.add_parser(
@@ -49,11 +52,22 @@ def register(sub) -> None:
         "of reward, is_intervention and success over the episode with a cursor at the current step.",
     )
     view.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
-    view.add_argument("--episode", type=int, required=True, metavar="K", help="episode index (negative counts from the end)")
-    view.add_argument("--out", type=Path, metavar="FILE.mp4", help="output video (default: ./<store name>_episode_<K>.mp4)")
-    view.add_argument("--fps", type=positive_float, help="frames per second (default: the store's control_rate_hz, else 10)")
-    view.add_argument("--camera-height", type=positive_int, default=256, metavar="PX",
-                      help="height each camera is scaled to (default 256)")
+    view.add_argument(
+        "--episode", type=int, required=True, metavar="K", help="episode index (negative counts from the end)"
+    )
+    view.add_argument(
+        "--out", type=Path, metavar="FILE.mp4", help="output video (default: ./<store name>_episode_<K>.mp4)"
+    )
+    view.add_argument(
+        "--fps", type=positive_float, help="frames per second (default: the store's control_rate_hz, else 10)"
+    )
+    view.add_argument(
+        "--camera-height",
+        type=positive_int,
+        default=256,
+        metavar="PX",
+        help="height each camera is scaled to (default 256)",
+    )
     view.set_defaults(func=_view)
 
 

@@ -40,30 +40,58 @@ def register(sub) -> None:
     )
     record.add_argument("--task", required=True, choices=sorted(TASK_ENV_IDS), help="simulated task")
     who = record.add_mutually_exclusive_group(required=True)
-    who.add_argument("--scripted", action="store_true",
-                     help="use the task's scripted expert (ground truth from the simulation)")
-    who.add_argument("--teleop", choices=("keyboard", "spacemouse", "ros"), metavar="DEVICE",
-                     help="a person drives with DEVICE: keyboard, spacemouse or ros (any node on teleop/command)")
-    record.add_argument("--mapping", default="", metavar="NAME|FILE",
-                        help="teleop device mapping (default: keyboard / spacemouse_hid); see robot_rl/teleop/mappings")
-    record.add_argument("--speed", type=float, default=0.5, metavar="F",
-                        help="teleop: a full stick or key moves at this fraction of the largest action (default 0.5)")
+    who.add_argument(
+        "--scripted", action="store_true", help="use the task's scripted expert (ground truth from the simulation)"
+    )
+    who.add_argument(
+        "--teleop",
+        choices=("keyboard", "spacemouse", "ros"),
+        metavar="DEVICE",
+        help="a person drives with DEVICE: keyboard, spacemouse or ros (any node on teleop/command)",
+    )
+    record.add_argument(
+        "--mapping",
+        default="",
+        metavar="NAME|FILE",
+        help="teleop device mapping (default: keyboard / spacemouse_hid); see robot_rl/teleop/mappings",
+    )
+    record.add_argument(
+        "--speed",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="teleop: a full stick or key moves at this fraction of the largest action (default 0.5)",
+    )
     record.add_argument("--episodes", type=positive_int, required=True, metavar="N", help="episodes to add")
     record.add_argument("--out", type=Path, required=True, metavar="DIR", help="episode store directory")
-    record.add_argument("--obs", choices=("state", "pixels"), default="state",
-                        help="observations to store: a flat state vector (state, default, as `robot-rl train`) or "
-                        "proprioception + camera images (pixels, for `robot-rl train --obs pixels`)")
+    record.add_argument(
+        "--obs",
+        choices=("state", "pixels"),
+        default="state",
+        help="observations to store: a flat state vector (state, default, as `robot-rl train`) or "
+        "proprioception + camera images (pixels, for `robot-rl train --obs pixels`)",
+    )
     record.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first attempt (default 0)")
     failures = record.add_mutually_exclusive_group()
-    failures.add_argument("--only-success", dest="keep_failures", action="store_false",
-                          help="store only episodes in which the expert succeeded; retry failures (default)")
-    failures.add_argument("--keep-failures", dest="keep_failures", action="store_true",
-                          help="store every attempted episode, successful or not")
+    failures.add_argument(
+        "--only-success",
+        dest="keep_failures",
+        action="store_false",
+        help="store only episodes in which the expert succeeded; retry failures (default)",
+    )
+    failures.add_argument(
+        "--keep-failures",
+        dest="keep_failures",
+        action="store_true",
+        help="store every attempted episode, successful or not",
+    )
     record.set_defaults(keep_failures=False)
-    record.add_argument("--noise", type=float, default=0.0, metavar="X",
-                        help="expert action noise for diverse demos (default 0)")
-    record.add_argument("--max-attempts", type=positive_int, metavar="M",
-                        help="give up after M attempts (default 3 * episodes + 10)")
+    record.add_argument(
+        "--noise", type=float, default=0.0, metavar="X", help="expert action noise for diverse demos (default 0)"
+    )
+    record.add_argument(
+        "--max-attempts", type=positive_int, metavar="M", help="give up after M attempts (default 3 * episodes + 10)"
+    )
     record.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     record.set_defaults(func=_record)
 
@@ -79,8 +107,15 @@ def _record(args: argparse.Namespace) -> int:
         return _record_teleop(args)
 
     cfg = DemoConfig(
-        task=args.task, episodes=args.episodes, out=args.out, obs_mode=args.obs, seed=args.seed,
-        keep_failures=args.keep_failures, noise=args.noise, max_attempts=args.max_attempts, progress=args.progress,
+        task=args.task,
+        episodes=args.episodes,
+        out=args.out,
+        obs_mode=args.obs,
+        seed=args.seed,
+        keep_failures=args.keep_failures,
+        noise=args.noise,
+        max_attempts=args.max_attempts,
+        progress=args.progress,
     )
     try:
         result = record_scripted_demos(cfg)
@@ -101,14 +136,24 @@ def _record_teleop(args: argparse.Namespace) -> int:
 
     if not 0 < args.speed <= 1:
         raise UsageError(f"--speed must be in (0, 1], got {args.speed}")
-    cfg = TeleopDemoConfig(task=args.task, episodes=args.episodes, out=args.out, device=args.teleop,
-                           mapping=args.mapping, obs_mode=args.obs, seed=args.seed, keep_failures=args.keep_failures,
-                           translation_scale=args.speed)
+    cfg = TeleopDemoConfig(
+        task=args.task,
+        episodes=args.episodes,
+        out=args.out,
+        device=args.teleop,
+        mapping=args.mapping,
+        obs_mode=args.obs,
+        seed=args.seed,
+        keep_failures=args.keep_failures,
+        translation_scale=args.speed,
+    )
     try:
         result = record_teleop_demos(cfg)
     except (StoreError, MappingError, RuntimeError) as e:
         raise RunError(str(e)) from e
-    print(f"recorded {result.added} episodes of {args.task} by {args.teleop} to {result.store_path} "
-          f"({result.successes} successes, {result.failures} failures, {result.discarded} re-recorded); "
-          f"the store now holds {result.store_episodes} episodes")
+    print(
+        f"recorded {result.added} episodes of {args.task} by {args.teleop} to {result.store_path} "
+        f"({result.successes} successes, {result.failures} failures, {result.discarded} re-recorded); "
+        f"the store now holds {result.store_episodes} episodes"
+    )
     return 0

@@ -31,26 +31,35 @@ def register(sub) -> None:
     add_dataclass_args(train, TrainConfig, aliases={"utd_ratio": ("--utd",)})
     train.set_defaults(func=_train)
 
-    ev = sub.add_parser("eval", help="evaluate a checkpoint's deterministic policy: success rate, return, videos",
-                        description="Evaluate the policy of a checkpoint (a run dir means its latest checkpoint) "
-                        "on the env it was trained on.")
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint's deterministic policy: success rate, return, videos",
+        description="Evaluate the policy of a checkpoint (a run dir means its latest checkpoint) "
+        "on the env it was trained on.",
+    )
     ev.add_argument("checkpoint", type=Path, help="run dir, or <run>/checkpoints/step_<N>")
     ev.add_argument("--episodes", type=checks.positive_int, default=20, help="evaluation episodes (default: 20)")
     ev.add_argument("--seed", type=int, default=None, help="base seed (default: the run's, as in its eval.jsonl)")
     ev.add_argument("--video-dir", type=Path, default=None, help="write eval_<checkpoint>.mp4 here (default: no video)")
-    ev.add_argument("--video-episodes", type=checks.nonnegative_int, default=2, help="episodes in the video (default: 2)")
+    ev.add_argument(
+        "--video-episodes", type=checks.nonnegative_int, default=2, help="episodes in the video (default: 2)"
+    )
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ev.set_defaults(func=_eval)
 
-    cmp = sub.add_parser("compare", help="training runs side by side: success curves, first step at 90 %%, "
-                         "operator share; one PNG",
-                         description="Reads each run's eval.jsonl and train_episodes.jsonl and prints, per run, "
-                         "the success curve, the first env step whose evaluation reached --threshold, and the "
-                         "operator's share of training steps per --bin-steps env steps; writes both as one PNG.")
+    cmp = sub.add_parser(
+        "compare",
+        help="training runs side by side: success curves, first step at 90 %%, operator share; one PNG",
+        description="Reads each run's eval.jsonl and train_episodes.jsonl and prints, per run, "
+        "the success curve, the first env step whose evaluation reached --threshold, and the "
+        "operator's share of training steps per --bin-steps env steps; writes both as one PNG.",
+    )
     cmp.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories (robot-rl train --out)")
     cmp.add_argument("--labels", nargs="+", default=None, help="one label per run (default: directory names)")
     cmp.add_argument("--threshold", type=float, default=0.9, help="success rate to reach (default: 0.9)")
-    cmp.add_argument("--bin-steps", type=checks.positive_int, default=1000, help="env steps per operator-share bin (default: 1000)")
+    cmp.add_argument(
+        "--bin-steps", type=checks.positive_int, default=1000, help="env steps per operator-share bin (default: 1000)"
+    )
     cmp.add_argument("--out", type=Path, default=Path("compare.png"), help="the PNG (default: ./compare.png)")
     cmp.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
     cmp.set_defaults(func=_compare)
@@ -95,8 +104,9 @@ def _check_train(cfg, obs_given: bool):
             checks.check_exists(path, option)
     if cfg.demos:
         sim = not cfg.env_id
-        obs = checks.check_demos(cfg.demos, cfg.task if sim else None, cfg.obs if sim else None,
-                                 obs_given or bool(cfg.resume))
+        obs = checks.check_demos(
+            cfg.demos, cfg.task if sim else None, cfg.obs if sim else None, obs_given or bool(cfg.resume)
+        )
         if sim and obs != cfg.obs:
             cfg = dataclasses.replace(cfg, obs=obs)
     checks.check_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, cfg.max_episode_steps)
@@ -111,8 +121,14 @@ def _eval(args: argparse.Namespace) -> int:
     from robot_rl.training.evaluation import evaluate_checkpoint
 
     try:
-        result, video = evaluate_checkpoint(args.checkpoint, args.episodes, seed=args.seed, video_dir=args.video_dir,
-                                            video_episodes=args.video_episodes, device=args.device)
+        result, video = evaluate_checkpoint(
+            args.checkpoint,
+            args.episodes,
+            seed=args.seed,
+            video_dir=args.video_dir,
+            video_episodes=args.video_episodes,
+            device=args.device,
+        )
     except (FileNotFoundError, ValueError) as e:  # an unreadable config or checkpoint of the run
         raise RunError(f"cannot evaluate {args.checkpoint}: {e}") from e
     line = f"{result.episodes} episodes: return {result.return_mean:.2f} ± {result.return_std:.2f}"

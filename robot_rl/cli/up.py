@@ -33,17 +33,36 @@ def register(sub) -> None:
         "the node name, forward Ctrl-C/SIGTERM, and exit non-zero if a node dies.",
     )
     up.add_argument("setup", help="node table name, e.g. sim_single or sim_two_robots")
-    up.add_argument("--use-sim", choices=("true", "false"), default="true",
-                    help="true: run the simulation's nodes (mode sim or any); false: hardware (mode real or any)")
-    up.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE:PARAM:=VALUE",
-                    help="set one parameter of the nodes named NODE (a name like learner, or a full name like "
-                    "/robot_1/actor), after the table's files and overrides; repeatable. "
-                    "Example: --set learner:demos:=demos/pick_cube --set actor:obs_mode:=pixels")
+    up.add_argument(
+        "--use-sim",
+        choices=("true", "false"),
+        default="true",
+        help="true: run the simulation's nodes (mode sim or any); false: hardware (mode real or any)",
+    )
+    up.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NODE:PARAM:=VALUE",
+        help="set one parameter of the nodes named NODE (a name like learner, or a full name like "
+        "/robot_1/actor), after the table's files and overrides; repeatable. "
+        "Example: --set learner:demos:=demos/pick_cube --set actor:obs_mode:=pixels",
+    )
     up.add_argument("--dry-run", action="store_true", help="print the command lines, one per node, and exit")
-    up.add_argument("--launch-dir", type=Path, metavar="DIR",
-                    help="directory holding setups/ and config/ (default: the project's launch/)")
-    up.add_argument("--grace-s", type=float, default=10.0, metavar="S",
-                    help="how long nodes get to exit after a signal before they are killed (default 10)")
+    up.add_argument(
+        "--launch-dir",
+        type=Path,
+        metavar="DIR",
+        help="directory holding setups/ and config/ (default: the project's launch/)",
+    )
+    up.add_argument(
+        "--grace-s",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="how long nodes get to exit after a signal before they are killed (default 10)",
+    )
     up.set_defaults(func=_up)
 
 
@@ -54,8 +73,10 @@ def _resolve(executable: str) -> str:
         return str(local)
     found = shutil.which(executable)
     if found is None:
-        raise RunError(f"executable {executable!r} is not installed (looked in {local.parent} and PATH); "
-                       "run `pip install -e .` in the project")
+        raise RunError(
+            f"executable {executable!r} is not installed (looked in {local.parent} and PATH); "
+            "run `pip install -e .` in the project"
+        )
     return found
 
 
@@ -88,13 +109,22 @@ def _up(args: argparse.Namespace) -> int:
 def _supervise(commands: dict[str, list[str]], grace_s: float) -> int:
     env = {k: v for k, v in os.environ.items() if k != BOOTSTRAP_GUARD}
     received: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        s: signal.signal(s, lambda signum, _frame: received.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)
+    }
     lock, procs, pumps = threading.Lock(), {}, []
     try:
         for name, cmd in commands.items():
             # Own session: a terminal's Ctrl-C reaches `up` only, which forwards it once to every node.
-            procs[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                           bufsize=1, start_new_session=True)
+            procs[name] = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+            )
             pumps.append(threading.Thread(target=_pump, args=(name, procs[name].stdout, lock), daemon=True))
             pumps[-1].start()
         print(f"[up] started {', '.join(f'{n} (pid {p.pid})' for n, p in procs.items())}", flush=True)

@@ -101,16 +101,18 @@ class EpisodeRecorder:
         for name, value in (("base_action", base), ("policy_action", proposed)):
             if value.shape != action.shape:
                 raise ValueError(f"{name} must have the action's shape {action.shape}; got {value.shape}")
-        self._rows.append({
-            keys.ACTION: action,
-            keys.BASE_ACTION: base,
-            keys.POLICY_ACTION: proposed.copy(),
-            keys.IS_INTERVENTION: np.bool_(is_intervention),
-            keys.REWARD: np.float32(reward),
-            keys.TERMINATED: np.bool_(terminated),
-            keys.TRUNCATED: np.bool_(truncated),
-            keys.SUCCESS: np.bool_(info.get("success", False)),
-        })
+        self._rows.append(
+            {
+                keys.ACTION: action,
+                keys.BASE_ACTION: base,
+                keys.POLICY_ACTION: proposed.copy(),
+                keys.IS_INTERVENTION: np.bool_(is_intervention),
+                keys.REWARD: np.float32(reward),
+                keys.TERMINATED: np.bool_(terminated),
+                keys.TRUNCATED: np.bool_(truncated),
+                keys.SUCCESS: np.bool_(info.get("success", False)),
+            }
+        )
         self._add_obs(obs_next, info)
 
     def end(self) -> int:

@@ -59,10 +59,14 @@ from zarr.storage import LocalStore
 import robot_rl
 from robot_rl.data.layout import is_image
 from robot_rl.data.spec import KeySpec, check_fits, episode_length, spec_of
-from robot_rl.data.store_index import (  # noqa: F401 - StoreError is part of this module's API
-    UNCOMMITTED, StoreError, create_ends, lock_writer, read_index,
-)
 from robot_rl.data.store_arrays import make_arrays, open_arrays, read_rows, sync_to_disk, write_rows
+from robot_rl.data.store_index import (  # noqa: F401 - StoreError is part of this module's API
+    UNCOMMITTED,
+    StoreError,
+    create_ends,
+    lock_writer,
+    read_index,
+)
 from robot_rl.data.store_lock import LOCK_FILES, WriterLock
 
 SCHEMA_VERSION = 1
@@ -280,7 +284,7 @@ class EpisodeStore:
         small = self._read_many([key for key in self._spec if key not in images], first_row, self.n_steps)
         for i in range(start, self.n_episodes):
             rows = self.episode_slice(i)
-            episode = {key: v[rows.start - first_row:rows.stop - first_row].copy() for key, v in small.items()}
+            episode = {key: v[rows.start - first_row : rows.stop - first_row].copy() for key, v in small.items()}
             episode |= self._read_many(images, rows.start, rows.stop)
             yield {key: episode[key] for key in self._spec}
 
@@ -351,7 +355,9 @@ class EpisodeStore:
         """Read and check the committed state; raise StoreError naming what is wrong."""
         attrs = dict(self._root.attrs)
         if "schema_version" not in attrs:
-            raise StoreError(f"{self.path} is a zarr group but not an episode store: it has no 'schema_version' attribute")
+            raise StoreError(
+                f"{self.path} is a zarr group but not an episode store: it has no 'schema_version' attribute"
+            )
         if attrs["schema_version"] != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: schema_version {attrs['schema_version']!r} is not supported "

@@ -47,8 +47,13 @@ def make_arrays(path: Path, data: zarr.Group, spec: dict[str, KeySpec]) -> dict[
     data.attrs.put({"keys": sorted(spec)})
     return {
         key: data.create_array(
-            key, shape=(0, *ks.step_shape), chunks=(chunk_rows(key, ks), *ks.step_shape), dtype=ks.dtype,
-            compressors=compressors(key, ks), fill_value=np.zeros((), ks.dtype).item(), config=ARRAY_CONFIG,
+            key,
+            shape=(0, *ks.step_shape),
+            chunks=(chunk_rows(key, ks), *ks.step_shape),
+            dtype=ks.dtype,
+            compressors=compressors(key, ks),
+            fill_value=np.zeros((), ks.dtype).item(),
+            config=ARRAY_CONFIG,
         )
         for key, ks in spec.items()
     }
@@ -63,13 +68,18 @@ def data_keys(path: Path, root: zarr.Group) -> list[str]:
         return found
     missing = sorted(set(recorded) - set(found))
     if missing:
-        raise StoreError(f"{path}: data/{missing[0]} is missing (the store was written with keys {recorded}); "
-                         "restore the store from a backup")
+        raise StoreError(
+            f"{path}: data/{missing[0]} is missing (the store was written with keys {recorded}); "
+            "restore the store from a backup"
+        )
     return sorted(recorded)
 
 
 def open_arrays(
-    path: Path, root: zarr.Group, mode: str, n_steps: int,
+    path: Path,
+    root: zarr.Group,
+    mode: str,
+    n_steps: int,
 ) -> tuple[dict[str, zarr.Array], dict[str, KeySpec]]:
     """The data/ arrays of a store whose index commits `n_steps` rows, and their specs; StoreError when an
     array is missing, has unreadable metadata or is shorter than the index says."""
@@ -110,13 +120,16 @@ def _chunk_files(arr: zarr.Array, array_dir: Path, start: int, stop: int) -> lis
     step = arr.chunks[0]
     zeros = (0,) * (arr.ndim - 1)
     return [
-        array_dir / arr.metadata.encode_chunk_key((i, *zeros))
-        for i in range(start // step, (stop - 1) // step + 1)
+        array_dir / arr.metadata.encode_chunk_key((i, *zeros)) for i in range(start // step, (stop - 1) // step + 1)
     ]
 
 
 def read_rows(
-    path: Path, arrays: Mapping[str, zarr.Array], names: list[str], start: int, stop: int,
+    path: Path,
+    arrays: Mapping[str, zarr.Array],
+    names: list[str],
+    start: int,
+    stop: int,
 ) -> dict[str, np.ndarray]:
     """Rows [start, stop) of several keys of the store at `path`, read concurrently; StoreError naming a damaged key."""
     for key in names if stop > start else []:

@@ -54,8 +54,13 @@ def create_ends(meta: zarr.Group, ends: list[int], name: str = "episode_ends") -
     """meta/<name> holding `ends` and the pending slot (-1), every chunk written to disk."""
     values = np.array([*ends, UNCOMMITTED], dtype=np.int64)
     arr = meta.create_array(
-        name, shape=values.shape, chunks=(ENDS_CHUNK,), dtype="int64", fill_value=UNCOMMITTED,
-        compressors=[Crc32cCodec()], config=ARRAY_CONFIG,
+        name,
+        shape=values.shape,
+        chunks=(ENDS_CHUNK,),
+        dtype="int64",
+        fill_value=UNCOMMITTED,
+        compressors=[Crc32cCodec()],
+        config=ARRAY_CONFIG,
     )
     arr[:] = values
     return arr
@@ -69,7 +74,9 @@ def read_index(path: Path, root: zarr.Group) -> tuple[zarr.Array, np.ndarray]:
     """meta/episode_ends and its committed entries; StoreError (with the repair command where data/ holds
     rows) when it is missing, unreadable, has lost a chunk, or is not increasing."""
     rows = data_rows(path)
-    damaged = (lambda problem: _lost_index(path, problem)) if rows else (lambda problem: StoreError(f"{path}: {problem}"))
+    damaged = (
+        (lambda problem: _lost_index(path, problem)) if rows else (lambda problem: StoreError(f"{path}: {problem}"))
+    )
     try:
         arr = root["meta/episode_ends"]
     except KeyError:

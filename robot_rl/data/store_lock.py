@@ -77,7 +77,9 @@ def try_lock(store_dir: Path) -> WriterLock | None:
         raise
     now = datetime.datetime.now().astimezone()
     holder = {
-        "pid": os.getpid(), "host": socket.gethostname(), "command": _command_line(),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": _command_line(),
         "started": now.isoformat(timespec="seconds"),
     }
     tmp = store_dir / f".{HOLDER_FILE}.{os.getpid()}.tmp"
@@ -100,14 +102,20 @@ def busy_message(store_dir: Path) -> str:
     holder = read_holder(store_dir)
     pid = holder.get("pid")
     if pid == os.getpid():
-        return (f"store {store_dir} is already open for writing in this process (pid {pid}); "
-                "append through that EpisodeStore or close() it first")
+        return (
+            f"store {store_dir} is already open for writing in this process (pid {pid}); "
+            "append through that EpisodeStore or close() it first"
+        )
     if pid is None:
-        return (f"store {store_dir} is being written by another process (its {HOLDER_FILE} is missing); "
-                "wait for it to finish or stop it")
+        return (
+            f"store {store_dir} is being written by another process (its {HOLDER_FILE} is missing); "
+            "wait for it to finish or stop it"
+        )
     started = str(holder.get("started", "?"))
     since = started[11:19] if len(started) >= 19 else started
     host = holder.get("host")
     where = f" on {host}" if host and host != socket.gethostname() else ""
-    return (f"store {store_dir} is being written by pid {pid}{where} ({holder.get('command', '?')}, since {since}); "
-            f"wait for it to finish or stop it (kill {pid}), then retry")
+    return (
+        f"store {store_dir} is being written by pid {pid}{where} ({holder.get('command', '?')}, since {since}); "
+        f"wait for it to finish or stop it (kill {pid}), then retry"
+    )

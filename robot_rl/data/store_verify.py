@@ -47,15 +47,19 @@ def _check_flags(store, ends: np.ndarray) -> list[str]:
     if not flags:
         return []
     done = np.logical_or.reduce([store.get_key(k).astype(bool) for k in flags])
-    problems = [f"{_span(ends, int(i))} does not end with terminated/truncated: its rows disagree with "
-                "meta/episode_ends (two writers at once, or rows changed after writing)"
-                for i in np.flatnonzero(~done[ends - 1])[:_MAX_LISTED]]
+    problems = [
+        f"{_span(ends, int(i))} does not end with terminated/truncated: its rows disagree with "
+        "meta/episode_ends (two writers at once, or rows changed after writing)"
+        for i in np.flatnonzero(~done[ends - 1])[:_MAX_LISTED]
+    ]
     inside = done.copy()
     inside[ends - 1] = False
     for row in np.flatnonzero(inside)[:_MAX_LISTED]:
         i = int(_episode_of(ends, np.array([row]))[0])
-        problems.append(f"{_span(ends, i)} has terminated/truncated at row {int(row)}, inside it: its rows hold "
-                        "more than one episode (two writers at once, or rows changed after writing)")
+        problems.append(
+            f"{_span(ends, i)} has terminated/truncated at row {int(row)}, inside it: its rows hold "
+            "more than one episode (two writers at once, or rows changed after writing)"
+        )
     return problems
 
 
@@ -77,8 +81,10 @@ def _check_columns(store, ends: np.ndarray) -> list[str]:
         for row in _changes_inside(values, ends, backwards_only=clock)[:_MAX_LISTED]:
             i = int(_episode_of(ends, np.array([row]))[0])
             what = "runs backwards" if clock else "changes (it is constant within an episode)"
-            problems.append(f"{_span(ends, i)}: {key} {what} at row {int(row) + 1}: its rows come from more than "
-                            "one episode (two writers at once, or rows changed after writing)")
+            problems.append(
+                f"{_span(ends, i)}: {key} {what} at row {int(row) + 1}: its rows come from more than "
+                "one episode (two writers at once, or rows changed after writing)"
+            )
     return problems
 
 
@@ -100,7 +106,7 @@ def _first_damaged_row(path: Path, arrays: dict[str, zarr.Array], stop: int) -> 
             try:
                 if not chunk.is_file():
                     raise FileNotFoundError(chunk)
-                arr[start:min(start + step, stop)]
+                arr[start : min(start + step, stop)]
             except Exception:  # missing file, checksum mismatch, undecodable chunk
                 first = min(first, start)
                 break
@@ -123,22 +129,30 @@ def _rebuilt_ends(path: Path, root: zarr.Group) -> tuple[np.ndarray, int]:
     try:
         arrays = {name: zarr.open_array(store=root.store, path=f"data/{name}", mode="r") for name in names}
     except Exception as e:  # a damaged array zarr.json: its rows cannot be read, so neither can the flags be trusted
-        raise StoreError(f"cannot repair {path}: an array's metadata is unreadable ({type(e).__name__}: {e}); "
-                         "restore the store from a backup") from e
+        raise StoreError(
+            f"cannot repair {path}: an array's metadata is unreadable ({type(e).__name__}: {e}); "
+            "restore the store from a backup"
+        ) from e
     flags = [k for k in FLAG_KEYS if k in arrays]
     if not flags:
-        raise StoreError(f"cannot repair {path}: it has no {' or '.join(FLAG_KEYS)} key marking where episodes end "
-                         f"(its keys: {names}); copy its data elsewhere before writing to this path again")
+        raise StoreError(
+            f"cannot repair {path}: it has no {' or '.join(FLAG_KEYS)} key marking where episodes end "
+            f"(its keys: {names}); copy its data elsewhere before writing to this path again"
+        )
     n_rows = min(arr.shape[0] for arr in arrays.values())
     first_bad = _first_damaged_row(path, arrays, n_rows)
     done = np.logical_or.reduce([np.asarray(arrays[k][:first_bad]).astype(bool) for k in flags])
     ends = np.flatnonzero(done) + 1
     if first_bad < n_rows and _ends_after(arrays, flags, first_bad, n_rows):
-        raise StoreError(f"cannot repair {path}: data chunks from row {first_bad} are damaged and episodes after "
-                         "them would be lost or mixed; restore the store from a backup")
+        raise StoreError(
+            f"cannot repair {path}: data chunks from row {first_bad} are damaged and episodes after "
+            "them would be lost or mixed; restore the store from a backup"
+        )
     if not len(ends):
-        raise StoreError(f"cannot repair {path}: none of its {first_bad} readable rows has terminated/truncated set, "
-                         "so no episode is known to be complete")
+        raise StoreError(
+            f"cannot repair {path}: none of its {first_bad} readable rows has terminated/truncated set, "
+            "so no episode is known to be complete"
+        )
     return ends, n_rows
 
 
@@ -153,8 +167,10 @@ def repair_index(path: str | Path) -> str:
     try:  # before taking the lock, which leaves a lock file: what is not a store stays untouched
         attrs = zarr.open_group(store=LocalStore(path, read_only=True), mode="r").attrs
     except Exception as e:  # zarr raises several types for unreadable metadata
-        raise StoreError(f"cannot repair {path}: its zarr.json is unreadable ({type(e).__name__}: {e}); only the "
-                         "episode index can be rebuilt, restore the store from a backup") from e
+        raise StoreError(
+            f"cannot repair {path}: its zarr.json is unreadable ({type(e).__name__}: {e}); only the "
+            "episode index can be rebuilt, restore the store from a backup"
+        ) from e
     if "schema_version" not in attrs:
         raise StoreError(f"cannot repair {path}: it is a zarr group but not an episode store (no 'schema_version')")
     lock = lock_writer(path)
@@ -165,8 +181,10 @@ def repair_index(path: str | Path) -> str:
         except StoreError:
             pass
         else:
-            return (f"{path}: its index is intact ({len(ends)} episodes), nothing to repair; "
-                    f"`robot-rl data info --verify {path}` checks every row")
+            return (
+                f"{path}: its index is intact ({len(ends)} episodes), nothing to repair; "
+                f"`robot-rl data info --verify {path}` checks every row"
+            )
         ends, n_rows = _rebuilt_ends(path, root)
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         old, backup = path / "meta" / "episode_ends", path / "meta" / f"episode_ends.lost-{stamp}"
@@ -180,5 +198,7 @@ def repair_index(path: str | Path) -> str:
     kept = f"; the old index is kept as {backup.relative_to(path)}" if backup.exists() else ""
     dropped = n_rows - int(ends[-1])
     tail = f"; dropped {dropped} trailing rows of an incomplete episode" if dropped else ""
-    return (f"rebuilt {path}/meta/episode_ends from the terminated/truncated flags: {len(ends)} episodes, "
-            f"{int(ends[-1])} steps{tail}{kept}")
+    return (
+        f"rebuilt {path}/meta/episode_ends from the terminated/truncated flags: {len(ends)} episodes, "
+        f"{int(ends[-1])} steps{tail}{kept}"
+    )

@@ -49,13 +49,20 @@ def summarize(store: EpisodeStore) -> dict[str, Any]:
         "episodes": store.n_episodes,
         "steps": store.n_steps,
         "episode_length": {
-            "min": int(lengths.min()), "mean": round(float(lengths.mean()), 2), "max": int(lengths.max()),
-        } if has_episodes else None,
+            "min": int(lengths.min()),
+            "mean": round(float(lengths.mean()), 2),
+            "max": int(lengths.max()),
+        }
+        if has_episodes
+        else None,
         "success_rate": round(float(success.mean()), 4) if success is not None else None,
         "successful_episodes": int(success.sum()) if success is not None else None,
         "intervention_rate": round(float(interventions.mean()), 4) if interventions is not None else None,
-        "cameras": {keys.camera_of(k): meta.get("cameras", {}).get(keys.camera_of(k), {}) | {
-            "image_shape": per_key[k]["step_shape"]} for k in image_keys},
+        "cameras": {
+            keys.camera_of(k): meta.get("cameras", {}).get(keys.camera_of(k), {})
+            | {"image_shape": per_key[k]["step_shape"]}
+            for k in image_keys
+        },
         "keys": per_key,
         "stored_bytes": sum(v["stored_bytes"] for v in per_key.values()),
     }

@@ -77,8 +77,9 @@ def open_device(cfg: TeleopDemoConfig) -> Teleop:
     raise ValueError(f"teleop device {cfg.device!r}; choose one of {DEVICES}")
 
 
-def record_teleop_demos(cfg: TeleopDemoConfig, device: Teleop | None = None,
-                        status: Callable[[str], None] | None = None) -> TeleopDemoResult:
+def record_teleop_demos(
+    cfg: TeleopDemoConfig, device: Teleop | None = None, status: Callable[[str], None] | None = None
+) -> TeleopDemoResult:
     """Record `cfg.episodes` stored episodes driven by a person; `device` defaults to `open_device(cfg)`."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     from robot_rl_sim.env import make_task_env
@@ -91,21 +92,12 @@ def record_teleop_demos(cfg: TeleopDemoConfig, device: Teleop | None = None,
     store = EpisodeStore.open_or_create(cfg.out, meta)
     recorder = EpisodeRecorder(store)
     action_dim = int(np.prod(env.action_space.shape))
-    arbiter = Arbiter(ArbiterConfig(use_rotation=bool(task.use_rotation), translation_scale=cfg.translation_scale),
-                      action_dim)
+    arbiter = Arbiter(
+        ArbiterConfig(use_rotation=bool(task.use_rotation), translation_scale=cfg.translation_scale), action_dim
+    )
     period_s = 1.0 / float(meta["control_rate_hz"])
     say = status or (lambda line: print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True))
     device = device or open_device(cfg)
-
-    def commit(step: tuple, verdict: str | None) -> bool:
-        """Record a completed step (the person's verdict, if any, decides its outcome); True if the episode ended."""
-        action, hold, next_obs, reward, terminated, truncated, step_info, driven = step
-        if verdict:
-            reward, terminated, truncated = float(verdict == "success"), True, False
-            step_info = {**step_info, "success": verdict == "success"}
-        recorder.step(action, next_obs, reward, terminated, truncated, step_info, policy_action=hold,
-                      is_intervention=driven)
-        return terminated or truncated
 
     added = successes = discarded = failures = attempt = 0
     try:
@@ -114,35 +106,9 @@ def record_teleop_demos(cfg: TeleopDemoConfig, device: Teleop | None = None,
             recorder.start(obs, info)
             arbiter.reset()
             device.read()  # keys pressed between episodes do not judge this one
-            verdict, steps, driven, gripper, pending = None, 0, 0, -1.0, None
-            deadline = time.monotonic()
-            while True:
-                hold = np.zeros(action_dim, np.float32)  # the "policy": hold still, keep the gripper
-                hold[-1] = gripper
-                quat = obs[keys.STATE][3:7] if isinstance(obs, dict) and keys.STATE in obs else None
-                out = arbiter.step(hold, device.read(), quat)
-                if out.verdict == "rerecord" or (out.verdict and pending is None):
-                    verdict = out.verdict
-                    break
-                if pending is not None and commit(pending, out.verdict):
-                    verdict = out.verdict or ("success" if pending[4] else "timeout")
-                    break
-                gripper = float(out.action[-1])
-                next_obs, reward, terminated, truncated, step_info = env.step(out.action)
-                steps += 1
-                driven += int(out.is_intervention)
-                pending = (out.action, hold, next_obs, float(reward), bool(terminated), bool(truncated), step_info,
-                           out.is_intervention)
-                obs = next_obs
-                if terminated or truncated:  # the sim ended it: no verdict to wait for
-                    commit(pending, None)
-                    verdict = "success" if terminated else "timeout"
-                    break
-                say(f"episode {added + 1}/{cfg.episodes} step {steps} | "
-                    f"{'DRIVING' if out.is_intervention else 'holding'}{' | device lost: arm held' if out.held else ''}"
-                    " | keys: success / failure / re-record")
-                deadline += period_s
-                time.sleep(max(0.0, deadline - time.monotonic()))
+            verdict, steps, driven = _drive_episode(
+                env, obs, device, arbiter, recorder, period_s, say, f"episode {added + 1}/{cfg.episodes}"
+            )
             if verdict == "rerecord" or not recorder.n_steps:
                 recorder.discard()
                 discarded += 1
@@ -163,3 +129,63 @@ def record_teleop_demos(cfg: TeleopDemoConfig, device: Teleop | None = None,
         device.close()
         env.close()
     return TeleopDemoResult(store.path, added, successes, discarded, failures, store.n_episodes)
+
+
+def _commit(recorder: EpisodeRecorder, step: tuple, verdict: str | None) -> bool:
+    """Record a completed step (the person's verdict, if any, decides its outcome); True if the episode ended."""
+    action, hold, next_obs, reward, terminated, truncated, step_info, driven = step
+    if verdict:
+        reward, terminated, truncated = float(verdict == "success"), True, False
+        step_info = {**step_info, "success": verdict == "success"}
+    recorder.step(
+        action, next_obs, reward, terminated, truncated, step_info, policy_action=hold, is_intervention=driven
+    )
+    return terminated or truncated
+
+
+def _drive_episode(
+    env, obs, device: Teleop, arbiter: Arbiter, recorder: EpisodeRecorder, period_s: float, say, label: str
+) -> tuple[str | None, int, int]:
+    """One episode the person drives, paced at `period_s`: (verdict, steps, steps driven). A step is recorded only
+    once the next read shows whether a verdict key ends the episode on it; the sim ending it needs no verdict."""
+    action_dim = int(np.prod(env.action_space.shape))
+    verdict, steps, driven, gripper, pending = None, 0, 0, -1.0, None
+    deadline = time.monotonic()
+    while True:
+        hold = np.zeros(action_dim, np.float32)  # the "policy": hold still, keep the gripper
+        hold[-1] = gripper
+        quat = obs[keys.STATE][3:7] if isinstance(obs, dict) and keys.STATE in obs else None
+        out = arbiter.step(hold, device.read(), quat)
+        if out.verdict == "rerecord" or (out.verdict and pending is None):
+            verdict = out.verdict
+            break
+        if pending is not None and _commit(recorder, pending, out.verdict):
+            verdict = out.verdict or ("success" if pending[4] else "timeout")
+            break
+        gripper = float(out.action[-1])
+        next_obs, reward, terminated, truncated, step_info = env.step(out.action)
+        steps += 1
+        driven += int(out.is_intervention)
+        pending = (
+            out.action,
+            hold,
+            next_obs,
+            float(reward),
+            bool(terminated),
+            bool(truncated),
+            step_info,
+            out.is_intervention,
+        )
+        obs = next_obs
+        if terminated or truncated:  # the sim ended it: no verdict to wait for
+            _commit(recorder, pending, None)
+            verdict = "success" if terminated else "timeout"
+            break
+        say(
+            f"{label} step {steps} | "
+            f"{'DRIVING' if out.is_intervention else 'holding'}{' | device lost: arm held' if out.held else ''}"
+            " | keys: success / failure / re-record"
+        )
+        deadline += period_s
+        time.sleep(max(0.0, deadline - time.monotonic()))
+    return verdict, steps, driven

@@ -28,7 +28,9 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float)
             if writer is None:
                 size = frame.shape[:2]
                 even_hw = (size[0] + size[0] % 2, size[1] + size[1] % 2)
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (even_hw[1], even_hw[0]))
+                writer = cv2.VideoWriter(
+                    str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (even_hw[1], even_hw[0])
+                )
                 if not writer.isOpened():
                     raise OSError(f"OpenCV could not open {path} for writing an mp4v video")
             elif frame.shape[:2] != size:

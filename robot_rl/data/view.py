@@ -17,7 +17,13 @@ from robot_rl import keys
 # signal plotted in the strip -> RGB colour
 SIGNALS = {keys.REWARD: (80, 200, 80), keys.IS_INTERVENTION: (240, 150, 40), keys.SUCCESS: (80, 160, 255)}
 _ACTION_COLOURS = (  # RGB of action dimensions 0, 1, 2, ... (cycled)
-    (255, 90, 90), (90, 255, 90), (90, 140, 255), (255, 220, 60), (220, 90, 255), (60, 230, 230), (230, 230, 230),
+    (255, 90, 90),
+    (90, 255, 90),
+    (90, 140, 255),
+    (255, 220, 60),
+    (220, 90, 255),
+    (60, 230, 230),
+    (230, 230, 230),
 )
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -39,7 +45,12 @@ def _scaled_width(image_hw: tuple[int, int], height_px: int) -> int:
 
 
 def _signal_track(
-    values: np.ndarray, width_px: int, x0: int, px_per_step: float, colour: tuple[int, int, int], label: str,
+    values: np.ndarray,
+    width_px: int,
+    x0: int,
+    px_per_step: float,
+    colour: tuple[int, int, int],
+    label: str,
     config: ViewConfig,
 ) -> np.ndarray:
     """One track: a bar per step of |value| (scaled to the episode's largest), name on the left."""
@@ -99,7 +110,7 @@ def episode_frames(episode: Mapping[str, np.ndarray], config: ViewConfig = ViewC
         top = np.zeros((h, width_px, 3), np.uint8)
         x = 0
         for cam, w in zip(cams, widths, strict=True):
-            top[:, x:x + w] = cv2.resize(episode[cam][t], (w, h), interpolation=cv2.INTER_NEAREST)
+            top[:, x : x + w] = cv2.resize(episode[cam][t], (w, h), interpolation=cv2.INTER_NEAREST)
             cv2.putText(top, keys.camera_of(cam), (x + 6, 18), _FONT, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
             x += w
         status = f"step {t}/{length - 1}" + ("" if cams else "  (no cameras)")

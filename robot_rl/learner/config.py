@@ -36,14 +36,20 @@ class LearnerConfig(LearnerCoreConfig):
     utd_ratio: int = 0  # critic updates per received env step (0 = the agent config's utd_ratio)
     batch_size: int = 0  # transitions per update (0 = the agent config's batch_size)
     encoder: str = ""  # image encoder: none, conv, resnet10 ("" = the agent config's)
-    intervention_replay_capacity: int = 0  # demo-replay rows kept for intervened transitions (0 = a quarter of the online replay)
-    base_policy: str = ""  # residual RL: the actors' base policy dir; the learner trains a residual on it and relabels the demos
+    intervention_replay_capacity: int = (
+        0  # demo-replay rows kept for intervened transitions (0 = a quarter of the online replay)
+    )
+    base_policy: str = (
+        ""  # residual RL: the actors' base policy dir; the learner trains a residual on it and relabels the demos
+    )
     residual_scale: float = 0.5  # residual RL: bound of the correction per action dim (normalised units)
     critic_only_steps: int = 1000  # residual RL: critic updates before the residual actor's first update
     min_steps_to_train: int = 1000  # online + demo transitions in replay before the first update
     max_updates_per_spin: int = 0  # updates between two looks at the executor (0 = 10 * utd_ratio)
     publish_every_updates: int = 100  # broadcast the policy after this many updates (and once at start)
-    checkpoint_every_episodes: int = 20  # checkpoint (and redraw train_curve.png) after this many ingested episodes, and on a clean stop
+    checkpoint_every_episodes: int = (
+        20  # checkpoint (and redraw train_curve.png) after this many ingested episodes, and on a clean stop
+    )
     log_every_episodes: int = 10  # log line and wandb train scalars every this many episodes
     success_window: int = 20  # episodes in the rolling success rate
     ack_period_s: float = 1.0  # republish the acks this often (the actors' learner heartbeat)
@@ -63,12 +69,23 @@ class LearnerConfig(LearnerCoreConfig):
         super().__post_init__()
         if self.wandb_mode not in WANDB_MODES:
             raise ValueError(f"wandb_mode {self.wandb_mode!r} is not valid; choose one of {list(WANDB_MODES)}")
-        for name in ("publish_every_updates", "checkpoint_every_episodes", "log_every_episodes",
-                     "success_window", "max_episode_steps"):
+        for name in (
+            "publish_every_updates",
+            "checkpoint_every_episodes",
+            "log_every_episodes",
+            "success_window",
+            "max_episode_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("intervention_replay_capacity", "utd_ratio", "batch_size", "min_steps_to_train",
-                     "max_updates_per_spin", "threads"):
+        for name in (
+            "intervention_replay_capacity",
+            "utd_ratio",
+            "batch_size",
+            "min_steps_to_train",
+            "max_updates_per_spin",
+            "threads",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.ack_period_s <= 0:
@@ -79,8 +96,16 @@ class LearnerConfig(LearnerCoreConfig):
         """The layout an actor with the configured task settings acts in (None without `task`)."""
         if not self.task:
             return None
-        return ActorLayout(task_spec(self.task), self.obs_mode, tuple(self.cameras), self.image_size, 10.0,
-                           self.max_episode_steps, self.use_rotation, tuple(self.joint_names))
+        return ActorLayout(
+            task_spec(self.task),
+            self.obs_mode,
+            tuple(self.cameras),
+            self.image_size,
+            10.0,
+            self.max_episode_steps,
+            self.use_rotation,
+            tuple(self.joint_names),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -62,22 +62,35 @@ def check_demo_store(demo_store: EpisodeStore, obs_spec: dict[str, list[int]], a
     """ValueError naming both sides when the demos do not fit the agent's observations and actions."""
     missing = sorted(set(obs_spec) - set(demo_store.keys))
     if missing:
-        raise ValueError(f"the demo store {demo_store.path} lacks observation keys {missing} of this env "
-                         f"(it has {sorted(demo_store.keys)}); record demos with the same --obs mode")
+        raise ValueError(
+            f"the demo store {demo_store.path} lacks observation keys {missing} of this env "
+            f"(it has {sorted(demo_store.keys)}); record demos with the same --obs mode"
+        )
     stored = {k: list(demo_store.spec[k].step_shape) for k in obs_spec}
     actions = tuple(demo_store.spec[keys.ACTION].step_shape)
     if stored != obs_spec or actions != (action_dim,):
-        raise ValueError(f"the demo store {demo_store.path} has observation shapes {stored}, this env "
-                         f"{obs_spec} (actions {actions} and ({action_dim},)); record demos of the same task with "
-                         "the same --obs mode")
+        raise ValueError(
+            f"the demo store {demo_store.path} has observation shapes {stored}, this env "
+            f"{obs_spec} (actions {actions} and ({action_dim},)); record demos of the same task with "
+            "the same --obs mode"
+        )
 
 
 class Learner:
     """Agent, replays, update budget, checkpoints and episode log of one run dir (see the module docstring)."""
 
-    def __init__(self, cfg: LearnerCoreConfig, run_dir: Path, *, store: EpisodeStore | None = None, wandb=None,
-                 log: Callable[[str], None] = print, min_steps_to_train: int = 0, success_window: int = 20,
-                 capacity_option: str = "replay_capacity") -> None:
+    def __init__(
+        self,
+        cfg: LearnerCoreConfig,
+        run_dir: Path,
+        *,
+        store: EpisodeStore | None = None,
+        wandb=None,
+        log: Callable[[str], None] = print,
+        min_steps_to_train: int = 0,
+        success_window: int = 20,
+        capacity_option: str = "replay_capacity",
+    ) -> None:
         self.cfg, self.run_dir, self.log, self.wandb = cfg, Path(run_dir), log, wandb
         self.store = store  # the run's episodes; the node's is made by its first episode (its task_meta)
         self.min_steps_to_train, self.capacity_option = min_steps_to_train, capacity_option
@@ -101,8 +114,9 @@ class Learner:
     def new_agent(self, obs_space, action_space, agent_cfg, residual_cfg=None) -> Agent:
         """A fresh agent for these spaces; a residual one (on a base policy) when `residual_cfg` is given."""
         if residual_cfg is not None:
-            self.agent = make_residual_agent(agent_cfg, residual_cfg, obs_space, action_space, device=self.cfg.device,
-                                             seed=self.cfg.seed)
+            self.agent = make_residual_agent(
+                agent_cfg, residual_cfg, obs_space, action_space, device=self.cfg.device, seed=self.cfg.seed
+            )
         else:
             self.agent = make_agent(agent_cfg, obs_space, action_space, device=self.cfg.device, seed=self.cfg.seed)
         return self.agent
@@ -111,9 +125,11 @@ class Learner:
         """The checkpoint's agent (nets, optimisers, its RNG) and counters; a residual agent needs `base_policy`."""
         residual = is_residual_agent_dir(Path(checkpoint) / "agent")
         if residual != bool(base_policy):
-            raise ValueError(f"checkpoint {checkpoint} holds a {'residual' if residual else 'plain'} agent but "
-                             f"base_policy is {base_policy or 'not set'}: residual runs resume with the same "
-                             "base_policy")
+            raise ValueError(
+                f"checkpoint {checkpoint} holds a {'residual' if residual else 'plain'} agent but "
+                f"base_policy is {base_policy or 'not set'}: residual runs resume with the same "
+                "base_policy"
+            )
         self.agent = (ResidualAgent if residual else Agent).load(Path(checkpoint) / "agent", device=self.cfg.device)
         self.saved = Progress.from_json(Path(checkpoint) / "progress.json")
         self._wall_before = self.saved.train_wall_s
@@ -124,27 +140,39 @@ class Learner:
         return self.cfg.replay_capacity or sizing.auto_capacity(self.agent.obs_spec)
 
     # --- replays --------------------------------------------------------------------------------------
-    def open_replays(self, demo_store: EpisodeStore | None, relabel: Callable[[dict], dict] | None = None,
-                     intervention_rows: int = 0, checkpoint: Path | None = None,
-                     visit: Callable[[dict], None] | None = None) -> None:
+    def open_replays(
+        self,
+        demo_store: EpisodeStore | None,
+        relabel: Callable[[dict], dict] | None = None,
+        intervention_rows: int = 0,
+        checkpoint: Path | None = None,
+        visit: Callable[[dict], None] | None = None,
+    ) -> None:
         """Online and demo replays and their sampler; the checkpoint's random states; every stored episode back
         into replay (`visit` sees each first). `relabel`: demo episode -> episode with the base's `base_action`
         (residual RL). `intervention_rows`: demo-replay rows kept for corrections (0: corrections are not kept)."""
         agent, capacity = self.agent, self.replay_capacity()
-        need_gb = (sizing.check_capacity(capacity, agent.obs_spec, option=self.capacity_option)
-                   if agent.device.type == "cpu" else sizing.row_bytes(agent.obs_spec) * capacity / 1e9)
+        need_gb = (
+            sizing.check_capacity(capacity, agent.obs_spec, option=self.capacity_option)
+            if agent.device.type == "cpu"
+            else sizing.row_bytes(agent.obs_spec) * capacity / 1e9
+        )
         fits = " (what fits this machine's RAM; replay_capacity sets it)" if capacity < sizing.DEFAULT_CAPACITY else ""
         self.log(f"online replay: {capacity} transitions, ~{need_gb:.2f} GB of observations{fits}")
         self.online = agent.make_replay(capacity, seed=self.cfg.seed + 1)
         self.demos = self._demo_replay(demo_store, relabel, intervention_rows)
         self._make_sampler()
-        self.budget = UpdateBudget(agent.cfg.utd_ratio, self.min_steps_to_train,
-                                   demo_transitions=len(self.demos) if self.demos is not None else 0,
-                                   updates_done=agent.step)
+        self.budget = UpdateBudget(
+            agent.cfg.utd_ratio,
+            self.min_steps_to_train,
+            demo_transitions=len(self.demos) if self.demos is not None else 0,
+            updates_done=agent.step,
+        )
         if checkpoint is not None:  # generators the checkpoint lacks (demos added on resume) keep their seeds
             state = json.loads((Path(checkpoint) / "rng.json").read_text())
-            restore_rng_state(state, self.np_rng,
-                              {k: g for k, g in self._generators().items() if k in state["torch_generators"]})
+            restore_rng_state(
+                state, self.np_rng, {k: g for k, g in self._generators().items() if k in state["torch_generators"]}
+            )
         self._refill(visit)
 
     def _demo_replay(self, demo_store, relabel, intervention_rows: int) -> ReplayBuffer | None:
@@ -183,20 +211,26 @@ class Learner:
         if self.demos is not None and self.cfg.intervention_to_demos and keys.IS_INTERVENTION in episode:
             if add_interventions(self.demos, episode) and len(self.sampler.sources) == 1:
                 self._make_sampler()
-                self.log(f"corrections arrived: {len(self.demos)} intervened transitions now make up "
-                         f"{self.cfg.demo_fraction:.0%} of every batch")
+                self.log(
+                    f"corrections arrived: {len(self.demos)} intervened transitions now make up "
+                    f"{self.cfg.demo_fraction:.0%} of every batch"
+                )
 
     def _refill(self, visit: Callable[[dict], None] | None) -> None:
         """Every stored episode back into replay, the counts from the store, the episode log made to match it."""
         n = self.store.n_episodes if self.store is not None else 0
         if self.saved is not None and n < self.saved.episodes:
             where = self.store.path if self.store is not None else self.run_dir / EPISODES_DIR
-            raise RunError(f"{where} holds {n} episodes but the checkpoint counted {self.saved.episodes}: the episode "
-                           "store does not belong to this checkpoint")
+            raise RunError(
+                f"{where} holds {n} episodes but the checkpoint counted {self.saved.episodes}: the episode "
+                "store does not belong to this checkpoint"
+            )
         if self.saved is not None and n > self.saved.episodes:
-            extra = int(self.store.episode_lengths[self.saved.episodes:].sum())
-            self.log(f"{n - self.saved.episodes} episodes ({extra} steps) were recorded after the checkpoint; "
-                     "they go back into replay")
+            extra = int(self.store.episode_lengths[self.saved.episodes :].sum())
+            self.log(
+                f"{n - self.saved.episodes} episodes ({extra} steps) were recorded after the checkpoint; "
+                "they go back into replay"
+            )
         for episode in self.store.iter_episodes() if n else []:
             if visit is not None:
                 visit(episode)
@@ -221,8 +255,9 @@ class Learner:
             n = len(arrays[keys.ACTION])
             stored = {**arrays, **source_columns(meta["actor_id"], meta["index"], meta.get("policy_version", -1), n)}
             if self.store is None:
-                self.store = EpisodeStore.open_or_create(self.run_dir / EPISODES_DIR,
-                                                         {**(meta.get("task_meta") or {}), "source": "actors"})
+                self.store = EpisodeStore.open_or_create(
+                    self.run_dir / EPISODES_DIR, {**(meta.get("task_meta") or {}), "source": "actors"}
+                )
         return self.store.add_episode(stored)
 
     def learn_episode(self, arrays: dict[str, np.ndarray], position: int, meta: dict | None = None) -> dict:
@@ -235,8 +270,14 @@ class Learner:
         episode_log.append(self.run_dir, record)
         self._count(record["success"], record["intervention_rate"])
         if self.wandb is not None:
-            self.wandb.log({"train/episode_return": record["return"], "train/episode_success": float(record["success"]),
-                            "train/intervention_rate": record["intervention_rate"]}, self.env_steps)
+            self.wandb.log(
+                {
+                    "train/episode_return": record["return"],
+                    "train/episode_success": float(record["success"]),
+                    "train/intervention_rate": record["intervention_rate"],
+                },
+                self.env_steps,
+            )
         return record
 
     def _count(self, success: bool, intervention_rate: float) -> None:
@@ -297,8 +338,14 @@ class Learner:
         run_id = self.wandb.run_id if self.wandb is not None else None
         progress = Progress(self.env_steps, self.episodes, self.wall_s(), run_id)
         with self.timers("checkpoint"):
-            return save_checkpoint(self.run_dir, self.agent, config_record, progress,
-                                   rng_state(self.np_rng, self._generators()), self.cfg.keep_checkpoints)
+            return save_checkpoint(
+                self.run_dir,
+                self.agent,
+                config_record,
+                progress,
+                rng_state(self.np_rng, self._generators()),
+                self.cfg.keep_checkpoints,
+            )
 
     def success_rate_recent(self) -> float | None:
         return float(np.mean(self.recent_success)) if self.recent_success else None
@@ -308,11 +355,14 @@ class Learner:
 
     def status(self) -> dict:
         """Counts for status lines and topics: episodes, env steps, updates, recent success and intervention rates."""
-        return {"episodes": self.episodes, "env_steps": self.env_steps,
-                "updates": self.agent.step if self.agent is not None else 0,
-                "success_rate_recent": self.success_rate_recent(),
-                "intervention_rate_recent": self.intervention_rate_recent(),
-                "target_entropy": None if self.agent is None else float(self.agent.target_entropy)}
+        return {
+            "episodes": self.episodes,
+            "env_steps": self.env_steps,
+            "updates": self.agent.step if self.agent is not None else 0,
+            "success_rate_recent": self.success_rate_recent(),
+            "intervention_rate_recent": self.intervention_rate_recent(),
+            "target_entropy": None if self.agent is None else float(self.agent.target_entropy),
+        }
 
     def close(self) -> None:
         """Close wandb and the run's episode store (releasing its writer lock)."""

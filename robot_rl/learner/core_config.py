@@ -18,8 +18,12 @@ class LearnerCoreConfig:
     seed: int = 0  # seeds torch, numpy and the replay samplers (in-process: also env resets and evaluation)
     device: str = "cpu"  # torch device of the learner: cpu or cuda
     demo_fraction: float = 0.5  # fraction of each batch drawn from the demos (0 without demos)
-    replay_capacity: int = 0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
-    intervention_to_demos: bool = True  # HIL-SERL: intervened transitions also go to the demo replay (mixed into batches)
+    replay_capacity: int = (
+        0  # online replay size in transitions (0 = auto: 200k, fewer if images would not fit in 30% of RAM)
+    )
+    intervention_to_demos: bool = (
+        True  # HIL-SERL: intervened transitions also go to the demo replay (mixed into batches)
+    )
     intervention_penalty: float = 0.0  # RLIF: reward (<= 0) added in replay to the policy's step before each take-over
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     wandb_project: str = "robot_rl"  # wandb project name
@@ -37,5 +41,7 @@ class LearnerCoreConfig:
         if not math.isfinite(self.intervention_penalty):
             raise ValueError(f"intervention_penalty must be a finite number <= 0, got {self.intervention_penalty}")
         if self.intervention_penalty > 0:
-            raise ValueError(f"intervention_penalty is added to the reward of the step that led to a take-over: give "
-                             f"a value <= 0 (e.g. -1), got {self.intervention_penalty}")
+            raise ValueError(
+                f"intervention_penalty is added to the reward of the step that led to a take-over: give "
+                f"a value <= 0 (e.g. -1), got {self.intervention_penalty}"
+            )

@@ -32,19 +32,34 @@ TRAIN_CURVE_PNG = "train_curve.png"
 LOCAL_ACTOR = "local"  # actor_id of the episodes the in-process loop (`robot-rl train`) records
 
 
-def episode_record(episode: dict[str, np.ndarray], position: int, env_steps: int, meta: dict | None = None,
-                   updates: int | None = None, wall_s: float | None = None) -> dict[str, Any]:
+def episode_record(
+    episode: dict[str, np.ndarray],
+    position: int,
+    env_steps: int,
+    meta: dict | None = None,
+    updates: int | None = None,
+    wall_s: float | None = None,
+) -> dict[str, Any]:
     """One line of the log for an episode's arrays; `meta` {actor_id, index, policy_version} of its sender."""
     meta = meta or {}
     flags = np.asarray(episode[keys.IS_INTERVENTION], dtype=bool) if keys.IS_INTERVENTION in episode else None
     n = int(len(episode[keys.ACTION]))
     interventions = int(flags.sum()) if flags is not None else 0
     success = bool(np.any(episode[keys.SUCCESS])) if keys.SUCCESS in episode else bool(episode[keys.TERMINATED][-1])
-    return {"episode": position, "actor_id": meta.get("actor_id", LOCAL_ACTOR), "index": meta.get("index", position),
-            "policy_version": meta.get("policy_version", -1), "env_steps": env_steps, "steps": n,
-            "return": round(float(np.sum(episode[keys.REWARD], dtype=np.float64)), 6), "success": success,
-            "interventions": interventions, "intervention_rate": round(interventions / n if n else 0.0, 6),
-            "updates": updates, "wall_s": None if wall_s is None else round(wall_s, 3)}
+    return {
+        "episode": position,
+        "actor_id": meta.get("actor_id", LOCAL_ACTOR),
+        "index": meta.get("index", position),
+        "policy_version": meta.get("policy_version", -1),
+        "env_steps": env_steps,
+        "steps": n,
+        "return": round(float(np.sum(episode[keys.REWARD], dtype=np.float64)), 6),
+        "success": success,
+        "interventions": interventions,
+        "intervention_rate": round(interventions / n if n else 0.0, 6),
+        "updates": updates,
+        "wall_s": None if wall_s is None else round(wall_s, 3),
+    }
 
 
 def append(run_dir: Path, record: dict[str, Any]) -> None:
@@ -98,10 +113,16 @@ def rolling(records: list[dict[str, Any]], window: int) -> list[dict[str, Any]]:
     """Per episode: success rate, mean and std of the return over the last `window` episodes (curves format)."""
     out, with_interventions = [], any(x.get("intervention_rate", 0.0) for x in records)
     for i, r in enumerate(records):
-        recent = records[max(0, i + 1 - window): i + 1]
+        recent = records[max(0, i + 1 - window) : i + 1]
         returns = np.array([x["return"] for x in recent], dtype=np.float64)
-        out.append({"env_steps": r["env_steps"], "success_rate": float(np.mean([x["success"] for x in recent])),
-                    "return_mean": float(returns.mean()), "return_std": float(returns.std())})
+        out.append(
+            {
+                "env_steps": r["env_steps"],
+                "success_rate": float(np.mean([x["success"] for x in recent])),
+                "return_mean": float(returns.mean()),
+                "return_std": float(returns.std()),
+            }
+        )
         if with_interventions:
             out[-1]["intervention_rate_recent"] = float(np.mean([x.get("intervention_rate", 0.0) for x in recent]))
     return out
@@ -112,6 +133,10 @@ def plot(run_dir: Path, records: list[dict[str, Any]], window: int, title: str) 
     from robot_rl.training import curves
 
     png = Path(run_dir) / TRAIN_CURVE_PNG
-    curves.plot_curve(rolling(records, window), png, f"{title}: training episodes",
-                      success_label=f"success rate (stochastic policy, last {window} episodes)")
+    curves.plot_curve(
+        rolling(records, window),
+        png,
+        f"{title}: training episodes",
+        success_label=f"success rate (stochastic policy, last {window} episodes)",
+    )
     return png

@@ -85,11 +85,13 @@ def check_episode(episode: Mapping[str, np.ndarray], spec: dict[str, list[int]],
         got = episode[key]
         if len(shape) == 3:
             if got.dtype != np.uint8 or list(got.shape[1:]) != shape:
-                raise EpisodeMismatch(f"observation {key!r} must be uint8 {tuple(shape)} per step, "
-                                      f"got {got.dtype} {tuple(got.shape[1:])}")
+                raise EpisodeMismatch(
+                    f"observation {key!r} must be uint8 {tuple(shape)} per step, got {got.dtype} {tuple(got.shape[1:])}"
+                )
         elif int(np.prod(got.shape[1:])) != shape[0]:
-            raise EpisodeMismatch(f"observation {key!r} must have {shape[0]} values per step, "
-                                  f"got per-step shape {tuple(got.shape[1:])}")
+            raise EpisodeMismatch(
+                f"observation {key!r} must have {shape[0]} values per step, got per-step shape {tuple(got.shape[1:])}"
+            )
     if episode[keys.ACTION].shape[1:] != (action_dim,):
         raise EpisodeMismatch(f"action must be ({action_dim},) per step, got {tuple(episode[keys.ACTION].shape[1:])}")
     for key in [*(k for k, s in spec.items() if len(s) == 1), keys.ACTION, keys.REWARD]:

@@ -29,8 +29,15 @@ import numpy as np
 
 from robot_rl import keys
 from robot_rl.data.spec import KeySpec
-from robot_rl.learner.episodes import (ACTION_HIGH, ACTION_LOW, ACTION_TOLERANCE, EpisodeMismatch, is_observation_key,
-                                      spaces_of, spec_of_spaces)
+from robot_rl.learner.episodes import (
+    ACTION_HIGH,
+    ACTION_LOW,
+    ACTION_TOLERANCE,
+    EpisodeMismatch,
+    is_observation_key,
+    spaces_of,
+    spec_of_spaces,
+)
 from robot_rl.learner.ledger import SOURCE_KEYS
 
 _F32, _F64, _BOOL = np.dtype(np.float32), np.dtype(np.float64), np.dtype(bool)
@@ -75,9 +82,12 @@ class EpisodeLayout:
     def of_config(cls, actor_layout) -> EpisodeLayout:
         """What an actor with these settings (`robot_rl.actor.layout.ActorLayout`) sends."""
         meta = actor_layout.task_meta()
-        return cls.of_obs_spec(actor_layout.obs_spec(), actor_layout.action_dim,
-                               f"the configuration (task {actor_layout.task.name}, obs_mode {actor_layout.obs_mode})",
-                               meta)
+        return cls.of_obs_spec(
+            actor_layout.obs_spec(),
+            actor_layout.action_dim,
+            f"the configuration (task {actor_layout.task.name}, obs_mode {actor_layout.obs_mode})",
+            meta,
+        )
 
     @classmethod
     def learn(cls, episode: Mapping[str, np.ndarray], source: str, meta: Mapping | None = None) -> EpisodeLayout:
@@ -94,8 +104,11 @@ class EpisodeLayout:
             elif value.dtype == _F32 and len(step) == 1 and step[0] > 0 and not keys.is_image_key(key):
                 obs[key] = KeySpec(_F32, step)
             else:
-                raise EpisodeMismatch(f"observation {key!r} must be a float32 (D,) state or a uint8 (H, W, 1|3) "
-                                      f"image per step, got {value.dtype} {step}", "layout")
+                raise EpisodeMismatch(
+                    f"observation {key!r} must be a float32 (D,) state or a uint8 (H, W, 1|3) "
+                    f"image per step, got {value.dtype} {step}",
+                    "layout",
+                )
         if not obs:
             raise EpisodeMismatch(f"episode holds no observation keys (keys: {sorted(episode)})", "layout")
         return cls.canonical(obs, int(episode[keys.ACTION].shape[1]), source, meta)
@@ -103,8 +116,11 @@ class EpisodeLayout:
     @property
     def obs_spec(self) -> dict[str, list[int]]:
         """The agent's observation spec (states flattened to (D,))."""
-        return {k: list(s.step_shape) if len(s.step_shape) == 3 else [int(np.prod(s.step_shape))]
-                for k, s in self.specs.items() if is_observation_key(k)}
+        return {
+            k: list(s.step_shape) if len(s.step_shape) == 3 else [int(np.prod(s.step_shape))]
+            for k, s in self.specs.items()
+            if is_observation_key(k)
+        }
 
     def step_specs(self) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         """{key: (dtype, per-step shape)}, what `spaces_of` builds an agent from."""
@@ -118,8 +134,10 @@ class EpisodeLayout:
     def agrees_with(self, other: EpisodeLayout) -> str:
         """Why two layouts differ in what the agent sees ("" when they agree)."""
         if self.obs_spec != other.obs_spec or self.action_dim != other.action_dim:
-            return (f"{self.source} gives observations {self.obs_spec} and action dim {self.action_dim}, "
-                    f"{other.source} gives {other.obs_spec} and {other.action_dim}")
+            return (
+                f"{self.source} gives observations {self.obs_spec} and action dim {self.action_dim}, "
+                f"{other.source} gives {other.obs_spec} and {other.action_dim}"
+            )
         clash = [k for k in self.meta if k in other.meta and self.meta[k] != other.meta[k]]
         return f"{self.source} and {other.source} disagree on {clash}" if clash else ""
 
@@ -128,18 +146,23 @@ class EpisodeLayout:
         n = check_lengths(episode, max_steps)
         missing, extra = sorted(set(self.specs) - set(episode)), sorted(set(episode) - set(self.specs))
         if missing or extra:
-            raise EpisodeMismatch(f"keys differ from the expected layout ({self.source}): missing {missing}, "
-                                  f"unexpected {extra}", "layout")
+            raise EpisodeMismatch(
+                f"keys differ from the expected layout ({self.source}): missing {missing}, unexpected {extra}", "layout"
+            )
         for key, want in self.specs.items():
             got = KeySpec(np.dtype(episode[key].dtype), tuple(episode[key].shape[1:]))
             if got != want:
-                raise EpisodeMismatch(f"{key!r} must be {want.describe()} per step ({self.source}), "
-                                      f"got {got.describe()}", "layout")
+                raise EpisodeMismatch(
+                    f"{key!r} must be {want.describe()} per step ({self.source}), got {got.describe()}", "layout"
+                )
         check_values(episode)
         clash = [k for k in self.meta if k in (task_meta or {}) and task_meta[k] != self.meta[k]]
         if clash:
-            raise EpisodeMismatch(f"its task_meta {clash[0]!r} is {task_meta[clash[0]]!r}, the learner expects "
-                                  f"{self.meta[clash[0]]!r} ({self.source})", "task_meta")
+            raise EpisodeMismatch(
+                f"its task_meta {clash[0]!r} is {task_meta[clash[0]]!r}, the learner expects "
+                f"{self.meta[clash[0]]!r} ({self.source})",
+                "task_meta",
+            )
         return n
 
 
@@ -153,14 +176,19 @@ def expected_layout(store, actor_layout, demo_store, agent) -> EpisodeLayout | N
         found.append(EpisodeLayout.of_config(actor_layout))
     if demo_store is not None and demo_store.n_episodes:
         obs_space, action_space = spaces_of({k: (s.dtype, s.step_shape) for k, s in demo_store.spec.items()})
-        found.append(EpisodeLayout.of_obs_spec(spec_of_spaces(obs_space), action_space.shape[0],
-                                               f"the demos {demo_store.path}", demo_store.meta))
+        found.append(
+            EpisodeLayout.of_obs_spec(
+                spec_of_spaces(obs_space), action_space.shape[0], f"the demos {demo_store.path}", demo_store.meta
+            )
+        )
     if agent is not None:
         found.append(EpisodeLayout.of_obs_spec(agent.obs_spec, agent.action_dim, "the checkpoint's agent"))
     for other in found[1:]:
         if why := found[0].agrees_with(other):
-            raise ValueError(f"the learner's episode layouts disagree: {why}; give the actors' task settings and "
-                             f"demos of the same task and obs mode")
+            raise ValueError(
+                f"the learner's episode layouts disagree: {why}; give the actors' task settings and "
+                f"demos of the same task and obs mode"
+            )
     return found[0] if found else None
 
 
@@ -171,7 +199,9 @@ def check_lengths(episode: Mapping[str, np.ndarray], max_steps: int) -> int:
         raise EpisodeMismatch(f"episode arrays must all be (T, ...) with the same T, got lengths {lengths}", "length")
     n = next(iter(lengths.values()))
     if not 1 <= n <= max_steps:
-        raise EpisodeMismatch(f"episode has {n} steps; the learner accepts 1..{max_steps} (max_episode_steps)", "length")
+        raise EpisodeMismatch(
+            f"episode has {n} steps; the learner accepts 1..{max_steps} (max_episode_steps)", "length"
+        )
     return n
 
 
@@ -179,14 +209,19 @@ def check_values(episode: Mapping[str, np.ndarray]) -> None:
     """Finite floats, actions inside the action space (+- ACTION_TOLERANCE), booleans 0 or 1."""
     for key, value in episode.items():
         if value.dtype.kind == "f" and not np.isfinite(value).all():
-            raise EpisodeMismatch(f"{key!r} holds non-finite values (NaN or inf); refusing to train on them", "non_finite")
+            raise EpisodeMismatch(
+                f"{key!r} holds non-finite values (NaN or inf); refusing to train on them", "non_finite"
+            )
         if value.dtype == _BOOL and (value.view(np.uint8) > 1).any():
             raise EpisodeMismatch(f"{key!r} holds bytes that are not booleans (0 or 1)", "bool")
     action = episode[keys.ACTION]
     low, high = ACTION_LOW - ACTION_TOLERANCE, ACTION_HIGH + ACTION_TOLERANCE
     if action.size and (action.min() < low or action.max() > high):
-        raise EpisodeMismatch(f"actions span [{action.min():.4g}, {action.max():.4g}], outside the action space "
-                              f"[{ACTION_LOW}, {ACTION_HIGH}] (tolerance {ACTION_TOLERANCE})", "action_range")
+        raise EpisodeMismatch(
+            f"actions span [{action.min():.4g}, {action.max():.4g}], outside the action space "
+            f"[{ACTION_LOW}, {ACTION_HIGH}] (tolerance {ACTION_TOLERANCE})",
+            "action_range",
+        )
 
 
 def _layout_meta(meta: Mapping) -> dict[str, Any]:

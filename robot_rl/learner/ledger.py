@@ -63,8 +63,10 @@ def source_of(episode: Mapping[str, np.ndarray]) -> tuple[str, int]:
     """(actor id, index) of a stored episode; KeyError names the missing column for episodes not from actors."""
     for key in (SOURCE_ACTOR, SOURCE_INDEX):
         if key not in episode:
-            raise KeyError(f"episode has no {key!r} column; the learner's episode store writes "
-                           f"{list(SOURCE_KEYS)} with every episode (is this store from another tool?)")
+            raise KeyError(
+                f"episode has no {key!r} column; the learner's episode store writes "
+                f"{list(SOURCE_KEYS)} with every episode (is this store from another tool?)"
+            )
     return decode_actor_id(episode[SOURCE_ACTOR][0]), int(episode[SOURCE_INDEX][0])
 
 
@@ -84,8 +86,10 @@ class ActorLedger:
         ledger = cls()
         for position, (actor_id, index) in enumerate(sources):
             if ledger.verdict(actor_id, index) is not Verdict.ACCEPT:
-                raise ValueError(f"stored episode {position} is index {index} of {actor_id!r}, but "
-                                 f"{ledger.expected(actor_id)} was expected next from that actor")
+                raise ValueError(
+                    f"stored episode {position} is index {index} of {actor_id!r}, but "
+                    f"{ledger.expected(actor_id)} was expected next from that actor"
+                )
             ledger.record(actor_id, index)
         return ledger
 

@@ -38,7 +38,9 @@ class RateLimitedLog:
             return None
         self._last_s[key] = now
         quiet = self._quiet.pop(key, 0)
-        return message + (f" (+{quiet} more {key} refusals not logged in the last {self.period_s:g} s)" if quiet else "")
+        return message + (
+            f" (+{quiet} more {key} refusals not logged in the last {self.period_s:g} s)" if quiet else ""
+        )
 
 
 def settle(run_dir: Path, actor_id: str, index: int, reason: str, message: str) -> None:
@@ -46,7 +48,11 @@ def settle(run_dir: Path, actor_id: str, index: int, reason: str, message: str) 
     path = Path(run_dir) / REFUSED_LOG
     torn = path.is_file() and path.stat().st_size and path.read_bytes()[-1:] != b"\n"  # a crash mid-line
     with open(path, "a") as f:
-        f.write(("\n" if torn else "") + json.dumps({"actor_id": actor_id, "index": index, "reason": reason, "message": message}) + "\n")
+        f.write(
+            ("\n" if torn else "")
+            + json.dumps({"actor_id": actor_id, "index": index, "reason": reason, "message": message})
+            + "\n"
+        )
         f.flush()
         os.fsync(f.fileno())
 

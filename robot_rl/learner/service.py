@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from robot_rl import wire
@@ -37,38 +36,13 @@ from robot_rl.learner import episode_log, refusals
 from robot_rl.learner.config import LearnerConfig
 from robot_rl.learner.core import EPISODES_DIR, Learner
 from robot_rl.learner.episodes import EpisodeMismatch, spaces_of
+from robot_rl.learner.ingest import IngestResult, Outcome, PolicyPush, episode_meta
 from robot_rl.learner.layout import EpisodeLayout, expected_layout
-from robot_rl.learner.ledger import ActorLedger, Verdict, encode_actor_id, source_of
+from robot_rl.learner.ledger import ActorLedger, Verdict, source_of
 from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training.checkpoint import Progress, find_checkpoint
 from robot_rl.training.residual import relabel_with_base
 from robot_rl.training.wandb_log import WandbLog
-
-
-class Outcome(Enum):
-    STORED = "stored"  # new episode, durable, in replay
-    DUPLICATE = "duplicate"  # already held: ignored
-    GAP = "gap"  # an earlier episode of the actor is missing: refused
-    REFUSED = "refused"  # unreadable, another schema, or does not fit the layout/store (see IngestResult.reason)
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    outcome: Outcome
-    message: str  # what happened, for the log (names actor, index and the reason)
-    actor_id: str = ""
-    steps: int = 0
-    reason: str = ""  # why it was refused (the status counter): unreadable, too_large, gap, layout, length, ...
-
-
-@dataclass(frozen=True)
-class PolicyPush:
-    """One policy publication: a full policy (`Policy.to_bytes`, for /learner/policy) or a delta of its trainable
-    tensors (`policy_delta.to_delta`, for /learner/policy_delta); version = the learner's update step."""
-
-    payload: bytes
-    version: int
-    delta: bool
 
 
 @dataclass
@@ -79,28 +53,6 @@ class _Stats:
     episodes: int = 0  # stored
     updates: int = 0
     ingest_s0: float = 0.0  # the ingest timer's seconds when the window opened
-
-
-def _episode_meta(meta: dict) -> tuple[str, int, int, dict]:
-    """(actor id, episode index, policy version, task_meta) of an episode payload, each of its exact type: a float
-    index 0.5 or a string "0" was coerced by int() and stored as episode 0, an actor id 5 as '5'. ValueError if not."""
-    actor_id, index, policy_version = meta.get("actor_id"), meta.get("index"), meta.get("policy_version", -1)
-    task_meta = meta.get("task_meta") or {}
-    if not isinstance(actor_id, str):
-        raise ValueError(f"actor_id must be a string, got {type(actor_id).__name__}")
-    encode_actor_id(actor_id)  # 1..128 bytes: the id the store and the acks can hold
-    for name, value in (("index", index), ("policy_version", policy_version)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"episode {name} must be an integer, got {type(value).__name__} {value!r}"[:200])
-    if not 0 <= index < 2**63:  # the store's source_index column is int64
-        raise ValueError(f"episode index {index} must be in [0, 2**63)"[:200])
-    if not -1 <= policy_version < 2**63:
-        raise ValueError(f"policy_version {policy_version} must be in [-1, 2**63)"[:200])
-    if not isinstance(task_meta, dict):
-        raise ValueError(f"task_meta must be a JSON object, got {type(task_meta).__name__}")
-    return actor_id, index, policy_version, task_meta
-
-
 
 
 class LearnerService:
@@ -115,13 +67,26 @@ class LearnerService:
 
             torch.set_num_threads(cfg.threads)
         ckpt = self._find_checkpoint()
-        self.wandb = WandbLog(self.run_dir, cfg.wandb_mode, cfg.wandb_project, self.run_dir.name, cfg.to_dict(),
-                              resume_id=Progress.from_json(ckpt / "progress.json").wandb_run_id if ckpt else None)
+        self.wandb = WandbLog(
+            self.run_dir,
+            cfg.wandb_mode,
+            cfg.wandb_project,
+            self.run_dir.name,
+            cfg.to_dict(),
+            resume_id=Progress.from_json(ckpt / "progress.json").wandb_run_id if ckpt else None,
+        )
         self.demo_store = EpisodeStore.open(cfg.demos, mode="r") if cfg.demos else None
         store_path = self.run_dir / EPISODES_DIR
         store = EpisodeStore.open(store_path, mode="a") if (store_path / "zarr.json").is_file() else None
-        self.learner = Learner(cfg, self.run_dir, store=store, wandb=self.wandb, log=log,
-                               min_steps_to_train=cfg.min_steps_to_train, success_window=cfg.success_window)
+        self.learner = Learner(
+            cfg,
+            self.run_dir,
+            store=store,
+            wandb=self.wandb,
+            log=log,
+            min_steps_to_train=cfg.min_steps_to_train,
+            success_window=cfg.success_window,
+        )
         self.agent_cfg = cfg.agent()
         self.ledger = ActorLedger()
         self.published_version: int | None = None
@@ -131,8 +96,16 @@ class LearnerService:
         self.refused: Counter[str] = Counter()  # refused payloads per reason, since this learner started
         # relabels demos; refused here when its layout does not fit the configured actors' (when `task` is given)
         actors = cfg.actor_layout()
-        self.base = load_base_policy(cfg.base_policy, cfg.device, obs_spec=actors.obs_spec() if actors else None,
-                                     action_dim=actors.action_dim if actors else None) if cfg.base_policy else None
+        self.base = (
+            load_base_policy(
+                cfg.base_policy,
+                cfg.device,
+                obs_spec=actors.obs_spec() if actors else None,
+                action_dim=actors.action_dim if actors else None,
+            )
+            if cfg.base_policy
+            else None
+        )
         if ckpt is not None:
             agent = self.learner.resume_agent(ckpt, cfg.base_policy)
             if agent.cfg != self.agent_cfg:
@@ -140,8 +113,10 @@ class LearnerService:
             self.agent_cfg = agent.cfg
         self.layout = expected_layout(store, cfg.actor_layout(), self.demo_store, self.learner.agent)
         if self.layout is not None:  # else learned from the first episode that passes every check
-            self.log(f"episodes must have the layout of {self.layout.source}: observations {self.layout.obs_spec}, "
-                     f"action dim {self.layout.action_dim}")
+            self.log(
+                f"episodes must have the layout of {self.layout.source}: observations {self.layout.obs_spec}, "
+                f"action dim {self.layout.action_dim}"
+            )
         sources: list[tuple[str, int]] = []
         if self.learner.agent is None and self.layout is not None:
             self._build_agent(self.layout.step_specs())
@@ -151,10 +126,12 @@ class LearnerService:
         self.ledger = ActorLedger.from_sources(sorted(sources + list(settled)))  # stored or refused for good
         n = self.learner.episodes
         if n or ckpt is not None:
-            self.log(f"resumed {self.run_dir}: {n} episodes ({self.learner.env_steps} steps) from "
-                     f"{len(self.ledger.counts())} actors, {self.learner.budget.updates_done} updates"
-                     f"{f' from {ckpt.name}' if ckpt else ' (no checkpoint: fresh agent)'}; "
-                     f"{self.learner.owed_updates} updates owed; acks {self.ledger.counts()}")
+            self.log(
+                f"resumed {self.run_dir}: {n} episodes ({self.learner.env_steps} steps) from "
+                f"{len(self.ledger.counts())} actors, {self.learner.budget.updates_done} updates"
+                f"{f' from {ckpt.name}' if ckpt else ' (no checkpoint: fresh agent)'}; "
+                f"{self.learner.owed_updates} updates owed; acks {self.ledger.counts()}"
+            )
 
     # --- set-up -----------------------------------------------------------------------------------
     def _find_checkpoint(self) -> Path | None:
@@ -175,19 +152,29 @@ class LearnerService:
                 self.agent_cfg = dataclasses.replace(self.agent_cfg, discrete_gripper=False)
                 self.log("residual RL corrects every action dim continuously: discrete_gripper turned off")
             residual = self.cfg.residual()
-            self.log(f"residual RL on the base policy {self.cfg.base_policy} (scale {self.cfg.residual_scale}, actor "
-                     f"after {self.cfg.critic_only_steps} critic-only updates)")
+            self.log(
+                f"residual RL on the base policy {self.cfg.base_policy} (scale {self.cfg.residual_scale}, actor "
+                f"after {self.cfg.critic_only_steps} critic-only updates)"
+            )
         agent = self.learner.new_agent(obs_space, action_space, self.agent_cfg, residual)
-        self.log(f"built {self.agent_cfg.algo} agent: obs {agent.obs_spec}, action dim "
-                 f"{agent.action_dim}, utd {self.agent_cfg.utd_ratio}, batch {self.agent_cfg.batch_size}")
+        self.log(
+            f"built {self.agent_cfg.algo} agent: obs {agent.obs_spec}, action dim "
+            f"{agent.action_dim}, utd {self.agent_cfg.utd_ratio}, batch {self.agent_cfg.batch_size}"
+        )
 
     def _open_replays(self, ckpt: Path | None, visit=None) -> None:
         """The core's replays: demos relabelled with the base (residual RL), rows kept for corrections."""
         agent, cfg = self.learner.agent, self.cfg
-        rows = 0 if not (cfg.intervention_to_demos and cfg.demo_fraction > 0) else (
-            cfg.intervention_replay_capacity or max(1000, self.learner.replay_capacity() // 4))
-        relabel = None if self.base is None else (
-            lambda episode: relabel_with_base(episode, self.base, list(agent.obs_spec), agent.action_dim))
+        rows = (
+            0
+            if not (cfg.intervention_to_demos and cfg.demo_fraction > 0)
+            else (cfg.intervention_replay_capacity or max(1000, self.learner.replay_capacity() // 4))
+        )
+        relabel = (
+            None
+            if self.base is None
+            else (lambda episode: relabel_with_base(episode, self.base, list(agent.obs_spec), agent.action_dim))
+        )
         self.learner.open_replays(self.demo_store, relabel, rows, checkpoint=ckpt, visit=visit)
 
     def _start_from(self, step_specs: dict) -> None:
@@ -211,22 +198,32 @@ class LearnerService:
     def _ingest(self, payload: bytes) -> IngestResult:
         limit = self.layout.max_payload_bytes(self.cfg.max_episode_steps) if self.layout is not None else 0
         if limit and len(payload) > limit:  # refused before decoding: a huge payload costs no copy and no time
-            return IngestResult(Outcome.REFUSED, f"refused an episode payload of {len(payload)} bytes: an episode of "
-                                f"at most {self.cfg.max_episode_steps} steps of the expected layout is at most {limit} "
-                                f"bytes (max_episode_steps)", reason="too_large")
+            return IngestResult(
+                Outcome.REFUSED,
+                f"refused an episode payload of {len(payload)} bytes: an episode of "
+                f"at most {self.cfg.max_episode_steps} steps of the expected layout is at most {limit} "
+                f"bytes (max_episode_steps)",
+                reason="too_large",
+            )
         try:
             arrays, meta = wire.decode_episode(payload)
-            actor_id, index, policy_version, task_meta = _episode_meta(meta)
+            actor_id, index, policy_version, task_meta = episode_meta(meta)
         except Exception as e:  # noqa: BLE001 - any payload at all: refused, never raised
-            return IngestResult(Outcome.REFUSED, f"refused an episode payload ({len(payload)} bytes): {e}",
-                                reason="unreadable")
+            return IngestResult(
+                Outcome.REFUSED, f"refused an episode payload ({len(payload)} bytes): {e}", reason="unreadable"
+            )
         where = f"episode {index} of {actor_id!r}"
         verdict = self.ledger.verdict(actor_id, index)
         if verdict is Verdict.DUPLICATE:
             return IngestResult(Outcome.DUPLICATE, f"{where} is already stored: ignored", actor_id)
         if verdict is Verdict.GAP:
-            return IngestResult(Outcome.GAP, f"refused {where}: expected index {self.ledger.expected(actor_id)} "
-                                f"first (the actor resends the missing ones)", actor_id, reason="gap")
+            return IngestResult(
+                Outcome.GAP,
+                f"refused {where}: expected index {self.ledger.expected(actor_id)} "
+                f"first (the actor resends the missing ones)",
+                actor_id,
+                reason="gap",
+            )
         try:
             layout = self.layout or EpisodeLayout.learn(arrays, f"the first valid episode ({where})", task_meta)
             n = layout.check(arrays, self.cfg.max_episode_steps, task_meta)
@@ -239,8 +236,10 @@ class LearnerService:
                 self._start_from(layout.step_specs())
             if self.layout is None:
                 self.layout = layout
-                self.log(f"episode layout learned from {where} (no task, demos or run to take it from): "
-                         f"observations {layout.obs_spec}, action dim {layout.action_dim}")
+                self.log(
+                    f"episode layout learned from {where} (no task, demos or run to take it from): "
+                    f"observations {layout.obs_spec}, action dim {layout.action_dim}"
+                )
             position = self.learner.store_episode(arrays, sender)  # durable from here on: safe to acknowledge
         except (EpisodeMismatch, StoreError, ValueError, OSError) as e:  # not the episode's fault: it will be resent
             return IngestResult(Outcome.REFUSED, f"refused {where}: {e}", actor_id, reason="store")
@@ -257,18 +256,27 @@ class LearnerService:
         have = store.meta if store is not None else {}
         for key in COMPATIBLE_META:
             if key in task_meta and key in have and task_meta[key] != have[key]:
-                raise EpisodeMismatch(f"its task_meta {key!r} is {task_meta[key]!r}, the learner's episodes have "
-                                      f"{have[key]!r} (one learner trains one task setup)", "task_meta")
+                raise EpisodeMismatch(
+                    f"its task_meta {key!r} is {task_meta[key]!r}, the learner's episodes have "
+                    f"{have[key]!r} (one learner trains one task setup)",
+                    "task_meta",
+                )
 
     def _settle(self, actor_id: str, index: int, reason: str, message: str) -> IngestResult:
         """Refuse an episode for good: recorded, then counted in the acks so the actor stops resending it."""
         try:
             refusals.settle(self.run_dir, actor_id, index, reason, message)
         except OSError as e:  # not recorded: not acknowledged either (the actor resends it)
-            return IngestResult(Outcome.REFUSED, f"{message}; could not record the refusal: {e}", actor_id, reason=reason)
+            return IngestResult(
+                Outcome.REFUSED, f"{message}; could not record the refusal: {e}", actor_id, reason=reason
+            )
         self.ledger.record(actor_id, index)
-        return IngestResult(Outcome.REFUSED, f"{message} (acknowledged as refused: the actor stops resending it)",
-                            actor_id, reason=reason)
+        return IngestResult(
+            Outcome.REFUSED,
+            f"{message} (acknowledged as refused: the actor stops resending it)",
+            actor_id,
+            reason=reason,
+        )
 
     def _log_line(self) -> None:
         learner, s = self.learner, self._stats
@@ -276,16 +284,27 @@ class LearnerService:
         ingest_ms = 1000 * (learner.timers.seconds["ingest"] - s.ingest_s0) / max(s.episodes, 1)
         rate, interventions = learner.success_rate_recent() or 0.0, learner.intervention_rate_recent() or 0.0
         numbers = " ".join(f"{k} {v:.3g}" for k, v in sorted(learner.metrics.items()))
-        self.log(f"ep {learner.episodes} | env steps {learner.env_steps} | updates {learner.agent.step} | success "
-                 f"{rate:.0%} (last {len(learner.recent_success)}) | interventions {interventions:.0%} | "
-                 f"{s.episodes / dt:.2f} ep/s | {s.updates / dt:.1f} upd/s | ingest {ingest_ms:.0f} ms/ep | {numbers}"
-                 + (f" | refused {dict(sorted(self.refused.items()))}" if self.refused else ""))
-        self.wandb.log({**{f"train/{k}": v for k, v in learner.metrics.items()}, "train/success_rate_recent": rate,
-                        "train/intervention_rate_recent": interventions,
-                        "train/updates": learner.agent.step, "train/episodes": learner.episodes,
-                        "perf/updates_per_s": s.updates / dt, "perf/episodes_per_s": s.episodes / dt,
-                        "perf/ingest_ms": ingest_ms, **learner.timers.metrics(),
-                        **{f"refused/{k}": v for k, v in self.refused.items()}}, learner.env_steps)
+        self.log(
+            f"ep {learner.episodes} | env steps {learner.env_steps} | updates {learner.agent.step} | success "
+            f"{rate:.0%} (last {len(learner.recent_success)}) | interventions {interventions:.0%} | "
+            f"{s.episodes / dt:.2f} ep/s | {s.updates / dt:.1f} upd/s | ingest {ingest_ms:.0f} ms/ep | {numbers}"
+            + (f" | refused {dict(sorted(self.refused.items()))}" if self.refused else "")
+        )
+        self.wandb.log(
+            {
+                **{f"train/{k}": v for k, v in learner.metrics.items()},
+                "train/success_rate_recent": rate,
+                "train/intervention_rate_recent": interventions,
+                "train/updates": learner.agent.step,
+                "train/episodes": learner.episodes,
+                "perf/updates_per_s": s.updates / dt,
+                "perf/episodes_per_s": s.episodes / dt,
+                "perf/ingest_ms": ingest_ms,
+                **learner.timers.metrics(),
+                **{f"refused/{k}": v for k, v in self.refused.items()},
+            },
+            learner.env_steps,
+        )
         self._stats = _Stats(ingest_s0=learner.timers.seconds["ingest"])
 
     def acks(self) -> dict[str, int]:
@@ -295,9 +314,13 @@ class LearnerService:
     def status(self) -> dict:
         """What the node publishes on its status topic: the core's counts, acks, refusals per reason, the layout's
         source."""
-        return {**self.learner.status(), "acks": self.acks(), "refused": dict(sorted(self.refused.items())),
-                "refused_total": sum(self.refused.values()),
-                "layout": self.layout.source if self.layout is not None else ""}
+        return {
+            **self.learner.status(),
+            "acks": self.acks(),
+            "refused": dict(sorted(self.refused.items())),
+            "refused_total": sum(self.refused.values()),
+            "layout": self.layout.source if self.layout is not None else "",
+        }
 
     # --- training ---------------------------------------------------------------------------------
     def train_chunk(self) -> int:

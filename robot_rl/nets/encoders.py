@@ -69,7 +69,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.downsample: nn.Module | None = None
         if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -174,7 +176,7 @@ class _Pooler:
         return tuple(x.shape), x.dtype, tuple(kernel.shape)
 
     def _faster(self, x: torch.Tensor, kernel: torch.Tensor) -> str:
-        """"compiled" or "bmm": the lower of `timing_calls` timed calls each, on this batch, without autograd."""
+        """ "compiled" or "bmm": the lower of `timing_calls` timed calls each, on this batch, without autograd."""
         with torch.no_grad():
             best = {}
             for name, fn in (("compiled", self._compiled), ("bmm", _pool_bmm)):
@@ -200,7 +202,9 @@ class _Pooler:
                     return _pool_bmm(x, kernel)
             out = self._compiled(x, kernel)
         except Exception as e:  # noqa: BLE001 - any compile failure: the eager product is always right
-            warnings.warn(f"compiled spatial pooling unavailable ({type(e).__name__}: {e}); using torch.bmm", stacklevel=2)
+            warnings.warn(
+                f"compiled spatial pooling unavailable ({type(e).__name__}: {e}); using torch.bmm", stacklevel=2
+            )
             self.failed = True
             return _pool_bmm(x, kernel)
         return out
@@ -213,8 +217,10 @@ def native_bfloat16(device: torch.device) -> bool:
     """Whether `device` multiplies bfloat16 in hardware: a CPU with AVX512-BF16 or AMX, a CUDA GPU of compute
     capability 8 or newer. Elsewhere bfloat16 products are emulated and slower than float32."""
     if device.type == "cpu":
-        return any(getattr(torch.cpu, probe, lambda: False)()
-                   for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return any(
+            getattr(torch.cpu, probe, lambda: False)()
+            for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        )
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)[0] >= 8
     return False
@@ -269,8 +275,11 @@ class _SpatialEmbeddingLinear(torch.autograd.Function):
         c, s, f = kernel.shape
         h = _pool(x, kernel)  # (B, C*F)
         dense = dense.view(c * f, -1)
-        if (kernel.dtype == torch.float32 and x.shape[0] >= NECK_BF16_MIN_ROWS
-                and compute_dtype(x.device) == torch.bfloat16):
+        if (
+            kernel.dtype == torch.float32
+            and x.shape[0] >= NECK_BF16_MIN_ROWS
+            and compute_dtype(x.device) == torch.bfloat16
+        ):
             # mixed precision: bfloat16 operands (saved as such for backward), float32 accumulation and result
             h, dense = h.to(torch.bfloat16), dense.to(torch.bfloat16)
             out = torch.mm(h, dense).float().add_(bias)
@@ -309,7 +318,9 @@ class SpatialEmbeddingNeck(nn.Module):
         self.kernel = nn.Parameter(torch.empty(channels, height * width, n_features))  # (C, S, F)
         nn.init.kaiming_normal_(self.kernel, mode="fan_in")
         bound = (channels * n_features) ** -0.5  # nn.Linear's default init
-        self.dense_weight = nn.Parameter(torch.empty(channels, n_features, latent_dim).uniform_(-bound, bound))  # (C, F, L)
+        self.dense_weight = nn.Parameter(
+            torch.empty(channels, n_features, latent_dim).uniform_(-bound, bound)
+        )  # (C, F, L)
         self.dense_bias = nn.Parameter(torch.empty(latent_dim).uniform_(-bound, bound))
         self.out = nn.Sequential(nn.LayerNorm(latent_dim), nn.Tanh())
 

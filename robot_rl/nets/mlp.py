@@ -65,7 +65,9 @@ class EnsembleMLP(nn.Module):
                 if isinstance(x, tuple):
                     widths = [part.shape[-1] for part in x]
                     if sum(widths) != d_in:
-                        raise ValueError(f"input parts of widths {widths} do not add up to the ensemble's {d_in} inputs")
+                        raise ValueError(
+                            f"input parts of widths {widths} do not add up to the ensemble's {d_in} inputs"
+                        )
                     y = None
                     for part, w_part in zip(x, w2.split(widths)):
                         y = part @ w_part if y is None else torch.addmm(y, part, w_part)

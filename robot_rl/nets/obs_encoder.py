@@ -27,14 +27,18 @@ ENCODERS = ("none", "conv", "resnet10")
 
 
 class ObsEncoder(nn.Module):
-    def __init__(self, obs_spec: dict[str, list[int]], encoder: str, latent_dim: int, freeze_trunk: bool, aug_pad_px: int):
+    def __init__(
+        self, obs_spec: dict[str, list[int]], encoder: str, latent_dim: int, freeze_trunk: bool, aug_pad_px: int
+    ):
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder {encoder!r} is not one of {ENCODERS}")
         self.state_keys = spec_state_keys(obs_spec)
         self.image_keys = spec_image_keys(obs_spec)
         if self.image_keys and encoder == "none":
-            raise ValueError(f"observations have images {self.image_keys}; choose encoder 'conv' or 'resnet10', not 'none'")
+            raise ValueError(
+                f"observations have images {self.image_keys}; choose encoder 'conv' or 'resnet10', not 'none'"
+            )
         self.freeze_trunk = freeze_trunk and bool(self.image_keys)
         self.aug_pad_px = aug_pad_px
         self.trunk: nn.Module | None = None
@@ -46,7 +50,11 @@ class ObsEncoder(nn.Module):
                 raise ValueError(f"resnet10 needs RGB images (C=3); got channels {sorted(channels)}")
             for key in self.image_keys:
                 c, h, w = trunk_output_shape(self.trunk, tuple(obs_spec[key]))
-                neck = SpatialEmbeddingNeck(c, h, w, latent_dim) if encoder == "resnet10" else FlattenNeck(c * h * w, latent_dim)
+                neck = (
+                    SpatialEmbeddingNeck(c, h, w, latent_dim)
+                    if encoder == "resnet10"
+                    else FlattenNeck(c * h * w, latent_dim)
+                )
                 self.necks[key] = neck
             if self.freeze_trunk:
                 self.trunk.requires_grad_(False)
@@ -56,7 +64,7 @@ class ObsEncoder(nn.Module):
         self.state_dim = sum(obs_spec[k][0] for k in self.state_keys)
         self.out_dim = self.state_dim + latent_dim * len(self.image_keys)
 
-    def train(self, mode: bool = True) -> "ObsEncoder":
+    def train(self, mode: bool = True) -> ObsEncoder:
         super().train(mode)
         if self.freeze_trunk and self.trunk is not None:
             self.trunk.eval()  # frozen batch-norm statistics stay fixed
@@ -77,7 +85,9 @@ class ObsEncoder(nn.Module):
             self._folded = (key, fold_batchnorm(self.trunk).to(memory_format=torch.channels_last))
         return self._folded[1]
 
-    def augment(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def augment(
+        self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Random shift of every uint8 image (B, H, W, C); states and cached features are returned as they are."""
         if self.aug_pad_px <= 0:
             return obs
@@ -130,7 +140,9 @@ class FrameFeatures:
 
     def __init__(self, encoder: ObsEncoder, n_augs: int, generator: torch.Generator | None = None):
         if not encoder.freeze_trunk or encoder.trunk is None:
-            raise ValueError("FrameFeatures needs an encoder with a frozen trunk (freeze_encoder=True and image observations)")
+            raise ValueError(
+                "FrameFeatures needs an encoder with a frozen trunk (freeze_encoder=True and image observations)"
+            )
         self.encoder = encoder
         self.n_augs = n_augs
         self.generator = generator
@@ -142,7 +154,9 @@ class FrameFeatures:
         if key not in self.image_keys:
             raise KeyError(f"{key!r} is not an image key of this encoder; valid: {self.image_keys}")
         trunk = self.encoder.frozen_trunk()
-        views = [frames] + [random_shift(frames, self.encoder.aug_pad_px, self.generator) for _ in range(self.n_augs - 1)]
+        views = [frames] + [
+            random_shift(frames, self.encoder.aug_pad_px, self.generator) for _ in range(self.n_augs - 1)
+        ]
         n = frames.shape[0]
         feats = trunk(torch.cat(views))  # (n_augs * N, C', h, w), one trunk call
         return feats.view(self.n_augs, n, *feats.shape[1:]).transpose(0, 1).to(torch.bfloat16)

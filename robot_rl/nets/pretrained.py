@@ -57,7 +57,11 @@ def resolve_weights(spec: str) -> Path:
     repo_dir = hf_cache_dir() / ("models--" + spec.replace("/", "--"))
     if spec.count("/") == 1 and repo_dir.is_dir():
         ref = repo_dir / "refs" / "main"
-        snapshots = [repo_dir / "snapshots" / ref.read_text().strip()] if ref.is_file() else sorted((repo_dir / "snapshots").glob("*"))
+        snapshots = (
+            [repo_dir / "snapshots" / ref.read_text().strip()]
+            if ref.is_file()
+            else sorted((repo_dir / "snapshots").glob("*"))
+        )
         for snap in snapshots:
             found = _safetensors_in(snap) if snap.is_dir() else None
             if found is not None:

@@ -38,7 +38,6 @@ observation->command latency (robot_rl.actor.timing), summarised in the episode'
 from __future__ import annotations
 
 import gc
-import json
 import signal
 import sys
 import threading
@@ -58,7 +57,7 @@ from std_msgs.msg import Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl import keys
-from robot_rl.actor.acting import node_acting, residual_mismatch
+from robot_rl.actor.acting import node_acting
 from robot_rl.actor.config import ActorConfig
 from robot_rl.actor.episode import EpisodeMachine, Phase
 from robot_rl.actor.observation import ObservationAssembler
@@ -70,6 +69,7 @@ from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
 from robot_rl.nodes import actor_inputs, convert, protocol, topics
 from robot_rl.nodes.actor_delivery import EpisodeDelivery
+from robot_rl.nodes.actor_learner import ActorLearnerSide
 from robot_rl.nodes.actor_policy import PolicyLoader
 from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
@@ -78,11 +78,10 @@ from robot_rl.safety import SafetyFilter, SafetyLimits
 from robot_rl.teleop.arbiter import verdict_of
 from robot_rl.teleop.link import TeleopLink
 
-
 ACTOR_STATUS = "actor_status"  # relative: /robot_1/actor_status
 
 
-class ActorNode(Node):
+class ActorNode(ActorLearnerSide, Node):
     """One robot's actor: reads its (namespaced) robot topics, commands it, and feeds the learner."""
 
     def __init__(self, **node_kw):
@@ -97,18 +96,32 @@ class ActorNode(Node):
         self.machine = EpisodeMachine(self.layout.max_episode_steps, cfg.reset_timeout_s)
         self.store = EpisodeStore.open_or_create(cfg.store, self.layout.task_meta())
         self.recorder = EpisodeRecorder(self.store)
-        self.delivery = EpisodeDelivery(self, self.store, self.layout.task_meta(), cfg.learner_timeout_s,
-                                        cfg.resend_interval_s, cfg.on_learner_lost)  # episodes -> learner, acks
-        self.safety = SafetyFilter(SafetyLimits(
-            workspace=cfg.safety_box(), max_step_m=cfg.max_step_m, max_speed_m_s=cfg.max_speed_m_s,
-            max_accel_m_s2=cfg.max_accel_m_s2, max_angvel_rad_s=cfg.max_angvel_rad_s))
+        self.delivery = EpisodeDelivery(
+            self, self.store, self.layout.task_meta(), cfg.learner_timeout_s, cfg.resend_interval_s, cfg.on_learner_lost
+        )  # episodes -> learner, acks
+        self.safety = SafetyFilter(
+            SafetyLimits(
+                workspace=cfg.safety_box(),
+                max_step_m=cfg.max_step_m,
+                max_speed_m_s=cfg.max_speed_m_s,
+                max_accel_m_s2=cfg.max_accel_m_s2,
+                max_angvel_rad_s=cfg.max_angvel_rad_s,
+            )
+        )
         self.policy_version = -1  # learner update step of the weights in use (-1: none)
         self.timing = TickTiming(self.layout.dt_s, cfg.timing_log)
-        self.acting = node_acting(cfg, self.layout.action_dim, lambda: 2.0 * self._gripper - 1.0,  # who acts, how
-                                  obs_spec=self.layout.obs_spec())
+        self.acting = node_acting(
+            cfg,
+            self.layout.action_dim,
+            lambda: 2.0 * self._gripper - 1.0,  # who acts, how
+            obs_spec=self.layout.obs_spec(),
+        )
         if cfg.policy_path:
-            self._use_policy((Policy if self.acting.base is None else ResidualPolicy).load(cfg.policy_path),
-                             0, f"local {cfg.policy_path}")
+            self._use_policy(
+                (Policy if self.acting.base is None else ResidualPolicy).load(cfg.policy_path),
+                0,
+                f"local {cfg.policy_path}",
+            )
         self.teleop = TeleopLink(cfg.teleop_timeout_s)  # wall clock: a device's heartbeat is a wall-time matter
         self._interventions = 0  # intervened steps of the running episode
         # (executed, proposed, is_intervention, base action) of the step awaiting its outcome
@@ -126,11 +139,13 @@ class ActorNode(Node):
             f"actor {self.actor_id} up: task={cfg.task} obs_mode={cfg.obs_mode} {cfg.control_rate_hz} Hz, "
             f"store {self.store.path} ({self.store.n_episodes} episodes), inputs {list(self.assembler.required)}, "
             f"policy {'v0 from ' + cfg.policy_path if self.acting.policy else 'none yet (warmup=' + cfg.warmup + ')'}"
-            f"{', residual on the base ' + cfg.base_policy if self.acting.base is not None else ''}")
+            f"{', residual on the base ' + cfg.base_policy if self.acting.base is not None else ''}"
+        )
 
     def _make_io(self) -> None:
         def sub(msg_type, topic, callback, qos):  # every callback behind the guard: a bad message is refused
             self.create_subscription(msg_type, topic, self.refusals.guarded(topic, callback), qos)
+
         for name, msg_type, qos, to_value in actor_inputs.table(self.layout, self.cameras):
             sub(msg_type, name, lambda msg, name=name, fn=to_value: self._on_input(name, fn, msg), qos)
         for topic, msg_type, qos, callback in self.cameras.info_table():
@@ -169,8 +184,11 @@ class ActorNode(Node):
                 m.start()
                 self._act(first=True)
             elif now_s - m.t_reset_s > 1.0:
-                self.get_logger().warning(f"reset done {now_s - m.t_reset_s:.1f} s ago, still no fresh "
-                                          f"{self.assembler.waiting_for(m.t_reset_s)}", throttle_duration_sec=5.0)
+                self.get_logger().warning(
+                    f"reset done {now_s - m.t_reset_s:.1f} s ago, still no fresh "
+                    f"{self.assembler.waiting_for(m.t_reset_s)}",
+                    throttle_duration_sec=5.0,
+                )
         else:
             line = m.check_inputs(self.assembler.stale(now_s), now_s)
             if m.phase is Phase.PAUSED:
@@ -221,19 +239,34 @@ class ActorNode(Node):
             self._episode_version = max(self._episode_version, self.policy_version)
         executed = self._send(choice.action, obs[keys.STATE][:3])
         self.timing.act_s.append(time.monotonic() - self._last_tick)
-        self.timing.latency_s.append(self._published_s - min(v for k, v in info.items() if k.startswith(keys.T_CAPTURE)))
+        self.timing.latency_s.append(
+            self._published_s - min(v for k, v in info.items() if k.startswith(keys.T_CAPTURE))
+        )
         if outcome is not None:
             self._record_pending(obs, outcome, info)
         self._interventions += int(choice.is_intervention)
         # nothing non-finite is stored: a refused proposal is recorded as what was executed (the hold)
         proposed = choice.proposed
-        self._pending = (executed, proposed if np.all(np.isfinite(proposed)) else executed, choice.is_intervention,
-                         executed if choice.base_action is None else choice.base_action)
+        self._pending = (
+            executed,
+            proposed if np.all(np.isfinite(proposed)) else executed,
+            choice.is_intervention,
+            executed if choice.base_action is None else choice.base_action,
+        )
 
     def _record_pending(self, obs: dict, outcome, info: dict) -> None:
         executed, proposed, is_intervention, base_action = self._pending
-        self.recorder.step(executed, obs, outcome.reward, outcome.terminated, outcome.truncated, info,
-                           base_action=base_action, policy_action=proposed, is_intervention=is_intervention)
+        self.recorder.step(
+            executed,
+            obs,
+            outcome.reward,
+            outcome.terminated,
+            outcome.truncated,
+            info,
+            base_action=base_action,
+            policy_action=proposed,
+            is_intervention=is_intervention,
+        )
         self._pending = None
 
     def _discard_episode(self, verdict: str) -> None:
@@ -250,8 +283,9 @@ class ActorNode(Node):
         cmd = self.layout.command_from_action(action)
         result = self.safety.filter(cmd, ee_pos_m, self.layout.dt_s, last_gripper=self._gripper)
         if result.rejected:
-            self.get_logger().warning(f"safety filter refused action {action.tolist()}: {result.reason}",
-                                      throttle_duration_sec=1.0)
+            self.get_logger().warning(
+                f"safety filter refused action {action.tolist()}: {result.reason}", throttle_duration_sec=1.0
+            )
         self._publish(result.command)
         return self.layout.action_from_command(result.command)
 
@@ -270,7 +304,9 @@ class ActorNode(Node):
     # --- episodes ---------------------------------------------------------------------------
     def _request_reset(self) -> None:
         if not self.reset_client.service_is_ready():
-            self.get_logger().info(f"waiting for the reset service {self.reset_client.srv_name}", throttle_duration_sec=5.0)
+            self.get_logger().info(
+                f"waiting for the reset service {self.reset_client.srv_name}", throttle_duration_sec=5.0
+            )
             return
         self.machine.request_reset(time.monotonic())
         self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_answer)
@@ -279,8 +315,9 @@ class ActorNode(Node):
         answer = future.result()
         ok = answer is not None and answer.success
         if not ok:
-            self.get_logger().warning(f"reset refused: {getattr(answer, 'message', 'no answer')}; asking again",
-                                      throttle_duration_sec=2.0)
+            self.get_logger().warning(
+                f"reset refused: {getattr(answer, 'message', 'no answer')}; asking again", throttle_duration_sec=2.0
+            )
         self.machine.reset_answered(ok, self._now_s())
 
     def _end_episode(self, verdict: str | None = None) -> None:
@@ -296,48 +333,12 @@ class ActorNode(Node):
             return
         success = self.delivery.deliver(index, self._episode_version)
         judged = f" ({verdict} from teleop)" if verdict else ""
-        self.get_logger().info(f"episode {index} stored and sent: {steps} steps, success={success}{judged}, "
-                               f"interventions {self._interventions}/{steps}, policy v{self._episode_version}; "
-                               f"{self.timing.summary()}")
+        self.get_logger().info(
+            f"episode {index} stored and sent: {steps} steps, success={success}{judged}, "
+            f"interventions {self._interventions}/{steps}, policy v{self._episode_version}; "
+            f"{self.timing.summary()}"
+        )
         self.timing.write_episode(index, self._episode_version)
-
-    # --- learner ----------------------------------------------------------------------------
-    def _housekeeping(self) -> None:
-        """Wall clock, every 0.5 s: learner liveness (acks heartbeat), resends of unacknowledged episodes, and new
-        weights while the node's clock stands still (no ticks)."""
-        now = time.monotonic()
-        if now - self._last_tick > max(1.0, 2 * self.layout.dt_s):
-            self._take_policy()
-        self.delivery.housekeeping(now)
-        self.pub_status.publish(String(data=json.dumps(self.status())))
-
-    def status(self) -> dict:
-        """What `actor_status` carries: where the node is, and how many messages it refused per topic."""
-        return {"actor_id": self.actor_id, "phase": self.machine.phase.name.lower(), "ticks": self._ticks,
-                "policy_version": self.policy_version, "episodes_stored": self.store.n_episodes,
-                "learner_alive": self.delivery.learner_alive, "refused": self.refusals.as_dict(),
-                "cameras": self.cameras.report()}
-
-    def _take_policy(self) -> None:
-        """Count the payloads the worker refused; put in use the newest policy it built (if any)."""
-        taken, errors = self.loader.take()
-        for error in errors:
-            self.refusals.refuse(protocol.POLICY, f"{error}; keeping v{self.policy_version}")
-        if taken is not None:
-            self._use_policy(*taken, protocol.POLICY)
-
-    def _use_policy(self, policy: Policy, version: int, source: str) -> None:
-        why = (self.layout.policy_mismatch(policy.obs_spec, policy.action_dim)
-               or residual_mismatch(policy, self.cfg.base_policy))
-        if why:
-            if source == protocol.POLICY:
-                self.refusals.refuse(source, f"refused policy v{version}, keeping v{self.policy_version}: {why}")
-            else:
-                self.get_logger().error(f"refused policy v{version} from {source}: {why}")
-            return
-        self.acting.policy, self.policy_version = policy.eval(), version
-        self.timing.write_policy(version)
-        self.get_logger().info(f"policy v{version} loaded from {source}")
 
     # --- teleop -----------------------------------------------------------------------------
     def _on_teleop(self, msg: Joy) -> None:

@@ -22,8 +22,15 @@ from robot_rl.nodes import protocol
 class EpisodeDelivery:
     """Publishes this actor's stored episodes, resends the unacknowledged ones, and tracks the learner's presence."""
 
-    def __init__(self, node: Node, store: EpisodeStore, task_meta: dict, learner_timeout_s: float,
-                 resend_interval_s: float, on_learner_lost: str):
+    def __init__(
+        self,
+        node: Node,
+        store: EpisodeStore,
+        task_meta: dict,
+        learner_timeout_s: float,
+        resend_interval_s: float,
+        on_learner_lost: str,
+    ):
         self.node, self.store, self.task_meta = node, store, task_meta
         self.actor_id = node.get_fully_qualified_name()
         self.ledger = VersionLedger(store.path)  # the policy version that acted in each stored episode
@@ -54,11 +61,15 @@ class EpisodeDelivery:
         if alive != self.learner_alive:
             self.learner_alive = alive
             if alive:
-                log.info(f"learner present: it holds {self.outbox.acked} of this actor's "
-                         f"{self.store.n_episodes} stored episodes")
+                log.info(
+                    f"learner present: it holds {self.outbox.acked} of this actor's "
+                    f"{self.store.n_episodes} stored episodes"
+                )
             else:
-                log.warning(f"learner lost: no acks for {self.outbox.silent_for(now):.1f} s; "
-                            f"on_learner_lost={self.on_learner_lost}")
+                log.warning(
+                    f"learner lost: no acks for {self.outbox.silent_for(now):.1f} s; "
+                    f"on_learner_lost={self.on_learner_lost}"
+                )
         for index in self.outbox.due(self.store.n_episodes, now):
             log.info(f"resending episode {index} (the learner holds {self.outbox.acked})")
             self.publish(index)
@@ -72,4 +83,5 @@ class EpisodeDelivery:
             self.node.get_logger().error(
                 f"the learner holds {self.outbox.acked} episodes from {self.actor_id} but this actor's store has "
                 f"{self.store.n_episodes}: it will ignore new ones as duplicates; use this actor's original store "
-                "or another node name")
+                "or another node name"
+            )

@@ -35,8 +35,10 @@ def joints(msg: JointState, names: tuple[str, ...] = DEFAULT_JOINT_NAMES) -> tup
     """-> q_rad (len(names),) of the arm joints `names`, in that order (other joints in the message are ignored)."""
     index = {n: i for i, n in enumerate(msg.name)}
     if any(n not in index for n in names) or len(msg.position) != len(msg.name):
-        raise convert.MessageError(f"joint_states needs positions of {list(names)}, got names {list(msg.name)} "
-                                   f"and {len(msg.position)} positions (the actor's joint_names parameter picks them)")
+        raise convert.MessageError(
+            f"joint_states needs positions of {list(names)}, got names {list(msg.name)} "
+            f"and {len(msg.position)} positions (the actor's joint_names parameter picks them)"
+        )
     return np.array([msg.position[index[n]] for n in names]), _stamp(msg)
 
 
@@ -70,8 +72,10 @@ class CameraInputs:
 
     def __init__(self, layout: ActorLayout, boxes: dict[str, tuple[int, int, int, int] | None] | None = None):
         boxes = boxes or {}
-        self.fits = {cam: image_convert.ImageFit(layout.image_size, layout.image_size, boxes.get(cam))
-                     for cam in layout.image_cameras}
+        self.fits = {
+            cam: image_convert.ImageFit(layout.image_size, layout.image_size, boxes.get(cam))
+            for cam in layout.image_cameras
+        }
         self.calibrations: dict[str, CameraCalibration] = {}  # camera -> intrinsics of the observation's images
         self.source_sizes: dict[str, tuple[int, int]] = {}  # camera -> (width, height) the driver sends
         self.uncalibrated: set[str] = set()  # cameras whose camera_info says "uncalibrated" (K all zero)
@@ -96,16 +100,19 @@ class CameraInputs:
         self.uncalibrated.discard(camera)
         try:
             p = tuple(msg.p) if any(msg.p) else ()  # an all-zero P (some drivers) reads as [K | 0]
-            calib = CameraCalibration(msg.width, msg.height, tuple(msg.k), tuple(msg.d), msg.distortion_model or
-                                      "plumb_bob", tuple(msg.r), p)
+            calib = CameraCalibration(
+                msg.width, msg.height, tuple(msg.k), tuple(msg.d), msg.distortion_model or "plumb_bob", tuple(msg.r), p
+            )
             self.calibrations[camera] = self.fits[camera].calibration(calib)
         except ValueError as err:
             raise convert.MessageError(f"{camera}/camera_info unusable: {err}") from None
 
     def info_table(self) -> list[tuple[str, type, QoSProfile, Callable[[Any], None]]]:
         """(relative topic, type, QoS, callback) of each camera's camera_info subscription."""
-        return [(topics.camera_info_topic(cam), CameraInfo, topics.SENSOR_QOS,
-                 lambda msg, cam=cam: self.on_info(cam, msg)) for cam in self.fits]
+        return [
+            (topics.camera_info_topic(cam), CameraInfo, topics.SENSOR_QOS, lambda msg, cam=cam: self.on_info(cam, msg))
+            for cam in self.fits
+        ]
 
     def report(self) -> dict[str, dict]:
         """camera -> {size, source_size, crop, K, D, distortion_model} for `actor_status`: K once camera_info came,
@@ -139,8 +146,16 @@ def table(layout: ActorLayout, cameras: CameraInputs | None = None) -> list[tupl
         rows.append((obs.INPUT_SUCCESS, Bool, topics.STATE_QOS, success))
     if layout.obs_mode == "state":
         parts = layout.task.object_state_layout
-        rows.append((obs.INPUT_OBJECT, Float32MultiArray, topics.STATE_QOS,
-                     lambda msg: (task_convert.object_state_from_msg(msg, parts), None)))
-    rows += [(obs.image_input(cam), Image, topics.SENSOR_QOS, lambda msg, cam=cam: cameras.image(cam, msg))
-             for cam in layout.image_cameras]
+        rows.append(
+            (
+                obs.INPUT_OBJECT,
+                Float32MultiArray,
+                topics.STATE_QOS,
+                lambda msg: (task_convert.object_state_from_msg(msg, parts), None),
+            )
+        )
+    rows += [
+        (obs.image_input(cam), Image, topics.SENSOR_QOS, lambda msg, cam=cam: cameras.image(cam, msg))
+        for cam in layout.image_cameras
+    ]
     return rows

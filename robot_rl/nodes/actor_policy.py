@@ -160,8 +160,10 @@ class PolicyLoader:
         if base not in self._reported_bases:
             self._reported_bases.add(base)
             with self._cv:
-                self._errors.append(f"policy delta v{version} is for base {base[:12]}, which this actor does not hold; "
-                                    f"kept until that full policy arrives on {protocol.POLICY}")
+                self._errors.append(
+                    f"policy delta v{version} is for base {base[:12]}, which this actor does not hold; "
+                    f"kept until that full policy arrives on {protocol.POLICY}"
+                )
         return None
 
     def _apply(self, blob: bytes, version: int) -> tuple[Policy, int]:

@@ -30,11 +30,27 @@ HOLD_LIMIT_M = 0.002  # the dry hold test: the tool moves less than this over HO
 HOLD_DURATION_S = 1.0
 # Parameters read from the running arm node (the box: the sim robot's is its task's; the arm node's the corners or
 # file), and the sim robot's own. One request names only declared parameters: ROS answers none if one is not.
-ARM_PARAMS = ("control_rate_hz", "watchdog_timeout_s", "base_frame", "workspace_low_m", "workspace_high_m",
-              "workspace_file")
+ARM_PARAMS = (
+    "control_rate_hz",
+    "watchdog_timeout_s",
+    "base_frame",
+    "workspace_low_m",
+    "workspace_high_m",
+    "workspace_file",
+)
 SIM_PARAMS = ("task", "cameras", "camera_rate_hz", "publish_clock")
-ACTOR_PARAMS = ("task", "obs_mode", "cameras", "joint_names", "success_from", "image_size", "use_rotation",
-                "control_rate_hz", "max_staleness_s", "max_episode_steps")
+ACTOR_PARAMS = (
+    "task",
+    "obs_mode",
+    "cameras",
+    "joint_names",
+    "success_from",
+    "image_size",
+    "use_rotation",
+    "control_rate_hz",
+    "max_staleness_s",
+    "max_episode_steps",
+)
 STATUS = ("PASS", "WARN", "FAIL")
 
 
@@ -52,8 +68,13 @@ class Verdict:
         return f"{self.status} {self.robot} {self.check}: {self.measured} ({self.expected})"
 
     def as_dict(self) -> dict:
-        return {"status": self.status, "robot": self.robot, "check": self.check, "measured": self.measured,
-                "expected": self.expected}
+        return {
+            "status": self.status,
+            "robot": self.robot,
+            "check": self.check,
+            "measured": self.measured,
+            "expected": self.expected,
+        }
 
 
 def table_params(entry: NodeEntry) -> dict:
@@ -143,8 +164,15 @@ def plan_robots(table: NodeTable, use_sim: bool) -> list[RobotPlan]:
 
 
 # --- verdicts on measurements --------------------------------------------------------------------
-def topic_verdict(robot: str, topic: str, stamps_s: list[float], now_s: float | None, rate_hz: float,
-                  max_staleness_s: float, clock: str) -> Verdict:
+def topic_verdict(
+    robot: str,
+    topic: str,
+    stamps_s: list[float],
+    now_s: float | None,
+    rate_hz: float,
+    max_staleness_s: float,
+    clock: str,
+) -> Verdict:
     """Rate from the messages' stamps (the robot's own clock) and the newest stamp's age at `now_s`."""
     expected = f">= {MIN_RATE_FRACTION * rate_hz:.1f} Hz, age <= {max_staleness_s:.2f} s on {clock}"
     if len(stamps_s) < 2:
@@ -153,7 +181,12 @@ def topic_verdict(robot: str, topic: str, stamps_s: list[float], now_s: float | 
     rate = (len(stamps_s) - 1) / span_s if span_s > 0 else math.inf
     age_s = (now_s - max(stamps_s)) if now_s is not None else math.nan
     measured = f"{rate:.1f} Hz, age {age_s:.3f} s" if math.isfinite(rate) else "stamps do not advance"
-    ok = math.isfinite(rate) and rate >= MIN_RATE_FRACTION * rate_hz and math.isfinite(age_s) and age_s <= max_staleness_s
+    ok = (
+        math.isfinite(rate)
+        and rate >= MIN_RATE_FRACTION * rate_hz
+        and math.isfinite(age_s)
+        and age_s <= max_staleness_s
+    )
     return Verdict("PASS" if ok else "FAIL", robot, topic, measured, expected)
 
 
@@ -167,8 +200,13 @@ def frames_verdict(robot: str, seen: dict[str, set[str]], expected: dict[str, st
         if (want and got != {want}) or (not want and "" in got):
             wrong.append(f"{topic} in {sorted(got)}")
     measured = "; ".join(wrong) if wrong else _by_frame({t: min(seen[t]) for t in expected if seen.get(t)})
-    return Verdict("FAIL" if wrong else "PASS", robot, "frames", measured or "no messages",
-                   _by_frame({t: w or "(any)" for t, w in expected.items()}))
+    return Verdict(
+        "FAIL" if wrong else "PASS",
+        robot,
+        "frames",
+        measured or "no messages",
+        _by_frame({t: w or "(any)" for t, w in expected.items()}),
+    )
 
 
 def _by_frame(frames: dict[str, str]) -> str:
@@ -241,8 +279,9 @@ def _vec(values) -> str:
     return "[" + ", ".join(f"{float(v):.3f}" for v in values) + "]"
 
 
-def layout_verdict(robot: str, actor_params: dict, joint_names: tuple[str, ...],
-                   policy: tuple[dict, int] | None) -> Verdict:
+def layout_verdict(
+    robot: str, actor_params: dict, joint_names: tuple[str, ...], policy: tuple[dict, int] | None
+) -> Verdict:
     """The actor's layout (`robot_rl.actor.layout`) against what the robot publishes (its joints in joint_states)
     and, given `policy` = (obs spec, action dim), against the policy's."""
     import dataclasses
@@ -251,7 +290,9 @@ def layout_verdict(robot: str, actor_params: dict, joint_names: tuple[str, ...],
 
     names = {f.name for f in dataclasses.fields(ActorConfig)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in actor_params.items() if k in names}
-    expected = "the actor's joints in joint_states" + ("; the policy's obs spec and action dim = the actor's" if policy else "")
+    expected = "the actor's joints in joint_states" + (
+        "; the policy's obs spec and action dim = the actor's" if policy else ""
+    )
     try:
         layout = ActorConfig(**values).layout()
     except (TypeError, ValueError) as err:
@@ -262,6 +303,7 @@ def layout_verdict(robot: str, actor_params: dict, joint_names: tuple[str, ...],
         problems.append(f"joint_states lacks {missing} (it has {list(joint_names)})")
     if policy is not None and (why := layout.policy_mismatch(*policy)):
         problems.append(f"policy: {why}")
-    measured = "; ".join(problems) or (f"obs {layout.obs_spec()}, action {layout.action_layout}"
-                                       + (", the policy's match" if policy else ""))
+    measured = "; ".join(problems) or (
+        f"obs {layout.obs_spec()}, action {layout.action_layout}" + (", the policy's match" if policy else "")
+    )
     return Verdict("FAIL" if problems else "PASS", robot, "layout", measured, expected)

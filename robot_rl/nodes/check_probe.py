@@ -34,8 +34,12 @@ from robot_rl.nodes.convert import seconds_from_stamp
 ESTOP, ARM_STATUS = "estop", "arm_status"  # the arm node's (robot_rl_drivers.arm_node)
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 PARAM_TIMEOUT_S = 10.0  # a node busy starting (a sim loading its scene) answers late
-STATE_TOPICS = ((topics.JOINT_STATES, JointState), (topics.EE_POSE, PoseStamped), (topics.EE_TWIST, TwistStamped),
-                (topics.GRIPPER_STATE, JointState))
+STATE_TOPICS = (
+    (topics.JOINT_STATES, JointState),
+    (topics.EE_POSE, PoseStamped),
+    (topics.EE_TWIST, TwistStamped),
+    (topics.GRIPPER_STATE, JointState),
+)
 
 
 class RobotRecord:
@@ -87,20 +91,23 @@ class CellProbe:
 
         for topic, msg_type in STATE_TOPICS:
             self.node.create_subscription(msg_type, robot.topic(topic), keep(topic), topics.STATE_QOS)
-        self.node.create_subscription(String, robot.topic(ARM_STATUS), lambda m: rec.statuses.append(_json(m.data)),
-                                      STATUS_QOS)
+        self.node.create_subscription(
+            String, robot.topic(ARM_STATUS), lambda m: rec.statuses.append(_json(m.data)), STATUS_QOS
+        )
         clock = robot.clock_topic()
         if clock is not None:
-            self.node.create_subscription(Clock, clock, lambda m: setattr(rec, "clock_s", seconds_from_stamp(m.clock)),
-                                          topics.CLOCK_QOS)
+            self.node.create_subscription(
+                Clock, clock, lambda m: setattr(rec, "clock_s", seconds_from_stamp(m.clock)), topics.CLOCK_QOS
+            )
 
     def subscribe_cameras(self, robot: RobotPlan, cameras: list[str]) -> None:
         """Cameras are known once the arm node's parameters are (the sim robot's `cameras`)."""
         rec = self.records[robot.label]
         for cam in cameras:
             for topic, msg_type in ((topics.image_topic(cam), Image), (topics.camera_info_topic(cam), CameraInfo)):
-                self.node.create_subscription(msg_type, robot.topic(topic), lambda m, t=topic: rec.on_message(t, m),
-                                              topics.SENSOR_QOS)
+                self.node.create_subscription(
+                    msg_type, robot.topic(topic), lambda m, t=topic: rec.on_message(t, m), topics.SENSOR_QOS
+                )
 
     # --- reading the cell -------------------------------------------------------------------------
     def parameters(self, fqn: str, names: tuple[str, ...]) -> dict | None:
@@ -144,9 +151,14 @@ class CellProbe:
 
     def commanders(self, robot: RobotPlan) -> list[str]:
         """Other nodes that publish the arm's motion commands (an actor, a teleop bridge): the hold test waits for none."""
-        infos = [i for topic in (topics.EE_COMMAND, topics.EE_TARGET)
-                 for i in self.node.get_publishers_info_by_topic(robot.topic(topic))]
-        return sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos if i.node_name != self.node.get_name()})
+        infos = [
+            i
+            for topic in (topics.EE_COMMAND, topics.EE_TARGET)
+            for i in self.node.get_publishers_info_by_topic(robot.topic(topic))
+        ]
+        return sorted(
+            {f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos if i.node_name != self.node.get_name()}
+        )
 
     def hold_test(self, robot: RobotPlan, base_frame: str, rate_hz: float) -> tuple[float | None, int, str]:
         """Stream zero tool velocity for HOLD_DURATION_S: (largest tool displacement m, commands applied, hold reason)."""
@@ -191,8 +203,13 @@ def robot_verdicts(probe: CellProbe, robot: RobotPlan, hold: bool, policy: tuple
     dim) of a policy to compare with the actor's layout."""
     label, rec = robot.label, probe.records[robot.label]
     live = probe.arm_live.get(robot.label)
-    out = [] if live is not None else [Verdict("FAIL", label, "parameters", f"{robot.arm.fqn} did not answer",
-                                               "the arm node's parameter service")]
+    out = (
+        []
+        if live is not None
+        else [
+            Verdict("FAIL", label, "parameters", f"{robot.arm.fqn} did not answer", "the arm node's parameter service")
+        ]
+    )
     live = live or {}
     rate_hz = float(robot.expected("control_rate_hz", live, 50.0))
     staleness_s = float(robot.actor_table.get("max_staleness_s", plan.DEFAULT_MAX_STALENESS_S))
@@ -202,8 +219,17 @@ def robot_verdicts(probe: CellProbe, robot: RobotPlan, hold: bool, policy: tuple
         out.append(plan.topic_verdict(label, topic, rec.stamps[topic], now_s, rate_hz, staleness_s, clock))
     cameras = robot.cameras(live)
     for cam, (cam_rate_hz, _) in cameras.items():
-        out.append(plan.topic_verdict(label, topics.image_topic(cam), rec.stamps[topics.image_topic(cam)], now_s,
-                                      cam_rate_hz, max(staleness_s, 1.5 / cam_rate_hz), clock))
+        out.append(
+            plan.topic_verdict(
+                label,
+                topics.image_topic(cam),
+                rec.stamps[topics.image_topic(cam)],
+                now_s,
+                cam_rate_hz,
+                max(staleness_s, 1.5 / cam_rate_hz),
+                clock,
+            )
+        )
         out.append(plan.camera_info_verdict(label, cam, rec.k.get(topics.camera_info_topic(cam))))
     base_frame = str(robot.expected("base_frame", live, topics.BASE_FRAME))
     frames = {topics.EE_POSE: base_frame, topics.EE_TWIST: base_frame}
@@ -212,20 +238,39 @@ def robot_verdicts(probe: CellProbe, robot: RobotPlan, hold: bool, policy: tuple
     out.append(plan.frames_verdict(label, rec.frames, frames))
     box = workspace(label, robot, rec, live)
     out.append(box)
-    out.append(plan.estop_verdict(label, robot.arm.fqn, probe.estop_subscribers(robot),
-                                  rec.statuses[-1] if rec.statuses else None))
+    out.append(
+        plan.estop_verdict(
+            label, robot.arm.fqn, probe.estop_subscribers(robot), rec.statuses[-1] if rec.statuses else None
+        )
+    )
     out.append(plan.watchdog_verdict(label, live.get("watchdog_timeout_s")))
     if robot.actor is not None:
         actor = (probe.actor_live.get(robot.label) or {}) | robot.actor_table
         out.append(plan.layout_verdict(label, actor, rec.joint_names, policy))
     elif policy is not None:
-        out.append(Verdict("WARN", label, "layout", "no actor in this robot's table", "the policy compared with an actor"))
+        out.append(
+            Verdict("WARN", label, "layout", "no actor in this robot's table", "the policy compared with an actor")
+        )
     if hold and box.status != "PASS":  # outside its box the arm node brings the tool back: a zero command moves it
-        out.append(Verdict("WARN", label, "hold test", "not run: the tool is not known to be inside its box",
-                           "the tool inside the box; outside it the arm node brings the tool back"))
+        out.append(
+            Verdict(
+                "WARN",
+                label,
+                "hold test",
+                "not run: the tool is not known to be inside its box",
+                "the tool inside the box; outside it the arm node brings the tool back",
+            )
+        )
     elif hold and (others := probe.commanders(robot)):
-        out.append(Verdict("WARN", label, "hold test", f"not run: {', '.join(others)} command the arm",
-                           "no other node publishing ee_command or ee_target"))
+        out.append(
+            Verdict(
+                "WARN",
+                label,
+                "hold test",
+                f"not run: {', '.join(others)} command the arm",
+                "no other node publishing ee_command or ee_target",
+            )
+        )
     elif hold:
         out.append(plan.hold_verdict(label, *probe.hold_test(robot, base_frame, rate_hz)))
     return out
@@ -245,8 +290,14 @@ def workspace(label: str, robot: RobotPlan, rec: RobotRecord, live: dict) -> Ver
 
             box = load_workspace(live["workspace_file"])
         except (OSError, ValueError) as err:
-            return Verdict("WARN", label, "workspace", f"cannot read {live['workspace_file']} here: {err}",
-                           "the arm node's workspace_file")
+            return Verdict(
+                "WARN",
+                label,
+                "workspace",
+                f"cannot read {live['workspace_file']} here: {err}",
+                "the arm node's workspace_file",
+            )
         return plan.workspace_verdict(label, rec.tool_m, box.low_m, box.high_m, live["workspace_file"])
-    return plan.workspace_verdict(label, rec.tool_m, live.get("workspace_low_m"), live.get("workspace_high_m"),
-                                  "workspace_low_m/high_m")
+    return plan.workspace_verdict(
+        label, rec.tool_m, live.get("workspace_low_m"), live.get("workspace_high_m"), "workspace_low_m/high_m"
+    )

@@ -99,7 +99,10 @@ def gripper_state_msg(finger_joints: tuple[str, str], width_m: float, t_s: float
 
 
 def robot_state_msgs(
-    state: RobotState, joint_names: tuple[str, ...], finger_joints: tuple[str, str], frame_id: str,
+    state: RobotState,
+    joint_names: tuple[str, ...],
+    finger_joints: tuple[str, str],
+    frame_id: str,
     ee_angvel_rad_s: np.ndarray | None = None,
 ) -> tuple[JointState, PoseStamped, TwistStamped, JointState]:
     """RobotState -> (joint_states, ee_pose, ee_twist, gripper_state), all stamped `state.t_capture`."""
@@ -125,8 +128,12 @@ def _ordered(msg: JointState, names: tuple[str, ...], field: str) -> np.ndarray:
 
 
 def robot_state_from_msgs(
-    joints: JointState, pose: PoseStamped, twist: TwistStamped, gripper: JointState,
-    joint_names: tuple[str, ...], finger_joints: tuple[str, str],
+    joints: JointState,
+    pose: PoseStamped,
+    twist: TwistStamped,
+    gripper: JointState,
+    joint_names: tuple[str, ...],
+    finger_joints: tuple[str, str],
 ) -> RobotState:
     """Inverse of `robot_state_msgs` (joints picked by name, in `joint_names` order); t_capture = joint stamp."""
     q = _finite("joint position", _ordered(joints, joint_names, "position"), (len(joint_names),))
@@ -151,8 +158,15 @@ def image_msg(frame: Frame, frame_id: str) -> Image:
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise MessageError(f"a frame must be (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
     h, w, _ = img.shape
-    return Image(header=_header(frame.t_capture, frame_id), height=h, width=w, encoding=RGB8, is_bigendian=0,
-                 step=3 * w, data=np.ascontiguousarray(img).tobytes())
+    return Image(
+        header=_header(frame.t_capture, frame_id),
+        height=h,
+        width=w,
+        encoding=RGB8,
+        is_bigendian=0,
+        step=3 * w,
+        data=np.ascontiguousarray(img).tobytes(),
+    )
 
 
 def frame_from_image(msg: Image) -> Frame:
@@ -171,16 +185,27 @@ def camera_info_msg(spec: CameraSpec, t_s: float) -> CameraInfo:
         raise MessageError(f"CameraSpec {spec.name!r} K must have 9 numbers (row-major 3x3), got {len(spec.K)}")
     k = [float(x) for x in spec.K]
     return CameraInfo(
-        header=_header(t_s, spec.frame_id), height=spec.height, width=spec.width, distortion_model="plumb_bob",
-        d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        header=_header(t_s, spec.frame_id),
+        height=spec.height,
+        width=spec.width,
+        distortion_model="plumb_bob",
+        d=[0.0] * 5,
+        k=k,
+        r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
         p=[k[0], k[1], k[2], 0.0, k[3], k[4], k[5], 0.0, k[6], k[7], k[8], 0.0],
     )
 
 
 def camera_spec_from_info(msg: CameraInfo, name: str, rate_hz: float) -> CameraSpec:
     k = _finite("K", np.array(msg.k, dtype=np.float64), (9,))
-    return CameraSpec(name=name, width=msg.width, height=msg.height, rate_hz=rate_hz, K=tuple(k.tolist()),
-                      frame_id=msg.header.frame_id)
+    return CameraSpec(
+        name=name,
+        width=msg.width,
+        height=msg.height,
+        rate_hz=rate_hz,
+        K=tuple(k.tolist()),
+        frame_id=msg.header.frame_id,
+    )
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -194,7 +219,9 @@ def twist_from_command(cmd: EECommand, dt_s: float, t_s: float, frame_id: str) -
 def velocity_from_twist(msg: TwistStamped, frame_id: str) -> tuple[np.ndarray, np.ndarray]:
     """Twist -> (linear m/s (3,), angular rad/s (3,)); it must be finite and in `frame_id` (empty reads as `frame_id`)."""
     if msg.header.frame_id not in ("", frame_id):
-        raise MessageError(f"twist in frame {msg.header.frame_id!r}; commands must be in {frame_id!r} (or leave it empty)")
+        raise MessageError(
+            f"twist in frame {msg.header.frame_id!r}; commands must be in {frame_id!r} (or leave it empty)"
+        )
     lin, ang = msg.twist.linear, msg.twist.angular
     v = _finite("twist linear", np.array([lin.x, lin.y, lin.z]), (3,))
     w = _finite("twist angular", np.array([ang.x, ang.y, ang.z]), (3,))
@@ -205,7 +232,9 @@ def target_from_pose(msg: PoseStamped, frame_id: str) -> tuple[np.ndarray, np.nd
     """Pose target -> (position m (3,), unit quaternion wxyz (4,)); finite, in `frame_id` (empty reads as it),
     with a quaternion of non-zero norm (normalised here)."""
     if msg.header.frame_id not in ("", frame_id):
-        raise MessageError(f"pose target in frame {msg.header.frame_id!r}; targets must be in {frame_id!r} (or leave it empty)")
+        raise MessageError(
+            f"pose target in frame {msg.header.frame_id!r}; targets must be in {frame_id!r} (or leave it empty)"
+        )
     p, o = msg.pose.position, msg.pose.orientation
     pos = _finite("pose target position", np.array([p.x, p.y, p.z]), (3,))
     quat = _finite("pose target orientation", np.array([o.w, o.x, o.y, o.z]), (4,))

@@ -37,11 +37,13 @@ class Refusals:
 
     def guarded(self, topic: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """`callback` behind the guard: whatever it raises refuses the message instead of ending the node."""
+
         def run(msg: Any) -> None:
             try:
                 callback(msg)
             except Exception as err:  # noqa: BLE001 -- any message-borne failure is a refusal, never a crash
                 self.refuse(topic, f"{type(err).__name__}: {err}")
+
         return run
 
     def as_dict(self) -> dict[str, int]:

@@ -33,11 +33,15 @@ from robot_rl_drivers.camera_geometry import CameraCalibration, CropResize, cent
 
 # encoding -> (bytes per pixel, cv2 conversion to RGB; None = already RGB)
 COLOUR_ENCODINGS: dict[str, tuple[int, int | None]] = {
-    "rgb8": (3, None), "bgr8": (3, cv2.COLOR_BGR2RGB),
-    "rgba8": (4, cv2.COLOR_RGBA2RGB), "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
     "mono8": (1, cv2.COLOR_GRAY2RGB),
-    "yuv422_yuy2": (2, cv2.COLOR_YUV2RGB_YUY2), "yuyv": (2, cv2.COLOR_YUV2RGB_YUY2),
-    "yuv422": (2, cv2.COLOR_YUV2RGB_UYVY), "uyvy": (2, cv2.COLOR_YUV2RGB_UYVY),
+    "yuv422_yuy2": (2, cv2.COLOR_YUV2RGB_YUY2),
+    "yuyv": (2, cv2.COLOR_YUV2RGB_YUY2),
+    "yuv422": (2, cv2.COLOR_YUV2RGB_UYVY),
+    "uyvy": (2, cv2.COLOR_YUV2RGB_UYVY),
 }
 NOT_COLOUR = ("16UC1", "16SC1", "32FC1", "32SC1", "64FC1", "mono16", "rgb16", "bgr16", "rgba16", "bgra16")
 
@@ -49,15 +53,19 @@ class ImageError(ValueError):
 def to_rgb(encoding: str, width: int, height: int, step: int, data: bytes) -> np.ndarray:
     """A driver's image bytes -> (height, width, 3) uint8 RGB, a fresh array; raises ImageError naming what is wrong."""
     if encoding in NOT_COLOUR:
-        raise ImageError(f"image encoding {encoding!r} is depth or 16/32-bit, not colour; point this camera input at "
-                         f"a colour stream (realsense2_camera: color/image_raw; one of {sorted(COLOUR_ENCODINGS)})")
+        raise ImageError(
+            f"image encoding {encoding!r} is depth or 16/32-bit, not colour; point this camera input at "
+            f"a colour stream (realsense2_camera: color/image_raw; one of {sorted(COLOUR_ENCODINGS)})"
+        )
     if encoding not in COLOUR_ENCODINGS:
         raise ImageError(f"image encoding {encoding!r} is not supported; send one of {sorted(COLOUR_ENCODINGS)}")
     bytes_per_px, to_rgb_code = COLOUR_ENCODINGS[encoding]
     row_bytes = width * bytes_per_px
     if width <= 0 or height <= 0 or step < row_bytes or len(data) != height * step:
-        raise ImageError(f"{encoding} image of {width}x{height} with step {step} needs {height * step} bytes "
-                         f"(step >= {row_bytes}), got {len(data)}")
+        raise ImageError(
+            f"{encoding} image of {width}x{height} with step {step} needs {height * step} bytes "
+            f"(step >= {row_bytes}), got {len(data)}"
+        )
     if bytes_per_px == 2 and width % 2:
         raise ImageError(f"{encoding} packs two pixels in four bytes, so its width must be even; got {width}")
     rows = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]  # drops the row padding

@@ -42,8 +42,10 @@ class KeyboardNode(Node):
             raise ValueError(f"rate_hz must be > 0, got {cfg.rate_hz}")
         mapping = load_mapping(cfg.mapping)
         if not isinstance(mapping, KeyboardMapping):
-            raise ValueError(f"mapping {cfg.mapping!r} is a {mapping.source} mapping; give a keyboard one "
-                             f"(or run robot-rl-teleop-node for it)")
+            raise ValueError(
+                f"mapping {cfg.mapping!r} is a {mapping.source} mapping; give a keyboard one "
+                f"(or run robot-rl-teleop-node for it)"
+            )
         self.keyboard = TerminalKeyboard(mapping)
         self.out = CommandPublisher(self, cfg.base_frame)
         self.create_timer(1.0 / cfg.rate_hz, self._tick)

@@ -95,8 +95,10 @@ class LearnerNode(Node):
             self.delta_pub.publish(protocol.policy_msg(push.payload, push.version, protocol.POLICY_DELTA_KIND))
         else:
             self.policy_pub.publish(protocol.policy_msg(push.payload, push.version))
-        self.get_logger().info(f"published policy version {push.version} ({'delta' if push.delta else 'full'}, "
-                               f"{len(push.payload) / 1e6:.2f} MB)")
+        self.get_logger().info(
+            f"published policy version {push.version} ({'delta' if push.delta else 'full'}, "
+            f"{len(push.payload) / 1e6:.2f} MB)"
+        )
 
     def run(self, executor: SingleThreadedExecutor) -> None:
         """The main loop (see the module docstring) until SIGINT/SIGTERM, then a final checkpoint."""

@@ -61,8 +61,9 @@ class OperatorNode(Node):
             raise ValueError(f"control_rate_hz and stale_s must be > 0, got {cfg.control_rate_hz}, {cfg.stale_s}")
         self.layout = task_spec(cfg.task).object_state_layout
         op_fields = {f.name for f in dataclasses.fields(OperatorConfig)}
-        self.operator = ScriptedOperator(OperatorConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in op_fields}),
-                                         cfg.use_rotation)
+        self.operator = ScriptedOperator(
+            OperatorConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in op_fields}), cfg.use_rotation
+        )
         self.expert = make_state_expert(cfg.task, cfg.use_rotation)
         self.out = CommandPublisher(self, cfg.base_frame)
         self._state: np.ndarray | None = None
@@ -71,9 +72,11 @@ class OperatorNode(Node):
         self.episodes = 0
         self.create_subscription(Float32MultiArray, topics.TASK_OBJECT_STATE, self._on_object_state, topics.STATE_QOS)
         self.create_timer(1.0 / cfg.control_rate_hz, self._tick)
-        self.get_logger().info(f"scripted operator up: task={cfg.task}, {cfg.control_rate_hz} Hz, patience "
-                               f"{cfg.patience_steps} steps, budget {cfg.max_interventions} take-overs / "
-                               f"{cfg.max_fraction:.0%} of {cfg.max_episode_steps} steps per episode")
+        self.get_logger().info(
+            f"scripted operator up: task={cfg.task}, {cfg.control_rate_hz} Hz, patience "
+            f"{cfg.patience_steps} steps, budget {cfg.max_interventions} take-overs / "
+            f"{cfg.max_fraction:.0%} of {cfg.max_episode_steps} steps per episode"
+        )
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -88,7 +91,11 @@ class OperatorNode(Node):
     def _new_episode(self, state: np.ndarray) -> bool:
         obj, prev = state[:3], self._prev_object
         self._prev_object = obj.copy()
-        return prev is not None and np.linalg.norm(obj - prev) > self.cfg.reset_jump_m and np.linalg.norm(state[7:10]) > 0.05
+        return (
+            prev is not None
+            and np.linalg.norm(obj - prev) > self.cfg.reset_jump_m
+            and np.linalg.norm(state[7:10]) > 0.05
+        )
 
     def _tick(self) -> None:
         now = self._now_s()
@@ -99,15 +106,19 @@ class OperatorNode(Node):
         if self._new_episode(state):
             self.episodes += 1
             op = self.operator
-            self.get_logger().info(f"new episode (object moved): the last one had {op.interventions} take-overs, "
-                                   f"{op.steps_driven} steps driven")
+            self.get_logger().info(
+                f"new episode (object moved): the last one had {op.interventions} take-overs, "
+                f"{op.steps_driven} steps driven"
+            )
             op.reset()
             self.expert.reset()
         action = self.expert.act(state)
         cmd = self.operator.step(progress_distance_m(self.cfg.task, state), action, t_s=now)
         if cmd.events:
-            self.get_logger().info(f"{' '.join(cmd.events)} (take-over {self.operator.interventions}, "
-                                   f"{self.operator.steps_driven} steps driven this episode)")
+            self.get_logger().info(
+                f"{' '.join(cmd.events)} (take-over {self.operator.interventions}, "
+                f"{self.operator.steps_driven} steps driven this episode)"
+            )
         self.out.publish(cmd)
 
 

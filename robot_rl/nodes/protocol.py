@@ -48,8 +48,12 @@ POLICY_DELTA_KIND = "policy_delta"
 # Episodes: reliable, deep queue, so a burst of resends after a learner restart is not dropped.
 EPISODES_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 # Acks and weights: only the newest matters, and a late joiner must get it at once.
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED_QOS = QoSProfile(
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,7 @@ def acks_from_msg(msg: String) -> dict[str, int]:
         raise wire.WireError(f"acks message is not JSON: {str(e)[:200]}") from None
     if not isinstance(d, dict):
         raise wire.WireError(f"acks message is a JSON {type(d).__name__}, not an object of episode counts")
-    bad = {k: v for k, v in d.items()
-           if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_ACK_COUNT}
+    bad = {k: v for k, v in d.items() if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_ACK_COUNT}
     if bad:
         shown = {k[:60]: str(v)[:40] for k, v in list(bad.items())[:3]}
         raise wire.WireError(f"acks message has counts that are not ints in [0, 2^63): {shown}")

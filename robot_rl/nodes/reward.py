@@ -26,8 +26,8 @@ from std_msgs.msg import Bool, Float32
 
 from robot_rl import keys
 from robot_rl.nodes import topics
-from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.convert import frame_from_image
+from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop import run_node
 
@@ -67,8 +67,10 @@ class RewardNode(Node):
         if Path(cfg.classifier).exists():
             self._load()
         else:  # a cell brought up to record the demos the classifier is trained on: wait for it, publish nothing
-            self.get_logger().warning(f"no classifier at {cfg.classifier} yet: publishing nothing until one is "
-                                      "there (record frames and train one: robot-rl reward record / label / train)")
+            self.get_logger().warning(
+                f"no classifier at {cfg.classifier} yet: publishing nothing until one is "
+                "there (record frames and train one: robot-rl reward record / label / train)"
+            )
             self._wait_timer = self.create_timer(2.0, self._load_when_there)
         self._last_log_s = self._now_s()
 
@@ -79,8 +81,9 @@ class RewardNode(Node):
         try:
             self._load()
         except Exception as err:  # noqa: BLE001 - half-written or broken: say why, keep waiting, never end the node
-            self.get_logger().warning(f"classifier {self.cfg.classifier} does not load yet: {err}",
-                                      throttle_duration_sec=30.0)
+            self.get_logger().warning(
+                f"classifier {self.cfg.classifier} does not load yet: {err}", throttle_duration_sec=30.0
+            )
             return
         self._wait_timer.cancel()
 
@@ -92,11 +95,17 @@ class RewardNode(Node):
         self.predictor = load_predictor(cfg.classifier, cfg.device, None if cfg.threshold < 0 else cfg.threshold)
         self.cameras = [keys.camera_of(k) for k in self.predictor.image_keys]
         for cam in self.cameras:
-            self.create_subscription(Image, topics.image_topic(cam), self.refusals.guarded(
-                topics.image_topic(cam), lambda m, c=cam: self._on_image(c, m)), topics.SENSOR_QOS)
+            self.create_subscription(
+                Image,
+                topics.image_topic(cam),
+                self.refusals.guarded(topics.image_topic(cam), lambda m, c=cam: self._on_image(c, m)),
+                topics.SENSOR_QOS,
+            )
         self.create_timer(1.0 / cfg.rate_hz, self._tick)
-        self.get_logger().info(f"reward classifier {cfg.classifier} up: cameras {self.cameras}, threshold "
-                               f"{self.predictor.threshold:.4f}, {cfg.rate_hz} Hz -> {topics.TASK_SUCCESS}, {SUCCESS_PROBABILITY}")
+        self.get_logger().info(
+            f"reward classifier {cfg.classifier} up: cameras {self.cameras}, threshold "
+            f"{self.predictor.threshold:.4f}, {cfg.rate_hz} Hz -> {topics.TASK_SUCCESS}, {SUCCESS_PROBABILITY}"
+        )
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -107,7 +116,9 @@ class RewardNode(Node):
 
     def _tick(self) -> None:
         now = self._now_s()
-        stale = [c for c in self.cameras if c not in self._frames or now - self._frames[c][1] > self.cfg.max_staleness_s]
+        stale = [
+            c for c in self.cameras if c not in self._frames or now - self._frames[c][1] > self.cfg.max_staleness_s
+        ]
         if stale:
             self.get_logger().warning(f"no fresh image from {stale}: not publishing", throttle_duration_sec=5.0)
             return
@@ -121,9 +132,11 @@ class RewardNode(Node):
         self.published += 1
         if now - self._last_log_s >= self.cfg.log_every_s and self.predictor.latencies_ms:
             lat = np.asarray(self.predictor.latencies_ms[-500:])
-            self.get_logger().info(f"published {self.published}; inference p50 {np.percentile(lat, 50):.1f} ms, "
-                                   f"p99 {np.percentile(lat, 99):.1f} ms; last p={prob:.3f}; "
-                                   f"refused {self.refusals.as_dict()}")
+            self.get_logger().info(
+                f"published {self.published}; inference p50 {np.percentile(lat, 50):.1f} ms, "
+                f"p99 {np.percentile(lat, 99):.1f} ms; last p={prob:.3f}; "
+                f"refused {self.refusals.as_dict()}"
+            )
             self._last_log_s = now
 
 

@@ -40,8 +40,10 @@ class SpaceMouseNode(Node):
         self.cfg = cfg = declare_config(self, SpaceMouseNodeConfig())
         mapping = load_mapping(cfg.mapping)
         if not isinstance(mapping, JoyMapping) or mapping.source != "hid":
-            raise ValueError(f"mapping {cfg.mapping!r} has source {mapping.source!r}; this node needs a 'hid' one "
-                             f"such as spacemouse_hid")
+            raise ValueError(
+                f"mapping {cfg.mapping!r} has source {mapping.source!r}; this node needs a 'hid' one "
+                f"such as spacemouse_hid"
+            )
         self.mapper = JoyMapper(mapping)
         self.device: HidSpaceMouse | None = None
         self.device = HidSpaceMouse(cfg.device)

@@ -98,8 +98,10 @@ class NodeTable:
                 raise TableError(f"--set {item!r}: expected NODE:PARAM:=VALUE, e.g. learner:demos:=demos/pick_cube")
             hits = [i for i, n in enumerate(nodes) if selector in (n.name, n.fqn)]
             if not hits:
-                raise TableError(f"--set {item!r}: setup {self.setup!r} has no node {selector!r}; its nodes are "
-                                 f"{[n.fqn for n in nodes]}")
+                raise TableError(
+                    f"--set {item!r}: setup {self.setup!r} has no node {selector!r}; its nodes are "
+                    f"{[n.fqn for n in nodes]}"
+                )
             for i in hits:
                 kept = tuple((k, v) for k, v in nodes[i].overrides if k != key)
                 nodes[i] = dataclasses.replace(nodes[i], overrides=kept + ((key, value),))
@@ -141,14 +143,18 @@ def load_table(setup: str, launch_dir: Path | None = None, executables: tuple[st
     launch_dir = Path(launch_dir) if launch_dir is not None else default_launch_dir()
     path = launch_dir / "setups" / f"{setup}.yaml"
     if not path.is_file():
-        raise TableError(f"no setup {setup!r} in {launch_dir / 'setups'}; choose one of {list(available_setups(launch_dir))}")
+        raise TableError(
+            f"no setup {setup!r} in {launch_dir / 'setups'}; choose one of {list(available_setups(launch_dir))}"
+        )
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise TableError(f"setup {setup!r} ({path}) is not valid YAML: {err}") from None
     if not isinstance(doc, dict) or set(doc) - {"description", "nodes"} or not isinstance(doc.get("nodes"), list):
-        raise TableError(f"setup {setup!r} must be a mapping with 'description' (text) and 'nodes' (a list); "
-                         f"got {type(doc).__name__} with keys {sorted(doc) if isinstance(doc, dict) else []}")
+        raise TableError(
+            f"setup {setup!r} must be a mapping with 'description' (text) and 'nodes' (a list); "
+            f"got {type(doc).__name__} with keys {sorted(doc) if isinstance(doc, dict) else []}"
+        )
     if not doc["nodes"]:
         raise TableError(f"setup {setup!r} lists no nodes")
     executables = project_executables() if executables is None else executables
@@ -156,7 +162,9 @@ def load_table(setup: str, launch_dir: Path | None = None, executables: tuple[st
     seen: set[str] = set()
     for node in nodes:
         if node.fqn in seen:
-            raise TableError(f"setup {setup!r}: two nodes are both named {node.fqn}; give each a unique name or namespace")
+            raise TableError(
+                f"setup {setup!r}: two nodes are both named {node.fqn}; give each a unique name or namespace"
+            )
         seen.add(node.fqn)
     return NodeTable(setup=setup, description=str(doc.get("description", "")), nodes=nodes)
 
@@ -184,7 +192,9 @@ def _entry(setup: str, index: int, raw: object, launch_dir: Path, executables: t
     package = text("package", _NAME_RE, "a ROS package name")
     executable = text("executable", None, "an executable name")
     if executables and executable not in executables:
-        raise TableError(f"{where}, field 'executable': {executable!r} is not installed; choose one of {list(executables)}")
+        raise TableError(
+            f"{where}, field 'executable': {executable!r} is not installed; choose one of {list(executables)}"
+        )
     namespace = text("namespace", _NS_RE, "an absolute namespace like /robot_1 (or empty)", default="")
     mode = raw["mode"]
     if mode not in MODES:
@@ -192,25 +202,34 @@ def _entry(setup: str, index: int, raw: object, launch_dir: Path, executables: t
 
     files = raw.get("parameters", [])
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        raise TableError(f"{where}, field 'parameters': expected a list of params file paths relative to launch/, got {files!r}")
+        raise TableError(
+            f"{where}, field 'parameters': expected a list of params file paths relative to launch/, got {files!r}"
+        )
     parameters = tuple(_params_file(where, launch_dir, f) for f in files)
 
     overrides = raw.get("overrides", {})
     if not isinstance(overrides, dict):
-        raise TableError(f"{where}, field 'overrides': expected a mapping of parameter name to value, got {overrides!r}")
+        raise TableError(
+            f"{where}, field 'overrides': expected a mapping of parameter name to value, got {overrides!r}"
+        )
     for key, value in overrides.items():
         if not isinstance(key, str) or not _PARAM_RE.match(key) or not isinstance(value, (bool, int, float, str, list)):
-            raise TableError(f"{where}, field 'overrides': {key!r}: {value!r} must be a parameter name and a "
-                             "bool, int, float, string or list")
+            raise TableError(
+                f"{where}, field 'overrides': {key!r}: {value!r} must be a parameter name and a "
+                "bool, int, float, string or list"
+            )
 
     remaps = raw.get("remaps", {})
     if not isinstance(remaps, dict):
         raise TableError(f"{where}, field 'remaps': expected a mapping of from-name to to-name, got {remaps!r}")
     for src, dst in remaps.items():
         if not (isinstance(src, str) and _TOPIC_RE.match(src) and isinstance(dst, str) and _TOPIC_RE.match(dst)):
-            raise TableError(f"{where}, field 'remaps': {src!r} -> {dst!r} must both be ROS topic names like /clock or joint_states")
-    return NodeEntry(name, package, executable, namespace, parameters, tuple(overrides.items()),
-                     tuple(remaps.items()), mode)
+            raise TableError(
+                f"{where}, field 'remaps': {src!r} -> {dst!r} must both be ROS topic names like /clock or joint_states"
+            )
+    return NodeEntry(
+        name, package, executable, namespace, parameters, tuple(overrides.items()), tuple(remaps.items()), mode
+    )
 
 
 def _params_file(where: str, launch_dir: Path, rel: str) -> Path:
@@ -223,6 +242,8 @@ def _params_file(where: str, launch_dir: Path, rel: str) -> Path:
         raise TableError(f"{where}, field 'parameters': {rel} is not valid YAML: {err}") from None
     ok = isinstance(doc, dict) and doc and all(isinstance(v, dict) and "ros__parameters" in v for v in doc.values())
     if not ok:
-        raise TableError(f"{where}, field 'parameters': {rel} is not a ROS params file; expected "
-                         "'<node name or /**>: {ros__parameters: {...}}' at the top level")
+        raise TableError(
+            f"{where}, field 'parameters': {rel} is not a ROS params file; expected "
+            "'<node name or /**>: {ros__parameters: {...}}' at the top level"
+        )
     return path

@@ -31,7 +31,9 @@ def object_state_from_msg(msg: Float32MultiArray, layout: tuple[tuple[str, int],
     values = np.asarray(msg.data, dtype=np.float32)
     got = tuple((d.label, int(d.size)) for d in msg.layout.dim)
     if got and got != tuple(layout):
-        raise MessageError(f"object state is laid out as {list(got)}, expected {list(layout)} (is the robot running another task?)")
+        raise MessageError(
+            f"object state is laid out as {list(got)}, expected {list(layout)} (is the robot running another task?)"
+        )
     total = sum(n for _, n in layout)
     if values.shape != (total,):
         raise MessageError(f"object state has {values.size} values, expected {total} laid out as {list(layout)}")

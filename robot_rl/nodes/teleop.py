@@ -72,8 +72,10 @@ class TeleopNode(Node):
         mapping = load_mapping(cfg.mapping)
         if not isinstance(mapping, JoyMapping) or mapping.source == "hid":
             node = "robot-rl-keyboard-node" if mapping.source == "keyboard" else "robot-rl-spacemouse-node"
-            raise ValueError(f"mapping {cfg.mapping!r} is for source {mapping.source!r}, which this node cannot read; "
-                             f"use {node}, or a joy / spacenav mapping here")
+            raise ValueError(
+                f"mapping {cfg.mapping!r} is for source {mapping.source!r}, which this node cannot read; "
+                f"use {node}, or a joy / spacenav mapping here"
+            )
         self.mapper = JoyMapper(mapping)
         self.out = CommandPublisher(self, cfg.base_frame)
         self.refusals = Refusals(self)  # whatever a callback raises on refuses the message, never ends the node
@@ -82,15 +84,19 @@ class TeleopNode(Node):
             self.create_subscription(Joy, topics.JOY, guarded(topics.JOY, self._on_joy), topics.DEVICE_QOS)
             inputs = [topics.JOY]
         else:
-            self.create_subscription(Twist, topics.SPACENAV_TWIST, guarded(topics.SPACENAV_TWIST, self._on_spacenav_twist),
-                                     topics.DEVICE_QOS)
-            self.create_subscription(Joy, topics.SPACENAV_JOY, guarded(topics.SPACENAV_JOY, self._on_spacenav_joy),
-                                     topics.DEVICE_QOS)
+            self.create_subscription(
+                Twist, topics.SPACENAV_TWIST, guarded(topics.SPACENAV_TWIST, self._on_spacenav_twist), topics.DEVICE_QOS
+            )
+            self.create_subscription(
+                Joy, topics.SPACENAV_JOY, guarded(topics.SPACENAV_JOY, self._on_spacenav_joy), topics.DEVICE_QOS
+            )
             inputs = [topics.SPACENAV_TWIST, topics.SPACENAV_JOY]
         self.create_timer(1.0 / cfg.rate_hz, self._tick)
         self._was_connected = False
-        self.get_logger().info(f"teleop up: mapping {mapping.name} ({mapping.source}) from {inputs} -> "
-                               f"{topics.TELEOP_COMMAND} at {cfg.rate_hz} Hz, disconnect after {mapping.timeout_s} s")
+        self.get_logger().info(
+            f"teleop up: mapping {mapping.name} ({mapping.source}) from {inputs} -> "
+            f"{topics.TELEOP_COMMAND} at {cfg.rate_hz} Hz, disconnect after {mapping.timeout_s} s"
+        )
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -113,8 +119,10 @@ class TeleopNode(Node):
         if cmd.connected and not self._was_connected:
             self.get_logger().info("device connected")
         elif self._was_connected and not cmd.connected:
-            self.get_logger().warning(f"device silent for {self.mapper.mapping.timeout_s} s: disconnected; "
-                                      f"refused messages {self.refusals.as_dict()}")
+            self.get_logger().warning(
+                f"device silent for {self.mapper.mapping.timeout_s} s: disconnected; "
+                f"refused messages {self.refusals.as_dict()}"
+            )
         self._was_connected = cmd.connected
         self.out.publish(cmd)
 

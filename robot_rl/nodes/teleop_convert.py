@@ -49,13 +49,21 @@ def teleop_fields_from_msg(msg: Joy, frame_id: str) -> dict:
     if msg.header.frame_id not in ("", frame_id):
         raise MessageError(f"teleop command in frame {msg.header.frame_id!r}; it must be in {frame_id!r}")
     if len(msg.axes) != N_AXES or len(msg.buttons) != N_BUTTONS:
-        raise MessageError(f"a teleop command has {N_AXES} axes and {N_BUTTONS} buttons (robot_rl.nodes.teleop_convert); "
-                           f"got {len(msg.axes)} and {len(msg.buttons)} -- is a raw joy topic remapped onto teleop/command?")
+        raise MessageError(
+            f"a teleop command has {N_AXES} axes and {N_BUTTONS} buttons (robot_rl.nodes.teleop_convert); "
+            f"got {len(msg.axes)} and {len(msg.buttons)} -- is a raw joy topic remapped onto teleop/command?"
+        )
     twist = np.asarray(msg.axes[:6], dtype=np.float64)
     if not np.all(np.isfinite(twist)):
         raise MessageError(f"teleop twist has non-finite values {twist.tolist()}")
     g = float(msg.axes[6])
     gripper = None if math.isnan(g) else float(np.clip(g, 0.0, 1.0))
     counts = {e: int(msg.buttons[2 + i]) for i, e in enumerate(TELEOP_EVENTS)}
-    return {"twist": np.clip(twist, -1.0, 1.0), "gripper": gripper, "engaged": bool(msg.buttons[0]),
-            "connected": bool(msg.buttons[1]), "counts": counts, "t_capture": seconds_from_stamp(msg.header.stamp)}
+    return {
+        "twist": np.clip(twist, -1.0, 1.0),
+        "gripper": gripper,
+        "engaged": bool(msg.buttons[0]),
+        "connected": bool(msg.buttons[1]),
+        "counts": counts,
+        "t_capture": seconds_from_stamp(msg.header.stamp),
+    }

@@ -15,7 +15,9 @@ class Batch:
     (k < n_step when the episode ended first); the learner's target is reward + discount * V(next_obs).
     """
 
-    obs: dict[str, torch.Tensor]  # STATE (B, D) float32; image (B, H, W, C) uint8, or cached trunk features (B, C', h, w) bfloat16
+    obs: dict[
+        str, torch.Tensor
+    ]  # STATE (B, D) float32; image (B, H, W, C) uint8, or cached trunk features (B, C', h, w) bfloat16
     action: torch.Tensor  # (B, A) float32 in [-1, 1]
     reward: torch.Tensor  # (B,) float32: n-step discounted sum of rewards
     next_obs: dict[str, torch.Tensor]  # like obs, k steps later
@@ -29,8 +31,9 @@ class Batch:
         return int(self.action.shape[0])
 
     @staticmethod
-    def cat(batches: list["Batch"]) -> "Batch":
+    def cat(batches: list[Batch]) -> Batch:
         """Concatenate batches along the batch dimension (optional fields only if every batch has them)."""
+
         def cat_opt(name: str) -> torch.Tensor | None:
             parts = [getattr(b, name) for b in batches]
             return None if any(p is None for p in parts) else torch.cat(parts)

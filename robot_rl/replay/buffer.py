@@ -11,7 +11,8 @@ Ring overwrites go oldest-row first, so a transition's successors always outlive
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -90,7 +91,16 @@ class ReplayBuffer:
         return self._n_transitions
 
     # --- writing ---------------------------------------------------------------------------------
-    def add(self, obs: Any, action: np.ndarray, reward: float, next_obs: Any, terminated: bool, truncated: bool, **extras: Any) -> None:
+    def add(
+        self,
+        obs: Any,
+        action: np.ndarray,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+        **extras: Any,
+    ) -> None:
         """Append one transition (unbatched). Consecutive calls within an episode must chain obs = previous next_obs."""
         unknown = set(extras) - set(EXTRA_KEYS)
         if unknown:
@@ -114,7 +124,9 @@ class ReplayBuffer:
             reward=np.asarray([reward], dtype=np.float32),
             terminated=np.asarray([terminated]),
             truncated=np.asarray([truncated]),
-            base_action=None if keys.BASE_ACTION not in extras else np.asarray(extras[keys.BASE_ACTION], dtype=np.float32)[None],
+            base_action=None
+            if keys.BASE_ACTION not in extras
+            else np.asarray(extras[keys.BASE_ACTION], dtype=np.float32)[None],
             is_intervention=None if keys.IS_INTERVENTION not in extras else np.asarray([extras[keys.IS_INTERVENTION]]),
             last_has_successor=True,
         )
@@ -186,16 +198,28 @@ class ReplayBuffer:
                 self._obs[k][rows] = torch.as_tensor(value, dtype=torch.float32).to(self.device)
                 continue
             if value.dtype != np.uint8 or tuple(value.shape[1:]) != tuple(self.spec[k]):
-                raise ValueError(f"obs[{k!r}] is {value.dtype} {value.shape[1:]}, expected uint8 {tuple(self.spec[k])} per step")
+                raise ValueError(
+                    f"obs[{k!r}] is {value.dtype} {value.shape[1:]}, expected uint8 {tuple(self.spec[k])} per step"
+                )
             frames = torch.as_tensor(value).to(self.device)
             if self.frame_features is None:
                 self._obs[k][rows] = frames
             else:
                 chunk = _ENCODE_CHUNK_CPU if frames.device.type == "cpu" else _ENCODE_CHUNK_GPU
                 for s in range(0, n, chunk):
-                    self._obs[k][rows[s:s + chunk]] = self.frame_features(k, frames[s:s + chunk])
+                    self._obs[k][rows[s : s + chunk]] = self.frame_features(k, frames[s : s + chunk])
 
-    def _write_transition(self, rows: torch.Tensor, action, reward, terminated, truncated, base_action, is_intervention, last_has_successor: bool) -> None:
+    def _write_transition(
+        self,
+        rows: torch.Tensor,
+        action,
+        reward,
+        terminated,
+        truncated,
+        base_action,
+        is_intervention,
+        last_has_successor: bool,
+    ) -> None:
         n = rows.shape[0]
         if action.shape != (n, self.action_dim):
             raise ValueError(f"action has shape {action.shape[1:]}, expected ({self.action_dim},)")
@@ -206,7 +230,9 @@ class ReplayBuffer:
         self._reward[rows] = torch.as_tensor(reward.reshape(n)).to(dev)
         self._terminated[rows] = torch.as_tensor(np.asarray(terminated, dtype=bool).reshape(n)).to(dev)
         self._truncated[rows] = torch.as_tensor(np.asarray(truncated, dtype=bool).reshape(n)).to(dev)
-        base = np.zeros((n, self.action_dim), np.float32) if base_action is None else np.asarray(base_action, np.float32)
+        base = (
+            np.zeros((n, self.action_dim), np.float32) if base_action is None else np.asarray(base_action, np.float32)
+        )
         self._base_action[rows] = torch.as_tensor(base.reshape(n, self.action_dim)).to(dev)
         interv = np.zeros(n, bool) if is_intervention is None else np.asarray(is_intervention, dtype=bool).reshape(n)
         self._is_intervention[rows] = torch.as_tensor(interv).to(dev)

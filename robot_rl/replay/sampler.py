@@ -50,7 +50,9 @@ class MixedSampler:
             if n == 0:
                 continue
             if len(source) == 0:
-                raise ValueError(f"a source with a non-zero share ({n} of {batch_size}) is empty; fill it before sampling")
+                raise ValueError(
+                    f"a source with a non-zero share ({n} of {batch_size}) is empty; fill it before sampling"
+                )
             parts.append(source.sample(n))
             demo.append(torch.full((n,), i in self.demo_sources, dtype=torch.bool, device=parts[-1].action.device))
         batch = parts[0] if len(parts) == 1 else Batch.cat(parts)

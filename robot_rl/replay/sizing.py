@@ -35,7 +35,9 @@ def check_capacity(capacity: int, obs_spec: dict[str, list[int]], option: str = 
     need = row_bytes(obs_spec) * capacity
     ram = ram_bytes()
     if need > MAX_RAM_SHARE * ram:
-        raise ValueError(f"an online replay of {capacity} transitions of {obs_spec} needs ~{need / 1e9:.1f} GB, more "
-                         f"than {MAX_RAM_SHARE:.0%} of this machine's {ram / 1e9:.1f} GB: set {option} <= "
-                         f"{int(MAX_RAM_SHARE * ram / row_bytes(obs_spec))}")
+        raise ValueError(
+            f"an online replay of {capacity} transitions of {obs_spec} needs ~{need / 1e9:.1f} GB, more "
+            f"than {MAX_RAM_SHARE:.0%} of this machine's {ram / 1e9:.1f} GB: set {option} <= "
+            f"{int(MAX_RAM_SHARE * ram / row_bytes(obs_spec))}"
+        )
     return need / 1e9

@@ -70,19 +70,25 @@ class SuccessClassifier(nn.Module):
 
             load_resnet10_weights(self.trunk, cfg.encoder_weights)
         c, h, w = trunk_output_shape(self.trunk, shape)
-        self.necks = nn.ModuleDict({
-            key: SpatialEmbeddingNeck(c, h, w, cfg.latent_dim) if cfg.encoder == "resnet10" else FlattenNeck(c * h * w, cfg.latent_dim)
-            for key in cfg.image_keys
-        })
+        self.necks = nn.ModuleDict(
+            {
+                key: SpatialEmbeddingNeck(c, h, w, cfg.latent_dim)
+                if cfg.encoder == "resnet10"
+                else FlattenNeck(c * h * w, cfg.latent_dim)
+                for key in cfg.image_keys
+            }
+        )
         self.head = nn.Sequential(
-            nn.Linear(cfg.latent_dim * len(cfg.cameras), cfg.hidden_dim), nn.ReLU(), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.latent_dim * len(cfg.cameras), cfg.hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
             nn.Linear(cfg.hidden_dim, 1),
         )
         if cfg.encoder == "resnet10":
             self.trunk.requires_grad_(False)
             self.trunk.eval()
 
-    def train(self, mode: bool = True) -> "SuccessClassifier":
+    def train(self, mode: bool = True) -> SuccessClassifier:
         super().train(mode)
         if self.cfg.encoder == "resnet10":
             self.trunk.eval()  # frozen: batch-norm statistics stay fixed
@@ -92,7 +98,9 @@ class SuccessClassifier(nn.Module):
         """{image_<cam>: uint8 (B, H, W, 3)} -> logits (B,)."""
         missing = [k for k in self.cfg.image_keys if k not in images]
         if missing:
-            raise KeyError(f"the classifier reads {list(self.cfg.image_keys)}; missing {missing} (given {sorted(images)})")
+            raise KeyError(
+                f"the classifier reads {list(self.cfg.image_keys)}; missing {missing} (given {sorted(images)})"
+            )
         latents = []
         for key in self.cfg.image_keys:
             x = resize_images(images[key], self.cfg.image_size)

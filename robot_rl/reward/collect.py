@@ -48,7 +48,9 @@ class CollectConfig:
     extra_meta: dict = field(default_factory=dict)  # merged into the store's metadata
 
 
-def _behaviour_action(behaviour: str, expert, obs, state: dict, rng: np.random.Generator, action_dim: int) -> np.ndarray:
+def _behaviour_action(
+    behaviour: str, expert, obs, state: dict, rng: np.random.Generator, action_dim: int
+) -> np.ndarray:
     if behaviour == "random":
         state["a"] = 0.7 * state.get("a", np.zeros(action_dim)) + 0.3 * rng.uniform(-1, 1, action_dim)
         return np.clip(state["a"] * 2.0, -1, 1).astype(np.float32)
@@ -72,8 +74,14 @@ def collect_reward_data(cfg: CollectConfig) -> dict:
     unknown = [b for b in cfg.mix if b not in BEHAVIOURS]
     if unknown or not cfg.mix:
         raise ValueError(f"mix {cfg.mix!r}: choose behaviours from {BEHAVIOURS}")
-    env = gym.make(env_id_for_task(cfg.task), obs_mode="pixels", terminate_on_success=False, max_episode_steps=cfg.episode_steps,
-                   cameras=tuple(cfg.cameras), image_size=cfg.image_size)
+    env = gym.make(
+        env_id_for_task(cfg.task),
+        obs_mode="pixels",
+        terminate_on_success=False,
+        max_episode_steps=cfg.episode_steps,
+        cameras=tuple(cfg.cameras),
+        image_size=cfg.image_size,
+    )
     rng = np.random.default_rng(cfg.seed)
     counts = {"episodes": 0, "steps": 0, "success_steps": 0, "by_behaviour": {}}
     try:
@@ -86,9 +94,14 @@ def collect_reward_data(cfg: CollectConfig) -> dict:
             behaviour = cfg.mix[j % len(cfg.mix)]
             obs, info = env.reset(seed=cfg.seed + store.n_episodes)
             expert.reset()
-            if hasattr(expert, "lift_goal_m"):  # pick_cube: tool height = cube bottom + half a cube (grasp at its centre)
-                expert.lift_goal_m = (cfg.low_lift_m + env.unwrapped.task.cube_half_m if behaviour == "low_lift"
-                                      else type(expert).lift_goal_m)
+            if hasattr(
+                expert, "lift_goal_m"
+            ):  # pick_cube: tool height = cube bottom + half a cube (grasp at its centre)
+                expert.lift_goal_m = (
+                    cfg.low_lift_m + env.unwrapped.task.cube_half_m
+                    if behaviour == "low_lift"
+                    else type(expert).lift_goal_m
+                )
             recorder.start(obs, info)
             state = {"drop_after": cfg.drop_after, "since_success": -1}
             done = False

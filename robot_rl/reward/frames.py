@@ -23,7 +23,9 @@ class Frames:
         return len(self.labels)
 
     def subset(self, rows: np.ndarray) -> Frames:
-        return Frames({k: v[rows] for k, v in self.images.items()}, self.labels[rows], self.episode[rows], self.episode_names)
+        return Frames(
+            {k: v[rows] for k, v in self.images.items()}, self.labels[rows], self.episode[rows], self.episode_names
+        )
 
 
 def load_frames(stores: list[str | Path], cameras: tuple[str, ...], source: str | None = None) -> Frames:
@@ -35,8 +37,10 @@ def load_frames(stores: list[str | Path], cameras: tuple[str, ...], source: str 
         missing = [k for k in images if k not in store.spec]
         if missing:
             have = [keys.camera_of(k) for k in store.keys if keys.is_image_key(k)]
-            raise ValueError(f"{path} has no images of {[keys.camera_of(k) for k in missing]}; its cameras are {have} "
-                             "(record with --obs pixels, or choose --cameras from those)")
+            raise ValueError(
+                f"{path} has no images of {[keys.camera_of(k) for k in missing]}; its cameras are {have} "
+                "(record with --obs pixels, or choose --cameras from those)"
+            )
         lab = StoreLabels(store, source)
         for key in images:
             images[key].append(store.get_key(key))
@@ -44,8 +48,12 @@ def load_frames(stores: list[str | Path], cameras: tuple[str, ...], source: str 
         first = len(names)
         episode.append(np.repeat(np.arange(first, first + store.n_episodes), store.episode_lengths))
         names += [f"{path}#{i}" for i in range(store.n_episodes)]
-    return Frames({k: np.concatenate(v) for k, v in images.items()}, np.concatenate(labels).astype(np.uint8),
-                  np.concatenate(episode).astype(np.int64), names)
+    return Frames(
+        {k: np.concatenate(v) for k, v in images.items()},
+        np.concatenate(labels).astype(np.uint8),
+        np.concatenate(episode).astype(np.int64),
+        names,
+    )
 
 
 def split_episodes(frames: Frames, held_out_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +70,9 @@ def split_episodes(frames: Frames, held_out_fraction: float, seed: int) -> tuple
             n = max(1, int(round(held_out_fraction * len(group))))
             held += list(rng.choice(group, n, replace=False))
     if not held:
-        raise ValueError(f"need at least 2 episodes with and 2 without positives to hold some out; got "
-                         f"{int(has_pos.sum())} and {int((~has_pos).sum())}")
+        raise ValueError(
+            f"need at least 2 episodes with and 2 without positives to hold some out; got "
+            f"{int(has_pos.sum())} and {int((~has_pos).sum())}"
+        )
     held_mask = np.isin(frames.episode, held)
     return np.flatnonzero(~held_mask), np.flatnonzero(held_mask)

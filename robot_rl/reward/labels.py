@@ -85,11 +85,15 @@ class StoreLabels:
             raise ValueError(f"label source {self.source!r}; choose one of {SOURCES}")
         self.edits = [LabelEdit(**e) for e in saved.get("edits", [])]
         if keys.SUCCESS not in store.spec:
-            raise ValueError(f"{store.path} has no {keys.SUCCESS!r} key to derive labels from; its keys are {list(store.keys)}")
+            raise ValueError(
+                f"{store.path} has no {keys.SUCCESS!r} key to derive labels from; its keys are {list(store.keys)}"
+            )
         success = store.get_key(keys.SUCCESS)
         self.ends = store.episode_ends
-        self._derived = [frame_labels(success[s.start:s.stop], self.source)
-                         for s in (store.episode_slice(i) for i in range(store.n_episodes))]
+        self._derived = [
+            frame_labels(success[s.start : s.stop], self.source)
+            for s in (store.episode_slice(i) for i in range(store.n_episodes))
+        ]
         for edit in self.edits:
             self._check(edit)
 
@@ -105,12 +109,16 @@ class StoreLabels:
         out = self.derived(episode)
         for e in self.edits:
             if e.episode == episode:
-                out[e.start:e.stop] = e.value
+                out[e.start : e.stop] = e.value
         return out
 
     def all(self) -> np.ndarray:
         """(n_steps,) uint8 labels of every frame of the store, in row order."""
-        return np.concatenate([self.episode(i) for i in range(self.n_episodes)]) if self.n_episodes else np.zeros(0, np.uint8)
+        return (
+            np.concatenate([self.episode(i) for i in range(self.n_episodes)])
+            if self.n_episodes
+            else np.zeros(0, np.uint8)
+        )
 
     def add(self, edit: LabelEdit) -> None:
         self._check(edit)
@@ -119,7 +127,9 @@ class StoreLabels:
     def save(self) -> Path:
         """Write source and edits to the sidecar file (atomically: temporary file + rename)."""
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": 1, "source": self.source, "edits": [asdict(e) for e in self.edits]}, indent=1))
+        tmp.write_text(
+            json.dumps({"version": 1, "source": self.source, "edits": [asdict(e) for e in self.edits]}, indent=1)
+        )
         os.replace(tmp, self.path)
         return self.path
 
@@ -128,17 +138,28 @@ class StoreLabels:
         rows = []
         for i in range(self.n_episodes):
             lab = self.episode(i)
-            rows.append({"episode": i, "frames": len(lab), "positive": int(lab.sum()),
-                         "first_positive": int(np.argmax(lab)) if lab.any() else None,
-                         "flips": flips(lab), "edited": any(e.episode == i for e in self.edits)})
+            rows.append(
+                {
+                    "episode": i,
+                    "frames": len(lab),
+                    "positive": int(lab.sum()),
+                    "first_positive": int(np.argmax(lab)) if lab.any() else None,
+                    "flips": flips(lab),
+                    "edited": any(e.episode == i for e in self.edits),
+                }
+            )
         return rows
 
     def _check(self, edit: LabelEdit) -> None:
         if not 0 <= edit.episode < self.n_episodes:
-            raise ValueError(f"label edit {edit}: episode {edit.episode} out of range (the store holds {self.n_episodes})")
+            raise ValueError(
+                f"label edit {edit}: episode {edit.episode} out of range (the store holds {self.n_episodes})"
+            )
         n = len(self._derived[edit.episode])
         if edit.stop > n:
-            raise ValueError(f"label edit {edit}: episode {edit.episode} has frames 0..{n - 1}; got up to {edit.stop - 1}")
+            raise ValueError(
+                f"label edit {edit}: episode {edit.episode} has frames 0..{n - 1}; got up to {edit.stop - 1}"
+            )
         if edit.value not in (0, 1):
             raise ValueError(f"label edit {edit}: value must be 0 or 1")
 
@@ -148,18 +169,24 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         first = "-" if r["first_positive"] is None else str(r["first_positive"])
         fl = ",".join(map(str, r["flips"][:6])) + ("..." if len(r["flips"]) > 6 else "")
-        lines.append(f"{r['episode']:>7} {r['frames']:>6} {r['positive']:>8} {first:>6}  {fl:<19} {'yes' if r['edited'] else ''}")
+        lines.append(
+            f"{r['episode']:>7} {r['frames']:>6} {r['positive']:>8} {first:>6}  {fl:<19} {'yes' if r['edited'] else ''}"
+        )
     pos = sum(r["positive"] for r in rows)
     total = sum(r["frames"] for r in rows)
     lines.append(f"{len(rows)} episodes, {total} frames, {pos} positive ({100 * pos / max(total, 1):.1f} %)")
     return "\n".join(lines)
 
 
-def balanced_indices(labels: np.ndarray, n: int, rng: np.random.Generator, positive_fraction: float = 0.5) -> np.ndarray:
+def balanced_indices(
+    labels: np.ndarray, n: int, rng: np.random.Generator, positive_fraction: float = 0.5
+) -> np.ndarray:
     """n frame indices drawn with replacement, `positive_fraction` of them from positive frames (if any)."""
     pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     if len(pos) == 0 or len(neg) == 0:
-        raise ValueError(f"balanced sampling needs both labels; got {len(pos)} positive and {len(neg)} negative frames "
-                         "(record failing and successful episodes, or fix the labels)")
+        raise ValueError(
+            f"balanced sampling needs both labels; got {len(pos)} positive and {len(neg)} negative frames "
+            "(record failing and successful episodes, or fix the labels)"
+        )
     n_pos = int(round(n * positive_fraction))
     return rng.permutation(np.concatenate([rng.choice(pos, n_pos), rng.choice(neg, n - n_pos)]))

@@ -15,17 +15,29 @@ def pr_curve(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     tp, fp = np.cumsum(y), np.cumsum(~y)
     last = np.r_[np.flatnonzero(np.diff(p) != 0), len(p) - 1]  # the last row of each distinct threshold
     n_pos = max(int(labels.sum()), 1)
-    return {"threshold": p[last], "precision": tp[last] / (tp[last] + fp[last]), "recall": tp[last] / n_pos,
-            "tp": tp[last], "fp": fp[last]}
+    return {
+        "threshold": p[last],
+        "precision": tp[last] / (tp[last] + fp[last]),
+        "recall": tp[last] / n_pos,
+        "tp": tp[last],
+        "fp": fp[last],
+    }
 
 
 def confusion(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
     pred, y = np.asarray(probs) >= threshold, np.asarray(labels).astype(bool)
     tp, fp = int((pred & y).sum()), int((pred & ~y).sum())
     fn, tn = int((~pred & y).sum()), int((~pred & ~y).sum())
-    return {"threshold": float(threshold), "precision": tp / (tp + fp) if tp + fp else 1.0,
-            "recall": tp / (tp + fn) if tp + fn else 1.0, "accuracy": (tp + tn) / max(len(y), 1),
-            "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    return {
+        "threshold": float(threshold),
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+        "recall": tp / (tp + fn) if tp + fn else 1.0,
+        "accuracy": (tp + tn) / max(len(y), 1),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
 
 
 def near_label_flips(labels: np.ndarray, episode: np.ndarray, k: int) -> np.ndarray:
@@ -41,12 +53,13 @@ def near_label_flips(labels: np.ndarray, episode: np.ndarray, k: int) -> np.ndar
     for e in np.unique(episode):
         rows = np.flatnonzero(episode == e)
         for f in np.flatnonzero(np.diff(labels[rows])) + 1:
-            out[rows[max(f - k, 0):f + k]] = True
+            out[rows[max(f - k, 0) : f + k]] = True
     return out
 
 
-def calibrate_threshold(probs: np.ndarray, labels: np.ndarray, target_precision: float,
-                        prefer_half: bool = False) -> tuple[float, bool]:
+def calibrate_threshold(
+    probs: np.ndarray, labels: np.ndarray, target_precision: float, prefer_half: bool = False
+) -> tuple[float, bool]:
     """The threshold with the most recall whose precision reaches the target, and whether one did.
 
     Going down from the highest threshold, precision must stay at or above the target all the way (from the
@@ -99,8 +112,13 @@ def plot_pr(path: Path, probs: np.ndarray, labels: np.ndarray, threshold: float,
     at = confusion(probs, labels, threshold)
     fig, ax = plt.subplots(figsize=(5, 4.2))
     ax.plot(curve["recall"], curve["precision"], "-", color="tab:blue", label="held-out episodes")
-    ax.plot([at["recall"]], [at["precision"]], "o", color="tab:red",
-            label=f"threshold {threshold:.3f}: P {at['precision']:.3f} R {at['recall']:.3f}")
+    ax.plot(
+        [at["recall"]],
+        [at["precision"]],
+        "o",
+        color="tab:red",
+        label=f"threshold {threshold:.3f}: P {at['precision']:.3f} R {at['recall']:.3f}",
+    )
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)

@@ -50,7 +50,9 @@ class RewardPredictor:
         batch = {}
         for key in self.image_keys:
             if key not in images:
-                raise KeyError(f"the classifier reads {list(self.image_keys)}; missing {key!r} (given {sorted(images)})")
+                raise KeyError(
+                    f"the classifier reads {list(self.image_keys)}; missing {key!r} (given {sorted(images)})"
+                )
             x = torch.from_numpy(np.ascontiguousarray(images[key]))
             batch[key] = (x[None] if x.dim() == 3 else x).to(self.device)
         out = torch.sigmoid(self.model(batch)).cpu().numpy()
@@ -65,12 +67,18 @@ class RewardPredictor:
 
 def latency_stats(latencies_ms: list[float]) -> dict[str, float]:
     a = np.asarray(latencies_ms, np.float64)
-    return {"n": len(a), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
-            "max_ms": float(a.max()), "mean_ms": float(a.mean())}
+    return {
+        "n": len(a),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(a.max()),
+        "mean_ms": float(a.mean()),
+    }
 
 
-def time_inference(predictor: RewardPredictor, images: dict[str, np.ndarray], batch_size: int = 1, n: int = 200,
-                   warmup: int = 10) -> dict[str, float]:
+def time_inference(
+    predictor: RewardPredictor, images: dict[str, np.ndarray], batch_size: int = 1, n: int = 200, warmup: int = 10
+) -> dict[str, float]:
     """Latency of `n` calls on batches of `batch_size` frames cycled from `images` ({key: (N, H, W, 3)})."""
     total = len(next(iter(images.values())))
     predictor.latencies_ms.clear()
@@ -94,8 +102,13 @@ def gripper_width_below(max_width_m: float, index: int = 10) -> StateCheck:
 class ClassifierReward(gym.Wrapper):
     """Reward (and optionally termination) from a success classifier instead of the env (see the module docstring)."""
 
-    def __init__(self, env: gym.Env, predictor: RewardPredictor, terminate_on_success: bool = True,
-                 state_check: StateCheck | None = None):
+    def __init__(
+        self,
+        env: gym.Env,
+        predictor: RewardPredictor,
+        terminate_on_success: bool = True,
+        state_check: StateCheck | None = None,
+    ):
         super().__init__(env)
         self.predictor = predictor
         self.terminate_on_success = terminate_on_success
@@ -111,20 +124,30 @@ class ClassifierReward(gym.Wrapper):
     def step(self, action):
         obs, _, _, truncated, info = self.env.step(action)  # the env's reward and termination are replaced
         if not isinstance(obs, dict):
-            raise TypeError(f"ClassifierReward needs dict observations with {list(self.predictor.image_keys)}; "
-                            f"got {type(obs).__name__} (use obs_mode='pixels')")
+            raise TypeError(
+                f"ClassifierReward needs dict observations with {list(self.predictor.image_keys)}; "
+                f"got {type(obs).__name__} (use obs_mode='pixels')"
+            )
         prob = float(self.predictor.probs({k: obs[k] for k in self.predictor.image_keys})[0])
         predicted = prob >= self.predictor.threshold and (self.state_check is None or bool(self.state_check(obs)))
         truth = info.get("success")
         counts = {"steps": 1, "predicted": int(predicted)}
         if truth is not None:
-            counts |= {"true": int(bool(truth)), "false_positives": int(predicted and not truth),
-                       "false_negatives": int(truth and not predicted)}
+            counts |= {
+                "true": int(bool(truth)),
+                "false_positives": int(predicted and not truth),
+                "false_negatives": int(truth and not predicted),
+            }
         for k, v in counts.items():
             self.totals[k] += v
             self._episode[k] += v
         info = dict(info)
-        info["reward_classifier"] = {"prob": prob, "success": predicted, "ground_truth": truth,
-                                     "episode": dict(self._episode), "total": dict(self.totals)}
+        info["reward_classifier"] = {
+            "prob": prob,
+            "success": predicted,
+            "ground_truth": truth,
+            "episode": dict(self._episode),
+            "total": dict(self.totals),
+        }
         terminated = predicted and self.terminate_on_success
         return obs, float(predicted), terminated, truncated, info

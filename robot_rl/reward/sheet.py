@@ -27,8 +27,14 @@ def _tile(frames: list[np.ndarray], index: int, label: int, size: int) -> np.nda
     return np.pad(np.concatenate([img, bar], axis=0), ((0, 2), (0, 2), (0, 0)), constant_values=255)
 
 
-def contact_sheet(labels: StoreLabels, out: Path, episodes: list[int] | None = None, context: int = 3,
-                  size: int = 64, max_rows: int = 40) -> dict:
+def contact_sheet(
+    labels: StoreLabels,
+    out: Path,
+    episodes: list[int] | None = None,
+    context: int = 3,
+    size: int = 64,
+    max_rows: int = 40,
+) -> dict:
     """Write the sheet PNG to `out`; returns {"rows": n, "episodes": [...]}."""
     store = labels.store
     cams = [k for k in store.keys if keys.is_image_key(k)]
@@ -47,8 +53,11 @@ def contact_sheet(labels: StoreLabels, out: Path, episodes: list[int] | None = N
                 break
             data = data or {k: store.get_episode(ep)[k] for k in cams}
             n = len(lab)
-            idx = (np.clip(np.arange(c - context, c + context + 1), 0, n - 1) if c is not None
-                   else np.linspace(0, n - 1, width).round().astype(int))
+            idx = (
+                np.clip(np.arange(c - context, c + context + 1), 0, n - 1)
+                if c is not None
+                else np.linspace(0, n - 1, width).round().astype(int)
+            )
             tiles = [_tile([data[k][i] for k in cams], int(i), int(lab[i]), size) for i in idx]
             head = np.full((tiles[0].shape[0], 40, 3), 255, np.uint8)
             cv2.putText(head, f"ep{ep}", (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)

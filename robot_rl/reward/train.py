@@ -38,7 +38,9 @@ class TrainConfig:
     lr: float = 3e-4  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay
     aug_pad_px: int = 4  # random shift of up to this many pixels (at image_size), training only
-    held_out_fraction: float = 0.25  # fraction of episodes held out (split separately among episodes with/without success)
+    held_out_fraction: float = (
+        0.25  # fraction of episodes held out (split separately among episodes with/without success)
+    )
     target_precision: float = 0.95  # the threshold is the lowest whose held-out precision reaches this
     # held-out frames within this many frames of a label flip are left out of calibration (still reported). Opt-in:
     # one ambiguous frame (cube ~4.9 cm up, label 0, prob 0.85) forced the threshold to 0.984 and recall on 24 unseen
@@ -46,7 +48,9 @@ class TrainConfig:
     # on the 450-frame test fixture, 1 lets a flip frame through: held-out precision 0.944, so not the default yet)
     calibration_skip_flip_frames: int = 0
     calibration_prefer_half: bool = False  # threshold 0.5 when it lies in the calibrated gap (metrics._with_margin)
-    label_source: str | None = None  # "sim" or "operator" (see robot_rl.reward.labels); None = each store's saved choice
+    label_source: str | None = (
+        None  # "sim" or "operator" (see robot_rl.reward.labels); None = each store's saved choice
+    )
     seed: int = 0  # split, initialisation and sampling
     device: str = "cpu"  # torch device
     progress: bool = True  # show a progress bar
@@ -74,7 +78,9 @@ def train_classifier(cfg: TrainConfig) -> dict:
     t0 = time.perf_counter()
     frames = load_frames(list(cfg.data), cfg.classifier.cameras, cfg.label_source)
     train_rows, held_rows = split_episodes(frames, cfg.held_out_fraction, cfg.seed)
-    frames.images = {k: resize_array(v, cfg.classifier.image_size) for k, v in frames.images.items()}  # once, not per step
+    frames.images = {
+        k: resize_array(v, cfg.classifier.image_size) for k, v in frames.images.items()
+    }  # once, not per step
     train, held = frames.subset(train_rows), frames.subset(held_rows)
     t_load = time.perf_counter() - t0
 
@@ -104,37 +110,64 @@ def train_classifier(cfg: TrainConfig) -> dict:
     calib = ~near_label_flips(held.labels, held.episode, cfg.calibration_skip_flip_frames)
     if not held.labels[calib].any():
         calib[:] = True  # every held-out positive is next to a flip: calibrate on all frames
-    threshold, met = calibrate_threshold(probs[calib], held.labels[calib], cfg.target_precision,
-                                         cfg.calibration_prefer_half)
+    threshold, met = calibrate_threshold(
+        probs[calib], held.labels[calib], cfg.target_precision, cfg.calibration_prefer_half
+    )
     report = {
-        "data": list(cfg.data), "cameras": list(cfg.classifier.cameras), "encoder": cfg.classifier.encoder,
-        "frames": {"train": len(train), "train_positive": int(train.labels.sum()),
-                   "held_out": len(held), "held_out_positive": int(held.labels.sum()),
-                   "calibration": int(calib.sum())},
-        "episodes": {"train": len(np.unique(train.episode)), "held_out": len(np.unique(held.episode)),
-                     "held_out_names": [frames.episode_names[i] for i in np.unique(held.episode)]},
-        "target_precision": cfg.target_precision, "threshold": threshold, "target_met": met,
+        "data": list(cfg.data),
+        "cameras": list(cfg.classifier.cameras),
+        "encoder": cfg.classifier.encoder,
+        "frames": {
+            "train": len(train),
+            "train_positive": int(train.labels.sum()),
+            "held_out": len(held),
+            "held_out_positive": int(held.labels.sum()),
+            "calibration": int(calib.sum()),
+        },
+        "episodes": {
+            "train": len(np.unique(train.episode)),
+            "held_out": len(np.unique(held.episode)),
+            "held_out_names": [frames.episode_names[i] for i in np.unique(held.episode)],
+        },
+        "target_precision": cfg.target_precision,
+        "threshold": threshold,
+        "target_met": met,
         "held_out_at_threshold": confusion(probs, held.labels, threshold),
         "held_out_at_0.5": confusion(probs, held.labels, 0.5),
         "calibration_at_threshold": confusion(probs[calib], held.labels[calib], threshold),  # flip frames left out
         "final_loss": float(np.mean(losses[-20:])) if losses else None,
-        "seconds": {"load": round(t_load, 2), "train": round(t_train, 2)}, "steps": cfg.steps,
+        "seconds": {"load": round(t_load, 2), "train": round(t_train, 2)},
+        "steps": cfg.steps,
         "note": "the threshold is chosen on the same held-out frames it is reported on; "
-                "check it on other episodes with `robot-rl reward eval`",
+        "check it on other episodes with `robot-rl reward eval`",
     }
     out = Path(cfg.out)
-    save_classifier(out, model, threshold, {k: report[k] for k in ("data", "frames", "episodes", "held_out_at_threshold")}
-                    | {"train_config": {k: v for k, v in asdict(cfg).items() if k not in ("classifier", "out")}})
-    plot_pr(out / PR_FILE, probs, held.labels, threshold,
-            f"{cfg.classifier.encoder} classifier, {len(held)} held-out frames ({report['episodes']['held_out']} episodes)")
+    save_classifier(
+        out,
+        model,
+        threshold,
+        {k: report[k] for k in ("data", "frames", "episodes", "held_out_at_threshold")}
+        | {"train_config": {k: v for k, v in asdict(cfg).items() if k not in ("classifier", "out")}},
+    )
+    plot_pr(
+        out / PR_FILE,
+        probs,
+        held.labels,
+        threshold,
+        f"{cfg.classifier.encoder} classifier, {len(held)} held-out frames ({report['episodes']['held_out']} episodes)",
+    )
     (out / REPORT_FILE).write_text(json.dumps(report, indent=1, default=str))
     return report
-
 
 
 def resize_array(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray:
     """uint8 (N, H, W, 3) -> uint8 (N, size, size, 3), as the classifier resizes (area averaging)."""
     if images.shape[1:3] == (size, size):
         return images
-    return np.concatenate([resize_images(torch.from_numpy(images[i:i + chunk]), size).numpy()
-                           for i in range(0, len(images), chunk)]) if len(images) else images[:, :size, :size]
+    return (
+        np.concatenate(
+            [resize_images(torch.from_numpy(images[i : i + chunk]), size).numpy() for i in range(0, len(images), chunk)]
+        )
+        if len(images)
+        else images[:, :size, :size]
+    )

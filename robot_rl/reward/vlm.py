@@ -59,8 +59,10 @@ class VLM:
             self.model = tf.AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
             self.tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
         except OSError as e:
-            raise FileNotFoundError(f"VLM {path!r} is neither a local model directory nor a repo id in the Hugging Face "
-                                    f"cache (nothing is downloaded): {e}") from e
+            raise FileNotFoundError(
+                f"VLM {path!r} is neither a local model directory nor a repo id in the Hugging Face "
+                f"cache (nothing is downloaded): {e}"
+            ) from e
         self.path, self.device = str(path), device
         self.model.requires_grad_(False)
         vision = self.model.config.vision_config
@@ -79,7 +81,9 @@ class VLM:
     def image_embeddings(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> L2-normalised (B, D)."""
         x = torch.as_tensor(np.asarray(images)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True
+        )
         emb = _features(self.model.get_image_features(pixel_values=(x - self.mean) / self.std))
         return F.normalize(emb, dim=-1)
 
@@ -162,16 +166,28 @@ def train_vlm_classifier(cfg: VLMTrainConfig) -> dict:
     vlm = VLM(cfg.model, cfg.device)
     frames = load_frames(list(cfg.data), cfg.cameras, cfg.label_source)
     train_rows, held_rows = split_episodes(frames, cfg.held_out_fraction, cfg.seed)
-    emb = {k: torch.cat([vlm.image_embeddings(v[i:i + 64]) for i in tqdm(range(0, len(v), 64), desc=f"embed {k}",
-                                                                           disable=not cfg.progress)])
-           for k, v in frames.images.items()}  # key -> (N, D)
+    emb = {
+        k: torch.cat(
+            [
+                vlm.image_embeddings(v[i : i + 64])
+                for i in tqdm(range(0, len(v), 64), desc=f"embed {k}", disable=not cfg.progress)
+            ]
+        )
+        for k, v in frames.images.items()
+    }  # key -> (N, D)
     t_embed = time.perf_counter() - t0
     head = {"text_pos": vlm.text_embedding(cfg.prompt)}
     if cfg.negative_prompt:
         head["text_neg"] = vlm.text_embedding(cfg.negative_prompt)
     mode = "zero_shot" if cfg.zero_shot else "linear"
-    doc = {"kind": KIND, "model": vlm.path, "cameras": list(cfg.cameras), "prompt": cfg.prompt,
-           "negative_prompt": cfg.negative_prompt, "mode": mode}
+    doc = {
+        "kind": KIND,
+        "model": vlm.path,
+        "cameras": list(cfg.cameras),
+        "prompt": cfg.prompt,
+        "negative_prompt": cfg.negative_prompt,
+        "mode": mode,
+    }
     if mode == "linear":
         x = torch.cat([emb[f"image_{c}"] for c in cfg.cameras], dim=-1)  # (N, D * cameras)
         w = torch.zeros(x.shape[1], requires_grad=True)
@@ -191,18 +207,30 @@ def train_vlm_classifier(cfg: VLMTrainConfig) -> dict:
         logits = predictor.logits_from_embeddings([emb[f"image_{c}"][held_rows] for c in cfg.cameras])
     probs, held_labels = torch.sigmoid(logits).numpy(), frames.labels[held_rows]
     threshold, met = calibrate_threshold(probs, held_labels, cfg.target_precision)
-    report = {"data": list(cfg.data), "model": vlm.path, "mode": mode, "cameras": list(cfg.cameras),
-              "frames": {"train": len(train_rows), "held_out": len(held_rows), "held_out_positive": int(held_labels.sum())},
-              "episodes": {"held_out": len(np.unique(frames.episode[held_rows]))},
-              "target_precision": cfg.target_precision, "threshold": threshold, "target_met": met,
-              "held_out_at_threshold": confusion(probs, held_labels, threshold),
-              "held_out_at_0.5": confusion(probs, held_labels, 0.5),
-              "seconds": {"embed": round(t_embed, 2), "total": round(time.perf_counter() - t0, 2)}}
+    report = {
+        "data": list(cfg.data),
+        "model": vlm.path,
+        "mode": mode,
+        "cameras": list(cfg.cameras),
+        "frames": {"train": len(train_rows), "held_out": len(held_rows), "held_out_positive": int(held_labels.sum())},
+        "episodes": {"held_out": len(np.unique(frames.episode[held_rows]))},
+        "target_precision": cfg.target_precision,
+        "threshold": threshold,
+        "target_met": met,
+        "held_out_at_threshold": confusion(probs, held_labels, threshold),
+        "held_out_at_0.5": confusion(probs, held_labels, 0.5),
+        "seconds": {"embed": round(t_embed, 2), "total": round(time.perf_counter() - t0, 2)},
+    }
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in head.items()}, str(out / HEAD_FILE))
-    doc |= {"threshold": threshold, "summary": {"held_out_at_threshold": report["held_out_at_threshold"],
-                                                 "train_config": {k: str(v) for k, v in asdict(cfg).items()}}}
+    doc |= {
+        "threshold": threshold,
+        "summary": {
+            "held_out_at_threshold": report["held_out_at_threshold"],
+            "train_config": {k: str(v) for k, v in asdict(cfg).items()},
+        },
+    }
     (out / CONFIG_FILE).write_text(json.dumps(doc, indent=1))
     (out / "report.json").write_text(json.dumps(report, indent=1))
     plot_pr(out / "pr_curve.png", probs, held_labels, threshold, f"VLM ({mode}) on {len(held_rows)} held-out frames")

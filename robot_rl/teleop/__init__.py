@@ -17,6 +17,15 @@ from robot_rl.teleop.mapping import JoyMapping, KeyboardMapping, MappingError, l
 from robot_rl.teleop.operator import OperatorConfig, ScriptedOperator, progress_distance_m
 
 __all__ = [
-    "Arbiter", "ArbiterConfig", "Arbitration", "JoyMapper", "JoyMapping", "KeyboardMapping", "MappingError",
-    "OperatorConfig", "ScriptedOperator", "load_mapping", "progress_distance_m",
+    "Arbiter",
+    "ArbiterConfig",
+    "Arbitration",
+    "JoyMapper",
+    "JoyMapping",
+    "KeyboardMapping",
+    "MappingError",
+    "OperatorConfig",
+    "ScriptedOperator",
+    "load_mapping",
+    "progress_distance_m",
 ]

@@ -54,8 +54,10 @@ class ArbiterConfig:
         if self.policy_frame not in POLICY_FRAMES:
             raise ValueError(f"policy_frame={self.policy_frame!r}; choose one of {POLICY_FRAMES}")
         if not (0 < self.translation_scale <= 1 and 0 < self.rotation_scale <= 1):
-            raise ValueError(f"translation_scale and rotation_scale must be in (0, 1], got "
-                             f"{self.translation_scale}, {self.rotation_scale}")
+            raise ValueError(
+                f"translation_scale and rotation_scale must be in (0, 1], got "
+                f"{self.translation_scale}, {self.rotation_scale}"
+            )
 
 
 @dataclass
@@ -78,11 +80,13 @@ def verdict_of(cmd: TeleopCommand | None) -> str | None:
 def rotation_matrix(quat_wxyz: np.ndarray) -> np.ndarray:
     """(3, 3) R_base_ee of a (normalised here) quaternion w, x, y, z."""
     w, x, y, z = np.asarray(quat_wxyz, dtype=np.float64) / np.linalg.norm(quat_wxyz)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def action_to_base(action: np.ndarray, ee_quat_wxyz: np.ndarray, use_rotation: bool) -> np.ndarray:
@@ -101,8 +105,10 @@ class Arbiter:
     def __init__(self, cfg: ArbiterConfig, action_dim: int):
         want = 7 if cfg.use_rotation else 4
         if action_dim != want:
-            raise ValueError(f"action_dim={action_dim} but use_rotation={cfg.use_rotation} needs {want}: "
-                             f"[dx, dy, dz{', drx, dry, drz' if cfg.use_rotation else ''}, gripper]")
+            raise ValueError(
+                f"action_dim={action_dim} but use_rotation={cfg.use_rotation} needs {want}: "
+                f"[dx, dy, dz{', drx, dry, drz' if cfg.use_rotation else ''}, gripper]"
+            )
         self.cfg, self.action_dim = cfg, action_dim
         self.reset()
 
@@ -138,7 +144,9 @@ class Arbiter:
         self._last_gripper, self._human_acting = gripper, False
         return Arbitration(action, False, None, held=True, verdict=verdict)
 
-    def step(self, policy_action: np.ndarray, cmd: TeleopCommand | None, ee_quat_wxyz: np.ndarray | None = None) -> Arbitration:
+    def step(
+        self, policy_action: np.ndarray, cmd: TeleopCommand | None, ee_quat_wxyz: np.ndarray | None = None
+    ) -> Arbitration:
         """Decide this step. `policy_action` (A,) in the policy's frame; `cmd` the latest teleop command or None."""
         policy = np.asarray(policy_action, dtype=np.float32).reshape(-1)
         if policy.shape != (self.action_dim,):

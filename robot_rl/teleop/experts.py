@@ -63,4 +63,6 @@ def make_state_expert(task: str, use_rotation: bool = False):
     try:
         return STATE_EXPERTS[task](use_rotation)
     except KeyError:
-        raise ValueError(f"no ground-truth-state expert for task {task!r}; there is one for {sorted(STATE_EXPERTS)}") from None
+        raise ValueError(
+            f"no ground-truth-state expert for task {task!r}; there is one for {sorted(STATE_EXPERTS)}"
+        ) from None

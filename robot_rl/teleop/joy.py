@@ -76,8 +76,10 @@ class JoyMapper:
     def on_axes(self, axes: Sequence[float], t_s: float) -> None:
         values = [float(a) for a in axes]
         if len(values) <= self._max_axis:
-            raise ValueError(f"mapping {self.mapping.name!r} reads axis {self._max_axis} but the device sent "
-                             f"{len(values)} axes; is this the right mapping for the device?")
+            raise ValueError(
+                f"mapping {self.mapping.name!r} reads axis {self._max_axis} but the device sent "
+                f"{len(values)} axes; is this the right mapping for the device?"
+            )
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"device axes must be finite, got {values}")
         self._axes = values
@@ -90,8 +92,10 @@ class JoyMapper:
                 self._set_button(len(buttons) - 1, bool(buttons[-1]))
             return
         if len(buttons) <= self._max_button:
-            raise ValueError(f"mapping {self.mapping.name!r} reads button {self._max_button} but the device sent "
-                             f"{len(buttons)} buttons; is this the right mapping for the device?")
+            raise ValueError(
+                f"mapping {self.mapping.name!r} reads button {self._max_button} but the device sent "
+                f"{len(buttons)} buttons; is this the right mapping for the device?"
+            )
         for index, value in enumerate(buttons):
             self._set_button(index, bool(value))
 

@@ -31,9 +31,24 @@ from robot_rl.teleop.mapping import TWIST_AXES, KeyboardMapping, load_mapping
 
 _NAMED = {b" ": "space", b"\r": "enter", b"\n": "enter", b"\t": "tab", b"\x7f": "backspace"}
 _ESCAPES = {  # xterm / VT220 sequences after ESC
-    b"[A": "up", b"[B": "down", b"[C": "right", b"[D": "left", b"OA": "up", b"OB": "down", b"OC": "right",
-    b"OD": "left", b"[5~": "pageup", b"[6~": "pagedown", b"[H": "home", b"[F": "end", b"OH": "home",
-    b"OF": "end", b"[1~": "home", b"[4~": "end", b"[2~": "insert", b"[3~": "delete",
+    b"[A": "up",
+    b"[B": "down",
+    b"[C": "right",
+    b"[D": "left",
+    b"OA": "up",
+    b"OB": "down",
+    b"OC": "right",
+    b"OD": "left",
+    b"[5~": "pageup",
+    b"[6~": "pagedown",
+    b"[H": "home",
+    b"[F": "end",
+    b"OH": "home",
+    b"OF": "end",
+    b"[1~": "home",
+    b"[4~": "end",
+    b"[2~": "insert",
+    b"[3~": "delete",
 }
 
 
@@ -41,7 +56,7 @@ def decode_keys(data: bytes) -> list[str]:
     """Terminal bytes -> key names: printable characters as themselves, escape sequences by name, a lone ESC as "esc"."""
     keys, i = [], 0
     while i < len(data):
-        byte = data[i:i + 1]
+        byte = data[i : i + 1]
         if byte == b"\x1b":
             for seq, name in _ESCAPES.items():
                 if data.startswith(seq, i + 1):
@@ -112,8 +127,10 @@ class TerminalKeyboard(Teleop):
     def __init__(self, mapping: KeyboardMapping, fd: int | None = None, clock=time.monotonic):
         self.fd = sys.stdin.fileno() if fd is None else fd
         if not os.isatty(self.fd):
-            raise RuntimeError("the keyboard teleop needs a terminal on stdin (run it in a terminal, over ssh -t, "
-                               "or in tmux), not a pipe or a file")
+            raise RuntimeError(
+                "the keyboard teleop needs a terminal on stdin (run it in a terminal, over ssh -t, "
+                "or in tmux), not a pipe or a file"
+            )
         self.state = KeyboardState(mapping)
         self.clock = clock
         self._saved = termios.tcgetattr(self.fd)
@@ -173,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m robot_rl.teleop.keyboard",
         description="Read the terminal keyboard as a teleop device and show (or log) the commands it produces, "
-                    "without ROS. Ctrl-C ends it and restores the terminal.")
-    parser.add_argument("--mapping", default="keyboard", help="a default mapping name or a YAML path (default: keyboard)")
+        "without ROS. Ctrl-C ends it and restores the terminal.",
+    )
+    parser.add_argument(
+        "--mapping", default="keyboard", help="a default mapping name or a YAML path (default: keyboard)"
+    )
     parser.add_argument("--rate-hz", type=float, default=20.0, help="commands per second (default: 20)")
     parser.add_argument("--jsonl", default="", help="append one JSON line per command to this file")
     args = parser.parse_args(argv)
@@ -187,13 +207,23 @@ def main(argv: list[str] | None = None) -> int:
             print(help_text(mapping) + "\nCtrl-C quits.", file=sys.stderr)
             while True:
                 cmd = kb.read()
-                line = {"t": cmd.t_capture, "twist": cmd.twist.tolist(), "gripper": cmd.gripper, "engaged": cmd.engaged,
-                        "events": list(cmd.events), "connected": cmd.connected}
+                line = {
+                    "t": cmd.t_capture,
+                    "twist": cmd.twist.tolist(),
+                    "gripper": cmd.gripper,
+                    "engaged": cmd.engaged,
+                    "events": list(cmd.events),
+                    "connected": cmd.connected,
+                }
                 if log is not None:
                     log.write(json.dumps(line) + "\n")
                 twist = " ".join(f"{v:+.0f}" for v in cmd.twist)
-                print(f"\rtwist [{twist}] gripper {cmd.gripper} engaged {cmd.engaged:d} {' '.join(cmd.events):<20}",
-                      end="", file=sys.stderr, flush=True)
+                print(
+                    f"\rtwist [{twist}] gripper {cmd.gripper} engaged {cmd.engaged:d} {' '.join(cmd.events):<20}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if not cmd.connected:
                     return 1
                 time.sleep(1.0 / args.rate_hz)

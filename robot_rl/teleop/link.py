@@ -51,16 +51,29 @@ class TeleopLink:
         self._counts: dict[str, int] | None = None
         self._pending: list[str] = []
 
-    def receive(self, twist: np.ndarray, gripper: float | None, engaged: bool, connected: bool,
-                counts: Mapping[str, int], t_s: float, t_capture: float | None = None) -> None:
+    def receive(
+        self,
+        twist: np.ndarray,
+        gripper: float | None,
+        engaged: bool,
+        connected: bool,
+        counts: Mapping[str, int],
+        t_s: float,
+        t_capture: float | None = None,
+    ) -> None:
         """One message, arrived at `t_s` on the receiver's clock."""
         if self._counts is not None:
             for e in TELEOP_EVENTS:
                 if counts.get(e, 0) > self._counts.get(e, 0) and e not in self._pending:
                     self._pending.append(e)
         self._counts = dict(counts)
-        self._last = TeleopCommand(np.asarray(twist, dtype=np.float64).reshape(6), gripper, bool(engaged),
-                                   t_capture=t_s if t_capture is None else t_capture, connected=bool(connected))
+        self._last = TeleopCommand(
+            np.asarray(twist, dtype=np.float64).reshape(6),
+            gripper,
+            bool(engaged),
+            t_capture=t_s if t_capture is None else t_capture,
+            connected=bool(connected),
+        )
         self._last_s = t_s
 
     def read(self, now_s: float) -> TeleopCommand | None:

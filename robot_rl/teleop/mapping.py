@@ -141,12 +141,17 @@ def _axis_source(where: str, data: Any) -> AxisSource:
     pair = data["buttons"]
     if not (isinstance(pair, list) and len(pair) == 2):
         raise MappingError(f"{where}.buttons must be [POSITIVE, NEGATIVE] button indices, got {pair!r}")
-    return AxisSource(buttons=(_index(f"{where}.buttons[0]", pair[0]), _index(f"{where}.buttons[1]", pair[1])), scale=scale)
+    return AxisSource(
+        buttons=(_index(f"{where}.buttons[0]", pair[0]), _index(f"{where}.buttons[1]", pair[1])), scale=scale
+    )
 
 
 def joy_mapping_from_dict(data: dict, name: str = "") -> JoyMapping:
-    _check_keys("mapping", data, ("name", "source", "twist", "deadband", "engage", "gripper", "events",
-                                  "button_report", "timeout_s"))
+    _check_keys(
+        "mapping",
+        data,
+        ("name", "source", "twist", "deadband", "engage", "gripper", "events", "button_report", "timeout_s"),
+    )
     name = str(data.get("name", name))
     twist = data.get("twist") or {}
     _check_keys("twist", twist, TWIST_AXES)
@@ -158,7 +163,8 @@ def joy_mapping_from_dict(data: dict, name: str = "") -> JoyMapping:
     if report not in BUTTON_REPORTS:
         raise MappingError(f"button_report={report!r}; choose one of {BUTTON_REPORTS}")
     mapping = JoyMapping(
-        name=name, source=data["source"],
+        name=name,
+        source=data["source"],
         twist={k: _axis_source(f"twist.{k}", v) for k, v in twist.items()},
         deadband=_number("deadband", data.get("deadband", 0.1), 0.0, 0.95),
         engage_on_motion=bool(engage.get("on_motion", True)),
@@ -172,7 +178,9 @@ def joy_mapping_from_dict(data: dict, name: str = "") -> JoyMapping:
         timeout_s=_number("timeout_s", data.get("timeout_s", 0.5), 1e-3),
     )
     if not (mapping.engage_on_motion or mapping.hold_button is not None or mapping.toggle_button is not None):
-        raise MappingError(f"mapping {name!r} can never engage: set engage.on_motion: true, a hold_button or a toggle_button")
+        raise MappingError(
+            f"mapping {name!r} can never engage: set engage.on_motion: true, a hold_button or a toggle_button"
+        )
     return mapping
 
 
@@ -181,7 +189,9 @@ def keyboard_mapping_from_dict(data: dict, name: str = "") -> KeyboardMapping:
     motion = {}
     for key, spec in (data.get("motion") or {}).items():
         if not (isinstance(spec, list) and len(spec) == 2 and spec[0] in TWIST_AXES):
-            raise MappingError(f"motion.{key} must be [COMPONENT, SPEED] with COMPONENT in {list(TWIST_AXES)}, got {spec!r}")
+            raise MappingError(
+                f"motion.{key} must be [COMPONENT, SPEED] with COMPONENT in {list(TWIST_AXES)}, got {spec!r}"
+            )
         motion[str(key)] = KeyBinding(spec[0], _number(f"motion.{key}[1]", spec[1], -1.0, 1.0))
     actions = {str(k): v for k, v in (data.get("actions") or {}).items()}
     bad = {k: v for k, v in actions.items() if v not in KEY_ACTIONS}
@@ -191,7 +201,9 @@ def keyboard_mapping_from_dict(data: dict, name: str = "") -> KeyboardMapping:
     if clash:
         raise MappingError(f"keys {clash} are bound to both a motion and an action; bind each key once")
     return KeyboardMapping(
-        name=str(data.get("name", name)), motion=motion, actions=actions,
+        name=str(data.get("name", name)),
+        motion=motion,
+        actions=actions,
         key_hold_s=_number("key_hold_s", data.get("key_hold_s", 0.6), 0.01, 5.0),
         engage_on_motion=bool(data.get("engage_on_motion", True)),
         timeout_s=_number("timeout_s", data.get("timeout_s", 0.5), 1e-3),
@@ -209,7 +221,9 @@ def load_mapping(name_or_path: str | Path) -> JoyMapping | KeyboardMapping:
     if not path.suffix:
         path = MAPPINGS_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise MappingError(f"no default mapping {str(name_or_path)!r}; choose one of {default_mappings()} or give a .yaml path")
+            raise MappingError(
+                f"no default mapping {str(name_or_path)!r}; choose one of {default_mappings()} or give a .yaml path"
+            )
     if not path.is_file():
         raise MappingError(f"mapping file {path} does not exist")
     data = yaml.safe_load(path.read_text())

@@ -39,19 +39,24 @@ class OperatorConfig:
 
     def __post_init__(self) -> None:
         if self.patience_steps < 1 or self.takeover_steps < 1 or self.max_episode_steps < 1:
-            raise ValueError(f"patience_steps, takeover_steps and max_episode_steps must be >= 1, got "
-                             f"{self.patience_steps}, {self.takeover_steps}, {self.max_episode_steps}")
+            raise ValueError(
+                f"patience_steps, takeover_steps and max_episode_steps must be >= 1, got "
+                f"{self.patience_steps}, {self.takeover_steps}, {self.max_episode_steps}"
+            )
         if not (0.0 <= self.max_fraction <= 1.0) or self.max_interventions < 0:
-            raise ValueError(f"need max_fraction in [0, 1] and max_interventions >= 0, got "
-                             f"{self.max_fraction}, {self.max_interventions}")
+            raise ValueError(
+                f"need max_fraction in [0, 1] and max_interventions >= 0, got "
+                f"{self.max_fraction}, {self.max_interventions}"
+            )
 
     @property
     def max_steps_driven(self) -> int:
         return int(self.max_fraction * self.max_episode_steps)
 
 
-def progress_distance_m(task: str, object_state: np.ndarray, lift_target_z_m: float = 0.075,
-                        insert_depth_m: float = 0.025) -> float:
+def progress_distance_m(
+    task: str, object_state: np.ndarray, lift_target_z_m: float = 0.075, insert_depth_m: float = 0.025
+) -> float:
     """How far the task is from done (m), from its ground-truth object state (layouts in robot_rl.actor.layout).
 
     pick_cube: |tcp - cube| + how far the cube centre is below `lift_target_z_m` (cube half 2 cm + 5 cm lift);
@@ -69,7 +74,9 @@ def progress_distance_m(task: str, object_state: np.ndarray, lift_target_z_m: fl
     raise ValueError(f"no progress distance for task {task!r}; choose pick_cube or peg_insert")
 
 
-def command_from_action(action: np.ndarray, use_rotation: bool, t_s: float = 0.0, engaged: bool = True) -> TeleopCommand:
+def command_from_action(
+    action: np.ndarray, use_rotation: bool, t_s: float = 0.0, engaged: bool = True
+) -> TeleopCommand:
     """A normalised base-frame action [dx, dy, dz, (drx, dry, drz,) gripper] as the teleop command that yields it."""
     a = np.asarray(action, dtype=np.float64).reshape(-1)
     twist = np.zeros(6)

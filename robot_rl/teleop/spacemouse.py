@@ -8,8 +8,10 @@ hidapi C library: `apt install libhidapi-hidraw0` and `pip install pyspacemouse`
 
 from __future__ import annotations
 
-INSTALL_HINT = ("pip install pyspacemouse (and the hidapi library: sudo apt install libhidapi-hidraw0); "
-                "or run the spacenav driver and use robot-rl-teleop-node with mapping:=spacemouse")
+INSTALL_HINT = (
+    "pip install pyspacemouse (and the hidapi library: sudo apt install libhidapi-hidraw0); "
+    "or run the spacenav driver and use robot-rl-teleop-node with mapping:=spacemouse"
+)
 
 
 def import_pyspacemouse():
@@ -17,7 +19,9 @@ def import_pyspacemouse():
     try:
         import pyspacemouse
     except ImportError as err:  # also: hidapi missing under it
-        raise RuntimeError(f"the direct SpaceMouse reader needs pyspacemouse, which failed to import ({err}): {INSTALL_HINT}") from None
+        raise RuntimeError(
+            f"the direct SpaceMouse reader needs pyspacemouse, which failed to import ({err}): {INSTALL_HINT}"
+        ) from None
     return pyspacemouse
 
 
@@ -28,8 +32,10 @@ class HidSpaceMouse:
         self._lib = import_pyspacemouse()
         dev = self._lib.open(device=device) if device else self._lib.open()
         if not dev:
-            raise RuntimeError("no SpaceMouse found: is it plugged in, and may this user read /dev/hidraw*? (a udev rule "
-                               "such as KERNEL==\"hidraw*\", MODE=\"0664\", GROUP=\"plugdev\" grants it)")
+            raise RuntimeError(
+                "no SpaceMouse found: is it plugged in, and may this user read /dev/hidraw*? (a udev rule "
+                'such as KERNEL=="hidraw*", MODE="0664", GROUP="plugdev" grants it)'
+            )
         self._dev = dev if hasattr(dev, "read") else self._lib
 
     def read(self) -> tuple[list[float], list[int]] | None:
@@ -43,7 +49,9 @@ class HidSpaceMouse:
         buttons = getattr(s, "buttons", None)
         if buttons is None:
             buttons = getattr(s, "button", [])
-        return [float(s.x), float(s.y), float(s.z), float(s.roll), float(s.pitch), float(s.yaw)], [int(b) for b in buttons]
+        return [float(s.x), float(s.y), float(s.z), float(s.roll), float(s.pitch), float(s.yaw)], [
+            int(b) for b in buttons
+        ]
 
     def close(self) -> None:
         close = getattr(self._dev, "close", None)
@@ -63,7 +71,9 @@ class HidJoyTeleop:
         from robot_rl.teleop.joy import JoyMapper
 
         if getattr(mapping, "source", None) != "hid":
-            raise ValueError(f"mapping {getattr(mapping, 'name', mapping)!r} is not a 'hid' mapping (use spacemouse_hid)")
+            raise ValueError(
+                f"mapping {getattr(mapping, 'name', mapping)!r} is not a 'hid' mapping (use spacemouse_hid)"
+            )
         self.mapper, self.clock = JoyMapper(mapping), clock or time.monotonic
         self.device = HidSpaceMouse(device)
 

@@ -43,10 +43,18 @@ LATEST = "latest"
 MANIFEST = "MANIFEST.json"  # {"format", "files": {relative path: {"bytes", "sha256"}}}, written last
 MANIFEST_FORMAT = "robot_rl.checkpoint_manifest/1"
 TMP_PREFIX = ".tmp_"  # a checkpoint being written; renamed to step_<N> once its manifest is on disk
-REQUIRED_FILES = ("progress.json", "rng.json", "train_config.json", "agent/config.json", "agent/agent_state.json",
-                  "agent/agent.safetensors")
-LEGACY_NOTE = (f"has no {MANIFEST} (written before checkpoints carried checksums): its files are all there and "
-               "parse, but flipped bytes in them cannot be detected")
+REQUIRED_FILES = (
+    "progress.json",
+    "rng.json",
+    "train_config.json",
+    "agent/config.json",
+    "agent/agent_state.json",
+    "agent/agent.safetensors",
+)
+LEGACY_NOTE = (
+    f"has no {MANIFEST} (written before checkpoints carried checksums): its files are all there and "
+    "parse, but flipped bytes in them cannot be detected"
+)
 
 
 class CheckpointError(RunError):
@@ -84,8 +92,9 @@ def rng_state(np_rng: np.random.Generator, generators: dict[str, torch.Generator
     return state
 
 
-def restore_rng_state(state: dict[str, Any], np_rng: np.random.Generator,
-                      generators: dict[str, torch.Generator]) -> None:
+def restore_rng_state(
+    state: dict[str, Any], np_rng: np.random.Generator, generators: dict[str, torch.Generator]
+) -> None:
     """Inverse of rng_state: set every generator back to the saved point."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -196,8 +205,9 @@ def checkpoint_dirs(root: Path) -> list[Path]:
     return sorted(found, key=step_of, reverse=True)
 
 
-def save_checkpoint(run_dir: Path, agent, train_config: dict[str, Any], progress: Progress, rng: dict[str, Any],
-                    keep: int) -> Path:
+def save_checkpoint(
+    run_dir: Path, agent, train_config: dict[str, Any], progress: Progress, rng: dict[str, Any], keep: int
+) -> Path:
     """Write `step_<env_steps>/` under a temporary name, its MANIFEST.json last, rename it into place, point
     `latest` at it; keep the newest `keep` checkpoints."""
     root = Path(run_dir) / CHECKPOINTS
@@ -232,7 +242,7 @@ def _prune(root: Path, keep: int, newest: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         elif path != newest:
             older.append(path)
-    for path in older[max(keep - 1, 0):] if keep > 0 else []:
+    for path in older[max(keep - 1, 0) :] if keep > 0 else []:
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -253,17 +263,24 @@ def find_checkpoint(path: Path, warn: Callable[[str], None] | None = _warn) -> P
     killed before its first one), CheckpointError when there are some but none is complete.
     """
     path = Path(path)
-    if (path / MANIFEST).exists() or (path / "progress.json").exists() or (
-            path.name.startswith("step_") and path.parent.name == CHECKPOINTS):
+    if (
+        (path / MANIFEST).exists()
+        or (path / "progress.json").exists()
+        or (path.name.startswith("step_") and path.parent.name == CHECKPOINTS)
+    ):
         problem = checkpoint_problem(path)
         if problem:
-            raise CheckpointError(f"checkpoint {path} is unusable: {problem}; give its run dir to use the newest "
-                                  "complete checkpoint instead")
+            raise CheckpointError(
+                f"checkpoint {path} is unusable: {problem}; give its run dir to use the newest "
+                "complete checkpoint instead"
+            )
         return path
     root = next((r for r in (path / CHECKPOINTS, path) if r.is_dir() and checkpoint_dirs(r)), None)
     if root is None:
-        raise FileNotFoundError(f"no checkpoint at {path}: expected a run dir with {CHECKPOINTS}/step_<N> dirs, or "
-                                f"a {CHECKPOINTS}/step_<N> dir")
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: expected a run dir with {CHECKPOINTS}/step_<N> dirs, or "
+            f"a {CHECKPOINTS}/step_<N> dir"
+        )
     skipped: list[tuple[Path, str]] = []
     for ckpt in checkpoint_dirs(root):
         problem = checkpoint_problem(ckpt)
@@ -276,8 +293,10 @@ def find_checkpoint(path: Path, warn: Callable[[str], None] | None = _warn) -> P
         skipped.append((ckpt, problem))
     details = "; ".join(f"{p.name}: {why}" for p, why in skipped)
     run = root.parent if root.name == CHECKPOINTS else root
-    raise CheckpointError(f"no complete checkpoint in {root} ({details}); to restart from step 0 keeping the "
-                          f"recorded episodes run: mv {root} {root}.bad && robot-rl train --resume {run}")
+    raise CheckpointError(
+        f"no complete checkpoint in {root} ({details}); to restart from step 0 keeping the "
+        f"recorded episodes run: mv {root} {root}.bad && robot-rl train --resume {run}"
+    )
 
 
 def _kind(problem: str) -> str:

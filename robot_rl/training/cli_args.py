@@ -76,8 +76,9 @@ def _argparse_kwargs(tp: Any, default: Any) -> dict[str, Any]:
         return {"type": items[0], "nargs": len(items) if fixed else ("*" if optional else "+")}
     if tp in (int, float, str, Path):
         return {"type": tp}
-    raise TypeError(f"unsupported config field type {tp} "
-                    "(supported: bool, int, float, str, Path, Literal, tuple, X | None)")
+    raise TypeError(
+        f"unsupported config field type {tp} (supported: bool, int, float, str, Path, Literal, tuple, X | None)"
+    )
 
 
 def _fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
@@ -106,8 +107,9 @@ def cli_settable(tp: Any) -> bool:
         return False
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type,
-                       aliases: dict[str, tuple[str, ...]] | None = None) -> None:
+def add_dataclass_args(
+    parser: argparse.ArgumentParser, cls: type, aliases: dict[str, tuple[str, ...]] | None = None
+) -> None:
     """Add one option per (nested) field of `cls` to `parser`.
 
     `aliases` maps a field name to extra option strings, e.g. {"utd_ratio": ("--utd",)}. Fields without a
@@ -121,8 +123,14 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type,
     _add(parser, cls, (), taken, aliases or {}, defaults)
 
 
-def _add(parser: argparse.ArgumentParser, cls: type, prefix: tuple[str, ...], taken: set[str],
-         aliases: dict[str, tuple[str, ...]], defaults: Any) -> None:
+def _add(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    prefix: tuple[str, ...],
+    taken: set[str],
+    aliases: dict[str, tuple[str, ...]],
+    defaults: Any,
+) -> None:
     comments = field_comments(cls)
     group = parser.add_argument_group(f"{cls.__name__} options" + (f" ({'.'.join(prefix)})" if prefix else ""))
     nested = []
@@ -146,8 +154,9 @@ def _add(parser: argparse.ArgumentParser, cls: type, prefix: tuple[str, ...], ta
         kwargs = _argparse_kwargs(tp, default)
         if "action" not in kwargs and "choices" not in kwargs:
             kwargs["metavar"] = f.name.upper()
-        group.add_argument(option, *extra, dest=_dest((*prefix, f.name)), default=argparse.SUPPRESS, help=help_text,
-                           **kwargs)
+        group.add_argument(
+            option, *extra, dest=_dest((*prefix, f.name)), default=argparse.SUPPRESS, help=help_text, **kwargs
+        )
     for f, tp in nested:
         _add(parser, tp, (*prefix, f.name), taken, aliases, getattr(defaults, f.name, None))
 

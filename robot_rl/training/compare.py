@@ -33,12 +33,13 @@ class RunSummary:
         return asdict(self)
 
 
-def summarize_run(run_dir: Path, label: str | None = None, threshold: float = 0.9,
-                  bin_steps: int = 1000) -> RunSummary:
+def summarize_run(run_dir: Path, label: str | None = None, threshold: float = 0.9, bin_steps: int = 1000) -> RunSummary:
     run_dir = Path(run_dir)
     if not (run_dir / EVAL_LOG).is_file():
-        raise FileNotFoundError(f"{run_dir} is not a training run directory: it has no {EVAL_LOG} "
-                                "(robot-rl train --out DIR writes one at every evaluation)")
+        raise FileNotFoundError(
+            f"{run_dir} is not a training run directory: it has no {EVAL_LOG} "
+            "(robot-rl train --out DIR writes one at every evaluation)"
+        )
     if bin_steps < 1:
         raise ValueError(f"bin_steps must be >= 1, got {bin_steps}")
     evals = read_evals(run_dir)
@@ -57,9 +58,16 @@ def summarize_run(run_dir: Path, label: str | None = None, threshold: float = 0.
     share = [(start, n_int / n) for start, (n_int, n) in sorted(bins.items()) if n * 2 >= bin_steps]
     if not any(n_int for n_int, _ in bins.values()):
         share = []  # a run without an operator
-    return RunSummary(label=label or run_dir.name, run_dir=str(run_dir), evals=curve, first_at_threshold=first,
-                      first_wall_s=first_wall, operator_share=share, env_steps=curve[-1][0],
-                      wall_s=evals[-1].get("wall_s"))
+    return RunSummary(
+        label=label or run_dir.name,
+        run_dir=str(run_dir),
+        evals=curve,
+        first_at_threshold=first,
+        first_wall_s=first_wall,
+        operator_share=share,
+        env_steps=curve[-1][0],
+        wall_s=evals[-1].get("wall_s"),
+    )
 
 
 def format_table(runs: list[RunSummary], threshold: float, bin_steps: int) -> str:
@@ -68,7 +76,11 @@ def format_table(runs: list[RunSummary], threshold: float, bin_steps: int) -> st
     for r in runs:
         curve = " ".join("-" if rate is None else f"{rate:.2f}".rstrip("0").rstrip(".") for _, rate in r.evals)
         steps = " ".join(f"{s / 1000:g}k" for s, _ in r.evals)
-        first = f"{r.first_at_threshold / 1000:g}k" if r.first_at_threshold is not None else f"not by {r.env_steps / 1000:g}k"
+        first = (
+            f"{r.first_at_threshold / 1000:g}k"
+            if r.first_at_threshold is not None
+            else f"not by {r.env_steps / 1000:g}k"
+        )
         at = f" at {r.first_wall_s / 60:.0f} min" if r.first_wall_s is not None else ""
         run = f"run: {r.env_steps / 1000:g}k steps" + (f", {r.wall_s / 60:.0f} min" if r.wall_s is not None else "")
         lines.append(f"{r.label:{width}}  first >= {threshold:.0%}: {first:>12}{at} ({run})")
@@ -91,8 +103,13 @@ def plot_compare(runs: list[RunSummary], png_path: Path, threshold: float, bin_s
     ax = axes[0][0]
     for i, r in enumerate(runs):
         steps = [s for s, _ in r.evals]
-        ax.plot(steps, [math.nan if x is None else x for x in (rate for _, rate in r.evals)], "o-",
-                color=f"C{i % 10}", label=r.label)
+        ax.plot(
+            steps,
+            [math.nan if x is None else x for x in (rate for _, rate in r.evals)],
+            "o-",
+            color=f"C{i % 10}",
+            label=r.label,
+        )
     ax.axhline(threshold, color="gray", lw=0.8, ls=":")
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("success rate (evaluation)")
@@ -102,9 +119,13 @@ def plot_compare(runs: list[RunSummary], png_path: Path, threshold: float, bin_s
         ax = axes[1][0]
         for i, r in enumerate(runs):
             if r.operator_share:
-                ax.step([s for s, _ in r.operator_share] + [r.operator_share[-1][0] + bin_steps],
-                        [x for _, x in r.operator_share] + [r.operator_share[-1][1]], where="post",
-                        color=f"C{i % 10}", label=r.label)
+                ax.step(
+                    [s for s, _ in r.operator_share] + [r.operator_share[-1][0] + bin_steps],
+                    [x for _, x in r.operator_share] + [r.operator_share[-1][1]],
+                    where="post",
+                    color=f"C{i % 10}",
+                    label=r.label,
+                )
         ax.set_ylim(bottom=0)
         ax.set_ylabel(f"operator share of steps\n(per {bin_steps / 1000:g}k env steps)")
         ax.legend(loc="best", fontsize=8)

@@ -29,8 +29,9 @@ CONFIG_JSON = "train_config.json"
 # n_step 3, 3e-4 and a discrete gripper: 50 % at 4k; n_step 3 and 1e-3: 85 % at 4k, 90 % at 5k, 100 % from 7k to 10k
 # (20 episodes per eval; two runs, identical curves). 3-step returns carry the sparse 0/1 reward back through a
 # ~17-step grasp sooner. (AgentConfig has since adopted n_step 3; it stays here so the run's recipe is explicit.)
-TUNED_AGENT = dict(hidden_dims=(128, 128), batch_size=128, utd_ratio=2, n_step=3, init_temperature=0.01,
-                   actor_lr=1e-3, critic_lr=1e-3)
+TUNED_AGENT = dict(
+    hidden_dims=(128, 128), batch_size=128, utd_ratio=2, n_step=3, init_temperature=0.01, actor_lr=1e-3, critic_lr=1e-3
+)
 
 
 @dataclass
@@ -46,7 +47,9 @@ class TrainConfig(LearnerCoreConfig):
     scripted_demos: int = 20  # no --demos on a sim task: record this many scripted demos to <out>/demos (0: none)
     out: str | None = None  # run directory (None: runs/<env>-<obs>-<time>)
     steps: int = 10_000  # online env steps to train for (total, counting those before a resume)
-    threads: int | None = None  # torch intra-op CPU threads (None: 1 for state, all cores with images; 0: torch's default)
+    threads: int | None = (
+        None  # torch intra-op CPU threads (None: 1 for state, all cores with images; 0: torch's default)
+    )
     warmup_steps: int = 500  # env steps before learning starts, acting with the warm-up policy
     warmup_policy: Literal["random", "scripted"] = "random"  # warm-up actions: uniform random, or the sim task's expert
     eval_every: int = 1_000  # env steps between evaluations (and a last one at the end)
@@ -59,10 +62,16 @@ class TrainConfig(LearnerCoreConfig):
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: online if logged in, else offline
     progress_bar: bool = True  # show the tqdm progress bar with the status line
     agent: AgentConfig = field(default_factory=lambda: AgentConfig(**TUNED_AGENT))  # the learner (see TUNED_AGENT)
-    reward_classifier: str | None = None  # learned reward: a `robot-rl reward train` dir; its success replaces the env's reward and ends episodes (pixels; evaluation stays on the env's own success)
+    reward_classifier: str | None = (
+        None  # learned reward: a `robot-rl reward train` dir; its success replaces the env's reward and ends episodes (pixels; evaluation stays on the env's own success)
+    )
     # --- residual RL (robot_rl.training.residual): on when base_policy is given ---
-    base_policy: str | None = None  # base policy dir (`robot-rl bc train` output, or a saved policy): learn a residual on it
-    base_noise: float = 0.1  # residual RL warm-up: std of the Gaussian noise added to the base action (replaces --warmup-policy)
+    base_policy: str | None = (
+        None  # base policy dir (`robot-rl bc train` output, or a saved policy): learn a residual on it
+    )
+    base_noise: float = (
+        0.1  # residual RL warm-up: std of the Gaussian noise added to the base action (replaces --warmup-policy)
+    )
     residual: ResidualConfig = field(default_factory=ResidualConfig)  # the residual's bound and critic-only phase
     # --- simulated operator (robot_rl.training.intervention): on with --operator ---
     operator: bool = False  # a scripted operator takes over when the policy strays (after warm-up; sim tasks only)
@@ -82,10 +91,16 @@ class TrainConfig(LearnerCoreConfig):
         if not 0 <= self.base_noise < math.inf:
             raise ValueError(f"base_noise must be >= 0, got {self.base_noise}")
         if self.base_policy and self.agent.discrete_gripper:
-            raise ValueError("residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper")
+            raise ValueError(
+                "residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper"
+            )
         if self.operator:  # the operator's own checks (the episode length is the env's, known later)
-            OperatorConfig(patience_steps=self.patience_steps, takeover_steps=self.takeover_steps,
-                           max_interventions=self.max_interventions, max_fraction=self.max_fraction)
+            OperatorConfig(
+                patience_steps=self.patience_steps,
+                takeover_steps=self.takeover_steps,
+                max_interventions=self.max_interventions,
+                max_fraction=self.max_fraction,
+            )
         if not (self.task or self.env_id):
             raise ValueError("give a sim task (--task) or a gymnasium id (--env-id)")
 
@@ -105,8 +120,10 @@ class TrainConfig(LearnerCoreConfig):
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"cannot read a TrainConfig from {path}: {e}") from e
         if not isinstance(data, dict):
-            raise ValueError(f"cannot read a TrainConfig from {path}: it holds a JSON {type(data).__name__}, not an "
-                             "object of options")
+            raise ValueError(
+                f"cannot read a TrainConfig from {path}: it holds a JSON {type(data).__name__}, not an "
+                "object of options"
+            )
         try:
             return from_dict(cls, data)
         except (TypeError, AttributeError) as e:  # a value of the wrong type (edited by hand): its check cannot run
@@ -125,13 +142,13 @@ def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
 
     path = Path(run_dir) / CONFIG_JSON
     if not path.exists():
-        raise UsageError(f"cannot resume {run_dir}: no {CONFIG_JSON} there (expected a run dir made by robot-rl "
-                         "train)")
+        raise UsageError(f"cannot resume {run_dir}: no {CONFIG_JSON} there (expected a run dir made by robot-rl train)")
     recorded = TrainConfig.from_json(path)
     out = overrides.get("out")
     if out is not None and Path(out).resolve() != Path(run_dir).resolve():
-        raise UsageError(f"--out {out} differs from --resume {run_dir}: a resumed run continues in its own dir; "
-                         "drop --out")
+        raise UsageError(
+            f"--out {out} differs from --resume {run_dir}: a resumed run continues in its own dir; drop --out"
+        )
     wanted = replace_nested(recorded, {**overrides, "resume": str(run_dir), "out": str(run_dir)})
     check_resume_options(run_dir, replace_nested(recorded, {"out": str(run_dir)}), wanted)
     return wanted

@@ -56,8 +56,12 @@ def truncate_evals(run_dir: Path, max_env_steps: int) -> None:
         tmp.replace(path)
 
 
-def plot_curve(records: list[dict[str, Any]], png_path: Path, title: str,
-               success_label: str = "success rate (deterministic policy)") -> None:
+def plot_curve(
+    records: list[dict[str, Any]],
+    png_path: Path,
+    title: str,
+    success_label: str = "success rate (deterministic policy)",
+) -> None:
     """Success rate (if the env reports success) and mean return vs env steps, as a PNG.
 
     Records with `intervention_rate_recent` (runs with an operator) add that rate of the latest training
@@ -73,12 +77,18 @@ def plot_curve(records: list[dict[str, Any]], png_path: Path, title: str,
     fig, axes = plt.subplots(1, n_axes, figsize=(5.5 * n_axes, 4), squeeze=False)
     if has_success:
         ax = axes[0][0]
-        ax.plot(steps, [r.get("success_rate", math.nan) for r in records], "o-", color="tab:green",
-                label="success rate")
+        ax.plot(
+            steps, [r.get("success_rate", math.nan) for r in records], "o-", color="tab:green", label="success rate"
+        )
         if any(r.get("intervention_rate_recent") is not None for r in records):
             rate = [r.get("intervention_rate_recent") for r in records]
-            ax.plot(steps, [math.nan if x is None else x for x in rate], "s--", color="tab:orange",
-                    label="intervention rate (recent training episodes)")
+            ax.plot(
+                steps,
+                [math.nan if x is None else x for x in rate],
+                "s--",
+                color="tab:orange",
+                label="intervention rate (recent training episodes)",
+            )
             ax.legend(loc="best", fontsize=8)
         ax.set_ylim(-0.03, 1.03)
         ax.set_ylabel(success_label)

@@ -32,15 +32,20 @@ def env_id_of(task: str | None, env_id: str | None) -> str:
         return env_id
     if task:
         return sim_envs.env_id_for_task(task)
-    raise ValueError("give a sim task (--task, one of %s) or a gymnasium id (--env-id)" % sorted(sim_envs.TASK_ENV_IDS))
+    raise ValueError(f"give a sim task (--task, one of {sorted(sim_envs.TASK_ENV_IDS)}) or a gymnasium id (--env-id)")
 
 
 def is_sim_task(env_id: str) -> bool:
     return env_id in sim_envs.TASK_ENV_IDS.values()
 
 
-def make_env(env_id: str, obs_mode: str = "state", render: bool = False,
-             max_episode_steps: int | None = None, reward_classifier: str | None = None) -> gym.Env:
+def make_env(
+    env_id: str,
+    obs_mode: str = "state",
+    render: bool = False,
+    max_episode_steps: int | None = None,
+    reward_classifier: str | None = None,
+) -> gym.Env:
     """The env the loop trains or evaluates on; `render=True` makes `env.render()` return RGB frames.
 
     `reward_classifier` (a `robot-rl reward train` dir): its prediction replaces the env's reward and ends the
@@ -58,8 +63,9 @@ def make_env(env_id: str, obs_mode: str = "state", render: bool = False,
     try:
         env = gym.make(env_id, **kwargs)
     except gym.error.Error as e:
-        raise ValueError(f"could not make gymnasium env {env_id!r} ({e}); "
-                         "pass a registered id, e.g. Pendulum-v1") from e
+        raise ValueError(
+            f"could not make gymnasium env {env_id!r} ({e}); pass a registered id, e.g. Pendulum-v1"
+        ) from e
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ValueError(f"{env_id} has action space {env.action_space}; only continuous Box actions can be trained")
     low, high = env.action_space.low, env.action_space.high
@@ -78,14 +84,17 @@ def make_env(env_id: str, obs_mode: str = "state", render: bool = False,
         predictor = RewardPredictor.load(reward_classifier)
         missing = [k for k in predictor.image_keys if k not in env.observation_space.spaces]
         if missing:
-            raise ValueError(f"the reward classifier {reward_classifier} reads {list(predictor.image_keys)}; the env "
-                             f"has {list(env.observation_space.spaces)}: train from pixels (--obs pixels)")
+            raise ValueError(
+                f"the reward classifier {reward_classifier} reads {list(predictor.image_keys)}; the env "
+                f"has {list(env.observation_space.spaces)}: train from pixels (--obs pixels)"
+            )
         env = ClassifierReward(env, predictor, terminate_on_success=True)
     return env
 
 
-def make_eval_env(env_id: str, obs_mode: str, video_episodes: int,
-                  max_episode_steps: int | None = None) -> tuple[gym.Env, int]:
+def make_eval_env(
+    env_id: str, obs_mode: str, video_episodes: int, max_episode_steps: int | None = None
+) -> tuple[gym.Env, int]:
     """The evaluation env and how many episodes per evaluation can be filmed (0 when the env cannot render)."""
     if video_episodes == 0:
         return make_env(env_id, obs_mode, max_episode_steps=max_episode_steps), 0

@@ -32,15 +32,21 @@ class EvalResult:
 
     def metrics(self) -> dict[str, float]:
         """Scalars for logs (no frames)."""
-        out = {"return_mean": self.return_mean, "return_std": self.return_std, "length_mean": self.length_mean,
-               "eval_episodes": self.episodes, "eval_s": round(self.eval_s, 2)}
+        out = {
+            "return_mean": self.return_mean,
+            "return_std": self.return_std,
+            "length_mean": self.length_mean,
+            "eval_episodes": self.episodes,
+            "eval_s": round(self.eval_s, 2),
+        }
         if self.success_rate is not None:
             out["success_rate"] = self.success_rate
         return out
 
 
-def evaluate(act: ActFn, env: gym.Env, episodes: int, seed: int, video_episodes: int = 0,
-             reset: Callable[[], None] | None = None) -> EvalResult:
+def evaluate(
+    act: ActFn, env: gym.Env, episodes: int, seed: int, video_episodes: int = 0, reset: Callable[[], None] | None = None
+) -> EvalResult:
     """Run `episodes` episodes, episode i reset with seed `seed + i`, so every evaluation sees the same starts.
 
     `reset` (if given) is called after each env reset: a policy with memory (action chunks, a base policy) forgets
@@ -96,14 +102,21 @@ def write_episodes_mp4(episodes: list[list[np.ndarray]], path: Path, fps: float)
     """The recorded episodes ((H, W, 3) uint8 RGB frames) one after another in one mp4, a black frame between them."""
     frames = [f for ep in episodes if ep for f in [*ep, np.zeros_like(ep[0])]]
     if not frames:
-        raise ValueError("no frames to write: evaluate with video_episodes >= 1 "
-                         "and an env made with render_mode='rgb_array'")
+        raise ValueError(
+            "no frames to write: evaluate with video_episodes >= 1 and an env made with render_mode='rgb_array'"
+        )
     write_mp4(frames, path, fps)
     return Path(path)
 
 
-def evaluate_checkpoint(checkpoint: Path, episodes: int, seed: int | None = None, video_dir: Path | None = None,
-                        video_episodes: int = 2, device: str = "cpu") -> tuple[EvalResult, Path | None]:
+def evaluate_checkpoint(
+    checkpoint: Path,
+    episodes: int,
+    seed: int | None = None,
+    video_dir: Path | None = None,
+    video_episodes: int = 2,
+    device: str = "cpu",
+) -> tuple[EvalResult, Path | None]:
     """Evaluate a checkpoint's policy on its run's env; returns the result and the video written (if any).
 
     `checkpoint`: a run dir (its latest checkpoint), or a `checkpoints/step_<N>` dir. Seeds default to the
@@ -128,8 +141,14 @@ def evaluate_checkpoint(checkpoint: Path, episodes: int, seed: int | None = None
     env, filmed = make_eval_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, filmed, cfg.max_episode_steps)
     try:
         with torch.no_grad():
-            result = evaluate(act, env, episodes, seed=(cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET,
-                              video_episodes=filmed, reset=reset)
+            result = evaluate(
+                act,
+                env,
+                episodes,
+                seed=(cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET,
+                video_episodes=filmed,
+                reset=reset,
+            )
         video = None
         if result.frames:
             fps = env.metadata.get("render_fps") or 10

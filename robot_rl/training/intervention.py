@@ -66,16 +66,30 @@ class SimOperator:
         return self._cmd
 
 
-def make_sim_operator(env: gym.Env, env_id: str, patience_steps: int, takeover_steps: int, max_interventions: int,
-                      max_fraction: float, max_episode_steps: int | None) -> SimOperator:
+def make_sim_operator(
+    env: gym.Env,
+    env_id: str,
+    patience_steps: int,
+    takeover_steps: int,
+    max_interventions: int,
+    max_fraction: float,
+    max_episode_steps: int | None,
+) -> SimOperator:
     """The operator for a sim task env; a clear error for any other env."""
     task = getattr(env.unwrapped, "task", None)
     if task is None or not hasattr(task, "object_state"):
-        raise ValueError(f"--operator needs a sim task (its scripted operator reads the simulator's ground truth); "
-                         f"{env_id} is not one: use --task pick_cube or peg_insert, or drop --operator")
+        raise ValueError(
+            f"--operator needs a sim task (its scripted operator reads the simulator's ground truth); "
+            f"{env_id} is not one: use --task pick_cube or peg_insert, or drop --operator"
+        )
     limit = min(n for n in (max_episode_steps, task.max_episode_steps) if n)
-    cfg = OperatorConfig(patience_steps=patience_steps, takeover_steps=takeover_steps,
-                         max_interventions=max_interventions, max_fraction=max_fraction, max_episode_steps=limit)
+    cfg = OperatorConfig(
+        patience_steps=patience_steps,
+        takeover_steps=takeover_steps,
+        max_interventions=max_interventions,
+        max_fraction=max_fraction,
+        max_episode_steps=limit,
+    )
     return SimOperator(env, cfg)
 
 
@@ -109,8 +123,15 @@ def add_interventions(replay: ReplayBuffer, episode: dict[str, np.ndarray]) -> i
             extras = {keys.IS_INTERVENTION: True}
             if base is not None:
                 extras[keys.BASE_ACTION] = base[t]
-            replay.add(obs_at(t), episode[keys.ACTION][t], float(episode[keys.REWARD][t]), obs_at(t + 1),
-                       terminated, truncated, **extras)
+            replay.add(
+                obs_at(t),
+                episode[keys.ACTION][t],
+                float(episode[keys.REWARD][t]),
+                obs_at(t + 1),
+                terminated,
+                truncated,
+                **extras,
+            )
             added += 1
     return added
 

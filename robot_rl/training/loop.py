@@ -42,17 +42,26 @@ def train(cfg: TrainConfig) -> TrainResult:
     obs = run.start_episode(env_steps)
     while True:
         with timers("act"):  # the operator's command, while it drives, replaces the proposal
-            choice = run.acting.choose(obs, warmup=env_steps < cfg.warmup_steps,
-                                       cmd=operator.command if operator is not None else None)
+            choice = run.acting.choose(
+                obs, warmup=env_steps < cfg.warmup_steps, cmd=operator.command if operator is not None else None
+            )
         with timers("env"):
             next_obs, reward, terminated, truncated, info = env.step(choice.action)
         if operator is not None and not (terminated or truncated):
             with timers("act"):  # the operator sees the new state and decides whether it drives the next step
                 operator.observe(active=env_steps + 1 >= cfg.warmup_steps)
         with timers("record"):
-            run.recorder.step(choice.action, next_obs, float(reward), bool(terminated), bool(truncated), info,
-                              base_action=choice.base_action, policy_action=choice.proposed,
-                              is_intervention=choice.is_intervention)
+            run.recorder.step(
+                choice.action,
+                next_obs,
+                float(reward),
+                bool(terminated),
+                bool(truncated),
+                info,
+                base_action=choice.base_action,
+                policy_action=choice.proposed,
+                is_intervention=choice.is_intervention,
+            )
         env_steps += 1
         run.bar.update(1)
         obs = next_obs

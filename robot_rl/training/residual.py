@@ -33,8 +33,9 @@ class ResidualBases:
         return relabel_with_base(episode, self.eval_base, self.obs_keys, self.action_dim)
 
 
-def relabel_with_base(episode: dict[str, np.ndarray], base: BasePolicy, obs_keys: list[str],
-                      action_dim: int) -> dict[str, np.ndarray]:
+def relabel_with_base(
+    episode: dict[str, np.ndarray], base: BasePolicy, obs_keys: list[str], action_dim: int
+) -> dict[str, np.ndarray]:
     """The episode with `base_action` set to what `base` does along its observations (demos for residual RL);
     `base` is reset before and after."""
     base.reset()
@@ -51,8 +52,11 @@ def relabel_with_base(episode: dict[str, np.ndarray], base: BasePolicy, obs_keys
 
 def make_residual_bases(base_policy: str | Path, agent, device: str = "cpu") -> ResidualBases:
     """Load the base twice (training and evaluation copies), refusing one whose layout does not fit the agent's."""
-    base, eval_base = (load_base_policy(base_policy, device, obs_spec=agent.obs_spec, action_dim=agent.action_dim)
-                       for _ in range(2))
-    print(f"[train] residual RL on the base policy {base_policy} (residual scale {agent.residual.residual_scale}, "
-          f"actor after {agent.residual.critic_only_steps} critic-only updates)")
+    base, eval_base = (
+        load_base_policy(base_policy, device, obs_spec=agent.obs_spec, action_dim=agent.action_dim) for _ in range(2)
+    )
+    print(
+        f"[train] residual RL on the base policy {base_policy} (residual scale {agent.residual.residual_scale}, "
+        f"actor after {agent.residual.critic_only_steps} critic-only updates)"
+    )
     return ResidualBases(base, eval_base, list(agent.obs_spec), agent.action_dim)

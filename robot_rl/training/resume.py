@@ -33,19 +33,40 @@ from robot_rl.errors import UsageError
 RESUME_FIXED = ("task", "env_id", "obs", "seed", "reward_classifier", "base_policy", "out")
 RESUME_FIXED_RESIDUAL = ("residual_scale",)  # the residual policy's output bound is in its saved tensors' meaning
 # AgentConfig fields a resume can change: read from agent.cfg at every update (or by the replay, rebuilt on start)
-RESUME_CHANGEABLE_AGENT = ("batch_size", "utd_ratio", "actor_lr", "critic_lr", "temp_lr", "grasp_critic_lr",
-                           "target_entropy", "target_entropy_final", "backup_entropy", "actor_update_every", "tau", "bc_weight",
-                           "td3_policy_noise", "td3_noise_clip", "critic_subsample", "n_step", "gamma")
+RESUME_CHANGEABLE_AGENT = (
+    "batch_size",
+    "utd_ratio",
+    "actor_lr",
+    "critic_lr",
+    "temp_lr",
+    "grasp_critic_lr",
+    "target_entropy",
+    "target_entropy_final",
+    "backup_entropy",
+    "actor_update_every",
+    "tau",
+    "bc_weight",
+    "td3_policy_noise",
+    "td3_noise_clip",
+    "critic_subsample",
+    "n_step",
+    "gamma",
+)
 
 
 def fixed_changes(recorded, wanted) -> list[tuple[str, Any, Any]]:
     """[(field path, recorded value, wanted value)] for every fixed option that differs between two TrainConfigs;
     paths are "task", "agent.hidden_dims", "residual.residual_scale"."""
     changes = [(name, getattr(recorded, name), getattr(wanted, name)) for name in RESUME_FIXED]
-    changes += [(f"residual.{name}", getattr(recorded.residual, name), getattr(wanted.residual, name))
-                for name in RESUME_FIXED_RESIDUAL]
-    changes += [(f"agent.{f.name}", getattr(recorded.agent, f.name), getattr(wanted.agent, f.name))
-                for f in dataclasses.fields(recorded.agent) if f.name not in RESUME_CHANGEABLE_AGENT]
+    changes += [
+        (f"residual.{name}", getattr(recorded.residual, name), getattr(wanted.residual, name))
+        for name in RESUME_FIXED_RESIDUAL
+    ]
+    changes += [
+        (f"agent.{f.name}", getattr(recorded.agent, f.name), getattr(wanted.agent, f.name))
+        for f in dataclasses.fields(recorded.agent)
+        if f.name not in RESUME_CHANGEABLE_AGENT
+    ]
     return [(path, old, new) for path, old, new in changes if _norm(old) != _norm(new)]
 
 
@@ -63,8 +84,10 @@ def check_resume_options(run_dir: Path, recorded, wanted) -> None:
         return
     options = option_names(TrainConfig)
     named = "; ".join(f"{options.get(path, path)} was {_show(old)}, given {_show(new)}" for path, old, new in changes)
-    raise UsageError(f"cannot change on resume: {named} (the saved agent and episodes of {run_dir} depend on it); "
-                     f"drop the option to continue the run, or train a new run with --out NEW_DIR")
+    raise UsageError(
+        f"cannot change on resume: {named} (the saved agent and episodes of {run_dir} depend on it); "
+        f"drop the option to continue the run, or train a new run with --out NEW_DIR"
+    )
 
 
 def _show(value: Any) -> str:
@@ -88,8 +111,10 @@ def adopt_checkpoint_record(cfg, ckpt: Path) -> list[str]:
         *parents, name = field.split(".")
         owner = getattr(cfg, parents[0]) if parents else cfg
         setattr(owner, name, old)
-        notes.append(f"train_config.json said {field} {_show(new)} but checkpoint {Path(ckpt).name} was trained "
-                     f"with {_show(old)}: using and recording {_show(old)}")
+        notes.append(
+            f"train_config.json said {field} {_show(new)} but checkpoint {Path(ckpt).name} was trained "
+            f"with {_show(old)}: using and recording {_show(old)}"
+        )
     return notes
 
 
@@ -98,10 +123,17 @@ def apply_agent_settings(agent, cfg) -> list[str]:
     residual's critic-only phase; the notes of what changed ("batch_size 128 -> 64")."""
     old = agent.cfg
     agent.cfg = dataclasses.replace(old, **{name: getattr(cfg.agent, name) for name in RESUME_CHANGEABLE_AGENT})
-    notes = [f"{name} {_show(getattr(old, name))} -> {_show(getattr(agent.cfg, name))}"
-             for name in RESUME_CHANGEABLE_AGENT if getattr(old, name) != getattr(agent.cfg, name)]
-    for opt, lr in ((agent.critic_opt, agent.cfg.critic_lr), (agent.actor_opt, agent.cfg.actor_lr),
-                    (agent.temp_opt, agent.cfg.temp_lr), (agent.grasp_opt, agent.cfg.grasp_critic_lr)):
+    notes = [
+        f"{name} {_show(getattr(old, name))} -> {_show(getattr(agent.cfg, name))}"
+        for name in RESUME_CHANGEABLE_AGENT
+        if getattr(old, name) != getattr(agent.cfg, name)
+    ]
+    for opt, lr in (
+        (agent.critic_opt, agent.cfg.critic_lr),
+        (agent.actor_opt, agent.cfg.actor_lr),
+        (agent.temp_opt, agent.cfg.temp_lr),
+        (agent.grasp_opt, agent.cfg.grasp_critic_lr),
+    ):
         for group in opt.param_groups if opt is not None else []:
             group["lr"] = lr
     agent.set_autonomous_success(None)  # the learner sets it again from the refilled episode log
@@ -120,8 +152,10 @@ def resume_checkpoint(run_dir: Path, cfg) -> Path | None:
     try:
         ckpt = find_checkpoint(run_dir, warn=lambda line: print(f"[train] {line}", flush=True))
     except FileNotFoundError:
-        print(f"[train] {run_dir} has no checkpoint (stopped before its first): restarting from step 0 with a new "
-              "agent; its recorded episodes stay and go back into replay")
+        print(
+            f"[train] {run_dir} has no checkpoint (stopped before its first): restarting from step 0 with a new "
+            "agent; its recorded episodes stay and go back into replay"
+        )
         return None
     for note in adopt_checkpoint_record(cfg, ckpt):
         print(f"[train] {note}")
@@ -141,5 +175,7 @@ def check_new_out(run_dir: Path) -> None:
         return
     what = f"{n_episodes} episodes" + ("" if has_checkpoints else ", no checkpoint yet")
     how = "" if has_checkpoints else " (it restarts from step 0 keeping its episodes)"
-    raise UsageError(f"{run_dir} already holds a run ({what}): continue it with `robot-rl train --resume "
-                     f"{run_dir}`{how}, or pass a new --out")
+    raise UsageError(
+        f"{run_dir} already holds a run ({what}): continue it with `robot-rl train --resume "
+        f"{run_dir}`{how}, or pass a new --out"
+    )

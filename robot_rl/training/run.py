@@ -81,12 +81,21 @@ def make_demo_store(cfg: TrainConfig, env_id: str, run_dir: Path) -> EpisodeStor
     path = run_dir / "demos"
     have = EpisodeStore.open(path, mode="r").n_episodes if path.exists() else 0
     if have < cfg.scripted_demos:
-        say(f"no --demos given: recording {cfg.scripted_demos - have} scripted demos of {cfg.task} into "
-            f"{path} (--scripted-demos 0 trains from scratch)")
-        record_scripted_demos(DemoConfig(
-            task=cfg.task, episodes=cfg.scripted_demos - have, out=path, obs_mode=cfg.obs,
-            seed=cfg.seed + DEMO_SEED_OFFSET + have, noise=SCRIPTED_DEMO_NOISE, progress=cfg.progress_bar,
-        ))
+        say(
+            f"no --demos given: recording {cfg.scripted_demos - have} scripted demos of {cfg.task} into "
+            f"{path} (--scripted-demos 0 trains from scratch)"
+        )
+        record_scripted_demos(
+            DemoConfig(
+                task=cfg.task,
+                episodes=cfg.scripted_demos - have,
+                out=path,
+                obs_mode=cfg.obs,
+                seed=cfg.seed + DEMO_SEED_OFFSET + have,
+                noise=SCRIPTED_DEMO_NOISE,
+                progress=cfg.progress_bar,
+            )
+        )
     return EpisodeStore.open(path, mode="r")
 
 
@@ -106,8 +115,10 @@ def open_run(cfg: TrainConfig) -> tuple[Path, Path | None]:
     """(run dir, checkpoint to resume from or None): checked and created, the config recorded."""
     env_id = env_id_of(cfg.task, cfg.env_id)
     if cfg.operator and not is_sim_task(env_id):
-        raise ValueError(f"--operator needs a sim task (its scripted operator reads the simulator's ground truth); "
-                         f"{env_id} is not one: use --task pick_cube or peg_insert, or drop --operator")
+        raise ValueError(
+            f"--operator needs a sim task (its scripted operator reads the simulator's ground truth); "
+            f"{env_id} is not one: use --task pick_cube or peg_insert, or drop --operator"
+        )
     if cfg.out and not cfg.resume:
         check_new_out(Path(cfg.out))  # before make_run_dir rewrites the config of a run already there
     run_dir = Path(cfg.resume) if cfg.resume else make_run_dir(cfg)
@@ -119,10 +130,18 @@ def open_run(cfg: TrainConfig) -> tuple[Path, Path | None]:
 
 def make_learner(cfg: TrainConfig, run_dir: Path, ckpt: Path | None, env: gym.Env, log: WandbLog) -> Learner:
     """The learning core on `<run>/episodes`, with the checkpoint's agent (changeable options applied) or a new one."""
-    store = EpisodeStore.open_or_create(run_dir / "episodes", run_store_meta(env, env_id_of(cfg.task, cfg.env_id),
-                                                                             cfg.obs))
-    learner = Learner(cfg, run_dir, store=store, wandb=log, log=say, success_window=RECENT_EPISODES,
-                      capacity_option="--replay-capacity")
+    store = EpisodeStore.open_or_create(
+        run_dir / "episodes", run_store_meta(env, env_id_of(cfg.task, cfg.env_id), cfg.obs)
+    )
+    learner = Learner(
+        cfg,
+        run_dir,
+        store=store,
+        wandb=log,
+        log=say,
+        success_window=RECENT_EPISODES,
+        capacity_option="--replay-capacity",
+    )
     if ckpt is not None:
         changed = apply_agent_settings(learner.resume_agent(ckpt, cfg.base_policy), cfg)
         if changed:
@@ -151,34 +170,68 @@ def make_run(cfg: TrainConfig) -> TrainRun:
             cfg.save(run_dir / CONFIG_JSON)
     # wandb first: nothing it does at start-up can then touch the random streams the learner seeds
     resume_id = Progress.from_json(ckpt / "progress.json").wandb_run_id if ckpt is not None else None
-    log = WandbLog(run_dir, cfg.wandb_mode if cfg.wandb else "disabled", cfg.wandb_project, run_dir.name,
-                   cfg.to_dict(), resume_id=resume_id)
+    log = WandbLog(
+        run_dir,
+        cfg.wandb_mode if cfg.wandb else "disabled",
+        cfg.wandb_project,
+        run_dir.name,
+        cfg.to_dict(),
+        resume_id=resume_id,
+    )
     learner = make_learner(cfg, run_dir, ckpt, env, log)
     # residual RL: the base policy acts every step, the agent learns a correction (robot_rl.training.residual)
     residual = make_residual_bases(cfg.base_policy, learner.agent, cfg.device) if cfg.base_policy else None
-    operator = None if not cfg.operator else make_sim_operator(
-        env, env_id, cfg.patience_steps, cfg.takeover_steps, cfg.max_interventions, cfg.max_fraction,
-        cfg.max_episode_steps)
-    rows = 0 if operator is None or not cfg.intervention_to_demos else intervention_replay_rows(
-        cfg.steps, operator.cfg.max_episode_steps, cfg.replay_capacity or sizing.auto_capacity(learner.agent.obs_spec))
-    learner.open_replays(demo_store, relabel=residual.relabel if residual else None, intervention_rows=rows,
-                         checkpoint=ckpt)
+    operator = (
+        None
+        if not cfg.operator
+        else make_sim_operator(
+            env,
+            env_id,
+            cfg.patience_steps,
+            cfg.takeover_steps,
+            cfg.max_interventions,
+            cfg.max_fraction,
+            cfg.max_episode_steps,
+        )
+    )
+    rows = (
+        0
+        if operator is None or not cfg.intervention_to_demos
+        else intervention_replay_rows(
+            cfg.steps,
+            operator.cfg.max_episode_steps,
+            cfg.replay_capacity or sizing.auto_capacity(learner.agent.obs_spec),
+        )
+    )
+    learner.open_replays(
+        demo_store, relabel=residual.relabel if residual else None, intervention_rows=rows, checkpoint=ckpt
+    )
     if ckpt is not None:
         curves.truncate_evals(run_dir, learner.env_steps)
-        say(f"resumed from {ckpt}: {learner.env_steps} env steps, {learner.episodes} episodes, "
-            f"{learner.agent.step} updates")
+        say(
+            f"resumed from {ckpt}: {learner.env_steps} env steps, {learner.episodes} episodes, "
+            f"{learner.agent.step} updates"
+        )
     # the acting cores: the agent's policy is trained in place (the learner never replaces it), so they act with it;
     # in warm-up the warm-up policy acts, or with a base policy the base plus noise (from the same generator)
     agent = learner.agent
     warmup = None if residual else make_warmup_policy(cfg, env_id, env, learner.np_rng)
-    acting = Acting(agent.action_dim, policy=agent.policy, warmup=warmup, rng=learner.np_rng,
-                    base=residual.base if residual else None, base_noise=cfg.base_noise,
-                    arbiter=operator.arbiter if operator else None)
-    eval_acting = Acting(agent.action_dim, policy=agent.policy, base=residual.eval_base if residual else None,
-                         deterministic=True)
+    acting = Acting(
+        agent.action_dim,
+        policy=agent.policy,
+        warmup=warmup,
+        rng=learner.np_rng,
+        base=residual.base if residual else None,
+        base_noise=cfg.base_noise,
+        arbiter=operator.arbiter if operator else None,
+    )
+    eval_acting = Acting(
+        agent.action_dim, policy=agent.policy, base=residual.eval_base if residual else None, deterministic=True
+    )
     title = f"{env_id} ({cfg.obs})" if is_sim_task(env_id) else env_id
-    return TrainRun(cfg, run_dir, title, env, eval_env, video_episodes, learner, log, acting, eval_acting, operator,
-                    checkpoint=ckpt)
+    return TrainRun(
+        cfg, run_dir, title, env, eval_env, video_episodes, learner, log, acting, eval_acting, operator, checkpoint=ckpt
+    )
 
 
 # --- the run around the loop ----------------------------------------------------------------------
@@ -205,10 +258,19 @@ class TrainRun:
     def __post_init__(self) -> None:
         self.recorder = EpisodeRecorder(self.learner)  # end() hands each episode to learner.add_episode
         cfg, steps = self.cfg, self.learner.env_steps
-        print(f"[train] {self.title}: online replay {len(self.learner.online)} transitions, demos "
-              f"{len(self.learner.demos) if self.learner.demos is not None else 0} transitions -> {self.run_dir}")
-        self.bar = tqdm(total=cfg.steps, initial=steps, unit="step", desc="train", disable=not cfg.progress_bar,
-                        dynamic_ncols=True, mininterval=0.5)
+        print(
+            f"[train] {self.title}: online replay {len(self.learner.online)} transitions, demos "
+            f"{len(self.learner.demos) if self.learner.demos is not None else 0} transitions -> {self.run_dir}"
+        )
+        self.bar = tqdm(
+            total=cfg.steps,
+            initial=steps,
+            unit="step",
+            desc="train",
+            disable=not cfg.progress_bar,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
         self._window = {"t": time.perf_counter(), "steps": steps, "updates": self.learner.agent.step}
         self.learner.start_clock()  # wall_s: training time, set-up excluded
 
@@ -236,11 +298,22 @@ class TrainRun:
         act, reset = acting_fns(self.eval_acting)
         wall_s = self.learner.wall_s()  # training time up to this evaluation
         with self.learner.timers("eval"), torch.no_grad():
-            result = evaluate(act, self.eval_env, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET,
-                              video_episodes=self.video_episodes, reset=reset)
-            record = {"env_steps": env_steps, "episodes": self.learner.episodes, "updates": agent.step,
-                      "wall_s": round(wall_s, 2), **result.metrics(),
-                      **(self._intervention_extra() or {})}
+            result = evaluate(
+                act,
+                self.eval_env,
+                cfg.eval_episodes,
+                seed=cfg.seed + EVAL_SEED_OFFSET,
+                video_episodes=self.video_episodes,
+                reset=reset,
+            )
+            record = {
+                "env_steps": env_steps,
+                "episodes": self.learner.episodes,
+                "updates": agent.step,
+                "wall_s": round(wall_s, 2),
+                **result.metrics(),
+                **(self._intervention_extra() or {}),
+            }
             curves.append_eval(self.run_dir, record)
             curves.plot_curve(curves.read_evals(self.run_dir), self.run_dir / curves.CURVE_PNG, self.title)
             self.log.log({f"eval/{k}": v for k, v in result.metrics().items()}, env_steps)
@@ -271,11 +344,19 @@ class TrainRun:
         else:  # logs and CI: one plain line with the learner's numbers
             numbers = " ".join(f"{k} {v:.3g}" for k, v in sorted(learner.metrics.items()))
             print(f"[train] step {env_steps} | {line} | {numbers}", flush=True)
-        self.log.log({**{f"train/{k}": v for k, v in learner.metrics.items()}, **learner.timers.metrics(),
-                      "perf/env_steps_per_s": steps_per_s, "perf/updates_per_s": updates_per_s,
-                      "train/success_rate_recent": success or 0.0,
-                      **({"train/intervention_rate_recent": interventions or 0.0} if self.operator is not None else {}),
-                      "train/episodes": learner.episodes, "train/updates": learner.agent.step}, env_steps)
+        self.log.log(
+            {
+                **{f"train/{k}": v for k, v in learner.metrics.items()},
+                **learner.timers.metrics(),
+                "perf/env_steps_per_s": steps_per_s,
+                "perf/updates_per_s": updates_per_s,
+                "train/success_rate_recent": success or 0.0,
+                **({"train/intervention_rate_recent": interventions or 0.0} if self.operator is not None else {}),
+                "train/episodes": learner.episodes,
+                "train/updates": learner.agent.step,
+            },
+            env_steps,
+        )
 
     def finish(self, env_steps: int, evaluate: bool = True) -> TrainResult:
         """A last evaluation at the final step (unless one was taken there), the summary lines, everything closed."""
@@ -286,8 +367,10 @@ class TrainRun:
             self.evaluate(env_steps)
             evals = curves.read_evals(self.run_dir)
         if evaluate:
-            say(f"done: {env_steps} env steps, {learner.episodes} episodes, {learner.agent.step} updates in "
-                f"{learner.wall_s():.0f} s; last eval: {_eval_line(evals[-1])}")
+            say(
+                f"done: {env_steps} env steps, {learner.episodes} episodes, {learner.agent.step} updates in "
+                f"{learner.wall_s():.0f} s; last eval: {_eval_line(evals[-1])}"
+            )
             say(f"time: {learner.timers.summary()}")
         progress = Progress(env_steps, learner.episodes, learner.wall_s(), self.log.run_id)
         replay = {"online": len(learner.online), "demos": len(learner.demos) if learner.demos is not None else 0}

@@ -11,7 +11,7 @@ WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
 def resolve_mode(requested: str) -> str:
-    """"auto" -> $WANDB_MODE if set, else "online" if credentials exist (WANDB_API_KEY, `wandb login`),
+    """ "auto" -> $WANDB_MODE if set, else "online" if credentials exist (WANDB_API_KEY, `wandb login`),
     else "offline"."""
     if requested not in WANDB_MODES:
         raise ValueError(f"unknown wandb mode {requested!r}; choose one of {list(WANDB_MODES)}")
@@ -32,8 +32,9 @@ IN_USE_WAIT_S = 20.0  # how long a resume waits for a killed process's wandb ser
 class WandbLog:
     """A wandb run (or nothing, when disabled) that train and eval metrics are logged to, keyed by env steps."""
 
-    def __init__(self, run_dir: Path, mode: str, project: str, name: str, config: dict[str, Any],
-                 resume_id: str | None = None):
+    def __init__(
+        self, run_dir: Path, mode: str, project: str, name: str, config: dict[str, Any], resume_id: str | None = None
+    ):
         self.mode = resolve_mode(mode)
         self.run = None
         if self.mode == "disabled":
@@ -51,8 +52,10 @@ class WandbLog:
                 # a process killed with -9 leaves its wandb service holding the run for a while: wait for it,
                 # then give up on continuing that wandb run rather than on training
                 if time.monotonic() > deadline:
-                    print(f"[wandb] run {resume_id} is still held by a dead process after {IN_USE_WAIT_S:.0f} s; "
-                          "logging to a new wandb run (training resumes as usual)")
+                    print(
+                        f"[wandb] run {resume_id} is still held by a dead process after {IN_USE_WAIT_S:.0f} s; "
+                        "logging to a new wandb run (training resumes as usual)"
+                    )
                     resume_id = None
                 else:
                     time.sleep(2.0)

@@ -1,0 +1,66 @@
+"""The actor node's learner side (a mixin of `ActorNode`, actor.py): housekeeping, status, and weights put in use.
+
+`_housekeeping` (wall clock, every 0.5 s) watches the learner through `EpisodeDelivery`, takes new weights while
+the node's clock stands still and publishes `actor_status`; `_take_policy` / `_use_policy` swap in a policy the
+`PolicyLoader` worker built, once its layout (and, with a base policy, its residual setup) fits this actor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from std_msgs.msg import String
+
+from robot_rl.actor.acting import residual_mismatch
+from robot_rl.agents.policy import Policy
+from robot_rl.nodes import protocol
+
+
+class ActorLearnerSide:
+    """What `ActorNode` does for and with the learner (uses its delivery, loader, refusals, layout, timing)."""
+
+    # --- learner ----------------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        """Wall clock, every 0.5 s: learner liveness (acks heartbeat), resends of unacknowledged episodes, and new
+        weights while the node's clock stands still (no ticks)."""
+        now = time.monotonic()
+        if now - self._last_tick > max(1.0, 2 * self.layout.dt_s):
+            self._take_policy()
+        self.delivery.housekeeping(now)
+        self.pub_status.publish(String(data=json.dumps(self.status())))
+
+    def status(self) -> dict:
+        """What `actor_status` carries: where the node is, and how many messages it refused per topic."""
+        return {
+            "actor_id": self.actor_id,
+            "phase": self.machine.phase.name.lower(),
+            "ticks": self._ticks,
+            "policy_version": self.policy_version,
+            "episodes_stored": self.store.n_episodes,
+            "learner_alive": self.delivery.learner_alive,
+            "refused": self.refusals.as_dict(),
+            "cameras": self.cameras.report(),
+        }
+
+    def _take_policy(self) -> None:
+        """Count the payloads the worker refused; put in use the newest policy it built (if any)."""
+        taken, errors = self.loader.take()
+        for error in errors:
+            self.refusals.refuse(protocol.POLICY, f"{error}; keeping v{self.policy_version}")
+        if taken is not None:
+            self._use_policy(*taken, protocol.POLICY)
+
+    def _use_policy(self, policy: Policy, version: int, source: str) -> None:
+        why = self.layout.policy_mismatch(policy.obs_spec, policy.action_dim) or residual_mismatch(
+            policy, self.cfg.base_policy
+        )
+        if why:
+            if source == protocol.POLICY:
+                self.refusals.refuse(source, f"refused policy v{version}, keeping v{self.policy_version}: {why}")
+            else:
+                self.get_logger().error(f"refused policy v{version} from {source}: {why}")
+            return
+        self.acting.policy, self.policy_version = policy.eval(), version
+        self.timing.write_policy(version)
+        self.get_logger().info(f"policy v{version} loaded from {source}")
