@@ -16,7 +16,8 @@ BASE_DEMOS = 8  # few demos: the BC base picks the cube in ~70 % of the evaluati
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("ROBOT_RL_EXTENDED_TESTS") != "1",
-    reason="~6 min and a thin margin (late success 0.82 vs 0.80 needed): run with ROBOT_RL_EXTENDED_TESTS=1",
+    reason="~6 min; fails today (2026-12-05, MuJoCo 4.0.1: base 0.55, late 0.6 vs 0.65 needed, identically before and "
+    "after the one-core refactor): run with ROBOT_RL_EXTENDED_TESTS=1",
 )
 @pytest.mark.timeout(900)  # ~5 min on 2 idle cores; the limit leaves room for a shared, busy machine
 def test_residual_rl_raises_the_success_of_a_bc_base_trained_on_few_demos(tmp_path):
