@@ -38,10 +38,10 @@ def stop_process(proc: subprocess.Popen, log: Path | None = None, timeout_s: flo
 class Probe:
     """A test-side rclpy node in its own context that records what it hears."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, namespace: str | None = None):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
+        self.node = Node(name, namespace=namespace, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.heard: dict[str, list] = defaultdict(list)

@@ -14,17 +14,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
-from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import Probe  # noqa: E402
+from rosprocs import start_process as _start
 from rosprocs import stop_process as _stop
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String, UInt8MultiArray
@@ -49,15 +46,11 @@ def _make_frame() -> np.ndarray:
     return rgb
 
 
-class _UsbCam:
+class _UsbCam(Probe):
     """Publishes image_raw (yuv422_yuy2) + camera_info at 10 Hz of sim time; hears episodes and actor_status."""
 
     def __init__(self, rgb: np.ndarray):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node("usb_cam", namespace=NS, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__("usb_cam", namespace=NS)
         yuyv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_YUY2)  # (480, 640, 2): Y0 U Y1 V
         self.image = Image(
             height=480, width=640, encoding="yuv422_yuy2", is_bigendian=0, step=1280, data=yuyv.tobytes()
@@ -97,17 +90,6 @@ class _UsbCam:
             self.pub_image.publish(self.image)
             self.pub_info.publish(self.info)
             self._last_t = t
-
-    def spin_until(self, predicate, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and not predicate():
-            self.executor.spin_once(timeout_sec=0.02)
-        return predicate()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 def test_the_actor_takes_usb_cam_yuyv_640x480_and_observes_the_centred_square_at_its_own_size(tmp_path):

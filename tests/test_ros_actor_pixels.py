@@ -11,18 +11,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from rosprocs import start_process as _start  # noqa: E402
+from rosprocs import Probe  # noqa: E402
+from rosprocs import start_process as _start
 from rosprocs import stop_process as _stop
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt8MultiArray
@@ -39,15 +36,11 @@ PX, STEPS, STALE_S = 16, 40, 0.5  # staleness: 5 camera periods, so this test's 
 BIN = Path(sys.executable).parent
 
 
-class _Camera:
+class _Camera(Probe):
     """Publishes front/image_raw stamped with the sim clock while `on`; watches commands and episodes."""
 
     def __init__(self):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node("fake_camera", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__("fake_camera")
         self.sim_t = 0.0
         self.on = True
         self.twists: list[tuple[float, float]] = []  # (sim time heard, |linear velocity|)
@@ -78,17 +71,6 @@ class _Camera:
             image = self.rng.integers(0, 255, (PX, PX, 3), dtype=np.uint8)
             self.pub.publish(convert.image_msg(Frame(image, self.sim_t), "front_optical_frame"))
             self._last_image_t = self.sim_t
-
-    def spin_until(self, predicate, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and not predicate():
-            self.executor.spin_once(timeout_sec=0.02)
-        return predicate()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 def test_a_stale_camera_pauses_the_episode_with_one_log_line_and_images_returning_resume_it(tmp_path):
