@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from robot_rl.cli.up import add_setup_arguments
 from robot_rl.errors import RunError, UsageError
 
 HOLD_HELP = (
@@ -31,20 +32,10 @@ def register(sub) -> None:
         "setup's node table (launch/setups/<setup>.yaml, with --set applied), limits from the running nodes' "
         "parameters. Exit 0 when all pass (WARN does not fail), 1 on any FAIL, 2 on a usage error.",
     )
-    check.add_argument("setup", help="node table name of the running setup, e.g. sim_single or franka")
-    check.add_argument(
-        "--use-sim",
-        choices=("true", "false"),
-        default="true",
-        help="true: the simulation's nodes (mode sim or any); false: hardware (mode real or any)",
-    )
-    check.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="NODE:PARAM:=VALUE",
-        help="the same --set the setup was started with (what to expect); repeatable",
+    add_setup_arguments(
+        check,
+        setup_help="node table name of the running setup, e.g. sim_single or franka",
+        set_help="the same --set the setup was started with (what to expect); repeatable",
     )
     check.add_argument(
         "--duration",
@@ -61,12 +52,6 @@ def register(sub) -> None:
         help="a saved Policy directory to compare with each actor's observation and action layout",
     )
     check.add_argument("--json", action="store_true", help="print the lines as one JSON list instead")
-    check.add_argument(
-        "--launch-dir",
-        type=Path,
-        metavar="DIR",
-        help="directory holding setups/ and config/ (default: the project's launch/)",
-    )
     check.set_defaults(func=_check)
 
 

@@ -32,30 +32,14 @@ def register(sub) -> None:
         "(-r __node:=NAME -r __ns:=/NS --params-file FILE -p KEY:=VALUE -r FROM:=TO), prefix their output with "
         "the node name, forward Ctrl-C/SIGTERM, and exit non-zero if a node dies.",
     )
-    up.add_argument("setup", help="node table name, e.g. sim_single or sim_two_robots")
-    up.add_argument(
-        "--use-sim",
-        choices=("true", "false"),
-        default="true",
-        help="true: run the simulation's nodes (mode sim or any); false: hardware (mode real or any)",
-    )
-    up.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="NODE:PARAM:=VALUE",
-        help="set one parameter of the nodes named NODE (a name like learner, or a full name like "
+    add_setup_arguments(
+        up,
+        setup_help="node table name, e.g. sim_single or sim_two_robots",
+        set_help="set one parameter of the nodes named NODE (a name like learner, or a full name like "
         "/robot_1/actor), after the table's files and overrides; repeatable. "
         "Example: --set learner:demos:=demos/pick_cube --set actor:obs_mode:=pixels",
     )
     up.add_argument("--dry-run", action="store_true", help="print the command lines, one per node, and exit")
-    up.add_argument(
-        "--launch-dir",
-        type=Path,
-        metavar="DIR",
-        help="directory holding setups/ and config/ (default: the project's launch/)",
-    )
     up.add_argument(
         "--grace-s",
         type=float,
@@ -64,6 +48,24 @@ def register(sub) -> None:
         help="how long nodes get to exit after a signal before they are killed (default 10)",
     )
     up.set_defaults(func=_up)
+
+
+def add_setup_arguments(parser, setup_help: str, set_help: str) -> None:
+    """SETUP, --use-sim, --set NODE:PARAM:=VALUE and --launch-dir: how `up` and `check` name a setup's nodes."""
+    parser.add_argument("setup", help=setup_help)
+    parser.add_argument(
+        "--use-sim",
+        choices=("true", "false"),
+        default="true",
+        help="true: the simulation's nodes (mode sim or any); false: hardware (mode real or any)",
+    )
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE:PARAM:=VALUE", help=set_help)
+    parser.add_argument(
+        "--launch-dir",
+        type=Path,
+        metavar="DIR",
+        help="directory holding setups/ and config/ (default: the project's launch/)",
+    )
 
 
 def _resolve(executable: str) -> str:
