@@ -147,20 +147,27 @@ def test_a_broken_cell_fails_the_broken_checks_and_exits_1(tmp_path):
     try:
         _wait_for(proc, log, "sim robot up")
         _wait_for(proc, log, "arm adapter 'sim' connected")
-        rc, verdicts = _check("broken", "--launch-dir", str(launch), "--duration", "2", "--hold-test")
+        rc, verdicts = _check(
+            "broken", "--launch-dir", str(launch), "--duration", "4", "--hold-test"
+        )  # 4 s: rates hold under load
     finally:
         commander.close()
         _stop(proc)
     failed = {key for key, v in verdicts.items() if v["status"] == "FAIL"}
-    assert rc == 1
-    assert failed == {
+    broken = {
         ("/robot_1", "front/image_raw"),
         ("/robot_1", "front/camera_info"),
         ("/robot_1", "wrist/image_raw"),
         ("/robot_1", "wrist/camera_info"),
         ("/robot_2", "workspace"),
         ("/robot_2", "watchdog"),
-    }, verdicts
+    }
+    assert rc == 1
+    assert broken <= failed, verdicts
+    # On a loaded machine the sim may not keep its state topics' rate (a true finding the check reports); any
+    # other failure is a defect of the check.
+    slow = {key for key in failed - broken if key[0] == "/robot_1" and " Hz, age " in verdicts[key]["measured"]}
+    assert failed - broken == slow, verdicts
     assert verdicts[("/robot_2", "hold test")]["status"] == "WARN"  # never commands a tool outside its box
     assert verdicts[("/robot_1", "hold test")] == {
         "status": "WARN",
