@@ -49,19 +49,7 @@ def register(sub) -> None:
         metavar="DEVICE",
         help="a person drives with DEVICE: keyboard, spacemouse or ros (any node on teleop/command)",
     )
-    record.add_argument(
-        "--mapping",
-        default="",
-        metavar="NAME|FILE",
-        help="teleop device mapping (default: keyboard / spacemouse_hid); see robot_rl/teleop/mappings",
-    )
-    record.add_argument(
-        "--speed",
-        type=float,
-        default=0.5,
-        metavar="F",
-        help="teleop: a full stick or key moves at this fraction of the largest action (default 0.5)",
-    )
+    _add_teleop_options(record)
     record.add_argument("--episodes", type=positive_int, required=True, metavar="N", help="episodes to add")
     record.add_argument("--out", type=Path, required=True, metavar="DIR", help="episode store directory")
     record.add_argument(
@@ -94,6 +82,23 @@ def register(sub) -> None:
     )
     record.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     record.set_defaults(func=_record)
+
+
+def _add_teleop_options(record: argparse.ArgumentParser) -> None:
+    """The options that shape a person's teleop device (--mapping, --speed)."""
+    record.add_argument(
+        "--mapping",
+        default="",
+        metavar="NAME|FILE",
+        help="teleop device mapping (default: keyboard / spacemouse_hid); see robot_rl/teleop/mappings",
+    )
+    record.add_argument(
+        "--speed",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="teleop: a full stick or key moves at this fraction of the largest action (default 0.5)",
+    )
 
 
 def _record(args: argparse.Namespace) -> int:

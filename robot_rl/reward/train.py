@@ -85,25 +85,8 @@ def train_classifier(cfg: TrainConfig) -> dict:
     t_load = time.perf_counter() - t0
 
     model = SuccessClassifier(cfg.classifier).to(cfg.device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    pad = cfg.aug_pad_px
     t1 = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc="reward classifier", unit="step", disable=not cfg.progress)
-    losses = []
-    model.train()
-    for _ in bar:
-        rows = balanced_indices(train.labels, cfg.batch_size, rng)
-        images = {k: random_shift(v, pad) for k, v in to_tensors(train, rows, cfg.device).items()}
-        target = torch.from_numpy(train.labels[rows].astype(np.float32)).to(cfg.device)
-        loss = F.binary_cross_entropy_with_logits(model(images), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if len(losses) % 20 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-    bar.close()
+    losses = _fit(model, train, cfg, rng)
     t_train = time.perf_counter() - t1
 
     probs = predict_probs(model, held, cfg.device)
@@ -158,6 +141,28 @@ def train_classifier(cfg: TrainConfig) -> dict:
     )
     (out / REPORT_FILE).write_text(json.dumps(report, indent=1, default=str))
     return report
+
+
+def _fit(model: SuccessClassifier, train: Frames, cfg: TrainConfig, rng: np.random.Generator) -> list[float]:
+    """`cfg.steps` AdamW steps on class-balanced, randomly shifted batches of `train`; the loss of every step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    bar = tqdm(range(cfg.steps), desc="reward classifier", unit="step", disable=not cfg.progress)
+    losses: list[float] = []
+    model.train()
+    for _ in bar:
+        rows = balanced_indices(train.labels, cfg.batch_size, rng)
+        images = {k: random_shift(v, cfg.aug_pad_px) for k, v in to_tensors(train, rows, cfg.device).items()}
+        target = torch.from_numpy(train.labels[rows].astype(np.float32)).to(cfg.device)
+        loss = F.binary_cross_entropy_with_logits(model(images), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if len(losses) % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+    bar.close()
+    return losses
 
 
 def resize_array(images: np.ndarray, size: int, chunk: int = 512) -> np.ndarray:
