@@ -233,11 +233,14 @@ class Agent:
         if actor.stochastic:
             alpha = self.log_alpha.exp()
             actor_loss = (alpha.detach() * log_prob - q).mean()
-            temp_loss = alpha * (-log_prob.detach() - self.target_entropy).mean()
+            entropy = (
+                actor.gaussian_entropy(feats.detach()) if self.cfg.entropy_measure == "gaussian" else -log_prob.detach()
+            )
+            temp_loss = alpha * (entropy - self.target_entropy).mean()
             self.temp_opt.zero_grad(set_to_none=True)
             temp_loss.backward()
             self.temp_opt.step()
-            out.update(temperature=alpha.detach(), entropy=-log_prob.detach().mean(), temp_loss=temp_loss.detach())
+            out.update(temperature=alpha.detach(), entropy=entropy.mean(), temp_loss=temp_loss.detach())
         else:
             actor_loss = -q.mean()
         if imitate is not None:

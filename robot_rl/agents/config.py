@@ -10,6 +10,7 @@ from typing import Any
 ALGOS = ("sac", "td3")
 CRITIC_LOSSES = ("mse", "hl_gauss")
 ENCODERS = ("none", "conv", "resnet10")
+ENTROPY_MEASURES = ("action", "gaussian")  # see AgentConfig.entropy_measure
 
 
 @dataclass
@@ -41,6 +42,9 @@ class AgentConfig:
     target_entropy_final: float | None = (
         None  # target reached as recent episodes succeed without take-overs; None: fixed
     )
+    entropy_measure: str = "action"  # entropy the temperature holds at the target: action (squashed) or gaussian
+    # (before the tanh). With "action" a dim held at +-1 (a gripper kept open) has a very negative entropy that the
+    # other dims make up: pick_cube's motion dims then sample with a std of ~0.5 while the mean succeeds every time.
     backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
     # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
     batch_size: int = 256  # transitions per gradient step (the loop samples this many)
@@ -81,6 +85,7 @@ class AgentConfig:
             ("algo", self.algo, ALGOS),
             ("critic_loss", self.critic_loss or "mse", CRITIC_LOSSES),
             ("encoder", self.encoder, ENCODERS),
+            ("entropy_measure", self.entropy_measure, ENTROPY_MEASURES),
         ):
             if value not in choices:
                 raise ValueError(f"{name}={value!r} is not valid; choose one of {choices}")

@@ -176,6 +176,13 @@ class Actor(nn.Module):
         action, log_prob, _ = self.forward_with_mean(feats, noise)
         return action, log_prob
 
+    @torch.no_grad()
+    def gaussian_entropy(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B,) entropy of the Gaussian before the tanh (sum over dims of log std + log(2 pi e) / 2); SAC only."""
+        _, log_std = self.net(feats).chunk(2, dim=-1)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1.0)
+        return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+
     def forward_with_mean(
         self, feats: torch.Tensor, noise: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
