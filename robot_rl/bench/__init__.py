@@ -9,6 +9,8 @@ control loop's timing (`robot-rl bench ros`).
     peer.py              runs a peer script with the peers' Python and reads its JSON lines
     peer_gym_hil.py      standalone, peers venv only: times gym-hil
     peer_lerobot_sac.py  standalone, peers venv only: times LeRobot's learner step
+    peer_lerobot_dataset.py  standalone, peers venv only: LeRobot's LeRobotDataset reads our export
+                         (compared with the store by robot_rl/data/lerobot_check.py)
 
 The peers are never dependencies: only the `peer_*.py` scripts import them, in their own process.
 """

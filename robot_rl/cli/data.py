@@ -1,4 +1,5 @@
-"""robot-rl data info | view | repair: inspect an episode store, rebuild a lost index."""
+"""robot-rl data info | view | repair | export | import: inspect an episode store, rebuild a lost index, and move
+episodes to and from other formats (LeRobotDataset v3.0)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,34 @@ def register(sub) -> None:
     )
     view.set_defaults(func=_view)
 
+    export = data_sub.add_parser(
+        "export",
+        help="write a store in another format: a LeRobotDataset v3.0 directory (parquet + mp4)",
+        description="Write every episode of a store as a LeRobotDataset v3.0 directory, as LeRobot 0.4.x reads it: "
+        "observation.state, observation.images.<camera> (H.264 mp4, yuv444p), action, next.reward, next.done, "
+        "success, is_intervention, policy/base actions and the task string; the store's metadata goes in "
+        "meta/info.json so `data import` gives the store back.",
+    )
+    export.add_argument("store", type=Path, metavar="STORE", help="episode store directory")
+    export.add_argument("--format", choices=["lerobot"], required=True, help="output format")
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="new (or empty) output directory")
+    export.add_argument(
+        "--fps", type=positive_float, help="frames per second, a whole number (default: the store's control_rate_hz)"
+    )
+    export.set_defaults(func=_export)
+
+    imp = data_sub.add_parser(
+        "import",
+        help="read another format into a new store: a LeRobotDataset v3.0 directory",
+        description="Read a LeRobotDataset v3.0 directory into a new episode store. A dataset made by `data export` "
+        "comes back with every key and its metadata; one made by LeRobot maps observation.state, "
+        "observation.images.*, action, next.reward and next.done, and a layout that cannot map is refused.",
+    )
+    imp.add_argument("source", type=Path, metavar="SRC", help="the dataset directory")
+    imp.add_argument("--format", choices=["lerobot"], required=True, help="input format")
+    imp.add_argument("--out", type=Path, required=True, metavar="STORE", help="new episode store directory")
+    imp.set_defaults(func=_import)
+
 
 def _info(args: argparse.Namespace) -> int:
     import json
@@ -111,4 +140,40 @@ def _view(args: argparse.Namespace) -> int:
     n = write_mp4(frames, out, fps=fps)
     cams = [c.removeprefix("image_") for c in camera_keys(episode)] or ["none"]
     print(f"wrote {out}: episode {index}, {n} frames at {fps:g} fps, cameras {', '.join(cams)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from robot_rl.data.lerobot_export import export_lerobot
+    from robot_rl.data.lerobot_format import LeRobotFormatError
+    from robot_rl.errors import RunError
+
+    try:
+        result = export_lerobot(args.store, args.out, fps=args.fps)  # StoreError: one line
+    except LeRobotFormatError as e:
+        raise RunError(str(e)) from None
+    cams = ", ".join(result.cameras) or "none"
+    print(
+        f"wrote {result.out}: LeRobotDataset v3.0, {result.episodes} episodes, {result.frames} frames at {result.fps} "
+        f"fps, cameras {cams}, {result.nbytes / 2**20:.1f} MiB"
+    )
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from robot_rl.data.lerobot_format import LeRobotFormatError
+    from robot_rl.data.lerobot_import import import_lerobot
+    from robot_rl.errors import RunError
+
+    if not args.source.is_dir():
+        raise RunError(f"{args.source} is not a directory; expected a LeRobotDataset v3.0 directory")
+    if args.out.exists():
+        raise RunError(f"--out {args.out} exists; the import writes a new episode store (choose a new path)")
+    try:
+        result = import_lerobot(args.source, args.out)  # StoreError (e.g. --out exists): one line
+    except LeRobotFormatError as e:
+        raise RunError(str(e)) from None
+    dropped = f"; left out {', '.join(result.dropped)}" if result.dropped else ""
+    cams = ", ".join(result.cameras) or "none"
+    print(f"wrote {result.out}: {result.episodes} episodes, {result.steps} steps, cameras {cams}{dropped}")
     return 0

@@ -1,0 +1,148 @@
+"""`robot-rl data export|import --format lerobot`: LeRobotDataset v3.0 round trips on real files (sim demos, parquet, mp4)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from robot_rl import keys
+from robot_rl.cli import main
+from robot_rl.data import lerobot_format as lr
+from robot_rl.data.demos import DemoConfig, record_scripted_demos
+from robot_rl.data.lerobot_check import psnr_db
+from robot_rl.data.lerobot_export import export_lerobot
+from robot_rl.data.lerobot_import import import_lerobot
+from robot_rl.data.store import EpisodeStore
+
+
+@pytest.fixture(scope="module")
+def pixel_store(tmp_path_factory):
+    """3 scripted pick_cube episodes from the real sim, with both cameras (128 px)."""
+    path = tmp_path_factory.mktemp("lerobot") / "demos.zarr"
+    record_scripted_demos(DemoConfig(task="pick_cube", episodes=3, out=path, obs_mode="pixels", progress=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(pixel_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lerobot") / "ds"
+    assert main(["data", "export", str(pixel_store), "--format", "lerobot", "--out", str(out)]) == 0
+    return out
+
+
+def test_export_writes_the_v3_layout(pixel_store, exported):
+    store = EpisodeStore.open(pixel_store)
+    info = json.loads((exported / lr.INFO_PATH).read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 10
+    assert info["total_episodes"] == 3 and info["total_frames"] == store.n_steps and info["total_tasks"] == 1
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    front = info["features"]["observation.images.front"]
+    assert front["dtype"] == "video" and front["shape"] == [128, 128, 3]
+    assert front["info"]["video.codec"] == "h264" and front["info"]["video.pix_fmt"] == "yuv444p"
+    assert info["features"]["observation.state"]["shape"] == [18]
+    assert info["features"]["action"]["names"] == ["dx", "dy", "dz", "gripper"]
+    for name in ("next.reward", "next.done", "success", "is_intervention", "policy_action", "base_action"):
+        assert name in info["features"], name
+    frames = pq.read_table(exported / "data/chunk-000/file-000.parquet")
+    assert frames.num_rows == store.n_steps and frames["index"].to_pylist() == list(range(store.n_steps))
+    done_rows = np.flatnonzero(frames["next.done"].to_numpy(zero_copy_only=False))
+    assert done_rows.tolist() == (store.episode_ends - 1).tolist()
+    episodes = pq.read_table(exported / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    ends = store.episode_ends.tolist()
+    assert [e["dataset_to_index"] for e in episodes] == ends and [e["tasks"] for e in episodes] == [["pick_cube"]] * 3
+    # the episodes lie back to back in each camera's one mp4: from/to timestamps in frames at 10 fps
+    assert [e["videos/observation.images.wrist/from_timestamp"] for e in episodes] == [0.0, ends[0] / 10, ends[1] / 10]
+    assert episodes[2]["videos/observation.images.wrist/to_timestamp"] == pytest.approx(ends[2] / 10)
+    tasks = pq.read_table(exported / lr.TASKS_PATH)
+    assert lr.task_strings(tasks) == ["pick_cube"] and b"pandas" in tasks.schema.metadata
+    stats = json.loads((exported / lr.STATS_PATH).read_text())
+    assert np.asarray(stats["observation.images.front"]["mean"]).shape == (3, 1, 1)
+    assert stats["action"]["max"] == pytest.approx(store.get_key(keys.ACTION).max(0).tolist())
+    assert set(stats["observation.state"]) == {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
+
+
+def test_round_trip_keeps_every_array_and_images_above_40_db(pixel_store, exported, tmp_path, capsys):
+    back = tmp_path / "back.zarr"
+    assert main(["data", "import", str(exported), "--format", "lerobot", "--out", str(back)]) == 0
+    assert "3 episodes" in capsys.readouterr().out
+    a, b = EpisodeStore.open(pixel_store), EpisodeStore.open(back, verify=True)
+    assert b.spec == a.spec and b.episode_ends.tolist() == a.episode_ends.tolist()
+    assert {k: v for k, v in b.meta.items() if k != "created_utc"} == {
+        k: v for k, v in a.meta.items() if k != "created_utc"
+    }
+    worst = []
+    for i in range(a.n_episodes):
+        ea, eb = a.get_episode(i), b.get_episode(i)
+        for key in ea:
+            if keys.is_image_key(key):
+                worst.append(psnr_db(ea[key], eb[key]).min())
+            else:
+                np.testing.assert_array_equal(eb[key], ea[key], err_msg=key)
+    assert 40.0 <= min(worst) < 80.0  # lossy, but within codec loss (measured ~45 dB)
+
+
+def _as_lerobot_made(exported, dst):
+    """Our export rewritten as LeRobot's gym_manipulator records: no robot_rl extras, a discrete penalty column."""
+    shutil.copytree(exported, dst)
+    info = json.loads((dst / lr.INFO_PATH).read_text())
+    del info[lr.META_KEY]
+    extras = ["terminated", "next.truncated", "success", "is_intervention", "policy_action", "base_action"]
+    extras += [k for k in info["features"] if k.startswith("t_capture")]
+    for name in extras:
+        del info["features"][name]
+    info["features"]["complementary_info.discrete_penalty"] = {"dtype": "float32", "shape": [1], "names": None}
+    (dst / lr.INFO_PATH).write_text(json.dumps(info))
+    path = dst / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(path).drop_columns(extras)
+    table = table.append_column("complementary_info.discrete_penalty", pa.array(np.zeros(table.num_rows, np.float32)))
+    pq.write_table(table, path)
+    return info
+
+
+def test_a_lerobot_made_layout_imports_with_our_defaults(exported, tmp_path):
+    _as_lerobot_made(exported, tmp_path / "theirs")
+    result = import_lerobot(tmp_path / "theirs", tmp_path / "store.zarr")
+    assert result.dropped == ("complementary_info.discrete_penalty",) and result.cameras == ("front", "wrist")
+    store = EpisodeStore.open(tmp_path / "store.zarr", verify=True)  # end flags only at episode ends
+    assert set(keys.STEP_KEYS) <= set(store.keys)
+    assert store.meta["source"] == "lerobot" and store.meta["control_rate_hz"] == 10.0
+    assert store.meta["cameras"] == {"front": {"height": 128, "width": 128}, "wrist": {"height": 128, "width": 128}}
+    ends = store.episode_ends - 1
+    assert np.flatnonzero(store.get_key(keys.TERMINATED)).tolist() == ends.tolist()  # next.done -> terminated
+    assert not store.get_key(keys.TRUNCATED).any() and not store.get_key(keys.IS_INTERVENTION).any()
+    np.testing.assert_array_equal(store.get_key(keys.POLICY_ACTION), store.get_key(keys.ACTION))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda info: info.update(codebase_version="v2.1"), "v2.1; this reads v3.0 only"),
+        (
+            lambda info: info["features"].update({"observation.environment_state": {"dtype": "float32", "shape": [3]}}),
+            "'observation.environment_state' cannot map",
+        ),
+        (lambda info: info["features"].pop("action"), "has no 'action' feature"),
+    ],
+)
+def test_a_layout_that_cannot_map_is_refused_in_one_line(exported, tmp_path, capsys, edit, message):
+    info = _as_lerobot_made(exported, tmp_path / "theirs")
+    edit(info)
+    (tmp_path / "theirs" / lr.INFO_PATH).write_text(json.dumps(info))
+    assert main(["data", "import", str(tmp_path / "theirs"), "--format", "lerobot", "--out", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robot-rl: error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_export_refuses_a_fractional_rate_and_a_used_directory(pixel_store, exported, tmp_path):
+    with pytest.raises(lr.LeRobotFormatError, match="whole number"):
+        export_lerobot(pixel_store, tmp_path / "x", fps=7.5)
+    with pytest.raises(lr.LeRobotFormatError, match="not an empty directory"):
+        export_lerobot(pixel_store, exported)
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".*exporting"))
