@@ -14,6 +14,7 @@ import sys
 from robot_rl.bench.learner import SPECS, LearnerBenchConfig
 from robot_rl.bench.peer import PeerError
 from robot_rl.bench.sim import OBS_MODES, SimBenchConfig
+from robot_rl.cli.bench_fleet import register_fleet
 from robot_rl.cli.bench_learning import register_learning
 from robot_rl.errors import UsageError
 
@@ -33,6 +34,7 @@ def register(sub) -> None:
     _register_learner(bench_sub)
     _register_ros(bench_sub)
     register_learning(bench_sub)
+    register_fleet(bench_sub)
 
 
 def _register_sim(bench_sub) -> None:

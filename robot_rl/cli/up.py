@@ -41,6 +41,12 @@ def register(sub) -> None:
     )
     up.add_argument("--dry-run", action="store_true", help="print the command lines, one per node, and exit")
     up.add_argument(
+        "--static-peers",
+        metavar="ADDR;ADDR",
+        help="unicast DDS discovery for networks that block multicast: the other machines' addresses, "
+        "';'-separated (sets ROS_STATIC_PEERS for every node; give every machine the list; docs/ros2.md)",
+    )
+    up.add_argument(
         "--grace-s",
         type=float,
         default=10.0,
@@ -101,6 +107,8 @@ def _up(args: argparse.Namespace) -> int:
     if not nodes:
         raise UsageError(f"setup {args.setup!r} has no nodes for --use-sim {args.use_sim}")
     commands = {node.fqn: [_resolve(node.executable), *node.ros_args()] for node in nodes}
+    if args.static_peers:  # the nodes inherit it (rcl reads it at init)
+        os.environ["ROS_STATIC_PEERS"] = args.static_peers
     if args.dry_run:
         for cmd in commands.values():
             print(shlex.join(cmd))

@@ -1,0 +1,282 @@
+"""`robot-rl bench fleet`: robots and the learner on separate (virtual) hosts, over a lossy network, measured.
+
+Each robot host runs the shipped `sim_train` table's sim robot and actor (its namespace, seed, store and clock remap
+made per robot, as `sim_two_robots_train` does); the learner host runs its learner; every host is its own network
+namespace on one bridge (`robot_rl.bench.fleet_net`), so DDS discovery and traffic cross a real (virtual) network.
+Separate hosts share no memory: every process runs with FASTDDS_BUILTIN_TRANSPORTS=UDPv4 (no shared-memory
+transport), so every byte between hosts crosses the bridge and its faults.
+
+    start  learner host, then robot hosts; wait until every actor has stored an episode
+    run    duration_s: robot_1's link down for partition_s from a quarter in; the learner host killed (SIGKILL,
+           namespace deleted) for learner_down_s half-way, then made again and its learner restarted (it resumes
+           from its checkpoint and store)
+    drain  the sims stop (SIGINT); the actors, their robot silent, keep resending until the learner holds every
+           episode they completed (or drain_timeout_s)
+    stop   actors and learner SIGINT; the network removed -- always, also on Ctrl-C or a failure
+
+Figures (robot_rl.bench.fleet_results): episodes and MB into the learner per second (MB: its link's rx bytes),
+learner updates per second, weight-push latency per robot (the learner's "published policy version V" log line
+to the actor's "policy vV loaded"), and exactly-once delivery per actor (its store's episode ids against the
+(actor id, index) the learner stored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from robot_rl.bench.fleet_net import FleetNet
+from robot_rl.bench.fleet_results import (
+    PUBLISHED_RE,
+    FleetBenchConfig,
+    FleetResult,
+    deliveries,
+    log_events,
+    push_latencies_ms,
+    stored_count,
+)
+from robot_rl.bench.timing import progress
+from robot_rl.learner import episode_log
+from robot_rl.nodes.table import NodeEntry, load_table
+
+SETUP = "sim_train"  # node table whose sim_robot, actor and learner entries each host runs
+BIN = Path(sys.executable).parent
+LEARNER = "learner"
+DOMAIN_ID = "42"  # any: the namespaces are private
+
+
+class FleetBenchError(RuntimeError):
+    """A node died or never came up; the message is one line, `detail` the end of the node logs."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def robot_hosts(n: int) -> list[str]:
+    return [f"robot_{i}" for i in range(1, n + 1)]
+
+
+def host_commands(cfg: FleetBenchConfig, work: Path) -> dict[str, dict[str, list[str]]]:
+    """host -> {node fqn: command line}: the table's entries, one sim robot + actor pair per robot host."""
+    table = load_table(SETUP).with_sets(
+        [f"sim_robot:real_time_factor:={cfg.real_time_factor}", f"learner:out:={work / 'learner'}", *cfg.sets]
+    )
+    by_name = {n.name: n for n in table.select(use_sim=True)}
+
+    def line(n: NodeEntry) -> list[str]:
+        return [str(BIN / n.executable), *n.ros_args()]
+
+    out = {LEARNER: {by_name["learner"].fqn: line(by_name["learner"])}}
+    for i, host in enumerate(robot_hosts(cfg.robots), start=1):
+        ns, remaps = f"/{host}", ((("/clock", f"/{host}/clock"),))
+        sim = dataclasses.replace(
+            by_name["sim_robot"], namespace=ns, remaps=remaps, overrides=by_name["sim_robot"].overrides + (("seed", i),)
+        )
+        actor = dataclasses.replace(
+            by_name["actor"],
+            namespace=ns,
+            remaps=remaps,
+            overrides=by_name["actor"].overrides + (("seed", i), ("store", str(work / f"{host}_episodes"))),
+        )
+        out[host] = {sim.fqn: line(sim), actor.fqn: line(actor)}
+    return out
+
+
+class _Fleet:
+    """The hosts' processes, each logging to its own file under `work`."""
+
+    def __init__(self, cfg: FleetBenchConfig, net: FleetNet, work: Path) -> None:
+        self.cfg, self.net, self.work = cfg, net, work
+        self.commands = host_commands(cfg, work)
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, list[Path]] = {}
+        self.env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
+        self.env |= {
+            "FASTDDS_BUILTIN_TRANSPORTS": "UDPv4",
+            "ROS_DOMAIN_ID": DOMAIN_ID,
+            "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET",
+            "PYTHONUNBUFFERED": "1",
+            "RCUTILS_LOGGING_BUFFERED_STREAM": "0",
+        }
+        if cfg.fastdds_profile:  # its transports replace the builtin ones
+            del self.env["FASTDDS_BUILTIN_TRANSPORTS"]
+            self.env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(cfg.fastdds_profile).resolve())
+        if cfg.discovery == "static":
+            self.env["ROS_STATIC_PEERS"] = ";".join(net.address(h) for h in net.hosts)
+
+    def start_host(self, host: str) -> None:
+        for fqn, cmd in self.commands[host].items():
+            log = self.work / f"{fqn.strip('/').replace('/', '_')}_{len(self.logs.get(fqn, [])) + 1}.log"
+            with open(log, "w") as out:
+                self.procs[fqn] = subprocess.Popen(
+                    self.net.exec_prefix(host) + cmd,
+                    cwd=self.work,
+                    env=self.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # a terminal's Ctrl-C reaches the bench only, which stops the nodes
+                )
+            self.logs.setdefault(fqn, []).append(log)
+
+    def forget_host(self, host: str) -> None:
+        for fqn in self.commands[host]:
+            proc = self.procs.pop(fqn, None)
+            if proc is not None:
+                proc.wait()  # killed with the namespace (SIGKILL): reap it
+
+    def actor_log(self, host: str) -> Path:
+        return self.logs[f"/{host}/actor"][-1]
+
+    def check_alive(self) -> None:
+        dead = {f: p.returncode for f, p in self.procs.items() if p.poll() is not None}
+        if dead:
+            raise FleetBenchError(f"nodes exited early: {dead} (logs in {self.work})", self.dump())
+
+    def stop(self, fqns: list[str], timeout_s: float = 30.0) -> dict[str, int]:
+        for fqn in fqns:
+            if self.procs[fqn].poll() is None:
+                self.procs[fqn].send_signal(signal.SIGINT)
+        codes = {}
+        for fqn in fqns:
+            try:
+                codes[fqn] = self.procs[fqn].wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.procs[fqn].kill()
+                codes[fqn] = self.procs[fqn].wait()
+            del self.procs[fqn]
+        return codes
+
+    def kill_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def dump(self, lines: int = 15) -> str:
+        return "\n".join(
+            f"--- {log.name} (tail) ---\n{''.join(log.read_text(errors='replace').splitlines(True)[-lines:])}"
+            for logs in self.logs.values()
+            for log in logs
+        )
+
+
+def _wait(predicate, timeout_s: float, fleet: _Fleet, what: str) -> None:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        fleet.check_alive()
+        if time.monotonic() > end:
+            raise FleetBenchError(f"timed out after {timeout_s:.0f} s waiting for {what} (logs in {fleet.work})",
+                                  fleet.dump())  # fmt: skip
+        time.sleep(0.5)
+
+
+def _updates(work: Path) -> int:
+    records = episode_log.read(work / "learner")
+    return max((r.get("updates") or 0 for r in records), default=0)
+
+
+def run_fleet(cfg: FleetBenchConfig) -> FleetResult:
+    """Build the network, run the fleet through its faults, drain, stop, measure; the network is always removed."""
+    work = Path(cfg.out) if cfg.out else Path(tempfile.mkdtemp(prefix="robot_rl_fleet_"))
+    work.mkdir(parents=True, exist_ok=True)
+    robots = robot_hosts(cfg.robots)
+    net = FleetNet([LEARNER, *robots], multicast=cfg.discovery == "multicast", loss_pct=cfg.loss_pct)
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    fleet = None
+    try:
+        net.up()
+        if cfg.delay_ms or cfg.jitter_ms:
+            net.set_delay(cfg.delay_ms, cfg.jitter_ms)
+        fleet = _Fleet(cfg, net, work)
+        progress(f"fleet: {len(net.hosts)} hosts on bridge {net.bridge} ({', '.join(net.hosts)}); logs in {work}")
+        for host in net.hosts:
+            fleet.start_host(host)
+        _wait(lambda: all(stored_count(fleet.actor_log(h)) >= 1 for h in robots), cfg.startup_timeout_s, fleet,
+              "every actor's first stored episode")  # fmt: skip
+        return _measure(cfg, net, fleet, robots, work)
+    finally:
+        if fleet is not None:
+            fleet.kill_all()
+        net.down()
+        signal.signal(signal.SIGTERM, previous)
+        if cfg.out is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[str], work: Path) -> FleetResult:
+    """The run (with its faults), the drain and the stop; then the figures."""
+    t0, rx0, updates0 = time.monotonic(), net.rx_bytes(LEARNER), _updates(work)
+    episodes0 = len(episode_log.read(work / "learner"))
+    rx_before_restart, lost_learner_episodes, notes = 0, 0, []
+    events = []  # (at s, what)
+    if cfg.partition_s:
+        events += [(cfg.duration_s / 4, "partition"), (cfg.duration_s / 4 + cfg.partition_s, "heal")]
+    if cfg.learner_down_s:
+        events += [(cfg.duration_s / 2, "kill learner"), (cfg.duration_s / 2 + cfg.learner_down_s, "restart learner")]
+    end_s = max([cfg.duration_s] + [at + 5.0 for at, _ in events])
+    stored_at_kill = 0
+    for at, what in sorted(events) + [(end_s, "end")]:
+        while time.monotonic() - t0 < at:
+            fleet.check_alive()
+            time.sleep(0.5)
+        progress(f"fleet: t={time.monotonic() - t0:5.1f} s: {what}")
+        if what in ("partition", "heal"):
+            net.set_link(robots[0], up=what == "heal")
+        elif what == "kill learner":
+            rx_before_restart = net.rx_bytes(LEARNER) - rx0
+            net.kill_host(LEARNER)
+            fleet.forget_host(LEARNER)
+            stored_at_kill = sum(stored_count(fleet.actor_log(h)) for h in robots)
+        elif what == "restart learner":
+            lost_learner_episodes = sum(stored_count(fleet.actor_log(h)) for h in robots) - stored_at_kill
+            net.add_host(LEARNER)
+            if net.loss_pct:
+                net.set_loss(net.loss_pct)
+            if cfg.delay_ms or cfg.jitter_ms:
+                net.set_delay(cfg.delay_ms, cfg.jitter_ms)
+            rx0 = 0  # a new link: its counter starts at 0
+            fleet.start_host(LEARNER)
+    run_s = time.monotonic() - t0
+    rx_mb = (rx_before_restart + net.rx_bytes(LEARNER) - rx0) / 1e6
+    episodes_in = len(episode_log.read(work / "learner")) - episodes0
+    updates = _updates(work) - updates0
+    # drain: robots stop; actors resend until the learner holds everything they completed
+    fleet.stop([f"/{h}/sim_robot" for h in robots])
+    completed = {f"/{h}/actor": stored_count(fleet.actor_log(h)) for h in robots}
+
+    def drained() -> bool:
+        held: dict[str, int] = {}
+        for r in episode_log.read(work / "learner"):
+            held[r["actor_id"]] = held.get(r["actor_id"], 0) + 1
+        return all(held.get(a, 0) >= n for a, n in completed.items())
+
+    drain_t0 = time.monotonic()
+    try:
+        _wait(drained, cfg.drain_timeout_s, fleet, "the learner to hold every completed episode")
+    except FleetBenchError as err:
+        notes.append(str(err).split(" (logs")[0])
+    notes.append(f"drain took {time.monotonic() - drain_t0:.1f} s")
+    codes = fleet.stop([f"/{h}/actor" for h in robots] + ["/learner"])
+    if any(codes.values()):
+        notes.append(f"exit codes {codes}")
+    learner_logs = fleet.logs["/learner"]
+    return FleetResult(
+        config=dataclasses.asdict(cfg),
+        run_s=run_s,
+        episodes_in=episodes_in,
+        rx_mb=rx_mb,
+        updates=updates,
+        deliveries=deliveries(work / "learner" / "episodes", {f"/{h}/actor": work / f"{h}_episodes" for h in robots}),
+        push_latency_ms={f"/{h}/actor": push_latencies_ms(learner_logs, fleet.actor_log(h)) for h in robots},
+        pushes=sum(len(log_events(log, PUBLISHED_RE)) for log in learner_logs),
+        lost_learner_episodes=lost_learner_episodes,
+        notes=notes,
+    )

@@ -1,0 +1,182 @@
+"""`robot-rl bench fleet`'s configuration, the figures it reads from node logs and stores, and the printed table
+(`robot_rl.bench.fleet` runs it). Kept apart from the orchestration so the figures can be tested on their own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from robot_rl.data.store import EpisodeStore
+from robot_rl.learner.ledger import source_of
+
+DISCOVERY = ("multicast", "static")  # DDS discovery: SPDP multicast, or unicast to every host (ROS_STATIC_PEERS)
+# A ROS 2 console line: "[INFO] [1712345678.123456789] [robot_1.actor]: message" (wall time, whatever the node clock)
+LOG_RE = re.compile(r"^\[\w+\] \[(\d+\.\d+)\] \[[^\]]*\]: (.*)$")
+PUBLISHED_RE = re.compile(r"published policy version (\d+) \((delta|full), ([\d.]+) MB\)")
+LOADED_RE = re.compile(r"policy v(\d+) loaded from ")
+STORED_RE = re.compile(r"episode (\d+) stored and sent")
+
+
+@dataclass
+class FleetBenchConfig:
+    robots: int = 4  # robot hosts (sim robot + actor each), each in its own network namespace
+    duration_s: float = 60.0  # wall seconds of the measured run, counted from every actor's first stored episode
+    loss_pct: float = 0.0  # frames dropped on the bridge, % (both directions, every host)
+    delay_ms: float = 0.0  # one-way delay on every host's egress (needs the kernel's netem qdisc)
+    jitter_ms: float = 0.0  # ± around delay_ms (normal distribution)
+    partition_s: float = 0.0  # robot_1's link down this long, starting a quarter into the run (0 = none)
+    learner_down_s: float = 0.0  # the learner host killed (SIGKILL, namespace deleted) this long, half-way (0 = none)
+    discovery: str = "multicast"  # multicast, or static: ROS_STATIC_PEERS with multicast off on every link
+    real_time_factor: float = 3.0  # sim seconds per wall second of every sim robot
+    fastdds_profile: str | None = (
+        None  # Fast DDS XML profile for every process (launch/config/fastdds_lossy_network.xml)
+    )
+    sets: tuple[str, ...] = ()  # NODE:PARAM:=VALUE applied to the node table (as `robot-rl up --set`)
+    drain_timeout_s: float = 120.0  # after the sims stop: longest wait for the learner to hold every episode
+    startup_timeout_s: float = 180.0  # longest wait for every actor's first stored episode
+    out: str | None = None  # keep logs and stores here; None = a temporary dir, removed afterwards
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.robots <= 50:
+            raise ValueError(f"robots must be 1 to 50, got {self.robots}")
+        if not 0 <= self.loss_pct < 100:
+            raise ValueError(f"loss must be 0 to <100 %, got {self.loss_pct}")
+        for name in ("duration_s", "delay_ms", "jitter_ms", "partition_s", "learner_down_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.discovery not in DISCOVERY:
+            raise ValueError(f"discovery must be one of {list(DISCOVERY)}, got {self.discovery!r}")
+        if self.fastdds_profile is not None and not Path(self.fastdds_profile).is_file():
+            raise ValueError(
+                f"no Fast DDS profile {self.fastdds_profile!r} (e.g. launch/config/fastdds_lossy_network.xml)"
+            )
+        if self.real_time_factor <= 0:
+            raise ValueError(f"real_time_factor must be > 0, got {self.real_time_factor}")
+
+
+@dataclass
+class Delivery:
+    """One actor: what it completed (its own store) against what the learner stored from it."""
+
+    actor_id: str
+    completed: int  # episodes in the actor's store
+    delivered: int  # episodes from this actor in the learner's store
+    duplicates: int  # learner-stored indices seen more than once
+    missing: int  # indices < completed that the learner does not hold
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.delivered == self.completed and self.duplicates == 0 and self.missing == 0
+
+
+@dataclass
+class FleetResult:
+    config: dict
+    run_s: float  # the measured window
+    episodes_in: int  # episodes the learner stored in the window
+    rx_mb: float  # bytes into the learner host's link in the window, MB
+    updates: int  # learner updates done in the window
+    deliveries: list[Delivery]
+    push_latency_ms: dict[str, list[float]]  # actor id -> publish -> loaded, per policy version both saw
+    pushes: int  # policy versions the learner published
+    lost_learner_episodes: int = 0  # episodes the actors completed while the learner host was gone
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exactly_once(self) -> bool:
+        return all(d.exactly_once for d in self.deliveries)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["exactly_once"] = self.exactly_once
+        out["episodes_per_s"] = self.episodes_in / self.run_s if self.run_s else 0.0
+        out["rx_mb_per_s"] = self.rx_mb / self.run_s if self.run_s else 0.0
+        out["updates_per_s"] = self.updates / self.run_s if self.run_s else 0.0
+        return out
+
+
+def log_events(path: Path, pattern: re.Pattern) -> list[tuple[float, re.Match]]:
+    """(wall time, match) of every console line of `path` whose message matches `pattern`."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
+        m = LOG_RE.match(line.strip())
+        if m and (hit := pattern.search(m.group(2))):
+            out.append((float(m.group(1)), hit))
+    return out
+
+
+def push_latencies_ms(learner_logs: list[Path], actor_log: Path) -> list[float]:
+    """Per publish of a version the actor then loaded: its first load after that publish minus the publish time.
+
+    A restarted learner republishes the version of its checkpoint, so versions repeat: each load is matched with
+    the latest publish of its version before it, and each publish counts once."""
+    published = sorted((t, int(m.group(1))) for log in learner_logs for t, m in log_events(log, PUBLISHED_RE))
+    out, seen = [], set()
+    for t_load, m in log_events(actor_log, LOADED_RE):
+        version = int(m.group(1))
+        before = [t for t, v in published if v == version and t <= t_load]
+        if before and (version, before[-1]) not in seen:
+            seen.add((version, before[-1]))
+            out.append(1e3 * (t_load - before[-1]))
+    return out
+
+
+def stored_count(actor_log: Path) -> int:
+    """Episodes the actor has completed and stored, from its log (one past the highest index logged)."""
+    found = [int(m.group(1)) for _, m in log_events(actor_log, STORED_RE)]
+    return max(found) + 1 if found else 0
+
+
+def deliveries(learner_store: Path, actor_stores: dict[str, Path]) -> list[Delivery]:
+    """Exactly-once check: each actor's stored episode ids against the (actor id, index) the learner stored."""
+    indices: dict[str, list[int]] = {a: [] for a in actor_stores}
+    if (learner_store / "meta").exists() or learner_store.is_dir():
+        for episode in EpisodeStore.open(learner_store).iter_episodes():
+            actor, index = source_of(episode)
+            indices.setdefault(actor, []).append(index)
+    out = []
+    for actor, store in actor_stores.items():
+        completed = EpisodeStore.open(store).n_episodes if store.is_dir() else 0
+        got = indices.get(actor, [])
+        out.append(
+            Delivery(
+                actor,
+                completed,
+                len(got),
+                duplicates=len(got) - len(set(got)),
+                missing=len(set(range(completed)) - set(got)),
+            )
+        )
+    return out
+
+
+def format_fleet_table(r: FleetResult) -> str:
+    d = r.as_dict()
+    c = r.config
+    lines = [
+        f"fleet: {c['robots']} robots, loss {c['loss_pct']:g} %, delay {c['delay_ms']:g}±{c['jitter_ms']:g} ms, "
+        f"partition {c['partition_s']:g} s, learner down {c['learner_down_s']:g} s, discovery {c['discovery']}, "
+        f"Fast DDS profile {c['fastdds_profile'] or 'default (UDPv4)'}",
+        f"  window                 {r.run_s:8.1f} s",
+        f"  episodes into learner  {d['episodes_per_s']:8.2f} /s  ({r.episodes_in} episodes)",
+        f"  MB into learner        {d['rx_mb_per_s']:8.3f} MB/s ({r.rx_mb:.1f} MB on its link)",
+        f"  learner updates        {d['updates_per_s']:8.1f} /s  ({r.updates} updates)",
+        f"  policy pushes          {r.pushes:8d}",
+    ]
+    for actor, lat in r.push_latency_ms.items():
+        stat = f"median {np.median(lat):7.0f} ms, max {max(lat):7.0f} ms, {len(lat)} versions" if lat else "none"
+        lines.append(f"  push->loaded {actor:<11s} {stat}")
+    for dv in r.deliveries:
+        verdict = "exactly once" if dv.exactly_once else "NOT exactly once"
+        lines.append(
+            f"  delivery {dv.actor_id:<15s} completed {dv.completed:4d}, learner holds {dv.delivered:4d}, "
+            f"duplicates {dv.duplicates}, missing {dv.missing}: {verdict}"
+        )
+    if c["learner_down_s"]:
+        lines.append(f"  episodes completed while the learner host was gone: {r.lost_learner_episodes}")
+    lines += [f"  note: {n}" for n in r.notes]
+    return "\n".join(lines)
