@@ -192,3 +192,29 @@ def test_the_actors_mean_action_from_the_sampling_pass_is_its_deterministic_acti
     if algo == "sac":
         torch.testing.assert_close(log_prob, sampled_log_prob)
         assert not torch.allclose(action, mean_action)
+
+
+def test_the_gaussian_entropy_measure_ignores_the_squashing_of_a_saturated_dim_and_holds_the_entropy_down():
+    """A policy that holds one dim at +1 (its mean far into the tanh) and samples the other two: measured on the
+    squashed action its entropy is below a target of -1.5, so the temperature rises and pushes the std up; measured on
+    the Gaussian it is above, so the temperature falls and the excess penalty pulls the std down
+    (AgentConfig.entropy_measure)."""
+    temperatures, entropies = {}, {}
+    for measure in ("action", "gaussian"):
+        agent, rb = _tiny_agent(entropy_measure=measure, target_entropy=-1.5)
+        actor = agent.policy.actor
+        with torch.no_grad():  # means (0, 6, 0); log stds mapped to the middle of their range, -1.5
+            actor.net[-1].weight.zero_()
+            actor.net[-1].bias.zero_()
+            actor.net[-1].bias[1] = 6.0
+        feats = torch.zeros(4, agent.policy.encoder.out_dim)
+        log_std = actor.log_std_min + 0.5 * (actor.log_std_max - actor.log_std_min)
+        start = actor.gaussian_entropy(feats).detach().numpy()
+        np.testing.assert_allclose(start, 3 * (log_std + 0.5 * np.log(2 * np.pi * np.e)), rtol=1e-5)
+        before = agent.temperature
+        for _ in range(30):
+            agent.update(rb.sample(16))
+        temperatures[measure] = agent.temperature / before
+        entropies[measure] = float(actor.gaussian_entropy(feats).mean() - start.mean())
+    assert temperatures["action"] > 1.0 > temperatures["gaussian"], temperatures
+    assert entropies["gaussian"] < -0.05 and entropies["gaussian"] < entropies["action"], entropies

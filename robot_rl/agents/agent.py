@@ -111,7 +111,7 @@ class Agent:
 
     @property
     def temperature(self) -> float:
-        return float(self.log_alpha.exp())
+        return float(self.log_alpha.detach().exp())
 
     def set_autonomous_success(self, rate: float | None) -> float:
         """The entropy target for a policy that recently succeeded on its own in `rate` of its episodes (None:
@@ -233,9 +233,14 @@ class Agent:
         if actor.stochastic:
             alpha = self.log_alpha.exp()
             actor_loss = (alpha.detach() * log_prob - q).mean()
-            entropy = (
-                actor.gaussian_entropy(feats.detach()) if self.cfg.entropy_measure == "gaussian" else -log_prob.detach()
-            )
+            entropy = -log_prob.detach()
+            if self.cfg.entropy_measure == "gaussian":
+                # Held AT the target: the temperature can only raise the entropy (it is >= 0), and where the critic is
+                # flat in the action Adam lets the std drift up with nothing to pull it back (pick_cube: the
+                # Gaussian's entropy rose from 2.5 to 3.9 while the temperature fell); the excess is a loss of its own.
+                gaussian = actor.gaussian_entropy(feats)
+                entropy = gaussian.detach()
+                actor_loss = actor_loss + (gaussian.mean() - self.target_entropy).clamp(min=0.0)
             temp_loss = alpha * (entropy - self.target_entropy).mean()
             self.temp_opt.zero_grad(set_to_none=True)
             temp_loss.backward()

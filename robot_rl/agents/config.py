@@ -42,9 +42,12 @@ class AgentConfig:
     target_entropy_final: float | None = (
         None  # target reached as recent episodes succeed without take-overs; None: fixed
     )
-    entropy_measure: str = "action"  # entropy the temperature holds at the target: action (squashed) or gaussian
-    # (before the tanh). With "action" a dim held at +-1 (a gripper kept open) has a very negative entropy that the
-    # other dims make up: pick_cube's motion dims then sample with a std of ~0.5 while the mean succeeds every time.
+    entropy_measure: str = "action"  # entropy kept at the target: action (squashed, >= it) or gaussian (= it)
+    # "action": the temperature keeps the squashed action's entropy at or above the target. A dim held at +-1 (a gripper
+    # kept open) has a very negative entropy that the other dims make up, and where the critic is flat the std drifts up
+    # unchecked: pick_cube's motion dims sample with a std of ~0.5 while the mean succeeds every time. "gaussian": the
+    # entropy of the Gaussian before the tanh, every dim alike, held at the target from both sides (the temperature
+    # raises it, a penalty on the excess lowers it).
     backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
     # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
     batch_size: int = 256  # transitions per gradient step (the loop samples this many)

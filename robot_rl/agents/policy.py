@@ -176,7 +176,6 @@ class Actor(nn.Module):
         action, log_prob, _ = self.forward_with_mean(feats, noise)
         return action, log_prob
 
-    @torch.no_grad()
     def gaussian_entropy(self, feats: torch.Tensor) -> torch.Tensor:
         """(B,) entropy of the Gaussian before the tanh (sum over dims of log std + log(2 pi e) / 2); SAC only."""
         _, log_std = self.net(feats).chunk(2, dim=-1)
