@@ -5,10 +5,9 @@ simulator's ground truth from `env.unwrapped` (the observation is accepted but n
 returns a normalised action in the env's action space. `noise` adds Gaussian noise (std, in
 normalised action units) to the motion part of every action for diverse demos.
 
-The operator node's experts (`robot_rl.teleop.experts`) act from the `task/object_state` topic alone. Their
-pick_cube expert runs the same phases; their numbers (hover, lift height, closing steps) are defined there and
-read here. This one steers from the controller's target rather than the measured tool, as it always has, so
-recorded demos stay what they were.
+pick_cube's phases are one implementation (`robot_rl.teleop.experts.PickCubePhases`), shared with the operator
+node's expert, which acts from the `task/object_state` topic alone. This one steers from the controller's target
+rather than the measured tool, as it always has, so recorded demos stay what they were.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import math
 import gymnasium as gym
 import numpy as np
 
-from robot_rl.teleop.experts import PickCubeStateExpert
+from robot_rl.teleop.experts import PickCubePhases
 from robot_rl_sim.tasks import PegInsert, PickCube, Task
 
 
@@ -30,7 +29,6 @@ class Expert(abc.ABC):
         self.robot = self.env.robot
         self.noise = float(noise)
         self.rng = np.random.default_rng(seed)
-        self.phase = ""
         self.reset()
 
     @abc.abstractmethod
@@ -64,41 +62,27 @@ class Expert(abc.ABC):
 
 
 class PickCubeExpert(Expert):
-    """Above the cube -> down around it -> close -> lift."""
+    """Above the cube -> down around it -> close -> lift (robot_rl.teleop.experts.PickCubePhases, read with the
+    simulator's ground truth: whether the cube is in the gripper)."""
 
-    hover_m = PickCubeStateExpert.hover_m  # tool height above the cube centre before descending
-    lift_goal_m = PickCubeStateExpert.lift_goal_m  # tool height above the table to lift to
-    close_steps = PickCubeStateExpert.close_steps  # steps the gripper closes before lifting
+    def __init__(self, env: gym.Env, noise: float = 0.0, seed: int | None = None):
+        self.phases = PickCubePhases(env.unwrapped.robot.spec.workspace.low_m[2])
+        super().__init__(env, noise, seed)
 
     def reset(self) -> None:
-        self.phase, self._closing_steps = "approach", 0
+        self.phases.reset()
+
+    @property
+    def phase(self) -> str:
+        return self.phases.phase
 
     def _act(self) -> tuple[np.ndarray, float, float]:
         task: PickCube = self.task
         cube, tcp = task.cube_pos(), self.tcp()
-        grasp = np.array([cube[0], cube[1], max(cube[2] - 0.002, self.robot.spec.workspace.low_m[2])])
-        if self.phase in ("approach", "descend") and task.is_grasped():
-            self.phase = "lift"  # the policy already holds the cube (the operator took over): lift, never let go
-        if self.phase == "approach":
-            goal = grasp + [0.0, 0.0, self.hover_m]
-            if np.linalg.norm((goal - tcp)[:2]) < 0.008 and abs(goal[2] - tcp[2]) < 0.03:
-                self.phase = "descend"
-            return goal, 0.0, -1.0
-        if self.phase == "descend":
-            if np.linalg.norm((grasp - tcp)[:2]) > 0.02:  # the cube moved away: start over
-                self.phase = "approach"
-            elif abs(grasp[2] - tcp[2]) < 0.006:
-                self.phase = "close"
-            return grasp, 0.0, -1.0
-        if self.phase == "close":
-            self._closing_steps += 1
-            if self._closing_steps >= self.close_steps:
-                self.phase = "lift"
-            return grasp, 0.0, 1.0
-        # lift
-        if not task.is_grasped() and cube[2] < task.cube_half_m + 0.01 and np.linalg.norm((cube - tcp)[:2]) > 0.015:
-            self.phase, self._closing_steps = "approach", 0  # dropped it: try again
-        return np.array([tcp[0], tcp[1], self.lift_goal_m]), 0.0, 1.0
+        grasped = task.is_grasped()
+        dropped = not grasped and cube[2] < task.cube_half_m + 0.01 and np.linalg.norm((cube - tcp)[:2]) > 0.015
+        goal, gripper = self.phases.step(cube, tcp, holding=grasped, dropped=dropped)
+        return goal, 0.0, gripper
 
 
 def _wrap_quarter_turn(angle_rad: float) -> float:

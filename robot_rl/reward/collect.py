@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
+from robot_rl.teleop.experts import PickCubePhases
 
 BEHAVIOURS = ("expert", "no_grasp", "low_lift", "drop", "random")
 
@@ -94,13 +95,10 @@ def collect_reward_data(cfg: CollectConfig) -> dict:
             behaviour = cfg.mix[j % len(cfg.mix)]
             obs, info = env.reset(seed=cfg.seed + store.n_episodes)
             expert.reset()
-            if hasattr(
-                expert, "lift_goal_m"
-            ):  # pick_cube: tool height = cube bottom + half a cube (grasp at its centre)
-                expert.lift_goal_m = (
-                    cfg.low_lift_m + env.unwrapped.task.cube_half_m
-                    if behaviour == "low_lift"
-                    else type(expert).lift_goal_m
+            if cfg.task == "pick_cube":  # tool height = cube bottom + half a cube (grasp at its centre)
+                low = behaviour == "low_lift"
+                expert.phases.lift_goal_m = (
+                    cfg.low_lift_m + env.unwrapped.task.cube_half_m if low else PickCubePhases.lift_goal_m
                 )
             recorder.start(obs, info)
             state = {"drop_after": cfg.drop_after, "since_success": -1}
