@@ -57,6 +57,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
@@ -118,6 +119,7 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         self._last_status = ""
         self._clear_commands()
         self._make_io()
+        self._refuse_unknown_transitions()
 
     # --- what the sim robot replaces ----------------------------------------------------------
     def _declare_adapter(self) -> tuple[type, Any]:
@@ -162,6 +164,26 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         self.create_timer(1.0 / self.cfg.status_rate_hz, lambda: self.publish_status(force=True))
 
     # --- lifecycle ----------------------------------------------------------------------------
+    def _refuse_unknown_transitions(self) -> None:
+        """rclpy's `change_state` service raises RCLError on a transition id the current state lacks (`activate`
+        while unconfigured, an id that does not exist), and that ends the node; here it answers success=False,
+        counted under `refused` {"change_state": n} and logged, and the state stays as it was."""
+        service = self._service_change_state
+        change_state = service.callback
+
+        def guarded(request, response):
+            try:
+                return change_state(request, response)
+            except _rclpy.RCLError as err:
+                state = self._state_machine.current_state[1]
+                self.refusals.refuse(
+                    "change_state", f"no transition {request.transition.id} from state {state!r}: {str(err)[:120]}"
+                )
+                response.success = False
+                return response
+
+        service.callback = guarded
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             adapter = self.make_adapter()

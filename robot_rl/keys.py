@@ -37,8 +37,10 @@ TERMINATED = "terminated"  # bool: the MDP ended (success or failure); no bootst
 TRUNCATED = "truncated"  # bool: cut by a time limit or an operator; bootstrap
 SUCCESS = "success"  # bool: ground-truth (sim) or operator success label of this step
 T_CAPTURE = "t_capture"  # float64 seconds (monotonic clock) the robot state was captured
+NOISE_ACTION = "noise_action"  # float32 (K * A,): the latent action of a noise-steered run (DSRL); only there
 
 STEP_KEYS = (ACTION, BASE_ACTION, POLICY_ACTION, IS_INTERVENTION, REWARD, TERMINATED, TRUNCATED, SUCCESS, T_CAPTURE)
+OPTIONAL_STEP_KEYS = (NOISE_ACTION,)  # per-step bookkeeping that only some runs record (never an observation)
 
 
 def t_capture_key(camera: str) -> str:

@@ -223,7 +223,7 @@ class SafetyFilter:
         if d is None:  # even the hard limits and the acceleration limit disagree: they win, braking the least
             d = _into(prev, room_low, room_high, radius)
             note = " (acceleration limit unreachable after a jump of target or dt_s: braking harder)"
-        clipped += ["accel"] if (d != d1).any() else []
+        clipped += ["accel"] if (d != d1).any() or note else []  # the limit was not met even when d == d1
         return d, clipped, note
 
     def _reject(self, reason: str, last_gripper: float) -> FilterResult:

@@ -17,6 +17,15 @@ from robot_rl.data.store import EpisodeStore
 
 ROBOT_RL = Path(sys.executable).parent / "robot-rl"
 STATE_META = {"task": "pick_cube", "obs_mode": "state", "control_rate_hz": 10.0}
+HOSTILE_BASES = """import numpy as np
+from robot_rl.bc.base import CallablePolicy
+def raises():
+    raise RuntimeError("no weights here")
+def garbage():
+    return 42
+def nan_actions():
+    return CallablePolicy(lambda obs: np.full(4, np.nan), action_dim=4)
+"""
 
 
 def _make_fixtures(root: Path) -> None:
@@ -41,6 +50,18 @@ def _make_fixtures(root: Path) -> None:
     (root / "garbage_store" / "zarr.json").write_text("garbage{")
     (root / "list_run").mkdir()
     (root / "list_run" / "train_config.json").write_text("[]\n")
+    small = EpisodeStore.create(root / "small_state_store", STATE_META)  # pick_cube, state, but 18 state dims
+    small.add_episode(_make_episode(0, 5))
+    small.close()
+    for name, damage in (("chunk_garbage_store", "garble"), ("lost_chunk_store", "delete")):
+        store = EpisodeStore.create(root / name, STATE_META)
+        store.add_episode(_make_episode(0, 5))
+        store.close()
+        chunk = root / name / "data" / "state" / "c" / "0" / "0"
+        chunk.write_bytes(b"\x13" * 100) if damage == "garble" else chunk.unlink()
+    (root / "hostile_bases.py").write_text(HOSTILE_BASES)  # module:factory bases (cwd is on PYTHONPATH)
+    (root / "broken.pt").write_text("not a TorchScript zip\n")
+    (root / "no_policy_dir").mkdir()
     torn = root / "torn_run"
     torn.mkdir()
     (torn / "eval.jsonl").write_text(
@@ -63,6 +84,7 @@ def workdir(tmp_path_factory):
 
 def _run(argv: list[str], cwd: Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONWARNINGS": "ignore"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), env.get("PYTHONPATH", "")) if p)
     env.pop("ROBOT_RL_DEBUG", None)
     return subprocess.run(
         [str(ROBOT_RL), *argv], cwd=cwd, env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=120
@@ -143,6 +165,20 @@ BAD_INPUTS = [
     (["data", "repair", "garbage_store"], 1, "its zarr.json is unreadable"),
     (["train", "--resume", "list_run"], 2, "holds a JSON list, not an object"),
     (["data", "view", "pixel_store", "--episode", "0", "--out", "a_file"], 2, "must be an .mp4 file path"),
+    # found by the second hostile pass (issue 20 against the new commands): each was an internal error, wrote a
+    # directory before refusing, or (change_state, deltas) ended or misled a node -- see tests/test_ros_hostile.py
+    (["train", "--demos", "small_state_store"], 2, "does not fit this env"),
+    (["data", "info", "chunk_garbage_store", "--verify"], 1, "corrupt chunk"),
+    (["data", "info", "lost_chunk_store", "--verify"], 1, "is missing"),
+    (["train", "--base-policy", "hostile_bases:raises"], 2, "raises() raised RuntimeError: no weights here"),
+    (["train", "--base-policy", "hostile_bases:garbage"], 2, "returned a int"),
+    (["train", "--base-policy", "no_policy_dir"], 2, "holds no base policy"),
+    (["bc", "eval", "broken.pt", "--bench"], 2, "is not a TorchScript module"),
+    (["bc", "eval", "hostile_bases:raises"], 2, "raised RuntimeError"),
+    (["bench", "learning", "--seed-list", "-1", "--out", "grid"], 2, "distinct seeds in [0, 2**32 - 1]"),
+    (["bench", "learning", "--seed-list", "1", "1", "--out", "grid"], 2, "distinct seeds"),
+    (["bench", "learning", "--task", "fly", "--out", "grid"], 2, "unknown --task 'fly'"),
+    (["bench", "learning", "--report-only", "--out", "no_grid"], 2, "holds no grid"),
     (
         ["data", "view", "pixel_store", "--episode", "0", "--out", "v.mp4", "--fps", "nan"],
         2,
@@ -288,3 +324,14 @@ def test_train_without_obs_takes_the_demos_mode_and_says_so(workdir, capsys):
 
     assert check_demos(str(workdir / "pixel_store"), "pick_cube", "state", obs_given=False) == "pixels"
     assert "holds pixels observations: training with --obs pixels" in capsys.readouterr().out
+
+
+def test_a_base_policy_that_returns_nan_ends_train_with_one_line(workdir, tmp_path, capsys, monkeypatch):
+    """Found acting, not loading: a module:factory base whose actions are NaN was an internal error mid-run."""
+    from robot_rl.cli import main
+
+    monkeypatch.syspath_prepend(str(workdir))
+    argv = ["train", "--base-policy", "hostile_bases:nan_actions", "--scripted-demos", "0", "--max-episode-steps", "10"]
+    assert main([*argv, *TINY_RUN, "--out", str(tmp_path / "run")]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == ["robot-rl: error: the base policy returned a non-finite action [nan nan nan nan]"], err

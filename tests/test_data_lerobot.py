@@ -146,3 +146,36 @@ def test_export_refuses_a_fractional_rate_and_a_used_directory(pixel_store, expo
     with pytest.raises(lr.LeRobotFormatError, match="not an empty directory"):
         export_lerobot(pixel_store, exported)
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".*exporting"))
+
+
+def test_our_colour_conversion_decodes_as_ffmpeg_does_and_other_formats_fall_back_to_it(pixel_store, tmp_path):
+    """Our own BT.601 conversion (a cv2.transform per file) against swscale's, which LeRobot's PyAV decoding uses;
+    a yuv420p stream (what LeRobot itself writes) takes swscale's path."""
+    import av
+
+    from robot_rl.data.lerobot_video import VideoCodec, VideoWriter, read_frames
+
+    frames = EpisodeStore.open(pixel_store).get_key(keys.image_key("front"))  # (N, 128, 128, 3)
+    for pix_fmt, min_db in (("yuv444p", 44.0), ("yuv420p", 30.0)):
+        path = tmp_path / f"{pix_fmt}.mp4"
+        with VideoWriter(path, 10, 128, 128, VideoCodec(pix_fmt=pix_fmt)) as writer:
+            writer.write(frames)
+        times, ours = read_frames(path)
+        with av.open(str(path)) as container:
+            ffmpeg = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        assert times.tolist() == pytest.approx(np.arange(len(frames)) / 10)
+        assert psnr_db(frames, ours).min() >= min_db, pix_fmt
+        # our rounding is exact where swscale's fixed point is off by a level or two
+        assert np.abs(ours.astype(int) - ffmpeg.astype(int)).max() <= 3, pix_fmt
+        assert psnr_db(ours, ffmpeg).min() >= 45.0, pix_fmt
+
+
+def test_the_round_trip_benchmark_reports_equal_arrays_and_its_timings(pixel_store, capsys):
+    from robot_rl.data.lerobot_bench import main as bench
+
+    assert bench([str(pixel_store), "--repeats", "1", "--table"]) == 0
+    line, table = capsys.readouterr().out.splitlines()
+    result = json.loads(line)
+    assert result["equal"] and result["differ"] == [] and min(result["min_psnr_db"].values()) >= 40.0
+    assert result["episodes"] == 3 and result["read_s"] > 0 and result["export_s"] > 0 and result["import_s"] > 0
+    assert "arrays equal" in table

@@ -160,6 +160,36 @@ def test_a_restarted_learner_refills_replay_counts_and_lost_log_lines_from_the_s
     resumed.close()
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"\xff\xfe garbage \x00\n",
+        b"[1, 2]\n",
+        b'{"episode": 1, "success": "yes"}\n',
+        b'{"episode": 7, "success": true}\n',
+    ],
+    ids=["binary", "a JSON list", "success not a bool", "another episode's line"],
+)
+def test_a_damaged_episode_log_line_is_rebuilt_from_the_store_on_resume(tmp_path, damage):
+    """A hand-edited or damaged train_episodes.jsonl must not end a resume: from the first unusable line on, the
+    lines are rebuilt from the store (one per stored episode, in order)."""
+    run = tmp_path / "run"
+    learner = _learner(run)
+    for i in range(3):
+        learner.add_episode(_episode(i))
+    learner.checkpoint({"test": True})
+    learner.close()
+    lines = (run / episode_log.TRAIN_LOG).read_bytes().splitlines(keepends=True)
+    (run / episode_log.TRAIN_LOG).write_bytes(lines[0] + damage + lines[2])
+
+    resumed = _learner(run, resume=True)
+    assert resumed.episodes == 3
+    records = episode_log.read(run)
+    assert [r["episode"] for r in records] == [0, 1, 2] and all(isinstance(r["success"], bool) for r in records)
+    assert records[0]["updates"] == 0 and records[1]["updates"] is None  # kept, then rebuilt from the store
+    resumed.close()
+
+
 def test_a_checkpoint_counting_more_episodes_than_the_store_holds_is_refused(tmp_path):
     run = tmp_path / "run"
     learner = _learner(run)

@@ -134,7 +134,8 @@ def test_the_loader_counts_a_delta_without_its_base_and_applies_it_once_the_full
     try:
         loader.offer_delta(delta)
         done, errors = _wait(loader)
-        assert done is None and loader.deltas_without_base == 1 and len(errors) == 1 and "does not hold" in errors[0]
+        assert done is None and loader.deltas_without_base == 1 and len(errors) == 1
+        assert errors[0][0] == protocol.POLICY_DELTA and "does not hold" in errors[0][1]
         loader.offer_delta(delta)  # counted again, reported once
         done, errors = _wait(loader)
         assert done is None and loader.deltas_without_base == 2 and errors == []
@@ -170,3 +171,31 @@ def test_fp16_pushes_keep_actions_within_2e_4_of_fp32_on_1000_observations():
     diff = (actor.act_batch(obs, True) - learner.act_batch(obs, True)).abs()
     assert float(diff.max()) < 2e-4, float(diff.max())
     assert np.isfinite(diff.numpy()).all()
+
+
+def test_a_damaged_delta_kept_for_its_base_is_refused_on_its_topic_and_the_full_policy_still_taken():
+    """A NaN delta arriving before its full policy (latched topics, either order) must not poison that policy, and
+    a full policy offered on the delta topic (or a delta on the full topic) is refused on the topic it came by."""
+    learner = _policy(STATE_SPEC, 0)
+    base = base_id(learner)
+    full = protocol.policy_msg(learner.to_bytes(), 10)
+    poisoned = _policy(STATE_SPEC, 0)
+    with torch.no_grad():
+        poisoned.actor.net[0].weight[0, 0] = float("nan")
+    nan_delta = protocol.policy_msg(to_delta(poisoned, base), 30, protocol.POLICY_DELTA_KIND)
+    loader = PolicyLoader()
+    try:
+        loader.offer_delta(nan_delta)
+        assert _wait(loader)[0] is None
+        loader.offer(full)
+        (policy, version), errors = _wait(loader)
+        assert version == 10 and bool(torch.isfinite(policy.actor.net[0].weight).all())
+        assert [(t, "NaN or infinite" in why) for t, why in errors] == [(protocol.POLICY_DELTA, True)]
+        loader.offer_delta(full)
+        loader_errors = _wait(loader)[1]
+        loader.offer(protocol.policy_msg(to_delta(learner, base), 40, protocol.POLICY_DELTA_KIND))
+        loader_errors += _wait(loader)[1]
+        assert [t for t, _ in loader_errors] == [protocol.POLICY_DELTA, protocol.POLICY], loader_errors
+        assert all("WireError: expected a" in why for _, why in loader_errors)
+    finally:
+        loader.close()

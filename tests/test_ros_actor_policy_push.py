@@ -108,7 +108,7 @@ def test_a_restarted_actor_gets_the_full_policy_and_the_newest_delta_and_refuses
         delta_pub.publish(protocol.policy_msg(to_delta(policy, "0" * 64), 30, protocol.POLICY_DELTA_KIND))
         assert probe.spin_until(lambda: "does not hold" in log.read_text(), 20.0), log.read_text()[-3000:]
         text = log.read_text()
-        assert f"refused a message on {protocol.POLICY}" in text and "keeping v20" in text
+        assert f"refused a message on {protocol.POLICY_DELTA}" in text and "keeping v20" in text
         assert "policy v30 loaded" not in text and actor.poll() is None
     finally:
         probe.close()

@@ -1,7 +1,8 @@
 """Residual RL through the actor node: the base policy runs in the actor, the learner's residual corrects it.
 
-Real sim node and actor over DDS; this test process acks episodes and publishes policies. The base is a
-small saved Policy (any base policy dir works: `robot-rl bc train` output or a saved Policy).
+Real sim node and actor over DDS; this test process acks episodes and publishes policies. The base is a small
+flow-matching BC policy replaying chunks of 4 (any base policy dir works: `robot-rl bc train` output or a saved
+Policy): the residual acts per control step on the chunk step being executed, and reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from robot_rl import keys
 from robot_rl.actor.config import ActorConfig
 from robot_rl.agents import AgentConfig, make_agent
 from robot_rl.agents.residual import ResidualConfig, make_residual_agent
+from robot_rl.bc import BCPolicyConfig, make_bc_policy
 from robot_rl.bc.base import load_base_policy
 from robot_rl.nodes import protocol
 from robot_rl.spaces import space_from_spec
@@ -37,10 +39,12 @@ SPACES = (space_from_spec(LAYOUT.obs_spec()), gym.spaces.Box(-1.0, 1.0, (4,), np
 
 
 def _base_dir(tmp: Path) -> Path:
+    """A flow-matching base executing chunks of 4 open loop (deterministic: zero initial noise)."""
     torch.manual_seed(1)
-    policy = make_agent(AgentConfig(hidden_dims=(32, 32)), *SPACES).policy
-    with torch.no_grad():  # a base that clearly moves: a large bias on the mean of the motion dims
-        policy.actor.net[-1].bias[:3] += 0.6
+    cfg = BCPolicyConfig(kind="flow", chunk_size=4, execution="replay", hidden_dims=(32, 32), flow_noise_scale=0.0)
+    policy = make_bc_policy(cfg, LAYOUT.obs_spec(), 4)
+    with torch.no_grad():  # a base that clearly moves: a large velocity bias on the motion dims of every chunk step
+        policy.head[-1].bias.view(4, 4)[:, :3] += 0.6
     policy.save(tmp / "base")
     return tmp / "base"
 

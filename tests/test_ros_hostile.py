@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from rosprocs import Probe, start_process, stop_process
 from safetensors.torch import save
 from sensor_msgs.msg import JointState, Joy
@@ -28,6 +30,7 @@ from robot_rl import wire
 from robot_rl.actor.config import ActorConfig
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.policy import Policy
+from robot_rl.agents.policy_delta import DELTA_FORMAT, base_id, to_delta
 from robot_rl.nodes import protocol, topics
 
 pytestmark = pytest.mark.ros
@@ -73,6 +76,35 @@ def _hostile_policies() -> list[tuple[str, UInt8MultiArray]]:
         ("garbage", protocol.bytes_msg(b"\xff" * 1000)),
         ("another layout", protocol.policy_msg(Policy(AgentConfig(hidden_dims=(8,)), {"state": [5]}, 2).to_bytes(), 5)),
         ("over max_policy_bytes", protocol.bytes_msg(b"\0" * (MAX_POLICY_BYTES + 1))),
+    ]
+
+
+def _hostile_deltas() -> list[tuple[str, UInt8MultiArray]]:
+    """Deltas for the good policy's base (which the actor holds by then) that must be refused, and one for a base
+    it does not hold."""
+    good = _good_policy()
+    base = base_id(good)
+    nan = _good_policy()
+    with torch.no_grad():
+        next(p for n, p in nan.named_parameters() if n.endswith("weight"))[0, 0] = float("nan")
+    header = json.dumps(
+        {
+            "__metadata__": {"format": DELTA_FORMAT, "base": base},
+            "x": {"dtype": "F16", "shape": [10**12], "data_offsets": [0, 2]},
+        }
+    ).encode()
+    wide = Policy(AgentConfig(hidden_dims=(32, 16)), LAYOUT.obs_spec(), LAYOUT.action_dim)  # same names, other shapes
+
+    def msg(blob: bytes, version: int) -> UInt8MultiArray:
+        return protocol.policy_msg(blob, version, protocol.POLICY_DELTA_KIND)
+
+    return [
+        ("NaN delta", msg(to_delta(nan, base), 43)),
+        ("huge declared delta tensor", msg(len(header).to_bytes(8, "little") + header + b"\0" * 2, 44)),
+        ("delta of other shapes", msg(to_delta(wide, base), 45)),
+        ("a full policy on the delta topic", protocol.policy_msg(good.to_bytes(), 46)),
+        ("garbage delta", protocol.bytes_msg(b"\x00" * 64)),
+        ("delta for a base not held", msg(to_delta(good, "f" * 64), 47)),
     ]
 
 
@@ -182,6 +214,11 @@ def test_hostile_messages_on_every_topic_are_refused_counted_and_the_node_keeps_
     # and a good policy is still taken
     policy_pub.publish(protocol.policy_msg(_good_policy().to_bytes(), 42))
     assert probe.spin_until(lambda: _status(probe)["policy_version"] == 42, 10.0), log.read_text()[-2000:]
+    # deltas on it that must not be applied: each refused on /learner/policy_delta, v42 kept
+    delta_pub = pub(UInt8MultiArray, protocol.POLICY_DELTA, protocol.LATCHED_QOS)
+    for what, msg in _hostile_deltas():
+        _send_and_expect_refusal(probe, delta_pub, protocol.POLICY_DELTA, msg, what)
+    assert _status(probe)["policy_version"] == 42 and _refused(probe, protocol.POLICY) == 9
     assert proc.poll() is None
 
 
@@ -218,6 +255,11 @@ def test_hostile_commands_to_the_sim_node_are_counted_in_sim_status_and_it_keeps
         grip_pub = probe.node.create_publisher(Float64, f"{ns}/{topics.GRIPPER_COMMAND}", topics.COMMAND_QOS)
         grip_pub.publish(Float64(data=float("inf")))
         assert probe.spin_until(lambda: refused(topics.GRIPPER_COMMAND) == 1, 8.0), log.read_text()[-2000:]
+        # lifecycle transitions the state does not have: rclpy's change_state raised, which ended the node
+        for n, transition in enumerate((99, Transition.TRANSITION_ACTIVATE), start=1):  # it is active already
+            request = ChangeState.Request(transition=Transition(id=transition))
+            assert not probe.call(ChangeState, f"{ns}/sim_robot/change_state", request).success
+            assert probe.spin_until(lambda n=n: refused("change_state") == n, 8.0), log.read_text()[-2000:]
         n0 = len(probe.heard[joints])
         probe.spin_for(1.0)
         assert proc.poll() is None and len(probe.heard[joints]) - n0 >= 5, log.read_text()[-2000:]

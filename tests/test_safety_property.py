@@ -13,6 +13,7 @@ from robot_rl.safety import SafetyFilter, SafetyLimits
 
 N_SEQUENCES, STEPS_PER_SEQUENCE = 1700, 60  # 102,000 filter calls
 REL, ABS_M = 1e-7, 1e-12  # tolerance of the checks (rounding only)
+_F64_MAX = float(np.finfo(np.float64).max)
 
 
 def _norm(v) -> float:
@@ -49,7 +50,7 @@ def _random_target(rng, box):
         axis = rng.integers(3)
         p[axis] = (low if rng.random() < 0.5 else high)[axis] + rng.normal(0, 1e-3)
         return p
-    scale = 1.0 if kind == 2 else 1e4  # outside: near, or very far
+    scale = 1.0 if kind == 2 else float(rng.choice([1e4, 1e300]))  # outside: near, far, or absurdly far
     return rng.uniform(low, high) + rng.normal(0, scale, 3)
 
 
@@ -58,7 +59,8 @@ def _random_command(rng, target, box, dt_s):
     if kind == 0:
         delta = rng.normal(0, 0.01, 3)
     elif kind == 1:
-        delta = rng.normal(0, 1.0, 3) * 10.0 ** rng.integers(0, 300)  # huge
+        with np.errstate(over="ignore"):  # huge, up to float64's largest finite value (|v|^2 overflows)
+            delta = np.clip(rng.normal(0, 1.0, 3) * 10.0 ** rng.integers(0, 309), -_F64_MAX, _F64_MAX)
     elif kind == 2:  # a pose target anywhere: the delta to it
         delta = _random_target(rng, box) - target
     elif kind == 3:  # full speed into a wall

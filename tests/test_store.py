@@ -267,3 +267,20 @@ def test_damaged_array_metadata_is_refused_naming_the_array(tmp_path, damaged):
     (path / damaged / "zarr.json").write_text("{not json")
     with pytest.raises(StoreError, match=rf"{path}: (the episode index is lost: )?{damaged} has unreadable metadata"):
         EpisodeStore.open(path)
+
+
+def test_a_bulk_append_stores_what_appending_one_by_one_does_and_a_misfit_adds_nothing(tmp_path):
+    path, episodes = _store_with(tmp_path, [3, 7, 1])
+    bulk = EpisodeStore.create(tmp_path / "bulk.zarr", META)
+    assert bulk.add_episodes(episodes[:2]) == [0, 1] and bulk.add_episodes(episodes[2:]) == [2]
+    bulk.close()
+    one_by_one, at_once = EpisodeStore.open(path), EpisodeStore.open(tmp_path / "bulk.zarr", verify=True)
+    assert at_once.episode_ends.tolist() == one_by_one.episode_ends.tolist() == [3, 10, 11]
+    for i in range(3):
+        _assert_same_episode(at_once.get_episode(i), one_by_one.get_episode(i))
+    writer = EpisodeStore.open(tmp_path / "bulk.zarr", mode="a")
+    misfit = _make_episode(9, 4)
+    misfit[keys.STATE] = misfit[keys.STATE][:, :5]
+    with pytest.raises(StoreError, match="key 'state' expected"):
+        writer.add_episodes([_make_episode(8, 2), misfit])
+    assert writer.n_episodes == 3 and writer.n_steps == 11

@@ -18,6 +18,11 @@ One step, in this order:
    (`held`). A non-finite proposal reaches the arbiter as zeros (its gripper memory stays finite), but is executed
    as proposed when nobody overrides it, so the safety filter downstream refuses it where it can be seen.
 
+With `steering` (noise-space steering of a flow base, DSRL; robot_rl.bc.steering.NoiseSteering) steps 1-2 are
+instead: the latent action -- in warm-up the base's own noise, after it the policy's (sampled or its mean) -- and
+the base's action integrated from it, which is both the step's `base_action` and the proposal; the latent is the
+step's `latent_action` (what the agent learns on).
+
 ROS-free and MuJoCo-free: plain arrays and dicts in, a `Choice` out. The caller owns the clock, the episode
 bookkeeping, the safety filter and the recording.
 """
@@ -34,7 +39,7 @@ import torch
 
 from robot_rl.actor.config import ActorConfig
 from robot_rl.agents.residual import ResidualPolicy
-from robot_rl.bc.base import load_base_policy
+from robot_rl.bc.base import BaseActionError, load_base_policy
 from robot_rl.interfaces import TeleopCommand
 from robot_rl.teleop.arbiter import Arbiter
 
@@ -94,6 +99,7 @@ class Choice:
     is_intervention: bool = False  # a person's (or the scripted operator's) action replaced the proposal
     held: bool = False  # the arbiter held the arm (device lost mid-intervention, or after a verdict)
     infer_s: float | None = None  # wall seconds base + policy took, when the policy proposed
+    latent_action: np.ndarray | None = None  # (K * A,) float32 the latent action of noise steering, else None
 
     @property
     def source(self) -> str:
@@ -120,6 +126,7 @@ class Acting:
         base_noise: float = 0.0,
         arbiter: Arbiter | None = None,
         deterministic: bool = False,
+        steering=None,
     ):
         if base_noise < 0:
             raise ValueError(f"base_noise={base_noise}; the std of the base's warm-up noise must be >= 0")
@@ -133,10 +140,11 @@ class Acting:
         self.base_noise = base_noise  # std of N(0, .) added to the base's action in warm-up
         self.arbiter = arbiter
         self.deterministic = deterministic  # the policy's mean action (evaluation) instead of a sample
+        self.steering = steering  # robot_rl.bc.steering.NoiseSteering | None: the policy picks the base's noise
 
     def reset(self) -> None:
         """At every episode start: the base, the warm-up policy and the arbiter forget the last episode."""
-        for part in (self.base, self.warmup, self.arbiter):
+        for part in (self.base, self.warmup, self.arbiter, self.steering):
             if part is not None:
                 part.reset()
 
@@ -151,22 +159,26 @@ class Acting:
         """This step's action. `warmup`: the warm-up acts instead of the policy; `cmd`: the latest teleop command
         (None: nobody else acts); `ee_quat_wxyz` (4,): the tool orientation, for an arbiter in the tool frame."""
         t0 = time.perf_counter()
-        base_action = self._base_act(obs) if self.base is not None else None
-        if warmup:
-            proposed, proposed_by, infer_s = self._warmup_act(obs, base_action), WARMUP, None
+        latent = None
+        if self.steering is not None:  # DSRL: the base acts from the latent action's noise
+            latent = self.steering.warmup_latent(self.rng) if warmup else self._policy_act(obs, None)
+            proposed = base_action = self.steering.action(obs, latent)
         else:
-            proposed, proposed_by = self._policy_act(obs, base_action), POLICY
-            infer_s = time.perf_counter() - t0
+            base_action = self._base_act(obs) if self.base is not None else None
+            proposed = self._warmup_act(obs, base_action) if warmup else self._policy_act(obs, base_action)
+        proposed_by, infer_s = (WARMUP, None) if warmup else (POLICY, time.perf_counter() - t0)
         if self.arbiter is None:
-            return Choice(proposed, proposed, base_action, proposed_by, infer_s=infer_s)
+            return Choice(proposed, proposed, base_action, proposed_by, infer_s=infer_s, latent_action=latent)
         out = self.arbiter.step(np.where(np.isfinite(proposed), proposed, 0.0), cmd, ee_quat_wxyz)
         action = out.action if out.is_intervention or out.held else proposed
-        return Choice(action, proposed, base_action, proposed_by, out.is_intervention, out.held, infer_s)
+        return Choice(action, proposed, base_action, proposed_by, out.is_intervention, out.held, infer_s, latent)
 
     def _base_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         action = np.asarray(self.base.act(obs), dtype=np.float32)
         if action.shape != (self.action_dim,):
-            raise ValueError(f"the base policy's action has shape {action.shape}; the robot takes ({self.action_dim},)")
+            raise BaseActionError(
+                f"the base policy's action has shape {action.shape}; the robot takes ({self.action_dim},)"
+            )
         return action
 
     def _warmup_act(self, obs: dict[str, np.ndarray], base_action: np.ndarray | None) -> np.ndarray:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, OBS_MODES, TASKS, ActorLayout, task_spec
 from robot_rl.interfaces import WorkspaceBox
 from robot_rl.teleop.arbiter import ArbiterConfig
+from robot_rl.viz import VIZ_MODES
 
 WARMUPS = ("hold", "random", "teleop")
 ON_LEARNER_LOST = ("continue", "hold")
@@ -67,6 +68,12 @@ class ActorConfig:
     timing_log: str = (
         ""  # JSON-lines file to append raw per-tick timings to (one line per episode and per policy load; "" = off)
     )
+    record_mcap: bool = False  # record inputs, commands, actions and episode markers as a rosbag2 MCAP file
+    # <store>_<UTC time>.mcap beside the store (robot_rl.nodes.actor_record; `data import --format rosbag2` reads it)
+
+    viz: str = "none"  # rerun: a Rerun view of every step (cameras, actions, reward, interventions, episodes) in
+    # <store>-viz.rrd beside the store, logged on a thread of its own (robot_rl.viz.actor); none: off
+    viz_connect: str = ""  # with viz:=rerun: stream to the Rerun viewer at this address instead of the file
 
     def validate(self) -> None:
         choices = {
@@ -74,6 +81,7 @@ class ActorConfig:
             "obs_mode": (self.obs_mode, OBS_MODES),
             "warmup": (self.warmup, WARMUPS),
             "on_learner_lost": (self.on_learner_lost, ON_LEARNER_LOST),
+            "viz": (self.viz, VIZ_MODES),
         }
         for name, (value, valid) in choices.items():
             if value not in valid:

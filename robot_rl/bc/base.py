@@ -34,7 +34,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from robot_rl.errors import UsageError
+from robot_rl.errors import RunError, UsageError
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts")
 _ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:factory
@@ -42,6 +42,15 @@ _ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:f
 
 class BasePolicyError(UsageError, ValueError):
     """A base policy that cannot be opened or does not fit the env (one line; `robot-rl` exits 2)."""
+
+
+class BasePolicyNotFound(BasePolicyError, FileNotFoundError):
+    """A directory that holds no base policy (still a FileNotFoundError for callers that catch that)."""
+
+
+class BaseActionError(RunError, ValueError):
+    """A base policy that raised or returned an unusable action while acting (one line; `robot-rl` exits 1; the
+    actor node holds the arm and counts it)."""
 
 
 @runtime_checkable
@@ -82,9 +91,12 @@ class CallablePolicy:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         if self._chunk is None or self._index >= len(self._chunk):
-            out = np.asarray(self.fn(obs), dtype=np.float32)
+            try:
+                out = np.asarray(self.fn(obs), dtype=np.float32)
+            except Exception as e:  # noqa: BLE001 -- the user's code: whatever it raises is one readable line
+                raise BaseActionError(f"the base policy raised {type(e).__name__}: {str(e)[:200]}") from e
             if out.ndim not in (1, 2) or out.size == 0:
-                raise ValueError(
+                raise BaseActionError(
                     f"the base policy returned shape {out.shape}; expected an action (A,) or a chunk (K, A)"
                 )
             self._chunk, self._index = (out[None] if out.ndim == 1 else out), 0
@@ -96,9 +108,9 @@ class CallablePolicy:
 def checked_action(action: np.ndarray, action_dim: int | None) -> np.ndarray:
     """A base's action (A,) clipped to [-1, 1]; a wrong shape or a non-finite value is refused (ValueError)."""
     if action_dim is not None and action.shape != (action_dim,):
-        raise ValueError(f"the base policy's action has shape {action.shape}; the env expects ({action_dim},)")
+        raise BaseActionError(f"the base policy's action has shape {action.shape}; the env expects ({action_dim},)")
     if not np.all(np.isfinite(action)):
-        raise ValueError(f"the base policy returned a non-finite action {action}")
+        raise BaseActionError(f"the base policy returned a non-finite action {action}")
     return np.clip(action, -1.0, 1.0)
 
 
@@ -164,7 +176,10 @@ def load_entry_point(source: str) -> BasePolicy:
         raise BasePolicyError(
             f"base policy {source}: {module_name} has no callable {attr!r}; name a function that returns a BasePolicy"
         )
-    base = factory()
+    try:
+        base = factory()
+    except Exception as e:  # noqa: BLE001 -- the user's code: whatever it raises is one readable line
+        raise BasePolicyError(f"base policy {source}: {attr}() raised {type(e).__name__}: {str(e)[:200]}") from None
     if not isinstance(base, BasePolicy):
         raise BasePolicyError(
             f"base policy {source}: {attr}() returned a {type(base).__name__}, which lacks "
@@ -189,7 +204,7 @@ def _load_directory(path: Path, device: str) -> BasePolicy:
     for sub in ("agent/policy", "policy"):  # a checkpoint or agent directory holding a policy
         if (path / sub / POLICY_CONFIG).is_file():
             return _load_directory(path / sub, device)
-    raise FileNotFoundError(
+    raise BasePolicyNotFound(
         f"{path} holds no base policy: expected a BC checkpoint ({BC_CONFIG}, from `robot-rl bc train`), a "
         f"policy directory ({POLICY_CONFIG}), a TorchScript file ({'/'.join(TORCHSCRIPT_SUFFIXES)}) or "
         "module:factory (docs/base-policies.md)"

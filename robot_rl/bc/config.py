@@ -71,6 +71,7 @@ class BCTrainConfig:
     """One BC training run: data, optimisation, evaluation."""
 
     demos: str = ""  # episode store of demonstrations (e.g. from `robot-rl demos record`)
+    from_run: str = ""  # instead of --demos: a robot-rl train run dir; clone its successful episodes (distillation)
     out: str = ""  # output directory: bc_policy.safetensors + bc_policy.json, bc_train_config.json, bc_eval.json
     max_episodes: int = 0  # clone only the first N demo episodes (0: all of them)
     loss: Literal["l1", "mse"] = "l1"  # loss on the action chunk (ACT uses L1); --kind flow always uses MSE

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robot_rl.bc.base import BasePolicyError, checked_action
+from robot_rl.bc.base import BaseActionError, BasePolicyError, checked_action
 from robot_rl.bc.config import EXECUTIONS
 from robot_rl.bc.policy import ChunkExecution
 
@@ -142,12 +142,15 @@ class TorchScriptPolicy:
         """One unbatched observation -> chunk (K, A) (K = 1 for a module that returns one action)."""
         missing = [k for k in self.obs_spec if k not in obs]
         if missing:
-            raise ValueError(f"observation lacks {missing}; the base {self.source} reads {list(self.obs_spec)}")
+            raise BaseActionError(f"observation lacks {missing}; the base {self.source} reads {list(self.obs_spec)}")
         batch = {k: torch.as_tensor(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_spec}
-        out = self.module(batch).float().cpu().numpy()
+        try:
+            out = self.module(batch).float().cpu().numpy()
+        except (RuntimeError, ValueError, TypeError, AttributeError) as e:  # TorchScript's errors, its output
+            raise BaseActionError(f"the base {self.source} failed: {str(e).splitlines()[0][:200]}") from e
         chunk = out[0] if out.ndim == 3 else out  # (1, K, A) -> (K, A); (1, A) is a chunk of one
         if out.ndim not in (2, 3) or out.shape[0] != 1 or chunk.shape[-1] != self.action_dim:
-            raise ValueError(
+            raise BaseActionError(
                 f"the base {self.source} returned shape {tuple(out.shape)}; its layout says (1, "
                 f"{self.action_dim}) or (1, K, {self.action_dim})"
             )
@@ -161,7 +164,7 @@ class TorchScriptPolicy:
             if self.execution is None:
                 self.execution = ChunkExecution(len(chunk), self.layout.execution, self.layout.ensemble_decay)
             elif len(chunk) != self.execution.chunk_size:
-                raise ValueError(
+                raise BaseActionError(
                     f"the base {self.source} returned a chunk of {len(chunk)} actions after chunks of "
                     f"{self.execution.chunk_size}; it must return chunks of one size"
                 )

@@ -50,7 +50,8 @@ class BCResult:
 
 def obs_keys_of(store) -> list[str]:
     """The observation keys of an episode store: everything but the step keys and capture times."""
-    return [k for k in store.keys if k not in keys.STEP_KEYS and not k.startswith(keys.T_CAPTURE)]
+    bookkeeping = (*keys.STEP_KEYS, *keys.OPTIONAL_STEP_KEYS)
+    return [k for k in store.keys if k not in bookkeeping and not k.startswith(keys.T_CAPTURE)]
 
 
 def obs_spec_of(store) -> dict[str, list[int]]:

@@ -93,6 +93,14 @@ class LearningBenchConfig:
             raise UsageError(f"--jobs must be >= 0 (0: one per core), got {self.jobs}")
         if not self.seeds:
             raise UsageError("no seeds: give --seeds N (seeds 0..N-1) or --seed-list S ...")
+        bad = sorted(
+            {s for s in self.seeds if not 0 <= s <= 2**32 - 1} | {s for s in self.seeds if self.seeds.count(s) > 1}
+        )
+        if bad:
+            raise UsageError(f"--seed-list must hold distinct seeds in [0, 2**32 - 1]; got {bad} among {self.seeds}")
+        from robot_rl.cli.checks import check_task
+
+        check_task(self.task, env_id_hint=False)  # every run would fail on it, after the grid dir was made
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise UsageError(f"variant names must differ, got {names}")
@@ -151,8 +159,9 @@ class Run:
 GRID_JSON = "grid.json"  # what every run of the grid shares; a later command on the same --out must agree
 
 
-def check_grid(cfg: LearningBenchConfig) -> None:
-    """Record the grid's settings in <out>/grid.json, or refuse a command that disagrees with the recorded ones.
+def check_grid(cfg: LearningBenchConfig, report_only: bool = False) -> None:
+    """Record the grid's settings in <out>/grid.json, or refuse a command that disagrees with the recorded ones
+    (or, `report_only`, a directory that holds no grid: nothing is written there).
 
     Steps, seeds and new variants may change between commands (runs are extended or added); the settings every run
     was started with may not, or the seeds' curves would no longer be comparable.
@@ -168,6 +177,8 @@ def check_grid(cfg: LearningBenchConfig) -> None:
     }
     variants = {v.name: list(v.train_args) for v in cfg.variants}
     path = cfg.out / GRID_JSON
+    if report_only and not path.is_file():
+        raise UsageError(f"--report-only: {cfg.out} holds no grid ({GRID_JSON}); run the grid there first")
     if path.is_file():
         try:
             recorded = json.loads(path.read_text())

@@ -82,7 +82,10 @@ def variant_result(name: str, seeds: list[SeedResult], collapse_floor: float) ->
         seeds=seeds,
         reached=len(reached),
         median_first=_median_first(firsts),
-        first_range=(min(reached) if reached else None, None if len(reached) < len(firsts) else max(reached)),
+        first_range=(
+            min(reached) if reached else None,
+            max(reached) if reached and len(reached) == len(firsts) else None,
+        ),
         collapsed=collapsed,
         median_final=statistics.median(finals) if finals else None,
         median_wall_s=statistics.median(walls) if walls else None,

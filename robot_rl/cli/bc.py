@@ -82,9 +82,16 @@ def _train(args: argparse.Namespace) -> int:
         cfg = replace_nested(BCTrainConfig(), given_overrides(args, BCTrainConfig))
     except ValueError as e:  # BCTrainConfig's own checks
         raise UsageError(checks.option_message(str(e))) from e
-    if not cfg.demos or not cfg.out:
-        raise UsageError("bc train needs --demos DIR (an episode store) and --out DIR")
-    demos = checks.open_store(cfg.demos, "--demos")
+    if not (cfg.demos or cfg.from_run) or not cfg.out:
+        raise UsageError("bc train needs --demos DIR (an episode store) or --from-run RUN, and --out DIR")
+    if cfg.demos and cfg.from_run:
+        raise UsageError("give --demos DIR or --from-run RUN (a run's successful episodes), not both")
+    if cfg.from_run:  # distillation: the run's successful episodes (robot_rl.bc.distill)
+        from robot_rl.bc.distill import successful_episodes
+
+        demos = successful_episodes(cfg.from_run)
+    else:
+        demos = checks.open_store(cfg.demos, "--demos")
     if demos.n_episodes == 0:
         raise UsageError(f"--demos {cfg.demos} holds 0 episodes; record some first (robot-rl demos record ...)")
     if cfg.task is not None:
@@ -99,7 +106,7 @@ def _train(args: argparse.Namespace) -> int:
     checks.check_writable_dir(cfg.out)
     from robot_rl.bc.train import train_bc
 
-    train_bc(cfg)
+    train_bc(cfg, store=demos)
     return 0
 
 

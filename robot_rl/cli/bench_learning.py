@@ -89,7 +89,9 @@ def _learning(args: argparse.Namespace) -> int:
         train_args=train_args,
     )
     if args.report_only:
-        check_grid(cfg)  # the report's command and title must be the grid's: refuse settings that differ
+        check_grid(
+            cfg, report_only=True
+        )  # the report's command and title must be the grid's: refuse settings that differ
         failed = []
     else:
         failed = run_grid(cfg)

@@ -201,8 +201,10 @@ def check_demos(path: str, task: str | None, obs: str | None, obs_given: bool) -
     return stored_obs
 
 
-def check_env(env_id: str, obs: str, max_episode_steps: int | None) -> None:
-    """The env can be made here (registered id, its Python dependencies installed, Box actions): made once, closed."""
+def check_env(env_id: str, obs: str, max_episode_steps: int | None, demos: str | None = None) -> None:
+    """The env can be made here (registered id, its Python dependencies installed, Box actions): made once, closed.
+    With `demos`, the store's observation and action shapes must be the env's (a store of the same task recorded
+    with another observation layout failed only after the run directory was written)."""
     import gymnasium as gym
 
     from robot_rl.training.env_factory import make_env
@@ -215,7 +217,7 @@ def check_env(env_id: str, obs: str, max_episode_steps: int | None) -> None:
             "or InvertedPendulum-v5"
         ) from e
     try:
-        make_env(env_id, obs, max_episode_steps=max_episode_steps).close()
+        env = make_env(env_id, obs, max_episode_steps=max_episode_steps)
     except ModuleNotFoundError as e:
         extra = (
             " ('gymnasium[mujoco]'; ./run.sh setup installs it)"
@@ -227,3 +229,21 @@ def check_env(env_id: str, obs: str, max_episode_steps: int | None) -> None:
         ) from e
     except ValueError as e:
         raise UsageError(str(e)) from e
+    try:
+        if demos:
+            _check_demos_fit(demos, env)
+    finally:
+        env.close()
+
+
+def _check_demos_fit(path: str, env) -> None:
+    """UsageError unless the --demos store holds the env's observation keys and shapes and its action size."""
+    from robot_rl.learner.core import check_demo_store
+    from robot_rl.spaces import as_dict_space, obs_spec
+
+    try:
+        check_demo_store(
+            open_store(path, "--demos"), obs_spec(as_dict_space(env.observation_space)), env.action_space.shape[0]
+        )
+    except ValueError as e:
+        raise UsageError(f"--demos {path} does not fit this env: {e}") from e

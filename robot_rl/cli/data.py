@@ -24,7 +24,9 @@ def register(sub) -> None:
         "statistics, success rate (episodes with a success step), intervention rate (steps), cameras, and per "
         "key the per-step shape, dtype and compressed size.",
     )
-    info.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
+    info.add_argument(
+        "store", type=Path, metavar="PATH", help="episode store directory, LeRobotDataset v3.0 directory or MCAP bag"
+    )
     info.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
     info.add_argument(
         "--verify",
@@ -48,13 +50,27 @@ def register(sub) -> None:
 
     view = data_sub.add_parser(
         "view",
-        help="render one episode to mp4: cameras side by side over a reward/intervention/success strip",
+        help="render one episode to mp4 (cameras over a reward/intervention/success strip), or episodes to Rerun",
         description="Write an mp4 (mp4v) of one stored episode: the cameras side by side, under them a strip "
-        "of reward, is_intervention and success over the episode with a cursor at the current step.",
+        "of reward, is_intervention and success over the episode with a cursor at the current step. With --rerun, "
+        "log episodes to a Rerun recording instead: cameras, executed vs policy action per dimension, reward, "
+        "interventions, success and episode boundaries on one timeline (the store's rows), saved as an .rrd file "
+        "(open it with `rerun FILE.rrd`) or streamed to a running viewer (--connect).",
     )
     view.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
     view.add_argument(
-        "--episode", type=int, required=True, metavar="K", help="episode index (negative counts from the end)"
+        "--episode", type=int, metavar="K", help="episode index for the mp4 (negative counts from the end)"
+    )
+    view.add_argument("--rerun", action="store_true", help="log to a Rerun recording (.rrd) instead of an mp4")
+    view.add_argument("--episodes", metavar="LIST", help="with --rerun: episodes to log, e.g. 0,3,5-9 (default: all)")
+    view.add_argument(
+        "--save", type=Path, metavar="FILE.rrd", help="with --rerun: the .rrd to write (default: ./<store name>.rrd)"
+    )
+    view.add_argument(
+        "--connect",
+        metavar="ADDR",
+        help="with --rerun: stream to the Rerun viewer at ADDR (e.g. rerun+http://127.0.0.1:9876/proxy); "
+        "also saves when --save is given",
     )
     view.add_argument(
         "--out", type=Path, metavar="FILE.mp4", help="output video (default: ./<store name>_episode_<K>.mp4)"
@@ -89,14 +105,39 @@ def register(sub) -> None:
 
     imp = data_sub.add_parser(
         "import",
-        help="read another format into a new store: a LeRobotDataset v3.0 directory",
+        help="read another format into a new store: a LeRobotDataset v3.0 directory or a rosbag2 MCAP bag",
         description="Read a LeRobotDataset v3.0 directory into a new episode store. A dataset made by `data export` "
         "comes back with every key and its metadata; one made by LeRobot maps observation.state, "
-        "observation.images.*, action, next.reward and next.done, and a layout that cannot map is refused.",
+        "observation.images.*, action, next.reward and next.done, and a layout that cannot map is refused. A "
+        "rosbag2 MCAP bag of a robot's topics becomes episodes as the actor node would have stored them: its own "
+        "steps where the actor's actor/step topic was recorded, else observations resampled at the control rate.",
     )
-    imp.add_argument("source", type=Path, metavar="SRC", help="the dataset directory")
-    imp.add_argument("--format", choices=["lerobot"], required=True, help="input format")
+    imp.add_argument(
+        "source", type=Path, metavar="SRC", help="the dataset directory, or the .mcap file / bag directory"
+    )
+    imp.add_argument("--format", choices=["lerobot", "rosbag2"], required=True, help="input format")
     imp.add_argument("--out", type=Path, required=True, metavar="STORE", help="new episode store directory")
+    bag = imp.add_argument_group("rosbag2 (defaults: the recording actor's parameters, else the actor's defaults)")
+    bag.add_argument("--topics", nargs="+", metavar="TOPIC", help="read only these topics of the bag (default: all)")
+    bag.add_argument("--namespace", metavar="NS", help="the robot's namespace, e.g. /robot_1 (default: found)")
+    bag.add_argument(
+        "--segment-on",
+        choices=["markers", "success"],
+        help="episodes begin and end at the actor's actor/episode markers (default), or end where task/success "
+        "turns true and begin once it is false again (observations resampled)",
+    )
+    bag.add_argument(
+        "--episode-s", type=positive_float, metavar="S", help="episodes of S seconds each (observations resampled)"
+    )
+    bag.add_argument("--task", help="task of the observation layout (pick_cube, peg_insert)")
+    bag.add_argument("--obs-mode", choices=["state", "pixels"], help="observation mode of the layout")
+    bag.add_argument("--cameras", nargs="+", metavar="CAM", help="cameras of a pixels observation")
+    bag.add_argument("--image-size", type=positive_int, metavar="PX", help="square image side of the observation")
+    bag.add_argument("--control-rate-hz", type=positive_float, metavar="HZ", help="steps per second")
+    bag.add_argument(
+        "--max-staleness-s", type=positive_float, metavar="S", help="an input older than this pauses the episode"
+    )
+    bag.add_argument("--max-episode-steps", type=positive_int, metavar="N", help="steps before truncation")
     imp.set_defaults(func=_import)
 
 
@@ -106,9 +147,44 @@ def _info(args: argparse.Namespace) -> int:
     from robot_rl.data.store import EpisodeStore
     from robot_rl.data.summary import format_summary, summarize
 
+    other = _other_format_summary(args.store)
+    if other is not None:
+        print(json.dumps(other, indent=2) if args.json else _format_other(other))
+        return 0
     summary = summarize(EpisodeStore.open(args.store, mode="r", verify=args.verify))  # StoreError: one line
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
+
+
+def _other_format_summary(path: Path) -> dict | None:
+    """A LeRobotDataset v3.0 directory's or an MCAP bag's summary; None for anything else (an episode store)."""
+    from robot_rl.errors import RunError
+
+    is_bag = path.suffix == ".mcap" or (path.is_dir() and (path / "metadata.yaml").is_file())
+    try:
+        if is_bag:
+            from robot_rl.data import mcap_format
+
+            return mcap_format.summary_dict(mcap_format.read_summary(path))
+        if path.is_dir() and (path / "meta" / "info.json").is_file():
+            from robot_rl.data.lerobot_format import summary_dict
+
+            return summary_dict(path)
+    except ValueError as e:  # McapFormatError, LeRobotFormatError: one line
+        raise RunError(str(e)) from None
+    return None
+
+
+def _format_other(s: dict) -> str:
+    lines = [f"{'path':<16} {s['path']}", f"{'format':<16} {s['format']}"]
+    for key in ("episodes", "episodes_discarded", "steps", "fps", "messages", "duration_s", "task"):
+        if s.get(key) is not None:
+            lines.append(f"{key:<16} {s[key]}")
+    for topic, t in (s.get("topics") or {}).items():
+        lines.append(f"{'topic':<16} {topic}  {t['type']}  {t['messages']} messages")
+    for name, f in (s.get("features") or {}).items():
+        lines.append(f"{'feature':<16} {name}  {f['dtype']} {f['shape']}")
+    return "\n".join(lines)
 
 
 def _repair(args: argparse.Namespace) -> int:
@@ -119,11 +195,15 @@ def _repair(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> int:
+    if args.rerun:
+        return _view_rerun(args)
     from robot_rl.data.store import EpisodeStore
     from robot_rl.data.video import write_mp4
     from robot_rl.data.view import ViewConfig, camera_keys, episode_frames
     from robot_rl.errors import UsageError
 
+    if args.episode is None:
+        raise UsageError("data view needs --episode K for an mp4, or --rerun [--episodes LIST] for a Rerun recording")
     if args.out is not None:  # before reading anything; OpenCV picks the container from the suffix
         if args.out.suffix.lower() != ".mp4":
             raise UsageError(f"--out {args.out} must be an .mp4 file path (e.g. {args.out.with_suffix('.mp4')})")
@@ -140,6 +220,40 @@ def _view(args: argparse.Namespace) -> int:
     n = write_mp4(frames, out, fps=fps)
     cams = [c.removeprefix("image_") for c in camera_keys(episode)] or ["none"]
     print(f"wrote {out}: episode {index}, {n} frames at {fps:g} fps, cameras {', '.join(cams)}")
+    return 0
+
+
+def _view_rerun(args: argparse.Namespace) -> int:
+    from robot_rl.data.store import EpisodeStore
+    from robot_rl.errors import UsageError
+
+    if args.episode is not None or args.out is not None:
+        raise UsageError("--episode and --out make an mp4; with --rerun give --episodes LIST and --save FILE.rrd")
+    if args.save is not None and args.save.suffix != ".rrd":
+        raise UsageError(f"--save {args.save} must be an .rrd file path (e.g. {args.save.with_suffix('.rrd')})")
+    try:
+        from robot_rl.viz.episodes import parse_episodes, view_store
+    except ImportError as e:
+        raise UsageError(
+            f"--rerun needs rerun-sdk ({e}); install the interop extra: pip install 'robot_rl[interop]'"
+        ) from None
+    default = Path(f"{args.store.resolve().name.removesuffix('.zarr')}.rrd")
+    save = args.save if args.save is not None or args.connect else default
+    if save is not None:
+        check_writable_file(save, option="--save")
+    n_episodes = EpisodeStore.open(args.store, mode="r").n_episodes  # StoreError: one line
+    try:
+        episodes = parse_episodes(args.episodes, n_episodes)
+    except ValueError as e:
+        raise UsageError(f"--episodes: {e}") from None
+    if not episodes:
+        raise UsageError(f"{args.store} holds no episodes to view")
+    result = view_store(args.store, episodes, save=save, connect=args.connect)
+    where = " and ".join(([str(save)] if save else []) + ([f"the viewer at {args.connect}"] if args.connect else []))
+    cams = ", ".join(result.cameras) or "none"
+    print(
+        f"wrote {where}: episodes {args.episodes or 'all'} ({len(result.episodes)}), {result.steps} steps, cameras {cams}"
+    )
     return 0
 
 
@@ -165,10 +279,12 @@ def _import(args: argparse.Namespace) -> int:
     from robot_rl.data.lerobot_import import import_lerobot
     from robot_rl.errors import RunError
 
-    if not args.source.is_dir():
-        raise RunError(f"{args.source} is not a directory; expected a LeRobotDataset v3.0 directory")
     if args.out.exists():
         raise RunError(f"--out {args.out} exists; the import writes a new episode store (choose a new path)")
+    if args.format == "rosbag2":
+        return _import_bag(args)
+    if not args.source.is_dir():
+        raise RunError(f"{args.source} is not a directory; expected a LeRobotDataset v3.0 directory")
     try:
         result = import_lerobot(args.source, args.out)  # StoreError (e.g. --out exists): one line
     except LeRobotFormatError as e:
@@ -176,4 +292,34 @@ def _import(args: argparse.Namespace) -> int:
     dropped = f"; left out {', '.join(result.dropped)}" if result.dropped else ""
     cams = ", ".join(result.cameras) or "none"
     print(f"wrote {result.out}: {result.episodes} episodes, {result.steps} steps, cameras {cams}{dropped}")
+    return 0
+
+
+BAG_SETTINGS = ("task", "obs_mode", "cameras", "image_size", "control_rate_hz", "max_staleness_s", "max_episode_steps")
+
+
+def _import_bag(args: argparse.Namespace) -> int:
+    from robot_rl.data.mcap_format import McapFormatError
+    from robot_rl.data.mcap_import import import_rosbag2
+    from robot_rl.errors import RunError
+
+    settings = {k: getattr(args, k) for k in BAG_SETTINGS if getattr(args, k) is not None}
+    try:
+        r = import_rosbag2(
+            args.source,
+            args.out,
+            settings=settings,
+            topics=args.topics,
+            namespace=args.namespace,
+            segment_on=args.segment_on,
+            episode_s=args.episode_s,
+        )
+    except McapFormatError as e:
+        raise RunError(str(e)) from None
+    refused = f"; refused {sum(r.refused.values())} messages ({', '.join(r.refused)})" if r.refused else ""
+    paused = f", {r.paused_ticks} ticks paused (stale inputs)" if r.paused_ticks else ""
+    print(
+        f"wrote {r.out}: {r.episodes} episodes, {r.steps} steps from {r.namespace} ({r.mode}{paused}), "
+        f"cameras {', '.join(r.cameras) or 'none'}{refused}"
+    )
     return 0

@@ -102,6 +102,10 @@ def _check_train(cfg, obs_given: bool):
     for option, path in (("--base-policy", cfg.base_policy), ("--reward-classifier", cfg.reward_classifier)):
         if path and not (option == "--base-policy" and is_entry_point(path)):  # module:factory is no path
             checks.check_exists(path, option)
+    if cfg.base_policy:  # opened once now: a base that cannot load is refused before demos or the run dir
+        from robot_rl.bc.base import load_base_policy
+
+        load_base_policy(cfg.base_policy, cfg.device)
     if cfg.demos:
         sim = not cfg.env_id
         obs = checks.check_demos(
@@ -109,7 +113,7 @@ def _check_train(cfg, obs_given: bool):
         )
         if sim and obs != cfg.obs:
             cfg = dataclasses.replace(cfg, obs=obs)
-    checks.check_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, cfg.max_episode_steps)
+    checks.check_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, cfg.max_episode_steps, cfg.demos)
     return cfg
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,8 +158,16 @@ def _write(
     }
     data_writer: pq.ParquetWriter | None = None
     episode_rows, frame_stats_parts, image_samples = [], [], {cam: [] for cam in cameras}
+    # one encoder thread per camera (PyAV releases the GIL): the cameras encode in parallel, and episode i encodes
+    # while episode i + 1 is read and tabulated; at most one episode waits per camera
+    encoders = {cam: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"encode-{cam}") for cam in cameras}
+    encoding: list = []
     try:
         for index, episode in enumerate(store.iter_episodes()):
+            for job in encoding:
+                job.result()
+            first_frame = {cam: writer.n_frames for cam, writer in videos.items()}
+            encoding = [encoders[cam].submit(writer.write, episode[cam]) for cam, writer in videos.items()]
             first_row = int(store.episode_slice(index).start)
             columns = _frame_columns(episode, index, first_row, fps)
             table = pa.table({name: lr.arrow_column(columns[name]) for name in features if name in columns})
@@ -167,23 +176,25 @@ def _write(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 data_writer = pq.ParquetWriter(path, table.schema, compression="snappy")
             data_writer.write_table(table)
-            stats = {name: lr.feature_stats(v) for name, v in columns.items()}
+            stats = lr.features_stats(columns)
             row = _episode_row(index, len(table), first_row, task, stats)
-            for cam, writer in videos.items():
-                start_s = writer.n_frames / fps
-                writer.write(episode[cam])
+            for cam in videos:
                 feature = lr.feature_of(cam)
                 row |= {f"videos/{feature}/chunk_index": 0, f"videos/{feature}/file_index": 0}
                 row |= {
-                    f"videos/{feature}/from_timestamp": start_s,
-                    f"videos/{feature}/to_timestamp": writer.n_frames / fps,
+                    f"videos/{feature}/from_timestamp": first_frame[cam] / fps,
+                    f"videos/{feature}/to_timestamp": (first_frame[cam] + len(episode[cam])) / fps,
                 }
                 row |= {f"stats/{feature}/{k}": v for k, v in lr.image_stats(episode[cam]).items()}
                 pick = np.linspace(0, len(episode[cam]) - 1, min(len(episode[cam]), _GLOBAL_IMAGE_SAMPLE)).astype(int)
                 image_samples[cam].append(episode[cam][pick])
             episode_rows.append(row)
             frame_stats_parts.append(columns)
+        for job in encoding:
+            job.result()  # an encoder's error is raised here
     finally:
+        for encoder in encoders.values():
+            encoder.shutdown(wait=True, cancel_futures=True)
         if data_writer is not None:
             data_writer.close()
         for writer in videos.values():
@@ -197,7 +208,7 @@ def _write_meta(root, fps, features, cameras, task, store, episode_rows, frame_p
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(episode_rows), path, compression="snappy")
     pq.write_table(lr.tasks_table([task]), root / lr.TASKS_PATH)
-    stats = {name: lr.feature_stats(np.concatenate([p[name] for p in frame_parts])) for name in frame_parts[0]}
+    stats = lr.features_stats({name: np.concatenate([p[name] for p in frame_parts]) for name in frame_parts[0]})
     stats |= {lr.feature_of(cam): lr.image_stats(np.concatenate(image_samples[cam])) for cam in cameras}
     lr.write_json(stats, root / lr.STATS_PATH)
     for cam in cameras:

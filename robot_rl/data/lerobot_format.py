@@ -86,28 +86,38 @@ def vector_names(meta: dict[str, Any], store_key: str, width: int) -> list[str] 
 
 def feature_stats(values: np.ndarray) -> dict[str, list]:
     """LeRobot's per-feature statistics of (N, ...) values over axis 0 (bools as 0/1)."""
-    x = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-    stats = {
-        "min": x.min(0),
-        "max": x.max(0),
-        "mean": x.mean(0),
-        "std": x.std(0),
-        "count": np.array([len(x)]),
-    }
+    return features_stats({"x": values})["x"]
+
+
+def features_stats(columns: dict[str, np.ndarray]) -> dict[str, dict[str, list]]:
+    """`feature_stats` of several columns of one length at once: side by side in one (N, sum of widths) array,
+    so the quantiles take one pass instead of one per column (every column's numbers are the same as alone)."""
+    parts = {name: np.asarray(v, dtype=np.float64).reshape(len(v), -1) for name, v in columns.items()}
+    x = np.concatenate(list(parts.values()), axis=1)
+    whole = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0)}
     for q, v in zip(QUANTILES, np.quantile(x, QUANTILES, axis=0)):
-        stats[f"q{round(q * 100):02d}"] = v
-    return {k: v.tolist() for k, v in stats.items()}
+        whole[f"q{round(q * 100):02d}"] = v
+    out, at = {}, 0
+    for name, part in parts.items():
+        width = part.shape[1]
+        out[name] = {k: v[at : at + width].tolist() for k, v in whole.items()} | {"count": [len(x)]}
+        at += width
+    return out
 
 
 def image_stats(frames: np.ndarray) -> dict[str, list]:
     """Per-channel statistics of (N, H, W, C) uint8 frames in [0, 1], shaped (C, 1, 1) as LeRobot's are.
 
-    Exact over every pixel, from a 256-bin histogram per channel (a sort of every pixel took seconds per episode);
+    Exact over every pixel, from a 256-bin histogram per channel (a sort of every pixel took seconds per episode;
+    `cv2.calcHist` over the frames as one image is ~5x faster than `np.bincount` of each strided channel);
     quantiles are the first level whose cumulative share reaches q."""
+    import cv2
+
     channels = frames.shape[-1]
-    pixels = frames.reshape(-1, channels)
+    image = np.ascontiguousarray(frames).reshape(-1, frames.shape[-2], channels)  # (N * H, W, C)
     levels = np.arange(256, dtype=np.float64)
-    hist = np.stack([np.bincount(pixels[:, c], minlength=256) for c in range(channels)]).astype(np.float64)
+    hist = np.stack([cv2.calcHist([image], [c], None, [256], [0, 256]).reshape(256) for c in range(channels)])
+    hist = hist.astype(np.float64)
     count = hist.sum(axis=1)
     mean = hist @ levels / count
     std = np.sqrt(np.maximum(hist @ levels**2 / count - mean**2, 0.0))
@@ -188,3 +198,23 @@ def task_strings(table: pa.Table) -> list[str]:
         )
     by_index = dict(zip(table["task_index"].to_pylist(), table[column].to_pylist()))
     return [str(by_index[i]) for i in sorted(by_index)]
+
+
+def summary_dict(root: Path) -> dict[str, Any]:
+    """What `robot-rl data info` prints of a LeRobotDataset directory: version, fps, episodes, frames, task, features."""
+    import pyarrow.parquet as pq
+
+    info = json.loads((root / INFO_PATH).read_text())
+    tasks = task_strings(pq.read_table(root / TASKS_PATH)) if (root / TASKS_PATH).is_file() else []
+    return {
+        "path": str(root.resolve()),
+        "format": f"LeRobotDataset {info.get('codebase_version')}",
+        "fps": info.get("fps"),
+        "episodes": info.get("total_episodes"),
+        "steps": info.get("total_frames"),
+        "task": "; ".join(tasks) or None,
+        "features": {
+            name: {"dtype": ft.get("dtype"), "shape": ft.get("shape")}
+            for name, ft in (info.get("features") or {}).items()
+        },
+    }

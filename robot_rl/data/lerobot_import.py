@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,25 @@ def _image_column(frames: pa.Table, name: str) -> np.ndarray:
     )
 
 
+def _images(
+    root: Path, info: dict, episodes: list[dict], frames: pa.Table, plan: dict[str, str], cameras: list[str]
+) -> dict[str, list[np.ndarray]]:
+    """store image key -> each episode's frames; video features decoded in parallel, a thread per camera (PyAV
+    releases the GIL while decoding)."""
+    fps = int(info["fps"])
+    videos = [f for f in cameras if info["features"][f]["dtype"] == "video"]
+    with ThreadPoolExecutor(max_workers=max(1, len(videos)), thread_name_prefix="decode") as pool:
+        decoding = {f: pool.submit(_camera_frames, root, info, episodes, f, fps) for f in videos}
+        images = {}
+        for feature in cameras:
+            if feature in decoding:
+                images[plan[feature]] = decoding[feature].result()
+            else:
+                whole = _image_column(frames, feature)
+                images[plan[feature]] = [whole[e["dataset_from_index"] : e["dataset_to_index"]] for e in episodes]
+    return images
+
+
 def _store_meta(info: dict, root: Path, tasks: list[str], plan: dict[str, str], state_dim: int) -> dict:
     if lr.META_KEY in info:
         return dict(info[lr.META_KEY])
@@ -208,23 +228,18 @@ def import_lerobot(root: str | os.PathLike, out: str | os.PathLike) -> ImportRes
     columns = _columns(frames, info, plan)
     done = lr.column_values(frames[lr.DONE], np.dtype(bool), None) if lr.DONE in frames.column_names else None
     timestamp = lr.column_values(frames["timestamp"], np.dtype(np.float64), None)
-    fps = int(info["fps"])
     cameras = [f for f, k in plan.items() if keys.is_image_key(k)]
-    images = {}
-    for feature in cameras:
-        if info["features"][feature]["dtype"] == "video":
-            images[plan[feature]] = _camera_frames(root, info, episodes, feature, fps)
-        else:
-            whole = _image_column(frames, feature)
-            images[plan[feature]] = [whole[e["dataset_from_index"] : e["dataset_to_index"]] for e in episodes]
+    images = _images(root, info, episodes, frames, plan, cameras)
     first_index = int(frames["index"][0].as_py()) if len(frames) else 0
     meta = _store_meta(info, root, tasks, plan, columns[keys.STATE].shape[1] if keys.STATE in columns else 0)
+    steps = []
+    for i, ep in enumerate(episodes):
+        rows = slice(ep["dataset_from_index"] - first_index, ep["dataset_to_index"] - first_index)
+        episode = {key: values[rows] for key, values in columns.items()}
+        episode |= {key: per_episode[i] for key, per_episode in images.items()}
+        steps.append(_complete(episode, None if done is None else done[rows], timestamp[rows]))
     with EpisodeStore.create(out, meta) as store:
-        for i, ep in enumerate(episodes):
-            rows = slice(ep["dataset_from_index"] - first_index, ep["dataset_to_index"] - first_index)
-            episode = {key: values[rows] for key, values in columns.items()}
-            episode |= {key: per_episode[i] for key, per_episode in images.items()}
-            store.add_episode(_complete(episode, None if done is None else done[rows], timestamp[rows]))
+        store.add_episodes(steps)  # one write per key (episode by episode rewrote the partly filled image chunks)
         return ImportResult(
             Path(out), store.n_episodes, store.n_steps, tuple(keys.camera_of(plan[c]) for c in cameras), tuple(dropped)
         )

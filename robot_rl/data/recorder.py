@@ -90,8 +90,10 @@ class EpisodeRecorder:
         base_action: np.ndarray | None = None,
         policy_action: np.ndarray | None = None,
         is_intervention: bool = False,
+        noise_action: np.ndarray | None = None,
     ) -> None:
-        """Record the action taken from the current observation and what followed it."""
+        """Record the action taken from the current observation and what followed it (`noise_action`: the latent
+        action of a noise-steered run, stored as `keys.NOISE_ACTION`; give it at every step of an episode or never)."""
         if not self._obs:
             raise RuntimeError("step() before start(): call start(obs) with the episode's first observation")
         info = info or {}
@@ -113,6 +115,8 @@ class EpisodeRecorder:
                 keys.SUCCESS: np.bool_(info.get("success", False)),
             }
         )
+        if noise_action is not None:
+            self._rows[-1][keys.NOISE_ACTION] = np.asarray(noise_action, np.float32).reshape(-1)
         self._add_obs(obs_next, info)
 
     def end(self) -> int:

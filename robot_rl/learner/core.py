@@ -107,6 +107,9 @@ class Learner:
         self.recent_interventions: deque[float] = deque(maxlen=success_window)
         self.recent_autonomous: deque[bool] = deque(maxlen=success_window)  # succeeded without a take-over
         self.metrics: dict[str, float] = {}  # the last update's losses
+        # what a stored episode is to the agent's replay (None: itself; noise steering: robot_rl.bc.steering's
+        # latent_episode, the latent action in place of the executed one); set before open_replays
+        self.replay_view: Callable[[dict], dict] | None = None
         self.timers = SectionTimers()
         self._t_start, self._wall_before = time.perf_counter(), 0.0
 
@@ -121,10 +124,11 @@ class Learner:
             self.agent = make_agent(agent_cfg, obs_space, action_space, device=self.cfg.device, seed=self.cfg.seed)
         return self.agent
 
-    def resume_agent(self, checkpoint: Path, base_policy: str | None) -> Agent:
-        """The checkpoint's agent (nets, optimisers, its RNG) and counters; a residual agent needs `base_policy`."""
+    def resume_agent(self, checkpoint: Path, base_policy: str | None, steer: str = "residual") -> Agent:
+        """The checkpoint's agent (nets, optimisers, its RNG) and counters; a residual agent needs `base_policy`
+        (a noise-steering agent, `steer` "noise", is a plain one acting in the base's noise space)."""
         residual = is_residual_agent_dir(Path(checkpoint) / "agent")
-        if residual != bool(base_policy):
+        if residual != (bool(base_policy) and steer == "residual"):
             raise ValueError(
                 f"checkpoint {checkpoint} holds a {'residual' if residual else 'plain'} agent but "
                 f"base_policy is {base_policy or 'not set'}: residual runs resume with the same "
@@ -207,6 +211,8 @@ class Learner:
         corrections into the demo replay (which joins the batches with the first of them)."""
         if keys.IS_INTERVENTION in episode:
             episode = penalize_takeovers(episode, self.cfg.intervention_penalty)
+        if self.replay_view is not None:
+            episode = self.replay_view(episode)
         self.online.add_episode(episode)
         if self.demos is not None and self.cfg.intervention_to_demos and keys.IS_INTERVENTION in episode:
             if add_interventions(self.demos, episode) and len(self.sampler.sources) == 1:

@@ -78,21 +78,40 @@ def write(run_dir: Path, records: list[dict[str, Any]]) -> None:
 
 
 def read(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete line of the log (a line torn by a crash is skipped), in episode order."""
+    """Every complete line of the log that holds a JSON object (a line torn by a crash, or damaged, is skipped), in
+    episode order."""
     path = Path(run_dir) / TRAIN_LOG
     out = []
-    for line in path.read_text().splitlines() if path.is_file() else []:
+    text = path.read_bytes().decode("utf-8", errors="replace") if path.is_file() else ""
+    for line in text.splitlines():
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
             continue
+        if isinstance(record, dict):
+            out.append(record)
     return out
+
+
+def _usable(record: dict[str, Any], position: int) -> bool:
+    """The line of the episode at `position`, with the fields a resumed learner reads (success, intervention rate)."""
+    rate = record.get("intervention_rate", 0.0)
+    return (
+        record.get("episode") == position
+        and isinstance(record.get("success"), bool)
+        and isinstance(rate, (int, float))
+        and not isinstance(rate, bool)
+        and 0.0 <= rate <= 1.0
+    )
 
 
 def sync_with_store(run_dir: Path, store) -> list[dict[str, Any]]:
     """Keep the lines of the episodes `store` holds, rebuild lost ones from it (updates and wall_s unknown),
-    rewrite the log with them; return them."""
+    rewrite the log with them; return them. Lines from the first one that is not its episode's usable line on (a
+    damaged or hand-edited log) are rebuilt from the store too."""
     records = read(run_dir)[: store.n_episodes if store is not None else 0]
+    usable = next((i for i, r in enumerate(records) if not _usable(r, i)), len(records))
+    records = records[:usable]
     if store is not None and len(records) < store.n_episodes:
         from robot_rl.learner.ledger import SOURCE_KEYS, source_of
 

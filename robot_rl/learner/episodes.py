@@ -36,7 +36,12 @@ class EpisodeMismatch(ValueError):
 
 
 def is_observation_key(key: str) -> bool:
-    return key not in keys.STEP_KEYS and not key.startswith(keys.T_CAPTURE) and key not in SOURCE_KEYS
+    return (
+        key not in keys.STEP_KEYS
+        and key not in keys.OPTIONAL_STEP_KEYS
+        and not key.startswith(keys.T_CAPTURE)
+        and key not in SOURCE_KEYS
+    )
 
 
 def spaces_of(step_specs: Mapping[str, tuple[np.dtype, tuple[int, ...]]]) -> tuple[gym.spaces.Dict, gym.spaces.Box]:

@@ -57,13 +57,14 @@ from std_msgs.msg import Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl import keys
-from robot_rl.actor.acting import node_acting
+from robot_rl.actor.acting import Choice, node_acting
 from robot_rl.actor.config import ActorConfig
 from robot_rl.actor.episode import EpisodeMachine, Phase
 from robot_rl.actor.observation import ObservationAssembler
 from robot_rl.actor.timing import TickTiming
 from robot_rl.agents.policy import Policy
 from robot_rl.agents.residual import ResidualPolicy
+from robot_rl.bc.base import BaseActionError
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
@@ -71,12 +72,14 @@ from robot_rl.nodes import actor_inputs, convert, protocol, topics
 from robot_rl.nodes.actor_delivery import EpisodeDelivery
 from robot_rl.nodes.actor_learner import ActorLearnerSide
 from robot_rl.nodes.actor_policy import PolicyLoader
+from robot_rl.nodes.actor_record import ActorTrace
 from robot_rl.nodes.guard import Refusals
 from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop_convert import teleop_fields_from_msg
 from robot_rl.safety import SafetyFilter, SafetyLimits
 from robot_rl.teleop.arbiter import verdict_of
 from robot_rl.teleop.link import TeleopLink
+from robot_rl.viz.actor import make_actor_viz
 
 ACTOR_STATUS = "actor_status"  # relative: /robot_1/actor_status
 
@@ -135,6 +138,8 @@ class ActorNode(ActorLearnerSide, Node):
         self._ticks = 0
         self._last_tick = time.monotonic()  # wall time of the last tick (is the node's clock running?)
         self._make_io()
+        self.trace = ActorTrace(self, cfg, cfg.store)  # actor/episode + actor/step; the MCAP recording (record_mcap)
+        self.viz = make_actor_viz(cfg, self.layout, self.get_logger().warning)  # viz:=rerun, on its own thread
         self.get_logger().info(
             f"actor {self.actor_id} up: task={cfg.task} obs_mode={cfg.obs_mode} {cfg.control_rate_hz} Hz, "
             f"store {self.store.path} ({self.store.n_episodes} episodes), inputs {list(self.assembler.required)}, "
@@ -210,6 +215,7 @@ class ActorNode(ActorLearnerSide, Node):
         cmd = self.teleop.read(time.monotonic())
         if first:
             self.recorder.start(obs, info)
+            self.trace.episode("start", self._now_ns(), episode=self.store.n_episodes)
             self.safety.reset()
             self.acting.reset()
             self._episode_version = self.policy_version
@@ -233,7 +239,12 @@ class ActorNode(ActorLearnerSide, Node):
                 self._end_episode(verdict)
                 return
         quat = obs[keys.STATE][3:7] if keys.STATE in obs else None
-        choice = self.acting.choose(obs, warmup=self.acting.policy is None, cmd=cmd, ee_quat_wxyz=quat)
+        try:
+            choice = self.acting.choose(obs, warmup=self.acting.policy is None, cmd=cmd, ee_quat_wxyz=quat)
+        except BaseActionError as err:  # a base policy that raised or returned a bad action: a hold, never a crash
+            self.refusals.refuse("base_policy", str(err))
+            hold = np.full(self.layout.action_dim, np.nan, dtype=np.float32)  # the safety filter makes it a hold
+            choice = Choice(hold, hold, None, "base_policy")
         if choice.infer_s is not None:  # the policy acted
             self.timing.infer_s.append(choice.infer_s)
             self._episode_version = max(self._episode_version, self.policy_version)
@@ -253,9 +264,17 @@ class ActorNode(ActorLearnerSide, Node):
             choice.is_intervention,
             executed if choice.base_action is None else choice.base_action,
         )
+        executed, proposed, is_intervention, base = self._pending
+        self.trace.step(executed, proposed, base, is_intervention, self._now_ns())
+        if self.viz is not None:  # queued, never waited for
+            row = self.store.n_steps + self.recorder.n_steps
+            self.viz.act(row, self.store.n_episodes, obs, executed, proposed, base, is_intervention)
 
     def _record_pending(self, obs: dict, outcome, info: dict) -> None:
         executed, proposed, is_intervention, base_action = self._pending
+        if self.viz is not None:
+            done = outcome.terminated or outcome.truncated
+            self.viz.outcome(self.store.n_steps + self.recorder.n_steps, outcome.reward, info["success"], done)
         self.recorder.step(
             executed,
             obs,
@@ -276,6 +295,7 @@ class ActorNode(ActorLearnerSide, Node):
         self._pending = None
         self.machine.finish()
         self.recorder.discard()
+        self.trace.episode("discard", self._now_ns(), steps=steps, verdict=verdict)
         self.get_logger().info(f"episode discarded after {steps} steps ({verdict} from teleop): not stored, not sent")
 
     def _send(self, action: np.ndarray, ee_pos_m: np.ndarray) -> np.ndarray:
@@ -290,16 +310,23 @@ class ActorNode(ActorLearnerSide, Node):
         return self.layout.action_from_command(result.command)
 
     def _publish(self, cmd: EECommand) -> None:
-        self._published_s = self._now_s()
-        self.pub_twist.publish(convert.twist_from_command(cmd, self.layout.dt_s, self._published_s, topics.BASE_FRAME))
+        now_ns = self._now_ns()
+        self._published_s = now_ns * 1e-9
+        twist = convert.twist_from_command(cmd, self.layout.dt_s, self._published_s, topics.BASE_FRAME)
+        self.pub_twist.publish(twist)
         self._gripper = float(cmd.gripper)
-        self.pub_gripper.publish(convert.gripper_command_msg(self._gripper))
+        gripper = convert.gripper_command_msg(self._gripper)
+        self.pub_gripper.publish(gripper)
+        self.trace.record(topics.EE_COMMAND, twist, now_ns)
+        self.trace.record(topics.GRIPPER_COMMAND, gripper, now_ns)
 
     def _hold(self) -> None:
         """Zero twist (the arm keeps its target); the gripper keeps its last command."""
         self.safety.reset()
-        zero = np.zeros(3)
-        self.pub_twist.publish(convert.twist_msg(zero, zero, self._now_s(), topics.BASE_FRAME))
+        zero, now_ns = np.zeros(3), self._now_ns()
+        twist = convert.twist_msg(zero, zero, now_ns * 1e-9, topics.BASE_FRAME)
+        self.pub_twist.publish(twist)
+        self.trace.record(topics.EE_COMMAND, twist, now_ns)
 
     # --- episodes ---------------------------------------------------------------------------
     def _request_reset(self) -> None:
@@ -321,9 +348,10 @@ class ActorNode(ActorLearnerSide, Node):
         self.machine.reset_answered(ok, self._now_s())
 
     def _end_episode(self, verdict: str | None = None) -> None:
+        steps = self.machine.n_steps
+        self.trace.episode("end", self._now_ns(), episode=self.store.n_episodes, steps=steps, verdict=verdict)
         self._hold()
         self._pending = None
-        steps = self.machine.n_steps
         self.machine.finish()
         try:
             index = self.recorder.end()  # durable when it returns
@@ -342,16 +370,22 @@ class ActorNode(ActorLearnerSide, Node):
 
     # --- teleop -----------------------------------------------------------------------------
     def _on_teleop(self, msg: Joy) -> None:
+        self.trace.record(topics.TELEOP_COMMAND, msg, self._now_ns())
         self.teleop.receive(**teleop_fields_from_msg(msg, topics.BASE_FRAME), t_s=time.monotonic())
 
     # --- robot inputs -----------------------------------------------------------------------
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
     def _on_input(self, name: str, to_value: actor_inputs.Converter, msg) -> None:
         """Convert a robot message and offer it to the assembler; a malformed one raises (the guard refuses it)."""
+        now_ns = self._now_ns()
+        self.trace.record(name, msg, now_ns)  # as received: the import refuses what the converter refuses here
         value, stamp_s = to_value(msg)
-        self.assembler.put(name, value, self._now_s() if stamp_s is None else stamp_s)
+        self.assembler.put(name, value, now_ns * 1e-9 if stamp_s is None else stamp_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
                 node.get_logger().info(f"exiting: the episode in flight ({node.recorder.n_steps} steps) is not stored")
                 node.timing.write_episode(None, node._episode_version)
             node.loader.close()
+            node.trace.close()
+            if node.viz is not None:
+                node.viz.close()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -41,13 +41,14 @@ class ActorLearnerSide:
             "learner_alive": self.delivery.learner_alive,
             "refused": self.refusals.as_dict(),
             "cameras": self.cameras.report(),
+            "recording": self.trace.status(),  # record_mcap: {path, written, dropped}; None when off
         }
 
     def _take_policy(self) -> None:
         """Count the payloads the worker refused; put in use the newest policy it built (if any)."""
         taken, errors = self.loader.take()
-        for error in errors:
-            self.refusals.refuse(protocol.POLICY, f"{error}; keeping v{self.policy_version}")
+        for topic, error in errors:
+            self.refusals.refuse(topic, f"{error}; keeping v{self.policy_version}")
         if taken is not None:
             self._use_policy(*taken, protocol.POLICY)
 

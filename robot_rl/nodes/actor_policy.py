@@ -57,7 +57,7 @@ class PolicyLoader:
         self._msg: UInt8MultiArray | None = None  # newest full policy message not yet started on
         self._delta_msg: UInt8MultiArray | None = None  # newest delta message not yet started on
         self._done: tuple[Policy, int] | None = None  # newest policy built, not yet taken
-        self._errors: list[str] = []  # refusals not yet counted by the tick
+        self._errors: list[tuple[str, str]] = []  # (topic, reason) of refusals not yet counted by the tick
         self._busy = False
         self._stop = False
         # worker-only state: (base id, newest policy built, its version); a delta waiting for its base
@@ -89,8 +89,9 @@ class PolicyLoader:
                 self._msg = msg
             self._cv.notify()
 
-    def take(self) -> tuple[tuple[Policy, int] | None, list[str]]:
-        """For the tick: (the newest fully built (policy, version) or None, reasons of payloads refused since)."""
+    def take(self) -> tuple[tuple[Policy, int] | None, list[tuple[str, str]]]:
+        """For the tick: (the newest fully built (policy, version) or None, (topic, reason) of each payload refused
+        since: /learner/policy or /learner/policy_delta)."""
         with self._cv:
             done, errors, self._done, self._errors = self._done, self._errors, None, []
         return done, errors
@@ -132,7 +133,7 @@ class PolicyLoader:
                 if done is not None:
                     self._done = done
                 elif error is not None:
-                    self._errors.append(error)
+                    self._errors.append((protocol.POLICY_DELTA if delta else protocol.POLICY, error))
 
     def _decode(self, msg: UInt8MultiArray) -> tuple[Policy, int]:
         """(policy, version) of a full payload -- with a waiting delta of its base applied, if newer; raises
@@ -144,7 +145,13 @@ class PolicyLoader:
         self._base = (base_id(policy), policy, version)
         orphan, self._orphan = self._orphan, None
         if orphan is not None and orphan[1] == self._base[0] and orphan[2] > version:
-            return self._apply(orphan[0], orphan[2])
+            try:
+                return self._apply(orphan[0], orphan[2])
+            except ValueError as err:  # a damaged kept delta is refused on its own topic; the full policy stands
+                with self._cv:
+                    self._errors.append(
+                        (protocol.POLICY_DELTA, f"{type(err).__name__}: kept delta v{orphan[2]}: {err}")
+                    )
         return policy, version
 
     def _decode_delta(self, msg: UInt8MultiArray) -> tuple[Policy, int] | None:
@@ -161,8 +168,11 @@ class PolicyLoader:
             self._reported_bases.add(base)
             with self._cv:
                 self._errors.append(
-                    f"policy delta v{version} is for base {base[:12]}, which this actor does not hold; "
-                    f"kept until that full policy arrives on {protocol.POLICY}"
+                    (
+                        protocol.POLICY_DELTA,
+                        f"policy delta v{version} is for base {base[:12]}, which this actor does not hold; "
+                        f"kept until that full policy arrives on {protocol.POLICY}",
+                    )
                 )
         return None
 

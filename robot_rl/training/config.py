@@ -61,6 +61,8 @@ class TrainConfig(LearnerCoreConfig):
     wandb: bool = True  # log to wandb (offline files under <out>/wandb unless logged in)
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: online if logged in, else offline
     progress_bar: bool = True  # show the tqdm progress bar with the status line
+    viz: Literal["none", "rerun"] = "none"  # rerun: a live view of steps, episodes, learner and evals in <out>/viz.rrd
+    viz_connect: str | None = None  # with --viz rerun: stream to the Rerun viewer at this address instead of the file
     agent: AgentConfig = field(default_factory=lambda: AgentConfig(**TUNED_AGENT))  # the learner (see TUNED_AGENT)
     reward_classifier: str | None = (
         None  # learned reward: a `robot-rl reward train` dir; its success replaces the env's reward and ends episodes (pixels; evaluation stays on the env's own success)
@@ -73,6 +75,10 @@ class TrainConfig(LearnerCoreConfig):
         0.1  # residual RL warm-up: std of the Gaussian noise added to the base action (replaces --warmup-policy)
     )
     residual: ResidualConfig = field(default_factory=ResidualConfig)  # the residual's bound and critic-only phase
+    steer: Literal["residual", "noise"] = (
+        "residual"  # with --base-policy: residual (learn a bounded correction) or noise (DSRL: pick a flow base's noise)
+    )
+    noise_bound: float = 1.5  # --steer noise: the latent action's noise spans [-this, this] per entry (N(0,1) units)
     # --- simulated operator (robot_rl.training.intervention): on with --operator ---
     operator: bool = False  # a scripted operator takes over when the policy strays (after warm-up; sim tasks only)
     patience_steps: int = 10  # operator: steps without progress before it takes over
@@ -101,6 +107,14 @@ class TrainConfig(LearnerCoreConfig):
                 max_interventions=self.max_interventions,
                 max_fraction=self.max_fraction,
             )
+        if self.steer == "noise" and not self.base_policy:
+            raise ValueError("--steer noise steers a flow base's noise: give it with --base-policy DIR")
+        if self.steer == "noise" and self.operator:
+            raise ValueError(
+                "--steer noise learns on latent actions, which a person's take-over lacks; drop --operator"
+            )
+        if not 0.0 < self.noise_bound < 10.0:
+            raise ValueError(f"noise_bound must be in (0, 10), got {self.noise_bound}")
         if not (self.task or self.env_id):
             raise ValueError("give a sim task (--task) or a gymnasium id (--env-id)")
 

@@ -132,11 +132,21 @@ def evaluate_checkpoint(
 
     ckpt = find_checkpoint(checkpoint)
     cfg = TrainConfig.from_json(ckpt / "train_config.json")
-    # residual RL: the saved residual acts on its base policy
-    policy = (ResidualPolicy if cfg.base_policy else Policy).load(policy_dir(ckpt), device=device)
+    # residual RL: the saved residual acts on its base policy; noise steering: the saved policy picks the base's noise
+    steer_noise = bool(cfg.base_policy) and cfg.steer == "noise"
+    policy = (ResidualPolicy if cfg.base_policy and not steer_noise else Policy).load(policy_dir(ckpt), device=device)
     policy.eval()
-    base = load_base_policy(cfg.base_policy, device, policy.obs_spec, policy.action_dim) if cfg.base_policy else None
-    act, reset = acting_fns(Acting(policy.action_dim, policy=policy, base=base, deterministic=True))
+    if steer_noise:
+        from robot_rl.bc.steering import NoiseSteering
+
+        steering = NoiseSteering(load_base_policy(cfg.base_policy, device, policy.obs_spec), cfg.noise_bound)
+        acting = Acting(steering.action_dim, policy=policy, steering=steering, deterministic=True)
+    else:
+        base = (
+            load_base_policy(cfg.base_policy, device, policy.obs_spec, policy.action_dim) if cfg.base_policy else None
+        )
+        acting = Acting(policy.action_dim, policy=policy, base=base, deterministic=True)
+    act, reset = acting_fns(acting)
     filmed = video_episodes if video_dir is not None else 0
     env, filmed = make_eval_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, filmed, cfg.max_episode_steps)
     try:

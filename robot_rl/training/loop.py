@@ -16,6 +16,7 @@ robot_rl.training.intervention.
 
 Run directory:
     train_config.json   eval.jsonl   curve.png   train_episodes.jsonl   videos/eval_<step>.mp4   wandb/
+    viz.rrd             with --viz rerun: every step, episode, learner status and evaluation (robot_rl.viz.training)
     episodes/           every online episode (zarr EpisodeStore, raw rewards)
     demos/              scripted demos recorded for this run (when no --demos store was given)
     checkpoints/step_<N>/, checkpoints/latest
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from robot_rl.training.config import TrainConfig
 from robot_rl.training.run import TrainResult, make_run
+from robot_rl.viz.training import for_run
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -35,11 +37,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     if env_steps >= cfg.steps:
         print(f"[train] {run.run_dir} already has {env_steps} of {cfg.steps} env steps; raise --steps to train on")
         return run.finish(env_steps, evaluate=False)
+    viz = for_run(cfg, run)  # --viz rerun: the live view (robot_rl.viz.training); else calls that do nothing
     if env_steps == 0:
-        run.evaluate(env_steps)
+        viz.evaluation(env_steps, run.evaluate(env_steps).metrics())
     next_eval = (env_steps // cfg.eval_every + 1) * cfg.eval_every
     next_checkpoint = (env_steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     obs = run.start_episode(env_steps)
+    viz.start_episode(env_steps, learner.episodes)
     while True:
         with timers("act"):  # the operator's command, while it drives, replaces the proposal
             choice = run.acting.choose(
@@ -61,7 +65,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 base_action=choice.base_action,
                 policy_action=choice.proposed,
                 is_intervention=choice.is_intervention,
+                noise_action=choice.latent_action,
             )
+        viz.step(env_steps, obs, choice, float(reward), info)
         env_steps += 1
         run.bar.update(1)
         obs = next_obs
@@ -70,18 +76,24 @@ def train(cfg: TrainConfig) -> TrainResult:
             learner.update(cfg.agent.utd_ratio)
         if env_steps >= next_eval:
             next_eval += cfg.eval_every
-            run.evaluate(env_steps)
+            viz.evaluation(env_steps, run.evaluate(env_steps).metrics())
         if env_steps % cfg.log_every == 0:
             run.log_status(env_steps)
+            viz.status(env_steps, learner.metrics)
         if not (terminated or truncated):
             continue
 
         # --- episode end: into the learner (durable, replay, log), checkpoint if due, stop or start the next ----
         with timers("record"):
             run.recorder.end()  # -> learner.add_episode(episode), the recorder's sink
+        viz.end_episode(env_steps - 1)
         if env_steps >= next_checkpoint or env_steps >= cfg.steps:
             next_checkpoint = (env_steps // cfg.checkpoint_every + 1) * cfg.checkpoint_every
             run.checkpoint = learner.checkpoint(cfg.to_dict())
         if env_steps >= cfg.steps:
-            return run.finish(env_steps)
+            result = run.finish(env_steps)
+            viz.evaluation(env_steps, result.evals[-1] if result.evals else {})
+            viz.close()
+            return result
         obs = run.start_episode(env_steps)
+        viz.start_episode(env_steps, learner.episodes)

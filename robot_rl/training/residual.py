@@ -6,6 +6,9 @@ recorded as the step's `base_action`; warm-up executes clip(base + N(0, base_noi
 stochastic action clip(base + scale * residual). This module loads the base twice -- the training copy, and
 `eval_base` for evaluation, so an evaluation in the middle of a training episode leaves the training base's memory
 as it was -- and gives demo transitions the base action the base policy takes along each demo (`relabel`).
+
+Noise-space steering (`--steer noise`, DSRL; robot_rl.bc.steering) on a flow base: `make_noise_steering` loads the
+base twice (training and evaluation copies) and gives the agent's latent action space, K * A dims on [-1, 1].
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 from robot_rl import keys
 from robot_rl.bc.base import BasePolicy, load_base_policy
+from robot_rl.bc.steering import NoiseSteering
+from robot_rl.spaces import as_dict_space, obs_spec
 
 
 @dataclass
@@ -60,3 +66,34 @@ def make_residual_bases(base_policy: str | Path, agent, device: str = "cpu") -> 
         f"actor after {agent.residual.critic_only_steps} critic-only updates)"
     )
     return ResidualBases(base, eval_base, list(agent.obs_spec), agent.action_dim)
+
+
+@dataclass
+class SteeringBases:
+    """The flow base of a noise-steered run (DSRL): training and evaluation copies, and the agent's action space."""
+
+    steering: NoiseSteering  # acts in the training episodes
+    eval_steering: NoiseSteering  # acts in evaluations
+
+    @property
+    def latent_space(self) -> gym.spaces.Box:
+        """The agent's action space: the latent action, K * A dims on [-1, 1]."""
+        return gym.spaces.Box(-1.0, 1.0, (self.steering.latent_dim,), np.float32)
+
+
+def make_noise_steering(
+    base_policy: str | Path, env: gym.Env, noise_bound: float, device: str = "cpu"
+) -> SteeringBases:
+    """Load the flow base twice for `env`'s layout (refusing one that does not fit, or that is not a flow base)."""
+    spec, action_dim = obs_spec(as_dict_space(env.observation_space)), int(env.action_space.shape[0])
+    steering, eval_steering = (
+        NoiseSteering(
+            load_base_policy(base_policy, device, obs_spec=spec, action_dim=action_dim), noise_bound, str(base_policy)
+        )
+        for _ in range(2)
+    )
+    print(
+        f"[train] noise-space steering (DSRL) of the flow base {base_policy}: the agent picks its initial noise, "
+        f"{steering.latent_dim} latent dims within +-{noise_bound}; no demo replay (demo actions have no noise)"
+    )
+    return SteeringBases(steering, eval_steering)

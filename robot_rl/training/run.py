@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from robot_rl.actor.acting import Acting, RandomWarmup, WarmupPolicy
 from robot_rl.agents.config import with_recipe
+from robot_rl.bc.steering import latent_episode, zero_last_layer
 from robot_rl.bench.timing import available_cores
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.recorder import EpisodeRecorder
@@ -35,7 +36,7 @@ from robot_rl.training.config import CONFIG_JSON, TrainConfig
 from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, make_eval_env, run_store_meta
 from robot_rl.training.evaluation import EVAL_SEED_OFFSET, EvalResult, acting_fns, evaluate, write_episodes_mp4
 from robot_rl.training.intervention import SimOperator, intervention_replay_rows, make_sim_operator
-from robot_rl.training.residual import make_residual_bases
+from robot_rl.training.residual import SteeringBases, make_noise_steering, make_residual_bases
 from robot_rl.training.resume import apply_agent_settings, check_new_out, resume_checkpoint
 from robot_rl.training.wandb_log import WandbLog
 
@@ -128,8 +129,11 @@ def open_run(cfg: TrainConfig) -> tuple[Path, Path | None]:
     return run_dir, ckpt
 
 
-def make_learner(cfg: TrainConfig, run_dir: Path, ckpt: Path | None, env: gym.Env, log: WandbLog) -> Learner:
-    """The learning core on `<run>/episodes`, with the checkpoint's agent (changeable options applied) or a new one."""
+def make_learner(
+    cfg: TrainConfig, run_dir: Path, ckpt: Path | None, env: gym.Env, log: WandbLog, steering: SteeringBases | None
+) -> Learner:
+    """The learning core on `<run>/episodes`, with the checkpoint's agent (changeable options applied) or a new one;
+    with noise steering a plain agent acting in the flow base's latent noise space, learning on the latent actions."""
     store = EpisodeStore.open_or_create(
         run_dir / "episodes", run_store_meta(env, env_id_of(cfg.task, cfg.env_id), cfg.obs)
     )
@@ -143,11 +147,15 @@ def make_learner(cfg: TrainConfig, run_dir: Path, ckpt: Path | None, env: gym.En
         capacity_option="--replay-capacity",
     )
     if ckpt is not None:
-        changed = apply_agent_settings(learner.resume_agent(ckpt, cfg.base_policy), cfg)
+        changed = apply_agent_settings(learner.resume_agent(ckpt, cfg.base_policy, cfg.steer), cfg)
         if changed:
             say(f"resuming with {', '.join(changed)}")
+    elif steering is not None:  # DSRL: its untrained mean picks the zero noise (the base's zero-noise chunk)
+        zero_last_layer(learner.new_agent(env.observation_space, steering.latent_space, cfg.agent).policy)
     else:  # a new run, or one stopped before its first checkpoint: a new agent, keeping the recorded episodes
         learner.new_agent(env.observation_space, env.action_space, cfg.agent, cfg.residual if cfg.base_policy else None)
+    if steering is not None:
+        learner.replay_view = latent_episode  # the agent learns on (obs, latent action) transitions
     return learner
 
 
@@ -155,7 +163,8 @@ def make_run(cfg: TrainConfig) -> TrainRun:
     """Everything the loop needs, built in the order the module docstring gives."""
     run_dir, ckpt = open_run(cfg)
     env_id = env_id_of(cfg.task, cfg.env_id)
-    demo_store = make_demo_store(cfg, env_id, run_dir)
+    steer_noise = bool(cfg.base_policy) and cfg.steer == "noise"  # DSRL: demo actions have no latent to learn from
+    demo_store = None if steer_noise else make_demo_store(cfg, env_id, run_dir)
     env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps, reward_classifier=cfg.reward_classifier)
     eval_env, video_episodes = make_eval_env(env_id, cfg.obs, cfg.video_episodes, cfg.max_episode_steps)
     has_images = bool(image_keys(as_dict_space(env.observation_space)))
@@ -178,9 +187,13 @@ def make_run(cfg: TrainConfig) -> TrainRun:
         cfg.to_dict(),
         resume_id=resume_id,
     )
-    learner = make_learner(cfg, run_dir, ckpt, env, log)
+    # noise steering: the flow base, loaded first (the agent's action space is its noise's size)
+    steering = make_noise_steering(cfg.base_policy, env, cfg.noise_bound, cfg.device) if steer_noise else None
+    learner = make_learner(cfg, run_dir, ckpt, env, log, steering)
     # residual RL: the base policy acts every step, the agent learns a correction (robot_rl.training.residual)
-    residual = make_residual_bases(cfg.base_policy, learner.agent, cfg.device) if cfg.base_policy else None
+    residual = (
+        make_residual_bases(cfg.base_policy, learner.agent, cfg.device) if cfg.base_policy and not steering else None
+    )
     operator = (
         None
         if not cfg.operator
@@ -214,19 +227,24 @@ def make_run(cfg: TrainConfig) -> TrainRun:
         )
     # the acting cores: the agent's policy is trained in place (the learner never replaces it), so they act with it;
     # in warm-up the warm-up policy acts, or with a base policy the base plus noise (from the same generator)
-    agent = learner.agent
-    warmup = None if residual else make_warmup_policy(cfg, env_id, env, learner.np_rng)
+    agent, action_dim = learner.agent, int(env.action_space.shape[0])
+    warmup = None if residual or steering else make_warmup_policy(cfg, env_id, env, learner.np_rng)
     acting = Acting(
-        agent.action_dim,
+        action_dim,
         policy=agent.policy,
         warmup=warmup,
         rng=learner.np_rng,
         base=residual.base if residual else None,
         base_noise=cfg.base_noise,
         arbiter=operator.arbiter if operator else None,
+        steering=steering.steering if steering else None,
     )
     eval_acting = Acting(
-        agent.action_dim, policy=agent.policy, base=residual.eval_base if residual else None, deterministic=True
+        action_dim,
+        policy=agent.policy,
+        base=residual.eval_base if residual else None,
+        deterministic=True,
+        steering=steering.eval_steering if steering else None,
     )
     title = f"{env_id} ({cfg.obs})" if is_sim_task(env_id) else env_id
     return TrainRun(
