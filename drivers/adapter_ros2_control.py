@@ -35,7 +35,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
 from robot_rl.interfaces import RobotSpec, RobotState, WorkspaceBox
-from robot_rl.nodes import convert, topics
+from robot_rl.ros import convert, topics
 from robot_rl_drivers.adapters import AdapterError, ArmAdapter
 from robot_rl_drivers.gripper_action import GripperActions, GripperGoal
 from robot_rl_drivers.ros2_control_config import (  # noqa: F401  (presets: re-exported for tests and callers)

@@ -25,7 +25,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from std_msgs.msg import Float64
 
 from robot_rl.interfaces import EECommand
-from robot_rl.nodes import convert, topics
+from robot_rl.ros import convert, topics
 from robot_rl.safety import CommandWatchdog
 from robot_rl_drivers.adapters import AdapterError
 from robot_rl_drivers.arm_pose import rotation_between

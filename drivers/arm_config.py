@@ -12,13 +12,13 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
-from robot_rl.actor.layout import task_spec
+from robot_rl.cell import task_spec
 from robot_rl.interfaces import WorkspaceBox
-from robot_rl.nodes import topics
+from robot_rl.ros import topics
 from robot_rl_drivers.adapters import ADAPTERS, adapter_class
 
 AUTOSTART = ("unconfigured", "inactive", "active")
-CELL_BOX = task_spec("pick_cube").workspace  # default box: the simulated cell's arm box (robot_rl.actor.layout)
+CELL_BOX = task_spec("pick_cube").workspace  # default box: the simulated cell's arm box (robot_rl.cell)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     robot-rl-arm-node --ros-args -r __ns:=/robot_1 --params-file launch/config/arm_franka.yaml
 
-It publishes and consumes exactly the robot topics of the simulated robot (`robot_rl.nodes.topics`), so
+It publishes and consumes exactly the robot topics of the simulated robot (`robot_rl.ros.topics`), so
 an actor cannot tell them apart: `joint_states`, `ee_pose`, `ee_twist`, `gripper_state` out at
 `control_rate_hz` (stamped with the node's clock at capture); `ee_command` (TwistStamped),
 `ee_target` (PoseStamped) and `gripper_command` (Float64) in. Extra, hardware-only interfaces:
@@ -65,9 +65,9 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from robot_rl.interfaces import WorkspaceBox
-from robot_rl.nodes import convert, topics
-from robot_rl.nodes.guard import Refusals
-from robot_rl.nodes.params import declare_config
+from robot_rl.ros import convert, topics
+from robot_rl.ros.guard import Refusals
+from robot_rl.ros.params import declare_config
 from robot_rl.safety import SafetyFilter, SafetyLimits
 from robot_rl_drivers.adapters import AdapterError, AdapterRobot, ArmAdapter, state_problem
 from robot_rl_drivers.arm_commands import ArmCommandPath

@@ -4,7 +4,7 @@
         -p crop:="[160, 0, 960, 720]" -p width:=128 -p height:=128 -p camera_info_url:=file:///calib/front.yaml
     robot-rl-camera-node --ros-args -p camera:=wrist -p driver:=realsense -p source:=<serial>
 
-Publishes `<camera>/image_raw` and `<camera>/camera_info` (robot_rl.nodes.topics, SENSOR_QOS), both
+Publishes `<camera>/image_raw` and `<camera>/camera_info` (robot_rl.ros.topics, SENSOR_QOS), both
 stamped with the capture time (ROS clock) and `frame_id`. A grabber thread reads the device; the main
 loop publishes the newest frame once per period if it is new and younger than `max_frame_age_s`,
 so a stalled camera publishes nothing (the actor then pauses on stale images) while the grabber
@@ -14,7 +14,7 @@ frame rate; at its end the node logs it and stops publishing, or starts over wit
 Intrinsics: `camera_info_url` (a ROS camera_info YAML for the capture size), else the adapter's own
 (RealSense: factory calibration; UVC: a nominal pinhole of `nominal_hfov_deg`). K and P are carried
 through the crop and the resize (robot_rl_drivers.camera_geometry). The actor applies the same CropResize to
-images it takes straight from other drivers (usb_cam, realsense2_camera: robot_rl.nodes.image_convert).
+images it takes straight from other drivers (usb_cam, realsense2_camera: robot_rl.ros.image_convert).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from robot_rl.interfaces import Camera, Frame
-from robot_rl.nodes import convert, topics
-from robot_rl.nodes.params import declare_config
+from robot_rl.ros import convert, topics
+from robot_rl.ros.params import declare_config
 from robot_rl_drivers.camera_geometry import CameraCalibration, CropResize
 from robot_rl_drivers.camera_grabber import FrameGrabber
 from robot_rl_drivers.camera_info_yaml import load_camera_info_yaml

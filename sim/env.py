@@ -22,7 +22,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robot_rl import keys  # noqa: E402
-from robot_rl.actor.layout import PROPRIO_DIM, PROPRIO_LAYOUT, proprio  # noqa: E402  (the cell's facts, once)
+from robot_rl.cell import PROPRIO_DIM, PROPRIO_LAYOUT, proprio  # noqa: E402  (the cell's facts, once)
 from robot_rl.interfaces import EECommand  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
 from robot_rl_sim.camera import CameraRig, MujocoCamera, intrinsics  # noqa: E402

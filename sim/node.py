@@ -49,8 +49,8 @@ from std_msgs.msg import Bool, Float32MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from robot_rl.interfaces import Frame, WorkspaceBox  # noqa: E402
-from robot_rl.nodes import convert, task_convert, topics  # noqa: E402
-from robot_rl.nodes.params import declare_config  # noqa: E402
+from robot_rl.ros import convert, task_convert, topics  # noqa: E402
+from robot_rl.ros.params import declare_config  # noqa: E402
 from robot_rl_drivers.adapter_sim import SimArmAdapter, SimArmConfig  # noqa: E402
 from robot_rl_drivers.arm_node import ArmNode, serve  # noqa: E402
 from robot_rl_sim.env import RobotCellEnv, make_task_env  # noqa: E402
@@ -99,7 +99,7 @@ class SimExtras:
                     CameraInfo, topics.camera_info_topic(name), topics.SENSOR_QOS
                 )
         self._next_camera_t = self.sim_time_s
-        # refusals per command topic, latched, once a wall second (robot_rl.nodes.guard: a bad message never ends the node)
+        # refusals per command topic, latched, once a wall second (robot_rl.ros.guard: a bad message never ends the node)
         self.pub_status = node.create_publisher(String, SIM_STATUS, STATUS_QOS)
         node.create_timer(1.0 / STATUS_RATE_HZ, self.publish_status, clock=RosClock(clock_type=ClockType.STEADY_TIME))
         node.create_service(Trigger, topics.SUCCESS, self._on_success)

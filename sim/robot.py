@@ -5,13 +5,13 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from robot_rl.actor.layout import task_spec
+from robot_rl.cell import task_spec
 from robot_rl.interfaces import EECommand, Robot, RobotSpec, RobotState, WorkspaceBox
 from robot_rl.safety import command_deltas, lead_limited_target
 from robot_rl_sim import scene
 from robot_rl_sim.controller import CartesianImpedanceController, ImpedanceConfig
 
-# The arm's box: pick_cube's, the widest task box of the core's cell table (robot_rl.actor.layout.TASKS), reachable
+# The arm's box: pick_cube's, the widest task box of the core's cell table (robot_rl.cell.TASKS), reachable
 # with the tool pointing down (checked corner by corner in tests/test_contract_sim.py).
 DEFAULT_WORKSPACE = task_spec("pick_cube").workspace
 DEFAULT_IMPEDANCE = ImpedanceConfig()  # one shared default (a module-level value, not a call in the signature)

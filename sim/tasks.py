@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from robot_rl.actor.layout import TOOL_DOWN_QUAT_WXYZ, task_spec
+from robot_rl.cell import TOOL_DOWN_QUAT_WXYZ, task_spec
 from robot_rl.interfaces import WorkspaceBox
 from robot_rl_sim.robot import MujocoRobot
 
@@ -98,7 +98,7 @@ class PickCube(Task):
     use_rotation: bool = False
     max_episode_steps: int = task_spec("pick_cube").max_episode_steps
 
-    # the cell's facts are the core's (robot_rl.actor.layout.TASKS): the ROS actor reads the same ones
+    # the cell's facts are the core's (robot_rl.cell.TASKS): the ROS actor reads the same ones
     name = "pick_cube"
     workspace = task_spec("pick_cube").workspace
     object_state_layout = task_spec("pick_cube").object_state_layout

@@ -1,4 +1,4 @@
-"""The acting core (robot_rl.actor.acting): warm-up, base policy + residual, the policy, and the arbiter, with real
+"""The acting core (robot_rl.acting.core): warm-up, base policy + residual, the policy, and the arbiter, with real
 small agents and a real arbiter -- the one choice both `robot-rl train` and the actor node make every step."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from robot_rl import keys
-from robot_rl.actor.acting import (
+from robot_rl.acting.config import ActorConfig
+from robot_rl.acting.core import (
     HOLD,
     INTERVENTION,
     POLICY,
@@ -19,7 +20,6 @@ from robot_rl.actor.acting import (
     node_acting,
     residual_mismatch,
 )
-from robot_rl.actor.config import ActorConfig
 from robot_rl.agents import AgentConfig, make_agent
 from robot_rl.agents.residual import ResidualConfig, make_residual_agent
 from robot_rl.bc.base import BasePolicyError, CallablePolicy

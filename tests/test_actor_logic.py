@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from robot_rl import keys
-from robot_rl.actor.config import ActorConfig
-from robot_rl.actor.delivery import Outbox, VersionLedger
-from robot_rl.actor.episode import EpisodeMachine, Phase
-from robot_rl.actor.layout import ActorLayout, task_spec
-from robot_rl.actor.observation import (
+from robot_rl.acting.config import ActorConfig
+from robot_rl.acting.delivery import Outbox, VersionLedger
+from robot_rl.acting.episode import EpisodeMachine, Phase
+from robot_rl.acting.observation import (
     INPUT_GRIPPER,
     INPUT_JOINTS,
     INPUT_OBJECT,
@@ -23,6 +22,7 @@ from robot_rl.actor.observation import (
     StaleInput,
     image_input,
 )
+from robot_rl.cell import ActorLayout, task_spec
 from robot_rl.data.memory import MemoryEpisodeStore
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.spaces import as_dict_space, obs_spec

@@ -1,4 +1,4 @@
-"""Camera images as drivers publish them (robot_rl.nodes.image_convert): every colour encoding, padded rows, refusals,
+"""Camera images as drivers publish them (robot_rl.ros.image_convert): every colour encoding, padded rows, refusals,
 the actor's centred crop and resize, and the intrinsics that follow. Bytes are made from a known RGB image with
 OpenCV's inverse conversions; the actor's per-camera handling (actor_inputs.CameraInputs) is checked on real
 sensor_msgs messages (no DDS)."""
@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from robot_rl.actor.config import ActorConfig
-from robot_rl.nodes.image_convert import COLOUR_ENCODINGS, ImageError, ImageFit, to_rgb
+from robot_rl.acting.config import ActorConfig
+from robot_rl.ros.image_convert import COLOUR_ENCODINGS, ImageError, ImageFit, to_rgb
 from robot_rl_drivers.camera_geometry import CameraCalibration, CropResize, centred_crop
 
 H, W = 48, 64
@@ -146,7 +146,8 @@ def test_the_actor_reads_one_crop_box_for_every_camera_or_one_per_camera():
 def test_the_actors_camera_input_takes_a_usb_cam_frame_and_reports_the_adjusted_intrinsics():
     from sensor_msgs.msg import CameraInfo, Image
 
-    from robot_rl.nodes import actor_inputs, convert
+    from robot_rl.nodes import actor_inputs
+    from robot_rl.ros import convert
 
     layout = ActorConfig(obs_mode="pixels", cameras=("front",), image_size=32).layout()
     cameras = actor_inputs.CameraInputs(layout, {"front": None})

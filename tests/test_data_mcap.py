@@ -14,12 +14,12 @@ import pytest
 from std_msgs.msg import Bool
 
 from robot_rl import keys
-from robot_rl.actor.config import ActorConfig
+from robot_rl.acting.config import ActorConfig
 from robot_rl.data.mcap_import import import_rosbag2
 from robot_rl.data.store import EpisodeStore
 from robot_rl.interfaces import EECommand
-from robot_rl.nodes import convert, task_convert
 from robot_rl.nodes.actor_record import McapRecorder, episode_msg
+from robot_rl.ros import convert, task_convert
 
 BIN = Path(sys.executable).parent
 LAYOUT = ActorConfig().layout()  # pick_cube, state, 10 Hz

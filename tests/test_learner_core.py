@@ -16,10 +16,10 @@ from robot_rl.agents import AgentConfig
 from robot_rl.data.store import EpisodeStore
 from robot_rl.errors import RunError
 from robot_rl.learner import episode_log
+from robot_rl.learner.checkpoint import find_checkpoint
 from robot_rl.learner.core import Learner
 from robot_rl.learner.core_config import LearnerCoreConfig
 from robot_rl.learner.ledger import SOURCE_KEYS
-from robot_rl.training.checkpoint import find_checkpoint
 
 STATE_DIM, ACTION_DIM, STEPS = 6, 3, 20
 OBS_SPACE = gym.spaces.Dict({keys.STATE: gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32)})

@@ -13,8 +13,8 @@ from test_learner_service import add_camera, demos, learner_config  # noqa: F401
 
 from robot_rl import keys, wire
 from robot_rl.learner.config import LearnerConfig
+from robot_rl.learner.episode_layout import EpisodeLayout
 from robot_rl.learner.episodes import EpisodeMismatch
-from robot_rl.learner.layout import EpisodeLayout
 from robot_rl.learner.refusals import REFUSED_LOG, RateLimitedLog, read_settled
 from robot_rl.learner.service import LearnerService, Outcome
 

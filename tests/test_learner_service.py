@@ -20,10 +20,10 @@ from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
 from robot_rl.learner import episode_log
 from robot_rl.learner.budget import UpdateBudget
+from robot_rl.learner.checkpoint import find_checkpoint
 from robot_rl.learner.config import LearnerConfig
 from robot_rl.learner.ledger import ActorLedger, Verdict, decode_actor_id, encode_actor_id, source_of
 from robot_rl.learner.service import LearnerService, Outcome
-from robot_rl.training.checkpoint import find_checkpoint
 
 SMALL_AGENT = {"hidden_dims": [32, 32], "batch_size": 16, "utd_ratio": 2, "n_step": 3}
 
@@ -308,7 +308,7 @@ def test_corrections_join_the_demo_replay_get_the_penalty_and_show_in_the_log_an
 
 
 def test_the_penalty_lands_on_the_policy_step_that_led_to_each_take_over_only():
-    from robot_rl.training.intervention import penalize_takeovers
+    from robot_rl.learner.corrections import penalize_takeovers
 
     episode = {keys.REWARD: np.zeros(8, np.float32), keys.IS_INTERVENTION: np.array([0, 0, 1, 1, 0, 1, 0, 0], bool)}
     out = penalize_takeovers(episode, -1.0)

@@ -22,8 +22,8 @@ from robot_rl.agents.policy_delta import (
     to_delta,
 )
 from robot_rl.learner.config import LearnerConfig
-from robot_rl.nodes import protocol
 from robot_rl.nodes.actor_policy import PolicyLoader
+from robot_rl.ros import protocol
 
 STATE_SPEC = {"state": [28]}
 PIXEL_SPEC = {"state": [20], "front": [128, 128, 3], "wrist": [128, 128, 3]}  # `robot-rl bench ros`'s layout

@@ -19,8 +19,8 @@ from robot_rl.bc.train import evaluate_base
 from robot_rl.cli import main
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
+from robot_rl.learner.checkpoint import find_checkpoint
 from robot_rl.replay import MixedSampler
-from robot_rl.training.checkpoint import find_checkpoint
 
 STATE_SPACE = gym.spaces.Box(-1, 1, (5,), np.float32)
 PIXEL_SPACE = gym.spaces.Dict(

@@ -19,11 +19,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32
 
 from robot_rl.interfaces import Frame
-from robot_rl.nodes import topics
-from robot_rl.nodes.convert import image_msg
 from robot_rl.nodes.reward import SUCCESS_PROBABILITY
 from robot_rl.reward.classifier import ClassifierConfig, SuccessClassifier, save_classifier
 from robot_rl.reward.serve import RewardPredictor
+from robot_rl.ros import topics
+from robot_rl.ros.convert import image_msg
 
 pytestmark = pytest.mark.ros
 

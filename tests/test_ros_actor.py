@@ -28,12 +28,12 @@ from rosprocs import stop_process as _stop
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import keys
-from robot_rl.actor.config import ActorConfig
+from robot_rl.acting.config import ActorConfig
 from robot_rl.agents import AgentConfig, make_agent
 from robot_rl.data.memory import MemoryEpisodeStore
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
-from robot_rl.nodes import protocol, topics
+from robot_rl.ros import protocol, topics
 from robot_rl.spaces import space_from_spec
 from robot_rl_sim.env import make_task_env
 

@@ -27,7 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import keys
-from robot_rl.nodes import convert, protocol, topics
+from robot_rl.ros import convert, protocol, topics
 
 pytestmark = pytest.mark.ros
 

@@ -27,7 +27,7 @@ from std_msgs.msg import UInt8MultiArray
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
 from robot_rl.interfaces import Frame
-from robot_rl.nodes import convert, protocol, topics
+from robot_rl.ros import convert, protocol, topics
 
 pytestmark = pytest.mark.ros
 

@@ -20,10 +20,10 @@ from geometry_msgs.msg import TwistStamped
 from rosprocs import Probe, start_process, stop_process
 from std_msgs.msg import UInt8MultiArray
 
-from robot_rl.actor.config import ActorConfig
+from robot_rl.acting.config import ActorConfig
 from robot_rl.agents import AgentConfig, make_agent
 from robot_rl.agents.policy_delta import base_id, to_delta
-from robot_rl.nodes import protocol, topics
+from robot_rl.ros import protocol, topics
 from robot_rl.spaces import space_from_spec
 
 pytestmark = pytest.mark.ros

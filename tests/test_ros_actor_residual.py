@@ -21,12 +21,12 @@ from std_msgs.msg import UInt8MultiArray
 from test_ros_actor_teleop import _Cell  # noqa: E402
 
 from robot_rl import keys
-from robot_rl.actor.config import ActorConfig
+from robot_rl.acting.config import ActorConfig
 from robot_rl.agents import AgentConfig, make_agent
 from robot_rl.agents.residual import ResidualConfig, make_residual_agent
 from robot_rl.bc import BCPolicyConfig, make_bc_policy
 from robot_rl.bc.base import load_base_policy
-from robot_rl.nodes import protocol
+from robot_rl.ros import protocol
 from robot_rl.spaces import space_from_spec
 
 pytestmark = pytest.mark.ros

@@ -28,8 +28,8 @@ from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import keys
 from robot_rl.interfaces import TeleopCommand
-from robot_rl.nodes import protocol, topics
-from robot_rl.nodes.teleop_convert import teleop_command_msg
+from robot_rl.ros import protocol, topics
+from robot_rl.ros.teleop_convert import teleop_command_msg
 from robot_rl.teleop.link import EventCounts
 
 pytestmark = pytest.mark.ros

@@ -22,7 +22,7 @@ from rosprocs import start_process, stop_process
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from robot_rl.nodes import convert, topics
+from robot_rl.ros import convert, topics
 from robot_rl_drivers.arm_node import ARM_STATUS, STATUS_QOS
 
 pytestmark = pytest.mark.ros

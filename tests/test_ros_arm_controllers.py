@@ -22,7 +22,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosprocs import Probe
 from sensor_msgs.msg import JointState
 
-from robot_rl.nodes import convert
+from robot_rl.ros import convert
 from robot_rl_drivers import gripper_action
 from robot_rl_drivers.adapter_ros2_control import Ros2ControlBridge, config_with_preset
 from robot_rl_drivers.adapters import AdapterError

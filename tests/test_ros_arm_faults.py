@@ -31,7 +31,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from robot_rl.nodes import convert, topics
+from robot_rl.ros import convert, topics
 from robot_rl_drivers.arm_node import ARM_STATUS, ESTOP, ESTOP_QOS, RECOVER, STATUS_QOS
 from robot_rl_drivers.arm_pose import rotation_between
 

@@ -22,7 +22,7 @@ from rosprocs import Probe, start_process, stop_process
 from sensor_msgs.msg import CameraInfo, Image
 from test_camera_adapters import CAMERA_INFO_YAML, frame_index, write_video
 
-from robot_rl.nodes import convert, topics
+from robot_rl.ros import convert, topics
 
 pytestmark = pytest.mark.ros
 

@@ -16,10 +16,10 @@ import yaml
 from geometry_msgs.msg import PoseStamped
 from rosprocs import Probe
 
-from robot_rl.actor.config import ActorConfig
-from robot_rl.nodes import topics
+from robot_rl.acting.config import ActorConfig
 from robot_rl.nodes.check_plan import Verdict, layout_verdict, plan_robots, topic_verdict
 from robot_rl.nodes.table import load_table
+from robot_rl.ros import topics
 
 pytestmark = pytest.mark.ros
 

@@ -1,4 +1,4 @@
-"""Message conversions (robot_rl.nodes.convert): real ROS message types, no DDS."""
+"""Message conversions (robot_rl.ros.convert): real ROS message types, no DDS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64
 
 from robot_rl.interfaces import CameraSpec, EECommand, Frame, RobotState
-from robot_rl.nodes import convert
+from robot_rl.ros import convert
 
 pytestmark = pytest.mark.ros  # needs the ROS 2 message packages (no DDS traffic)
 

@@ -3,7 +3,7 @@
 The peer speaks ROS 2's wire mapping by hand: topic `/ns/joint_states` is DDS topic `rt/ns/joint_states`,
 type `sensor_msgs/msg/JointState` is `sensor_msgs::msg::dds_::JointState_`, XCDR1 little-endian, the ROS
 default QoS (reliable, keep last 10, volatile) for state and commands and best effort for images. It
-publishes joint states and a camera image that our rclpy side reads through `robot_rl.nodes.convert`,
+publishes joint states and a camera image that our rclpy side reads through `robot_rl.ros.convert`,
 and it reads the twist and gripper commands our side sends. rclpy here runs on Fast DDS (the wheels'
 only RMW), so this is Fast DDS <-> Cyclone DDS on the wire.
 (No `from __future__ import annotations`: cyclonedds reads the IDL field types at runtime.)
@@ -23,7 +23,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64
 
 from robot_rl.interfaces import EECommand
-from robot_rl.nodes import convert, topics
+from robot_rl.ros import convert, topics
 
 cyclonedds = pytest.importorskip("cyclonedds", reason="the test extra installs cyclonedds")
 from cyclonedds.core import Policy, Qos  # noqa: E402

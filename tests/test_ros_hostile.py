@@ -27,11 +27,11 @@ from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float32MultiArray, Float64, String, UInt8MultiArray
 
 from robot_rl import wire
-from robot_rl.actor.config import ActorConfig
+from robot_rl.acting.config import ActorConfig
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.policy import Policy
 from robot_rl.agents.policy_delta import DELTA_FORMAT, base_id, to_delta
-from robot_rl.nodes import protocol, topics
+from robot_rl.ros import protocol, topics
 
 pytestmark = pytest.mark.ros
 

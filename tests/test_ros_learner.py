@@ -28,10 +28,10 @@ from robot_rl.agents.checkpoint import load_agent_files
 from robot_rl.agents.policy_delta import apply_delta, base_id
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
+from robot_rl.learner.checkpoint import find_checkpoint
 from robot_rl.learner.ledger import source_of
 from robot_rl.nodes import learner as learner_node
-from robot_rl.nodes import protocol
-from robot_rl.training.checkpoint import find_checkpoint
+from robot_rl.ros import protocol
 
 pytestmark = pytest.mark.ros
 

@@ -21,7 +21,7 @@ from rosprocs import stop_process as _stop
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Float32MultiArray
 
-from robot_rl.nodes import teleop_convert, topics
+from robot_rl.ros import teleop_convert, topics
 
 pytestmark = pytest.mark.ros
 

@@ -9,7 +9,7 @@ import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from robot_rl.nodes.params import declare_config
+from robot_rl.ros.params import declare_config
 
 pytestmark = pytest.mark.ros
 

@@ -25,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
-from robot_rl.nodes import convert, topics
+from robot_rl.ros import convert, topics
 from robot_rl_drivers.arm_node import ARM_STATUS, ESTOP, ESTOP_QOS, RECOVER, STATUS_QOS
 
 pytestmark = pytest.mark.ros
@@ -233,7 +233,7 @@ def test_a_streamed_pose_target_is_reached_at_the_speed_limit_and_one_outside_th
     stream(goal, 1.5)  # 6.7 cm at <= 0.15 m/s: ~0.45 s of motion
     assert np.linalg.norm(_pose(probe) - goal) < 0.012, f"at {_pose(probe)}, target {goal}"
     stream(np.array([_pose(probe)[0], _pose(probe)[1], -0.5]), 2.0)  # half a metre below the table
-    z_floor = 0.012  # pick_cube's workspace floor (tool point), see robot_rl.actor.layout.TASKS
+    z_floor = 0.012  # pick_cube's workspace floor (tool point), see robot_rl.cell.TASKS
     assert z_floor - 0.01 < _pose(probe)[2] < z_floor + 0.03, f"tool at z={_pose(probe)[2]:.3f} m"
     stream(goal, 1.5)  # back up, so later tests start from a free pose
     probe.node.destroy_publisher(target_pub)

@@ -23,7 +23,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Joy
 from test_teleop_keyboard_tmux import _Pane
 
-from robot_rl.nodes import teleop_convert, topics
+from robot_rl.ros import teleop_convert, topics
 from robot_rl.teleop.link import TeleopLink
 
 pytestmark = pytest.mark.ros
@@ -166,7 +166,7 @@ def test_spacenav_twist_and_buttons_in_give_commands_out(probe, tmp_path):
 
 def test_the_command_message_round_trips_with_no_gripper_as_nan_and_refuses_a_raw_joy_layout():
     from robot_rl.interfaces import TeleopCommand
-    from robot_rl.nodes.convert import MessageError
+    from robot_rl.ros.convert import MessageError
 
     cmd = TeleopCommand(np.array([0.5, -1.0, 0.0, 0.0, 0.25, 0.0]), None, True, connected=True)
     msg = teleop_convert.teleop_command_msg(cmd, {"success": 2, "rerecord": 1}, t_s=12.5, frame_id="base")

@@ -20,7 +20,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
-from robot_rl.nodes import topics
+from robot_rl.ros import topics
 
 pytestmark = pytest.mark.ros
 

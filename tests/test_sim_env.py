@@ -177,8 +177,8 @@ def test_a_20_hz_env_steps_half_as_long_and_the_same_action_moves_the_tool_as_fa
 @pytest.mark.parametrize("task", ["pick_cube", "peg_insert"])
 def test_the_sim_cell_takes_its_facts_from_the_cores_single_table(task):
     """Proprio layout, tool-down orientation, workspace box, object layout and episode length are defined once, in
-    robot_rl.actor.layout (what the ROS actor reads); the sim holds the very same objects, not copies."""
-    from robot_rl.actor import layout
+    robot_rl.cell (what the ROS actor reads); the sim holds the very same objects, not copies."""
+    from robot_rl import cell as layout
     from robot_rl_sim import env as sim_env
     from robot_rl_sim import tasks
 

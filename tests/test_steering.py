@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from robot_rl import keys
-from robot_rl.actor.acting import POLICY, WARMUP, Acting
+from robot_rl.acting.core import POLICY, WARMUP, Acting
 from robot_rl.agents import AgentConfig, make_agent
 from robot_rl.agents.residual import ResidualConfig, make_residual_agent
 from robot_rl.bc import BCPolicyConfig, FlowBCPolicy, load_base_policy
@@ -22,7 +22,7 @@ from robot_rl.bc.steering import NoiseSteering, latent_episode, zero_last_layer
 from robot_rl.bc.train import evaluate_base
 from robot_rl.cli import main
 from robot_rl.data.store import EpisodeStore
-from robot_rl.training.checkpoint import find_checkpoint
+from robot_rl.learner.checkpoint import find_checkpoint
 
 K, A, D = 3, 4, 5  # chunk size, action dims, state dims
 STATE_SPACE = gym.spaces.Box(-1, 1, (D,), np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot_rl.teleop import Arbiter, ArbiterConfig, OperatorConfig, ScriptedOperator, progress_distance_m
+from robot_rl.teleop import Arbiter, ArbiterConfig, OperatorConfig, ScriptedOperator, distance_to_done_m
 from robot_rl_sim.env import make_task_env
 from robot_rl_sim.experts import make_expert
 
@@ -25,7 +25,7 @@ def _run_episode(policy_action: np.ndarray, cfg: OperatorConfig, seed: int = 0) 
     expert.reset()
     interventions, distances, events, success = [], [], [], False
     for _ in range(cfg.max_episode_steps):
-        distance = progress_distance_m("pick_cube", obs[18:])
+        distance = distance_to_done_m("pick_cube", obs[18:])
         cmd = op.step(distance, expert.act(obs))
         out = arb.step(policy_action, cmd)
         obs, _, terminated, truncated, info = env.step(out.action)
@@ -120,7 +120,7 @@ def test_the_peg_distance_keeps_shrinking_while_the_peg_goes_into_the_hole(seed)
     for _ in range(60):
         obs, _, terminated, truncated, info = env.step(expert.act(obs))
         if task.insertion_depth_m() > 0.002:
-            below_rim.append(progress_distance_m("peg_insert", task.object_state()))
+            below_rim.append(distance_to_done_m("peg_insert", task.object_state()))
         if terminated or truncated:
             break
     env.close()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from robot_rl.training.checkpoint import (
+from robot_rl.learner.checkpoint import (
     LEGACY_NOTE,
     MANIFEST,
     CheckpointError,
-    Progress,
+    RunCounters,
     checkpoint_dirs,
     checkpoint_problem,
     find_checkpoint,
@@ -62,7 +62,7 @@ def _agent():
 
 def _save(run, agent, env_steps: int, keep: int = 0):
     rng = rng_state(np.random.default_rng(0), {})
-    return save_checkpoint(run, agent, {"steps": env_steps}, Progress(env_steps, env_steps // 100), rng, keep)
+    return save_checkpoint(run, agent, {"steps": env_steps}, RunCounters(env_steps, env_steps // 100), rng, keep)
 
 
 @pytest.fixture()

@@ -16,11 +16,11 @@ from safetensors.numpy import load_file
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
 from robot_rl.learner import episode_log
+from robot_rl.learner.corrections import add_interventions, intervention_segments, penalize_takeovers
 from robot_rl.replay import ReplayBuffer
 from robot_rl.training import curves
 from robot_rl.training.cli_args import replace_nested
 from robot_rl.training.config import TrainConfig, config_for_resume
-from robot_rl.training.intervention import add_interventions, intervention_segments, penalize_takeovers
 from robot_rl.training.loop import train
 
 EPISODE, WARMUP, TAKEOVER, MAX_INTERVENTIONS, MAX_FRACTION = 50, 50, 5, 2, 0.3

@@ -158,7 +158,7 @@ def _check_tensors_match(header: Header, expected: dict[str, torch.Tensor]) -> N
             )
 
 
-class Actor(nn.Module):
+class ActionHead(nn.Module):
     """features (B, F) -> action (B, A) in [-1, 1]. SAC: tanh-squashed Gaussian; TD3: tanh of a deterministic output."""
 
     def __init__(self, in_dim: int, action_dim: int, cfg: AgentConfig):
@@ -214,7 +214,7 @@ class Policy(nn.Module):
         self.action_dim = action_dim
         self.arm_dim = action_dim - 1 if cfg.discrete_gripper else action_dim
         self.encoder = ObsEncoder(obs_spec, cfg.encoder, cfg.latent_dim, cfg.freeze_encoder, cfg.image_aug_pad_px)
-        self.actor = Actor(self.encoder.out_dim, self.arm_dim, cfg)
+        self.actor = ActionHead(self.encoder.out_dim, self.arm_dim, cfg)
         self.grasp_critic = (
             mlp(self.encoder.out_dim, cfg.hidden_dims, len(GRIPPER_VALUES), cfg.layer_norm)
             if cfg.discrete_gripper

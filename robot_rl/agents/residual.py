@@ -28,7 +28,7 @@ from torch import nn
 from robot_rl.agents.agent import Agent
 from robot_rl.agents.checkpoint import load_agent_files
 from robot_rl.agents.config import AgentConfig
-from robot_rl.agents.policy import Actor, Policy
+from robot_rl.agents.policy import ActionHead, Policy
 from robot_rl.agents.residual_config import ResidualConfig
 from robot_rl.replay import Batch
 from robot_rl.spaces import as_dict_space, obs_spec
@@ -36,7 +36,7 @@ from robot_rl.spaces import as_dict_space, obs_spec
 RESIDUAL_POLICY_FORMAT = "robot_rl.residual_policy/1"
 
 
-class ResidualActor(Actor):
+class ResidualActionHead(ActionHead):
     """(obs features, base action) (B, F + A) -> total action (B, A) = clip(base + scale * residual, -1, 1).
 
     The base action is the last A columns of the input (see ResidualPolicy.features). The log-prob is the
@@ -61,7 +61,7 @@ class ResidualActor(Actor):
 
 
 class ResidualPolicy(Policy):
-    """The deployable residual: encoder + ResidualActor. It needs the base action at every step:
+    """The deployable residual: encoder + ResidualActionHead. It needs the base action at every step:
 
     total = policy.act(obs, base_action=base.act(obs))
     """
@@ -71,7 +71,7 @@ class ResidualPolicy(Policy):
             raise ValueError("a residual policy corrects every action dim continuously; set discrete_gripper=False")
         super().__init__(cfg, obs_spec, action_dim)
         self.residual_scale = residual_scale
-        self.actor = ResidualActor(self.encoder.out_dim + action_dim, action_dim, cfg, residual_scale)
+        self.actor = ResidualActionHead(self.encoder.out_dim + action_dim, action_dim, cfg, residual_scale)
 
     @property
     def feature_dim(self) -> int:

@@ -34,6 +34,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from robot_rl import keys
 from robot_rl.errors import RunError, UsageError
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts")
@@ -209,3 +210,20 @@ def _load_directory(path: Path, device: str) -> BasePolicy:
         f"policy directory ({POLICY_CONFIG}), a TorchScript file ({'/'.join(TORCHSCRIPT_SUFFIXES)}) or "
         "module:factory (docs/base-policies.md)"
     )
+
+
+def relabel_with_base(
+    episode: dict[str, np.ndarray], base: BasePolicy, obs_keys: list[str], action_dim: int
+) -> dict[str, np.ndarray]:
+    """The episode with `base_action` set to what `base` does along its observations (demos for residual RL);
+    `base` is reset before and after."""
+    base.reset()
+    n = len(episode[keys.ACTION])
+    actions = []
+    for t in range(n):
+        action = np.asarray(base.act({k: episode[k][t] for k in obs_keys}), dtype=np.float32)
+        if action.shape != (action_dim,):
+            raise ValueError(f"the base policy's action has shape {action.shape}; the env takes ({action_dim},)")
+        actions.append(action)
+    base.reset()
+    return {**episode, keys.BASE_ACTION: np.stack(actions).astype(np.float32)}

@@ -149,7 +149,7 @@ def _control_phase(
 ) -> dict[int, float]:
     """Sim + actor for cfg.seconds with cfg.broadcasts policy broadcasts; returns {version: publish wall time}.
     pushes = (full policy, what each broadcast sends); with push delta the full one goes out first, untimed."""
-    from robot_rl.nodes import protocol
+    from robot_rl.ros import protocol
 
     progress("[bench ros] starting sim_robot and actor")
     probe.watch_clock(f"{ROBOT_NS}/clock")
@@ -208,7 +208,7 @@ def _ingest_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, store_path: Path, t
     """Learner node + a burst of cfg.episodes episodes; returns ingest figures."""
     from robot_rl import keys
     from robot_rl.data.store import EpisodeStore
-    from robot_rl.nodes import protocol
+    from robot_rl.ros import protocol
 
     store = EpisodeStore.open(store_path)
     msgs = []
@@ -289,7 +289,7 @@ def _make_policy(layout, path: Path, encoder: str) -> tuple[bytes, bytes]:
 
 
 def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
-    from robot_rl.actor.config import ActorConfig
+    from robot_rl.acting.config import ActorConfig
 
     domain_id = cfg.domain_id if cfg.domain_id is not None else 50 + os.getpid() % 50
     env = child_env(domain_id)

@@ -134,7 +134,7 @@ def open_store(path: str | os.PathLike, option: str):
 
 def check_run_dir(path: str | os.PathLike, option: str, need_checkpoint: bool = True) -> Path | None:
     """`path` is a training run (or, with `need_checkpoint`, one of its checkpoints); the checkpoint it means."""
-    from robot_rl.training.checkpoint import find_checkpoint
+    from robot_rl.learner.checkpoint import find_checkpoint
 
     path = Path(path)
     if not path.is_dir():

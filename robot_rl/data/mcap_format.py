@@ -6,7 +6,7 @@ The decoded objects have the messages' field names, so the actor's own converter
 messages.
 
 A bag is a `.mcap` file, or a rosbag2 directory (`metadata.yaml` beside one `.mcap` file). Besides the robot's
-topics (`robot_rl.nodes.topics`), the actor publishes two topics of its own (relative to its namespace), and its
+topics (`robot_rl.ros.topics`), the actor publishes two topics of its own (relative to its namespace), and its
 recording (`record_mcap:=true`) holds them too:
 
 | topic | type | what |

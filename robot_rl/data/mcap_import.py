@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.actor.config import ActorConfig
-from robot_rl.actor.episode import EpisodeMachine, Phase
-from robot_rl.actor.observation import ObservationAssembler
+from robot_rl.acting.config import ActorConfig
+from robot_rl.acting.episode import EpisodeMachine, Phase
+from robot_rl.acting.observation import ObservationAssembler
 from robot_rl.data import mcap_format as mf
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
@@ -210,7 +210,7 @@ class _Timeline:
 
 
 def _read_timeline(path: Path, ns: str, inputs: dict, topics: list[str]) -> _Timeline:
-    from robot_rl.nodes import convert, teleop_convert
+    from robot_rl.ros import convert, teleop_convert
 
     t = _Timeline([], [], [], [], [])
     for topic, msg, log_ns in mf.iter_messages(path, topics):
@@ -233,7 +233,7 @@ def _read_timeline(path: Path, ns: str, inputs: dict, topics: list[str]) -> _Tim
 
 def _action_at(replay: _Replay, timeline: _Timeline, t_s: float) -> dict[str, np.ndarray]:
     """The action of the step observed at t_s: the last ee_command in [t_s, t_s + dt), the latest gripper closing."""
-    from robot_rl.nodes import convert, topics
+    from robot_rl.ros import convert, topics
 
     dt = replay.layout.dt_s
     g = bisect_right([x for x, _ in timeline.grippers], t_s + dt - 1e-9)

@@ -4,7 +4,7 @@ The settings the learning core reads (seed, device, demo mix, replay size, corre
 checkpoints kept, wandb project) are inherited from `robot_rl.learner.core_config.LearnerCoreConfig`, declared
 and checked there once for this node and `robot-rl train` alike.
 
-The agent trains with the in-process trainer's state recipe (`robot_rl.training.config.TUNED_AGENT`)
+The agent trains with the in-process trainer's state recipe (`robot_rl.learner.core_config.TUNED_AGENT`)
 unless `agent_config` names a JSON or YAML file of AgentConfig fields; `utd_ratio`, `batch_size` and
 `encoder` override single fields (0 / "" keep the file's or the recipe's value). ROS parameters cannot be
 None, so "not set" is 0 or "" throughout.
@@ -19,11 +19,10 @@ from typing import Any
 
 import yaml
 
-from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, ActorLayout, task_spec
 from robot_rl.agents.config import AgentConfig
-from robot_rl.learner.core_config import LearnerCoreConfig
-from robot_rl.training.config import TUNED_AGENT
-from robot_rl.training.wandb_log import WANDB_MODES
+from robot_rl.cell import DEFAULT_JOINT_NAMES, ActorLayout, task_spec
+from robot_rl.learner.core_config import TUNED_AGENT, LearnerCoreConfig
+from robot_rl.learner.wandb_log import WANDB_MODES
 
 
 @dataclass
@@ -53,9 +52,9 @@ class LearnerConfig(LearnerCoreConfig):
     log_every_episodes: int = 10  # log line and wandb train scalars every this many episodes
     success_window: int = 20  # episodes in the rolling success rate
     ack_period_s: float = 1.0  # republish the acks this often (the actors' learner heartbeat)
-    # The episode layout the learner accepts (see robot_rl.learner.layout): with `task` set, the one an actor with
+    # The episode layout the learner accepts (see robot_rl.learner.episode_layout): with `task` set, the one an actor with
     # these settings sends; "" = the demos' layout (or a resumed run's), else the first episode that passes every check.
-    task: str = ""  # the actors' task (robot_rl.actor.layout.TASKS), e.g. pick_cube
+    task: str = ""  # the actors' task (robot_rl.cell.TASKS), e.g. pick_cube
     obs_mode: str = "state"  # the actors' obs_mode: state or pixels (with task)
     cameras: tuple[str, ...] = ("front", "wrist")  # the actors' cameras in pixels mode (with task)
     image_size: int = 128  # the actors' square image side in px (with task)

@@ -39,13 +39,13 @@ from robot_rl.data.store import EpisodeStore
 from robot_rl.errors import RunError
 from robot_rl.learner import episode_log
 from robot_rl.learner.budget import UpdateBudget
+from robot_rl.learner.checkpoint import RunCounters, restore_rng_state, rng_state, save_checkpoint
 from robot_rl.learner.core_config import LearnerCoreConfig
+from robot_rl.learner.corrections import add_interventions, penalize_takeovers
 from robot_rl.learner.episodes import check_episode
 from robot_rl.learner.ledger import source_columns
+from robot_rl.learner.timers import SectionTimers
 from robot_rl.replay import MixedSampler, ReplayBuffer, sizing
-from robot_rl.training.checkpoint import Progress, restore_rng_state, rng_state, save_checkpoint
-from robot_rl.training.intervention import add_interventions, penalize_takeovers
-from robot_rl.training.timers import SectionTimers
 
 EPISODES_DIR = "episodes"  # <run>/episodes: every online episode (zarr EpisodeStore)
 
@@ -97,7 +97,7 @@ class Learner:
         keep_freed_memory()  # multi-MiB update tensors reuse freed memory instead of fresh page-faulting mmaps
         self.np_rng = seed_everything(cfg.seed)  # checkpointed with the rest: the in-process loop acts with it
         self.agent: Agent | None = None
-        self.saved: Progress | None = None  # the resumed checkpoint's counters
+        self.saved: RunCounters | None = None  # the resumed checkpoint's counters
         self.online: ReplayBuffer | None = None
         self.demos: ReplayBuffer | None = None  # demos and corrections (None: neither)
         self.sampler: MixedSampler | None = None
@@ -135,7 +135,7 @@ class Learner:
                 "base_policy"
             )
         self.agent = (ResidualAgent if residual else Agent).load(Path(checkpoint) / "agent", device=self.cfg.device)
-        self.saved = Progress.from_json(Path(checkpoint) / "progress.json")
+        self.saved = RunCounters.from_json(Path(checkpoint) / "progress.json")
         self._wall_before = self.saved.train_wall_s
         return self.agent
 
@@ -342,7 +342,7 @@ class Learner:
         if self.agent is None:
             return None
         run_id = self.wandb.run_id if self.wandb is not None else None
-        progress = Progress(self.env_steps, self.episodes, self.wall_s(), run_id)
+        progress = RunCounters(self.env_steps, self.episodes, self.wall_s(), run_id)
         with self.timers("checkpoint"):
             return save_checkpoint(
                 self.run_dir,

@@ -10,6 +10,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# What `robot-rl train` sets on top of AgentConfig's defaults. Measured on pick_cube from state with 20 scripted
+# demos, 128-wide nets, batches of 128, UTD 2, init_temperature 0.01, no entropy backup, seed 0, on 2 busy CPU cores
+# (deterministic eval success): n_step 1 and 3e-4 learning rates: 0 % at 6k env steps (and at 7k in a second run);
+# n_step 3, 3e-4 and a discrete gripper: 50 % at 4k; n_step 3 and 1e-3: 85 % at 4k, 90 % at 5k, 100 % from 7k to 10k
+# (20 episodes per eval; two runs, identical curves). 3-step returns carry the sparse 0/1 reward back through a
+# ~17-step grasp sooner. (AgentConfig has since adopted n_step 3; it stays here so the run's recipe is explicit.)
+TUNED_AGENT = dict(
+    hidden_dims=(128, 128), batch_size=128, utd_ratio=2, n_step=3, init_temperature=0.01, actor_lr=1e-3, critic_lr=1e-3
+)
+
 
 @dataclass
 class LearnerCoreConfig:

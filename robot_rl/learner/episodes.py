@@ -1,7 +1,7 @@
 """What the learner reads off an episode: its observation spaces (to build an agent), and whether it fits one.
 
 The learner never imports the sim: the observation layout comes from configuration, the demo store's spec or
-a resumed run (`robot_rl.learner.layout`, which also checks every incoming episode). An observation key is every stored key that is not
+a resumed run (`robot_rl.learner.episode_layout`, which also checks every incoming episode). An observation key is every stored key that is not
 per-step bookkeeping (`robot_rl.keys.STEP_KEYS`, capture times, the learner's source columns); uint8
 (H, W, C) keys are camera images, the rest state vectors -- the same rule as `robot_rl.spaces`.
 """

@@ -1,6 +1,6 @@
 """Which episode the learner expects next from each actor, and where that knowledge lives on disk.
 
-Protocol (robot_rl.nodes.protocol): an actor numbers its episodes 0, 1, 2, ...; the learner stores an
+Protocol (robot_rl.ros.protocol): an actor numbers its episodes 0, 1, 2, ...; the learner stores an
 episode only if its index equals the number it already holds from that actor. An index below is a
 duplicate (already stored: ignored), an index above is a gap (refused: the actor resends the missing
 ones first, in order).

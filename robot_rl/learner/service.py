@@ -9,9 +9,9 @@
 
 The learning itself -- agent, replays, update budget, take-over penalty, checkpoints, episode log -- is
 `robot_rl.learner.core.Learner` (`self.learner`), the same core `robot-rl train` runs. This shell adds what a
-learner fed over a network needs: ingest order (the delivery guarantee of `robot_rl.nodes.protocol`): size
+learner fed over a network needs: ingest order (the delivery guarantee of `robot_rl.ros.protocol`): size
 bound -> decode -> ordering verdict (duplicate: ignore; gap: refuse) -> check against the expected layout
-(`robot_rl.learner.layout`: configured, never taken from whatever arrives first; a bad episode is refused and
+(`robot_rl.learner.episode_layout`: configured, never taken from whatever arrives first; a bad episode is refused and
 settled, `robot_rl.learner.refusals`) -> `Learner.store_episode` (durable) -> `Learner.learn_episode`.
 Refusals are counted per reason (`status()`). The caller acks only after `ingest` returns, so a learner killed
 at any moment has stored every episode it acknowledged. A learner started on a run dir continues it: agent and
@@ -30,19 +30,18 @@ from pathlib import Path
 from robot_rl import wire
 from robot_rl.agents.config import with_recipe
 from robot_rl.agents.policy_delta import base_id, to_delta
-from robot_rl.bc.base import load_base_policy
+from robot_rl.bc.base import load_base_policy, relabel_with_base
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import episode_log, refusals
+from robot_rl.learner.checkpoint import RunCounters, find_checkpoint
 from robot_rl.learner.config import LearnerConfig
 from robot_rl.learner.core import EPISODES_DIR, Learner
+from robot_rl.learner.episode_layout import EpisodeLayout, expected_layout
 from robot_rl.learner.episodes import EpisodeMismatch, spaces_of
 from robot_rl.learner.ingest import IngestResult, Outcome, PolicyPush, episode_meta
-from robot_rl.learner.layout import EpisodeLayout, expected_layout
 from robot_rl.learner.ledger import ActorLedger, Verdict, source_of
+from robot_rl.learner.wandb_log import WandbLog
 from robot_rl.spaces import as_dict_space, image_keys
-from robot_rl.training.checkpoint import Progress, find_checkpoint
-from robot_rl.training.residual import relabel_with_base
-from robot_rl.training.wandb_log import WandbLog
 
 
 @dataclass
@@ -73,7 +72,7 @@ class LearnerService:
             cfg.wandb_project,
             self.run_dir.name,
             cfg.to_dict(),
-            resume_id=Progress.from_json(ckpt / "progress.json").wandb_run_id if ckpt else None,
+            resume_id=RunCounters.from_json(ckpt / "progress.json").wandb_run_id if ckpt else None,
         )
         self.demo_store = EpisodeStore.open(cfg.demos, mode="r") if cfg.demos else None
         store_path = self.run_dir / EPISODES_DIR

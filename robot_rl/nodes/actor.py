@@ -6,7 +6,7 @@
 One main loop, `_tick`, at `control_rate_hz` on the node's clock (simulation time under `use_sim_time`):
 hold while no episode runs; otherwise assemble the observation from the freshest sample of every input
 (pausing, with one log line, while any is older than `max_staleness_s`), record the step the previous
-action completed, let the acting core (robot_rl.actor.acting, shared with `robot-rl train`) choose the next
+action completed, let the acting core (robot_rl.acting.core, shared with `robot-rl train`) choose the next
 one (policy; before any policy uniform random with `warmup:=random`; base + residual with `base_policy`) and
 let the intervention arbiter decide who acts (a person's command on `teleop/command` -- any teleop node, or the
 scripted operator -- replaces the policy's while they are engaged; robot_rl.teleop.arbiter), pass it through
@@ -22,16 +22,16 @@ episodes from the store (robot_rl.nodes.actor_delivery). Weights from /learner/p
 `max_policy_bytes`) are decoded, checked and built on a worker thread (the newest message wins;
 robot_rl.nodes.actor_policy, which says what held the GIL when an earlier decoder thread delayed commands by
 up to 150-200 ms); the tick swaps in only a policy that is fully built, right after its command is out.
-No message can end the node or stop its tick: every subscription runs behind `robot_rl.nodes.guard`, which
+No message can end the node or stop its tick: every subscription runs behind `robot_rl.ros.guard`, which
 refuses what its callback raised on with one rate-limited log line naming the topic, and counts it.
 Status: `actor_status` (std_msgs/String JSON, latched, every 0.5 s wall): phase, ticks, policy version,
 episodes stored, learner presence, `refused` {topic: count}, and per camera the driver's image size, the crop
 and, once `<cam>/camera_info` arrived, the intrinsics of the observation's images (robot_rl.nodes.actor_inputs).
-Parameters: `robot_rl.actor.config.ActorConfig`; the logic without ROS: `robot_rl.actor`; the
-actor<->learner contract: `robot_rl.nodes.protocol`.
+Parameters: `robot_rl.acting.config.ActorConfig`; the logic without ROS: `robot_rl.acting`; the
+actor<->learner contract: `robot_rl.ros.protocol`.
 
 Timing (`robot-rl bench ros`): per running tick the wall period, inference time, tick-to-command time and
-observation->command latency (robot_rl.actor.timing), summarised in the episode's log line and, with
+observation->command latency (robot_rl.acting.timing), summarised in the episode's log line and, with
 `timing_log` set, appended to that file as JSON lines.
 """
 
@@ -57,25 +57,26 @@ from std_msgs.msg import Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl import keys
-from robot_rl.actor.acting import Choice, node_acting
-from robot_rl.actor.config import ActorConfig
-from robot_rl.actor.episode import EpisodeMachine, Phase
-from robot_rl.actor.observation import ObservationAssembler
-from robot_rl.actor.timing import TickTiming
+from robot_rl.acting.config import ActorConfig
+from robot_rl.acting.core import Choice, node_acting
+from robot_rl.acting.episode import EpisodeMachine, Phase
+from robot_rl.acting.observation import ObservationAssembler
+from robot_rl.acting.timing import TickTiming
 from robot_rl.agents.policy import Policy
 from robot_rl.agents.residual import ResidualPolicy
 from robot_rl.bc.base import BaseActionError
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
-from robot_rl.nodes import actor_inputs, convert, protocol, topics
+from robot_rl.nodes import actor_inputs
 from robot_rl.nodes.actor_delivery import EpisodeDelivery
 from robot_rl.nodes.actor_learner import ActorLearnerSide
 from robot_rl.nodes.actor_policy import PolicyLoader
 from robot_rl.nodes.actor_record import ActorTrace
-from robot_rl.nodes.guard import Refusals
-from robot_rl.nodes.params import declare_config
-from robot_rl.nodes.teleop_convert import teleop_fields_from_msg
+from robot_rl.ros import convert, protocol, topics
+from robot_rl.ros.guard import Refusals
+from robot_rl.ros.params import declare_config
+from robot_rl.ros.teleop_convert import teleop_fields_from_msg
 from robot_rl.safety import SafetyFilter, SafetyLimits
 from robot_rl.teleop.arbiter import verdict_of
 from robot_rl.teleop.link import TeleopLink

@@ -1,9 +1,9 @@
 """The actor node's side of delivering episodes to the learner over DDS (robot_rl.nodes.actor uses it).
 
 A stored episode is published on /learner/episodes with the newest policy version that acted in it; the
-learner's latched acks (`robot_rl.nodes.protocol.ACKS`, heartbeat 1 s) say how many of this actor's episodes it
+learner's latched acks (`robot_rl.ros.protocol.ACKS`, heartbeat 1 s) say how many of this actor's episodes it
 holds. Every housekeeping round (wall clock) decides learner liveness from the acks and resends what is stored
-but unacknowledged. The bookkeeping without ROS is robot_rl.actor.delivery (Outbox, VersionLedger).
+but unacknowledged. The bookkeeping without ROS is robot_rl.acting.delivery (Outbox, VersionLedger).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from rclpy.node import Node
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import keys
-from robot_rl.actor.delivery import Outbox, VersionLedger
+from robot_rl.acting.delivery import Outbox, VersionLedger
 from robot_rl.data.store import EpisodeStore
-from robot_rl.nodes import protocol
+from robot_rl.ros import protocol
 
 
 class EpisodeDelivery:

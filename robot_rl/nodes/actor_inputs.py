@@ -1,6 +1,6 @@
 """The actor's robot inputs: which topics it reads and how each message becomes numbers for the assembler.
 
-Each converter maps a message to (value, stamp_s): the value as `robot_rl.actor.observation` documents it,
+Each converter maps a message to (value, stamp_s): the value as `robot_rl.acting.observation` documents it,
 the stamp the header's capture time in seconds, or None for unstamped messages (the node then uses its
 ROS-clock receipt time). Converters raise `convert.MessageError` (a ValueError) on malformed messages.
 Input names are the relative topic names, so `-r __ns:=/robot_1` and remaps apply as for any node.
@@ -19,9 +19,9 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float32MultiArray
 
-from robot_rl.actor import observation as obs
-from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, ActorLayout
-from robot_rl.nodes import convert, image_convert, task_convert, topics
+from robot_rl.acting import observation as obs
+from robot_rl.cell import DEFAULT_JOINT_NAMES, ActorLayout
+from robot_rl.ros import convert, image_convert, task_convert, topics
 from robot_rl_drivers.camera_geometry import CameraCalibration
 
 Converter = Callable[[Any], tuple[Any, float | None]]

@@ -12,9 +12,9 @@ import time
 
 from std_msgs.msg import String
 
-from robot_rl.actor.acting import residual_mismatch
+from robot_rl.acting.core import residual_mismatch
 from robot_rl.agents.policy import Policy
-from robot_rl.nodes import protocol
+from robot_rl.ros import protocol
 
 
 class ActorLearnerSide:

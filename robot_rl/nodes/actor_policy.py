@@ -34,7 +34,7 @@ from std_msgs.msg import UInt8MultiArray
 from robot_rl.agents.policy import Policy, PolicyPayloadError
 from robot_rl.agents.policy_delta import apply_delta, base_id, delta_base, frozen_names
 from robot_rl.agents.residual import policy_from_bytes
-from robot_rl.nodes import protocol
+from robot_rl.ros import protocol
 
 DEFAULT_MAX_POLICY_BYTES = 256 << 20  # 256 MiB: a pixels policy is ~12 MB, a ResNet-10 one ~20 MB
 

@@ -164,7 +164,7 @@ class ActorTrace:
     `record_mcap`, queues every input, command, step and marker for the McapRecorder."""
 
     def __init__(self, node: Any, config: Any, store: str):
-        from robot_rl.nodes import topics
+        from robot_rl.ros import topics
 
         self._node = node
         self._topics: dict[str, str] = {}  # relative name -> resolved topic

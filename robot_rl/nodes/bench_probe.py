@@ -1,7 +1,7 @@
 """The `robot-rl bench ros` process's own ROS 2 node: plays the learner's side of the protocol for timing.
 
 It lives in its own rclpy context (so the bench process stays free of global ROS state) and speaks
-`robot_rl.nodes.protocol`: publishes policies on /learner/policy and /learner/policy_delta (as the learner does) and episodes on
+`robot_rl.ros.protocol`: publishes policies on /learner/policy and /learner/policy_delta (as the learner does) and episodes on
 /learner/episodes (as an actor does), and keeps every /learner/acks message with its wall receipt time.
 It can also listen to a robot's clock, to tell the sim's pacing apart from the actor's in the jitter.
 The orchestration and the statistics are in `robot_rl.bench.ros`, which imports this module lazily.
@@ -19,7 +19,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import wire
-from robot_rl.nodes import convert, protocol, topics
+from robot_rl.ros import convert, protocol, topics
 
 
 class BenchProbe:

@@ -282,11 +282,11 @@ def _vec(values) -> str:
 def layout_verdict(
     robot: str, actor_params: dict, joint_names: tuple[str, ...], policy: tuple[dict, int] | None
 ) -> Verdict:
-    """The actor's layout (`robot_rl.actor.layout`) against what the robot publishes (its joints in joint_states)
+    """The actor's layout (`robot_rl.cell`) against what the robot publishes (its joints in joint_states)
     and, given `policy` = (obs spec, action dim), against the policy's."""
     import dataclasses
 
-    from robot_rl.actor.config import ActorConfig
+    from robot_rl.acting.config import ActorConfig
 
     names = {f.name for f in dataclasses.fields(ActorConfig)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in actor_params.items() if k in names}

@@ -2,7 +2,7 @@
 
 For each robot of the plan (`robot_rl.nodes.check_plan`) it subscribes to the inputs an actor reads
 (joint_states, ee_pose, ee_twist, gripper_state, each camera's image_raw and camera_info) with the QoS the
-robot publishes them with (`robot_rl.nodes.topics`), to `arm_status` and, for a simulated robot, to its clock
+robot publishes them with (`robot_rl.ros.topics`), to `arm_status` and, for a simulated robot, to its clock
 (the stamps' clock: staleness is measured on it); reads the arm node's and the actor's parameters through their
 parameter services; looks up who subscribes to `estop`; and, when asked, runs the dry hold test (zero-motion
 `ee_command` for a second). `verdicts()` turns what it measured into one `Verdict` per check and robot.
@@ -27,9 +27,9 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
 from robot_rl.nodes import check_plan as plan
-from robot_rl.nodes import topics
 from robot_rl.nodes.check_plan import RobotPlan, Verdict
-from robot_rl.nodes.convert import seconds_from_stamp
+from robot_rl.ros import topics
+from robot_rl.ros.convert import seconds_from_stamp
 
 ESTOP, ARM_STATUS = "estop", "arm_status"  # the arm node's (robot_rl_drivers.arm_node)
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -277,9 +277,9 @@ def robot_verdicts(probe: CellProbe, robot: RobotPlan, hold: bool, policy: tuple
 
 
 def workspace(label: str, robot: RobotPlan, rec: RobotRecord, live: dict) -> Verdict:
-    """The running arm node's box: a sim robot's is its task's (robot_rl.actor.layout); a hardware arm node's its
+    """The running arm node's box: a sim robot's is its task's (robot_rl.cell); a hardware arm node's its
     workspace_file (when readable here) or its corners."""
-    from robot_rl.actor.layout import TASKS
+    from robot_rl.cell import TASKS
 
     if robot.is_sim and live.get("task") in TASKS:
         box = TASKS[live["task"]].workspace

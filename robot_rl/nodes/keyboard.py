@@ -4,7 +4,7 @@
     robot-rl-keyboard-node --ros-args -p mapping:=/etc/robot/my_keys.yaml
 
 Reads the terminal in cbreak mode (`robot_rl.teleop.keyboard.TerminalKeyboard`) every `1 / rate_hz`
-s and publishes the command (layout: `robot_rl.nodes.teleop_convert`) -- the stream is the heartbeat.
+s and publishes the command (layout: `robot_rl.ros.teleop_convert`) -- the stream is the heartbeat.
 The key help goes to stderr at start. Keys (default mapping `keyboard`): w/s a/d r/f (or arrows,
 page up/down) move x/y/z, j/l i/k u/o rotate, t takes over / gives back, space stops, c/v/g close /
 open / toggle the gripper, y success, n failure, x re-record. Ctrl-C quits and restores the terminal;
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from rclpy.node import Node
 
-from robot_rl.nodes import topics
-from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop import CommandPublisher, run_node
+from robot_rl.ros import topics
+from robot_rl.ros.params import declare_config
 from robot_rl.teleop.keyboard import TerminalKeyboard, help_text
 from robot_rl.teleop.mapping import KeyboardMapping, load_mapping
 

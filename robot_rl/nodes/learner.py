@@ -2,7 +2,7 @@
 
 A thin shell around `robot_rl.learner.service.LearnerService` (itself ordering, acks and refusals around the
 learning core `robot_rl.learner.core.Learner`, the one `robot-rl train` runs) speaking the learner side of
-`robot_rl.nodes.protocol`:
+`robot_rl.ros.protocol`:
 
     /learner/episodes  (sub, EPISODES_QOS)  each payload -> service.ingest (durable) -> acks published
     /learner/acks      (pub, LATCHED_QOS)   {actor_id: episodes stored}, after every ingest and every ack_period_s
@@ -39,8 +39,8 @@ from robot_rl.errors import UserError
 from robot_rl.learner.config import LearnerConfig
 from robot_rl.learner.refusals import RateLimitedLog
 from robot_rl.learner.service import LearnerService, Outcome
-from robot_rl.nodes import protocol
-from robot_rl.nodes.params import declare_config
+from robot_rl.ros import protocol
+from robot_rl.ros.params import declare_config
 
 IDLE_WAIT_S = 0.1  # longest executor wait when no update is owed
 MAX_TURN_S = 1.0  # longest run of callbacks (a burst of episodes, ~0.1 s each) before the next chunk of updates

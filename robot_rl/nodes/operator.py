@@ -24,14 +24,14 @@ import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray
 
-from robot_rl.actor.layout import task_spec
+from robot_rl.cell import task_spec
 from robot_rl.interfaces import TeleopCommand
-from robot_rl.nodes import task_convert, topics
-from robot_rl.nodes.convert import MessageError
-from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop import CommandPublisher, run_node
+from robot_rl.ros import task_convert, topics
+from robot_rl.ros.convert import MessageError
+from robot_rl.ros.params import declare_config
 from robot_rl.teleop.experts import make_state_expert
-from robot_rl.teleop.operator import OperatorConfig, ScriptedOperator, progress_distance_m
+from robot_rl.teleop.operator import OperatorConfig, ScriptedOperator, distance_to_done_m
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class OperatorNode(Node):
             op.reset()
             self.expert.reset()
         action = self.expert.act(state)
-        cmd = self.operator.step(progress_distance_m(self.cfg.task, state), action, t_s=now)
+        cmd = self.operator.step(distance_to_done_m(self.cfg.task, state), action, t_s=now)
         if cmd.events:
             self.get_logger().info(
                 f"{' '.join(cmd.events)} (take-over {self.operator.interventions}, "

@@ -25,11 +25,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32
 
 from robot_rl import keys
-from robot_rl.nodes import topics
-from robot_rl.nodes.convert import frame_from_image
-from robot_rl.nodes.guard import Refusals
-from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop import run_node
+from robot_rl.ros import topics
+from robot_rl.ros.convert import frame_from_image
+from robot_rl.ros.guard import Refusals
+from robot_rl.ros.params import declare_config
 
 SUCCESS_PROBABILITY = "task/success_probability"
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from rclpy.node import Node
 
-from robot_rl.nodes import topics
-from robot_rl.nodes.params import declare_config
 from robot_rl.nodes.teleop import CommandPublisher, run_node
+from robot_rl.ros import topics
+from robot_rl.ros.params import declare_config
 from robot_rl.teleop.joy import JoyMapper
 from robot_rl.teleop.mapping import JoyMapping, load_mapping
 from robot_rl.teleop.spacemouse import HidSpaceMouse

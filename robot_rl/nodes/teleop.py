@@ -7,7 +7,7 @@
 The mapping file's `source` picks the inputs: `joy` subscribes to `joy` (sensor_msgs/Joy), `spacenav`
 to `spacenav/twist` (geometry_msgs/Twist) and `spacenav/joy` (sensor_msgs/Joy); remap them as needed.
 Every `1 / rate_hz` s (node clock) it publishes the mapped command on `teleop/command` (layout:
-`robot_rl.nodes.teleop_convert`), also while the device is silent -- then with connected = 0 -- so the
+`robot_rl.ros.teleop_convert`), also while the device is silent -- then with connected = 0 -- so the
 stream itself is a heartbeat: a receiver that hears nothing knows this node is gone.
 Mapping logic: `robot_rl.teleop.joy.JoyMapper`; files: `robot_rl/teleop/mappings/`.
 
@@ -28,9 +28,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import Joy
 
 from robot_rl.interfaces import TeleopCommand
-from robot_rl.nodes import teleop_convert, topics
-from robot_rl.nodes.guard import Refusals
-from robot_rl.nodes.params import declare_config
+from robot_rl.ros import teleop_convert, topics
+from robot_rl.ros.guard import Refusals
+from robot_rl.ros.params import declare_config
 from robot_rl.teleop.joy import JoyMapper
 from robot_rl.teleop.link import EventCounts
 from robot_rl.teleop.mapping import JoyMapping, load_mapping

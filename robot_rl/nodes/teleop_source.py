@@ -16,8 +16,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import Joy
 
 from robot_rl.interfaces import TeleopCommand
-from robot_rl.nodes import topics
-from robot_rl.nodes.teleop_convert import teleop_fields_from_msg
+from robot_rl.ros import topics
+from robot_rl.ros.teleop_convert import teleop_fields_from_msg
 from robot_rl.teleop.link import TeleopLink
 
 

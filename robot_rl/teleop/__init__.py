@@ -14,7 +14,7 @@ The ROS nodes around these live in robot_rl/nodes/ (teleop, keyboard, spacemouse
 from robot_rl.teleop.arbiter import Arbiter, ArbiterConfig, Arbitration
 from robot_rl.teleop.joy import JoyMapper
 from robot_rl.teleop.mapping import JoyMapping, KeyboardMapping, MappingError, load_mapping
-from robot_rl.teleop.operator import OperatorConfig, ScriptedOperator, progress_distance_m
+from robot_rl.teleop.operator import OperatorConfig, ScriptedOperator, distance_to_done_m
 
 __all__ = [
     "Arbiter",
@@ -27,5 +27,5 @@ __all__ = [
     "OperatorConfig",
     "ScriptedOperator",
     "load_mapping",
-    "progress_distance_m",
+    "distance_to_done_m",
 ]

@@ -2,7 +2,7 @@
 
 The simulator's own experts (`robot_rl_sim.experts`) read MuJoCo internals and so run only in the
 sim's process; the operator node sees the sim through topics, so these act from `task/object_state`
-alone (layouts in `robot_rl.actor.layout.TASKS`). `act(object_state)` returns a normalised base-frame
+alone (layouts in `robot_rl.cell.TASKS`). `act(object_state)` returns a normalised base-frame
 action `[dx, dy, dz, (drx, dry, drz,) gripper]`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_rl.actor.layout import task_spec
+from robot_rl.cell import task_spec
 
 
 class PickCubePhases:

@@ -6,9 +6,9 @@ intervention path is exercised end to end without anyone at a keyboard.
 
     op = ScriptedOperator(OperatorConfig(), use_rotation=False)
     op.reset()                                              # every episode
-    cmd = op.step(progress_distance_m("pick_cube", object_state), expert_action)
+    cmd = op.step(distance_to_done_m("pick_cube", object_state), expert_action)
 
-Straying: the task's progress distance (`progress_distance_m`: how far the task is from done, in
+Straying: the task's distance to done (`distance_to_done_m`: how far the task is from done, in
 metres) did not shrink by `min_progress_m` over the last `patience_steps` steps, or grew more than
 `away_m` above its best. Then the operator drives with the expert's action for `takeover_steps`
 steps and releases, watching again from scratch. Budget per episode: at most `max_interventions`
@@ -54,10 +54,10 @@ class OperatorConfig:
         return int(self.max_fraction * self.max_episode_steps)
 
 
-def progress_distance_m(
+def distance_to_done_m(
     task: str, object_state: np.ndarray, lift_target_z_m: float = 0.075, insert_depth_m: float = 0.025
 ) -> float:
-    """How far the task is from done (m), from its ground-truth object state (layouts in robot_rl.actor.layout).
+    """How far the task is from done (m), from its ground-truth object state (layouts in robot_rl.cell).
 
     pick_cube: |tcp - cube| + how far the cube centre is below `lift_target_z_m` (cube half 2 cm + 5 cm lift);
     peg_insert: |tip - the point `insert_depth_m` below the hole's rim| (the task's success depth), so it keeps

@@ -10,7 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from robot_rl.actor.acting import Acting
+from robot_rl.acting.core import Acting
 from robot_rl.data.video import write_mp4
 from robot_rl.training.env_factory import env_id_of, make_eval_env, success_of
 
@@ -127,7 +127,7 @@ def evaluate_checkpoint(
     from robot_rl.agents.policy import Policy
     from robot_rl.agents.residual import ResidualPolicy
     from robot_rl.bc.base import load_base_policy
-    from robot_rl.training.checkpoint import find_checkpoint, policy_dir
+    from robot_rl.learner.checkpoint import find_checkpoint, policy_dir
     from robot_rl.training.config import TrainConfig
 
     ckpt = find_checkpoint(checkpoint)

@@ -1,6 +1,6 @@
 """The in-process training loop behind `robot-rl train`: one env, one learner, one main loop (`train`).
 
-Per env step: choose the action (`run.acting`: the acting core robot_rl.actor.acting.Acting, the actor node's too:
+Per env step: choose the action (`run.acting`: the acting core robot_rl.acting.core.Acting, the actor node's too:
 warm-up policy, base + residual, or the stochastic policy; the simulated operator's while it drives) -> step the
 env -> record the step -> `learner.update()` (utd_ratio updates on batches mixing online data and demos at a fixed
 fraction) once warm-up is over. At an episode end the recorder hands the episode to `learner.add_episode` --

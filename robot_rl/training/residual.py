@@ -1,6 +1,6 @@
 """Residual RL in the in-process loop (`robot-rl train --base-policy DIR`): the base acts, the agent corrects it.
 
-The acting itself is the shared acting core (robot_rl.actor.acting.Acting, given `base`): per env step the base
+The acting itself is the shared acting core (robot_rl.acting.core.Acting, given `base`): per env step the base
 policy acts first (every step, warm-up included, so a base with memory sees the whole episode) and its action is
 recorded as the step's `base_action`; warm-up executes clip(base + N(0, base_noise)); after it, the residual agent's
 stochastic action clip(base + scale * residual). This module loads the base twice -- the training copy, and
@@ -19,8 +19,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from robot_rl import keys
-from robot_rl.bc.base import BasePolicy, load_base_policy
+from robot_rl.bc.base import BasePolicy, load_base_policy, relabel_with_base
 from robot_rl.bc.steering import NoiseSteering
 from robot_rl.spaces import as_dict_space, obs_spec
 
@@ -37,23 +36,6 @@ class ResidualBases:
     def relabel(self, episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The episode with `base_action` set to what the base policy does along its observations."""
         return relabel_with_base(episode, self.eval_base, self.obs_keys, self.action_dim)
-
-
-def relabel_with_base(
-    episode: dict[str, np.ndarray], base: BasePolicy, obs_keys: list[str], action_dim: int
-) -> dict[str, np.ndarray]:
-    """The episode with `base_action` set to what `base` does along its observations (demos for residual RL);
-    `base` is reset before and after."""
-    base.reset()
-    n = len(episode[keys.ACTION])
-    actions = []
-    for t in range(n):
-        action = np.asarray(base.act({k: episode[k][t] for k in obs_keys}), dtype=np.float32)
-        if action.shape != (action_dim,):
-            raise ValueError(f"the base policy's action has shape {action.shape}; the env takes ({action_dim},)")
-        actions.append(action)
-    base.reset()
-    return {**episode, keys.BASE_ACTION: np.stack(actions).astype(np.float32)}
 
 
 def make_residual_bases(base_policy: str | Path, agent, device: str = "cpu") -> ResidualBases:

@@ -148,7 +148,7 @@ def apply_agent_settings(agent, cfg) -> list[str]:
 def resume_checkpoint(run_dir: Path, cfg) -> Path | None:
     """The newest complete checkpoint to resume from (each damaged newer one reported in one line), with `cfg`'s
     fixed options made the checkpoint's; None for a run killed before its first checkpoint."""
-    from robot_rl.training.checkpoint import find_checkpoint
+    from robot_rl.learner.checkpoint import find_checkpoint
 
     try:
         ckpt = find_checkpoint(run_dir, warn=lambda line: print(f"[train] {line}", flush=True))
@@ -166,7 +166,7 @@ def resume_checkpoint(run_dir: Path, cfg) -> Path | None:
 def check_new_out(run_dir: Path) -> None:
     """UsageError, before anything is written, when a run without --resume would start in a dir holding a run."""
     from robot_rl.data.store import EpisodeStore
-    from robot_rl.training.checkpoint import CHECKPOINTS, checkpoint_dirs
+    from robot_rl.learner.checkpoint import CHECKPOINTS, checkpoint_dirs
 
     run_dir = Path(run_dir)
     episodes = run_dir / "episodes"

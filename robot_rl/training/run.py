@@ -5,7 +5,7 @@ the status line and the end of a run (`TrainRun`).
 uninterrupted one would): run dir and checkpoint -> demos -> envs and episode store -> the recipe -> wandb ->
 the learner core (seeds every generator) and its agent -> the residual base and the operator -> the replays
 (refilled from the store, the checkpoint's random states restored) -> the warm-up policy and the acting cores
-(robot_rl.actor.acting.Acting: one for training, a deterministic one for evaluation).
+(robot_rl.acting.core.Acting: one for training, a deterministic one for evaluation).
 """
 
 from __future__ import annotations
@@ -20,25 +20,25 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robot_rl.actor.acting import Acting, RandomWarmup, WarmupPolicy
+from robot_rl.acting.core import Acting, RandomWarmup, WarmupPolicy
 from robot_rl.agents.config import with_recipe
 from robot_rl.bc.steering import latent_episode, zero_last_layer
 from robot_rl.bench.timing import available_cores
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
+from robot_rl.learner.checkpoint import RunCounters
 from robot_rl.learner.core import Learner
+from robot_rl.learner.wandb_log import WandbLog
 from robot_rl.replay import sizing
 from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training import curves
-from robot_rl.training.checkpoint import Progress
 from robot_rl.training.config import CONFIG_JSON, TrainConfig
 from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, make_eval_env, run_store_meta
 from robot_rl.training.evaluation import EVAL_SEED_OFFSET, EvalResult, acting_fns, evaluate, write_episodes_mp4
 from robot_rl.training.intervention import SimOperator, intervention_replay_rows, make_sim_operator
 from robot_rl.training.residual import SteeringBases, make_noise_steering, make_residual_bases
 from robot_rl.training.resume import apply_agent_settings, check_new_out, resume_checkpoint
-from robot_rl.training.wandb_log import WandbLog
 
 DEMO_SEED_OFFSET = 2_000_000  # scripted demo attempt j resets with seed + DEMO_SEED_OFFSET + j
 SCRIPTED_DEMO_NOISE = 0.1  # the scripted expert's action noise (normalised units) for diverse demos and warm-up
@@ -50,7 +50,7 @@ class TrainResult:
     """What a finished `train` call hands back."""
 
     run_dir: Path  # the run directory
-    progress: Progress  # final counters
+    progress: RunCounters  # final counters
     evals: list[dict] = field(default_factory=list)  # every record of eval.jsonl
     checkpoint: Path | None = None  # the last checkpoint written
     replay_transitions: dict[str, int] = field(default_factory=dict)  # {"online": N, "demos": M} at the end
@@ -178,7 +178,7 @@ def make_run(cfg: TrainConfig) -> TrainRun:
             say(note)
             cfg.save(run_dir / CONFIG_JSON)
     # wandb first: nothing it does at start-up can then touch the random streams the learner seeds
-    resume_id = Progress.from_json(ckpt / "progress.json").wandb_run_id if ckpt is not None else None
+    resume_id = RunCounters.from_json(ckpt / "progress.json").wandb_run_id if ckpt is not None else None
     log = WandbLog(
         run_dir,
         cfg.wandb_mode if cfg.wandb else "disabled",
@@ -390,7 +390,7 @@ class TrainRun:
                 f"{learner.wall_s():.0f} s; last eval: {_eval_line(evals[-1])}"
             )
             say(f"time: {learner.timers.summary()}")
-        progress = Progress(env_steps, learner.episodes, learner.wall_s(), self.log.run_id)
+        progress = RunCounters(env_steps, learner.episodes, learner.wall_s(), self.log.run_id)
         replay = {"online": len(learner.online), "demos": len(learner.demos) if learner.demos is not None else 0}
         learner.close()
         self.env.close()

@@ -26,7 +26,7 @@ import numpy as np
 from sensor_msgs.msg import Joy
 
 from robot_rl.interfaces import TELEOP_EVENTS, TeleopCommand
-from robot_rl.nodes.convert import MessageError, _header, seconds_from_stamp
+from robot_rl.ros.convert import MessageError, _header, seconds_from_stamp
 
 N_AXES = 7
 N_BUTTONS = 2 + len(TELEOP_EVENTS)
@@ -50,7 +50,7 @@ def teleop_fields_from_msg(msg: Joy, frame_id: str) -> dict:
         raise MessageError(f"teleop command in frame {msg.header.frame_id!r}; it must be in {frame_id!r}")
     if len(msg.axes) != N_AXES or len(msg.buttons) != N_BUTTONS:
         raise MessageError(
-            f"a teleop command has {N_AXES} axes and {N_BUTTONS} buttons (robot_rl.nodes.teleop_convert); "
+            f"a teleop command has {N_AXES} axes and {N_BUTTONS} buttons (robot_rl.ros.teleop_convert); "
             f"got {len(msg.axes)} and {len(msg.buttons)} -- is a raw joy topic remapped onto teleop/command?"
         )
     twist = np.asarray(msg.axes[:6], dtype=np.float64)

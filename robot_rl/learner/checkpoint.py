@@ -62,7 +62,7 @@ class CheckpointError(RunError):
 
 
 @dataclass
-class Progress:
+class RunCounters:
     """Counters of the main loop, saved with each checkpoint."""
 
     env_steps: int = 0  # online env steps taken (warm-up included)
@@ -71,7 +71,7 @@ class Progress:
     wandb_run_id: str | None = None  # the wandb run to continue on resume
 
     @classmethod
-    def from_json(cls, path: Path) -> Progress:
+    def from_json(cls, path: Path) -> RunCounters:
         return cls(**json.loads(Path(path).read_text()))
 
 
@@ -206,7 +206,7 @@ def checkpoint_dirs(root: Path) -> list[Path]:
 
 
 def save_checkpoint(
-    run_dir: Path, agent, train_config: dict[str, Any], progress: Progress, rng: dict[str, Any], keep: int
+    run_dir: Path, agent, train_config: dict[str, Any], progress: RunCounters, rng: dict[str, Any], keep: int
 ) -> Path:
     """Write `step_<env_steps>/` under a temporary name, its MANIFEST.json last, rename it into place, point
     `latest` at it; keep the newest `keep` checkpoints."""

@@ -1,4 +1,4 @@
-"""What the actor acts in, without the simulator: the task table, observation layout and action scale.
+"""The cell's facts, defined once and without the simulator: the task table, observation layout and action scale.
 
 The ROS actor must produce exactly the observations and actions of the gymnasium env over the sim
 (`robot_rl_sim.env`), so episodes from `robot-rl demos record` and from the actor are interchangeable,

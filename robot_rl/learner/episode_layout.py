@@ -5,7 +5,7 @@ make every legitimate one be refused. So the expected layout comes, in this orde
 
 1. the run's own episode store (a resumed run: the store's keys are what it will accept anyway),
 2. the learner's configuration (`task`, `obs_mode`, `cameras`, `image_size`, `use_rotation`, `joint_names`:
-   the layout an actor with the same settings produces, `robot_rl.actor.layout.ActorLayout`),
+   the layout an actor with the same settings produces, `robot_rl.cell.ActorLayout`),
 3. the demo store (its observation keys and action dim, with the step keys every recorder writes),
 4. a checkpoint's agent (its observation spec and action dim),
 
@@ -80,7 +80,7 @@ class EpisodeLayout:
 
     @classmethod
     def of_config(cls, actor_layout) -> EpisodeLayout:
-        """What an actor with these settings (`robot_rl.actor.layout.ActorLayout`) sends."""
+        """What an actor with these settings (`robot_rl.cell.ActorLayout`) sends."""
         meta = actor_layout.task_meta()
         return cls.of_obs_spec(
             actor_layout.obs_spec(),

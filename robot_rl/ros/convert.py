@@ -29,7 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64, Header
 
 from robot_rl.interfaces import CameraSpec, EECommand, Frame, RobotState
-from robot_rl.nodes import image_convert
+from robot_rl.ros import image_convert
 
 RGB8 = "rgb8"
 
@@ -171,7 +171,7 @@ def image_msg(frame: Frame, frame_id: str) -> Image:
 
 def frame_from_image(msg: Image) -> Frame:
     """Image in any colour encoding drivers publish (rgb8, bgr8, rgba8, bgra8, mono8, yuv422_yuy2, yuv422; rows of
-    `step` bytes) -> Frame with an (H, W, 3) uint8 RGB array (robot_rl.nodes.image_convert)."""
+    `step` bytes) -> Frame with an (H, W, 3) uint8 RGB array (robot_rl.ros.image_convert)."""
     try:
         image = image_convert.to_rgb(msg.encoding, msg.width, msg.height, msg.step, msg.data)
     except image_convert.ImageError as err:

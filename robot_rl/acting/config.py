@@ -1,10 +1,10 @@
-"""ROS parameters of the actor node, as one typed dataclass (`robot_rl.nodes.params.declare_config`)."""
+"""ROS parameters of the actor node, as one typed dataclass (`robot_rl.ros.params.declare_config`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robot_rl.actor.layout import DEFAULT_JOINT_NAMES, OBS_MODES, TASKS, ActorLayout, task_spec
+from robot_rl.cell import DEFAULT_JOINT_NAMES, OBS_MODES, TASKS, ActorLayout, task_spec
 from robot_rl.interfaces import WorkspaceBox
 from robot_rl.teleop.arbiter import ArbiterConfig
 from robot_rl.viz import VIZ_MODES
@@ -17,7 +17,7 @@ ON_LEARNER_LOST = ("continue", "hold")
 class ActorConfig:
     """One parameter per field; `-p name:=value` or a params file sets them."""
 
-    task: str = "pick_cube"  # task of the static table in robot_rl.actor.layout (obs layout, action scale, workspace)
+    task: str = "pick_cube"  # task of the static table in robot_rl.cell (obs layout, action scale, workspace)
     obs_mode: str = "state"  # state: proprio + object state (needs task/object_state); pixels: proprio + images
     cameras: tuple[str, ...] = ("front", "wrist")  # cameras in pixels mode (topics <cam>/image_raw)
     joint_names: tuple[str, ...] = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
-from robot_rl.nodes.convert import MessageError
+from robot_rl.ros.convert import MessageError
 
 
 def object_state_msg(values: np.ndarray, layout: tuple[tuple[str, int], ...]) -> Float32MultiArray:

@@ -24,7 +24,7 @@ remap in the node table) provides the same names.
 | /clock               | rosgraph_msgs/Clock        | sim ->    | CLOCK    |  absolute; remap per robot
 | teleop/command       | sensor_msgs/Joy            | -> actor  | COMMAND  |  a person's (or the scripted operator's)
 |                      |                            |           |          |  normalised command + heartbeat, layout in
-|                      |                            |           |          |  robot_rl.nodes.teleop_convert
+|                      |                            |           |          |  robot_rl.ros.teleop_convert
 | joy                  | sensor_msgs/Joy            | device -> | DEVICE   |  gamepad (joy's game_controller_node)
 | spacenav/twist       | geometry_msgs/Twist        | device -> | DEVICE   |  SpaceMouse motion (spacenav driver)
 | spacenav/joy         | sensor_msgs/Joy            | device -> | DEVICE   |  SpaceMouse buttons (spacenav driver)

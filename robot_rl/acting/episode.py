@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from robot_rl.actor.observation import StaleInput
+from robot_rl.acting.observation import StaleInput
 
 
 class Phase(enum.Enum):

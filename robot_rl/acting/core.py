@@ -37,7 +37,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from robot_rl.actor.config import ActorConfig
+from robot_rl.acting.config import ActorConfig
 from robot_rl.agents.residual import ResidualPolicy
 from robot_rl.bc.base import BaseActionError, load_base_policy
 from robot_rl.interfaces import TeleopCommand

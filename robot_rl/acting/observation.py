@@ -11,7 +11,7 @@ Inputs are named by their (relative) topic names, `INPUT_*` below and `<cam>/ima
   task/success       bool                            task/object_state  float32 (object dim,)  [state mode]
   <cam>/image_raw    uint8 (H, W, 3)  [pixels mode]
 
-`assemble()` builds the gym env's observation (`robot_rl.actor.layout`) and the info the episode
+`assemble()` builds the gym env's observation (`robot_rl.cell`) and the info the episode
 recorder reads: `t_capture` (the joint_states stamp: when the robot state was captured),
 `t_capture_<cam>` per camera and `success`.
 """
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl import keys
-from robot_rl.actor.layout import ActorLayout, proprio
+from robot_rl.cell import ActorLayout, proprio
 
 INPUT_JOINTS = "joint_states"
 INPUT_POSE = "ee_pose"

@@ -1,4 +1,4 @@
-"""The actor's side of the delivery guarantee (`robot_rl.nodes.protocol`), without ROS.
+"""The actor's side of the delivery guarantee (`robot_rl.ros.protocol`), without ROS.
 
 - `Outbox` reads the learner's acks ({actor_id: episodes stored}) and says which of this actor's
   stored episodes to (re)send: those with index >= the ack count, lowest first, each at most once
