@@ -27,6 +27,7 @@ system_packages() {
   command -v unshare >/dev/null || need+=(util-linux)
   command -v tmux >/dev/null || need+=(tmux)  # the keyboard teleop tests type into a real terminal
   command -v nft >/dev/null || need+=(nftables)  # bench fleet / tests/test_fleet.py: packet loss on the virtual network
+  command -v iptables >/dev/null || need+=(iptables)  # bench fleet: delay/jitter without netem (its NFQUEUE target)
   command -v g++ >/dev/null || need+=(g++)  # torch.compile's CPU kernels (the learner's pooling; it falls back without)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing Debian packages: ${need[*]}"

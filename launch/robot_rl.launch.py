@@ -30,6 +30,7 @@ def _start_nodes(context):
         ExecuteProcess(
             cmd=[shutil.which(node.executable) or node.executable, *node.ros_args()],
             name=node.fqn.lstrip("/").replace("/", "."),
+            additional_env=dict(table.env),  # the table's env: (unicast) discovery, DDS profile
             output="screen",
         )
         for node in table.select(use_sim)

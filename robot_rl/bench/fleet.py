@@ -15,9 +15,10 @@ transport), so every byte between hosts crosses the bridge and its faults.
     stop   actors and learner SIGINT; the network removed -- always, also on Ctrl-C or a failure
 
 Figures (robot_rl.bench.fleet_results): episodes and MB into the learner per second (MB: its link's rx bytes),
-learner updates per second, weight-push latency per robot (the learner's "published policy version V" log line
-to the actor's "policy vV loaded"), and exactly-once delivery per actor (its store's episode ids against the
-(actor id, index) the learner stored).
+learner updates per second (every rise of its update counter, over restarts), weight-push latency per robot (the
+learner's "published policy version V" log line to the actor's "policy vV loaded"), exactly-once delivery per actor
+(its store's episode ids against the (actor id, index) the learner stored), and each actor's control-tick period and
+jitter per network phase (healthy or lossy, partitioned, learner lost), from its timing log.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from robot_rl.bench.fleet_results import (
     log_events,
     push_latencies_ms,
     stored_count,
+    tick_jitter,
+    updates_done,
 )
 from robot_rl.bench.timing import progress
 from robot_rl.learner import episode_log
@@ -84,10 +87,16 @@ def host_commands(cfg: FleetBenchConfig, work: Path) -> dict[str, dict[str, list
             by_name["actor"],
             namespace=ns,
             remaps=remaps,
-            overrides=by_name["actor"].overrides + (("seed", i), ("store", str(work / f"{host}_episodes"))),
+            overrides=by_name["actor"].overrides
+            + (("seed", i), ("store", str(work / f"{host}_episodes")), ("timing_log", str(timing_log(work, host)))),
         )
         out[host] = {sim.fqn: line(sim), actor.fqn: line(actor)}
     return out
+
+
+def timing_log(work: Path, host: str) -> Path:
+    """The robot host's actor's per-tick timings (JSON lines, robot_rl.acting.timing)."""
+    return work / f"{host}_timing.jsonl"
 
 
 class _Fleet:
@@ -137,6 +146,8 @@ class _Fleet:
 
     def check_alive(self) -> None:
         dead = {f: p.returncode for f, p in self.procs.items() if p.poll() is not None}
+        if not self.net.delayer_alive():
+            raise FleetBenchError(f"the packet delayer (robot_rl.bench.fleet_delay) died (logs in {self.work})")
         if dead:
             raise FleetBenchError(f"nodes exited early: {dead} (logs in {self.work})", self.dump())
 
@@ -178,9 +189,11 @@ def _wait(predicate, timeout_s: float, fleet: _Fleet, what: str) -> None:
         time.sleep(0.5)
 
 
-def _updates(work: Path) -> int:
-    records = episode_log.read(work / "learner")
-    return max((r.get("updates") or 0 for r in records), default=0)
+def _update_counts(work: Path, start: int) -> list[tuple[int | None, float | None]]:
+    """The learner's (update counter, wall seconds) when the window opened (the last known before episode `start`),
+    then at each episode it stored since."""
+    samples = [(r.get("updates"), r.get("wall_s")) for r in episode_log.read(work / "learner")]
+    return [x for x in samples[:start] if None not in x][-1:] + samples[start:]
 
 
 def run_fleet(cfg: FleetBenchConfig) -> FleetResult:
@@ -211,11 +224,33 @@ def run_fleet(cfg: FleetBenchConfig) -> FleetResult:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[str], work: Path) -> FleetResult:
-    """The run (with its faults), the drain and the stop; then the figures."""
-    t0, rx0, updates0 = time.monotonic(), net.rx_bytes(LEARNER), _updates(work)
+@dataclasses.dataclass
+class _Window:
+    """What the measured run saw, before the drain."""
+
+    run_s: float  # its wall seconds
+    wall: tuple[float, float]  # its start and end, wall clock (time.time)
+    rx_mb: float  # into the learner host's link (over both of its lives)
+    episodes0: int  # episodes the learner held when it began
+    lost_learner_episodes: int  # episodes the actors completed while the learner host was gone
+    marks: dict[str, float]  # event -> wall time it happened ("partition", "heal", "kill learner", ...)
+
+    def phases(self, host: str, robots: list[str]) -> list[tuple[float, float, str]]:
+        """(wall from, to, label) of the faults `host` went through (robot_1 alone is partitioned)."""
+        m, out = self.marks, []
+        if "partition" in m and host == robots[0]:
+            out.append((m["partition"], m.get("heal", self.wall[1]), "partitioned"))
+        if "kill learner" in m:
+            out.append((m["kill learner"], m.get("restart learner", self.wall[1]), "learner lost"))
+        return out
+
+
+def _run_window(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[str], work: Path) -> _Window:
+    """The measured run with its faults at their times: robot_1's partition from a quarter in, the learner host's
+    loss half-way."""
+    t0, t0_wall, rx0 = time.monotonic(), time.time(), net.rx_bytes(LEARNER)
     episodes0 = len(episode_log.read(work / "learner"))
-    rx_before_restart, lost_learner_episodes, notes = 0, 0, []
+    rx_before_restart, lost_learner_episodes, marks = 0, 0, {}
     events = []  # (at s, what)
     if cfg.partition_s:
         events += [(cfg.duration_s / 4, "partition"), (cfg.duration_s / 4 + cfg.partition_s, "heal")]
@@ -228,6 +263,7 @@ def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[s
             fleet.check_alive()
             time.sleep(0.5)
         progress(f"fleet: t={time.monotonic() - t0:5.1f} s: {what}")
+        marks[what] = time.time()
         if what in ("partition", "heal"):
             net.set_link(robots[0], up=what == "heal")
         elif what == "kill learner":
@@ -244,11 +280,12 @@ def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[s
                 net.set_delay(cfg.delay_ms, cfg.jitter_ms)
             rx0 = 0  # a new link: its counter starts at 0
             fleet.start_host(LEARNER)
-    run_s = time.monotonic() - t0
     rx_mb = (rx_before_restart + net.rx_bytes(LEARNER) - rx0) / 1e6
-    episodes_in = len(episode_log.read(work / "learner")) - episodes0
-    updates = _updates(work) - updates0
-    # drain: robots stop; actors resend until the learner holds everything they completed
+    return _Window(time.monotonic() - t0, (t0_wall, time.time()), rx_mb, episodes0, lost_learner_episodes, marks)
+
+
+def _drain(cfg: FleetBenchConfig, fleet: _Fleet, robots: list[str], work: Path) -> list[str]:
+    """The sims stop; the actors resend until the learner holds everything they completed; all stop. Notes."""
     fleet.stop([f"/{h}/sim_robot" for h in robots])
     completed = {f"/{h}/actor": stored_count(fleet.actor_log(h)) for h in robots}
 
@@ -258,7 +295,7 @@ def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[s
             held[r["actor_id"]] = held.get(r["actor_id"], 0) + 1
         return all(held.get(a, 0) >= n for a, n in completed.items())
 
-    drain_t0 = time.monotonic()
+    drain_t0, notes = time.monotonic(), []
     try:
         _wait(drained, cfg.drain_timeout_s, fleet, "the learner to hold every completed episode")
     except FleetBenchError as err:
@@ -267,16 +304,31 @@ def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[s
     codes = fleet.stop([f"/{h}/actor" for h in robots] + ["/learner"])
     if any(codes.values()):
         notes.append(f"exit codes {codes}")
+    return notes
+
+
+def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[str], work: Path) -> FleetResult:
+    """The run (with its faults), the drain and the stop; then the figures."""
+    window = _run_window(cfg, net, fleet, robots, work)
+    episodes_in = len(episode_log.read(work / "learner")) - window.episodes0
+    updates, update_s = updates_done(_update_counts(work, window.episodes0))
+    notes = _drain(cfg, fleet, robots, work)
     learner_logs = fleet.logs["/learner"]
+    background = "lossy" if cfg.loss_pct or cfg.delay_ms or cfg.jitter_ms else "healthy"
     return FleetResult(
         config=dataclasses.asdict(cfg),
-        run_s=run_s,
+        run_s=window.run_s,
         episodes_in=episodes_in,
-        rx_mb=rx_mb,
+        rx_mb=window.rx_mb,
         updates=updates,
+        update_s=update_s,
         deliveries=deliveries(work / "learner" / "episodes", {f"/{h}/actor": work / f"{h}_episodes" for h in robots}),
         push_latency_ms={f"/{h}/actor": push_latencies_ms(learner_logs, fleet.actor_log(h)) for h in robots},
         pushes=sum(len(log_events(log, PUBLISHED_RE)) for log in learner_logs),
-        lost_learner_episodes=lost_learner_episodes,
+        lost_learner_episodes=window.lost_learner_episodes,
+        tick_jitter={
+            f"/{h}/actor": tick_jitter(timing_log(work, h), *window.wall, window.phases(h, robots), background)
+            for h in robots
+        },
         notes=notes,
     )

@@ -12,23 +12,36 @@ Faults, on kernels without the netem qdisc (CONFIG_NET_SCH_NETEM off, as on the 
   partition  the host's bridge port set down (its link drops; the host keeps running) and up again
   host loss  every process of the host's namespace killed with SIGKILL, the namespace deleted (its link goes with
              it), then made again with the same address
-  delay      netem on each host's eth0 (egress: one delay per one-way trip) where the kernel has it; else an error
-             that says so (the NFQUEUE path -- a userspace program holding packets -- is not built)
+  delay      netem on each host's eth0 (egress: one delay per one-way trip) where the kernel has it; else every
+             IPv4 frame the bridge forwards goes to an NFQUEUE (br_netfilter, `iptables -A FORWARD -j NFQUEUE`;
+             nftables' own `queue` is CONFIG_NFT_QUEUE, often off) and `robot_rl.bench.fleet_delay`, a userspace
+             program in the bench namespace, holds each delay ± jitter (normal) before accepting it: also one delay
+             per one-way trip. It survives a host's loss (it lives outside the hosts).
 Nothing is routed out: the bridge has no uplink and the bench namespace no other interface, so no packet leaves.
-Namespace names carry the bench's pid (several benches or tests may run at once); `down()` removes all of them.
+Namespace names carry the bench's pid (several benches or tests may run at once); `down()` removes all of them,
+and a bench killed with SIGKILL leaves its namespaces (and the nodes in them) to the next one's `clean_stale()`.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from robot_rl.bench.fleet_delay import QUEUE_NUM
 
 SUBNET = "10.77.0"  # /24 of the virtual network; host i gets SUBNET.(10 + i)
 MULTICAST_ROUTE = "224.0.0.0/4"  # DDS discovery (SPDP) multicast must leave through eth0 (no default route here)
 NFT_TABLE = "rrl_fleet"  # nftables table of the loss rule (bridge family, in the bench namespace)
+NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps named namespaces (shared by every bench on the machine)
+STALE_RE = re.compile(r"^rrl(t?)(\d+)_")  # a fleet namespace's name: the pid of the bench (or test, "t") that made it
+DELAY_RULE = ["FORWARD", "-j", "NFQUEUE", "--queue-num", str(QUEUE_NUM)]  # iptables: bridged IPv4 -> the delayer
 
 
 class NetError(RuntimeError):
@@ -68,6 +81,8 @@ class FleetNet:
     multicast: bool = True  # False: multicast off on every link (discovery must then be unicast: static peers)
     tag: str = field(default_factory=lambda: str(os.getpid()))
     loss_pct: float = 0.0
+    _delayer: subprocess.Popen | None = field(default=None, init=False, repr=False)  # the NFQUEUE delayer, if on
+    _delay: tuple[float, float] = field(default=(0.0, 0.0), init=False, repr=False)  # its (delay_ms, jitter_ms)
 
     @property
     def bridge(self) -> str:
@@ -88,8 +103,13 @@ class FleetNet:
         return ["ip", "netns", "exec", self.netns(host)]
 
     def up(self) -> None:
-        if not isolated():
+        for _ in range(50):  # a previous fleet's links may still be going (namespaces are removed asynchronously)
+            if isolated():
+                break
+            time.sleep(0.1)
+        else:
             raise NetError("the fleet network must be built in a private network namespace (run under `unshare -n`)")
+        clean_stale()
         _sh("ip", "link", "set", "lo", "up")
         _sh("ip", "link", "add", self.bridge, "type", "bridge", "mcast_snooping", "0")
         _sh("ip", "link", "set", self.bridge, "multicast", "on" if self.multicast else "off", "up")
@@ -126,15 +146,45 @@ class FleetNet:
         _sh("nft", "add", "rule", "bridge", NFT_TABLE, "forward", *match, "drop")
 
     def set_delay(self, delay_ms: float, jitter_ms: float) -> None:
-        """netem delay ± jitter on every host's egress; NetError where the kernel has no netem."""
-        if not has_netem():
-            raise NetError(
-                "--delay needs the netem qdisc, which this kernel lacks (CONFIG_NET_SCH_NETEM is off); "
-                "run without --delay, or on a kernel with netem (`modprobe sch_netem`)"
-            )
-        for host in self.hosts:
-            _sh(*self.exec_prefix(host), "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay",
-                f"{delay_ms}ms", f"{jitter_ms}ms", "distribution", "normal")  # fmt: skip
+        """delay ± jitter (normal) on every one-way trip: netem where the kernel has it, else the NFQUEUE delayer."""
+        if has_netem():
+            for host in self.hosts:
+                _sh(*self.exec_prefix(host), "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay",
+                    f"{delay_ms}ms", f"{jitter_ms}ms", "distribution", "normal")  # fmt: skip
+            return
+        if self._delayer is not None and self._delayer.poll() is None and self._delay == (delay_ms, jitter_ms):
+            return  # already on (a host that came back needs nothing: the delay lives on the bridge)
+        if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+            raise NetError("delay without netem needs br_netfilter (CONFIG_BRIDGE_NETFILTER; `modprobe br_netfilter`)")
+        if shutil.which("iptables") is None:
+            raise NetError("delay without netem needs iptables (its NFQUEUE target): `apt-get install iptables`")
+        self._stop_delayer()
+        self._delayer = subprocess.Popen(
+            [sys.executable, "-m", "robot_rl.bench.fleet_delay", "--delay-ms", str(delay_ms), "--jitter-ms",
+             str(jitter_ms)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        if self._delayer.stdout.readline().strip() != "ready":
+            out = self._delayer.communicate()[0].strip().splitlines()
+            self._delayer = None
+            raise NetError(f"the packet delayer (robot_rl.bench.fleet_delay) did not start: {out[-1:] or 'no output'}")
+        self._delay = (delay_ms, jitter_ms)
+        _sh("sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")  # bridged frames pass iptables FORWARD
+        if _sh("iptables", "-C", *DELAY_RULE, check=False).returncode != 0:
+            _sh("iptables", "-A", *DELAY_RULE)
+
+    def delayer_alive(self) -> bool:
+        """False when the NFQUEUE delayer was started and has died (the bridge then drops every IPv4 frame)."""
+        return self._delayer is None or self._delayer.poll() is None
+
+    def _stop_delayer(self) -> None:
+        _sh("iptables", "-D", *DELAY_RULE, check=False)  # first: no frame is queued to a delayer that is gone
+        if self._delayer is not None:
+            self._delayer.terminate()
+            try:
+                self._delayer.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._delayer.kill()
+                self._delayer.communicate()
+            self._delayer = None
 
     def set_link(self, host: str, up: bool) -> None:
         """Partition `host` (its bridge port down) or join it again."""
@@ -158,9 +208,41 @@ class FleetNet:
         return int(_sh(*self.exec_prefix(host), "cat", str(path)).stdout)
 
     def down(self) -> None:
-        """Remove every namespace, the bridge and the loss table; never raises (it runs in `finally`)."""
+        """Remove every namespace, the bridge, the loss table and the delayer; never raises (it runs in `finally`)."""
+        self._stop_delayer()
         for host in self.hosts:
-            if Path("/run/netns", self.netns(host)).exists():
+            _sh("ip", "link", "del", self.port(host), check=False)  # now: a deleted namespace's links go later
+            if (NETNS_DIR / self.netns(host)).exists():
                 _sh("ip", "netns", "del", self.netns(host), check=False)
         _sh("ip", "link", "del", self.bridge, check=False)
         _sh("nft", "delete", "table", "bridge", NFT_TABLE, check=False)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale() -> list[str]:
+    """Remove the namespaces a killed bench left in /run/netns (`rrl<pid>_*` whose pid is gone), SIGKILLing the
+    nodes still running in them (a bench killed with SIGKILL cannot stop its nodes); the names removed.
+
+    Namespaces of a live pid are left alone: another bench or test may be using them right now."""
+    removed = []
+    for path in sorted(NETNS_DIR.glob("rrl*_*")) if NETNS_DIR.is_dir() else []:
+        m = STALE_RE.match(path.name)
+        if m is None or _pid_alive(int(m.group(2))):
+            continue
+        for pid in _sh("ip", "netns", "pids", path.name, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if _sh("ip", "netns", "del", path.name, check=False).returncode == 0:
+            removed.append(path.name)
+    return removed

@@ -4,14 +4,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from robot_rl.data.store import EpisodeStore
-from robot_rl.learner.ledger import source_of
 
 DISCOVERY = ("multicast", "static")  # DDS discovery: SPDP multicast, or unicast to every host (ROS_STATIC_PEERS)
 # A ROS 2 console line: "[INFO] [1712345678.123456789] [robot_1.actor]: message" (wall time, whatever the node clock)
@@ -80,10 +78,13 @@ class FleetResult:
     episodes_in: int  # episodes the learner stored in the window
     rx_mb: float  # bytes into the learner host's link in the window, MB
     updates: int  # learner updates done in the window
+    update_s: float  # the learner's own seconds those updates took (updates_done)
     deliveries: list[Delivery]
     push_latency_ms: dict[str, list[float]]  # actor id -> publish -> loaded, per policy version both saw
     pushes: int  # policy versions the learner published
     lost_learner_episodes: int = 0  # episodes the actors completed while the learner host was gone
+    # actor id -> phase ("healthy", "lossy", "partitioned", "learner lost") -> its control ticks' figures (tick_jitter)
+    tick_jitter: dict[str, dict[str, dict]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -95,7 +96,7 @@ class FleetResult:
         out["exactly_once"] = self.exactly_once
         out["episodes_per_s"] = self.episodes_in / self.run_s if self.run_s else 0.0
         out["rx_mb_per_s"] = self.rx_mb / self.run_s if self.run_s else 0.0
-        out["updates_per_s"] = self.updates / self.run_s if self.run_s else 0.0
+        out["updates_per_s"] = self.updates / self.update_s if self.update_s else 0.0
         return out
 
 
@@ -125,6 +126,56 @@ def push_latencies_ms(learner_logs: list[Path], actor_log: Path) -> list[float]:
     return out
 
 
+def updates_done(samples: list[tuple[int | None, float | None]]) -> tuple[int, float]:
+    """(updates, learner seconds they took), from the learner's (update counter, wall seconds) sampled in order (the
+    episode log's `updates` and `wall_s`, one per arriving episode; the first the last sample before the window).
+
+    Every rise of the counter counts, with the seconds it took. A fall is a learner restarted from an older
+    checkpoint: that interval is skipped (the updates between the checkpoint and the first episode after the
+    restart, and between the last episode and the kill, go uncounted). A line rebuilt after a crash has neither
+    (None) and is skipped. Seconds are the learner's own (summed over restarts): the rate is its rate while it ran,
+    not diluted by the time it was down nor cut off by the last episode's arrival before the window ended."""
+    known = [(u, w) for u, w in samples if u is not None and w is not None]
+    rises = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(known, known[1:]) if b[0] >= a[0] and b[1] >= a[1]]
+    return sum(n for n, _ in rises), float(sum(dt for _, dt in rises))
+
+
+def tick_jitter(timing_log: Path, t0_wall: float, t1_wall: float, phases: list[tuple[float, float, str]],
+                background: str) -> dict[str, dict]:  # fmt: skip
+    """Control-tick figures of one actor per network phase, from its timing log (robot_rl.acting.timing): the wall
+    periods of its ticks ending in [t0_wall, t1_wall], each in the first of `phases` (start, end, label) that holds
+    its end, else in `background` ("healthy" or "lossy"). Jitter is a period's distance from the actor's median
+    period over the whole window (a sim at N x real time ticks every nominal/N ms, if the machine keeps up)."""
+    period_ms, end_wall = [], []
+    for line in timing_log.read_text().splitlines() if timing_log.is_file() else []:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line torn by the actor's exit
+        if record.get("event") == "episode":
+            period_ms += record["period_ms"]
+            end_wall += record["period_end_wall"]
+    period, end = np.asarray(period_ms), np.asarray(end_wall)
+    inside = (end >= t0_wall) & (end <= t1_wall)
+    period, end = period[inside], end[inside]
+    if not len(period):
+        return {}
+    jitter = np.abs(period - np.median(period))
+    label = np.full(len(end), background, dtype=object)
+    for start, stop, name in reversed(phases):  # the first phase listed wins where phases overlap
+        label[(end >= start) & (end < stop)] = name
+    out = {}
+    for name in dict.fromkeys(label):
+        sel = label == name
+        out[name] = {
+            "ticks": int(sel.sum()),
+            "period_p50_ms": round(float(np.median(period[sel])), 2),
+            "jitter_p50_ms": round(float(np.median(jitter[sel])), 2),
+            "jitter_p99_ms": round(float(np.percentile(jitter[sel], 99)), 2),
+        }
+    return out
+
+
 def stored_count(actor_log: Path) -> int:
     """Episodes the actor has completed and stored, from its log (one past the highest index logged)."""
     found = [int(m.group(1)) for _, m in log_events(actor_log, STORED_RE)]
@@ -133,6 +184,9 @@ def stored_count(actor_log: Path) -> int:
 
 def deliveries(learner_store: Path, actor_stores: dict[str, Path]) -> list[Delivery]:
     """Exactly-once check: each actor's stored episode ids against the (actor id, index) the learner stored."""
+    from robot_rl.data.store import EpisodeStore  # zarr: not when the CLI parser is built
+    from robot_rl.learner.ledger import source_of
+
     indices: dict[str, list[int]] = {a: [] for a in actor_stores}
     if (learner_store / "meta").exists() or learner_store.is_dir():
         for episode in EpisodeStore.open(learner_store).iter_episodes():
@@ -164,7 +218,7 @@ def format_fleet_table(r: FleetResult) -> str:
         f"  window                 {r.run_s:8.1f} s",
         f"  episodes into learner  {d['episodes_per_s']:8.2f} /s  ({r.episodes_in} episodes)",
         f"  MB into learner        {d['rx_mb_per_s']:8.3f} MB/s ({r.rx_mb:.1f} MB on its link)",
-        f"  learner updates        {d['updates_per_s']:8.1f} /s  ({r.updates} updates)",
+        f"  learner updates        {d['updates_per_s']:8.1f} /s  ({r.updates} updates in {r.update_s:.0f} learner s)",
         f"  policy pushes          {r.pushes:8d}",
     ]
     for actor, lat in r.push_latency_ms.items():
@@ -176,6 +230,12 @@ def format_fleet_table(r: FleetResult) -> str:
             f"  delivery {dv.actor_id:<15s} completed {dv.completed:4d}, learner holds {dv.delivered:4d}, "
             f"duplicates {dv.duplicates}, missing {dv.missing}: {verdict}"
         )
+    for actor, by_phase in r.tick_jitter.items():
+        for phase, t in by_phase.items():
+            lines.append(
+                f"  ticks {actor:<11s} {phase:<12s} period p50 {t['period_p50_ms']:6.1f} ms, jitter p50 "
+                f"{t['jitter_p50_ms']:5.1f} ms, p99 {t['jitter_p99_ms']:6.1f} ms ({t['ticks']} ticks)"
+            )
     if c["learner_down_s"]:
         lines.append(f"  episodes completed while the learner host was gone: {r.lost_learner_episodes}")
     lines += [f"  note: {n}" for n in r.notes]

@@ -35,8 +35,9 @@ def register_fleet(bench_sub) -> None:
     d = FleetBenchConfig()
     fleet = bench_sub.add_parser(
         "fleet",
-        help="robots and the learner on separate virtual hosts (network namespaces, a bridge), with loss, a "
-        "partition, a learner host lost: episodes/s, MB/s, weight-push latency, updates/s, exactly-once delivery",
+        help="robots and the learner on separate virtual hosts (network namespaces, a bridge), with loss, delay, a "
+        "partition, a learner host lost: episodes/s, MB/s, weight-push latency, updates/s, exactly-once delivery, "
+        "control-tick jitter per robot",
         description="Each robot (sim robot + actor) and the learner in its own network namespace, joined by veth "
         "pairs through a bridge with its own addresses; runs --duration seconds with the faults asked for, drains "
         "(the sims stop, the actors resend until the learner holds everything), tears everything down and prints "
@@ -49,8 +50,10 @@ def register_fleet(bench_sub) -> None:
     fleet.add_argument("--loss", type=_percent, default=d.loss_pct, metavar="P%",
                        help="frames dropped on the bridge, e.g. 10%% (default 0)")  # fmt: skip
     fleet.add_argument("--delay", type=_ms, default=d.delay_ms, metavar="MS",
-                       help="one-way delay per host link (needs the kernel's netem qdisc)")  # fmt: skip
-    fleet.add_argument("--jitter", type=_ms, default=d.jitter_ms, metavar="MS", help="± around --delay")
+                       help="one-way delay on every trip between hosts (netem where the kernel has it, else a "
+                       "userspace NFQUEUE delayer: needs iptables)")  # fmt: skip
+    fleet.add_argument("--jitter", type=_ms, default=d.jitter_ms, metavar="MS",
+                       help="standard deviation around --delay (normal distribution)")  # fmt: skip
     fleet.add_argument("--partition-s", type=float, default=d.partition_s, metavar="S",
                        help="robot_1's link down this long, from a quarter into the run (default 0: none)")  # fmt: skip
     fleet.add_argument("--learner-down-s", type=float, default=d.learner_down_s, metavar="S",

@@ -107,9 +107,13 @@ def _up(args: argparse.Namespace) -> int:
     if not nodes:
         raise UsageError(f"setup {args.setup!r} has no nodes for --use-sim {args.use_sim}")
     commands = {node.fqn: [_resolve(node.executable), *node.ros_args()] for node in nodes}
-    if args.static_peers:  # the nodes inherit it (rcl reads it at init)
-        os.environ["ROS_STATIC_PEERS"] = args.static_peers
+    env = dict(table.env)  # the setup's (discovery, DDS profile); the nodes inherit it, rcl reads it at init
+    if args.static_peers:
+        env["ROS_STATIC_PEERS"] = args.static_peers
+    os.environ.update(env)
     if args.dry_run:
+        for name, value in env.items():  # a shell can run the printout as it is
+            print(f"export {name}={shlex.quote(value)}")
         for cmd in commands.values():
             print(shlex.join(cmd))
         return 0

@@ -14,6 +14,12 @@ executables with the same `--ros-args`:
         overrides: {seed: 1}             # optional single parameters (-p name:=value), after the files
         remaps: {/clock: /robot_1/clock} # optional topic remaps (-r from:=to)
         mode: sim                        # sim: only with use_sim; real: only without; any: always
+    env:                                 # optional: environment of every node (DDS discovery, its profile)
+      ROS_STATIC_PEERS: "10.0.0.10;10.0.0.11"
+      FASTRTPS_DEFAULT_PROFILES_FILE: "{launch_dir}/config/fastdds_lossy_network.xml"
+
+`{launch_dir}` in an env value is this launch directory. `robot-rl up` and the launch file both set `env` for
+every node they start (`robot-rl up --static-peers` wins over the table's ROS_STATIC_PEERS).
 
 This module imports nothing from ROS.
 """
@@ -31,12 +37,14 @@ from pathlib import Path
 import yaml
 
 MODES = ("sim", "real", "any")
+TOP_FIELDS = ("description", "nodes", "env")  # a table file's keys
 NODE_FIELDS = ("name", "package", "executable", "namespace", "parameters", "overrides", "remaps", "mode")
 REQUIRED_FIELDS = ("name", "package", "executable", "mode")
 PACKAGE = "robot_rl"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NS_RE = re.compile(r"^(/[A-Za-z][A-Za-z0-9_]*)+$")
 _PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOPIC_RE = re.compile(r"^(/|~/)?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")
 
 
@@ -84,6 +92,7 @@ class NodeTable:
     setup: str  # file stem in launch/setups
     description: str  # one line for humans
     nodes: tuple[NodeEntry, ...]
+    env: tuple[tuple[str, str], ...] = ()  # (variable, value) set for every node of the setup
 
     def with_sets(self, sets: list[str]) -> NodeTable:
         """This table with command-line parameters `NODE:PARAM:=VALUE` applied after each node's overrides.
@@ -150,9 +159,9 @@ def load_table(setup: str, launch_dir: Path | None = None, executables: tuple[st
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise TableError(f"setup {setup!r} ({path}) is not valid YAML: {err}") from None
-    if not isinstance(doc, dict) or set(doc) - {"description", "nodes"} or not isinstance(doc.get("nodes"), list):
+    if not isinstance(doc, dict) or set(doc) - set(TOP_FIELDS) or not isinstance(doc.get("nodes"), list):
         raise TableError(
-            f"setup {setup!r} must be a mapping with 'description' (text) and 'nodes' (a list); "
+            f"setup {setup!r} must be a mapping with 'description' (text), 'nodes' (a list) and optionally 'env'; "
             f"got {type(doc).__name__} with keys {sorted(doc) if isinstance(doc, dict) else []}"
         )
     if not doc["nodes"]:
@@ -166,7 +175,23 @@ def load_table(setup: str, launch_dir: Path | None = None, executables: tuple[st
                 f"setup {setup!r}: two nodes are both named {node.fqn}; give each a unique name or namespace"
             )
         seen.add(node.fqn)
-    return NodeTable(setup=setup, description=str(doc.get("description", "")), nodes=nodes)
+    env = _env(setup, doc.get("env", {}), launch_dir)
+    return NodeTable(setup=setup, description=str(doc.get("description", "")), nodes=nodes, env=env)
+
+
+def _env(setup: str, raw: object, launch_dir: Path) -> tuple[tuple[str, str], ...]:
+    """The table's `env`: variable names and text values (numbers written as text), `{launch_dir}` filled in."""
+    if not isinstance(raw, dict):
+        raise TableError(f"setup {setup!r}, field 'env': expected a mapping of variable name to value, got {raw!r}")
+    out = []
+    for name, value in raw.items():
+        if not (isinstance(name, str) and _ENV_RE.match(name)) or not isinstance(value, (str, int, float)):
+            raise TableError(
+                f"setup {setup!r}, field 'env': {name!r}: {value!r} must be a variable name (letters, digits, "
+                "underscores) and a text or number value"
+            )
+        out.append((name, str(value).replace("{launch_dir}", str(launch_dir.resolve()))))
+    return tuple(out)
 
 
 def _entry(setup: str, index: int, raw: object, launch_dir: Path, executables: tuple[str, ...]) -> NodeEntry:
