@@ -218,3 +218,19 @@ def test_the_gaussian_entropy_measure_ignores_the_squashing_of_a_saturated_dim_a
         entropies[measure] = float(actor.gaussian_entropy(feats).mean() - start.mean())
     assert temperatures["action"] > 1.0 > temperatures["gaussian"], temperatures
     assert entropies["gaussian"] < -0.05 and entropies["gaussian"] < entropies["action"], entropies
+
+
+def test_the_gaussian_entropy_bonus_moves_only_the_stds_never_the_means():
+    """With entropy_measure gaussian the temperature's bonus is the Gaussian's entropy, which reaches the log-std
+    outputs only: an update's gradient on the means is the same at temperature 0.01 and 100. With the squashed action's
+    log-prob (entropy_measure action) the bonus also pulls the means, the harder the higher the temperature."""
+    moved = {}
+    for measure in ("gaussian", "action"):
+        for temperature in (0.01, 100.0):
+            torch.manual_seed(0)  # the same initial networks
+            agent, rb = _tiny_agent(entropy_measure=measure, init_temperature=temperature)
+            agent.update(rb.sample(16))  # the actor's gradients stay on its parameters after the step
+            moved[measure, temperature] = agent.policy.actor.net[-1].bias.grad.detach().clone().chunk(2)
+    torch.testing.assert_close(moved["gaussian", 0.01][0], moved["gaussian", 100.0][0])  # means
+    assert not torch.allclose(moved["gaussian", 0.01][1], moved["gaussian", 100.0][1])  # log stds
+    assert not torch.allclose(moved["action", 0.01][0], moved["action", 100.0][0])

@@ -232,15 +232,19 @@ class Agent:
         out: dict[str, torch.Tensor] = {}
         if actor.stochastic:
             alpha = self.log_alpha.exp()
-            actor_loss = (alpha.detach() * log_prob - q).mean()
-            entropy = -log_prob.detach()
             if self.cfg.entropy_measure == "gaussian":
-                # Held AT the target: the temperature can only raise the entropy (it is >= 0), and where the critic is
-                # flat in the action Adam lets the std drift up with nothing to pull it back (pick_cube: the
-                # Gaussian's entropy rose from 2.5 to 3.9 while the temperature fell); the excess is a loss of its own.
+                # The Gaussian's entropy (it depends on the stds only) is both what the temperature holds and what the
+                # bonus raises: the squashed action's log-prob would also pull every mean towards the tanh's centre,
+                # harder as the temperature climbs to hold a low target (peg_insert: it reached 0.34 and the success
+                # fell from 1.0 to 0.05). A penalty on the excess holds the entropy down where the critic is flat
+                # and Adam lets the stds drift up (pick_cube: 2.5 -> 3.9 with the temperature falling).
                 gaussian = actor.gaussian_entropy(feats)
                 entropy = gaussian.detach()
-                actor_loss = actor_loss + (gaussian.mean() - self.target_entropy).clamp(min=0.0)
+                excess = (gaussian.mean() - self.target_entropy).clamp(min=0.0)
+                actor_loss = (-alpha.detach() * gaussian - q).mean() + excess
+            else:
+                actor_loss = (alpha.detach() * log_prob - q).mean()
+                entropy = -log_prob.detach()
             temp_loss = alpha * (entropy - self.target_entropy).mean()
             self.temp_opt.zero_grad(set_to_none=True)
             temp_loss.backward()
