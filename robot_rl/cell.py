@@ -3,7 +3,7 @@
 The ROS actor must produce exactly the observations and actions of the gymnasium env over the sim
 (`robot_rl_sim.env`), so episodes from `robot-rl demos record` and from the actor are interchangeable,
 but `robot_rl/` may not import MuJoCo. So the few numbers it needs live here, in a static table keyed
-by task; `tests/test_actor_logic.py` checks them against the sim env's `task_meta()`.
+by task; `tests/test_acting_episodes.py` checks them against the sim env's `task_meta()`.
 
 Observation (gym env, `obs_mode`):
   state   {state: float32 (18 + object,)} = proprio + the task's object state

@@ -30,12 +30,12 @@ def camera_of(key: str) -> str:
 # --- per-step bookkeeping (episode store and replay) -------------------------------------
 ACTION = "action"  # float32 (A,): the action sent to the robot (after arbitration)
 BASE_ACTION = "base_action"  # float32 (A,): the base (BC) policy's action; zeros without one
-POLICY_ACTION = "policy_action"  # float32 (A,): what the policy proposed (differs when a human acted)
-IS_INTERVENTION = "is_intervention"  # bool: a human's action replaced the policy's
+POLICY_ACTION = "policy_action"  # float32 (A,): what the policy proposed (differs when teleop acted)
+IS_INTERVENTION = "is_intervention"  # bool: teleop (a person, the scripted operator) replaced the policy's action
 REWARD = "reward"  # float32
 TERMINATED = "terminated"  # bool: the MDP ended (success or failure); no bootstrap
-TRUNCATED = "truncated"  # bool: cut by a time limit or an operator; bootstrap
-SUCCESS = "success"  # bool: ground-truth (sim) or operator success label of this step
+TRUNCATED = "truncated"  # bool: cut by a time limit; bootstrap
+SUCCESS = "success"  # bool: ground-truth (sim) or teleop (a person's or the scripted operator's) success label
 T_CAPTURE = "t_capture"  # float64 seconds (monotonic clock) the robot state was captured
 NOISE_ACTION = "noise_action"  # float32 (K * A,): the latent action of a noise-steered run (DSRL); only there
 

@@ -5,7 +5,7 @@ simulator's ground truth from `env.unwrapped` (the observation is accepted but n
 returns a normalised action in the env's action space. `noise` adds Gaussian noise (std, in
 normalised action units) to the motion part of every action for diverse demos.
 
-pick_cube's phases are one implementation (`robot_rl.teleop.experts.PickCubePhases`), shared with the operator
+pick_cube's phases are one implementation (`robot_rl.teleop.state_experts.PickCubePhases`), shared with the operator
 node's expert, which acts from the `task/object_state` topic alone. This one steers from the controller's target
 rather than the measured tool, as it always has, so recorded demos stay what they were.
 """
@@ -18,7 +18,7 @@ import math
 import gymnasium as gym
 import numpy as np
 
-from robot_rl.teleop.experts import PickCubePhases
+from robot_rl.teleop.state_experts import PickCubePhases
 from robot_rl_sim.tasks import PegInsert, PickCube, Task
 
 
@@ -62,7 +62,7 @@ class Expert(abc.ABC):
 
 
 class PickCubeExpert(Expert):
-    """Above the cube -> down around it -> close -> lift (robot_rl.teleop.experts.PickCubePhases, read with the
+    """Above the cube -> down around it -> close -> lift (robot_rl.teleop.state_experts.PickCubePhases, read with the
     simulator's ground truth: whether the cube is in the gripper)."""
 
     def __init__(self, env: gym.Env, noise: float = 0.0, seed: int | None = None):

@@ -63,6 +63,11 @@ def test_export_writes_the_v3_layout(pixel_store, exported):
     assert lr.task_strings(tasks) == ["pick_cube"] and b"pandas" in tasks.schema.metadata
     stats = json.loads((exported / lr.STATS_PATH).read_text())
     assert np.asarray(stats["observation.images.front"]["mean"]).shape == (3, 1, 1)
+    # exact over every frame (the sum of the episodes' histograms), as the per-episode ones are
+    front = store.get_key(keys.image_key("front")).reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(np.asarray(stats["observation.images.front"]["mean"]).ravel(), front.mean(0), atol=1e-9)
+    np.testing.assert_allclose(np.asarray(stats["observation.images.front"]["std"]).ravel(), front.std(0), atol=1e-9)
+    assert stats["observation.images.front"]["count"] == [store.n_steps]
     assert stats["action"]["max"] == pytest.approx(store.get_key(keys.ACTION).max(0).tolist())
     assert set(stats["observation.state"]) == {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
 
@@ -179,3 +184,51 @@ def test_the_round_trip_benchmark_reports_equal_arrays_and_its_timings(pixel_sto
     assert result["equal"] and result["differ"] == [] and min(result["min_psnr_db"].values()) >= 40.0
     assert result["episodes"] == 3 and result["read_s"] > 0 and result["export_s"] > 0 and result["import_s"] > 0
     assert "arrays equal" in table
+
+
+def test_data_view_reads_a_lerobot_directory_through_its_import(pixel_store, exported, tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from test_viz import _rrd_rows, _rrd_series
+
+    from robot_rl.data.video import read_mp4
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the temporary store goes (and must go away)
+    monkeypatch.chdir(tmp_path)
+    store = EpisodeStore.open(pixel_store)
+    lengths = store.episode_lengths.tolist()
+    assert main(["data", "view", str(exported), "--episode", "1", "--camera-height", "64"]) == 0
+    assert f"wrote ds_episode_1.mp4: episode 1, {lengths[1]} frames" in capsys.readouterr().out
+    assert len(read_mp4(tmp_path / "ds_episode_1.mp4")) == lengths[1]
+    assert main(["data", "view", str(exported), "--rerun", "--episodes", "0,2"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote ds.rrd: episodes 0,2 (2), {lengths[0] + lengths[2]} steps, cameras front, wrist" in out
+    assert "(read by the LeRobotDataset import)" in out
+    rows = _rrd_rows(tmp_path / "ds.rrd")
+    assert rows["cameras/front"] == rows["signals/reward"] == lengths[0] + lengths[2]
+    # the store's rows and values: episode 2 starts at row lengths[0] + lengths[1], as in the store
+    picked = np.r_[0 : lengths[0], sum(lengths[:2]) : sum(lengths)]
+    dx = store.get_key(keys.ACTION)[:, 0]
+    assert _rrd_series(tmp_path / "ds.rrd", "action/dx/executed") == {int(r): float(dx[r]) for r in picked}
+    assert not list(tmp_path.glob("robot-rl-read-*"))  # the temporary store was removed
+
+
+def test_the_made_by_lerobot_check_hands_lerobot_our_episodes_as_its_features(pixel_store):
+    """The inputs `python -m robot_rl.data.lerobot_peer_made` gives LeRobot's writer (which runs in the peers venv)."""
+    from robot_rl.data.lerobot_peer_made import compare_import, lerobot_inputs
+
+    store = EpisodeStore.open(pixel_store)
+    spec, data = lerobot_inputs(store)
+    assert (spec["fps"], spec["task"]) == (10, "pick_cube")
+    assert set(spec["features"]) == {"observation.state", "action", "next.reward", "next.done",
+                                     "observation.images.front", "observation.images.wrist"}  # fmt: skip
+    assert spec["features"]["observation.images.front"] == {
+        "dtype": "video", "shape": [128, 128, 3], "names": ["height", "width", "channels"]}  # fmt: skip
+    assert spec["features"]["action"]["names"] == ["dx", "dy", "dz", "gripper"]
+    assert (
+        data["next.done"].shape == (store.n_steps, 1)
+        and np.flatnonzero(data["next.done"]).tolist() == (store.episode_ends - 1).tolist()
+    )
+    np.testing.assert_array_equal(data["observation.state"], store.get_key(keys.STATE))
+    same = compare_import(store, store, 40.0)
+    assert same["problems"] == [] and same["min_psnr_db"] == {"image_front": np.inf, "image_wrist": np.inf}

@@ -136,3 +136,33 @@ def test_data_info_reads_a_bag_and_a_lerobot_directory(tmp_path):
         [str(BIN / "robot-rl"), "data", "info", str(tmp_path / "lerobot")], capture_output=True, text=True
     ).stdout
     assert "LeRobotDataset v3.0" in text and "episodes         1" in text and "observation.state  float32 [28]" in text
+
+
+def test_data_view_reads_a_bag_through_its_import(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from test_viz import _rrd_series
+
+    from robot_rl.cli import main
+    from robot_rl.data.video import read_mp4
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the temporary store goes (and must go away)
+    bag = _make_bag(tmp_path / "b.mcap", success_s=(9.0, 9.0), markers=[(0.5, "start"), (1.0, "end"), (2.5, "start"), (3.2, "end")])  # fmt: skip
+    mp4, rrd = tmp_path / "ep.mp4", tmp_path / "b.rrd"
+    assert main(["data", "view", str(bag), "--episode", "-1", "--out", str(mp4)]) == 0
+    assert (
+        f"wrote {mp4}: episode 1, 7 frames at 10 fps, cameras none (read by the rosbag2 import)"
+        in capsys.readouterr().out
+    )
+    assert len(read_mp4(mp4)) == 7
+    assert main(["data", "view", str(bag), "--rerun", "--save", str(rrd)]) == 0
+    assert "episodes all (2), 12 steps" in capsys.readouterr().out
+    import_rosbag2(bag, tmp_path / "s")
+    reward = EpisodeStore.open(tmp_path / "s").get_key(keys.REWARD)
+    assert _rrd_series(rrd, "signals/reward") == {row: float(r) for row, r in enumerate(reward)}
+    assert not list(tmp_path.glob("robot-rl-read-*"))
+    # a bag the defaults cannot read: the import's refusal and how to import it with options, in one line
+    _make_bag(tmp_path / "plain.mcap", duration_s=0.5)
+    assert main(["data", "view", str(tmp_path / "plain.mcap"), "--rerun", "--save", str(rrd)]) == 1
+    err = capsys.readouterr().err
+    assert "no episode markers" in err and "robot-rl data import" in err and err.count("\n") == 1

@@ -41,7 +41,8 @@ def store_path(tmp_path_factory):
 def test_a_frame_is_labelled_with_the_success_reported_with_its_observation_one_row_earlier():
     success = np.array([0, 0, 1, 1, 0], bool)
     assert frame_labels(success, "sim").tolist() == [0, 0, 0, 1, 1]
-    assert frame_labels(success, "operator").tolist() == [0, 0, 1, 1, 1]
+    assert frame_labels(success, "teleop").tolist() == [0, 0, 1, 1, 1]
+    assert frame_labels(success, "operator").tolist() == [0, 0, 1, 1, 1]  # its name before the rename, still read
     with pytest.raises(ValueError, match="choose one of"):
         frame_labels(success, "vlm")
 

@@ -90,7 +90,7 @@ def test_with_an_unlimited_budget_the_operator_finishes_the_task_for_an_idle_pol
 
 
 def test_the_ground_truth_state_expert_of_the_operator_node_lifts_the_cube_from_the_object_state_alone():
-    from robot_rl.teleop.experts import make_state_expert
+    from robot_rl.teleop.state_experts import make_state_expert
 
     env = make_task_env("pick_cube", obs_mode="state")
     expert, wins = make_state_expert("pick_cube"), 0

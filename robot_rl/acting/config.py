@@ -11,6 +11,7 @@ from robot_rl.viz import VIZ_MODES
 
 WARMUPS = ("hold", "random", "teleop")
 ON_LEARNER_LOST = ("continue", "hold")
+STEERS = ("residual", "noise")  # how a base policy is fine-tuned: a residual on its action, or its noise (DSRL)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class ActorConfig:
     base_policy: str = ""  # residual RL: a local base policy dir (`robot-rl bc train` output or a saved Policy); the
     # learner then sends residual policies, and the actor executes clip(base + residual) and records base_action
     base_noise: float = 0.1  # residual RL before the first residual arrives: std of the noise added to the base action
+    steer: str = "residual"  # with base_policy: residual (the learner's residual corrects the base's action) or noise
+    # (DSRL: a flow base run from the policy's latent action, its initial noise; episodes record it as noise_action)
+    noise_bound: float = 1.5  # steer:=noise: the latent action's noise spans [-this, this] per entry (N(0, 1) units)
     warmup: str = "hold"  # before any policy: hold (no episodes), random (uniform actions in [-1, 1]) or teleop
     # (episodes run, the arm holds unless a person drives: recording demonstrations on hardware)
     deterministic: bool = False  # act with the policy's mean action (evaluation) instead of sampling
@@ -82,6 +86,7 @@ class ActorConfig:
             "warmup": (self.warmup, WARMUPS),
             "on_learner_lost": (self.on_learner_lost, ON_LEARNER_LOST),
             "viz": (self.viz, VIZ_MODES),
+            "steer": (self.steer, STEERS),
         }
         for name, (value, valid) in choices.items():
             if value not in valid:
@@ -100,6 +105,11 @@ class ActorConfig:
         bad = {k: v for k, v in positive.items() if not v > 0}
         if not self.base_noise >= 0:
             bad["base_noise"] = self.base_noise
+        if self.steer == "noise" and not (self.base_policy and 0.0 < self.noise_bound < 10.0):
+            raise ValueError(
+                f"steer:=noise steers a flow base's noise: it needs base_policy:=DIR and 0 < noise_bound < 10 "
+                f"(got base_policy={self.base_policy!r}, noise_bound={self.noise_bound})"
+            )
         self.camera_boxes()  # raises on a malformed camera_crop
         if bad or self.max_episode_steps < 0 or not self.store:
             raise ValueError(

@@ -173,6 +173,13 @@ class Acting:
         action = out.action if out.is_intervention or out.held else proposed
         return Choice(action, proposed, base_action, proposed_by, out.is_intervention, out.held, infer_s, latent)
 
+    def refused_choice(self, proposed_by: str) -> Choice:
+        """The step of a base policy that raised or returned an unusable action: a NaN action (the safety filter
+        makes it a hold), and under noise steering a zero latent (an episode records the latent at every step)."""
+        hold = np.full(self.action_dim, np.nan, dtype=np.float32)
+        latent = None if self.steering is None else np.zeros(self.steering.latent_dim, np.float32)
+        return Choice(hold, hold, None, proposed_by, latent_action=latent)
+
     def _base_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         action = np.asarray(self.base.act(obs), dtype=np.float32)
         if action.shape != (self.action_dim,):
@@ -204,9 +211,15 @@ def node_acting(
     """The actor node's acting core from its parameters: before any policy uniform random (warmup=random) or a hold
     that keeps the gripper (warmup=teleop; `gripper_action` () -> the last commanded gripper in [-1, 1]); with
     base_policy (residual RL) the base acts every step, plus noise until a residual arrives; a person's teleop
-    command wins through the arbiter. A base whose layout does not fit `obs_spec` / `action_dim` is refused
-    (BasePolicyError, one line)."""
+    command wins through the arbiter; with steer=noise (DSRL) the flow base acts from the policy's latent action (its
+    own noise until a policy arrives). A base whose layout does not fit `obs_spec` / `action_dim`, or that is no flow
+    base under steer=noise, is refused (BasePolicyError, one line)."""
     base = load_base_policy(cfg.base_policy, obs_spec=obs_spec, action_dim=action_dim) if cfg.base_policy else None
+    steering = None
+    if base is not None and cfg.steer == "noise":  # DSRL: the flow base acts from the policy's latent action
+        from robot_rl.bc.steering import NoiseSteering
+
+        base, steering = None, NoiseSteering(base, cfg.noise_bound, cfg.base_policy)
     rng = np.random.default_rng(cfg.seed)
     warmup = {"random": RandomWarmup(-1.0, 1.0, rng, action_dim), "teleop": HoldWarmup(action_dim, gripper_action)}.get(
         cfg.warmup
@@ -219,13 +232,28 @@ def node_acting(
         base_noise=cfg.base_noise,
         arbiter=Arbiter(cfg.arbiter(), action_dim),
         deterministic=cfg.deterministic,
+        steering=steering,
     )
 
 
-def residual_mismatch(policy, base_policy: str) -> str:
-    """Why `policy` cannot act on the base policy `base_policy` ("" = none), or "" when it can: a residual policy
-    needs a base, and a base needs a residual policy."""
+def residual_mismatch(policy, base_policy: str, steering=None) -> str:
+    """Why `policy` cannot act on the base policy `base_policy` ("" when it can): a residual policy needs a base
+    and no steering, a base needs a residual policy; noise steering (`steering`, a NoiseSteering) needs a plain
+    policy whose action is the base's latent action (K * A dims)."""
     residual = isinstance(policy, ResidualPolicy)
+    if steering is not None:
+        if residual:
+            return (
+                f"this actor steers the noise of the flow base {base_policy} (steer:=noise): it needs a plain policy "
+                "acting in its latent space (a learner started with steer:=noise), not a residual one"
+            )
+        if policy.action_dim != steering.latent_dim:
+            return (
+                f"this actor steers the noise of the flow base {base_policy} (steer:=noise): the policy's action "
+                f"must be its latent action of {steering.latent_dim} dims (K x A = {steering.chunk_shape}), got "
+                f"{policy.action_dim}"
+            )
+        return ""
     if residual == bool(base_policy):
         return ""
     return (

@@ -18,6 +18,7 @@ through `CallablePolicy`:
     DIR              a BC checkpoint (`robot-rl bc train`, kind mlp or flow) or a Policy directory (a SAC/TD3
                      checkpoint's `agent/policy`, acting deterministically)
     FILE.pt / .ts    a TorchScript module with its layout (robot_rl.bc.torchscript)
+    FILE.onnx        an ONNX model with its layout, run by onnxruntime (robot_rl.bc.onnx_base; the `onnx` extra)
     module:factory   a Python entry point: `factory()` returns a BasePolicy
 
 A base may declare its layout, `obs_spec` ({key: shape}) and `action_dim`; given the env's, `load_base_policy`
@@ -38,6 +39,7 @@ from robot_rl import keys
 from robot_rl.errors import RunError, UsageError
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts")
+ONNX_SUFFIXES = (".onnx",)
 _ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:factory
 
 
@@ -149,7 +151,8 @@ def is_entry_point(source: str | Path) -> bool:
 def load_base_policy(
     source: str | Path, device: str = "cpu", obs_spec: dict[str, list[int]] | None = None, action_dim: int | None = None
 ) -> BasePolicy:
-    """The base policy `source` names (a directory, a TorchScript file, or `module:factory`; see the module doc).
+    """The base policy `source` names (a directory, a TorchScript or ONNX file, or `module:factory`; see the module
+    doc).
     Given the env's `obs_spec` / `action_dim`, a base whose declared layout does not fit is refused."""
     if is_entry_point(source):
         base = load_entry_point(str(source))
@@ -157,6 +160,10 @@ def load_base_policy(
         from robot_rl.bc.torchscript import TorchScriptPolicy
 
         base = TorchScriptPolicy.load(source, device)
+    elif Path(source).suffix in ONNX_SUFFIXES and Path(source).is_file():
+        from robot_rl.bc.onnx_base import OnnxPolicy
+
+        base = OnnxPolicy.load(source)
     else:
         base = _load_directory(Path(source), device)
     check_layout(base, obs_spec, action_dim, str(source))
@@ -207,7 +214,7 @@ def _load_directory(path: Path, device: str) -> BasePolicy:
             return _load_directory(path / sub, device)
     raise BasePolicyNotFound(
         f"{path} holds no base policy: expected a BC checkpoint ({BC_CONFIG}, from `robot-rl bc train`), a "
-        f"policy directory ({POLICY_CONFIG}), a TorchScript file ({'/'.join(TORCHSCRIPT_SUFFIXES)}) or "
+        f"policy directory ({POLICY_CONFIG}), a TorchScript ({'/'.join(TORCHSCRIPT_SUFFIXES)}) or ONNX (.onnx) file or "
         "module:factory (docs/base-policies.md)"
     )
 

@@ -94,60 +94,29 @@ def layout_files(
     }
 
 
-class TorchScriptPolicy:
-    """A TorchScript module and its layout as a BasePolicy: one prediction per step or per chunk (its execution)."""
+class ExportedPolicy:
+    """An exported module and its layout as a BasePolicy: one prediction per step or per chunk (its execution).
+    Subclasses run the module (`_run`: a batch of one observation -> (1, A) or (1, K, A)); TorchScript here, ONNX
+    in robot_rl.bc.onnx_base."""
 
-    def __init__(
-        self,
-        module: torch.jit.ScriptModule,
-        layout: BaseLayout,
-        device: str | torch.device = "cpu",
-        source: str = "TorchScript base",
-    ):
-        self.module = module.eval()
-        self.layout, self.device, self.source = layout, torch.device(device), source
+    def __init__(self, layout: BaseLayout, source: str):
+        self.layout, self.source = layout, source
         self.obs_spec, self.action_dim = layout.obs_spec, layout.action_dim  # the declared layout (check_layout)
         self.execution: ChunkExecution | None = None  # made at the first prediction, when K is known
 
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TorchScriptPolicy:
-        """The module at `path` with its embedded layout, else the one in `<path>.json`."""
-        path = Path(path)
-        extra = {LAYOUT_FILE: ""}
-        try:
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-        except (RuntimeError, ValueError) as e:
-            raise BasePolicyError(
-                f"{path} is not a TorchScript module ({str(e).splitlines()[0][:120]}); save one with torch.jit.save"
-            ) from None
-        text = extra[LAYOUT_FILE]
-        sidecar = Path(f"{path}.json")
-        if not text and sidecar.is_file():
-            text = sidecar.read_text()
-        if not text:
-            raise BasePolicyError(
-                f"{path} carries no layout: embed it (_extra_files=robot_rl.bc.torchscript."
-                f"layout_files(obs_spec, action_dim)) or write {sidecar.name} beside it"
-            )
-        return cls(module, BaseLayout.from_json(text, str(path)), device, str(path))
+    def _run(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
 
     def reset(self) -> None:
         if self.execution is not None:
             self.execution.reset()
-        if hasattr(self.module, "reset"):
-            self.module.reset()
 
-    @torch.no_grad()
     def predict_chunk(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """One unbatched observation -> chunk (K, A) (K = 1 for a module that returns one action)."""
         missing = [k for k in self.obs_spec if k not in obs]
         if missing:
             raise BaseActionError(f"observation lacks {missing}; the base {self.source} reads {list(self.obs_spec)}")
-        batch = {k: torch.as_tensor(np.asarray(obs[k])[None]).to(self.device) for k in self.obs_spec}
-        try:
-            out = self.module(batch).float().cpu().numpy()
-        except (RuntimeError, ValueError, TypeError, AttributeError) as e:  # TorchScript's errors, its output
-            raise BaseActionError(f"the base {self.source} failed: {str(e).splitlines()[0][:200]}") from e
+        out = np.asarray(self._run({k: np.asarray(obs[k])[None] for k in self.obs_spec}), np.float32)
         chunk = out[0] if out.ndim == 3 else out  # (1, K, A) -> (K, A); (1, A) is a chunk of one
         if out.ndim not in (2, 3) or out.shape[0] != 1 or chunk.shape[-1] != self.action_dim:
             raise BaseActionError(
@@ -171,4 +140,64 @@ class TorchScriptPolicy:
         return checked_action(self.execution.step(chunk), self.action_dim)
 
 
-__all__ = ["LAYOUT_FILE", "LAYOUT_FORMAT", "BaseLayout", "TorchScriptPolicy", "layout_files"]
+def read_layout(embedded: str, path: Path) -> BaseLayout:
+    """The layout embedded in an exported file (`embedded`, "" when none), else the one in `<path>.json`."""
+    sidecar = Path(f"{path}.json")
+    text = embedded or (sidecar.read_text() if sidecar.is_file() else "")
+    if not text:
+        raise BasePolicyError(
+            f"{path} carries no layout: embed it (robot_rl.bc.torchscript.layout_files(obs_spec, action_dim); "
+            f"docs/base-policies.md) or write {sidecar.name} beside it"
+        )
+    return BaseLayout.from_json(text, str(path))
+
+
+class TorchScriptPolicy(ExportedPolicy):
+    """A TorchScript module and its layout as a BasePolicy."""
+
+    def __init__(
+        self,
+        module: torch.jit.ScriptModule,
+        layout: BaseLayout,
+        device: str | torch.device = "cpu",
+        source: str = "TorchScript base",
+    ):
+        super().__init__(layout, source)
+        self.module, self.device = module.eval(), torch.device(device)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TorchScriptPolicy:
+        """The module at `path` with its embedded layout, else the one in `<path>.json`."""
+        path = Path(path)
+        extra = {LAYOUT_FILE: ""}
+        try:
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        except (RuntimeError, ValueError) as e:
+            raise BasePolicyError(
+                f"{path} is not a TorchScript module ({str(e).splitlines()[0][:120]}); save one with torch.jit.save"
+            ) from None
+        return cls(module, read_layout(extra[LAYOUT_FILE], path), device, str(path))
+
+    def reset(self) -> None:
+        super().reset()
+        if hasattr(self.module, "reset"):
+            self.module.reset()
+
+    @torch.no_grad()
+    def _run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        tensors = {k: torch.as_tensor(v).to(self.device) for k, v in batch.items()}
+        try:
+            return self.module(tensors).float().cpu().numpy()
+        except (RuntimeError, ValueError, TypeError, AttributeError) as e:  # TorchScript's errors, its output
+            raise BaseActionError(f"the base {self.source} failed: {str(e).splitlines()[0][:200]}") from e
+
+
+__all__ = [
+    "LAYOUT_FILE",
+    "LAYOUT_FORMAT",
+    "BaseLayout",
+    "ExportedPolicy",
+    "TorchScriptPolicy",
+    "layout_files",
+    "read_layout",
+]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from robot_rl.bench.timing import available_cores
 
-PEER_SCRIPTS = ("peer_gym_hil.py", "peer_lerobot_sac.py", "peer_lerobot_dataset.py")
+PEER_SCRIPTS = ("peer_gym_hil.py", "peer_lerobot_sac.py", "peer_lerobot_dataset.py", "peer_lerobot_write.py")
 
 
 class PeerError(RuntimeError):

@@ -1,4 +1,4 @@
-"""robot-rl bc train / robot-rl bc eval: behaviour cloning with action chunks (a base policy for residual RL).
+"""robot-rl bc train / eval / export: behaviour cloning with action chunks (a base policy for residual RL).
 
 The `bc train` options are generated from `robot_rl.bc.config.BCTrainConfig` (policy options included; `--kind flow`
 trains the flow-matching policy). `bc eval` runs any base `load_base_policy` opens (docs/base-policies.md) and, with
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from robot_rl.cli import checks
 from robot_rl.errors import UsageError
@@ -37,6 +38,7 @@ def register(sub) -> None:
     add_dataclass_args(train, BCTrainConfig)
     train.set_defaults(func=_train)
 
+    _register_export(bc_sub)
     ev = bc_sub.add_parser(
         "eval",
         help="evaluate a base policy on its sim task: success rate, return, episode length",
@@ -48,7 +50,7 @@ def register(sub) -> None:
         "policy",
         metavar="SOURCE",
         help="BC checkpoint directory (from `robot-rl bc train`), "
-        "TorchScript file (.pt/.ts) or module:factory (docs/base-policies.md)",
+        "TorchScript (.pt/.ts) or ONNX (.onnx) file, or module:factory (docs/base-policies.md)",
     )
     ev.add_argument("--episodes", type=checks.positive_int, default=20, help="evaluation episodes (default: 20)")
     ev.add_argument("--seed", type=int, default=0, help="episode i resets with 10**6 + seed + i (default: 0)")
@@ -72,6 +74,34 @@ def register(sub) -> None:
         help="time the base's action at every step on one torch thread; print p50/p99 in ms",
     )
     ev.set_defaults(func=_eval)
+
+
+def _register_export(bc_sub) -> None:
+    ex = bc_sub.add_parser(
+        "export",
+        help="export a BC checkpoint as one ONNX or TorchScript file with its layout (a base anywhere)",
+        description="Write the BC checkpoint DIR as one file (observation tensors in, the chunk (1, K, A) "
+        "out) with its layout embedded; `load_base_policy(FILE)` (`--base-policy FILE`) runs it. A flow base is "
+        "exported deterministic (zero initial noise). ONNX needs the onnx extra: pip install 'robot_rl[onnx]'.",
+        epilog="example: robot-rl bc export bc/pick_cube --format onnx   # -> bc/pick_cube/base.onnx",
+    )
+    ex.add_argument("policy", metavar="DIR", help="BC checkpoint directory (from `robot-rl bc train`)")
+    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="file format (default: onnx)")
+    ex.add_argument("--out", default=None, help="output file (default: DIR/base.onnx or DIR/base.pt)")
+    ex.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from robot_rl.bc.policy import BC_CONFIG
+
+    checks.check_exists(args.policy, "policy")
+    if not (Path(args.policy) / BC_CONFIG).is_file():
+        raise UsageError(f"{args.policy} holds no BC checkpoint ({BC_CONFIG}); export one from `robot-rl bc train`")
+    from robot_rl.bc.export import export_base
+
+    out = export_base(args.policy, args.format, args.out)
+    print(f"exported {args.policy} as {args.format} to {out} ({out.stat().st_size} bytes)")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -4,19 +4,26 @@ episodes to and from other formats (LeRobotDataset v3.0)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from robot_rl.cli.checks import check_writable_file, positive_float, positive_int
 
 
 def register(sub) -> None:
+    """`robot-rl data` and its subcommands, one parser-building function each."""
     data = sub.add_parser(
         "data",
         help="inspect an episode store (zarr): summary, episode videos, index repair",
         description="Inspect an episode store written by `robot-rl demos record`, `robot-rl train` or the ROS actor.",
     )
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    for add_parser in (_add_info, _add_repair, _add_view, _add_export, _add_import):
+        add_parser(data_sub)
 
+
+def _add_info(data_sub) -> None:
     info = data_sub.add_parser(
         "info",
         help="summarise a store: task, episodes, steps, success/intervention rates, keys, size on disk",
@@ -36,6 +43,8 @@ def register(sub) -> None:
     )
     info.set_defaults(func=_info)
 
+
+def _add_repair(data_sub) -> None:
     repair = data_sub.add_parser(
         "repair",
         help="rebuild a store's lost episode index (meta/episode_ends) from its terminated/truncated flags",
@@ -48,6 +57,8 @@ def register(sub) -> None:
     repair.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
     repair.set_defaults(func=_repair)
 
+
+def _add_view(data_sub) -> None:
     view = data_sub.add_parser(
         "view",
         help="render one episode to mp4 (cameras over a reward/intervention/success strip), or episodes to Rerun",
@@ -55,9 +66,16 @@ def register(sub) -> None:
         "of reward, is_intervention and success over the episode with a cursor at the current step. With --rerun, "
         "log episodes to a Rerun recording instead: cameras, executed vs policy action per dimension, reward, "
         "interventions, success and episode boundaries on one timeline (the store's rows), saved as an .rrd file "
-        "(open it with `rerun FILE.rrd`) or streamed to a running viewer (--connect).",
+        "(open it with `rerun FILE.rrd`) or streamed to a running viewer (--connect). A LeRobotDataset v3.0 "
+        "directory or an MCAP bag is first read by its import (the bag with the recording actor's settings) into a "
+        "temporary store.",
     )
-    view.add_argument("store", type=Path, metavar="DIR", help="episode store directory")
+    view.add_argument(
+        "store",
+        type=Path,
+        metavar="PATH",
+        help="episode store directory, LeRobotDataset v3.0 directory or MCAP bag (read by its import)",
+    )
     view.add_argument(
         "--episode", type=int, metavar="K", help="episode index for the mp4 (negative counts from the end)"
     )
@@ -87,6 +105,8 @@ def register(sub) -> None:
     )
     view.set_defaults(func=_view)
 
+
+def _add_export(data_sub) -> None:
     export = data_sub.add_parser(
         "export",
         help="write a store in another format: a LeRobotDataset v3.0 directory (parquet + mp4)",
@@ -103,6 +123,8 @@ def register(sub) -> None:
     )
     export.set_defaults(func=_export)
 
+
+def _add_import(data_sub) -> None:
     imp = data_sub.add_parser(
         "import",
         help="read another format into a new store: a LeRobotDataset v3.0 directory or a rosbag2 MCAP bag",
@@ -158,15 +180,16 @@ def _info(args: argparse.Namespace) -> int:
 
 def _other_format_summary(path: Path) -> dict | None:
     """A LeRobotDataset v3.0 directory's or an MCAP bag's summary; None for anything else (an episode store)."""
+    from robot_rl.data.formats import LEROBOT, ROSBAG2, source_format
     from robot_rl.errors import RunError
 
-    is_bag = path.suffix == ".mcap" or (path.is_dir() and (path / "metadata.yaml").is_file())
+    fmt = source_format(path)
     try:
-        if is_bag:
+        if fmt == ROSBAG2:
             from robot_rl.data import mcap_format
 
             return mcap_format.summary_dict(mcap_format.read_summary(path))
-        if path.is_dir() and (path / "meta" / "info.json").is_file():
+        if fmt == LEROBOT:
             from robot_rl.data.lerobot_format import summary_dict
 
             return summary_dict(path)
@@ -197,6 +220,7 @@ def _repair(args: argparse.Namespace) -> int:
 def _view(args: argparse.Namespace) -> int:
     if args.rerun:
         return _view_rerun(args)
+    from robot_rl.data.formats import display_name
     from robot_rl.data.store import EpisodeStore
     from robot_rl.data.video import write_mp4
     from robot_rl.data.view import ViewConfig, camera_keys, episode_frames
@@ -208,22 +232,24 @@ def _view(args: argparse.Namespace) -> int:
         if args.out.suffix.lower() != ".mp4":
             raise UsageError(f"--out {args.out} must be an .mp4 file path (e.g. {args.out.with_suffix('.mp4')})")
         check_writable_file(args.out)
-    store = EpisodeStore.open(args.store, mode="r")  # StoreError: one line
-    try:
-        episode = store.get_episode(args.episode)
-    except IndexError as e:
-        raise UsageError(f"--episode {args.episode}: {e}") from None
-    index = args.episode % store.n_episodes
-    out = args.out or Path(f"{args.store.resolve().name.removesuffix('.zarr')}_episode_{index}.mp4")
-    fps = args.fps or float(store.meta.get("control_rate_hz") or 10.0)
-    frames = episode_frames(episode, ViewConfig(camera_height_px=args.camera_height))
-    n = write_mp4(frames, out, fps=fps)
+    with _opened_as_store(args.store) as (path, fmt):
+        store = EpisodeStore.open(path, mode="r")  # StoreError: one line
+        try:
+            episode = store.get_episode(args.episode)
+        except IndexError as e:
+            raise UsageError(f"--episode {args.episode}: {e}") from None
+        index = args.episode % store.n_episodes
+        out = args.out or Path(f"{display_name(args.store)}_episode_{index}.mp4")
+        fps = args.fps or float(store.meta.get("control_rate_hz") or 10.0)
+        frames = episode_frames(episode, ViewConfig(camera_height_px=args.camera_height))
+        n = write_mp4(frames, out, fps=fps)
     cams = [c.removeprefix("image_") for c in camera_keys(episode)] or ["none"]
-    print(f"wrote {out}: episode {index}, {n} frames at {fps:g} fps, cameras {', '.join(cams)}")
+    print(f"wrote {out}: episode {index}, {n} frames at {fps:g} fps, cameras {', '.join(cams)}{_read_as(fmt)}")
     return 0
 
 
 def _view_rerun(args: argparse.Namespace) -> int:
+    from robot_rl.data.formats import display_name
     from robot_rl.data.store import EpisodeStore
     from robot_rl.errors import UsageError
 
@@ -237,24 +263,50 @@ def _view_rerun(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--rerun needs rerun-sdk ({e}); install the interop extra: pip install 'robot_rl[interop]'"
         ) from None
-    default = Path(f"{args.store.resolve().name.removesuffix('.zarr')}.rrd")
+    default = Path(f"{display_name(args.store)}.rrd")
     save = args.save if args.save is not None or args.connect else default
     if save is not None:
         check_writable_file(save, option="--save")
-    n_episodes = EpisodeStore.open(args.store, mode="r").n_episodes  # StoreError: one line
-    try:
-        episodes = parse_episodes(args.episodes, n_episodes)
-    except ValueError as e:
-        raise UsageError(f"--episodes: {e}") from None
-    if not episodes:
-        raise UsageError(f"{args.store} holds no episodes to view")
-    result = view_store(args.store, episodes, save=save, connect=args.connect)
+    with _opened_as_store(args.store) as (path, fmt):
+        n_episodes = EpisodeStore.open(path, mode="r").n_episodes  # StoreError: one line
+        try:
+            episodes = parse_episodes(args.episodes, n_episodes)
+        except ValueError as e:
+            raise UsageError(f"--episodes: {e}") from None
+        if not episodes:
+            raise UsageError(f"{args.store} holds no episodes to view")
+        result = view_store(path, episodes, save=save, connect=args.connect)
     where = " and ".join(([str(save)] if save else []) + ([f"the viewer at {args.connect}"] if args.connect else []))
     cams = ", ".join(result.cameras) or "none"
     print(
-        f"wrote {where}: episodes {args.episodes or 'all'} ({len(result.episodes)}), {result.steps} steps, cameras {cams}"
+        f"wrote {where}: episodes {args.episodes or 'all'} ({len(result.episodes)}), {result.steps} steps, "
+        f"cameras {cams}{_read_as(fmt)}"
     )
     return 0
+
+
+@contextmanager
+def _opened_as_store(source: Path) -> Iterator[tuple[Path, str]]:
+    """`robot_rl.data.formats.opened_as_store`, a LeRobot directory or a bag that cannot be read said in one line."""
+    from robot_rl.data.formats import ROSBAG2, opened_as_store, source_format
+    from robot_rl.errors import RunError
+
+    try:
+        with opened_as_store(source) as opened:
+            yield opened
+    except ValueError as e:  # LeRobotFormatError, McapFormatError (a store's errors are StoreError, not these)
+        hint = ""
+        if source_format(source) == ROSBAG2:
+            hint = f"; or import it with options (robot-rl data import {source} --format rosbag2 ...) and view that"
+        raise RunError(f"{e}{hint}") from None
+
+
+def _read_as(fmt: str) -> str:
+    from robot_rl.data.formats import LEROBOT, STORE
+
+    if fmt == STORE:
+        return ""
+    return f" (read by the {'LeRobotDataset' if fmt == LEROBOT else 'rosbag2'} import)"
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from robot_rl.cli import checks
 from robot_rl.cli.checks import positive_int
 from robot_rl.errors import RunError, UsageError
+from robot_rl.reward.labels import SOURCES as LABEL_SOURCES
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -70,12 +71,12 @@ def _register_label(rs) -> None:
         description="Print one line per episode (frames, positives, first positive frame, label flips), optionally "
         "write a contact sheet of the frames around every flip, and edit labels with --set. Labels are derived from "
         "the store's success key (--source sim: frame t shows row t-1's success, as the recorder writes it; "
-        "--source operator: the row where the operator's success event fired and after) and edits are kept in "
-        "STORE/reward_labels.json.",
+        "--source teleop: the row where the teleop success key was pressed, by a person or the scripted operator, "
+        "and after) and edits are kept in STORE/reward_labels.json.",
         epilog="example: robot-rl reward label data/reward_pick --set 3:17-39=1 --sheet review.png",
     )
     lab.add_argument("store", type=Path, metavar="STORE", help="episode store")
-    lab.add_argument("--source", choices=("sim", "operator"), help="how labels derive from the success key (saved)")
+    lab.add_argument("--source", choices=LABEL_SOURCES, help="how labels derive from the success key (saved)")
     lab.add_argument(
         "--set",
         dest="edits",
@@ -131,7 +132,7 @@ def _register_train(rs) -> None:
         action="store_true",
         help="threshold 0.5 when it lies in the calibrated gap (default: halfway in logit space)",
     )
-    tr.add_argument("--source", choices=("sim", "operator"), help="label source (default: each store's saved choice)")
+    tr.add_argument("--source", choices=LABEL_SOURCES, help="label source (default: each store's saved choice)")
     tr.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     tr.add_argument("--vlm", metavar="PATH", help="--kind vlm: model directory or cached HF repo id (never downloaded)")
     tr.add_argument(
@@ -164,7 +165,7 @@ def _register_eval(rs) -> None:
     ev.add_argument(
         "--threads", type=positive_int, default=1, help="torch threads for inference (default 1, as the node)"
     )
-    ev.add_argument("--source", choices=("sim", "operator"), help="label source (default: each store's saved choice)")
+    ev.add_argument("--source", choices=LABEL_SOURCES, help="label source (default: each store's saved choice)")
     ev.set_defaults(func=_eval)
 
 

@@ -25,8 +25,6 @@ from robot_rl.data.layout import is_image
 from robot_rl.data.lerobot_video import VideoWriter, video_info
 from robot_rl.data.store import EpisodeStore
 
-_GLOBAL_IMAGE_SAMPLE = 10  # frames per episode that go into the dataset-wide image statistics
-
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -157,7 +155,8 @@ def _write(
         for cam in cameras
     }
     data_writer: pq.ParquetWriter | None = None
-    episode_rows, frame_stats_parts, image_samples = [], [], {cam: [] for cam in cameras}
+    episode_rows, frame_stats_parts = [], []
+    image_hists = {cam: 0.0 for cam in cameras}  # (C, 256) level counts over every frame so far
     # one encoder thread per camera (PyAV releases the GIL): the cameras encode in parallel, and episode i encodes
     # while episode i + 1 is read and tabulated; at most one episode waits per camera
     encoders = {cam: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"encode-{cam}") for cam in cameras}
@@ -185,9 +184,9 @@ def _write(
                     f"videos/{feature}/from_timestamp": first_frame[cam] / fps,
                     f"videos/{feature}/to_timestamp": (first_frame[cam] + len(episode[cam])) / fps,
                 }
-                row |= {f"stats/{feature}/{k}": v for k, v in lr.image_stats(episode[cam]).items()}
-                pick = np.linspace(0, len(episode[cam]) - 1, min(len(episode[cam]), _GLOBAL_IMAGE_SAMPLE)).astype(int)
-                image_samples[cam].append(episode[cam][pick])
+                hist = lr.image_histogram(episode[cam])
+                row |= {f"stats/{feature}/{k}": v for k, v in lr.histogram_stats(hist, len(episode[cam])).items()}
+                image_hists[cam] = image_hists[cam] + hist
             episode_rows.append(row)
             frame_stats_parts.append(columns)
         for job in encoding:
@@ -199,17 +198,18 @@ def _write(
             data_writer.close()
         for writer in videos.values():
             writer.close()
-    _write_meta(root, fps, features, cameras, task, store, episode_rows, frame_stats_parts, image_samples)
+    _write_meta(root, fps, features, cameras, task, store, episode_rows, frame_stats_parts, image_hists)
 
 
-def _write_meta(root, fps, features, cameras, task, store, episode_rows, frame_parts, image_samples) -> None:
-    """meta/: episodes parquet, tasks, dataset-wide stats and info.json."""
+def _write_meta(root, fps, features, cameras, task, store, episode_rows, frame_parts, image_hists) -> None:
+    """meta/: episodes parquet, tasks, dataset-wide stats (images: from the sum of the episodes' histograms, exact
+    over every frame) and info.json."""
     path = root / lr.EPISODES_PATH.format(chunk_index=0, file_index=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(episode_rows), path, compression="snappy")
     pq.write_table(lr.tasks_table([task]), root / lr.TASKS_PATH)
     stats = lr.features_stats({name: np.concatenate([p[name] for p in frame_parts]) for name in frame_parts[0]})
-    stats |= {lr.feature_of(cam): lr.image_stats(np.concatenate(image_samples[cam])) for cam in cameras}
+    stats |= {lr.feature_of(cam): lr.histogram_stats(image_hists[cam], store.n_steps) for cam in cameras}
     lr.write_json(stats, root / lr.STATS_PATH)
     for cam in cameras:
         feature = lr.feature_of(cam)

@@ -105,19 +105,25 @@ def features_stats(columns: dict[str, np.ndarray]) -> dict[str, dict[str, list]]
     return out
 
 
-def image_stats(frames: np.ndarray) -> dict[str, list]:
-    """Per-channel statistics of (N, H, W, C) uint8 frames in [0, 1], shaped (C, 1, 1) as LeRobot's are.
+def image_histogram(frames: np.ndarray) -> np.ndarray:
+    """(C, 256) counts of each level per channel of (N, H, W, C) uint8 frames: what `histogram_stats` needs, and
+    summable, so a dataset's statistics are the sum of its episodes' histograms (no second pass over the pixels).
 
-    Exact over every pixel, from a 256-bin histogram per channel (a sort of every pixel took seconds per episode;
-    `cv2.calcHist` over the frames as one image is ~5x faster than `np.bincount` of each strided channel);
-    quantiles are the first level whose cumulative share reaches q."""
+    `cv2.calcHist` over the frames as one image is ~5x faster than `np.bincount` of each strided channel, and a
+    sort of every pixel took seconds per episode."""
     import cv2
 
     channels = frames.shape[-1]
     image = np.ascontiguousarray(frames).reshape(-1, frames.shape[-2], channels)  # (N * H, W, C)
+    return np.stack([cv2.calcHist([image], [c], None, [256], [0, 256]).reshape(256) for c in range(channels)]).astype(
+        np.float64
+    )
+
+
+def histogram_stats(hist: np.ndarray, n_frames: int) -> dict[str, list]:
+    """Per-channel statistics in [0, 1] of the frames a (C, 256) `image_histogram` counted, shaped (C, 1, 1) as
+    LeRobot's are; exact over every pixel, quantiles the first level whose cumulative share reaches q."""
     levels = np.arange(256, dtype=np.float64)
-    hist = np.stack([cv2.calcHist([image], [c], None, [256], [0, 256]).reshape(256) for c in range(channels)])
-    hist = hist.astype(np.float64)
     count = hist.sum(axis=1)
     mean = hist @ levels / count
     std = np.sqrt(np.maximum(hist @ levels**2 / count - mean**2, 0.0))
@@ -132,7 +138,7 @@ def image_stats(frames: np.ndarray) -> dict[str, list]:
     for q in QUANTILES:
         stats[f"q{round(q * 100):02d}"] = np.argmax(cdf >= q - 1e-12, axis=1).astype(np.float64)
     out = {k: [[[float(c) / 255.0]] for c in v] for k, v in stats.items()}
-    out["count"] = [len(frames)]
+    out["count"] = [n_frames]
     return out
 
 

@@ -140,7 +140,7 @@ class EpisodeRecorder:
         return index
 
     def discard(self) -> None:
-        """Drop the episode being recorded (e.g. the operator asked to re-record it)."""
+        """Drop the episode being recorded (e.g. a person asked to re-record it)."""
         self._obs, self._t_obs, self._rows = [], [], []
 
     def _add_obs(self, obs: Any, info: Mapping[str, Any]) -> None:

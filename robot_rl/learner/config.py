@@ -43,6 +43,9 @@ class LearnerConfig(LearnerCoreConfig):
     )
     residual_scale: float = 0.5  # residual RL: bound of the correction per action dim (normalised units)
     critic_only_steps: int = 1000  # residual RL: critic updates before the residual actor's first update
+    steer: str = "residual"  # with base_policy: residual (train a residual on the base) or noise (DSRL: a plain agent
+    # whose action is the flow base's latent noise, trained on the episodes' noise_action; no demos)
+    noise_bound: float = 1.5  # steer:=noise: the latent action's noise spans [-this, this] per entry (N(0, 1) units)
     min_steps_to_train: int = 1000  # online + demo transitions in replay before the first update
     max_updates_per_spin: int = 0  # updates between two looks at the executor (0 = 10 * utd_ratio)
     publish_every_updates: int = 100  # broadcast the policy after this many updates (and once at start)
@@ -87,6 +90,13 @@ class LearnerConfig(LearnerCoreConfig):
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.steer not in ("residual", "noise"):
+            raise ValueError(f"steer {self.steer!r} is not valid; choose one of ['residual', 'noise']")
+        if self.steer == "noise" and not (self.base_policy and 0.0 < self.noise_bound < 10.0 and not self.demos):
+            raise ValueError(
+                "steer:=noise trains in a flow base's noise space: it needs base_policy:=DIR, 0 < noise_bound < 10 "
+                f"and no demos (demo actions have no latent; got demos={self.demos!r}, noise_bound={self.noise_bound})"
+            )
         if self.ack_period_s <= 0:
             raise ValueError(f"ack_period_s must be > 0, got {self.ack_period_s}")
         self.actor_layout()  # an unknown task, obs_mode or image size: refused at start, not per episode

@@ -2,8 +2,8 @@
 
 HIL-SERL: at each episode end the intervened transitions also go to the demo replay (`add_interventions`), which the
 sampler then mixes into every batch. They are re-read from the online episode store, so a resumed run rebuilds that
-replay exactly. RLIF-style: `intervention_penalty` is added to the reward of the policy's step after which the
-operator took over (the step whose outcome made it step in; `penalize_takeovers`).
+replay exactly. RLIF-style: `intervention_penalty` is added to the reward of the policy's step after which a
+person or the scripted operator took over (the step whose outcome made it step in; `penalize_takeovers`).
 """
 
 from __future__ import annotations

@@ -113,6 +113,12 @@ class EpisodeLayout:
             raise EpisodeMismatch(f"episode holds no observation keys (keys: {sorted(episode)})", "layout")
         return cls.canonical(obs, int(episode[keys.ACTION].shape[1]), source, meta)
 
+    def with_latent(self, latent_dim: int) -> EpisodeLayout:
+        """This layout with the latent action of noise steering (`noise_action` float32 (K * A,)), which a
+        noise-steered actor records at every step (robot_rl.bc.steering)."""
+        specs = {**self.specs, keys.NOISE_ACTION: KeySpec(_F32, (latent_dim,))}
+        return EpisodeLayout(dict(sorted(specs.items())), self.action_dim, self.source, self.meta)
+
     @property
     def obs_spec(self) -> dict[str, list[int]]:
         """The agent's observation spec (states flattened to (D,))."""

@@ -21,16 +21,18 @@ counters from the latest checkpoint (if any), replay and per-actor counts from `
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
 
 from robot_rl import wire
 from robot_rl.agents.config import with_recipe
 from robot_rl.agents.policy_delta import base_id, to_delta
 from robot_rl.bc.base import load_base_policy, relabel_with_base
+from robot_rl.bc.steering import NoiseSteering, latent_episode, zero_last_layer
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import episode_log, refusals
 from robot_rl.learner.checkpoint import RunCounters, find_checkpoint
@@ -40,18 +42,9 @@ from robot_rl.learner.episode_layout import EpisodeLayout, expected_layout
 from robot_rl.learner.episodes import EpisodeMismatch, spaces_of
 from robot_rl.learner.ingest import IngestResult, Outcome, PolicyPush, episode_meta
 from robot_rl.learner.ledger import ActorLedger, Verdict, source_of
+from robot_rl.learner.service_log import LogWindow, log_line
 from robot_rl.learner.wandb_log import WandbLog
 from robot_rl.spaces import as_dict_space, image_keys
-
-
-@dataclass
-class _Stats:
-    """Counters for log lines and wandb, since the last log line."""
-
-    t0: float = field(default_factory=time.perf_counter)
-    episodes: int = 0  # stored
-    updates: int = 0
-    ingest_s0: float = 0.0  # the ingest timer's seconds when the window opened
 
 
 class LearnerService:
@@ -87,30 +80,22 @@ class LearnerService:
             success_window=cfg.success_window,
         )
         self.agent_cfg = cfg.agent()
+        self.steering = None  # noise steering (steer:=noise): the flow base whose latent noise the agent picks
         self.ledger = ActorLedger()
         self.published_version: int | None = None
         self.published_base: str | None = None  # base_id of the last full policy published (policy_delta)
         self.since_checkpoint = 0
-        self._stats = _Stats()
+        self._stats = LogWindow()
         self.refused: Counter[str] = Counter()  # refused payloads per reason, since this learner started
-        # relabels demos; refused here when its layout does not fit the configured actors' (when `task` is given)
-        actors = cfg.actor_layout()
-        self.base = (
-            load_base_policy(
-                cfg.base_policy,
-                cfg.device,
-                obs_spec=actors.obs_spec() if actors else None,
-                action_dim=actors.action_dim if actors else None,
-            )
-            if cfg.base_policy
-            else None
-        )
+        self.base = self._open_base()
         if ckpt is not None:
-            agent = self.learner.resume_agent(ckpt, cfg.base_policy)
+            agent = self.learner.resume_agent(ckpt, cfg.base_policy, cfg.steer)
             if agent.cfg != self.agent_cfg:
                 self.log(f"the checkpoint's agent config differs from the parameters' and wins: {agent.cfg}")
             self.agent_cfg = agent.cfg
-        self.layout = expected_layout(store, cfg.actor_layout(), self.demo_store, self.learner.agent)
+        self.layout = self._with_latent(
+            expected_layout(store, cfg.actor_layout(), self.demo_store, None if self.steering else self.learner.agent)
+        )
         if self.layout is not None:  # else learned from the first episode that passes every check
             self.log(
                 f"episodes must have the layout of {self.layout.source}: observations {self.layout.obs_spec}, "
@@ -123,6 +108,28 @@ class LearnerService:
             self._open_replays(ckpt, visit=lambda episode: sources.append(source_of(episode)))
         settled = {(r["actor_id"], r["index"]) for r in refusals.read_settled(self.run_dir)} - set(sources)
         self.ledger = ActorLedger.from_sources(sorted(sources + list(settled)))  # stored or refused for good
+        self._say_resumed(ckpt)
+
+    # --- set-up -----------------------------------------------------------------------------------
+    def _open_base(self):
+        """The base policy (residual RL relabels demos with it; noise steering runs it), refused here when its
+        layout does not fit the configured actors' (when `task` is given); None without one."""
+        cfg, actors = self.cfg, self.cfg.actor_layout()
+        if not cfg.base_policy:
+            return None
+        base = load_base_policy(
+            cfg.base_policy,
+            cfg.device,
+            obs_spec=actors.obs_spec() if actors else None,
+            action_dim=actors.action_dim if actors else None,
+        )
+        if cfg.steer == "noise":  # DSRL: a plain agent learns on (obs, latent action) from the episodes' noise_action
+            self.steering = NoiseSteering(base, cfg.noise_bound, cfg.base_policy)
+            self.learner.replay_view = latent_episode
+        return base
+
+    def _say_resumed(self, ckpt: Path | None) -> None:
+        """One line on what a restarted learner found: episodes, actors, updates, the checkpoint."""
         n = self.learner.episodes
         if n or ckpt is not None:
             self.log(
@@ -132,12 +139,24 @@ class LearnerService:
                 f"{self.learner.owed_updates} updates owed; acks {self.ledger.counts()}"
             )
 
-    # --- set-up -----------------------------------------------------------------------------------
     def _find_checkpoint(self) -> Path | None:
         try:
             return find_checkpoint(self.run_dir)
         except FileNotFoundError:
             return None
+
+    def _with_latent(self, layout: EpisodeLayout | None) -> EpisodeLayout | None:
+        """Under noise steering, the layout with the latent action every episode carries (a resumed agent's action
+        must be that latent); else `layout` itself."""
+        if self.steering is None or layout is None:
+            return layout
+        agent = self.learner.agent
+        if agent is not None and agent.action_dim != self.steering.latent_dim:
+            raise ValueError(
+                f"the checkpoint's agent acts in {agent.action_dim} dims; steering the noise of {self.cfg.base_policy} "
+                f"takes its latent action of {self.steering.latent_dim}: resume with the same base_policy"
+            )
+        return layout.with_latent(self.steering.latent_dim)
 
     def _build_agent(self, step_specs: dict) -> None:
         """The agent for these spaces, with the recipe for its observations (residual RL: on the base policy)."""
@@ -146,7 +165,14 @@ class LearnerService:
         if note:
             self.log(note)
         residual = None
-        if self.cfg.base_policy:
+        if self.steering is not None:  # the agent acts in the base's latent space: K * A dims on [-1, 1]
+            action_space = gym.spaces.Box(-1.0, 1.0, (self.steering.latent_dim,), np.float32)
+            self.agent_cfg = dataclasses.replace(self.agent_cfg, discrete_gripper=False)
+            self.log(
+                f"noise-space steering (DSRL) of the flow base {self.cfg.base_policy}: the agent picks its initial "
+                f"noise, {self.steering.latent_dim} latent dims within +-{self.cfg.noise_bound}"
+            )
+        elif self.cfg.base_policy:
             if self.agent_cfg.discrete_gripper:
                 self.agent_cfg = dataclasses.replace(self.agent_cfg, discrete_gripper=False)
                 self.log("residual RL corrects every action dim continuously: discrete_gripper turned off")
@@ -156,6 +182,8 @@ class LearnerService:
                 f"after {self.cfg.critic_only_steps} critic-only updates)"
             )
         agent = self.learner.new_agent(obs_space, action_space, self.agent_cfg, residual)
+        if self.steering is not None:  # its untrained mean picks the zero noise: the base's zero-noise chunk
+            zero_last_layer(agent.policy)
         self.log(
             f"built {self.agent_cfg.algo} agent: obs {agent.obs_spec}, action dim "
             f"{agent.action_dim}, utd {self.agent_cfg.utd_ratio}, batch {self.agent_cfg.batch_size}"
@@ -166,12 +194,12 @@ class LearnerService:
         agent, cfg = self.learner.agent, self.cfg
         rows = (
             0
-            if not (cfg.intervention_to_demos and cfg.demo_fraction > 0)
+            if not (cfg.intervention_to_demos and cfg.demo_fraction > 0) or self.steering is not None
             else (cfg.intervention_replay_capacity or max(1000, self.learner.replay_capacity() // 4))
         )
         relabel = (
             None
-            if self.base is None
+            if self.base is None or self.steering is not None
             else (lambda episode: relabel_with_base(episode, self.base, list(agent.obs_spec), agent.action_dim))
         )
         self.learner.open_replays(self.demo_store, relabel, rows, checkpoint=ckpt, visit=visit)
@@ -224,7 +252,9 @@ class LearnerService:
                 reason="gap",
             )
         try:
-            layout = self.layout or EpisodeLayout.learn(arrays, f"the first valid episode ({where})", task_meta)
+            layout = self.layout or self._with_latent(
+                EpisodeLayout.learn(arrays, f"the first valid episode ({where})", task_meta)
+            )
             n = layout.check(arrays, self.cfg.max_episode_steps, task_meta)
             self._check_task_meta(task_meta)
         except EpisodeMismatch as e:
@@ -278,33 +308,7 @@ class LearnerService:
         )
 
     def _log_line(self) -> None:
-        learner, s = self.learner, self._stats
-        dt = max(time.perf_counter() - s.t0, 1e-9)
-        ingest_ms = 1000 * (learner.timers.seconds["ingest"] - s.ingest_s0) / max(s.episodes, 1)
-        rate, interventions = learner.success_rate_recent() or 0.0, learner.intervention_rate_recent() or 0.0
-        numbers = " ".join(f"{k} {v:.3g}" for k, v in sorted(learner.metrics.items()))
-        self.log(
-            f"ep {learner.episodes} | env steps {learner.env_steps} | updates {learner.agent.step} | success "
-            f"{rate:.0%} (last {len(learner.recent_success)}) | interventions {interventions:.0%} | "
-            f"{s.episodes / dt:.2f} ep/s | {s.updates / dt:.1f} upd/s | ingest {ingest_ms:.0f} ms/ep | {numbers}"
-            + (f" | refused {dict(sorted(self.refused.items()))}" if self.refused else "")
-        )
-        self.wandb.log(
-            {
-                **{f"train/{k}": v for k, v in learner.metrics.items()},
-                "train/success_rate_recent": rate,
-                "train/intervention_rate_recent": interventions,
-                "train/updates": learner.agent.step,
-                "train/episodes": learner.episodes,
-                "perf/updates_per_s": s.updates / dt,
-                "perf/episodes_per_s": s.episodes / dt,
-                "perf/ingest_ms": ingest_ms,
-                **learner.timers.metrics(),
-                **{f"refused/{k}": v for k, v in self.refused.items()},
-            },
-            learner.env_steps,
-        )
-        self._stats = _Stats(ingest_s0=learner.timers.seconds["ingest"])
+        self._stats = log_line(self.learner, self._stats, self.refused, self.log, self.wandb)
 
     def acks(self) -> dict[str, int]:
         """{actor id: episodes settled} (stored, or refused for good): the acks payload."""

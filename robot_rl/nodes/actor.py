@@ -16,12 +16,13 @@ keys end the episode (terminated, reward 1 / 0, overriding the task's success fl
 (neither stored nor sent). A teleop device that goes silent for `teleop_timeout_s` mid-intervention holds
 the arm until the person engages again or the episode ends.
 Episodes: `reset` service -> fresh data -> act until `task/success` (terminated, reward 1) or
-`max_episode_steps` (truncated) -> hold, store (durable) -> publish on /learner/episodes -> next.
-A wall-clock timer (`_housekeeping`) watches the learner's acks heartbeat and resends unacknowledged
-episodes from the store (robot_rl.nodes.actor_delivery). Weights from /learner/policy (at most
-`max_policy_bytes`) are decoded, checked and built on a worker thread (the newest message wins;
-robot_rl.nodes.actor_policy, which says what held the GIL when an earlier decoder thread delayed commands by
-up to 150-200 ms); the tick swaps in only a policy that is fully built, right after its command is out.
+`max_episode_steps` (truncated) -> hold, store (durable) -> publish on /learner/episodes -> next
+(robot_rl.nodes.actor_episodes). A wall-clock timer (`_housekeeping`, robot_rl.nodes.actor_learner) watches
+the learner's acks heartbeat and resends unacknowledged episodes from the store (robot_rl.nodes.actor_delivery).
+Weights from /learner/policy (at most `max_policy_bytes`) are decoded, checked and built on a worker thread
+(the newest message wins; robot_rl.nodes.actor_policy, which says what held the GIL when an earlier decoder
+thread delayed commands by up to 150-200 ms); the tick swaps in only a policy that is fully built, right
+after its command is out.
 No message can end the node or stop its tick: every subscription runs behind `robot_rl.ros.guard`, which
 refuses what its callback raised on with one rate-limited log line naming the topic, and counts it.
 Status: `actor_status` (std_msgs/String JSON, latched, every 0.5 s wall): phase, ticks, policy version,
@@ -58,7 +59,7 @@ from std_srvs.srv import Trigger
 
 from robot_rl import keys
 from robot_rl.acting.config import ActorConfig
-from robot_rl.acting.core import Choice, node_acting
+from robot_rl.acting.core import node_acting
 from robot_rl.acting.episode import EpisodeMachine, Phase
 from robot_rl.acting.observation import ObservationAssembler
 from robot_rl.acting.timing import TickTiming
@@ -70,6 +71,7 @@ from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
 from robot_rl.nodes import actor_inputs
 from robot_rl.nodes.actor_delivery import EpisodeDelivery
+from robot_rl.nodes.actor_episodes import ActorEpisodeSide
 from robot_rl.nodes.actor_learner import ActorLearnerSide
 from robot_rl.nodes.actor_policy import PolicyLoader
 from robot_rl.nodes.actor_record import ActorTrace
@@ -85,7 +87,7 @@ from robot_rl.viz.actor import make_actor_viz
 ACTOR_STATUS = "actor_status"  # relative: /robot_1/actor_status
 
 
-class ActorNode(ActorLearnerSide, Node):
+class ActorNode(ActorLearnerSide, ActorEpisodeSide, Node):
     """One robot's actor: reads its (namespaced) robot topics, commands it, and feeds the learner."""
 
     def __init__(self, **node_kw):
@@ -129,7 +131,8 @@ class ActorNode(ActorLearnerSide, Node):
         self.teleop = TeleopLink(cfg.teleop_timeout_s)  # wall clock: a device's heartbeat is a wall-time matter
         self._interventions = 0  # intervened steps of the running episode
         # (executed, proposed, is_intervention, base action) of the step awaiting its outcome
-        self._pending: tuple[np.ndarray, np.ndarray, bool, np.ndarray] | None = None
+        # and the latent action of noise steering (None without it)
+        self._pending: tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray | None] | None = None
         self._gripper = 0.0  # last gripper closing sent
         self._episode_version = -1  # newest policy version that acted in the running episode
         self._published_s = 0.0  # node-clock stamp of the last command published
@@ -146,6 +149,7 @@ class ActorNode(ActorLearnerSide, Node):
             f"store {self.store.path} ({self.store.n_episodes} episodes), inputs {list(self.assembler.required)}, "
             f"policy {'v0 from ' + cfg.policy_path if self.acting.policy else 'none yet (warmup=' + cfg.warmup + ')'}"
             f"{', residual on the base ' + cfg.base_policy if self.acting.base is not None else ''}"
+            f"{', noise-steering the flow base ' + cfg.base_policy if self.acting.steering is not None else ''}"
         )
 
     def _make_io(self) -> None:
@@ -244,8 +248,7 @@ class ActorNode(ActorLearnerSide, Node):
             choice = self.acting.choose(obs, warmup=self.acting.policy is None, cmd=cmd, ee_quat_wxyz=quat)
         except BaseActionError as err:  # a base policy that raised or returned a bad action: a hold, never a crash
             self.refusals.refuse("base_policy", str(err))
-            hold = np.full(self.layout.action_dim, np.nan, dtype=np.float32)  # the safety filter makes it a hold
-            choice = Choice(hold, hold, None, "base_policy")
+            choice = self.acting.refused_choice("base_policy")  # a NaN action: the safety filter makes it a hold
         if choice.infer_s is not None:  # the policy acted
             self.timing.infer_s.append(choice.infer_s)
             self._episode_version = max(self._episode_version, self.policy_version)
@@ -264,40 +267,13 @@ class ActorNode(ActorLearnerSide, Node):
             proposed if np.all(np.isfinite(proposed)) else executed,
             choice.is_intervention,
             executed if choice.base_action is None else choice.base_action,
+            choice.latent_action,
         )
-        executed, proposed, is_intervention, base = self._pending
+        executed, proposed, is_intervention, base, _ = self._pending
         self.trace.step(executed, proposed, base, is_intervention, self._now_ns())
         if self.viz is not None:  # queued, never waited for
             row = self.store.n_steps + self.recorder.n_steps
             self.viz.act(row, self.store.n_episodes, obs, executed, proposed, base, is_intervention)
-
-    def _record_pending(self, obs: dict, outcome, info: dict) -> None:
-        executed, proposed, is_intervention, base_action = self._pending
-        if self.viz is not None:
-            done = outcome.terminated or outcome.truncated
-            self.viz.outcome(self.store.n_steps + self.recorder.n_steps, outcome.reward, info["success"], done)
-        self.recorder.step(
-            executed,
-            obs,
-            outcome.reward,
-            outcome.terminated,
-            outcome.truncated,
-            info,
-            base_action=base_action,
-            policy_action=proposed,
-            is_intervention=is_intervention,
-        )
-        self._pending = None
-
-    def _discard_episode(self, verdict: str) -> None:
-        """A re-record (or a verdict before the first step completed): the episode is dropped, never learned from."""
-        self._hold()
-        steps = self.machine.n_steps
-        self._pending = None
-        self.machine.finish()
-        self.recorder.discard()
-        self.trace.episode("discard", self._now_ns(), steps=steps, verdict=verdict)
-        self.get_logger().info(f"episode discarded after {steps} steps ({verdict} from teleop): not stored, not sent")
 
     def _send(self, action: np.ndarray, ee_pos_m: np.ndarray) -> np.ndarray:
         """Action -> SafetyFilter -> twist + gripper on the wire; returns the executed action (A,) in [-1, 1]."""
@@ -328,46 +304,6 @@ class ActorNode(ActorLearnerSide, Node):
         twist = convert.twist_msg(zero, zero, now_ns * 1e-9, topics.BASE_FRAME)
         self.pub_twist.publish(twist)
         self.trace.record(topics.EE_COMMAND, twist, now_ns)
-
-    # --- episodes ---------------------------------------------------------------------------
-    def _request_reset(self) -> None:
-        if not self.reset_client.service_is_ready():
-            self.get_logger().info(
-                f"waiting for the reset service {self.reset_client.srv_name}", throttle_duration_sec=5.0
-            )
-            return
-        self.machine.request_reset(time.monotonic())
-        self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_answer)
-
-    def _on_reset_answer(self, future) -> None:
-        answer = future.result()
-        ok = answer is not None and answer.success
-        if not ok:
-            self.get_logger().warning(
-                f"reset refused: {getattr(answer, 'message', 'no answer')}; asking again", throttle_duration_sec=2.0
-            )
-        self.machine.reset_answered(ok, self._now_s())
-
-    def _end_episode(self, verdict: str | None = None) -> None:
-        steps = self.machine.n_steps
-        self.trace.episode("end", self._now_ns(), episode=self.store.n_episodes, steps=steps, verdict=verdict)
-        self._hold()
-        self._pending = None
-        self.machine.finish()
-        try:
-            index = self.recorder.end()  # durable when it returns
-        except StoreError as err:
-            self.get_logger().error(f"the store refused the episode ({steps} steps), dropping it: {err}")
-            self.recorder.discard()
-            return
-        success = self.delivery.deliver(index, self._episode_version)
-        judged = f" ({verdict} from teleop)" if verdict else ""
-        self.get_logger().info(
-            f"episode {index} stored and sent: {steps} steps, success={success}{judged}, "
-            f"interventions {self._interventions}/{steps}, policy v{self._episode_version}; "
-            f"{self.timing.summary()}"
-        )
-        self.timing.write_episode(index, self._episode_version)
 
     # --- teleop -----------------------------------------------------------------------------
     def _on_teleop(self, msg: Joy) -> None:

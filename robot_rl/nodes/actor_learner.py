@@ -53,8 +53,10 @@ class ActorLearnerSide:
             self._use_policy(*taken, protocol.POLICY)
 
     def _use_policy(self, policy: Policy, version: int, source: str) -> None:
-        why = self.layout.policy_mismatch(policy.obs_spec, policy.action_dim) or residual_mismatch(
-            policy, self.cfg.base_policy
+        steering = self.acting.steering  # noise steering: the policy's action is the base's latent, checked there
+        dim = policy.action_dim if steering is None else self.layout.action_dim
+        why = self.layout.policy_mismatch(policy.obs_spec, dim) or residual_mismatch(
+            policy, self.cfg.base_policy, steering
         )
         if why:
             if source == protocol.POLICY:

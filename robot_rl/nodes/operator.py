@@ -6,7 +6,7 @@
 Every control period (node clock: simulation time under use_sim_time) it reads the newest
 `task/object_state` (the sim's privileged, labelled object state), measures the task's progress
 distance, and runs `robot_rl.teleop.operator.ScriptedOperator` with a ground-truth-state expert
-(`robot_rl.teleop.experts`) -- then publishes the command on `teleop/command`, the same topic and
+(`robot_rl.teleop.state_experts`) -- then publishes the command on `teleop/command`, the same topic and
 layout as the keyboard, gamepad and SpaceMouse nodes, so the actor cannot tell it from a person.
 A new episode is recognised by the object jumping more than `reset_jump_m` while not in the gripper
 (the sim's reset); the per-episode budget starts over then. With no object state for `stale_s`
@@ -30,8 +30,8 @@ from robot_rl.nodes.teleop import CommandPublisher, run_node
 from robot_rl.ros import task_convert, topics
 from robot_rl.ros.convert import MessageError
 from robot_rl.ros.params import declare_config
-from robot_rl.teleop.experts import make_state_expert
 from robot_rl.teleop.operator import OperatorConfig, ScriptedOperator, distance_to_done_m
+from robot_rl.teleop.state_experts import make_state_expert
 
 
 @dataclass(frozen=True)

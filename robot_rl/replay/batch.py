@@ -23,7 +23,7 @@ class Batch:
     next_obs: dict[str, torch.Tensor]  # like obs, k steps later
     discount: torch.Tensor  # (B,) float32
     base_action: torch.Tensor | None = None  # (B, A) float32: the base policy's action (zeros without one)
-    is_intervention: torch.Tensor | None = None  # (B,) bool: a human chose `action`
+    is_intervention: torch.Tensor | None = None  # (B,) bool: teleop (a person or the scripted operator) chose `action`
     next_base_action: torch.Tensor | None = None  # (B, A) float32: the base policy's action at next_obs
     is_demo: torch.Tensor | None = None  # (B,) bool: drawn from a demonstration replay (set by MixedSampler)
 

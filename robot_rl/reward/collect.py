@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
-from robot_rl.teleop.experts import PickCubePhases
+from robot_rl.teleop.state_experts import PickCubePhases
 
 BEHAVIOURS = ("expert", "no_grasp", "low_lift", "drop", "random")
 

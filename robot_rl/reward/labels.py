@@ -8,7 +8,8 @@ frame*. Two ways to derive it from the store's per-step `success` key (`keys.SUC
   observation), so frame t's label is row t-1's success; frame 0 is 0. Episodes that terminated on
   success therefore hold no positive frame (the final observation is not stored): record reward data
   with `robot-rl reward record`, which keeps the episode running after success.
-- "operator": an operator's success event marks the row at which the person judged the task done;
+- "teleop": the teleop success key (a person's, or the scripted operator's) marks the row at which it was
+  pressed, i.e. where the task was judged done;
   that frame and every later one are positive.
 
 Edits (`robot-rl reward label STORE --set EP:FROM-TO=1`) are kept, in order, in the sidecar file
@@ -29,7 +30,8 @@ import numpy as np
 from robot_rl import keys
 
 LABELS_FILE = "reward_labels.json"
-SOURCES = ("sim", "operator")
+SOURCES = ("sim", "teleop")
+RENAMED_SOURCES = {"operator": "teleop"}  # older names, still read (sidecar files saved before the rename)
 _SET_RE = re.compile(r"^(\d+):(\d+)(?:-(\d+))?=([01])$")
 
 
@@ -57,6 +59,7 @@ def parse_edit(text: str) -> LabelEdit:
 
 def frame_labels(success: np.ndarray, source: str = "sim") -> np.ndarray:
     """(T,) bool success key of one episode -> (T,) uint8 frame labels (see the module docstring)."""
+    source = RENAMED_SOURCES.get(source, source)
     if source not in SOURCES:
         raise ValueError(f"label source {source!r}; choose one of {SOURCES}")
     s = np.asarray(success, dtype=bool)
@@ -81,6 +84,7 @@ class StoreLabels:
         self.path = Path(store.path) / LABELS_FILE
         saved = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.source = source or saved.get("source", "sim")
+        self.source = RENAMED_SOURCES.get(self.source, self.source)
         if self.source not in SOURCES:
             raise ValueError(f"label source {self.source!r}; choose one of {SOURCES}")
         self.edits = [LabelEdit(**e) for e in saved.get("edits", [])]

@@ -48,9 +48,7 @@ class TrainConfig:
     # on the 450-frame test fixture, 1 lets a flip frame through: held-out precision 0.944, so not the default yet)
     calibration_skip_flip_frames: int = 0
     calibration_prefer_half: bool = False  # threshold 0.5 when it lies in the calibrated gap (metrics._with_margin)
-    label_source: str | None = (
-        None  # "sim" or "operator" (see robot_rl.reward.labels); None = each store's saved choice
-    )
+    label_source: str | None = None  # "sim" or "teleop" (see robot_rl.reward.labels); None = each store's saved choice
     seed: int = 0  # split, initialisation and sampling
     device: str = "cpu"  # torch device
     progress: bool = True  # show a progress bar

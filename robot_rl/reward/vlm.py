@@ -112,7 +112,7 @@ class VLMTrainConfig:
     lr: float = 1e-2  # AdamW learning rate of the head
     held_out_fraction: float = 0.25  # fraction of episodes held out
     target_precision: float = 0.95  # threshold target on held-out frames
-    label_source: str | None = None  # "sim" / "operator"; None = each store's saved choice
+    label_source: str | None = None  # "sim" / "teleop"; None = each store's saved choice
     seed: int = 0  # split and sampling
     device: str = "cpu"  # torch device
     progress: bool = True  # progress bars

@@ -1,4 +1,4 @@
-"""Human-in-the-loop control without ROS: device mappings, readers, the intervention arbiter, a scripted operator.
+"""A person in the loop, without ROS: device mappings, readers, the intervention arbiter, the scripted operator.
 
 mapping.py   device mapping files (YAML, one per device; defaults in mappings/): axes, buttons, scales, deadbands
 joy.py       JoyMapper: a gamepad's or SpaceMouse's axes and buttons -> TeleopCommand, events, disconnects
@@ -6,6 +6,7 @@ keyboard.py  a terminal keyboard (raw termios, non-blocking, works over SSH) -> 
 spacemouse.py  a SpaceMouse read directly over HID (pyspacemouse, imported only when used)
 arbiter.py   Arbiter: policy action + TeleopCommand -> executed action, is_intervention, human action, verdict
 operator.py  ScriptedOperator: takes over from ground truth when the policy strays, within a budget
+state_experts.py  experts acting from the task's object state alone (the operator node's; the sim's read MuJoCo)
 link.py      TeleopLink: the receiving end of `teleop/command` (event counters, heartbeat timeout)
 
 The ROS nodes around these live in robot_rl/nodes/ (teleop, keyboard, spacemouse, operator).

@@ -10,7 +10,8 @@ from, so an interrupted and resumed run holds exactly the data of an uninterrupt
 `<out>/eval.jsonl`, `<out>/curve.png`, a video. A run stops at the first episode end at or after `steps`, so
 checkpoints always fall between episodes and a resume continues exactly where the run stood.
 
-Set-up, evaluation, the status line and the end of a run live in `robot_rl.training.run` (`make_run`, `TrainRun`).
+Set-up lives in `robot_rl.training.run_setup` (`make_run`); evaluation, the status line and the end of a run in
+`robot_rl.training.run` (`TrainRun`).
 Residual RL (`base_policy`): robot_rl.training.residual. Simulated operator (`operator`):
 robot_rl.training.intervention.
 
@@ -25,7 +26,8 @@ Run directory:
 from __future__ import annotations
 
 from robot_rl.training.config import TrainConfig
-from robot_rl.training.run import TrainResult, make_run
+from robot_rl.training.run import TrainResult
+from robot_rl.training.run_setup import make_run
 from robot_rl.viz.training import for_run
 
 

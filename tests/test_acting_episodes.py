@@ -1,4 +1,5 @@
-"""The actor's logic without ROS: layout vs the gym env, observation assembly, staleness, episodes, resends."""
+"""The acting package's episode bookkeeping without ROS (robot_rl.acting: config, observation, episode, delivery;
+robot_rl.cell's layout): layout vs the gym env, observation assembly, staleness, the episode machine, resends."""
 
 from __future__ import annotations
 
