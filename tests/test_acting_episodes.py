@@ -208,6 +208,22 @@ def test_unacknowledged_episodes_are_resent_lowest_first_at_the_resend_interval_
     assert (reread.version(0), reread.version(1), reread.version(2)) == (12, -1, -1)
 
 
+def test_a_learner_that_is_alive_but_behind_gets_resends_ever_more_rarely_and_all_at_once_after_a_silence():
+    box = Outbox("/robot_1/actor", timeout_s=3.0, resend_interval_s=2.0, max_burst=10, max_resend_interval_s=5.0)
+    sends = []
+    for tick in range(0, 25):  # the learner acks every second but stores nothing of ours (its ingest is slow)
+        now = float(tick)
+        box.on_acks({"/robot_1/actor": 0}, now)
+        if box.due(1, now):
+            box.sent(0, now)
+            sends.append(tick)
+    assert sends == [0, 2, 6, 12, 18, 24]  # 2, 4, then 5 s (the cap) after each send, on the 2 s check grid
+    box.on_acks({"/robot_1/actor": 0}, 30.0)  # back after 6 s of silence (a partition, a restart)
+    assert box.due(1, 30.0) == [0]
+    with pytest.raises(ValueError, match="max_resend_interval_s"):
+        Outbox("/a", timeout_s=3.0, resend_interval_s=2.0, max_resend_interval_s=1.0)
+
+
 def test_a_policy_for_another_layout_is_named_as_a_mismatch():
     layout = _layout(obs_mode="pixels", cameras=("front",), image_size=32)
     assert layout.policy_mismatch({"state": [18], "image_front": [32, 32, 3]}, 4) == ""

@@ -53,7 +53,7 @@ class ActorConfig:
     deterministic: bool = False  # act with the policy's mean action (evaluation) instead of sampling
     on_learner_lost: str = "continue"  # no acks for learner_timeout_s: continue acting, or hold after the episode
     learner_timeout_s: float = 5.0  # wall seconds without an acks message (heartbeat 1 s) before the learner is lost
-    resend_interval_s: float = 2.0  # wall seconds between checks for (and repeats of) unacknowledged episodes
+    resend_interval_s: float = 2.0  # wall seconds between checks for unacked episodes; repeats back off to 30 s
     reset_timeout_s: float = 10.0  # wall seconds to wait for the reset service's answer before asking again
     workspace_file: str = (
         ""  # workspace YAML from `robot-rl calibrate workspace`: the safety filter's box ("" = the task's)

@@ -1,9 +1,14 @@
 """The actor's side of the delivery guarantee (`robot_rl.ros.protocol`), without ROS.
 
 - `Outbox` reads the learner's acks ({actor_id: episodes stored}) and says which of this actor's
-  stored episodes to (re)send: those with index >= the ack count, lowest first, each at most once
-  per `resend_interval_s`, at most `max_burst` per check. It also tracks the learner's liveness: the
-  learner republishes acks every second, so no acks for `timeout_s` means it is gone.
+  stored episodes to (re)send: those with index >= the ack count, lowest first, at most `max_burst`
+  per check. An episode is resent `resend_interval_s` after its first send, then after twice that,
+  and so on up to `max_resend_interval_s`: a learner that is alive but behind (a pixel episode takes it
+  tens of seconds to ingest on a small CPU) is not buried under copies of what it is still reading
+  (4 robots with cameras sent 2 GB of resends that way). When the learner comes back after being
+  silent (a partition, a restart), every unacked episode is due again at once. It also tracks the
+  learner's liveness: the learner republishes acks every second, so no acks for `timeout_s` means
+  it is gone.
 - `VersionLedger` remembers which policy version acted in each stored episode (a JSON-lines file
   next to the store's arrays), so an episode resent after an actor restart still carries it.
 
@@ -18,27 +23,45 @@ from pathlib import Path
 
 
 class Outbox:
-    def __init__(self, actor_id: str, timeout_s: float, resend_interval_s: float = 2.0, max_burst: int = 10):
-        if timeout_s <= 0 or resend_interval_s <= 0 or max_burst < 1:
+    def __init__(
+        self,
+        actor_id: str,
+        timeout_s: float,
+        resend_interval_s: float = 2.0,
+        max_burst: int = 10,
+        max_resend_interval_s: float = 30.0,
+    ):
+        if timeout_s <= 0 or resend_interval_s <= 0 or max_burst < 1 or max_resend_interval_s < resend_interval_s:
             raise ValueError(
-                f"need timeout_s > 0, resend_interval_s > 0, max_burst >= 1; got "
-                f"{timeout_s}, {resend_interval_s}, {max_burst}"
+                f"need timeout_s > 0, resend_interval_s > 0, max_burst >= 1, max_resend_interval_s >= "
+                f"resend_interval_s; got {timeout_s}, {resend_interval_s}, {max_burst}, {max_resend_interval_s}"
             )
         self.actor_id = actor_id
         self.timeout_s = timeout_s
         self.resend_interval_s = resend_interval_s
+        self.max_resend_interval_s = max_resend_interval_s
         self.max_burst = max_burst
         self.acked: int | None = None  # episodes of this actor the learner holds (None: never heard)
         self._last_ack_s: float | None = None
         self._last_sent_s: dict[int, float] = {}
+        self._sends: dict[int, int] = {}  # times each unacked episode was sent
         self._last_check_s = -float("inf")
 
     def on_acks(self, acks: dict[str, int], now_s: float) -> None:
         """An acks message (also the learner's heartbeat); an actor it does not list has 0 stored."""
+        if self._last_ack_s is not None and now_s - self._last_ack_s > self.timeout_s:
+            self._sends.clear()  # back after a silence: what it has not acked may be lost, resend it promptly
+            self._last_sent_s.clear()
         self.acked = int(acks.get(self.actor_id, 0))
         self._last_ack_s = now_s
         for index in [i for i in self._last_sent_s if i < self.acked]:
             del self._last_sent_s[index]
+            self._sends.pop(index, None)
+
+    def resend_after_s(self, index: int) -> float:
+        """Seconds after its last send that episode `index` is due again: doubling per send, capped."""
+        sends = self._sends.get(index, 0)
+        return min(self.resend_interval_s * 2.0 ** max(sends - 1, 0), self.max_resend_interval_s)
 
     def learner_alive(self, now_s: float) -> bool:
         return self._last_ack_s is not None and now_s - self._last_ack_s <= self.timeout_s
@@ -49,19 +72,21 @@ class Outbox:
 
     def sent(self, index: int, now_s: float) -> None:
         self._last_sent_s[index] = now_s
+        self._sends[index] = self._sends.get(index, 0) + 1
 
     def unacked(self, n_stored: int) -> int:
         """Stored episodes the learner is not known to hold."""
         return n_stored - (self.acked or 0)
 
     def due(self, n_stored: int, now_s: float) -> list[int]:
-        """Indices to (re)send now; checked at most once per resend_interval_s and only while the learner is alive."""
+        """Indices to (re)send now (their backed-off interval since the last send has passed); checked at most once
+        per resend_interval_s and only while the learner is alive."""
         if now_s - self._last_check_s < self.resend_interval_s or not self.learner_alive(now_s):
             return []
         self._last_check_s = now_s
         out = []
         for index in range(self.acked or 0, n_stored):
-            if now_s - self._last_sent_s.get(index, -float("inf")) >= self.resend_interval_s:
+            if now_s - self._last_sent_s.get(index, -float("inf")) >= self.resend_after_s(index):
                 out.append(index)
             if len(out) == self.max_burst:
                 break
