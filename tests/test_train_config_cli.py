@@ -162,3 +162,24 @@ def test_the_state_recipe_adds_its_bc_term_and_hl_gauss_critic_unless_they_are_t
     assert note.startswith("state observations:") and "bc_weight 5" in note and "hl_gauss" in note
     typed, note = with_recipe(agent_cfg(["--bc-weight", "0", "--critic-loss", "mse"]), has_images=False)
     assert (typed.bc_weight, typed.critic_loss, note) == (0.0, "mse", "")  # typed values are kept, nothing to say
+
+
+def test_the_state_recipe_holds_the_gaussian_entropy_for_plain_agents_only_and_keeps_typed_values():
+    from robot_rl.agents.config import with_recipe
+    from robot_rl.cli import build_parser
+
+    def agent_cfg(argv: list[str]):
+        overrides = given_overrides(build_parser().parse_args(["train", *argv]), TrainConfig)
+        return replace_nested(TrainConfig(), overrides).agent
+
+    plain, note = with_recipe(agent_cfg([]), has_images=False, arm_dims=4)
+    assert (plain.entropy_measure, plain.target_entropy_final) == ("gaussian", -12.0)
+    assert "Gaussian's entropy" in note and "moving to -12" in note
+    residual, _ = with_recipe(agent_cfg([]), has_images=False)  # no arm_dims: residual / steering agents
+    assert (residual.entropy_measure, residual.target_entropy_final) == (None, None)
+    pixels, _ = with_recipe(agent_cfg([]), has_images=True, arm_dims=4)
+    assert (pixels.entropy_measure, pixels.target_entropy_final) == (None, None)
+    typed, _ = with_recipe(
+        agent_cfg(["--entropy-measure", "action", "--target-entropy-final", "-5"]), has_images=False, arm_dims=4
+    )
+    assert (typed.entropy_measure, typed.target_entropy_final) == ("action", -5.0)

@@ -161,7 +161,9 @@ class LearnerService:
     def _build_agent(self, step_specs: dict) -> None:
         """The agent for these spaces, with the recipe for its observations (residual RL: on the base policy)."""
         obs_space, action_space = spaces_of(step_specs)
-        self.agent_cfg, note = with_recipe(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))))
+        plain = not self.cfg.base_policy  # residual and noise-steering agents: their entropy recipe is not measured
+        arm_dims = int(np.prod(action_space.shape)) - bool(self.agent_cfg.discrete_gripper) if plain else None
+        self.agent_cfg, note = with_recipe(self.agent_cfg, bool(image_keys(as_dict_space(obs_space))), True, arm_dims)
         if note:
             self.log(note)
         residual = None

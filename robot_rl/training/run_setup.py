@@ -147,7 +147,9 @@ def set_threads_and_recipe(cfg: TrainConfig, env: gym.Env, env_id: str, run_dir:
         torch.set_num_threads(threads)
     if fresh:
         success_reward = is_sim_task(env_id) or cfg.reward_classifier is not None  # 0/1 success rewards
-        cfg.agent, note = with_recipe(cfg.agent, has_images, success_reward)
+        plain = not cfg.base_policy  # residual and noise-steering agents: their entropy recipe is not measured
+        arm_dims = int(np.prod(env.action_space.shape)) - bool(cfg.agent.discrete_gripper) if plain else None
+        cfg.agent, note = with_recipe(cfg.agent, has_images, success_reward, arm_dims)
         if note:
             say(note)
             cfg.save(run_dir / CONFIG_JSON)
