@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tiny_train import TINY_LEARNER_ARGS
 
 from robot_rl import keys
 from robot_rl.agents import AgentConfig, Policy
@@ -210,23 +211,7 @@ def test_train_with_a_base_policy_records_its_actions_and_starts_at_exactly_the_
             "100",
             "--warmup-steps",
             "40",
-            "--utd",
-            "1",
-            "--hidden-dims",
-            "32",
-            "32",
-            "--batch-size",
-            "32",
-            "--eval-every",
-            "1000",
-            "--eval-episodes",
-            "3",
-            "--video-episodes",
-            "0",
-            "--checkpoint-every",
-            "1000",
-            "--no-wandb",
-            "--no-progress-bar",
+            *TINY_LEARNER_ARGS,
             "--out",
             str(out),
         ]

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tiny_train import TINY_LEARNER_ARGS
 
 from robot_rl import keys
 from robot_rl.acting.core import POLICY, WARMUP, Acting
@@ -156,25 +157,9 @@ def _train_args(base, out, *extra) -> list[str]:
         "80",
         "--warmup-steps",
         "30",
-        "--utd",
-        "1",
-        "--hidden-dims",
-        "32",
-        "32",
-        "--batch-size",
-        "32",
-        "--eval-every",
-        "1000",
-        "--eval-episodes",
-        "3",
-        "--video-episodes",
-        "0",
-        "--checkpoint-every",
-        "1000",
+        *TINY_LEARNER_ARGS,
         "--threads",
         "1",
-        "--no-wandb",
-        "--no-progress-bar",
         "--out",
         str(out),
         *extra,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from tiny_train import pick_cube_config
 
 from robot_rl.cli import main
 from robot_rl.data.store import EpisodeStore
@@ -16,31 +17,9 @@ from robot_rl.training.cli_args import replace_nested
 from robot_rl.training.config import TrainConfig, config_for_resume
 from robot_rl.training.loop import train
 
-TINY_AGENT = {"hidden_dims": (32, 32), "batch_size": 32, "utd_ratio": 1}
-
 
 def _pick_cube_cfg(out: Path, steps: int) -> TrainConfig:
-    """pick_cube from state, 50-step episodes, 3 scripted demos, a tiny learner: a few seconds of CPU."""
-    return replace_nested(
-        TrainConfig(),
-        {
-            "task": "pick_cube",
-            "obs": "state",
-            "max_episode_steps": 50,
-            "scripted_demos": 3,
-            "out": str(out),
-            "steps": steps,
-            "warmup_steps": 50,
-            "eval_every": 100,
-            "eval_episodes": 2,
-            "video_episodes": 0,
-            "checkpoint_every": 100,
-            "log_every": 50,
-            "wandb": False,
-            "progress_bar": False,
-            "agent": TINY_AGENT,
-        },
-    )
+    return pick_cube_config(out, steps)
 
 
 def _agent_tensors(ckpt: Path) -> dict[str, np.ndarray]:

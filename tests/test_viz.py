@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_train import pick_cube_config
 
 from robot_rl import keys
 from robot_rl.cli import main
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
-from robot_rl.training.cli_args import replace_nested
-from robot_rl.training.config import TrainConfig
 from robot_rl.training.loop import train
 from robot_rl.viz.episodes import parse_episodes
 
@@ -120,27 +119,7 @@ def test_episode_lists_parse_to_sorted_unique_indices():
 
 def test_train_viz_rerun_logs_every_env_step_the_learner_and_evaluations(tmp_path):
     out = tmp_path / "run"
-    cfg = replace_nested(
-        TrainConfig(),
-        {
-            "task": "pick_cube",
-            "obs": "state",
-            "max_episode_steps": 50,
-            "scripted_demos": 3,
-            "out": str(out),
-            "steps": 100,
-            "warmup_steps": 50,
-            "eval_every": 100,
-            "eval_episodes": 1,
-            "video_episodes": 0,
-            "checkpoint_every": 100,
-            "log_every": 50,
-            "wandb": False,
-            "progress_bar": False,
-            "viz": "rerun",
-            "agent": {"hidden_dims": (32, 32), "batch_size": 32, "utd_ratio": 1},
-        },
-    )
+    cfg = pick_cube_config(out, 100, eval_episodes=1, viz="rerun")
     train(cfg)
     rrd = out / "viz.rrd"
     rows = _rrd_rows(rrd)
