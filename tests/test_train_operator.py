@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from tiny_train import pick_cube_config
 
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
@@ -19,7 +20,6 @@ from robot_rl.learner import episode_log
 from robot_rl.learner.corrections import add_interventions, intervention_segments, penalize_takeovers
 from robot_rl.replay import ReplayBuffer
 from robot_rl.training import curves
-from robot_rl.training.cli_args import replace_nested
 from robot_rl.training.config import TrainConfig, config_for_resume
 from robot_rl.training.loop import train
 
@@ -28,33 +28,18 @@ EPISODE, WARMUP, TAKEOVER, MAX_INTERVENTIONS, MAX_FRACTION = 50, 50, 5, 2, 0.3
 
 def _operator_cfg(out: Path, steps: int, **over) -> TrainConfig:
     """pick_cube from state, 50-step episodes, no demos, a tiny learner, the operator on after 50 warm-up steps."""
-    return replace_nested(
-        TrainConfig(),
-        {
-            "task": "pick_cube",
-            "obs": "state",
-            "max_episode_steps": EPISODE,
-            "scripted_demos": 0,
-            "out": str(out),
-            "steps": steps,
-            "warmup_steps": WARMUP,
-            "eval_every": 100,
-            "eval_episodes": 2,
-            "video_episodes": 0,
-            "checkpoint_every": 100,
-            "log_every": 50,
-            "wandb": False,
-            "progress_bar": False,
-            "agent": {"hidden_dims": (32, 32), "batch_size": 32, "utd_ratio": 1},
-            "operator": True,
-            "patience_steps": 5,
-            "takeover_steps": TAKEOVER,
-            "max_interventions": MAX_INTERVENTIONS,
-            "max_fraction": MAX_FRACTION,
-            "intervention_penalty": -1.0,
-            **over,
-        },
+    fields = dict(
+        max_episode_steps=EPISODE,
+        scripted_demos=0,
+        warmup_steps=WARMUP,
+        operator=True,
+        patience_steps=5,
+        takeover_steps=TAKEOVER,
+        max_interventions=MAX_INTERVENTIONS,
+        max_fraction=MAX_FRACTION,
+        intervention_penalty=-1.0,
     )
+    return pick_cube_config(out, steps, **{**fields, **over})
 
 
 def _train_quietly(cfg: TrainConfig):
