@@ -68,7 +68,9 @@ class FilterResult:
 
 
 def _norm(v: np.ndarray) -> float:
-    return math.sqrt(float(v @ v))
+    """Euclidean length; inf (not a warning) when the squares overflow, which every limit then treats as too far."""
+    with np.errstate(over="ignore"):
+        return math.sqrt(float(v @ v))
 
 
 def _clip_norm(v: np.ndarray, limit: float) -> tuple[np.ndarray, bool]:
