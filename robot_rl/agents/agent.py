@@ -227,7 +227,7 @@ class Agent:
         `imitate` (rows, actions): the optional BC term pulls the actor's action on those rows towards those actions."""
         actor = self.policy.actor
         noise = self._noise(feats.shape[0], self.arm_dim) if actor.stochastic else None
-        action, log_prob, mean_action = actor.forward_with_mean(feats, noise)
+        action, log_prob, mean_action, log_std = actor.sample(feats, noise)
         q = self.critic.values(self.critic(feats, action, detach_params=True)).mean(dim=0)  # (B,)
         out: dict[str, torch.Tensor] = {}
         if actor.stochastic:
@@ -238,7 +238,7 @@ class Agent:
                 # harder as the temperature climbs to hold a low target (peg_insert: it reached 0.34 and the success
                 # fell from 1.0 to 0.05). A penalty on the excess holds the entropy down where the critic is flat
                 # and Adam lets the stds drift up (pick_cube: 2.5 -> 3.9 with the temperature falling).
-                gaussian = actor.gaussian_entropy(feats)
+                gaussian = actor.entropy_of(log_std)  # from the same pass as the action
                 entropy = gaussian.detach()
                 excess = (gaussian.mean() - self.target_entropy).clamp(min=0.0)
                 actor_loss = (-alpha.detach() * gaussian - q).mean() + excess

@@ -176,30 +176,44 @@ class ActionHead(nn.Module):
         action, log_prob, _ = self.forward_with_mean(feats, noise)
         return action, log_prob
 
-    def gaussian_entropy(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B,) entropy of the Gaussian before the tanh (sum over dims of log std + log(2 pi e) / 2); SAC only."""
-        _, log_std = self.net(feats).chunk(2, dim=-1)
-        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1.0)
+    def _log_std(self, raw: torch.Tensor) -> torch.Tensor:
+        """The network's raw log-std outputs mapped smoothly into log_std_range."""
+        return self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(raw) + 1.0)
+
+    @staticmethod
+    def entropy_of(log_std: torch.Tensor) -> torch.Tensor:
+        """(B,) entropy of a diagonal Gaussian with these log stds (B, A): sum of log std + log(2 pi e) / 2."""
         return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+
+    def gaussian_entropy(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B,) entropy of the Gaussian before the tanh; SAC only."""
+        return self.entropy_of(self._log_std(self.net(feats).chunk(2, dim=-1)[1]))
 
     def forward_with_mean(
         self, feats: torch.Tensor, noise: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """`forward`'s (action, log_prob) plus the mean action (B, A), all from one pass of the network."""
+        return self.sample(feats, noise)[:3]
+
+    def sample(
+        self, feats: torch.Tensor, noise: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """(action, log_prob, mean action, log std (B, A) or None) from one pass of the network; the log std is
+        there for a sampled SAC action only (the Gaussian's entropy, AgentConfig.entropy_measure)."""
         out = self.net(feats)
         if not self.stochastic:
             action = torch.tanh(out)
-            return action, None, action
+            return action, None, action, None
         mean, log_std = out.chunk(2, dim=-1)
         mean_action = torch.tanh(mean)
         if noise is None:
-            return mean_action, None, mean_action
-        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1.0)
+            return mean_action, None, mean_action, None
+        log_std = self._log_std(log_std)
         pre_tanh = mean + log_std.exp() * noise
         # log N(pre; mean, std) - log |d tanh / d pre|, with log(1 - tanh(x)^2) = 2 (log 2 - x - softplus(-2x))
         log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = log_prob - (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
-        return torch.tanh(pre_tanh), log_prob, mean_action
+        return torch.tanh(pre_tanh), log_prob, mean_action, log_std
 
 
 class Policy(nn.Module):

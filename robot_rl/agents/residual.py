@@ -50,14 +50,14 @@ class ResidualActionHead(ActionHead):
         nn.init.zeros_(last.weight)  # residual exactly 0 and SAC's log-std at mid-range until trained
         nn.init.zeros_(last.bias)
 
-    def forward_with_mean(
+    def sample(
         self, feats: torch.Tensor, noise: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        residual, log_prob, mean_residual = super().forward_with_mean(feats, noise)  # (B, A) in [-1, 1]
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        residual, log_prob, mean_residual, log_std = super().sample(feats, noise)  # (B, A) in [-1, 1]
         base = feats[:, -self.action_dim :]
         total = (base + self.scale * residual).clamp(-1.0, 1.0)
         mean_total = total if mean_residual is residual else (base + self.scale * mean_residual).clamp(-1.0, 1.0)
-        return total, log_prob, mean_total
+        return total, log_prob, mean_total, log_std
 
 
 class ResidualPolicy(Policy):
