@@ -34,8 +34,14 @@ def _tiny_agent(seed: int = 0, **overrides) -> tuple[Agent, object]:
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(), dict(algo="td3"), dict(critic_loss="hl_gauss"), dict(discrete_gripper=True, n_step=2)],
-    ids=["sac", "td3", "hl_gauss", "gripper"],
+    [
+        dict(),
+        dict(algo="td3"),
+        dict(critic_loss="hl_gauss"),
+        dict(discrete_gripper=True, n_step=2),
+        dict(actor_ema=0.1),
+    ],
+    ids=["sac", "td3", "hl_gauss", "gripper", "actor_ema"],
 )
 def test_save_then_load_gives_identical_actions_and_an_identical_next_update(tmp_path, overrides):
     agent, rb = _tiny_agent(**overrides)
@@ -234,3 +240,18 @@ def test_the_gaussian_entropy_bonus_moves_only_the_stds_never_the_means():
     torch.testing.assert_close(moved["gaussian", 0.01][0], moved["gaussian", 100.0][0])  # means
     assert not torch.allclose(moved["gaussian", 0.01][1], moved["gaussian", 100.0][1])  # log stds
     assert not torch.allclose(moved["action", 0.01][0], moved["action", 100.0][0])
+
+
+def test_with_actor_ema_the_policy_is_the_moving_average_of_the_trained_actor():
+    agent, rb = _tiny_agent(actor_ema=0.25)
+    assert agent.train_actor is not agent.policy.actor
+    before = [p.detach().clone() for p in agent.policy.actor.parameters()]
+    agent.update_many(rb, 1)
+    for old, averaged, trained in zip(before, agent.policy.actor.parameters(), agent.train_actor.parameters()):
+        torch.testing.assert_close(averaged, old + 0.25 * (trained - old))  # moved a quarter of the way
+    assert any(not torch.equal(a, t) for a, t in zip(agent.policy.actor.parameters(), agent.train_actor.parameters()))
+    assert all(p.grad is None for p in agent.policy.actor.parameters())  # only the trained copy gets gradients
+    plain, _ = _tiny_agent()
+    assert plain.train_actor is plain.policy.actor and "train_actor" not in plain.state_dict()["modules"]
+    with pytest.raises(ValueError, match="actor_ema"):
+        AgentConfig(actor_ema=1.0)

@@ -60,7 +60,10 @@ class Agent:
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -self.arm_dim / 2.0
         encoder_params = [p for p in encoder.parameters() if p.requires_grad]
         self.critic_opt = torch.optim.Adam([*self.critic.parameters(), *encoder_params], lr=cfg.critic_lr, fused=True)
-        self.actor_opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        # With actor_ema the actor steps train a copy; the policy's actor (what acts and is saved) averages it.
+        self.train_actor = copy.deepcopy(self.policy.actor) if cfg.actor_ema else self.policy.actor
+        self._ema_pairs = self._float_pairs([(self.policy.actor, self.train_actor)]) if cfg.actor_ema else ([], [])
+        self.actor_opt = torch.optim.Adam(self.train_actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.temp_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr, fused=True)
         self.grasp_opt = (
             None
@@ -71,13 +74,7 @@ class Agent:
         pairs = [(self.target_critic, self.critic)]
         if self.target_grasp is not None:
             pairs.append((self.target_grasp, self.policy.grasp_critic))
-        self._targets, self._onlines = [], []
-        for target, online in pairs:
-            t_sd, o_sd = target.state_dict(), online.state_dict()
-            for name, t in t_sd.items():
-                if t.is_floating_point():
-                    self._targets.append(t)
-                    self._onlines.append(o_sd[name])
+        self._targets, self._onlines = self._float_pairs(pairs)
 
         self.frame_features = (
             FrameFeatures(encoder, cfg.feature_cache_augs, torch.Generator(self.device).manual_seed(seed + 1))
@@ -85,6 +82,18 @@ class Agent:
             else None
         )  # give to ReplayBuffer(frame_features=...) so no update re-encodes frames (see make_replay)
         self.step = 0
+
+    @staticmethod
+    def _float_pairs(pairs) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """([averaged tensors], [the tensors they follow]) of every floating tensor of each (average, source) pair."""
+        averaged, sources = [], []
+        for target, online in pairs:
+            t_sd, o_sd = target.state_dict(), online.state_dict()
+            for name, t in t_sd.items():
+                if t.is_floating_point():
+                    averaged.append(t)
+                    sources.append(o_sd[name])
+        return averaged, sources
 
     # --- what a subclass (robot_rl.agents.residual) changes ------------------------------------------
     def _make_policy(self, cfg: AgentConfig, obs_spec: dict[str, list[int]], action_dim: int) -> Policy:
@@ -140,9 +149,10 @@ class Agent:
         return torch.randn(n, dim, device=self.device, generator=self.generator)
 
     def _update(self, batch: Batch, update_actor: bool) -> dict[str, torch.Tensor]:
-        cfg, actor, g = self.cfg, self.policy.actor, self.generator
+        cfg, actor, g = self.cfg, self.train_actor, self.generator
         if not self.policy.training:  # evaluation leaves it in eval mode; train() walks every module (~0.5 ms)
             self.policy.train()
+            self.train_actor.train()
         n = len(batch)
 
         # Features: the online encoder on obs (with grad, for the critic) and on next obs (without).
@@ -225,7 +235,7 @@ class Agent:
         """Actor step against the (just updated) critics' ensemble mean; SAC also steps the temperature.
 
         `imitate` (rows, actions): the optional BC term pulls the actor's action on those rows towards those actions."""
-        actor = self.policy.actor
+        actor = self.train_actor
         noise = self._noise(feats.shape[0], self.arm_dim) if actor.stochastic else None
         action, log_prob, mean_action, log_std = actor.sample(feats, noise)
         q = self.critic.values(self.critic(feats, action, detach_params=True)).mean(dim=0)  # (B,)
@@ -262,6 +272,8 @@ class Agent:
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
+        if self.cfg.actor_ema:
+            torch._foreach_lerp_(*self._ema_pairs, self.cfg.actor_ema)
         out["actor_loss"] = actor_loss.detach()
         return out
 
@@ -278,6 +290,8 @@ class Agent:
         mods = {"policy": self.policy, "critic": self.critic, "target_critic": self.target_critic}
         if self.target_grasp is not None:
             mods["target_grasp"] = self.target_grasp
+        if self.train_actor is not self.policy.actor:
+            mods["train_actor"] = self.train_actor
         return mods
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:

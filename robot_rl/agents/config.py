@@ -48,6 +48,8 @@ class AgentConfig:
     # unchecked: pick_cube's motion dims sample with a std of ~0.5 while the mean succeeds every time. "gaussian": the
     # entropy of the Gaussian before the tanh, every dim alike, held at the target from both sides (the temperature
     # raises it, a penalty on the excess lowers it).
+    actor_ema: float = 0.0  # the deployed actor moves this share of the way to the trained one after every actor step
+    # (an exponential moving average of its weights, what acts, is evaluated and is saved); 0: they are one net
     backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
     # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
     batch_size: int = 256  # transitions per gradient step (the loop samples this many)
@@ -119,6 +121,8 @@ class AgentConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be a discount in [0, 1], got {self.gamma}")
+        if not 0 <= self.actor_ema < 1:
+            raise ValueError(f"actor_ema must be a rate in [0, 1) (0: off), got {self.actor_ema}")
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau must be a Polyak rate in (0, 1], got {self.tau}")
         for name in ("target_entropy", "target_entropy_final"):
