@@ -2,6 +2,7 @@
 control loop's timing (`robot-rl bench ros`).
 
     timing.py            the timing loops both sides use (standard library only)
+    step_timing.py       wall and thread-CPU time of every control step's action (`eval --bench`, `bc eval --bench`)
     sim.py               env steps/s: robot_rl/PickCube-v0 vs gym-hil PandaPickCubeBase-v0
     learner.py           critic updates/s: our agent vs LeRobot 0.4.4's SAC learner
     ros.py               control jitter, obs->command latency, inference, weights broadcast, learner ingest

@@ -173,46 +173,15 @@ def _eval(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.policy} names no sim task; pass --task")
     spec = getattr(policy, "obs_spec", None) or {}
     obs_mode = args.obs or meta.get("obs_mode") or ("pixels" if spec_image_keys(spec) else "state")
-    timed = _TimedBase(policy) if args.bench else policy
-    result = evaluate_base(timed, task, obs_mode, args.episodes, seed=args.seed)
+    from robot_rl.bench.step_timing import StepTimer, TimedBase, format_step_timing
+
+    timer = StepTimer()
+    result = evaluate_base(TimedBase(policy, timer) if args.bench else policy, task, obs_mode, args.episodes, args.seed)
     metrics = {"task": task, "obs_mode": obs_mode, **result.metrics()}
     if args.bench:
-        metrics.update(timed.summary_ms())
+        metrics.update(timer.summary_ms())
     print(eval_line(metrics))
     if args.bench:
-        print(
-            f"act() on 1 thread over {metrics['act_steps']} steps: p50 {metrics['act_ms_p50']:.2f} ms, "
-            f"p99 {metrics['act_ms_p99']:.2f} ms, max {metrics['act_ms_max']:.2f} ms"
-        )
+        print(format_step_timing(metrics, "act()"))
     print(json.dumps(metrics))
     return 0
-
-
-class _TimedBase:
-    """A base policy whose every act() is timed (wall clock, chunk execution included)."""
-
-    def __init__(self, base):
-        self.base, self.act_s = base, []
-        self.obs_spec, self.action_dim = getattr(base, "obs_spec", None), getattr(base, "action_dim", None)  # layout
-
-    def reset(self) -> None:
-        self.base.reset()
-
-    def act(self, obs):
-        import time
-
-        t0 = time.perf_counter()
-        action = self.base.act(obs)
-        self.act_s.append(time.perf_counter() - t0)
-        return action
-
-    def summary_ms(self) -> dict:
-        import numpy as np
-
-        ms = 1e3 * np.asarray(self.act_s)
-        return {
-            "act_steps": len(ms),
-            "act_ms_p50": float(np.percentile(ms, 50)),
-            "act_ms_p99": float(np.percentile(ms, 99)),
-            "act_ms_max": float(ms.max()),
-        }

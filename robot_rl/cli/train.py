@@ -45,6 +45,12 @@ def register(sub) -> None:
         "--video-episodes", type=checks.nonnegative_int, default=2, help="episodes in the video (default: 2)"
     )
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    ev.add_argument(
+        "--bench",
+        action="store_true",
+        help="time every step's whole action (base with chunk execution + residual or steering policy) on one torch "
+        "thread; print wall and CPU p50/p99/max in ms and the load average",
+    )
     ev.set_defaults(func=_eval)
 
     cmp = sub.add_parser(
@@ -122,8 +128,14 @@ def _eval(args: argparse.Namespace) -> int:
     checks.check_device(args.device)
     if args.video_dir is not None:
         checks.check_writable_dir(args.video_dir, "--video-dir")
+    from robot_rl.bench.step_timing import StepTimer, format_step_timing
     from robot_rl.training.evaluation import evaluate_checkpoint
 
+    timer = StepTimer() if args.bench else None
+    if timer is not None:
+        import torch
+
+        torch.set_num_threads(1)  # one core's cost: all of a step's torch work runs in the timed thread
     try:
         result, video = evaluate_checkpoint(
             args.checkpoint,
@@ -132,6 +144,7 @@ def _eval(args: argparse.Namespace) -> int:
             video_dir=args.video_dir,
             video_episodes=args.video_episodes,
             device=args.device,
+            timer=timer,
         )
     except (FileNotFoundError, ValueError) as e:  # an unreadable config or checkpoint of the run
         raise RunError(f"cannot evaluate {args.checkpoint}: {e}") from e
@@ -141,6 +154,10 @@ def _eval(args: argparse.Namespace) -> int:
     print(line)
     if video is not None:
         print(f"video: {video}")
+    if timer is not None:
+        metrics = {**result.metrics(), **timer.summary_ms()}
+        print(format_step_timing(metrics, f"one step's action, {timer.label},"))
+        print(json.dumps(metrics))
     return 0
 
 

@@ -116,11 +116,14 @@ def evaluate_checkpoint(
     video_dir: Path | None = None,
     video_episodes: int = 2,
     device: str = "cpu",
+    timer=None,
 ) -> tuple[EvalResult, Path | None]:
     """Evaluate a checkpoint's policy on its run's env; returns the result and the video written (if any).
 
     `checkpoint`: a run dir (its latest checkpoint), or a `checkpoints/step_<N>` dir. Seeds default to the
     ones the run evaluated with during training, so the numbers are comparable with its eval.jsonl.
+    `timer` (a robot_rl.bench.step_timing.StepTimer) times every step's whole action: the call the actor makes per
+    control period (`Acting.choose`: the base with its chunk execution, then the residual or the steering policy).
     """
     import torch
 
@@ -147,6 +150,9 @@ def evaluate_checkpoint(
         )
         acting = Acting(policy.action_dim, policy=policy, base=base, deterministic=True)
     act, reset = acting_fns(acting)
+    if timer is not None:
+        timer.label = _acting_label(cfg)
+        act = timer.wrap(act)
     filmed = video_episodes if video_dir is not None else 0
     env, filmed = make_eval_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, filmed, cfg.max_episode_steps)
     try:
@@ -166,3 +172,12 @@ def evaluate_checkpoint(
     finally:
         env.close()
     return result, video
+
+
+def _acting_label(cfg) -> str:
+    """What one step's action of a run is made of (for timing reports)."""
+    if not cfg.base_policy:
+        return "policy"
+    return f"base ({Path(str(cfg.base_policy)).name}, its chunk execution) + " + (
+        "noise-steering policy" if cfg.steer == "noise" else "residual policy"
+    )
