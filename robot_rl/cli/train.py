@@ -26,7 +26,8 @@ def register(sub) -> None:
         description="Train in-process: sim task (--task) or any gymnasium id (--env-id), with demos mixed into "
         "every batch. Writes <out>/eval.jsonl, curve.png, videos/, episodes/, checkpoints/. "
         "--resume <out> continues a run (options given with it override the saved ones). "
-        "--base-policy DIR (e.g. from `robot-rl bc train`) learns a bounded residual on top of that base policy.",
+        "--base-policy DIR (e.g. from `robot-rl bc train`) learns a bounded residual on top of that base policy; "
+        "--base-policy flow|mlp first trains such a base on the run's demos into <out>/base.",
     )
     add_dataclass_args(train, TrainConfig, aliases={"utd_ratio": ("--utd",)})
     train.set_defaults(func=_train)
@@ -104,11 +105,15 @@ def _check_train(cfg, obs_given: bool):
     if not cfg.resume:
         checks.check_new_run_dir(cfg.out or "runs")
     from robot_rl.bc.base import is_entry_point
+    from robot_rl.training.base_setup import check_base_kind, is_base_kind
 
+    train_base = is_base_kind(cfg.base_policy)  # flow|mlp: trained on the run's demos first (an existing path wins)
     for option, path in (("--base-policy", cfg.base_policy), ("--reward-classifier", cfg.reward_classifier)):
-        if path and not (option == "--base-policy" and is_entry_point(path)):  # module:factory is no path
+        if path and not (option == "--base-policy" and (is_entry_point(path) or train_base)):  # module:factory, kind
             checks.check_exists(path, option)
-    if cfg.base_policy:  # opened once now: a base that cannot load is refused before demos or the run dir
+    if train_base:
+        check_base_kind(cfg)
+    elif cfg.base_policy:  # opened once now: a base that cannot load is refused before demos or the run dir
         from robot_rl.bc.base import load_base_policy
 
         load_base_policy(cfg.base_policy, cfg.device)

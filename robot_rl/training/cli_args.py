@@ -43,7 +43,8 @@ def field_comments(cls: type) -> dict[str, str]:
                 last_name = tok.string  # first name on an indented class-body line: a field (or a method keyword)
             elif tok.type == tokenize.COMMENT and last_name is not None:
                 comments[last_name] = tok.string.lstrip("#").strip()
-            if tok.type in (tokenize.NEWLINE, tokenize.NL):
+                last_name = None  # the field's first comment, also inside a wrapped `= (\n value  # help\n)`
+            if tok.type == tokenize.NEWLINE:  # a logical line's end (NL only ends a physical one)
                 last_name = None
     return comments
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.residual_config import ResidualConfig
+from robot_rl.bc.config import BCTrainConfig
 from robot_rl.learner.core_config import TUNED_AGENT, LearnerCoreConfig
 from robot_rl.teleop.operator import OperatorConfig
 from robot_rl.training.cli_args import from_dict
@@ -59,8 +60,10 @@ class TrainConfig(LearnerCoreConfig):
     )
     # --- residual RL (robot_rl.training.residual): on when base_policy is given ---
     base_policy: str | None = (
-        None  # base policy dir (`robot-rl bc train` output, or a saved policy): learn a residual on it
+        None  # the base to learn a residual on (or steer): a dir (`robot-rl bc train` output, a saved policy), a TorchScript/ONNX file, module:factory; or flow / mlp: train that BC kind on this run's demos into <out>/base first (an existing path of that name wins)
     )
+    base_steps: int = BCTrainConfig.steps  # --base-policy flow|mlp: BC gradient steps of the base (bc train's default)
+    base_eval_episodes: int = 0  # --base-policy flow|mlp: episodes to evaluate the trained base alone (0: none)
     base_noise: float = (
         0.1  # residual RL warm-up: std of the Gaussian noise added to the base action (replaces --warmup-policy)
     )
@@ -81,7 +84,9 @@ class TrainConfig(LearnerCoreConfig):
         for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "scripted_demos", "video_episodes", "threads"):
+        if self.base_steps < 1:
+            raise ValueError(f"base_steps must be >= 1, got {self.base_steps}")
+        for name in ("warmup_steps", "scripted_demos", "video_episodes", "threads", "base_eval_episodes"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.base_noise < math.inf:
@@ -98,7 +103,9 @@ class TrainConfig(LearnerCoreConfig):
                 max_fraction=self.max_fraction,
             )
         if self.steer == "noise" and not self.base_policy:
-            raise ValueError("--steer noise steers a flow base's noise: give it with --base-policy DIR")
+            raise ValueError(
+                "--steer noise steers a flow base's noise: give it with --base-policy DIR (or --base-policy flow)"
+            )
         if self.steer == "noise" and self.operator:
             raise ValueError(
                 "--steer noise learns on latent actions, which a person's take-over lacks; drop --operator"
@@ -153,6 +160,11 @@ def config_for_resume(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
         raise UsageError(
             f"--out {out} differs from --resume {run_dir}: a resumed run continues in its own dir; drop --out"
         )
+    if "base_policy" in overrides:  # `--base-policy flow` again names the base this run trained
+        from robot_rl.training.base_setup import resumed_base_policy
+
+        given = resumed_base_policy(run_dir, recorded.base_policy, overrides["base_policy"])
+        overrides = {**overrides, "base_policy": given}
     wanted = replace_nested(recorded, {**overrides, "resume": str(run_dir), "out": str(run_dir)})
     check_resume_options(run_dir, replace_nested(recorded, {"out": str(run_dir)}), wanted)
     return wanted

@@ -1,9 +1,10 @@
 """The set-up of `robot-rl train` (`make_run`): every part of a run built, in an order the random streams depend on.
 
 A resumed run must continue exactly as an uninterrupted one would, so the order is fixed: run dir and checkpoint
--> demos -> envs and episode store -> the recipe -> wandb -> the learner core (seeds every generator) and its agent
--> the residual base and the simulated operator -> the replays (refilled from the store, the checkpoint's random
-states restored) -> the warm-up policy and the acting cores (robot_rl.acting.core.Acting: one for training, a
+-> demos -> envs and episode store -> the recipe -> with `--base-policy flow|mlp` the BC base trained on the demos
+(robot_rl.training.base_setup; a resume finds it trained) -> wandb -> the learner core (seeds every generator) and
+its agent -> the residual base and the simulated operator -> the replays (refilled from the store, the checkpoint's
+random states restored) -> the warm-up policy and the acting cores (robot_rl.acting.core.Acting: one for training, a
 deterministic one for evaluation). What the loop does with them: robot_rl.training.run.TrainRun.
 """
 
@@ -28,6 +29,7 @@ from robot_rl.learner.wandb_log import WandbLog
 from robot_rl.replay import sizing
 from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training import curves
+from robot_rl.training.base_setup import is_base_kind, train_run_base
 from robot_rl.training.config import CONFIG_JSON, TrainConfig
 from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, make_eval_env, run_store_meta
 from robot_rl.training.intervention import SimOperator, intervention_replay_rows, make_sim_operator
@@ -220,10 +222,16 @@ def make_run(cfg: TrainConfig) -> TrainRun:
     run_dir, ckpt = open_run(cfg)
     env_id = env_id_of(cfg.task, cfg.env_id)
     steer_noise = bool(cfg.base_policy) and cfg.steer == "noise"  # DSRL: demo actions have no latent to learn from
-    demo_store = None if steer_noise else make_demo_store(cfg, env_id, run_dir)
+    train_base = is_base_kind(cfg.base_policy)  # --base-policy flow|mlp: a base cloned from the run's demos first
+    demo_store = make_demo_store(cfg, env_id, run_dir) if train_base or not steer_noise else None
     env = make_env(env_id, cfg.obs, max_episode_steps=cfg.max_episode_steps, reward_classifier=cfg.reward_classifier)
     eval_env, video_episodes = make_eval_env(env_id, cfg.obs, cfg.video_episodes, cfg.max_episode_steps)
     set_threads_and_recipe(cfg, env, env_id, run_dir, fresh=ckpt is None)
+    if train_base:  # before the learner seeds every generator; the run records the trained base's path
+        cfg.base_policy = train_run_base(cfg, run_dir, demo_store, log=say)
+        cfg.save(run_dir / CONFIG_JSON)
+    if steer_noise:
+        demo_store = None  # the base's demos only: DSRL has no demo replay
     log = make_wandb_log(cfg, run_dir, ckpt)  # first: nothing wandb does at start-up can touch the seeded streams
     # noise steering: the flow base, loaded first (the agent's action space is its noise's size)
     steering = make_noise_steering(cfg.base_policy, env, cfg.noise_bound, cfg.device) if steer_noise else None
