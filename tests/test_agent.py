@@ -255,3 +255,20 @@ def test_with_actor_ema_the_policy_is_the_moving_average_of_the_trained_actor():
     assert plain.train_actor is plain.policy.actor and "train_actor" not in plain.state_dict()["modules"]
     with pytest.raises(ValueError, match="actor_ema"):
         AgentConfig(actor_ema=1.0)
+
+
+def test_an_agent_state_saved_with_the_other_actor_ema_setting_loads():
+    averaged, rb = _tiny_agent(actor_ema=0.25)
+    averaged.update_many(rb, 3)
+    plain = _tiny_agent()[0]
+    plain.load_state_dict(averaged.state_dict())  # the trained actor becomes the deployed one
+    for p1, p2 in zip(plain.policy.actor.parameters(), averaged.train_actor.parameters()):
+        assert torch.equal(p1, p2)
+    again = _tiny_agent(actor_ema=0.25)[0]
+    again.load_state_dict(plain.state_dict())  # the trained actor starts from the deployed one
+    for p1, p2, p3 in zip(
+        again.train_actor.parameters(), again.policy.actor.parameters(), plain.policy.actor.parameters()
+    ):
+        assert torch.equal(p1, p3) and torch.equal(p2, p3)
+    again.update_many(rb, 1)  # and it trains: the optimiser state fits the trained actor
+    assert any(not torch.equal(a, b) for a, b in zip(again.train_actor.parameters(), plain.policy.actor.parameters()))

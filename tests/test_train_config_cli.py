@@ -173,12 +173,14 @@ def test_the_state_recipe_holds_the_gaussian_entropy_for_plain_agents_only_and_k
         return replace_nested(TrainConfig(), overrides).agent
 
     plain, note = with_recipe(agent_cfg([]), has_images=False, arm_dims=4)
-    assert (plain.entropy_measure, plain.target_entropy_final) == ("gaussian", -12.0)
-    assert "Gaussian's entropy" in note and "moving to -12" in note
+    assert (plain.entropy_measure, plain.target_entropy_final, plain.actor_ema) == ("gaussian", -12.0, 0.005)
+    assert "Gaussian's entropy" in note and "moving to -12" in note and "actor_ema 0.005" in note
     residual, _ = with_recipe(agent_cfg([]), has_images=False)  # no arm_dims: residual / steering agents
-    assert (residual.entropy_measure, residual.target_entropy_final) == (None, None)
+    assert (residual.entropy_measure, residual.target_entropy_final, residual.actor_ema) == (None, None, None)
     pixels, _ = with_recipe(agent_cfg([]), has_images=True, arm_dims=4)
-    assert (pixels.entropy_measure, pixels.target_entropy_final) == (None, None)
+    assert (pixels.entropy_measure, pixels.target_entropy_final, pixels.actor_ema) == (None, None, None)
+    off, _ = with_recipe(agent_cfg(["--actor-ema", "0"]), has_images=False, arm_dims=4)
+    assert off.actor_ema == 0.0
     typed, _ = with_recipe(
         agent_cfg(["--entropy-measure", "action", "--target-entropy-final", "-5"]), has_images=False, arm_dims=4
     )

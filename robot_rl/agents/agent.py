@@ -61,8 +61,9 @@ class Agent:
         encoder_params = [p for p in encoder.parameters() if p.requires_grad]
         self.critic_opt = torch.optim.Adam([*self.critic.parameters(), *encoder_params], lr=cfg.critic_lr, fused=True)
         # With actor_ema the actor steps train a copy; the policy's actor (what acts and is saved) averages it.
-        self.train_actor = copy.deepcopy(self.policy.actor) if cfg.actor_ema else self.policy.actor
-        self._ema_pairs = self._float_pairs([(self.policy.actor, self.train_actor)]) if cfg.actor_ema else ([], [])
+        self.actor_ema = cfg.actor_ema or 0.0  # unset (no recipe applied) is off
+        self.train_actor = copy.deepcopy(self.policy.actor) if self.actor_ema else self.policy.actor
+        self._ema_pairs = self._float_pairs([(self.policy.actor, self.train_actor)]) if self.actor_ema else ([], [])
         self.actor_opt = torch.optim.Adam(self.train_actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.temp_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr, fused=True)
         self.grasp_opt = (
@@ -272,8 +273,8 @@ class Agent:
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
-        if self.cfg.actor_ema:
-            torch._foreach_lerp_(*self._ema_pairs, self.cfg.actor_ema)
+        if self.actor_ema:
+            torch._foreach_lerp_(*self._ema_pairs, self.actor_ema)
         out["actor_loss"] = actor_loss.detach()
         return out
 
@@ -311,11 +312,18 @@ class Agent:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        modules = self._modules()
-        if set(state["modules"]) != set(modules):
-            raise ValueError(f"agent state holds modules {sorted(state['modules'])}, this agent has {sorted(modules)}")
+        modules, saved = self._modules(), dict(state["modules"])
+        # A state saved with the other actor_ema setting: the trained actor starts from the deployed one, or the
+        # deployed one becomes the trained one (same shapes, so the actor's optimiser state applies either way).
+        if "train_actor" in modules and "train_actor" not in saved and "policy" in saved:
+            saved["train_actor"] = {k[len("actor.") :]: v for k, v in saved["policy"].items() if k.startswith("actor.")}
+        elif "train_actor" in saved and "train_actor" not in modules and "policy" in saved:
+            trained = saved.pop("train_actor")
+            saved["policy"] = {**saved["policy"], **{f"actor.{k}": v for k, v in trained.items()}}
+        if set(saved) != set(modules):
+            raise ValueError(f"agent state holds modules {sorted(saved)}, this agent has {sorted(modules)}")
         for name, module in modules.items():
-            module.load_state_dict({k: v.to(self.device) for k, v in state["modules"][name].items()})
+            module.load_state_dict({k: v.to(self.device) for k, v in saved[name].items()})
         for name, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
         with torch.no_grad():

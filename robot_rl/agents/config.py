@@ -48,8 +48,9 @@ class AgentConfig:
     # unchecked: pick_cube's motion dims sample with a std of ~0.5 while the mean succeeds every time. "gaussian": the
     # entropy of the Gaussian before the tanh, every dim alike, held at the target from both sides (the temperature
     # raises it, a penalty on the excess lowers it).
-    actor_ema: float = 0.0  # the deployed actor moves this share of the way to the trained one after every actor step
-    # (an exponential moving average of its weights, what acts, is evaluated and is saved); 0: they are one net
+    actor_ema: float | None = None  # the deployed actor moves this share of the way to the trained one after every
+    # actor step (an exponential moving average of its weights: what acts, is evaluated and is saved); 0: they are one
+    # net; unset: the recipe's (0.005 for plain SAC from state, else 0)
     backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
     # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
     batch_size: int = 256  # transitions per gradient step (the loop samples this many)
@@ -121,7 +122,7 @@ class AgentConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be a discount in [0, 1], got {self.gamma}")
-        if not 0 <= self.actor_ema < 1:
+        if self.actor_ema is not None and not 0 <= self.actor_ema < 1:
             raise ValueError(f"actor_ema must be a rate in [0, 1) (0: off), got {self.actor_ema}")
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau must be a Polyak rate in (0, 1], got {self.tau}")
@@ -147,6 +148,7 @@ PIXEL_BC_WEIGHT = 1.0  # the pixel recipe's BC term (see with_recipe)
 STATE_BC_WEIGHT = 5.0  # the state recipe's BC term
 STATE_CRITIC_LOSS = "hl_gauss"  # the state recipe's critic
 STATE_FINAL_ENTROPY_PER_DIM = -3.0  # the state recipe's entropy target per continuous action dim once it succeeds
+STATE_ACTOR_EMA = 0.005  # the state recipe's averaging rate of the deployed actor (plain SAC)
 
 
 def with_recipe(
@@ -177,7 +179,10 @@ def with_recipe(
     4k, 6k, 5k, 3k, 4k); with the simulated operator peg_insert reaches 90 % at 5k and 5k instead of 10k-13k and
     the operator's share of steps falls to 0.02-0.07 per 1k steps, pick_cube's to 0-0.05 (it stayed at 0.2-0.3):
     with SAC's measure a gripper held at -1 has a very negative squashed entropy that the motion dims make up with
-    a std of ~0.5, so the sampled policy dithers where its mean succeeds.
+    a std of ~0.5, so the sampled policy dithers where its mean succeeds. And the deployed actor is an exponential
+    moving average of the trained one (`actor_ema` 0.005): a peg_insert policy at 95 % fell to 45 % for under 600
+    env steps (26 updates later it was at 80 %, 560 later at 100 %); averaged, after the first 90 % no seed of 5
+    fell below 85 % on peg_insert or 80 % on pick_cube (before: 2 and 1 of 5 fell to .45-.5), reaching 90 % as fast.
     Given values (bc_weight 0 turns the term off; --critic-loss mse; --entropy-measure) are kept.
     """
     if has_images:
@@ -202,6 +207,8 @@ def with_recipe(
         changes["entropy_measure"] = "gaussian"
     if arm_dims and cfg.target_entropy_final is None:
         changes["target_entropy_final"] = STATE_FINAL_ENTROPY_PER_DIM * arm_dims
+    if arm_dims and cfg.actor_ema is None:
+        changes["actor_ema"] = STATE_ACTOR_EMA
     if not changes:
         return cfg, ""
     parts = (
@@ -213,6 +220,8 @@ def with_recipe(
         parts.append("the Gaussian's entropy held at the target (--entropy-measure action for SAC's)")
     if "target_entropy_final" in changes:
         parts.append(f"the target moving to {changes['target_entropy_final']:g} as the policy succeeds on its own")
+    if "actor_ema" in changes:
+        parts.append(f"the deployed actor averaging the trained one (actor_ema {STATE_ACTOR_EMA:g}; --actor-ema 0 off)")
     return dataclasses.replace(cfg, **changes), "state observations: " + ", ".join(parts)
 
 
