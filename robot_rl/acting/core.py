@@ -23,6 +23,10 @@ instead: the latent action -- in warm-up the base's own noise, after it the poli
 the base's action integrated from it, which is both the step's `base_action` and the proposal; the latent is the
 step's `latent_action` (what the agent learns on).
 
+A residual policy on a BC base with the same frozen image trunk (same cameras and sizes, equal weights by
+fingerprint; a residual agent takes its base's trunk when created) runs the trunk once per step for both: this
+step's trunk features stand in for the frames the base and the policy read. Any other pair runs two passes.
+
 ROS-free and MuJoCo-free: plain arrays and dicts in, a `Choice` out. The caller owns the clock, the episode
 bookkeeping, the safety filter and the recording.
 """
@@ -38,8 +42,8 @@ import numpy as np
 import torch
 
 from robot_rl.acting.config import ActorConfig
-from robot_rl.agents.residual import ResidualPolicy
-from robot_rl.bc.base import BaseActionError, load_base_policy
+from robot_rl.agents.residual import ResidualPolicy, shared_trunk
+from robot_rl.bc.base import BaseActionError, frozen_trunk_encoder, load_base_policy
 from robot_rl.interfaces import TeleopCommand
 from robot_rl.teleop.arbiter import Arbiter
 
@@ -141,6 +145,7 @@ class Acting:
         self.arbiter = arbiter
         self.deterministic = deterministic  # the policy's mean action (evaluation) instead of a sample
         self.steering = steering  # robot_rl.bc.steering.NoiseSteering | None: the policy picks the base's noise
+        self.trunk_shared: bool | None = None  # the last policy step ran one trunk pass for base and residual
 
     def reset(self) -> None:
         """At every episode start: the base, the warm-up policy and the arbiter forget the last episode."""
@@ -164,6 +169,8 @@ class Acting:
             latent = self.steering.warmup_latent(self.rng) if warmup else self._policy_act(obs, None)
             proposed = base_action = self.steering.action(obs, latent)
         else:
+            if self.base is not None and not warmup:  # one frozen-trunk pass for base and residual, when they can
+                obs = self._shared_trunk_obs(obs)
             base_action = self._base_act(obs) if self.base is not None else None
             proposed = self._warmup_act(obs, base_action) if warmup else self._policy_act(obs, base_action)
         proposed_by, infer_s = (WARMUP, None) if warmup else (POLICY, time.perf_counter() - t0)
@@ -179,6 +186,20 @@ class Acting:
         hold = np.full(self.action_dim, np.nan, dtype=np.float32)
         latent = None if self.steering is None else np.zeros(self.steering.latent_dim, np.float32)
         return Choice(hold, hold, None, proposed_by, latent_action=latent)
+
+    def _shared_trunk_obs(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`obs` with each camera's frame replaced by its frozen-trunk features (C', h, w), computed once for the
+        base and the residual policy when they share the trunk (robot_rl.agents.residual.shared_trunk: a BC base
+        with a frozen trunk of the same layout and fingerprint); both encoders pass such features straight to their
+        necks, so the action is the two-pass one. Otherwise `obs` itself, and each runs its own trunk."""
+        encoder = shared_trunk(self.policy, self.base)
+        self.trunk_shared = encoder is not None
+        if encoder is None or any(k not in obs for k in encoder.image_keys):
+            return obs  # a missing key is reported by the policies themselves, in their words
+        with torch.no_grad():
+            batch = {k: torch.as_tensor(np.asarray(obs[k])[None]).to(self.policy.device) for k in encoder.image_keys}
+            feats = encoder.trunk_features(batch)
+        return {**obs, **{k: v[0].cpu().numpy() for k, v in feats.items()}}
 
     def _base_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         action = np.asarray(self.base.act(obs), dtype=np.float32)
@@ -215,6 +236,8 @@ def node_acting(
     own noise until a policy arrives). A base whose layout does not fit `obs_spec` / `action_dim`, or that is no flow
     base under steer=noise, is refused (BasePolicyError, one line)."""
     base = load_base_policy(cfg.base_policy, obs_spec=obs_spec, action_dim=action_dim) if cfg.base_policy else None
+    if frozen_trunk_encoder(base) is not None:  # fingerprinted now, not in the first tick a residual shares it in
+        frozen_trunk_encoder(base).trunk_fingerprint()
     steering = None
     if base is not None and cfg.steer == "noise":  # DSRL: the flow base acts from the policy's latent action
         from robot_rl.bc.steering import NoiseSteering

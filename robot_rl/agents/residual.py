@@ -150,6 +150,19 @@ class ResidualAgent(Agent):
             )
         return torch.cat([super()._features(obs, None), base_action.float()], dim=-1)
 
+    def adopt_base_trunk(self, base) -> bool:
+        """Before the first update, take the base policy's frozen trunk weights (a BC base with a frozen image
+        trunk on the same cameras and image sizes; see `shared_trunk`): the features the replay caches and the ones
+        the actor computes then come from one trunk, which the acting core runs once per step for both. Returns
+        whether it did; any other base, or an agent that has updated (its necks learned on its own trunk), is left
+        as it is. Call it before the replays cache any features."""
+        from robot_rl.bc.base import frozen_trunk_encoder
+
+        encoder = frozen_trunk_encoder(base)
+        if self.step > 0 or encoder is None or not self.policy.encoder.freeze_trunk:
+            return False
+        return self.policy.encoder.adopt_trunk(encoder)
+
     def _update(self, batch: Batch, update_actor: bool) -> dict[str, torch.Tensor]:
         return super()._update(batch, update_actor and self.step >= self.residual.critic_only_steps)
 
@@ -177,6 +190,18 @@ class ResidualAgent(Agent):
         )
         agent.load_state_dict(state)
         return agent
+
+
+def shared_trunk(policy, base):
+    """The encoder whose trunk features of an observation serve both a residual `policy` and its `base` (the
+    policy's ObsEncoder), or None when they must each run their own: the base is not a BC policy with a frozen trunk,
+    the layouts differ, or the weights do (by `ObsEncoder.trunk_fingerprint`, cached per weights' version)."""
+    from robot_rl.bc.base import frozen_trunk_encoder
+
+    base_encoder = frozen_trunk_encoder(base)
+    if base_encoder is None or not isinstance(policy, ResidualPolicy):
+        return None
+    return policy.encoder if policy.encoder.shares_trunk_with(base_encoder) else None
 
 
 def make_residual_agent(

@@ -31,12 +31,15 @@ import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from robot_rl import keys
 from robot_rl.errors import RunError, UsageError
+
+if TYPE_CHECKING:
+    from robot_rl.nets.obs_encoder import ObsEncoder
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts")
 ONNX_SUFFIXES = (".onnx",)
@@ -217,6 +220,18 @@ def _load_directory(path: Path, device: str) -> BasePolicy:
         f"policy directory ({POLICY_CONFIG}), a TorchScript ({'/'.join(TORCHSCRIPT_SUFFIXES)}) or ONNX (.onnx) file or "
         "module:factory (docs/base-policies.md)"
     )
+
+
+def frozen_trunk_encoder(base) -> ObsEncoder | None:
+    """The image encoder of a base whose frozen trunk a residual policy can share (robot_rl.acting.core): one of
+    our BC policies (`BCPolicy`, mlp or flow kind) with a frozen image trunk. None for every other base -- a
+    TorchScript or ONNX export, a `module:factory` base, a Policy directory, a BC policy whose encoder trains."""
+    from robot_rl.bc.policy import BCPolicy
+
+    if not isinstance(base, BCPolicy):
+        return None
+    encoder = base.encoder
+    return encoder if encoder.freeze_trunk and encoder.trunk is not None else None
 
 
 def relabel_with_base(

@@ -184,6 +184,8 @@ class LearnerService:
                 f"after {self.cfg.critic_only_steps} critic-only updates)"
             )
         agent = self.learner.new_agent(obs_space, action_space, self.agent_cfg, residual)
+        if residual is not None and agent.adopt_base_trunk(self.base):  # the actor then runs one trunk pass a step
+            self.log(f"the residual's frozen image trunk is the base's ({self.cfg.base_policy})")
         if self.steering is not None:  # its untrained mean picks the zero noise: the base's zero-noise chunk
             zero_last_layer(agent.policy)
         self.log(

@@ -9,6 +9,8 @@ One trunk is shared by all cameras; each camera has its own neck.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
 
@@ -35,6 +37,7 @@ class ObsEncoder(nn.Module):
             raise ValueError(f"encoder {encoder!r} is not one of {ENCODERS}")
         self.state_keys = spec_state_keys(obs_spec)
         self.image_keys = spec_image_keys(obs_spec)
+        self.image_shapes = {k: tuple(obs_spec[k]) for k in self.image_keys}  # (H, W, C) per camera
         if self.image_keys and encoder == "none":
             raise ValueError(
                 f"observations have images {self.image_keys}; choose encoder 'conv' or 'resnet10', not 'none'"
@@ -61,6 +64,7 @@ class ObsEncoder(nn.Module):
                 self.trunk.eval()
         # (weights' version key, frozen trunk with batch norm folded in): a tuple, so the copy is not a submodule
         self._folded: tuple[tuple, nn.Module] | None = None
+        self._fingerprint: tuple[tuple, str] | None = None  # (weights' version key, trunk_fingerprint())
         self.state_dim = sum(obs_spec[k][0] for k in self.state_keys)
         self.out_dim = self.state_dim + latent_dim * len(self.image_keys)
 
@@ -72,18 +76,71 @@ class ObsEncoder(nn.Module):
 
     def frozen_trunk(self) -> nn.Module:
         """What a frozen trunk runs: a batch-norm-folded copy in channels-last layout, rebuilt when the trunk's
-        weights change (loading bumps their in-place version counters) or move to another device.
+        weights change (loading bumps their in-place version counters) or move to another device. Its
+        `trunk_fingerprint` is taken at the same time, so whoever prepares a policy off the control thread (the actor
+        node's loader folds it there) also leaves the fingerprint the acting core compares ready.
 
         Channels-last: the uint8 (B, H, W, C) frames already are, and oneDNN's convolutions run them without
         reordering: 5-30 % faster per frame on CPU at the small batches of acting and live inserts (ResNet-10,
-        128x128, 2 cores). Outputs keep that layout; they are ordinary (B, C', h, w) tensors to every consumer."""
+        128x128, 2 cores). Outputs keep that layout; they are ordinary (B, C', h, w) tensors to every consumer, equal
+        to the contiguous path's within float rounding (tests/test_shared_trunk.py)."""
         if not self.freeze_trunk or self.trunk is None:
             raise ValueError("frozen_trunk() needs a frozen image trunk (freeze_encoder and image observations)")
-        tensors = [*self.trunk.parameters(), *self.trunk.buffers()]
-        key = (tensors[0].device, *(id(t) for t in tensors), *(t._version for t in tensors))
+        key = self._trunk_key()
         if self._folded is None or self._folded[0] != key:
             self._folded = (key, fold_batchnorm(self.trunk).to(memory_format=torch.channels_last))
+            self.trunk_fingerprint()
         return self._folded[1]
+
+    def _trunk_key(self) -> tuple:
+        """Identifies the trunk's weights as they are now: device, tensor identities and in-place versions."""
+        tensors = [*self.trunk.parameters(), *self.trunk.buffers()]
+        return (tensors[0].device, *(id(t) for t in tensors), *(t._version for t in tensors))
+
+    def trunk_fingerprint(self) -> str:
+        """SHA-256 (hex) of the frozen trunk: its class and every tensor's name, dtype, shape and bytes. Two
+        encoders with equal fingerprints compute the same trunk features; computed once per weights' version
+        (~20 MB hashed for ResNet-10)."""
+        if not self.freeze_trunk or self.trunk is None:
+            raise ValueError("trunk_fingerprint() needs a frozen image trunk (freeze_encoder and image observations)")
+        key = self._trunk_key()
+        if self._fingerprint is None or self._fingerprint[0] != key:
+            digest = hashlib.sha256(type(self.trunk).__name__.encode())
+            for name, t in [*self.trunk.named_parameters(), *self.trunk.named_buffers()]:
+                t = t.detach().cpu().contiguous()
+                digest.update(f"|{name}|{t.dtype}|{list(t.shape)}".encode())
+                digest.update(t.reshape(-1).view(torch.uint8).numpy())  # hashlib releases the GIL on large buffers
+            self._fingerprint = (key, digest.hexdigest())
+        return self._fingerprint[1]
+
+    def same_trunk_layout(self, other: ObsEncoder) -> bool:
+        """Whether both are frozen trunks of one class on the same cameras and image sizes, on one device: what
+        lets one's trunk features stand for the other's (given equal weights; see `shares_trunk_with`)."""
+        return (
+            self.freeze_trunk
+            and other.freeze_trunk
+            and self.trunk is not None
+            and other.trunk is not None
+            and type(self.trunk) is type(other.trunk)
+            and self.image_shapes == other.image_shapes
+            and list(self.image_keys) == list(other.image_keys)
+            and next(self.trunk.parameters()).device == next(other.trunk.parameters()).device
+        )
+
+    def shares_trunk_with(self, other: ObsEncoder) -> bool:
+        """Whether this encoder's `trunk_features` of an observation are exactly `other`'s: the same layout and
+        equal trunk weights (by fingerprint)."""
+        return self.same_trunk_layout(other) and self.trunk_fingerprint() == other.trunk_fingerprint()
+
+    def adopt_trunk(self, other: ObsEncoder) -> bool:
+        """Copy `other`'s frozen trunk weights into this one when their layouts match (`same_trunk_layout`);
+        returns whether it did. The folded copy and the fingerprint follow (the weights' versions change)."""
+        theirs = other.trunk.state_dict() if self.same_trunk_layout(other) else {}
+        ours = self.trunk.state_dict() if theirs else {}
+        if not theirs or {k: v.shape for k, v in ours.items()} != {k: v.shape for k, v in theirs.items()}:
+            return False
+        self.trunk.load_state_dict(theirs)
+        return True
 
     def augment(
         self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None

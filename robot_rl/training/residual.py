@@ -47,6 +47,8 @@ def make_residual_bases(base_policy: str | Path, agent, device: str = "cpu") -> 
         f"[train] residual RL on the base policy {base_policy} (residual scale {agent.residual.residual_scale}, "
         f"actor after {agent.residual.critic_only_steps} critic-only updates)"
     )
+    if agent.adopt_base_trunk(eval_base):  # a new agent: one trunk for base and residual, run once per step
+        print(f"[train] the residual's frozen image trunk is the base's ({base_policy}): one trunk pass per step")
     return ResidualBases(base, eval_base, list(agent.obs_spec), agent.action_dim)
 
 
