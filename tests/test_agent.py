@@ -272,3 +272,27 @@ def test_an_agent_state_saved_with_the_other_actor_ema_setting_loads():
         assert torch.equal(p1, p3) and torch.equal(p2, p3)
     again.update_many(rb, 1)  # and it trains: the optimiser state fits the trained actor
     assert any(not torch.equal(a, b) for a, b in zip(again.train_actor.parameters(), plain.policy.actor.parameters()))
+
+
+def test_the_gaussian_entropy_measure_caps_every_dim_at_its_share_of_the_target():
+    """One dim's std at the top of its range and the others at the floor: the sum is below the target (-1.5), so a
+    cap on the sum alone lets the bonus keep that dim's samples random in sign; the cap per dim (-0.5 each) pulls it
+    down while the other dims may rise."""
+    agent, rb = _tiny_agent(entropy_measure="gaussian", target_entropy=-1.5, actor_lr=1e-2)
+    actor = agent.policy.actor
+    with torch.no_grad():  # raw log stds: dim 0 up (log std 1.7 of at most 2), dims 1-2 down (-4.7)
+        actor.net[-1].weight.zero_()
+        actor.net[-1].bias.zero_()
+        actor.net[-1].bias[3:] = torch.tensor([1.5, -1.5, -1.5])
+    feats = torch.zeros(4, agent.policy.encoder.out_dim)
+
+    def per_dim() -> np.ndarray:
+        log_std = actor._log_std(actor.net(feats).chunk(2, dim=-1)[1])
+        return actor.entropy_per_dim(log_std).detach().mean(0).numpy()
+
+    start = per_dim()
+    assert start[0] > 2.5 and start.sum() < -1.5  # the sum is under the target, dim 0 far over its share
+    for _ in range(40):
+        agent.update(rb.sample(16))
+    end = per_dim()
+    assert end[0] < start[0] - 0.2, (start, end)

@@ -249,9 +249,14 @@ class Agent:
                 # harder as the temperature climbs to hold a low target (peg_insert: it reached 0.34 and the success
                 # fell from 1.0 to 0.05). A penalty on the excess holds the entropy down where the critic is flat
                 # and Adam lets the stds drift up (pick_cube: 2.5 -> 3.9 with the temperature falling).
-                gaussian = actor.entropy_of(log_std)  # from the same pass as the action
+                # The excess is taken per dim (each at most its share of the target): held on the sum alone, the
+                # bonus piled the entropy into the dim where the critic is flattest (peg_insert with the operator:
+                # three dims at the floor, one at the log-std cap, its samples random in sign, the operator taking
+                # over on 15-20 % of the steps).
+                per_dim = actor.entropy_per_dim(log_std)  # (B, A), from the same pass as the action
+                gaussian = per_dim.sum(-1)
                 entropy = gaussian.detach()
-                excess = (gaussian.mean() - self.target_entropy).clamp(min=0.0)
+                excess = (per_dim - self.target_entropy / self.arm_dim).clamp(min=0.0).sum(-1).mean()
                 actor_loss = (-alpha.detach() * gaussian - q).mean() + excess
             else:
                 actor_loss = (alpha.detach() * log_prob - q).mean()

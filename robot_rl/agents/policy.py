@@ -183,7 +183,12 @@ class ActionHead(nn.Module):
     @staticmethod
     def entropy_of(log_std: torch.Tensor) -> torch.Tensor:
         """(B,) entropy of a diagonal Gaussian with these log stds (B, A): sum of log std + log(2 pi e) / 2."""
-        return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+        return ActionHead.entropy_per_dim(log_std).sum(-1)
+
+    @staticmethod
+    def entropy_per_dim(log_std: torch.Tensor) -> torch.Tensor:
+        """(B, A) entropy of each dim of a diagonal Gaussian with these log stds: log std + log(2 pi e) / 2."""
+        return log_std + 0.5 * math.log(2 * math.pi * math.e)
 
     def gaussian_entropy(self, feats: torch.Tensor) -> torch.Tensor:
         """(B,) entropy of the Gaussian before the tanh; SAC only."""
