@@ -27,31 +27,9 @@ BASE_STEPS = 200  # BC gradient steps: seconds on a CPU
 
 def _train_args(out, *extra: str) -> list[str]:
     """A tiny pick_cube run from state: 3 scripted demos, a 200-step BC base, 100 env steps."""
-    return [
-        "train",
-        "--task",
-        "pick_cube",
-        "--obs",
-        "state",
-        "--max-episode-steps",
-        str(EPISODE_STEPS),
-        "--scripted-demos",
-        "3",
-        "--base-steps",
-        str(BASE_STEPS),
-        "--steps",
-        "100",
-        "--warmup-steps",
-        "40",
-        "--critic-only-steps",
-        "20",
-        *TINY_LEARNER_ARGS,
-        "--threads",
-        "1",
-        "--out",
-        str(out),
-        *extra,
-    ]
+    run = f"train --task pick_cube --obs state --max-episode-steps {EPISODE_STEPS} --scripted-demos 3"
+    short = f"--base-steps {BASE_STEPS} --steps 100 --warmup-steps 40 --critic-only-steps 20"
+    return [*run.split(), *short.split(), *TINY_LEARNER_ARGS, "--threads", "1", "--out", str(out), *extra]
 
 
 def _first_eval(out) -> dict:
