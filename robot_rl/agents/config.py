@@ -48,9 +48,9 @@ class AgentConfig:
     # unchecked: pick_cube's motion dims sample with a std of ~0.5 while the mean succeeds every time. "gaussian": the
     # entropy of the Gaussian before the tanh, every dim alike, held at the target from both sides (the temperature
     # raises it, a penalty on the excess lowers it).
-    actor_ema: float | None = None  # the deployed actor moves this share of the way to the trained one after every
-    # actor step (an exponential moving average of its weights: what acts, is evaluated and is saved); 0: they are one
-    # net; unset: the recipe's (0.005 for plain SAC from state, else 0)
+    actor_ema: float | None = None  # deployed actor = moving average of the trained one, this rate per step; 0 off
+    # (its weights move this share of the way after every actor step; the average is what acts, is evaluated, saved and
+    # pushed); unset: the recipe's (0.005 for plain SAC from state, else 0)
     backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
     # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
     batch_size: int = 256  # transitions per gradient step (the loop samples this many)
