@@ -68,11 +68,12 @@ case "$cmd" in
   test)
     setup
     export HF_HUB_OFFLINE=1 WANDB_MODE=offline
-    # All DDS traffic stays inside a private network namespace with only loopback up.
-    if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
+    # All DDS traffic stays inside a private network namespace with only loopback up, and Fast DDS's shared memory
+    # in a private /dev/shm: segments left by killed processes on a long-lived machine made ROS tests fail.
+    if [ "$(id -u)" = 0 ] && unshare -n -m true 2>/dev/null; then
       set +e
-      unshare -n bash -c 'ip link set lo up && ip link set lo multicast on && exec "$0" -m pytest "$@"' \
-        "$venv/bin/python" "$@"
+      unshare -n -m bash -c 'mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm && ip link set lo up &&
+        ip link set lo multicast on && exec "$0" -m pytest "$@"' "$venv/bin/python" "$@"
       rc=$?
     else
       log "no private network namespace available: keeping DDS on localhost instead"
