@@ -175,6 +175,52 @@ def test_our_colour_conversion_decodes_as_ffmpeg_does_and_other_formats_fall_bac
         assert psnr_db(ours, ffmpeg).min() >= 45.0, pix_fmt
 
 
+def test_an_export_read_in_several_blocks_writes_the_same_dataset_as_in_one(
+    pixel_store, exported, tmp_path, monkeypatch
+):
+    """The export reads runs of whole episodes at once (`_blocks`: 3 small episodes make one run); with one episode
+    per run (the encoders then a run behind the tables) the parquet and json files are equal and the frames too."""
+    from robot_rl.data import lerobot_export
+    from robot_rl.data.lerobot_video import read_frames
+
+    store = EpisodeStore.open(pixel_store)
+    cameras = (keys.image_key("front"), keys.image_key("wrist"))
+    assert [(first, lengths) for first, _, lengths in lerobot_export._blocks(store, cameras)] == [
+        (0, store.episode_lengths.tolist())
+    ]
+    monkeypatch.setattr(lerobot_export, "BLOCK_IMAGE_BYTES", 128 * 128 * 3 * 2)  # one row of both cameras
+    runs = list(lerobot_export._blocks(store, cameras))
+    assert [(first, lengths) for first, _, lengths in runs] == [(i, [n]) for i, n in enumerate(store.episode_lengths)]
+    np.testing.assert_array_equal(runs[1][1][cameras[0]], store.get_episode(1)[cameras[0]])
+    split = tmp_path / "split"
+    export_lerobot(pixel_store, split)
+    for rel in ("data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet"):
+        assert pq.read_table(split / rel).equals(pq.read_table(exported / rel)), rel
+    for rel in (lr.STATS_PATH, lr.INFO_PATH):
+        assert json.loads((split / rel).read_text()) == json.loads((exported / rel).read_text()), rel
+    for mp4 in exported.glob("videos/*/chunk-000/file-000.mp4"):
+        (t1, f1), (t2, f2) = read_frames(mp4), read_frames(split / mp4.relative_to(exported))
+        np.testing.assert_array_equal(t1, t2)
+        np.testing.assert_array_equal(f1, f2)
+
+
+def test_frames_of_a_width_ffmpeg_pads_round_trip(tmp_path):
+    """100 px rows are padded to 112 bytes in FFmpeg's planes: the writer falls back to `from_ndarray` and the
+    reader drops the padding, so the frames come back whole and within 40 dB."""
+    from robot_rl.data.lerobot_video import VideoWriter, read_frames
+
+    y, x = np.mgrid[0:60, 0:100]
+    frames = np.stack([np.stack([(x * 2 + t) % 256, (y * 4) % 256, (x + y + 3 * t) % 256], -1) for t in range(12)])
+    frames = frames.astype(np.uint8)
+    with VideoWriter(tmp_path / "odd.mp4", 10, 60, 100) as writer:
+        writer.write(frames[:5])
+        writer.write(frames[5:])
+    for threads in (0, 1):
+        times, back = read_frames(tmp_path / "odd.mp4", threads)
+        assert back.shape == frames.shape and times.tolist() == pytest.approx(np.arange(12) / 10)
+        assert psnr_db(frames, back).min() >= 40.0
+
+
 def test_the_round_trip_benchmark_reports_equal_arrays_and_its_timings(pixel_store, capsys):
     from robot_rl.data.lerobot_bench import main as bench
 
@@ -183,7 +229,8 @@ def test_the_round_trip_benchmark_reports_equal_arrays_and_its_timings(pixel_sto
     result = json.loads(line)
     assert result["equal"] and result["differ"] == [] and min(result["min_psnr_db"].values()) >= 40.0
     assert result["episodes"] == 3 and result["read_s"] > 0 and result["export_s"] > 0 and result["import_s"] > 0
-    assert "arrays equal" in table
+    assert 0 < result["read_bulk_s"] and result["round_trip_over_read_bulk"] >= result["round_trip_over_read"]
+    assert "arrays equal" in table and "a bulk read" in table
 
 
 def test_data_view_reads_a_lerobot_directory_through_its_import(pixel_store, exported, tmp_path, monkeypatch, capsys):

@@ -110,8 +110,11 @@ def _columns(frames: pa.Table, info: dict, plan: dict[str, str]) -> dict[str, np
     return out
 
 
-def _camera_frames(root: Path, info: dict, episodes: list[dict], feature: str, fps: int) -> list[np.ndarray]:
-    """Each episode's frames of one video feature, found by presentation time in its mp4 file."""
+def _camera_frames(
+    root: Path, info: dict, episodes: list[dict], feature: str, fps: int, threads: int = 0
+) -> list[np.ndarray]:
+    """Each episode's frames of one video feature, found by presentation time in its mp4 file (`read_frames`'s
+    `threads`)."""
     files: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     per_episode = []
     for ep in episodes:
@@ -121,7 +124,7 @@ def _camera_frames(root: Path, info: dict, episodes: list[dict], feature: str, f
             file_index=ep[f"videos/{feature}/file_index"],
         )
         if rel not in files:
-            files[rel] = read_frames(root / rel)
+            files[rel] = read_frames(root / rel, threads)
         times, images = files[rel]
         wanted = ep[f"videos/{feature}/from_timestamp"] + np.arange(ep["length"]) / fps
         at = np.clip(np.searchsorted(times, wanted - 0.5 / fps), 0, len(times) - 1)
@@ -131,7 +134,8 @@ def _camera_frames(root: Path, info: dict, episodes: list[dict], feature: str, f
                 f"{rel}: episode {ep['episode_index']} has no frame near {wanted[late][0]:.3f} s (the video holds "
                 f"{len(times)} frames up to {times[-1]:.3f} s)"
             )
-        per_episode.append(images[at])
+        consecutive = len(at) > 0 and at[-1] - at[0] == len(at) - 1 and bool(np.all(np.diff(at) == 1))
+        per_episode.append(images[at[0] : at[-1] + 1] if consecutive else images[at])  # a view: no copy
     return per_episode
 
 
@@ -146,22 +150,25 @@ def _image_column(frames: pa.Table, name: str) -> np.ndarray:
     )
 
 
-def _images(
-    root: Path, info: dict, episodes: list[dict], frames: pa.Table, plan: dict[str, str], cameras: list[str]
-) -> dict[str, list[np.ndarray]]:
-    """store image key -> each episode's frames; video features decoded in parallel, a thread per camera (PyAV
-    releases the GIL while decoding)."""
-    fps = int(info["fps"])
+def _start_decoding(pool: ThreadPoolExecutor, root: Path, info: dict, episodes: list[dict], cameras: list[str]) -> dict:
+    """video feature -> the future of its episodes' frames: the cameras decode in parallel, a thread each (PyAV and
+    cv2 release the GIL), while the caller reads the frame table; each decoder on one thread when there are several."""
     videos = [f for f in cameras if info["features"][f]["dtype"] == "video"]
-    with ThreadPoolExecutor(max_workers=max(1, len(videos)), thread_name_prefix="decode") as pool:
-        decoding = {f: pool.submit(_camera_frames, root, info, episodes, f, fps) for f in videos}
-        images = {}
-        for feature in cameras:
-            if feature in decoding:
-                images[plan[feature]] = decoding[feature].result()
-            else:
-                whole = _image_column(frames, feature)
-                images[plan[feature]] = [whole[e["dataset_from_index"] : e["dataset_to_index"]] for e in episodes]
+    threads = 1 if len(videos) > 1 else 0
+    return {f: pool.submit(_camera_frames, root, info, episodes, f, int(info["fps"]), threads) for f in videos}
+
+
+def _images(
+    decoding: dict, episodes: list[dict], frames: pa.Table, plan: dict[str, str], cameras: list[str]
+) -> dict[str, list[np.ndarray]]:
+    """store image key -> each episode's frames: decoded videos (`_start_decoding`) or image columns."""
+    images = {}
+    for feature in cameras:
+        if feature in decoding:
+            images[plan[feature]] = decoding[feature].result()
+        else:
+            whole = _image_column(frames, feature)
+            images[plan[feature]] = [whole[e["dataset_from_index"] : e["dataset_to_index"]] for e in episodes]
     return images
 
 
@@ -223,13 +230,15 @@ def import_lerobot(root: str | os.PathLike, out: str | os.PathLike) -> ImportRes
         raise lr.LeRobotFormatError(f"{root} has {len(tasks)} tasks {tasks[:3]}; an episode store holds one task")
     plan, dropped = _plan(info, root)
     episodes = sorted(_read_parquets(root / "meta" / "episodes").to_pylist(), key=lambda e: e["episode_index"])
-    frames = _read_parquets(root / "data")
-    frames = frames.take(pc.sort_indices(frames, [("index", "ascending")]))
-    columns = _columns(frames, info, plan)
-    done = lr.column_values(frames[lr.DONE], np.dtype(bool), None) if lr.DONE in frames.column_names else None
-    timestamp = lr.column_values(frames["timestamp"], np.dtype(np.float64), None)
     cameras = [f for f, k in plan.items() if keys.is_image_key(k)]
-    images = _images(root, info, episodes, frames, plan, cameras)
+    with ThreadPoolExecutor(max_workers=max(1, len(cameras)), thread_name_prefix="decode") as pool:
+        decoding = _start_decoding(pool, root, info, episodes, cameras)
+        frames = _read_parquets(root / "data")
+        frames = frames.take(pc.sort_indices(frames, [("index", "ascending")]))
+        columns = _columns(frames, info, plan)
+        done = lr.column_values(frames[lr.DONE], np.dtype(bool), None) if lr.DONE in frames.column_names else None
+        timestamp = lr.column_values(frames["timestamp"], np.dtype(np.float64), None)
+        images = _images(decoding, episodes, frames, plan, cameras)
     first_index = int(frames["index"][0].as_py()) if len(frames) else 0
     meta = _store_meta(info, root, tasks, plan, columns[keys.STATE].shape[1] if keys.STATE in columns else 0)
     steps = []

@@ -294,6 +294,13 @@ class EpisodeStore:
             raise KeyError(f"{self.path} has no key {key!r}; its keys are {list(self._spec)}")
         return self._read(key, 0, self.n_steps)
 
+    def get_rows(self, start: int, stop: int, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Rows [start, stop) of `names` (default: every key), read concurrently; for readers of many episodes at
+        once, which decode each image chunk once where `iter_episodes` decodes a chunk shared by episodes again."""
+        if not 0 <= start <= stop <= self.n_steps:
+            raise IndexError(f"rows {start}:{stop} are outside 0:{self.n_steps} of {self.path}")
+        return self._read_many(list(self._spec if names is None else names), start, stop)
+
     def nbytes_stored(self, key: str) -> int:
         """Bytes on disk of one key's array (compressed chunks + metadata)."""
         return sum(f.stat().st_size for f in (self.path / "data" / key).rglob("*") if f.is_file())
