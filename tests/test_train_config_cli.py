@@ -164,7 +164,7 @@ def test_the_state_recipe_adds_its_bc_term_and_hl_gauss_critic_unless_they_are_t
     assert (typed.bc_weight, typed.critic_loss, note) == (0.0, "mse", "")  # typed values are kept, nothing to say
 
 
-def test_the_state_recipe_holds_the_gaussian_entropy_for_plain_agents_only_and_keeps_typed_values():
+def test_the_recipes_hold_the_gaussian_entropy_for_plain_agents_only_and_keep_typed_values():
     from robot_rl.agents.config import with_recipe
     from robot_rl.cli import build_parser
 
@@ -177,8 +177,13 @@ def test_the_state_recipe_holds_the_gaussian_entropy_for_plain_agents_only_and_k
     assert "Gaussian's entropy" in note and "moving to -12" in note and "actor_ema 0.005" in note
     residual, _ = with_recipe(agent_cfg([]), has_images=False)  # no arm_dims: residual / steering agents
     assert (residual.entropy_measure, residual.target_entropy_final, residual.actor_ema) == (None, None, None)
-    pixels, _ = with_recipe(agent_cfg([]), has_images=True, arm_dims=4)
-    assert (pixels.entropy_measure, pixels.target_entropy_final, pixels.actor_ema) == (None, None, None)
+    pixels, note = with_recipe(agent_cfg([]), has_images=True, arm_dims=4)  # plain SAC from pixels: the same
+    assert (pixels.entropy_measure, pixels.target_entropy_final, pixels.actor_ema) == ("gaussian", -12.0, 0.005)
+    assert "Gaussian's entropy" in note and "actor_ema 0.005" in note and "ResNet-10" in note
+    pixel_residual, _ = with_recipe(agent_cfg([]), has_images=True)
+    assert (pixel_residual.entropy_measure, pixel_residual.target_entropy_final, pixel_residual.actor_ema) == (
+        (None, None, None)
+    )
     off, _ = with_recipe(agent_cfg(["--actor-ema", "0"]), has_images=False, arm_dims=4)
     assert off.actor_ema == 0.0
     typed, _ = with_recipe(
