@@ -26,6 +26,10 @@ def _start_nodes(context):
     classifier = LaunchConfiguration("classifier").perform(context)
     if classifier:  # as `robot-rl up SETUP --set reward:classifier:=DIR`
         table = table.with_sets([f"reward:classifier:={classifier}"])
+    priority = LaunchConfiguration("control_priority").perform(context)
+    if priority:  # as `robot-rl up SETUP --set actor:control_priority:=N`, for every actor of the setup
+        actors = [n.fqn for n in table.nodes if n.executable == "robot-rl-actor-node"]
+        table = table.with_sets([f"{fqn}:control_priority:={priority}" for fqn in actors])
     return [
         ExecuteProcess(
             cmd=[shutil.which(node.executable) or node.executable, *node.ros_args()],
@@ -57,6 +61,12 @@ def generate_launch_description():
                 default_value="",
                 description="reward classifier directory (`robot-rl reward train --out`) for the "
                 "setup's reward nodes; empty: the table's",
+            ),
+            DeclareLaunchArgument(
+                "control_priority",
+                default_value="",
+                description="SCHED_FIFO priority 1..99 of each actor's control thread where permitted (else nice "
+                "-10), 0 = off; empty: the table's (50). See docs/hardware.md, real-time priority",
             ),
             OpaqueFunction(function=_start_nodes),
         ]

@@ -75,6 +75,9 @@ def test_a_short_bench_ros_run_reports_sane_figures_for_every_metric(tmp_path):
     assert steps >= 100, "15 s at 10 Hz: at least one whole 100-step episode"
     assert r["infer_ms"]["n"] == r["act_ms"]["n"] == steps, "one inference and one command per control step"
     assert r["act_ms"]["p50"] >= r["infer_ms"]["p50"], "a tick's command comes after its inference"
+    # the tick's wall time split for the control thread (SCHED_FIFO by default): parts of it, none negative
+    assert r["control_priority"] == 50 and r["act_runq_ms"]["n"] == r["act_blocked_ms"]["n"] == steps
+    assert 0.0 <= r["act_runq_ms"]["p99"] <= r["act_ms"]["p99"] and r["act_blocked_ms"]["p50"] >= -0.1
     assert r["period_ms"]["n"] >= steps - 2 * (r["actor_episodes"] + 1)  # one period less than ticks per episode
     assert 80.0 <= r["period_ms"]["p50"] <= 130.0 and r["nominal_period_ms"] == 100.0
     assert r["period_ms"]["n"] > r["quiet_jitter_ms"]["n"] >= r["period_ms"]["n"] / 2  # a few periods per broadcast

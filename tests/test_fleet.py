@@ -13,13 +13,21 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from robot_rl.bench.fleet_cpus import allowed_cpus, cpu_seconds, host_cpu_sets, taskset_prefix
 from robot_rl.bench.fleet_net import DELAY_RULE, FleetNet, clean_stale, isolated
-from robot_rl.bench.fleet_results import FleetBenchConfig, push_latencies_ms, tick_jitter, updates_done
+from robot_rl.bench.fleet_results import (
+    FleetBenchConfig,
+    push_latencies_ms,
+    tick_jitter,
+    updates_done,
+    window_updates,
+)
 
 pytestmark = pytest.mark.skipif(
     not (isolated() and shutil.which("nft") and shutil.which("iptables")),
@@ -161,6 +169,75 @@ def test_updates_count_every_rise_of_the_counter_and_go_on_from_a_restarted_lear
     assert updates_done([(None, None), (50, 1.0)]) == (0, 0.0) and updates_done([]) == (0, 0.0)
 
 
+def test_window_updates_are_the_policy_versions_published_last_before_each_end_of_the_window(tmp_path):
+    log = tmp_path / "learner_1.log"
+    log.write_text("".join(f"[INFO] [{100 + t}.000000000] [learner]: published policy version {25 * t} (delta, "
+                           "0.04 MB)\n" for t in range(0, 10)))  # fmt: skip
+    assert window_updates([log], 102.5, 107.0) == 25 * 7 - 25 * 2
+    assert window_updates([log], 99.0, 107.0) == 25 * 7  # a fresh learner: no agent, no update before version 0
+    assert window_updates([log], 109.5, 120.0) == 0  # nothing published in it
+    assert window_updates([log], 50.0, 60.0) is None  # nothing published at all yet
+
+
+def test_host_cpu_sets_give_the_learner_cpus_of_its_own_and_refuse_what_no_host_could_have():
+    robots = ["robot_1", "robot_2", "robot_3"]
+    assert host_cpu_sets("auto", "learner", robots, {0, 1}) == {"learner": [0], **{r: [1] for r in robots}}
+    assert host_cpu_sets("auto", "learner", robots, {0, 1, 2, 3, 4}) == {
+        "learner": [0, 1],
+        **{r: [2, 3, 4] for r in robots},
+    }
+    assert host_cpu_sets("auto", "learner", robots, {3}) == {}  # one CPU: nothing to give the learner alone
+    assert host_cpu_sets("none", "learner", robots, {0, 1}) == {}
+    got = host_cpu_sets("learner=0,2,robots=1,3,robot_2=4-5", "learner", robots, set(range(6)))
+    assert got == {"learner": [0, 2], "robot_1": [1, 3], "robot_2": [4, 5], "robot_3": [1, 3]}
+    for spec, message in [
+        ("learner=0", r"give every host CPUs \(missing \['robot_1'"),
+        ("learner=7,robots=1", r"learner asks for CPUs \[7\], this process may use \[0, 1\]"),
+        ("learner=0,robots=1,gpu_box=1", r"unknown host \['gpu_box'\]"),
+        ("learner=0,robots=one", r"'one' is not a CPU list"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            host_cpu_sets(spec, "learner", robots, {0, 1})
+    with pytest.raises(ValueError, match="host CPUs"):
+        FleetBenchConfig(robots=2, host_cpus="learner=0")
+
+
+def test_robot_hosts_pinned_to_shared_cpus_get_actors_without_real_time_priority_unless_asked(tmp_path):
+    from robot_rl.bench.fleet import host_commands
+
+    def priority(cfg: FleetBenchConfig, cpus: dict) -> list[str]:
+        actor = host_commands(cfg, tmp_path, cpus)["robot_2"]["/robot_2/actor"]
+        return [arg for arg in actor if arg.startswith("control_priority:=")]
+
+    shared = {"learner": [0], "robot_1": [1], "robot_2": [1]}
+    assert priority(FleetBenchConfig(robots=2), shared) == ["control_priority:=0"]
+    assert priority(FleetBenchConfig(robots=2, sets=("actor:control_priority:=40",)), shared) == [
+        "control_priority:=40"
+    ]
+    assert priority(FleetBenchConfig(robots=2), {"learner": [0], "robot_1": [1], "robot_2": [2]}) == []  # own CPUs
+    assert priority(FleetBenchConfig(robots=2), {}) == []  # not pinned: the table's setting
+
+
+# A process that starts a busy thread after it began: that thread must be on the process's CPUs too.
+BUSY = "import threading,time\nthreading.Thread(target=lambda: sum(range(10**9)), daemon=True).start()\ntime.sleep(30)"
+
+
+def test_a_host_pinned_with_taskset_keeps_every_thread_on_its_cpus_and_its_cpu_time_is_read_back():
+    cpu = min(os.sched_getaffinity(0))
+    proc = subprocess.Popen([*taskset_prefix([cpu]), sys.executable, "-c", BUSY])
+    try:
+        deadline = time.monotonic() + 20
+        while (cpu_seconds(proc.pid) or 0) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the busy thread has run (on a loaded machine, slowly)
+        assert len(list(Path(f"/proc/{proc.pid}/task").iterdir())) >= 2  # main thread + the busy one
+        assert allowed_cpus(proc.pid) == [cpu]
+        assert cpu_seconds(proc.pid) >= 0.3
+    finally:
+        proc.kill()
+        proc.wait()
+    assert allowed_cpus(proc.pid) == [] and cpu_seconds(proc.pid) is None  # gone
+
+
 def test_tick_jitter_splits_an_actors_ticks_by_the_network_phase_they_ended_in(tmp_path):
     log = tmp_path / "robot_1_timing.jsonl"
     ends = [1000.0 + 0.1 * i for i in range(1, 301)]  # 300 ticks of 100 ms, 1000.1 .. 1030.0
@@ -213,6 +290,9 @@ def test_two_robots_over_a_lossy_delayed_network_without_multicast_deliver_every
         assert 0 < min(latencies) and max(latencies) < 30_000, latencies
     assert result.rx_mb > 0.01 and result.episodes_in >= 2
     assert result.updates > 0 and result.update_s > 0, report  # from the learner's episode log
+    expected_cpus = cfg.cpu_sets("learner", ["robot_1", "robot_2"])  # auto: learner, robots apart (>= 2 CPUs)
+    assert result.host_cpus == expected_cpus, result.host_cpus  # read back from every node's threads
+    assert result.learner_cpu_s > 0 and result.load_avg[1] > 0
     for actor, phases in result.tick_jitter.items():  # every actor's control ticks, measured under the lossy link
         assert phases["lossy"]["ticks"] > 50 and phases["lossy"]["period_p50_ms"] > 0, (actor, phases)
     assert not list(Path("/run/netns").glob(f"rrl{os.getpid()}_*")), "the bench removed its namespaces"

@@ -154,13 +154,14 @@ def test_launch_file_compiles_declares_its_arguments_and_reads_the_same_table():
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
             kw = {k.arg for k in call.keywords}
             declared[call.args[0].value] = kw
-    assert set(declared) == {"setup", "use_sim", "classifier"}
+    assert set(declared) == {"setup", "use_sim", "classifier", "control_priority"}
     assert all({"default_value", "description"} <= kw for kw in declared.values())
     assert "choices" in declared["setup"] and "choices" in declared["use_sim"]
     assert "ros_args()" in source  # the same --ros-args as `robot-rl up`
     assert (
         'with_sets([f"reward:classifier:={classifier}"])' in source
     )  # classifier:=DIR is `--set reward:classifier:=DIR`
+    assert 'with_sets([f"{fqn}:control_priority:={priority}" for fqn in actors])' in source  # on every actor
 
 
 @pytest.mark.parametrize("setup", ["franka", "ur"])

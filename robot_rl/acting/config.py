@@ -64,6 +64,8 @@ class ActorConfig:
     max_angvel_rad_s: float = 1.5  # safety filter: rotation speed limit
     seed: int = 0  # seeds warm-up actions and the policy's sampling noise
     threads: int = 1  # torch CPU threads for inference
+    control_priority: int = 50  # SCHED_FIFO priority (1..99) of the thread that runs the tick, while it runs one, when
+    # the process may (root, CAP_SYS_NICE, `ulimit -r`); else nice -10, else as started; 0 = off (acting.realtime)
     teleop_timeout_s: float = 0.5  # wall seconds without a teleop/command message before the device counts as lost
     teleop_translation_scale: float = 1.0  # a full teleop stick -> this fraction of a full translation action
     teleop_rotation_scale: float = 1.0  # a full teleop twist -> this fraction of a full rotation action
@@ -111,6 +113,10 @@ class ActorConfig:
                 f"(got base_policy={self.base_policy!r}, noise_bound={self.noise_bound})"
             )
         self.camera_boxes()  # raises on a malformed camera_crop
+        if not 0 <= self.control_priority <= 99:
+            raise ValueError(
+                f"control_priority must be 0 (off) or a SCHED_FIFO priority 1..99, got {self.control_priority}"
+            )
         if bad or self.max_episode_steps < 0 or not self.store:
             raise ValueError(
                 f"need positive {sorted(positive)}, max_episode_steps >= 0 and a store path; got "

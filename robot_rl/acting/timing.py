@@ -2,7 +2,10 @@
 
 Per running tick the wall time it started (NaN for a paused one: a pause is no control period), the policy's
 inference time, the wall time from the tick's start to its command, and the observation->command latency
-(command stamp minus the capture stamp of the oldest input used, node clock). `summary` is the episode log
+(command stamp minus the capture stamp of the oldest input used, node clock), and how that tick-to-command
+wall time splits for the control thread (Linux schedstat): CPU it ran, time it sat runnable on the run queue
+(preempted by other threads: what SCHED_FIFO removes, robot_rl.acting.realtime), and the rest -- blocked, mostly
+waiting for the GIL another Python thread of the actor holds. `summary` is the episode log
 line's tail; with a timing log file, `write_episode` appends one JSON line per episode and `write_policy`
 one per policy load (`robot-rl bench ros` reads them: robot_rl.bench.ros.read_timing_log).
 """
@@ -11,8 +14,22 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
+
+_SCHEDSTAT = Path("/proc/thread-self/schedstat")  # "<cpu ns> <run-queue wait ns> <timeslices>" of the calling thread
+
+
+def thread_schedstat_s() -> tuple[float, float]:
+    """(CPU seconds run, seconds waited runnable on a run queue) of the calling thread so far; the wait is nan off
+    Linux. The CPU time comes from the thread's CPU clock: schedstat's own lags by up to a scheduler tick for a
+    running thread, while its run-queue wait is complete whenever the thread itself reads it (it is running)."""
+    try:
+        wait_ns = int(_SCHEDSTAT.read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return time.thread_time(), float("nan")
+    return time.thread_time(), wait_ns * 1e-9
 
 
 class TickTiming:
@@ -21,6 +38,7 @@ class TickTiming:
     def __init__(self, nominal_period_s: float, log_path: str = "") -> None:
         self.nominal_period_s = nominal_period_s
         self._log = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115 (node lifetime)
+        self._tick_sched_s = (float("nan"), float("nan"))  # thread_schedstat_s() at the running tick's start
         self.reset()
 
     def reset(self) -> None:
@@ -29,6 +47,19 @@ class TickTiming:
         self.infer_s: list[float] = []  # policy inference times
         self.act_s: list[float] = []  # per step: wall time from the tick's start to its command being published
         self.latency_s: list[float] = []  # per step: command stamp - capture stamp of the oldest input (node clock)
+        self.act_cpu_s: list[float] = []  # per step: the control thread's CPU time from the tick's start to command
+        self.act_runq_s: list[float] = []  # per step: of that wall time, runnable but not running (preempted)
+
+    def tick_started(self) -> None:
+        """At a tick's start, on the control thread: its CPU and run-queue counters, for `command_sent`."""
+        self._tick_sched_s = thread_schedstat_s()
+
+    def command_sent(self, act_s: float) -> None:
+        """On the control thread once the step's command is out, `act_s` wall seconds after the tick's start."""
+        cpu_s, runq_s = thread_schedstat_s()
+        self.act_s.append(act_s)
+        self.act_cpu_s.append(cpu_s - self._tick_sched_s[0])
+        self.act_runq_s.append(runq_s - self._tick_sched_s[1])
 
     def periods(self) -> tuple[np.ndarray, np.ndarray]:
         """(wall periods in ms between consecutive running ticks, monotonic time each ends); pauses left out."""
@@ -69,6 +100,8 @@ class TickTiming:
                 "period_end_wall": [round(float(t + to_wall), 4) for t in end_s],
                 "infer_ms": ms(self.infer_s),
                 "act_ms": ms(self.act_s),
+                "act_cpu_ms": ms(self.act_cpu_s),
+                "act_runq_ms": ms(self.act_runq_s),
                 "latency_ms": ms(self.latency_s),
                 "wall_time": time.time(),
             }

@@ -4,7 +4,9 @@ Each robot host runs the shipped `sim_train` table's sim robot and actor (its na
 made per robot, as `sim_two_robots_train` does); the learner host runs its learner; every host is its own network
 namespace on one bridge (`robot_rl.bench.fleet_net`), so DDS discovery and traffic cross a real (virtual) network.
 Separate hosts share no memory: every process runs with FASTDDS_BUILTIN_TRANSPORTS=UDPv4 (no shared-memory
-transport), so every byte between hosts crosses the bridge and its faults.
+transport), so every byte between hosts crosses the bridge and its faults. Separate hosts share no CPU either:
+each host's processes are pinned to its CPU set (`robot_rl.bench.fleet_cpus`, `host_cpus`; by default the learner
+gets the first half of the CPUs and the robots the rest), and the bench itself stays on the robots' CPUs.
 
     start  learner host, then robot hosts; wait until every actor has stored an episode
     run    duration_s: robot_1's link down for partition_s from a quarter in; the learner host killed (SIGKILL,
@@ -18,7 +20,9 @@ Figures (robot_rl.bench.fleet_results): episodes and MB into the learner per sec
 learner updates per second (every rise of its update counter, over restarts), weight-push latency per robot (the
 learner's "published policy version V" log line to the actor's "policy vV loaded"), exactly-once delivery per actor
 (its store's episode ids against the (actor id, index) the learner stored), and each actor's control-tick period and
-jitter per network phase (healthy or lossy, partitioned, learner lost), from its timing log.
+jitter per network phase (healthy or lossy, partitioned, learner lost), from its timing log; the CPUs each host
+ran on (read back from its threads), the learner's CPU seconds in the window and its updates per CPU second (its
+capacity, whatever share of its CPUs other work on the machine left it), the load average.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from robot_rl.acting.config import ActorConfig
+from robot_rl.bench.fleet_cpus import allowed_cpus, cpu_seconds, shares_cpus, taskset_prefix
 from robot_rl.bench.fleet_net import FleetNet
 from robot_rl.bench.fleet_results import (
     PUBLISHED_RE,
@@ -44,6 +50,7 @@ from robot_rl.bench.fleet_results import (
     stored_count,
     tick_jitter,
     updates_done,
+    window_updates,
 )
 from robot_rl.bench.timing import progress
 from robot_rl.learner import episode_log
@@ -67,10 +74,19 @@ def robot_hosts(n: int) -> list[str]:
     return [f"robot_{i}" for i in range(1, n + 1)]
 
 
-def host_commands(cfg: FleetBenchConfig, work: Path) -> dict[str, dict[str, list[str]]]:
-    """host -> {node fqn: command line}: the table's entries, one sim robot + actor pair per robot host."""
+def host_commands(
+    cfg: FleetBenchConfig, work: Path, cpus: dict[str, list[int]] | None = None
+) -> dict[str, dict[str, list[str]]]:
+    """host -> {node fqn: command line}: the table's entries, one sim robot + actor pair per robot host.
+
+    Robot hosts pinned to shared CPUs (`cpus`, robot_rl.bench.fleet_cpus) get actors without real-time priority
+    unless `cfg.sets` gives one: a SCHED_FIFO actor runs ahead of every other robot host's sim on those CPUs, which
+    separate machines cannot do (measured: 2 robots on one core, the sims never answered the reset service)."""
+    shared = shares_cpus(cpus or {}, robot_hosts(cfg.robots)) and "control_priority" in ActorConfig.__dataclass_fields__
     table = load_table(SETUP).with_sets(
-        [f"sim_robot:real_time_factor:={cfg.real_time_factor}", f"learner:out:={work / 'learner'}", *cfg.sets]
+        [f"sim_robot:real_time_factor:={cfg.real_time_factor}", f"learner:out:={work / 'learner'}"]
+        + (["actor:control_priority:=0"] if shared else [])
+        + list(cfg.sets)  # after: the user's sets win
     )
     by_name = {n.name: n for n in table.select(use_sim=True)}
 
@@ -102,9 +118,12 @@ def timing_log(work: Path, host: str) -> Path:
 class _Fleet:
     """The hosts' processes, each logging to its own file under `work`."""
 
-    def __init__(self, cfg: FleetBenchConfig, net: FleetNet, work: Path) -> None:
+    def __init__(self, cfg: FleetBenchConfig, net: FleetNet, work: Path, cpus: dict[str, list[int]]) -> None:
         self.cfg, self.net, self.work = cfg, net, work
-        self.commands = host_commands(cfg, work)
+        self.commands = host_commands(cfg, work, cpus)
+        self.cpus = cpus  # host -> its CPUs ({}: not pinned)
+        if self.cpus and shutil.which("taskset") is None:
+            raise FleetBenchError("host CPU sets need `taskset` (util-linux); or run with --host-cpus none")
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, list[Path]] = {}
         self.env = {k: v for k, v in os.environ.items() if k != "_ROS_WHEELS_BOOTSTRAP_COMPLETE"}
@@ -126,7 +145,7 @@ class _Fleet:
             log = self.work / f"{fqn.strip('/').replace('/', '_')}_{len(self.logs.get(fqn, [])) + 1}.log"
             with open(log, "w") as out:
                 self.procs[fqn] = subprocess.Popen(
-                    self.net.exec_prefix(host) + cmd,
+                    taskset_prefix(self.cpus.get(host)) + self.net.exec_prefix(host) + cmd,
                     cwd=self.work,
                     env=self.env,
                     stdout=out,
@@ -143,6 +162,22 @@ class _Fleet:
 
     def actor_log(self, host: str) -> Path:
         return self.logs[f"/{host}/actor"][-1]
+
+    def host_cpus(self) -> dict[str, list[int]]:
+        """host -> the CPUs its running processes' threads may use, read back from /proc ({} if not pinned)."""
+        if not self.cpus:
+            return {}
+        out: dict[str, set[int]] = {}
+        for host, fqns in self.commands.items():
+            for fqn in fqns:
+                if fqn in self.procs:
+                    out.setdefault(host, set()).update(allowed_cpus(self.procs[fqn].pid))
+        return {h: sorted(c) for h, c in out.items()}
+
+    def learner_cpu_s(self) -> float | None:
+        """CPU seconds the learner process has used so far (None when it is not running)."""
+        proc = self.procs.get(f"/{LEARNER}")
+        return None if proc is None or proc.poll() is not None else cpu_seconds(proc.pid)
 
     def check_alive(self) -> None:
         dead = {f: p.returncode for f, p in self.procs.items() if p.poll() is not None}
@@ -203,12 +238,16 @@ def run_fleet(cfg: FleetBenchConfig) -> FleetResult:
     robots = robot_hosts(cfg.robots)
     net = FleetNet([LEARNER, *robots], multicast=cfg.discovery == "multicast", loss_pct=cfg.loss_pct)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    fleet = None
+    fleet, affinity = None, os.sched_getaffinity(0)
     try:
+        cpus = cfg.cpu_sets(LEARNER, robots)  # before the bench pins itself: from every CPU it may use
+        robot_cpus = {c for h, cpu_set in cpus.items() if h != LEARNER for c in cpu_set}
+        if robot_cpus:  # the bench and the packet delayer (the network) stay off the learner's CPUs
+            os.sched_setaffinity(0, robot_cpus)
         net.up()
         if cfg.delay_ms or cfg.jitter_ms:
             net.set_delay(cfg.delay_ms, cfg.jitter_ms)
-        fleet = _Fleet(cfg, net, work)
+        fleet = _Fleet(cfg, net, work, cpus)
         progress(f"fleet: {len(net.hosts)} hosts on bridge {net.bridge} ({', '.join(net.hosts)}); logs in {work}")
         for host in net.hosts:
             fleet.start_host(host)
@@ -219,6 +258,7 @@ def run_fleet(cfg: FleetBenchConfig) -> FleetResult:
         if fleet is not None:
             fleet.kill_all()
         net.down()
+        os.sched_setaffinity(0, affinity)
         signal.signal(signal.SIGTERM, previous)
         if cfg.out is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -234,6 +274,8 @@ class _Window:
     episodes0: int  # episodes the learner held when it began
     lost_learner_episodes: int  # episodes the actors completed while the learner host was gone
     marks: dict[str, float]  # event -> wall time it happened ("partition", "heal", "kill learner", ...)
+    learner_cpu_s: float | None  # CPU seconds the learner used in the window (None: it was restarted)
+    load_avg: tuple[float, float]  # 1-minute load average at the start and the end
 
     def phases(self, host: str, robots: list[str]) -> list[tuple[float, float, str]]:
         """(wall from, to, label) of the faults `host` went through (robot_1 alone is partitioned)."""
@@ -249,6 +291,7 @@ def _run_window(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: lis
     """The measured run with its faults at their times: robot_1's partition from a quarter in, the learner host's
     loss half-way."""
     t0, t0_wall, rx0 = time.monotonic(), time.time(), net.rx_bytes(LEARNER)
+    cpu0, load0 = fleet.learner_cpu_s(), os.getloadavg()[0]
     episodes0 = len(episode_log.read(work / "learner"))
     rx_before_restart, lost_learner_episodes, marks = 0, 0, {}
     events = []  # (at s, what)
@@ -281,7 +324,10 @@ def _run_window(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: lis
             rx0 = 0  # a new link: its counter starts at 0
             fleet.start_host(LEARNER)
     rx_mb = (rx_before_restart + net.rx_bytes(LEARNER) - rx0) / 1e6
-    return _Window(time.monotonic() - t0, (t0_wall, time.time()), rx_mb, episodes0, lost_learner_episodes, marks)
+    cpu1 = fleet.learner_cpu_s()
+    cpu_s = None if cpu0 is None or cpu1 is None or "kill learner" in marks else cpu1 - cpu0
+    return _Window(time.monotonic() - t0, (t0_wall, time.time()), rx_mb, episodes0, lost_learner_episodes, marks,
+                   cpu_s, (load0, os.getloadavg()[0]))  # fmt: skip
 
 
 def _drain(cfg: FleetBenchConfig, fleet: _Fleet, robots: list[str], work: Path) -> list[str]:
@@ -309,6 +355,7 @@ def _drain(cfg: FleetBenchConfig, fleet: _Fleet, robots: list[str], work: Path) 
 
 def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[str], work: Path) -> FleetResult:
     """The run (with its faults), the drain and the stop; then the figures."""
+    host_cpus = fleet.host_cpus()  # read back while every node runs
     window = _run_window(cfg, net, fleet, robots, work)
     episodes_in = len(episode_log.read(work / "learner")) - window.episodes0
     updates, update_s = updates_done(_update_counts(work, window.episodes0))
@@ -330,5 +377,10 @@ def _measure(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: list[s
             f"/{h}/actor": tick_jitter(timing_log(work, h), *window.wall, window.phases(h, robots), background)
             for h in robots
         },
+        host_cpus=host_cpus,
+        learner_cpu_s=window.learner_cpu_s,
+        window_updates=None if "kill learner" in window.marks else window_updates(learner_logs, *window.wall),
+        load_avg=window.load_avg,
+        window_wall=window.wall,
         notes=notes,
     )

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_rl.bench.fleet_cpus import HOST_CPUS_DEFAULT, host_cpu_sets
+
 DISCOVERY = ("multicast", "static")  # DDS discovery: SPDP multicast, or unicast to every host (ROS_STATIC_PEERS)
 # A ROS 2 console line: "[INFO] [1712345678.123456789] [robot_1.actor]: message" (wall time, whatever the node clock)
 LOG_RE = re.compile(r"^\[\w+\] \[(\d+\.\d+)\] \[[^\]]*\]: (.*)$")
@@ -37,6 +39,9 @@ class FleetBenchConfig:
     drain_timeout_s: float = 120.0  # after the sims stop: longest wait for the learner to hold every episode
     startup_timeout_s: float = 180.0  # longest wait for every actor's first stored episode
     out: str | None = None  # keep logs and stores here; None = a temporary dir, removed afterwards
+    # CPUs of each host's processes (robot_rl.bench.fleet_cpus): auto (learner the first half, robots the rest),
+    # none, or e.g. "learner=0,robots=1"
+    host_cpus: str = HOST_CPUS_DEFAULT
 
     def __post_init__(self) -> None:
         if not 1 <= self.robots <= 50:
@@ -54,6 +59,11 @@ class FleetBenchConfig:
             )
         if self.real_time_factor <= 0:
             raise ValueError(f"real_time_factor must be > 0, got {self.real_time_factor}")
+        host_cpu_sets(self.host_cpus, "learner", [f"robot_{i}" for i in range(1, self.robots + 1)])
+
+    def cpu_sets(self, learner: str, robots: list[str]) -> dict[str, list[int]]:
+        """host -> its CPUs ({}: not pinned), from `host_cpus` on the CPUs this process may use."""
+        return host_cpu_sets(self.host_cpus, learner, robots)
 
 
 @dataclass
@@ -85,6 +95,11 @@ class FleetResult:
     lost_learner_episodes: int = 0  # episodes the actors completed while the learner host was gone
     # actor id -> phase ("healthy", "lossy", "partitioned", "learner lost") -> its control ticks' figures (tick_jitter)
     tick_jitter: dict[str, dict[str, dict]] = field(default_factory=dict)
+    host_cpus: dict[str, list[int]] = field(default_factory=dict)  # host -> CPUs its processes ran on (read back)
+    learner_cpu_s: float | None = None  # CPU seconds the learner process used in the window (None: restarted)
+    window_updates: int | None = None  # updates in the window, from its publishes (None: none yet, or restarted)
+    load_avg: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average at the window's start, end
+    window_wall: tuple[float, float] = (0.0, 0.0)  # the window's start and end, wall clock (time.time)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -97,6 +112,9 @@ class FleetResult:
         out["episodes_per_s"] = self.episodes_in / self.run_s if self.run_s else 0.0
         out["rx_mb_per_s"] = self.rx_mb / self.run_s if self.run_s else 0.0
         out["updates_per_s"] = self.updates / self.update_s if self.update_s else 0.0
+        # the learner's capacity whatever share of a core it got: updates per CPU second it spent (every thread)
+        out["updates_per_cpu_s"] = (self.window_updates or 0) / self.learner_cpu_s if self.learner_cpu_s else None
+        out["learner_cpu_share"] = self.learner_cpu_s / self.run_s if self.learner_cpu_s and self.run_s else None
         return out
 
 
@@ -124,6 +142,17 @@ def push_latencies_ms(learner_logs: list[Path], actor_log: Path) -> list[float]:
             seen.add((version, before[-1]))
             out.append(1e3 * (t_load - before[-1]))
     return out
+
+
+def window_updates(learner_logs: list[Path], t0_wall: float, t1_wall: float) -> int | None:
+    """Updates the learner did between two wall times: its policy versions (= its update step) published last before
+    each, from its log (one publish per `publish_every_updates`, or per chunk of updates if that is longer). Before its
+    first publish (version 0, when its agent is built) a fresh learner has done none. None with no publish by
+    `t1_wall`."""
+    published = sorted((t, int(m.group(1))) for log in learner_logs for t, m in log_events(log, PUBLISHED_RE))
+    before = [v for t, v in published if t <= t0_wall]
+    upto = [v for t, v in published if t <= t1_wall]
+    return upto[-1] - (before[-1] if before else 0) if upto else None
 
 
 def updates_done(samples: list[tuple[int | None, float | None]]) -> tuple[int, float]:
@@ -215,10 +244,20 @@ def format_fleet_table(r: FleetResult) -> str:
         f"fleet: {c['robots']} robots, loss {c['loss_pct']:g} %, delay {c['delay_ms']:g}±{c['jitter_ms']:g} ms, "
         f"partition {c['partition_s']:g} s, learner down {c['learner_down_s']:g} s, discovery {c['discovery']}, "
         f"Fast DDS profile {c['fastdds_profile'] or 'default (UDPv4)'}",
-        f"  window                 {r.run_s:8.1f} s",
+        f"  window                 {r.run_s:8.1f} s (load average {r.load_avg[0]:.1f} at its start, "
+        f"{r.load_avg[1]:.1f} at its end)",
+        f"  host CPUs              {_cpu_sets_line(r.host_cpus)}",
         f"  episodes into learner  {d['episodes_per_s']:8.2f} /s  ({r.episodes_in} episodes)",
         f"  MB into learner        {d['rx_mb_per_s']:8.3f} MB/s ({r.rx_mb:.1f} MB on its link)",
         f"  learner updates        {d['updates_per_s']:8.1f} /s  ({r.updates} updates in {r.update_s:.0f} learner s)",
+        "  learner CPU            "
+        + (
+            "restarted: not measured"
+            if r.learner_cpu_s is None
+            else f"{r.learner_cpu_s:8.1f} s in the window "
+            f"({d['learner_cpu_share']:.0%} of a core), {d['updates_per_cpu_s'] or 0:.0f} updates per CPU s "
+            f"({r.window_updates} updates)"
+        ),  # fmt: skip
         f"  policy pushes          {r.pushes:8d}",
     ]
     for actor, lat in r.push_latency_ms.items():
@@ -240,3 +279,13 @@ def format_fleet_table(r: FleetResult) -> str:
         lines.append(f"  episodes completed while the learner host was gone: {r.lost_learner_episodes}")
     lines += [f"  note: {n}" for n in r.notes]
     return "\n".join(lines)
+
+
+def _cpu_sets_line(sets: dict[str, list[int]]) -> str:
+    """ "learner 0; robot_1, robot_2 1" (hosts with the same CPUs together), or "not pinned"."""
+    if not sets:
+        return "not pinned (every process on every CPU)"
+    by_cpus: dict[str, list[str]] = {}
+    for host, cpus in sets.items():
+        by_cpus.setdefault(",".join(map(str, cpus)) or "?", []).append(host)
+    return "; ".join(f"{', '.join(hosts)} {cpus}" for cpus, hosts in by_cpus.items())

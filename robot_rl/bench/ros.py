@@ -18,6 +18,9 @@ Figures (from the actor's timing log and this process's clocks):
                windows left out (what the actor's sim-time timer can at best do)
   latency      command stamp - capture stamp of the oldest input used (sim clock, 20 ms resolution)
   tick->command  wall time from a tick's start to its command published (the actor's own share of latency)
+    preempted  of that, the control thread runnable but not running (other threads had the cores; the actor's
+               control_priority puts that thread on SCHED_FIFO to remove this: robot_rl.acting.realtime)
+    blocked    of that, neither running nor runnable: waiting for the GIL another actor thread held, or I/O
   inference    Policy.act wall time in the actor                                     goal p99 <= 15 ms
   broadcast    publish here (wall) -> the actor has the weights in use (its wall time); the actor decodes them
                right after its next tick, so up to one control period of this is waiting by design
@@ -274,6 +277,35 @@ def _within(t: np.ndarray, windows) -> np.ndarray:
     return np.array([any(a <= x <= b for a, b in windows) for x in t], dtype=bool).reshape(len(t))
 
 
+def _control_figures(
+    episodes: list[dict], loads: dict[int, float], published: dict[int, float], clock: list[tuple[float, float]]
+) -> dict:
+    """The control phase's RosBenchResult fields from the actor's timing log, the weights' publish and load times
+    and the /clock messages this process heard."""
+
+    def cat(key: str) -> np.ndarray:  # an older actor's log lacks the schedstat keys
+        return np.concatenate([np.asarray(r.get(key, []), dtype=np.float64) for r in episodes] or [np.zeros(0)])
+
+    act, act_cpu, act_runq = cat("act_ms"), cat("act_cpu_ms"), cat("act_runq_ms")
+    nominal_ms = float(episodes[0]["nominal_period_ms"])
+    period, period_end = cat("period_ms"), cat("period_end_wall")
+    windows = [(t, loads.get(v, t) + BROADCAST_WINDOW_S) for v, t in published.items()]
+    quiet = ~_within(period_end, windows)
+    return {
+        "jitter_ms": Stat.of(np.abs(period - nominal_ms)),
+        "quiet_jitter_ms": Stat.of(np.abs(period[quiet] - nominal_ms)),
+        "sim_jitter_ms": Stat.of(sim_jitter_ms(clock, nominal_ms / 1e3, windows)),
+        "period_ms": Stat.of(period),
+        "latency_ms": Stat.of(cat("latency_ms")),
+        "act_ms": Stat.of(act),
+        "act_runq_ms": Stat.of(act_runq),
+        "act_blocked_ms": Stat.of(act - act_cpu - act_runq if len(act_cpu) == len(act) else []),
+        "infer_ms": Stat.of(cat("infer_ms")),
+        "actor_episodes": sum(r["episode"] is not None for r in episodes),
+        "nominal_period_ms": nominal_ms,
+    }
+
+
 def _make_policy(layout, path: Path, encoder: str) -> tuple[bytes, bytes]:
     """A pixels policy for the actor's layout with an agent config the learner trains images with (conv: --encoder
     conv; resnet10: its pixel recipe), saved to `path`; returns (its full payload, its delta payload)."""
@@ -318,6 +350,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         "actor:on_learner_lost:=continue",
         "actor:warmup:=hold",
         f"actor:threads:={cfg.threads}",
+        f"actor:control_priority:={cfg.control_priority}",
         f"learner:out:={work / 'learner'}",
         "learner:encoder:=conv",
         "learner:wandb_mode:=disabled",
@@ -338,31 +371,19 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         probe.close()
         if not cfg.out:
             shutil.rmtree(work, ignore_errors=True)
-    cat = lambda key: np.concatenate([np.asarray(r[key], dtype=np.float64) for r in episodes] or [np.zeros(0)])  # noqa: E731
-    nominal_ms = float(episodes[0]["nominal_period_ms"])
-    period, period_end = cat("period_ms"), cat("period_end_wall")
     received = {v: (loads[v] - t) * 1e3 for v, t in published.items() if v in loads}
-    windows = [(t, loads.get(v, t) + BROADCAST_WINDOW_S) for v, t in published.items()]
-    quiet = ~_within(period_end, windows)
     return RosBenchResult(
-        jitter_ms=Stat.of(np.abs(period - nominal_ms)),
-        quiet_jitter_ms=Stat.of(np.abs(period[quiet] - nominal_ms)),
-        sim_jitter_ms=Stat.of(sim_jitter_ms(probe.clock, nominal_ms / 1e3, windows)),
-        period_ms=Stat.of(period),
-        latency_ms=Stat.of(cat("latency_ms")),
-        act_ms=Stat.of(cat("act_ms")),
-        infer_ms=Stat.of(cat("infer_ms")),
+        **_control_figures(episodes, loads, published, probe.clock),
         broadcast_ms=Stat.of(list(received.values())),
-        actor_episodes=sum(r["episode"] is not None for r in episodes),
         broadcasts_sent=len(published),
         broadcasts_received=len(received),
         policy_mb=len(pushes[1]) / 1e6,
         full_mb=len(full) / 1e6,
         push=cfg.push,
         encoder=cfg.encoder,
-        nominal_period_ms=nominal_ms,
         seconds=cfg.seconds,
         cores=available_cores(),
+        control_priority=cfg.control_priority,
         load_avg_1m=load_avg,
         **ingest,
     )

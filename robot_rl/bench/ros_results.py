@@ -32,6 +32,7 @@ class RosBenchConfig:
     push: str = "delta"  # delta: full policy once, then trainable tensors in fp16; full: the whole policy each time
     episodes: int = 20  # pixel episodes sent to the learner node in one burst
     threads: int = 1  # the actor's torch CPU threads
+    control_priority: int = 50  # the actor's control_priority: SCHED_FIFO priority of its tick's thread; 0 = off
     out: str | None = None  # keep logs, stores and the policy here; None = a temporary dir, removed afterwards
     domain_id: int | None = None  # ROS_DOMAIN_ID of every process; None = a private one derived from the pid
     startup_timeout_s: float = 120.0  # longest wait for a node to come up or a figure to arrive
@@ -43,6 +44,8 @@ class RosBenchConfig:
         for name, choices in (("encoder", ("conv", "resnet10")), ("push", ("delta", "full"))):
             if getattr(self, name) not in choices:
                 raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if not 0 <= self.control_priority <= 99:
+            raise ValueError(f"--control-priority must be 0 (off) or 1..99, got {self.control_priority}")
         if self.domain_id is not None and not 0 <= self.domain_id <= 101:
             raise ValueError(f"--domain-id must be in 0..101 (the range safe on Linux), got {self.domain_id}")
 
@@ -69,6 +72,8 @@ class RosBenchResult:
     period_ms: Stat  # wall tick period
     latency_ms: Stat  # observation -> command (sim clock)
     act_ms: Stat  # tick start -> command published (wall)
+    act_runq_ms: Stat  # of act_ms: the control thread runnable but preempted (schedstat run-queue wait)
+    act_blocked_ms: Stat  # of act_ms: neither running nor runnable (the GIL held by another actor thread, I/O)
     infer_ms: Stat  # policy inference
     broadcast_ms: Stat  # weights publish -> in use at the actor
     ingest_ms: Stat  # interval between acks after the first (steady-state per-episode ingest)
@@ -88,6 +93,7 @@ class RosBenchResult:
     nominal_period_ms: float
     seconds: float
     cores: int
+    control_priority: int  # the actor's control_priority (0: its control thread ran as an ordinary thread)
     load_avg_1m: float  # machine load when the bench started (other work skews every figure)
 
     @property
@@ -116,7 +122,8 @@ def format_ros_table(r: RosBenchResult) -> str:
 
     lines = [
         f"bench ros: {r.nominal_period_ms:.0f} ms control period, 2 cameras 128x128, {r.seconds:.0f} s, "
-        f"{r.cores} CPU cores, load average {r.load_avg_1m:.2f} at start (other work skews these figures)",
+        f"{r.cores} CPU cores, load average {r.load_avg_1m:.2f} at start (other work skews these figures), "
+        f"actor control_priority {r.control_priority}",
         f"{'metric':40} {'p50':>9} {'p99':>9} {'n':>6}  {'goal':12} met?",
         row("control-period jitter (ms)", r.jitter_ms, f"p99 <= {GOAL_JITTER_P99_MS:g}", r.jitter_met),
         row(f"  outside broadcasts (+{BROADCAST_WINDOW_S:g} s) (ms)", r.quiet_jitter_ms),
@@ -124,6 +131,8 @@ def format_ros_table(r: RosBenchResult) -> str:
         row("control period, wall (ms)", r.period_ms),
         row("observation -> command latency (ms)", r.latency_ms),
         row("  tick start -> command, wall (ms)", r.act_ms),
+        row("    of it preempted (run queue) (ms)", r.act_runq_ms),
+        row("    of it blocked (GIL, I/O) (ms)", r.act_blocked_ms),
         row("policy inference (ms)", r.infer_ms, f"p99 <= {GOAL_INFER_P99_MS:g}", r.infer_met),
         row("weights broadcast latency (ms)", r.broadcast_ms),
         row("learner ingest, per episode (ms)", r.ingest_ms),

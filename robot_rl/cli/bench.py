@@ -217,6 +217,14 @@ def _register_ros(bench_sub) -> None:
         help=f"the actor's torch CPU threads (default {d.threads})",
     )
     ros.add_argument(
+        "--control-priority",
+        type=int,
+        default=d.control_priority,
+        metavar="P",
+        help=f"the actor's control_priority: SCHED_FIFO priority of its control thread where permitted, 0 = off "
+        f"(default {d.control_priority})",
+    )
+    ros.add_argument(
         "--domain-id",
         type=int,
         metavar="ID",
@@ -301,6 +309,7 @@ def _ros(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         push=args.push,
         threads=args.threads,
+        control_priority=args.control_priority,
         out=args.out,
         domain_id=args.domain_id,
     )

@@ -42,6 +42,8 @@ class ActorLearnerSide:
             "refused": self.refusals.as_dict(),
             "cameras": self.cameras.report(),
             "recording": self.trace.status(),  # record_mcap: {path, written, dropped}; None when off
+            # the thread that runs the tick: {tid, policy, rt_priority, nice}; None until main() spins the node
+            "control_thread": None if self.control_thread is None else self.control_thread.as_dict(),
         }
 
     def _take_policy(self) -> None:

@@ -1,0 +1,189 @@
+"""The actor's control thread on SCHED_FIFO (robot_rl.acting.realtime): where the process may, that thread while it runs
+a tick (ordinary between ticks) and its DDS receive threads one below, sleeping between ticks; with
+control_priority:=0 as started; without the permission a fallback that says how to grant it. Two real actor nodes
+over DDS (no sim: they tick on the wall clock and hold), read from the kernel; and the split of a tick's wall time
+into CPU, run-queue wait and blocked time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from rosprocs import Probe
+from rosprocs import start_process as _start
+from rosprocs import stop_process as _stop
+from std_msgs.msg import String
+
+from robot_rl.acting.realtime import DDS_THREADS, TickPriority, raise_thread_priority, thread_policy
+from robot_rl.acting.timing import TickTiming
+from robot_rl.ros import protocol
+
+BIN = Path(sys.executable).parent
+NS = f"/prio_test_{os.getpid()}"
+
+
+def _fifo_permitted() -> bool:
+    """Whether this process may put a thread on SCHED_FIFO (root, CAP_SYS_NICE or an rtprio limit)."""
+    got: list[str] = []
+    thread = threading.Thread(target=lambda: got.append(raise_thread_priority(1).policy))
+    thread.start()
+    thread.join()
+    return got == ["SCHED_FIFO"]
+
+
+def _cpu_s(pid: int, tid: int) -> float:
+    """CPU seconds the thread has run (schedstat's first field)."""
+    return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0]) * 1e-9
+
+
+def _start_actor(tmp: Path, name: str, priority: int | None):
+    args = ["-p", f"control_priority:={priority}"] if priority is not None else []
+    cmd = [str(BIN / "robot-rl-actor-node"), "--ros-args", "-r", f"__ns:={NS}/{name}", "-r", "__node:=actor"]
+    return _start([*cmd, "-p", f"store:={tmp / name}", "-p", "warmup:=hold", *args], tmp / f"{name}.log")
+
+
+@pytest.mark.ros
+def test_the_actor_control_thread_alone_runs_sched_fifo_and_sleeps_between_ticks_and_priority_0_leaves_it(tmp_path):
+    fifo = _fifo_permitted()
+    procs = {"rt": _start_actor(tmp_path, "rt", None), "off": _start_actor(tmp_path, "off", 0)}  # default: 50
+    probe, status = Probe("prio_probe"), {}
+    for name in procs:
+        probe.node.create_subscription(
+            String,
+            f"{NS}/{name}/actor_status",  # relative to the node's namespace
+            lambda m, n=name: status.__setitem__(n, json.loads(m.data)),
+            protocol.LATCHED_QOS,
+        )
+    try:
+        up = probe.spin_until(
+            lambda: (
+                all((status.get(n) or {}).get("control_thread") for n in procs)
+                or any(p.poll() is not None for p in procs.values())
+            ),
+            60.0,
+        )
+        logs = {n: (tmp_path / f"{n}.log").read_text() for n in procs}
+        assert up and all(p.poll() is None for p in procs.values()), logs
+        rt, off = status["rt"]["control_thread"], status["off"]["control_thread"]
+        # the thread that spins the executor (and runs the tick) is the process's main thread
+        assert (rt["tid"], off["tid"]) == (procs["rt"].pid, procs["off"].pid)
+        if fifo:  # FIFO 50 while it runs a tick; between ticks (callbacks, waiting) an ordinary thread again
+            assert (rt["policy"], rt["rt_priority"], rt["tick_only"]) == ("SCHED_FIFO", 50, True)
+            assert "SCHED_FIFO 50" in logs["rt"] and "only while it runs a tick" in logs["rt"]  # the one line
+            samples = []
+            for _ in range(100):  # 1 s of 10 Hz ticks of ~1 ms: read from the kernel, nearly always between ticks
+                samples.append(thread_policy(rt["tid"])[0])
+                time.sleep(0.01)
+            assert samples.count("SCHED_OTHER") >= 80, samples  # always SCHED_FIFO before the fix
+        else:
+            assert thread_policy(rt["tid"])[0] == "SCHED_OTHER" and "not permitted" in logs["rt"]
+        # besides it only the DDS library's receive threads, one below it; the policy loader and every other
+        # Python thread of the actor stay ordinary
+        tasks = Path(f"/proc/{procs['rt'].pid}/task")
+        names = {int(t.name): (t / "comm").read_text().strip() for t in tasks.iterdir() if int(t.name) != rt["tid"]}
+        dds = {thread_policy(t)[:2] for t, name in names.items() if name.startswith(DDS_THREADS)}
+        others = {thread_policy(t)[0] for t, name in names.items() if not name.startswith(DDS_THREADS)}
+        assert len(names) >= 3 and others == {"SCHED_OTHER"}, names
+        assert dds == ({("SCHED_FIFO", 49)} if fifo else {("SCHED_OTHER", 0)}), (names, dds)
+        assert thread_policy(off["tid"]) == ("SCHED_OTHER", 0, 0) and off["policy"] == "SCHED_OTHER"
+        assert "control_priority 0" in logs["off"]
+        # a FIFO thread that spun would own a core: over 3 s of 10 Hz holds it must run well under 20 % of one
+        cpu0, ticks0 = _cpu_s(procs["rt"].pid, rt["tid"]), status["rt"]["ticks"]
+        probe.spin_for(3.0)
+        cpu_share = (_cpu_s(procs["rt"].pid, rt["tid"]) - cpu0) / 3.0
+        assert status["rt"]["ticks"] - ticks0 >= 20 and cpu_share < 0.2, (cpu_share, status["rt"]["ticks"] - ticks0)
+    finally:
+        probe.close()
+        codes = {n: _stop(p) for n, p in procs.items()}
+    assert codes == {"rt": 0, "off": 0}
+
+
+def test_a_thread_the_fifo_control_thread_starts_is_ordinary_again():
+    if not _fifo_permitted():
+        pytest.skip("this process may not use SCHED_FIFO")
+    seen: dict[str, tuple] = {}
+
+    def control() -> None:
+        seen["control"] = thread_policy(raise_thread_priority(20).tid)
+        child = threading.Thread(target=lambda: seen.__setitem__("child", thread_policy(threading.get_native_id())))
+        child.start()
+        child.join()
+
+    thread = threading.Thread(target=control)
+    thread.start()
+    thread.join()
+    assert seen == {"control": ("SCHED_FIFO", 20, 0), "child": ("SCHED_OTHER", 0, 0)}
+
+
+def test_tick_priority_holds_sched_fifo_only_inside_the_tick_and_keeps_the_nice_value():
+    if not _fifo_permitted():
+        pytest.skip("this process may not use SCHED_FIFO")
+    seen: dict[str, tuple] = {}
+
+    def control() -> None:
+        os.setpriority(os.PRIO_PROCESS, 0, 3)  # a nice value of its own: kept between ticks
+        tick = TickPriority(30)
+        seen["got"] = (tick.permitted().policy, tick.on)
+        tid = threading.get_native_id()
+        seen["before"] = thread_policy(tid)
+        with tick:
+            seen["inside"] = thread_policy(tid)
+        seen["after"] = thread_policy(tid)
+
+    thread = threading.Thread(target=control)
+    thread.start()
+    thread.join()
+    assert seen == {
+        "got": ("SCHED_FIFO", True),
+        "before": ("SCHED_OTHER", 0, 3),
+        "inside": ("SCHED_FIFO", 30, 3),
+        "after": ("SCHED_OTHER", 0, 3),
+    }
+    off = TickPriority(0)
+    assert off.permitted().policy == thread_policy(threading.get_native_id())[0] and not off.on
+
+
+def test_without_cap_sys_nice_the_thread_stays_ordinary_and_the_line_says_how_to_grant_it():
+    code = (
+        "from robot_rl.acting.realtime import raise_thread_priority as r; p = r(50); "
+        "print(p.policy, p.rt_priority, p.nice); print(p.line)"
+    )
+    drop = ["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice"] if os.geteuid() == 0 else []
+    out = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    first, line = out.stdout.splitlines()
+    if resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 50:  # a user granted rtprio: FIFO without any capability
+        assert first == "SCHED_FIFO 50 0"
+        return
+    assert first in ("SCHED_OTHER 0 0", "SCHED_OTHER 0 -10"), out.stdout  # -10: an RLIMIT_NICE grant
+    assert "SCHED_FIFO 50 not permitted" in line and "ulimit -r" in line and "limits.conf" in line
+
+
+def test_control_priority_outside_0_to_99_is_refused_and_0_changes_nothing():
+    with pytest.raises(ValueError, match="1..99"):
+        raise_thread_priority(100)
+    before = thread_policy(threading.get_native_id())
+    assert (raise_thread_priority(0).policy, thread_policy(threading.get_native_id())) == (before[0], before)
+
+
+def test_a_tick_splits_into_cpu_run_queue_wait_and_blocked_time_as_the_kernel_counts_them():
+    timing = TickTiming(0.1)
+    t0 = time.monotonic()
+    timing.tick_started()
+    time.sleep(0.05)  # blocked: neither running nor runnable (as a wait for the GIL is)
+    end = time.thread_time() + 0.02
+    while time.thread_time() < end:  # 20 ms of CPU (the wall time it takes depends on the machine's load)
+        pass
+    timing.command_sent(time.monotonic() - t0)
+    (act_s,), (cpu_s,), (runq_s,) = timing.act_s, timing.act_cpu_s, timing.act_runq_s
+    assert 0.02 <= cpu_s < 0.03 and runq_s >= 0.0, (act_s, cpu_s, runq_s)
+    assert act_s - cpu_s - runq_s >= 0.049, (act_s, cpu_s, runq_s)  # the sleep shows as blocked time, not CPU
+    timing.reset()  # a new episode: the split starts over, a tick in flight keeps its start
+    assert timing.act_cpu_s == [] and timing.act_runq_s == []
