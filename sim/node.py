@@ -15,16 +15,11 @@ beside it, in `SimExtras`, in the same process because it reads the same physics
 | task/success                | std_msgs/Bool             | ground truth (a reward classifier's on hardware)       |
 | task/object_state           | std_msgs/Float32MultiArray| the task's privileged object state, labelled           |
 | success                     | std_srvs/Trigger          | success now, and the dense reward in the message       |
-| sim_status                  | std_msgs/String (JSON)    | sim time, `refused` {topic: count}, `step_thread`, once a wall second |
+| sim_status                  | std_msgs/String (JSON)    | sim time and `refused` {topic: count}, once a wall second |
 
 One main loop (`SimRobotNode.run`): `ArmNode.step` (faults, the latest command through the safety filter or
 a hold, physics one control period, /clock, the state), then the task topics and the cameras when due, then
-callbacks until the next tick's wall-clock deadline (`real_time_factor`; 0 runs as fast as possible). As a real
-arm's driver does (libfranka, ur_robot_driver, ros2_control's controller manager), the step -- command, physics,
-state, /clock, task topics -- runs on SCHED_FIFO at `step_priority` where permitted, below the actor's tick
-(robot_rl.acting.realtime.TickPriority); the cameras' render and the callbacks between steps stay ordinary, as
-camera drivers are. An ordinary step loop was preempted by the learner, and the actor's sim-time tick, which
-follows /clock, inherited the delay (`robot-rl bench ros`). The
+callbacks until the next tick's wall-clock deadline (`real_time_factor`; 0 runs as fast as possible). The
 watchdog and every stamp use simulation time, which /clock publishes, so the graph runs with `use_sim_time`.
 Sim time never goes backwards, also across resets. The safety filter's box is the task's workspace
 (`workspace_*` parameters are the hardware's). Parameters: `SimNodeConfig` below and the arm node's
@@ -53,13 +48,6 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Bool, Float32MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from robot_rl.acting.realtime import (  # noqa: E402
-    DDS_THREADS,
-    ThreadPriority,
-    TickPriority,
-    raise_named_threads,
-    thread_policy,
-)
 from robot_rl.interfaces import Frame, WorkspaceBox  # noqa: E402
 from robot_rl.ros import convert, task_convert, topics  # noqa: E402
 from robot_rl.ros.params import declare_config  # noqa: E402
@@ -83,11 +71,8 @@ class SimNodeConfig:
     camera_rate_hz: float = 10.0  # image + camera_info rate in sim time; 0 = publish no images
     image_size: int = 128  # square image side in pixels
     publish_clock: bool = True  # publish /clock (remap it per robot when several sims run side by side)
-    step_priority: int = 45  # SCHED_FIFO priority of the step (below the actor's tick, 50) where permitted; 0 = off
 
     def validate(self, control_rate_hz: float) -> None:
-        if not 0 <= self.step_priority <= 99:
-            raise ValueError(f"step_priority must be 0 (off) or a SCHED_FIFO priority 1..99, got {self.step_priority}")
         if control_rate_hz <= 0 or self.camera_rate_hz < 0 or self.real_time_factor < 0:
             raise ValueError(
                 f"need control_rate_hz > 0, camera_rate_hz >= 0, real_time_factor >= 0; got "
@@ -114,8 +99,6 @@ class SimExtras:
                     CameraInfo, topics.camera_info_topic(name), topics.SENSOR_QOS
                 )
         self._next_camera_t = self.sim_time_s
-        self.step_thread: dict = {}  # the step's scheduling (`SimRobotNode.take_step_thread`), in sim_status
-        self.sample_step_policy = True  # the next step reads its thread's policy from the kernel (once a status)
         # refusals per command topic, latched, once a wall second (robot_rl.ros.guard: a bad message never ends the node)
         self.pub_status = node.create_publisher(String, SIM_STATUS, STATUS_QOS)
         node.create_timer(1.0 / STATUS_RATE_HZ, self.publish_status, clock=RosClock(clock_type=ClockType.STEADY_TIME))
@@ -129,15 +112,11 @@ class SimExtras:
         if self.pub_clock is not None:
             self.pub_clock.publish(Clock(clock=convert.stamp_from_seconds(self.sim_time_s)))
 
-    def publish_task(self) -> None:
-        """Ground-truth success and the labelled object state, every control period."""
-        task = self.env.task
+    def publish_task_and_cameras(self) -> None:
+        """Ground-truth success and the labelled object state, every control period; the cameras when due."""
+        task, t = self.env.task, self.sim_time_s
         self.pub_success.publish(Bool(data=bool(task.is_success())))
         self.pub_object_state.publish(task_convert.object_state_msg(task.object_state(), task.object_state_layout))
-
-    def publish_cameras(self) -> None:
-        """The cameras' images and camera_info, when due (sim time)."""
-        t = self.sim_time_s
         if not self.camera_specs or t < self._next_camera_t - 1e-9:
             return
         for name, image in self.env.rig.render().items():
@@ -149,10 +128,9 @@ class SimExtras:
             self._next_camera_t = t + 1.0 / self.cfg.camera_rate_hz
 
     def publish_status(self) -> None:
-        """sim_status: sim time, {topic: refused messages} and the step thread's scheduling (std_msgs/String JSON)."""
+        """sim_status: sim time and {topic: refused messages} (std_msgs/String JSON)."""
         status = {"sim_time_s": round(self.sim_time_s, 6), "refused": self.node.refusals.as_dict()}
-        self.pub_status.publish(String(data=json.dumps(status | {"step_thread": self.step_thread})))
-        self.sample_step_policy = True
+        self.pub_status.publish(String(data=json.dumps(status)))
 
     def _on_success(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success = bool(self.env.task.is_success())
@@ -168,7 +146,6 @@ class SimRobotNode(ArmNode):
     def __init__(self, **node_kw):
         super().__init__("sim_robot", **node_kw)
         self.extras = SimExtras(self, self.env, self.sim_cfg)
-        self.step_priority = TickPriority(0)  # `take_step_thread` sets it from the thread that runs the steps
         cfg = self.sim_cfg
         self.get_logger().info(
             f"sim robot up: task={cfg.task} seed={cfg.seed} control={self.cfg.control_rate_hz} Hz "
@@ -212,42 +189,13 @@ class SimRobotNode(ArmNode):
         self.extras.publish_clock()
 
     def step(self) -> None:
-        """One control period of the arm node and the task topics (SCHED_FIFO where permitted), then the cameras
-        when due (ordinary: a camera driver is)."""
-        with self.step_priority:
-            super().step()
-            if self.robot is not None:
-                self.extras.publish_task()
-            if self.extras.sample_step_policy:  # what the kernel says this thread runs at, inside the step
-                self.extras.step_thread["in_step"] = thread_policy(threading.get_native_id())[:2]
-                self.extras.sample_step_policy = False
+        """One control period of the arm node, then the task topics and the cameras when due."""
+        super().step()
         if self.robot is not None:
-            self.extras.publish_cameras()
-
-    def take_step_thread(self) -> None:
-        """Called by the thread that will run the steps: SCHED_FIFO at `step_priority` while it runs a step, where
-        permitted (robot_rl.acting.realtime.TickPriority, as the actor's tick), and the DDS library's threads one
-        below (they carry the commands in and /clock out); one log line says which. Not at real_time_factor 0: a
-        step loop that never sleeps would own a core ahead of every ordinary thread."""
-        cfg, tid = self.sim_cfg, threading.get_native_id()
-        if cfg.step_priority > 0 and cfg.real_time_factor > 0:
-            self.step_priority = TickPriority(cfg.step_priority)
-            got = self.step_priority.permitted("sim step thread")
-        else:
-            why = f"step_priority {cfg.step_priority}"
-            if cfg.step_priority:
-                why += " unused at real_time_factor 0: on SCHED_FIFO a step loop that never sleeps would own a core"
-            policy, rt, nice = thread_policy(tid)
-            line = f"sim step thread (tid {tid}): {policy} rt {rt} nice {nice} -- {why}"
-            got = ThreadPriority(tid, policy, rt, nice, f"{line}; left as started")
-        self.get_logger().info(got.line)
-        self.extras.step_thread = got.as_dict()
-        if got.policy == "SCHED_FIFO":
-            self.get_logger().info(raise_named_threads(DDS_THREADS, max(1, got.rt_priority - 1), "sim DDS threads"))
+            self.extras.publish_task_and_cameras()
 
     def run(self, executor: SingleThreadedExecutor, stop: threading.Event) -> None:
         """Step, publish, serve callbacks until the next tick; returns when `stop` is set or the context shuts down."""
-        self.take_step_thread()
         wall_period_s = self.dt_s / self.sim_cfg.real_time_factor if self.sim_cfg.real_time_factor > 0 else 0.0
         deadline = time.monotonic()
         while rclpy.ok(context=self.context) and not stop.is_set():

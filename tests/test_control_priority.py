@@ -25,7 +25,6 @@ from std_msgs.msg import String
 from robot_rl.acting.realtime import DDS_THREADS, TickPriority, raise_thread_priority, thread_policy
 from robot_rl.acting.timing import TickTiming
 from robot_rl.ros import protocol
-from robot_rl_drivers.arm_node import STATUS_QOS
 
 BIN = Path(sys.executable).parent
 NS = f"/prio_test_{os.getpid()}"
@@ -188,65 +187,3 @@ def test_a_tick_splits_into_cpu_run_queue_wait_and_blocked_time_as_the_kernel_co
     assert act_s - cpu_s - runq_s >= 0.049, (act_s, cpu_s, runq_s)  # the sleep shows as blocked time, not CPU
     timing.reset()  # a new episode: the split starts over, a tick in flight keeps its start
     assert timing.act_cpu_s == [] and timing.act_runq_s == []
-
-
-def _start_sim(tmp: Path, name: str, *params: str):
-    cmd = [str(BIN / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={NS}/{name}", "-r", f"/clock:={NS}/{name}/clock"]
-    return _start([*cmd, "-p", "camera_rate_hz:=0.0", *(a for p in params for a in ("-p", p))], tmp / f"{name}.log")
-
-
-@pytest.mark.ros
-def test_the_sim_steps_on_sched_fifo_as_a_driver_does_and_priority_0_or_real_time_factor_0_leave_it(tmp_path):
-    fifo = _fifo_permitted()
-    procs = {  # default step_priority 45, real time
-        "rt": _start_sim(tmp_path, "rt"),
-        "off": _start_sim(tmp_path, "off", "step_priority:=0"),
-        "fast": _start_sim(tmp_path, "fast", "real_time_factor:=0.0"),  # as fast as possible: a FIFO loop would spin
-    }
-    probe, status = Probe("sim_prio_probe"), {}
-    for name in procs:
-        probe.node.create_subscription(
-            String,
-            f"{NS}/{name}/sim_status",
-            lambda m, n=name: status.__setitem__(n, json.loads(m.data)["step_thread"]),
-            STATUS_QOS,
-        )
-    try:
-        up = probe.spin_until(
-            lambda: (
-                all("in_step" in status.get(n, {}) for n in procs) or any(p.poll() is not None for p in procs.values())
-            ),
-            60.0,
-        )
-        logs = {n: (tmp_path / f"{n}.log").read_text() for n in procs}
-        assert up and all(p.poll() is None for p in procs.values()), (logs, status)
-        rt, off, fast = status["rt"], status["off"], status["fast"]
-        assert (rt["tid"], off["tid"], fast["tid"]) == (procs["rt"].pid, procs["off"].pid, procs["fast"].pid)
-        if fifo:  # the kernel's word, read inside a step: FIFO 45, below the actor's tick (50)
-            assert (rt["policy"], rt["rt_priority"], rt["tick_only"], rt["in_step"]) == (
-                "SCHED_FIFO",
-                45,
-                True,
-                ["SCHED_FIFO", 45],
-            )
-            assert "sim step thread" in logs["rt"] and "SCHED_FIFO 45" in logs["rt"]
-            samples = []
-            for _ in range(50):
-                samples.append(thread_policy(rt["tid"])[0])
-                time.sleep(0.01)
-            assert samples.count("SCHED_OTHER") >= 35, samples  # 50 steps/s of ~1 ms: ordinary between steps
-            tasks = Path(f"/proc/{procs['rt'].pid}/task")
-            names = {int(t.name): (t / "comm").read_text().strip() for t in tasks.iterdir()}
-            dds = {thread_policy(t)[:2] for t, name in names.items() if name.startswith(DDS_THREADS)}
-            assert dds == {("SCHED_FIFO", 44)}, (names, dds)
-        else:
-            assert rt["in_step"] == ["SCHED_OTHER", 0] and "not permitted" in logs["rt"]
-        assert (off["policy"], off["in_step"]) == ("SCHED_OTHER", ["SCHED_OTHER", 0]) and "step_priority 0" in logs[
-            "off"
-        ]
-        assert (fast["policy"], fast["in_step"]) == ("SCHED_OTHER", ["SCHED_OTHER", 0])
-        assert "step_priority 45 unused at real_time_factor 0" in logs["fast"]
-    finally:
-        probe.close()
-        codes = {n: _stop(p) for n, p in procs.items()}
-    assert codes == {"rt": 0, "off": 0, "fast": 0}

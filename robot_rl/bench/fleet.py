@@ -37,7 +37,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from robot_rl.acting.config import ActorConfig
 from robot_rl.bench.fleet_cpus import allowed_cpus, cpu_seconds, shares_cpus, taskset_prefix
 from robot_rl.bench.fleet_net import FleetNet
 from robot_rl.bench.fleet_results import (
@@ -80,9 +79,9 @@ def host_commands(
     """host -> {node fqn: command line}: the table's entries, one sim robot + actor pair per robot host.
 
     Robot hosts pinned to shared CPUs (`cpus`, robot_rl.bench.fleet_cpus) get actors without real-time priority
-    unless `cfg.sets` gives one: a SCHED_FIFO actor runs ahead of every other robot host's sim on those CPUs, which
-    separate machines cannot do (measured: 2 robots on one core, the sims never answered the reset service)."""
-    shared = shares_cpus(cpus or {}, robot_hosts(cfg.robots)) and "control_priority" in ActorConfig.__dataclass_fields__
+    unless `cfg.sets` gives one: one robot's SCHED_FIFO ticks would run ahead of another robot host's sim on those
+    CPUs, which separate machines cannot do."""
+    shared = shares_cpus(cpus or {}, robot_hosts(cfg.robots))
     table = load_table(SETUP).with_sets(
         [f"sim_robot:real_time_factor:={cfg.real_time_factor}", f"learner:out:={work / 'learner'}"]
         + (["actor:control_priority:=0"] if shared else [])
