@@ -54,6 +54,8 @@ class ActorConfig:
     on_learner_lost: str = "continue"  # no acks for learner_timeout_s: continue acting, or hold after the episode
     learner_timeout_s: float = 5.0  # wall seconds without an acks message (heartbeat 1 s) before the learner is lost
     resend_interval_s: float = 2.0  # wall seconds between checks for unacked episodes; repeats back off to 30 s
+    window_episodes: int = 4  # flow control: at most this many episodes past the learner's ack in flight (sent or
+    # resent); the next goes when the learner acks one, so a slow learner is not buried (robot_rl.acting.delivery)
     reset_timeout_s: float = 10.0  # wall seconds to wait for the reset service's answer before asking again
     workspace_file: str = (
         ""  # workspace YAML from `robot-rl calibrate workspace`: the safety filter's box ("" = the task's)
@@ -98,6 +100,7 @@ class ActorConfig:
             "max_staleness_s": self.max_staleness_s,
             "learner_timeout_s": self.learner_timeout_s,
             "resend_interval_s": self.resend_interval_s,
+            "window_episodes": self.window_episodes,
             "reset_timeout_s": self.reset_timeout_s,
             "teleop_timeout_s": self.teleop_timeout_s,
             "image_size": self.image_size,

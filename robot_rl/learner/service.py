@@ -237,7 +237,7 @@ class LearnerService:
                 reason="too_large",
             )
         try:
-            arrays, meta = wire.decode_episode(payload)
+            arrays, meta = wire.decode_episode(payload, limit or wire.MAX_DECODED_BYTES)  # images may be compressed
             actor_id, index, policy_version, task_meta = episode_meta(meta)
         except Exception as e:  # noqa: BLE001 - any payload at all: refused, never raised
             return IngestResult(

@@ -13,6 +13,11 @@ learning core `robot_rl.learner.core.Learner`, the one `robot-rl train` runs) sp
     /learner/status    (pub, LATCHED_QOS)   JSON `LearnerService.status()`: episodes, updates, acks, refusals per
                                             reason, the layout's source; with every acks message
 
+The acks are also the actors' heartbeat: a thread (`acks-heartbeat`) republishes the last acks message whenever the
+main loop has not for ack_period_s, so a learner busy ingesting a pixel episode (seconds on a small CPU) is not taken
+for lost -- each such "learner lost ... present" made every actor resend its whole window (19 times in one camera
+fleet run).
+
 No payload can end the node: a refused one (garbage, another kind, a malformed or out-of-range episode) is
 counted in the status and logged with one line per reason at most every REFUSAL_LOG_PERIOD_S, naming the topic.
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 import time
 
 import rclpy
@@ -62,7 +68,12 @@ class LearnerNode(Node):
         self.create_timer(self.cfg.ack_period_s, self._publish_acks)
         self.callbacks = 0  # messages and timer events handled (to tell an idle executor turn from a busy one)
         self.stop_requested = False
+        self._last_acks: tuple[float, String] | None = None  # (monotonic s, message) of the last acks published
+        self._heartbeat_stop = threading.Event()
+        self._acks_lock = threading.Lock()  # the heartbeat never republishes an older count after a newer one
         self._publish_acks()
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="acks-heartbeat", daemon=True)
+        self._heartbeat.start()
 
     def _on_episode(self, msg: UInt8MultiArray) -> None:
         self.callbacks += 1
@@ -85,8 +96,29 @@ class LearnerNode(Node):
 
     def _publish_acks(self) -> None:
         self.callbacks += 1
-        self.acks_pub.publish(protocol.acks_msg(self.service.acks()))
+        msg = protocol.acks_msg(self.service.acks())
+        with self._acks_lock:
+            self.acks_pub.publish(msg)
+            self._last_acks = (time.monotonic(), msg)
         self.status_pub.publish(String(data=json.dumps(self.service.status(), sort_keys=True)))
+
+    def _heartbeat_loop(self) -> None:
+        """Republish the last acks message while the main loop is held up (a long ingest) for ack_period_s."""
+        period_s = self.cfg.ack_period_s
+        while not self._heartbeat_stop.wait(period_s / 2):
+            with self._acks_lock:
+                last = self._last_acks
+                if last is None or time.monotonic() - last[0] < period_s:
+                    continue
+                try:
+                    self.acks_pub.publish(last[1])
+                except Exception:  # noqa: BLE001 - the node is shutting down
+                    return
+                self._last_acks = (time.monotonic(), last[1])
+
+    def stop_heartbeat(self) -> None:
+        self._heartbeat_stop.set()
+        self._heartbeat.join(timeout=2.0)
 
     def publish_policy(self) -> None:
         """The full policy when its base is new (at start), else a delta of its trainable tensors."""
@@ -148,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         if node is not None:
+            node.stop_heartbeat()
             node.service.close()
             node.destroy_node()
         rclpy.try_shutdown()
