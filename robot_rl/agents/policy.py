@@ -266,6 +266,14 @@ class Policy(nn.Module):
         grip = self.gripper_values[self.grasp_critic(feats).argmax(dim=-1)]  # (B,)
         return torch.cat([arm, grip[:, None]], dim=-1)
 
+    def prepare_acting(self, runtime: str | None = None) -> str:
+        """Build a frozen image trunk's acting pass now (`ObsEncoder.prepare_acting`: ~1 s; where the policy is
+        loaded, not in a control tick); returns what runs it per camera shape, "" for a policy without one."""
+        if not self.encoder.freeze_trunk:
+            return ""
+        prepared = self.encoder.prepare_acting(runtime)
+        return ", ".join(f"{'x'.join(map(str, shape))}: {p.runtime}" for shape, p in prepared.items())
+
     @torch.no_grad()
     def act_batch(self, obs: dict[str, torch.Tensor], deterministic: bool = False) -> torch.Tensor:
         """Batched observations (B, ...) on the policy's device -> actions (B, A) in [-1, 1]."""

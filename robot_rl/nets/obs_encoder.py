@@ -23,6 +23,7 @@ from robot_rl.nets.encoders import (
     random_shift,
     trunk_output_shape,
 )
+from robot_rl.nets.fast_trunk import PreparedTrunk, prepare_trunk
 from robot_rl.spaces import spec_image_keys, spec_state_keys
 
 ENCODERS = ("none", "conv", "resnet10")
@@ -62,8 +63,8 @@ class ObsEncoder(nn.Module):
             if self.freeze_trunk:
                 self.trunk.requires_grad_(False)
                 self.trunk.eval()
-        # (weights' version key, frozen trunk with batch norm folded in): a tuple, so the copy is not a submodule
-        self._folded: tuple[tuple, nn.Module] | None = None
+        # the frozen trunk with batch norm folded in, for one weights' version (not a submodule: never saved)
+        self._folded: FoldedTrunk | None = None
         self._fingerprint: tuple[tuple, str] | None = None  # (weights' version key, trunk_fingerprint())
         self.state_dim = sum(obs_spec[k][0] for k in self.state_keys)
         self.out_dim = self.state_dim + latent_dim * len(self.image_keys)
@@ -87,10 +88,24 @@ class ObsEncoder(nn.Module):
         if not self.freeze_trunk or self.trunk is None:
             raise ValueError("frozen_trunk() needs a frozen image trunk (freeze_encoder and image observations)")
         key = self._trunk_key()
-        if self._folded is None or self._folded[0] != key:
-            self._folded = (key, fold_batchnorm(self.trunk).to(memory_format=torch.channels_last))
+        if self._folded is None or self._folded.key != key:
+            self._folded = FoldedTrunk(key, fold_batchnorm(self.trunk).to(memory_format=torch.channels_last))
             self.trunk_fingerprint()
-        return self._folded[1]
+        return self._folded.module
+
+    def prepare_acting(self, runtime: str | None = None) -> dict[tuple, PreparedTrunk]:
+        """Build the frozen trunk's acting pass (`robot_rl.nets.fast_trunk`: onnxruntime, TorchScript or eager) for
+        each camera shape, once per weights' version; seconds of work, so call it where a policy is loaded, never in
+        a tick. Encoders sharing the folded trunk (policy deltas, `robot_rl.agents.policy_delta`) share it too.
+        Until it is called (and after new trunk weights) `trunk_features` runs the eager folded module."""
+        folded = self.frozen_trunk()
+        shapes = {}
+        for key in self.image_keys:  # one pass per camera shape, all that shape's cameras as one batch
+            shapes[self.image_shapes[key]] = shapes.get(self.image_shapes[key], 0) + 1
+        missing = {s: n for s, n in shapes.items() if s not in self._folded.acting}
+        for shape, n_frames in missing.items():
+            self._folded.acting[shape] = prepare_trunk(folded, shape, n_frames, runtime)
+        return self._folded.acting
 
     def _trunk_key(self) -> tuple:
         """Identifies the trunk's weights as they are now: device, tensor identities and in-place versions."""
@@ -157,7 +172,8 @@ class ObsEncoder(nn.Module):
     def trunk_features(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per camera (B, C', h, w) trunk features; cached float features pass through untouched.
 
-        A frozen trunk sees all cameras' frames of one shape in a single call (one pass, not one per camera)."""
+        A frozen trunk sees all cameras' frames of one shape in a single call (one pass, not one per camera): the
+        acting pass `prepare_acting` built for that shape if there is one, else the eager folded module."""
         out: dict[str, torch.Tensor] = {}
         frozen: dict[tuple, list[str]] = {}
         for key in self.image_keys:
@@ -168,9 +184,11 @@ class ObsEncoder(nn.Module):
                 frozen.setdefault(tuple(x.shape), []).append(key)
             else:
                 out[key] = self.trunk(x)
-        for group in frozen.values():
+        for shape, group in frozen.items():
+            trunk = self.frozen_trunk()  # checks the weights' version first: a stale acting pass is never run
+            trunk = self._folded.acting.get(shape[1:], trunk)
             with torch.no_grad():
-                feats = self.frozen_trunk()(torch.cat([obs[k] for k in group]) if len(group) > 1 else obs[group[0]])
+                feats = trunk(torch.cat([obs[k] for k in group]) if len(group) > 1 else obs[group[0]])
             out.update(zip(group, feats.chunk(len(group))))
         return {k: out[k] for k in self.image_keys}
 
@@ -183,6 +201,15 @@ class ObsEncoder(nn.Module):
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Observation dict (B, ...) -> features (B, out_dim), no augmentation."""
         return self.head(obs, self.trunk_features(obs))
+
+
+class FoldedTrunk:
+    """A frozen trunk's batch-norm-folded module for one weights' `key`, and its acting passes per image shape (filled
+    by `ObsEncoder.prepare_acting`). One mutable object, so copies of a policy that share it share what is prepared."""
+
+    def __init__(self, key: tuple, module: nn.Module) -> None:
+        self.key, self.module = key, module
+        self.acting: dict[tuple, PreparedTrunk] = {}  # (H, W, C) -> acting pass
 
 
 class FrameFeatures:

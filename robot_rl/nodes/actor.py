@@ -104,8 +104,14 @@ class ActorNode(ActorLearnerSide, ActorEpisodeSide, Node):
         self.store = EpisodeStore.open_or_create(cfg.store, self.layout.task_meta())
         self.recorder = EpisodeRecorder(self.store)
         self.delivery = EpisodeDelivery(
-            self, self.store, self.layout.task_meta(), cfg.learner_timeout_s, cfg.resend_interval_s, cfg.on_learner_lost
-        )  # episodes -> learner, acks
+            self,
+            self.store,
+            self.layout.task_meta(),
+            cfg.learner_timeout_s,
+            cfg.resend_interval_s,
+            cfg.on_learner_lost,
+            cfg.window_episodes,
+        )  # episodes -> learner (encoded and published on its own sender thread), acks
         self.safety = SafetyFilter(
             SafetyLimits(
                 workspace=cfg.safety_box(),
@@ -370,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                 node.get_logger().info(f"exiting: the episode in flight ({node.recorder.n_steps} steps) is not stored")
                 node.timing.write_episode(None, node._episode_version)
             node.loader.close()
+            node.delivery.close()
             node.trace.close()
             if node.viz is not None:
                 node.viz.close()

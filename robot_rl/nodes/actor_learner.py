@@ -66,6 +66,10 @@ class ActorLearnerSide:
             else:
                 self.get_logger().error(f"refused policy v{version} from {source}: {why}")
             return
+        # a frozen trunk's acting pass: built by the loader's worker already (a no-op here), or now for a local policy
+        trunk = policy.prepare_acting()
         self.acting.policy, self.policy_version = policy.eval(), version
         self.timing.write_policy(version)
-        self.get_logger().info(f"policy v{version} loaded from {source}")
+        self.get_logger().info(
+            f"policy v{version} loaded from {source}" + (f" (frozen trunk: {trunk})" if trunk else "")
+        )

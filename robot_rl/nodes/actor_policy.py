@@ -19,8 +19,9 @@ Deltas (/learner/policy_delta, `robot_rl.agents.policy_delta`): the worker keeps
 its base; a delta for that base (and newer than it) is applied to a copy that shares the frozen trunk and its
 folded copy, so a push costs ~1.4 MB of decoding and no trunk work. A delta for a base the worker does not hold
 is kept until a full policy of that base arrives (the two latched topics reach a new actor in either order),
-counted in `deltas_without_base` and reported to the tick once per base. A full policy's folded trunk is built
-here too, not in the first tick that acts with it.
+counted in `deltas_without_base` and reported to the tick once per base. A full policy's folded trunk and its
+acting pass (`Policy.prepare_acting`: onnxruntime or TorchScript, ~1 s) are built here too, not in the first tick
+that acts with it; deltas share both.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class PolicyLoader:
         self._reported_bases: set[str] = set()
         self.deltas_without_base = 0  # deltas that named a base this actor did not hold (when they came)
         self.decode_s: list[float] = []  # worker seconds per payload turned into a policy (decode + build)
+        self.trunk_runtime = ""  # what runs the newest full policy's frozen trunk in acting (robot_rl.nets.fast_trunk)
         warm_up()
         self._thread = threading.Thread(target=self._run, name="policy-loader", daemon=True)
         self._thread.start()
@@ -140,8 +142,8 @@ class PolicyLoader:
         ValueError (PolicyPayloadError / WireError) on a bad payload."""
         blob, version = protocol.policy_from_msg(msg)
         policy = policy_from_bytes(blob, self.device).eval()
-        if frozen_names(policy):
-            policy.encoder.frozen_trunk()  # fold it here, not in the tick's first action
+        if frozen_names(policy):  # fold it and build its acting pass here (~1 s), not in the tick's first action
+            self.trunk_runtime = policy.prepare_acting()
         self._base = (base_id(policy), policy, version)
         orphan, self._orphan = self._orphan, None
         if orphan is not None and orphan[1] == self._base[0] and orphan[2] > version:

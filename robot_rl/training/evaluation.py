@@ -139,6 +139,7 @@ def evaluate_checkpoint(
     steer_noise = bool(cfg.base_policy) and cfg.steer == "noise"
     policy = (ResidualPolicy if cfg.base_policy and not steer_noise else Policy).load(policy_dir(ckpt), device=device)
     policy.eval()
+    policy.prepare_acting()  # a frozen trunk's fast acting pass (robot_rl.nets.fast_trunk), built once here
     if steer_noise:
         from robot_rl.bc.steering import NoiseSteering
 
