@@ -137,8 +137,8 @@ def test_bc_on_images_defaults_to_a_frozen_resnet_whose_features_are_cached_once
     policy = BCPolicy(BCPolicyConfig(chunk_size=2, hidden_dims=(32,), latent_dim=8, image_aug_pad_px=2), spec, 2)
     assert policy.cfg.encoder == "resnet10" and policy.encoder.freeze_trunk  # "auto" with images
     trunk_before = {k: v.clone() for k, v in policy.encoder.trunk.state_dict().items()}
-    calls = []
-    policy.encoder.trunk.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    (shape,) = set(policy.encoder.image_shapes.values())
+    trunk = policy.encoder.frozen_pass(shape)  # the pass the demo cache runs (prepared once; eager on a GPU)
     data = chunk_dataset(store, spec, 2)
     losses = fit(
         policy,
@@ -148,7 +148,7 @@ def test_bc_on_images_defaults_to_a_frozen_resnet_whose_features_are_cached_once
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
     for k, v in policy.encoder.trunk.state_dict().items():
         assert torch.equal(v, trunk_before[k]), f"the frozen trunk changed: {k}"
-    assert calls == [16 * 3]  # one trunk pass over 3 views of the 16 frames while caching, none in the 60 steps
+    assert (trunk.calls, trunk.frames) == (1, 16 * 3)  # 3 views of the 16 frames while caching, none in 60 steps
     # the saved policy names its encoder and acts on raw frames exactly as the trained one
     policy.save(tmp_path / "bc")
     saved = json.loads((tmp_path / "bc" / "bc_policy.json").read_text())["bc_config"]

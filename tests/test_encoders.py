@@ -332,12 +332,14 @@ def test_image_agents_save_load_and_act_identically(tmp_path, overrides):
     rb = _fill(agent, 20, np.random.default_rng(3))
     agent.update_many(rb, 2)
     agent.save(tmp_path / "agent")
-    restored = Agent.load(tmp_path / "agent")
+    restored, sent = Agent.load(tmp_path / "agent"), Policy.from_bytes(agent.policy.to_bytes())
+    for policy in (restored.policy, sent):  # a frozen trunk acts through the pass the agent's feature cache built
+        policy.prepare_acting()
     obs = _obs(np.random.default_rng(4))
     action = agent.policy.act(obs, deterministic=True)
     assert action.shape == (4,) and np.all(np.abs(action) <= 1)
     np.testing.assert_array_equal(restored.policy.act(obs, deterministic=True), action)
-    np.testing.assert_array_equal(Policy.from_bytes(agent.policy.to_bytes()).act(obs, deterministic=True), action)
+    np.testing.assert_array_equal(sent.act(obs, deterministic=True), action)
     batch = rb.sample(8)
     assert agent.update(batch) == restored.update(batch)
 

@@ -3,7 +3,7 @@
 A pixel learner (frozen ResNet-10 trunk, features cached by the replay) must run its trunk over each new frame
 once per cached view (`feature_cache_augs`, the first unshifted) and never again: not for a duplicate the actor
 resent, not for one refused as out of order. Real LearnerService, real wire payloads, a real zarr store; the
-trunk's calls are counted with a forward hook on the module the feature cache runs.
+trunk's calls are counted on the pass the feature cache runs (`ObsEncoder.frozen_pass`).
 """
 
 from __future__ import annotations
@@ -56,22 +56,20 @@ def test_a_pixel_episode_runs_the_trunk_once_per_frame_and_view_and_a_resent_one
     agent = service.learner.agent
     augs, cameras = agent.cfg.feature_cache_augs, agent.policy.encoder.image_keys
     assert agent.policy.encoder.freeze_trunk and augs >= 1 and len(cameras) == 2
-    images = []  # batch size of every trunk call
-    hook = agent.policy.encoder.frozen_trunk().register_forward_hook(lambda m, args, out: images.append(len(args[0])))
+    encoder = agent.policy.encoder
+    trunk = encoder.frozen_pass(encoder.image_shapes[cameras[0]])  # what the feature cache runs (one per run)
+    before = trunk.frames  # the replays' probes
     rng = np.random.default_rng(0)
     meta = {"actor_id": "/robot_1/actor", "policy_version": -1, "task_meta": {"task": "pick_cube"}}
     first, second = (wire.encode_episode(_episode(service.layout, rng), {**meta, "index": i}) for i in (0, 1))
-    try:
-        assert service.ingest(first).outcome is Outcome.STORED
-        assert sum(images) == STEPS * len(cameras) * augs, images  # each frame, each view, once
-        images.clear()
-        assert service.ingest(first).outcome is Outcome.DUPLICATE
-        assert service.ingest(wire.encode_episode(_episode(service.layout, rng), {**meta, "index": 5})).outcome is (
-            Outcome.GAP
-        )
-        assert images == []  # a resend and an out-of-order episode cost no trunk pass
-        assert service.ingest(second).outcome is Outcome.STORED
-        assert sum(images) == STEPS * len(cameras) * augs
-    finally:
-        hook.remove()
+    assert service.ingest(first).outcome is Outcome.STORED
+    assert trunk.frames - before == STEPS * len(cameras) * augs  # each frame, each view, once
+    before = trunk.frames
+    assert service.ingest(first).outcome is Outcome.DUPLICATE
+    assert service.ingest(wire.encode_episode(_episode(service.layout, rng), {**meta, "index": 5})).outcome is (
+        Outcome.GAP
+    )
+    assert trunk.frames == before  # a resend and an out-of-order episode cost no trunk pass
+    assert service.ingest(second).outcome is Outcome.STORED
+    assert trunk.frames - before == STEPS * len(cameras) * augs
     assert service.learner.timers.cpu_seconds["ingest"] > 0  # the ingest timer counts CPU seconds too

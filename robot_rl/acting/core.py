@@ -43,7 +43,7 @@ import torch
 
 from robot_rl.acting.config import ActorConfig
 from robot_rl.agents.residual import ResidualPolicy, shared_trunk
-from robot_rl.bc.base import BaseActionError, frozen_trunk_encoder, load_base_policy
+from robot_rl.bc.base import BaseActionError, load_base_policy, prepare_base_acting
 from robot_rl.interfaces import TeleopCommand
 from robot_rl.teleop.arbiter import Arbiter
 
@@ -236,8 +236,7 @@ def node_acting(
     own noise until a policy arrives). A base whose layout does not fit `obs_spec` / `action_dim`, or that is no flow
     base under steer=noise, is refused (BasePolicyError, one line)."""
     base = load_base_policy(cfg.base_policy, obs_spec=obs_spec, action_dim=action_dim) if cfg.base_policy else None
-    if frozen_trunk_encoder(base) is not None:  # fingerprinted now, not in the first tick a residual shares it in
-        frozen_trunk_encoder(base).trunk_fingerprint()
+    prepare_base_acting(base)  # a BC base's frozen trunk: its fast pass and fingerprint now, not in the first tick
     steering = None
     if base is not None and cfg.steer == "noise":  # DSRL: the flow base acts from the policy's latent action
         from robot_rl.bc.steering import NoiseSteering

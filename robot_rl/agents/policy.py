@@ -17,6 +17,7 @@ from safetensors.torch import load, load_file, save, save_file
 from torch import nn
 
 from robot_rl.agents.config import AgentConfig
+from robot_rl.nets.fast_trunk import runtime_summary
 from robot_rl.nets.mlp import mlp
 from robot_rl.nets.obs_encoder import ObsEncoder
 from robot_rl.wire import CHECKSUM_KEY, CHECKSUM_PLACEHOLDER, Header, WireError, read_header, stamp_checksum
@@ -271,8 +272,7 @@ class Policy(nn.Module):
         loaded, not in a control tick); returns what runs it per camera shape, "" for a policy without one."""
         if not self.encoder.freeze_trunk:
             return ""
-        prepared = self.encoder.prepare_acting(runtime)
-        return ", ".join(f"{'x'.join(map(str, shape))}: {p.runtime}" for shape, p in prepared.items())
+        return runtime_summary(self.encoder.prepare_acting(runtime))
 
     @torch.no_grad()
     def act_batch(self, obs: dict[str, torch.Tensor], deterministic: bool = False) -> torch.Tensor:

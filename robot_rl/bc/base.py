@@ -234,6 +234,19 @@ def frozen_trunk_encoder(base) -> ObsEncoder | None:
     return encoder if encoder.freeze_trunk and encoder.trunk is not None else None
 
 
+def prepare_base_acting(base) -> str:
+    """Make a base ready to act every control step: a BC base with a frozen image trunk (`frozen_trunk_encoder`) gets
+    its trunk's fast acting pass built (`BCPolicy.prepare_acting`, ~1 s) and its fingerprint taken (what the acting
+    core compares with a residual's to share one pass), here rather than in its first step. Returns what runs the
+    trunk per camera shape, "" for any other base. Call it where a base is loaded to act (the actor node, `eval`,
+    `bc eval`, a training run's bases)."""
+    encoder = frozen_trunk_encoder(base)
+    if encoder is None:
+        return ""
+    encoder.trunk_fingerprint()
+    return base.prepare_acting()
+
+
 def relabel_with_base(
     episode: dict[str, np.ndarray], base: BasePolicy, obs_keys: list[str], action_dim: int
 ) -> dict[str, np.ndarray]:

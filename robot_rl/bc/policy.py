@@ -25,6 +25,7 @@ from torch import nn
 
 from robot_rl.agents.policy import PolicyPayloadError, bounds_of, config_json, from_payload, to_payload, within
 from robot_rl.bc.config import BCPolicyConfig
+from robot_rl.nets.fast_trunk import runtime_summary
 from robot_rl.nets.mlp import mlp
 from robot_rl.nets.obs_encoder import ObsEncoder
 from robot_rl.nets.pretrained import load_resnet10_weights
@@ -164,6 +165,14 @@ class BCPolicy(nn.Module):
         """This step's action (A,) float32 in [-1, 1]; call reset() at every episode start."""
         chunk = self.predict_chunk(obs) if self.execution.needs_prediction() else None
         return self.execution.step(chunk)
+
+    def prepare_acting(self, runtime: str | None = None) -> str:
+        """Build a frozen image trunk's acting pass now (`ObsEncoder.prepare_acting`: onnxruntime or TorchScript,
+        ~1 s; where the base is loaded to act, not in its first step); returns what runs it per camera shape, "" for
+        a policy without one. `Policy.prepare_acting`'s counterpart: flow and mlp bases act through it alike."""
+        if not self.encoder.freeze_trunk:
+            return ""
+        return runtime_summary(self.encoder.prepare_acting(runtime))
 
     # --- persistence ----------------------------------------------------------------------------
     def config_dict(self) -> dict:

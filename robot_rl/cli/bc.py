@@ -152,7 +152,7 @@ def _eval(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(1)
-    from robot_rl.bc.base import load_base_policy
+    from robot_rl.bc.base import load_base_policy, prepare_base_acting
     from robot_rl.bc.policy import BCPolicy, ChunkExecution
     from robot_rl.bc.train import eval_line, evaluate_base, task_of
     from robot_rl.spaces import spec_image_keys
@@ -176,6 +176,7 @@ def _eval(args: argparse.Namespace) -> int:
     from robot_rl.bench.step_timing import StepTimer, TimedBase, format_step_timing
 
     timer = StepTimer()
+    prepare_base_acting(policy)  # a frozen trunk's fast acting pass, built before the first step (not timed)
     result = evaluate_base(TimedBase(policy, timer) if args.bench else policy, task, obs_mode, args.episodes, args.seed)
     metrics = {"task": task, "obs_mode": obs_mode, **result.metrics()}
     if args.bench:

@@ -31,7 +31,7 @@ import numpy as np
 from robot_rl import wire
 from robot_rl.agents.config import with_recipe
 from robot_rl.agents.policy_delta import base_id, to_delta
-from robot_rl.bc.base import load_base_policy, relabel_with_base
+from robot_rl.bc.base import load_base_policy, prepare_base_acting, relabel_with_base
 from robot_rl.bc.steering import NoiseSteering, latent_episode, zero_last_layer
 from robot_rl.data.store import COMPATIBLE_META, EpisodeStore, StoreError
 from robot_rl.learner import episode_log, refusals
@@ -123,6 +123,7 @@ class LearnerService:
             obs_spec=actors.obs_spec() if actors else None,
             action_dim=actors.action_dim if actors else None,
         )
+        prepare_base_acting(base)  # relabelling demos runs its frozen trunk (a BC base's) per step: the fast pass
         if cfg.steer == "noise":  # DSRL: a plain agent learns on (obs, latent action) from the episodes' noise_action
             self.steering = NoiseSteering(base, cfg.noise_bound, cfg.base_policy)
             self.learner.replay_view = latent_episode

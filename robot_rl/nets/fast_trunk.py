@@ -18,8 +18,18 @@ no discrete-gripper choice changed); bfloat16 moves them by up to 0.10, so actin
 `prepare_trunk` builds the fastest exact runtime available (`ROBOT_RL_TRUNK_RUNTIME`: auto = onnxruntime when the
 `onnx` extra is installed, else torchscript; or onnxruntime, torchscript, eager), checks it against the eager
 module on a probe batch, and falls back to the eager module with one warning line when it fails to build or to
-match. It is built where a policy is loaded (the actor's loader thread, `robot-rl eval`'s load), never in a tick.
-onnxruntime runs its session with the GIL released, so the actor's other threads run meanwhile.
+match. It is built where a policy is loaded (the actor's loader thread, `robot-rl eval`'s load, a BC base's load to act:
+`robot_rl.bc.base.prepare_base_acting`), never in a tick. onnxruntime runs its session with the GIL released, so the
+actor's other threads run meanwhile.
+
+The feature caches run the same pass (`ObsEncoder.frozen_pass`), built once per trunk and shared with acting: the
+learner's replay (`FrameFeatures`: 2 views of each new frame, 32 frames per call in an episode's ingest or a demo
+preload, 2 per camera and env step in `robot-rl train`) and a BC trainer's demo cache (4 views, 64 per call). It is
+faster than eager torch at each of those batch sizes, so the caches use it whenever it builds; a GPU runs eager torch.
+Session 16, CPU ms per 128x128 frame, eager vs onnxruntime, interleaved, the learner's malloc settings
+(robot_rl.cpu), load 5-6 on 2 cores; one thread (the learner, `bc train --threads 1`): batch 2: 8.9 vs 6.3, 4: 7.4
+vs 5.9, 32: 5.8 vs 5.6, 64: 6.3 vs 5.5, 1024: 9.1 vs 5.7; two threads (`robot-rl train` with images): batch 2: 27
+vs 10, 4: 28-33 vs 8.2-8.5 (eager torch's threads wait on a loaded CPU; onnxruntime's are told not to spin).
 """
 
 from __future__ import annotations
@@ -44,17 +54,25 @@ Runner = Callable[[torch.Tensor], torch.Tensor]  # uint8 (B, H, W, C) -> float32
 
 
 class PreparedTrunk:
-    """A frozen trunk's acting pass for frames of one (H, W, C) shape: `runtime` names what runs it."""
+    """A frozen trunk's acting pass for frames of one (H, W, C) shape: `runtime` names what runs it; `calls` and
+    `frames` count what it ran (acting and the feature caches alike)."""
 
     def __init__(self, run: Runner, runtime: str, image_shape: tuple[int, int, int], build_s: float) -> None:
         self.run, self.runtime, self.image_shape, self.build_s = run, runtime, image_shape, build_s
+        self.calls = self.frames = 0
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, C) -> float32 (B, C', h, w)."""
+        self.calls, self.frames = self.calls + 1, self.frames + len(frames)
         return self.run(frames)
 
     def __repr__(self) -> str:
         return f"PreparedTrunk({self.runtime}, {self.image_shape}, built in {self.build_s:.2f} s)"
+
+
+def runtime_summary(prepared: dict[tuple, PreparedTrunk]) -> str:
+    """What runs each camera shape's pass, one line: "128x128x3: onnxruntime" ("" for none)."""
+    return ", ".join(f"{'x'.join(map(str, shape))}: {p.runtime}" for shape, p in prepared.items())
 
 
 def chosen_runtime(runtime: str | None = None) -> str:

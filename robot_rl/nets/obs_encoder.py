@@ -97,7 +97,8 @@ class ObsEncoder(nn.Module):
         """Build the frozen trunk's acting pass (`robot_rl.nets.fast_trunk`: onnxruntime, TorchScript or eager) for
         each camera shape, once per weights' version; seconds of work, so call it where a policy is loaded, never in
         a tick. Encoders sharing the folded trunk (policy deltas, `robot_rl.agents.policy_delta`) share it too.
-        Until it is called (and after new trunk weights) `trunk_features` runs the eager folded module."""
+        Until it (or the feature cache's `frozen_pass`) is called, and after new trunk weights, `trunk_features` runs
+        the eager folded module."""
         folded = self.frozen_trunk()
         shapes = {}
         for key in self.image_keys:  # one pass per camera shape, all that shape's cameras as one batch
@@ -106,6 +107,13 @@ class ObsEncoder(nn.Module):
         for shape, n_frames in missing.items():
             self._folded.acting[shape] = prepare_trunk(folded, shape, n_frames, runtime)
         return self._folded.acting
+
+    def frozen_pass(self, image_shape: tuple[int, int, int]) -> PreparedTrunk:
+        """What runs the frozen trunk on uint8 frames of `image_shape` (H, W, C) for the feature caches (the learner's
+        replay, a BC trainer's demos): the acting pass `prepare_acting` built, built here when missing (once per
+        weights' version; acting then runs it too). On the CPU it beats the eager folded module at every batch size
+        the caches run (robot_rl.nets.fast_trunk); on a GPU it is that module."""
+        return self.prepare_acting()[tuple(image_shape)]
 
     def _trunk_key(self) -> tuple:
         """Identifies the trunk's weights as they are now: device, tensor identities and in-place versions."""
@@ -219,7 +227,11 @@ class FrameFeatures:
     keeps the augmentation exactly the one the trainable-encoder path uses, at a finite number of samples,
     while no update ever runs the trunk. Shifting the 4x4 ResNet map instead would move it by 32 px per cell.
     Memory: n_augs x C' x h x w bfloat16 per frame and camera (2 x 512 x 4 x 4 x 2 B = 32 KiB at 128x128, vs 48 KiB
-    for the uint8 frame it replaces); cost: n_augs trunk passes per new frame.
+    for the uint8 frame it replaces); cost: n_augs trunk passes per new frame, run by the encoder's prepared pass
+    (`ObsEncoder.frozen_pass`: onnxruntime on the CPU; $ROBOT_RL_TRUNK_RUNTIME=eager for eager torch). Its features
+    equal eager torch's within ~1e-6 relative (1e-5 asserted), far below the bfloat16 rounding they are stored with
+    (tests/test_fast_trunk_learner.py), so a run resumed under another runtime refills its replay with the same
+    features to that rounding.
     """
 
     def __init__(self, encoder: ObsEncoder, n_augs: int, generator: torch.Generator | None = None):
@@ -237,7 +249,7 @@ class FrameFeatures:
         """uint8 (N, H, W, C) frames of camera `key` -> bfloat16 (N, n_augs, C', h, w)."""
         if key not in self.image_keys:
             raise KeyError(f"{key!r} is not an image key of this encoder; valid: {self.image_keys}")
-        trunk = self.encoder.frozen_trunk()
+        trunk = self.encoder.frozen_pass(self.encoder.image_shapes[key])  # prepared once per run (frozen weights)
         views = [frames] + [
             random_shift(frames, self.encoder.aug_pad_px, self.generator) for _ in range(self.n_augs - 1)
         ]

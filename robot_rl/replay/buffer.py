@@ -32,6 +32,11 @@ FrameFeatureFn = Callable[[str, torch.Tensor], torch.Tensor]  # (image key, uint
 _ENCODE_CHUNK_CPU, _ENCODE_CHUNK_GPU = 16, 256
 
 
+def encode_chunk(device: torch.device) -> int:
+    """Frames per trunk call when caching frozen-trunk features on `device` (a BC trainer's demo cache too)."""
+    return _ENCODE_CHUNK_CPU if device.type == "cpu" else _ENCODE_CHUNK_GPU
+
+
 class ReplayBuffer:
     def __init__(
         self,
@@ -207,7 +212,7 @@ class ReplayBuffer:
             if self.frame_features is None:
                 self._obs[k][rows] = frames
             else:
-                chunk = _ENCODE_CHUNK_CPU if frames.device.type == "cpu" else _ENCODE_CHUNK_GPU
+                chunk = encode_chunk(frames.device)
                 for s in range(0, n, chunk):
                     self._obs[k][rows[s : s + chunk]] = self.frame_features(k, frames[s : s + chunk])
 

@@ -129,7 +129,7 @@ def evaluate_checkpoint(
 
     from robot_rl.agents.policy import Policy
     from robot_rl.agents.residual import ResidualPolicy
-    from robot_rl.bc.base import load_base_policy
+    from robot_rl.bc.base import load_base_policy, prepare_base_acting
     from robot_rl.learner.checkpoint import find_checkpoint, policy_dir
     from robot_rl.training.config import TrainConfig
 
@@ -140,15 +140,16 @@ def evaluate_checkpoint(
     policy = (ResidualPolicy if cfg.base_policy and not steer_noise else Policy).load(policy_dir(ckpt), device=device)
     policy.eval()
     policy.prepare_acting()  # a frozen trunk's fast acting pass (robot_rl.nets.fast_trunk), built once here
+    base = None
+    if cfg.base_policy:  # a BC base's frozen trunk gets its fast pass too, for the steps it runs its own trunk
+        base = load_base_policy(cfg.base_policy, device, policy.obs_spec, None if steer_noise else policy.action_dim)
+        prepare_base_acting(base)
     if steer_noise:
         from robot_rl.bc.steering import NoiseSteering
 
-        steering = NoiseSteering(load_base_policy(cfg.base_policy, device, policy.obs_spec), cfg.noise_bound)
+        steering = NoiseSteering(base, cfg.noise_bound)
         acting = Acting(steering.action_dim, policy=policy, steering=steering, deterministic=True)
     else:
-        base = (
-            load_base_policy(cfg.base_policy, device, policy.obs_spec, policy.action_dim) if cfg.base_policy else None
-        )
         acting = Acting(policy.action_dim, policy=policy, base=base, deterministic=True)
     act, reset = acting_fns(acting)
     if timer is not None:

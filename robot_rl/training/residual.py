@@ -19,7 +19,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from robot_rl.bc.base import BasePolicy, load_base_policy, relabel_with_base
+from robot_rl.bc.base import BasePolicy, load_base_policy, prepare_base_acting, relabel_with_base
 from robot_rl.bc.steering import NoiseSteering
 from robot_rl.spaces import as_dict_space, obs_spec
 
@@ -49,6 +49,8 @@ def make_residual_bases(base_policy: str | Path, agent, device: str = "cpu") -> 
     )
     if agent.adopt_base_trunk(eval_base):  # a new agent: one trunk for base and residual, run once per step
         print(f"[train] the residual's frozen image trunk is the base's ({base_policy}): one trunk pass per step")
+    for each in (base, eval_base):  # warm-up steps and demo relabelling run the base's own trunk: its fast pass
+        prepare_base_acting(each)
     return ResidualBases(base, eval_base, list(agent.obs_spec), agent.action_dim)
 
 
@@ -80,4 +82,6 @@ def make_noise_steering(
         f"[train] noise-space steering (DSRL) of the flow base {base_policy}: the agent picks its initial noise, "
         f"{steering.latent_dim} latent dims within +-{noise_bound}; no demo replay (demo actions have no noise)"
     )
+    for each in (steering, eval_steering):  # the flow base runs its own frozen trunk every step: its fast pass
+        prepare_base_acting(each.base)
     return SteeringBases(steering, eval_steering)
