@@ -108,7 +108,9 @@ def test_the_actor_control_thread_alone_runs_sched_fifo_and_sleeps_between_ticks
 
 def test_a_thread_the_fifo_control_thread_starts_is_ordinary_again():
     if not _fifo_permitted():
-        pytest.skip("this process may not use SCHED_FIFO")
+        pytest.skip(
+            "this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit: docs/hardware.md)"
+        )
     seen: dict[str, tuple] = {}
 
     def control() -> None:
@@ -125,7 +127,9 @@ def test_a_thread_the_fifo_control_thread_starts_is_ordinary_again():
 
 def test_tick_priority_holds_sched_fifo_only_inside_the_tick_and_keeps_the_nice_value():
     if not _fifo_permitted():
-        pytest.skip("this process may not use SCHED_FIFO")
+        pytest.skip(
+            "this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit: docs/hardware.md)"
+        )
     seen: dict[str, tuple] = {}
 
     def control() -> None:
