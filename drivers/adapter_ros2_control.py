@@ -133,6 +133,7 @@ class Ros2ControlBridge(ArmAdapter):
                 f"no message on {missing} within {cfg.connect_timeout_s} s: is the driver running, and are "
                 "the ros2_control.* topic parameters (or the preset) right for it?"
             )
+        self._wait_for_controller(end)
         self.spec = RobotSpec(
             name=f"ros2_control:{cfg.preset}",
             joint_names=tuple(f"joint{i + 1}" for i in range(len(cfg.joint_names))),
@@ -142,6 +143,18 @@ class Ros2ControlBridge(ArmAdapter):
             max_step_rad=0.15,
             gripper_max_width_m=cfg.gripper_max_width_m,
         )
+
+    def _wait_for_controller(self, end: float) -> None:
+        """Until the controller's reader has matched our command writer: a target sent before is lost."""
+        while time.monotonic() < end and self._pub_cmd.get_subscription_count() == 0:
+            time.sleep(0.02)
+        if self._pub_cmd.get_subscription_count() == 0:
+            topic = self._pub_cmd.topic_name
+            self.disconnect()
+            raise AdapterError(
+                f"nothing subscribes to {topic} within {self.config.connect_timeout_s} s: is the controller "
+                "loaded and configured (ros2 control list_controllers), and is the command topic right for it?"
+            )
 
     def _connect_gripper(self) -> None:
         """The gripper driver's action clients; configure fails when its package or its servers are missing."""

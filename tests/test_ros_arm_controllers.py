@@ -204,6 +204,14 @@ def test_each_preset_streams_the_controllers_message_type_frame_and_qos_as_the_o
         bridge.disconnect()
 
 
+def test_a_cell_whose_controller_does_not_subscribe_fails_connect_naming_the_command_topic(probe):
+    FakeCell(probe, CELLS["ur"])  # state flows, but the controller listens elsewhere: every target would be lost
+    probe.start()
+    config = dataclasses.replace(config_with_preset("ur"), gripper_action="", pose_command_topic="/nobody/target")
+    with pytest.raises(AdapterError, match=r"nothing subscribes to /nobody/target within 1.0 s: is the controller"):
+        Ros2ControlBridge(dataclasses.replace(config, connect_timeout_s=1.0), control_rate_hz=20.0).connect()
+
+
 @needs_test_msgs
 def test_the_franka_gripper_takes_one_goal_per_open_or_close_and_its_finger_state_is_the_width(
     probe, fake_hand_interface
