@@ -66,6 +66,8 @@ class ActorConfig:
     max_angvel_rad_s: float = 1.5  # safety filter: rotation speed limit
     seed: int = 0  # seeds warm-up actions and the policy's sampling noise
     threads: int = 1  # torch CPU threads for inference
+    frame_threads: int = 2  # a tick's camera frames through the frozen trunk on up to this many threads at once (the
+    # tick's own and workers at control_priority; robot_rl.nets.frame_split); 1 = one pass on the tick's thread
     control_priority: int = 50  # SCHED_FIFO priority (1..99) of the thread that runs the tick, while it runs one, when
     # the process may (root, CAP_SYS_NICE, `ulimit -r`); else nice -10, else as started; 0 = off (acting.realtime)
     teleop_timeout_s: float = 0.5  # wall seconds without a teleop/command message before the device counts as lost
@@ -105,6 +107,7 @@ class ActorConfig:
             "teleop_timeout_s": self.teleop_timeout_s,
             "image_size": self.image_size,
             "threads": self.threads,
+            "frame_threads": self.frame_threads,
             "max_policy_bytes": self.max_policy_bytes,
         }
         bad = {k: v for k, v in positive.items() if not v > 0}

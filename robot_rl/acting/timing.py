@@ -86,6 +86,8 @@ class TickTiming:
         """Append the episode's raw timings to the log (episode None: the unfinished one, at exit)."""
         if self._log is None or not self.tick_wall_s:
             return
+        from robot_rl.nets.frame_split import split_counts  # torch: only where a timing log is written
+
         ms = lambda xs: [round(float(x) * 1e3, 3) for x in xs]  # noqa: E731
         period_ms, end_s = self.periods()
         to_wall = time.time() - time.monotonic()
@@ -103,6 +105,7 @@ class TickTiming:
                 "act_cpu_ms": ms(self.act_cpu_s),
                 "act_runq_ms": ms(self.act_runq_s),
                 "latency_ms": ms(self.latency_s),
+                "frame_parts": split_counts(),  # so far in this process (robot_rl.nets.frame_split)
                 "wall_time": time.time(),
             }
         )

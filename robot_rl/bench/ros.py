@@ -350,6 +350,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         "actor:on_learner_lost:=continue",
         "actor:warmup:=hold",
         f"actor:threads:={cfg.threads}",
+        f"actor:frame_threads:={cfg.frame_threads}",
         f"actor:control_priority:={cfg.control_priority}",
         f"learner:out:={work / 'learner'}",
         "learner:encoder:=conv",

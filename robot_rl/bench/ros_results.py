@@ -32,13 +32,14 @@ class RosBenchConfig:
     push: str = "delta"  # delta: full policy once, then trainable tensors in fp16; full: the whole policy each time
     episodes: int = 20  # pixel episodes sent to the learner node in one burst
     threads: int = 1  # the actor's torch CPU threads
+    frame_threads: int = 2  # the actor's frame_threads: a tick's camera frames through the frozen trunk at once
     control_priority: int = 50  # the actor's control_priority: SCHED_FIFO priority of its tick's thread; 0 = off
     out: str | None = None  # keep logs, stores and the policy here; None = a temporary dir, removed afterwards
     domain_id: int | None = None  # ROS_DOMAIN_ID of every process; None = a private one derived from the pid
     startup_timeout_s: float = 120.0  # longest wait for a node to come up or a figure to arrive
 
     def __post_init__(self) -> None:
-        for name, least in (("seconds", 5), ("broadcasts", 1), ("episodes", 1), ("threads", 1)):
+        for name, least in (("seconds", 5), ("broadcasts", 1), ("episodes", 1), ("threads", 1), ("frame_threads", 1)):
             if not getattr(self, name) >= least:  # `not >=`: a NaN is refused too
                 raise ValueError(f"--{name} must be >= {least:g}, got {getattr(self, name):g}")
         for name, choices in (("encoder", ("conv", "resnet10")), ("push", ("delta", "full"))):

@@ -217,6 +217,14 @@ def _register_ros(bench_sub) -> None:
         help=f"the actor's torch CPU threads (default {d.threads})",
     )
     ros.add_argument(
+        "--frame-threads",
+        type=int,
+        default=d.frame_threads,
+        metavar="N",
+        help=f"the actor's frame_threads: threads a tick's camera frames go through the frozen trunk on (default "
+        f"{d.frame_threads})",
+    )
+    ros.add_argument(
         "--control-priority",
         type=int,
         default=d.control_priority,
@@ -309,6 +317,7 @@ def _ros(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         push=args.push,
         threads=args.threads,
+        frame_threads=args.frame_threads,
         control_priority=args.control_priority,
         out=args.out,
         domain_id=args.domain_id,

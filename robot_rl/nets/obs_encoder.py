@@ -24,6 +24,7 @@ from robot_rl.nets.encoders import (
     trunk_output_shape,
 )
 from robot_rl.nets.fast_trunk import PreparedTrunk, prepare_trunk
+from robot_rl.nets.frame_split import acting_pass
 from robot_rl.spaces import spec_image_keys, spec_state_keys
 
 ENCODERS = ("none", "conv", "resnet10")
@@ -195,8 +196,8 @@ class ObsEncoder(nn.Module):
         for shape, group in frozen.items():
             trunk = self.frozen_trunk()  # checks the weights' version first: a stale acting pass is never run
             trunk = self._folded.acting.get(shape[1:], trunk)
-            with torch.no_grad():
-                feats = trunk(torch.cat([obs[k] for k in group]) if len(group) > 1 else obs[group[0]])
+            with torch.no_grad():  # the frames of one tick on the threads `frame_split.set_frame_threads` gives
+                feats = acting_pass(trunk, torch.cat([obs[k] for k in group]) if len(group) > 1 else obs[group[0]])
             out.update(zip(group, feats.chunk(len(group))))
         return {k: out[k] for k in self.image_keys}
 

@@ -70,6 +70,7 @@ from robot_rl.bc.base import BaseActionError
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore, StoreError
 from robot_rl.interfaces import EECommand
+from robot_rl.nets.frame_split import set_frame_threads
 from robot_rl.nodes import actor_inputs
 from robot_rl.nodes.actor_delivery import EpisodeDelivery
 from robot_rl.nodes.actor_episodes import ActorEpisodeSide
@@ -96,6 +97,9 @@ class ActorNode(ActorLearnerSide, ActorEpisodeSide, Node):
         self.cfg = cfg = declare_config(self, ActorConfig())
         cfg.validate()
         torch.set_num_threads(cfg.threads)
+        frame_threads = cfg.frame_threads if cfg.obs_mode == "pixels" else 1
+        for line in set_frame_threads(frame_threads, cfg.control_priority):  # workers at the tick's priority
+            self.get_logger().info(line)
         torch.manual_seed(cfg.seed)
         self.layout = cfg.layout()
         self.actor_id = self.get_fully_qualified_name()
