@@ -202,36 +202,18 @@ def _register_ros(bench_sub) -> None:
         help="delta: the full policy once, then only trainable tensors in fp16, as the learner publishes; "
         f"full: the whole policy every broadcast (default {d.push})",
     )
-    ros.add_argument(
-        "--episodes",
-        type=int,
-        default=d.episodes,
-        metavar="N",
-        help=f"episodes sent to the learner in one burst (default {d.episodes})",
-    )
-    ros.add_argument(
-        "--threads",
-        type=int,
-        default=d.threads,
-        metavar="N",
-        help=f"the actor's torch CPU threads (default {d.threads})",
-    )
-    ros.add_argument(
-        "--frame-threads",
-        type=int,
-        default=d.frame_threads,
-        metavar="N",
-        help=f"the actor's frame_threads: threads a tick's camera frames go through the frozen trunk on (default "
-        f"{d.frame_threads})",
-    )
-    ros.add_argument(
-        "--control-priority",
-        type=int,
-        default=d.control_priority,
-        metavar="P",
-        help=f"the actor's control_priority: SCHED_FIFO priority of its control thread where permitted, 0 = off "
-        f"(default {d.control_priority})",
-    )
+    for flag, metavar, what in (
+        ("--episodes", "N", "episodes sent to the learner in one burst"),
+        ("--threads", "N", "the actor's torch CPU threads"),
+        ("--frame-threads", "N", "the actor's frame_threads: threads a tick's camera frames go through the trunk on"),
+        (
+            "--control-priority",
+            "P",
+            "the actor's control_priority: SCHED_FIFO priority of its control thread where permitted, 0 = off",
+        ),
+    ):
+        default = getattr(d, flag[2:].replace("-", "_"))
+        ros.add_argument(flag, type=int, default=default, metavar=metavar, help=f"{what} (default {default})")
     ros.add_argument(
         "--domain-id",
         type=int,
