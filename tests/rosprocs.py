@@ -63,6 +63,11 @@ class Probe:
             self.executor.spin_once(timeout_sec=0.05)
         return predicate()
 
+    def wait_matched(self, *publishers, timeout_s: float = 10.0) -> bool:
+        """Spin until every publisher has matched a subscription. Reliable, volatile DDS delivers a message only to
+        the readers matched when it is published: one sent once before discovery matched them is lost."""
+        return self.spin_until(lambda: all(p.get_subscription_count() >= 1 for p in publishers), timeout_s)
+
     def call(self, srv_type, name: str, request=None, timeout_s: float = 10.0):
         client = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} never appeared"

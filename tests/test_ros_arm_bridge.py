@@ -214,9 +214,12 @@ def test_the_arm_node_with_the_ros2_control_adapter_drives_a_running_driver_and_
     probe.record(f"{arm_ns}/{topics.EE_POSE}", PoseStamped, topics.STATE_QOS)
     probe.record(f"{arm_ns}/{ARM_STATUS}", String, STATUS_QOS)
     probe.ee_command = probe.node.create_publisher(TwistStamped, f"{arm_ns}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
+    probe.record(f"{cell}/{topics.EE_POSE}", PoseStamped, topics.STATE_QOS)
     arm = None
     try:
-        time.sleep(2.0)  # let the driver come up first: the bridge's configure waits connect_timeout_s (5 s) for it
+        # the driver first: the bridge's configure waits only connect_timeout_s (5 s) for its messages
+        up = probe.spin_until(lambda: probe.heard[f"{cell}/{topics.EE_POSE}"] or driver.poll() is not None, 45.0)
+        assert up and driver.poll() is None, (tmp_path / "driver.log").read_text()
         arm = start_process(
             [
                 str(BIN / "robot-rl-arm-node"),
@@ -234,6 +237,7 @@ def test_the_arm_node_with_the_ros2_control_adapter_drives_a_running_driver_and_
                 probe.heard[f"{arm_ns}/{ARM_STATUS}"]
                 and status()["lifecycle"] == "active"
                 and probe.heard[f"{arm_ns}/{topics.EE_POSE}"]
+                and probe.ee_command.get_subscription_count() >= 1  # else the first commands are lost
             ),
             45.0,
         ), (tmp_path / "arm.log").read_text()

@@ -141,6 +141,8 @@ def cell(tmp_path_factory):
     )
     up = probe.spin_until(lambda: probe.heard[f"{NS}/{ARM_STATUS}"] or proc.poll() is not None, timeout_s=45.0)
     assert up and proc.poll() is None, f"arm node did not come up:\n{log.read_text()}"
+    # tests publish estop and an ee_command once: those would be lost before discovery matched the node's readers
+    assert probe.wait_matched(probe.estop, probe.ee_command), "the arm node never subscribed"
     yield proc, log, probe, driver
     try:
         rc = stop_process(proc)

@@ -71,6 +71,8 @@ def arm(tmp_path_factory):
     probe.estop = probe.node.create_publisher(Bool, f"{NS}/{ESTOP}", ESTOP_QOS)
     up = probe.spin_until(lambda: probe.heard[f"{NS}/{ARM_STATUS}"] or proc.poll() is not None, timeout_s=45.0)
     assert up and proc.poll() is None, f"arm node did not come up:\n{log.read_text()}"
+    # tests publish estop and gripper_command once: those would be lost before discovery matched the node's readers
+    assert probe.wait_matched(probe.ee_command, probe.gripper_command, probe.estop), "the arm node never subscribed"
     yield proc, log, probe
     try:
         rc = stop_process(proc)

@@ -172,6 +172,7 @@ def _refused(probe: Probe, topic: str) -> int:
 
 def _send_and_expect_refusal(probe: Probe, pub, topic: str, msg, what: str) -> None:
     before = _refused(probe, topic)
+    assert probe.wait_matched(pub), f"nothing subscribes to {topic}"  # else the one message is lost to discovery
     pub.publish(msg)
     assert probe.spin_until(lambda: _refused(probe, topic) > before, 8.0), f"{what} on {topic} was not refused"
 
@@ -249,10 +250,12 @@ def test_hostile_commands_to_the_sim_node_are_counted_in_sim_status_and_it_keeps
         wrong_frame = TwistStamped()
         wrong_frame.header.frame_id = "no_such_frame"
         twist_pub = probe.node.create_publisher(TwistStamped, f"{ns}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
+        assert probe.wait_matched(twist_pub), f"nothing subscribes to {ns}/{topics.EE_COMMAND}"
         for n, msg in enumerate((nan_twist, wrong_frame), start=1):
             twist_pub.publish(msg)
             assert probe.spin_until(lambda n=n: refused(topics.EE_COMMAND) == n, 8.0), log.read_text()[-2000:]
         grip_pub = probe.node.create_publisher(Float64, f"{ns}/{topics.GRIPPER_COMMAND}", topics.COMMAND_QOS)
+        assert probe.wait_matched(grip_pub), f"nothing subscribes to {ns}/{topics.GRIPPER_COMMAND}"
         grip_pub.publish(Float64(data=float("inf")))
         assert probe.spin_until(lambda: refused(topics.GRIPPER_COMMAND) == 1, 8.0), log.read_text()[-2000:]
         # lifecycle transitions the state does not have: rclpy's change_state raised, which ended the node

@@ -78,6 +78,8 @@ def sim(tmp_path_factory):
     probe.estop = probe.node.create_publisher(Bool, f"{NS}/{ESTOP}", ESTOP_QOS)
     up = probe.spin_until(lambda: probe.heard[f"{NS}/{topics.EE_POSE}"] or proc.poll() is not None, timeout_s=45.0)
     assert up and proc.poll() is None, f"sim node did not come up:\n{log.read_text()}"
+    # tests publish estop and gripper_command once: those would be lost before discovery matched the node's readers
+    assert probe.wait_matched(probe.ee_command, probe.gripper_command, probe.estop), "the sim node never subscribed"
     yield proc, log, probe
     proc.send_signal(2)
     try:

@@ -113,6 +113,8 @@ def test_joy_in_gives_commands_out_and_a_silent_pad_then_a_dead_node_read_as_dis
         up = probe.spin_until(lambda: probe.heard or proc.poll() is not None, timeout_s=30)
         assert up and proc.poll() is None, f"teleop node did not come up:\n{log.read_text()}"
         assert not probe.heard[-1][1]["connected"]  # no pad yet: heartbeats saying so
+        # START is pressed in the first two messages only: they must not go out before the node's reader matched
+        assert probe.spin_until(lambda: probe.joy.get_subscription_count() >= 1, timeout_s=10.0)
         # the pad: left stick fully up at 20 Hz, START pressed once
         pressed = iter([True, True] + [False] * 1000)
         probe.spin_for(1.0, every_s=0.05, publish=lambda: probe.joy.publish(_pad(1.0, next(pressed))))
@@ -147,6 +149,9 @@ def test_spacenav_twist_and_buttons_in_give_commands_out(probe, tmp_path):
         assert probe.spin_until(lambda: probe.heard or proc.poll() is not None, timeout_s=30) and proc.poll() is None, (
             log.read_text()
         )
+        # the button press is in the first message only: not before the node's readers matched
+        pubs = (probe.spacenav_twist, probe.spacenav_joy)
+        assert probe.spin_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs), timeout_s=10.0)
         twist = Twist()
         twist.linear.y, twist.angular.z = -0.5, 0.3  # driver-normalised puck readings
         buttons = iter([Joy(buttons=[1])] + [Joy(buttons=[])] * 1000)  # left pressed once, then periodic republishes

@@ -90,6 +90,8 @@ def test_up_starts_two_robots_that_do_not_cross_talk_and_both_exit_cleanly_on_si
         assert up and proc.poll() is None, f"robots did not come up:\n{log.read_text()}"
         assert probe.node.get_publishers_info_by_topic("/clock") == []  # each sim clock is remapped into its namespace
         assert probe.spin_until(lambda: all(probe.clocks.values()), timeout_s=5.0)
+        # commands sent before robot_1's reader matched are lost, and the 1 s below must move it 4 cm
+        assert probe.spin_until(lambda: probe.command.get_subscription_count() >= 1, timeout_s=10.0)
         start = {ns: probe.pos(ns) for ns in ROBOTS}
         assert np.linalg.norm(start[ROBOTS[0]] - start[ROBOTS[1]]) > 0.005  # seeds 1 and 2: different starts
         msg = TwistStamped()

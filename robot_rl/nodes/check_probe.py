@@ -139,6 +139,12 @@ class CellProbe:
         while (left := end - time.monotonic()) > 0:
             self.executor.spin_once(timeout_sec=min(left, 0.02))
 
+    def spin_until(self, done, timeout_s: float) -> bool:
+        end = time.monotonic() + timeout_s
+        while not done() and (left := end - time.monotonic()) > 0:
+            self.executor.spin_once(timeout_sec=min(left, 0.02))
+        return done()
+
     def now_s(self, robot: RobotPlan) -> float | None:
         """The robot's clock now: its sim clock's newest value, else wall time (hardware stamps)."""
         if robot.clock_topic() is not None:
@@ -164,7 +170,7 @@ class CellProbe:
         """Stream zero tool velocity for HOLD_DURATION_S: (largest tool displacement m, commands applied, hold reason)."""
         rec = self.records[robot.label]
         pub = self.node.create_publisher(TwistStamped, robot.topic(topics.EE_COMMAND), topics.COMMAND_QOS)
-        self.spin_for(0.3)  # let the arm node match the new publisher
+        self.spin_until(lambda: pub.get_subscription_count() >= 1, 5.0)  # the arm node matched it (else: none applied)
         applied_before = max((s.get("commands_applied", 0) for s in rec.statuses), default=0)
         seen_before = len(rec.statuses)
         rec.tool_trace = []
