@@ -189,10 +189,14 @@ class Agent:
             q = self.critic.values(q_out.detach())
             target_probs = self.critic.hl_gauss.to_probs(target)  # (B, bins)
             critic_loss = -(target_probs * torch.log_softmax(q_out, dim=-1)).sum(-1).mean()
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean(), "target_mean": target.mean()}
+        encoder_bc = self._encoder_bc(feats, batch)
+        if encoder_bc is not None:
+            metrics["bc_encoder_loss"] = encoder_bc.detach()
+            critic_loss = critic_loss + cfg.bc_encoder_weight * encoder_bc
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
-        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean(), "target_mean": target.mean()}
 
         if self.policy.grasp_critic is not None:
             metrics["grasp_loss"] = self._update_grasp(batch, feats.detach(), next_feats)
@@ -219,6 +223,17 @@ class Agent:
         loss.backward()
         self.grasp_opt.step()
         return loss.detach()
+
+    def _encoder_bc(self, feats: torch.Tensor, batch: Batch) -> torch.Tensor | None:
+        """The BC term's error on the encoder's undetached features (`bc_encoder_weight`), for the critic's step: the
+        demonstrated actions train the necks too. The actor's parameters get gradients here that its own step clears
+        (`zero_grad` before its backward), so only the encoder learns from it. None when off or nothing to imitate."""
+        imitate = self._imitation(batch) if self.cfg.bc_encoder_weight and feats.requires_grad else None
+        if imitate is None:
+            return None
+        rows, target = imitate
+        mean_action = self.train_actor.sample(feats, None)[2]
+        return (mean_action - target).pow(2).sum(-1).mul(rows).sum() / rows.sum().clamp(min=1)
 
     def _imitation(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(rows (B,) bool, actions (B, arm_dim)) the BC term imitates: demo and intervention rows; None when off."""

@@ -82,6 +82,8 @@ class AgentConfig:
     bc_weight: float | None = (
         None  # actor loss += this x squared error of the mean action to the demonstrated one on demo/intervention rows (0: pure RLPD; unset: the recipe's, 5 from state and 1 with images; 0 where no recipe is applied)
     )
+    bc_encoder_weight: float = 0.0  # critic loss += this x the BC term's error with the encoder's features undetached:
+    # the demonstrated actions also train the image necks (the actor reads detached features; 0: off)
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
@@ -116,7 +118,7 @@ class AgentConfig:
         for name in ("actor_lr", "critic_lr", "temp_lr", "grasp_critic_lr", "init_temperature", "hl_gauss_sigma_ratio"):
             if not 0 < getattr(self, name) < math.inf:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
-        for name in ("td3_policy_noise", "td3_noise_clip", "td3_exploration_noise", "bc_weight"):
+        for name in ("td3_policy_noise", "td3_noise_clip", "td3_exploration_noise", "bc_weight", "bc_encoder_weight"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")

@@ -47,6 +47,7 @@ RESUME_CHANGEABLE_AGENT = (
     "actor_update_every",
     "tau",
     "bc_weight",
+    "bc_encoder_weight",
     "td3_policy_noise",
     "td3_noise_clip",
     "critic_subsample",
