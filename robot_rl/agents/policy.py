@@ -278,9 +278,11 @@ class Policy(nn.Module):
     def act_batch(self, obs: dict[str, torch.Tensor], deterministic: bool = False) -> torch.Tensor:
         """Batched observations (B, ...) on the policy's device -> actions (B, A) in [-1, 1]."""
         was_training = self.training
-        self.eval()
+        if was_training:  # train()/eval() walk every submodule (~90 with a ResNet-10): not on every control tick
+            self.eval()
         action = self.action_from_features(self.encoder(obs), deterministic)
-        self.train(was_training)
+        if was_training:
+            self.train()
         return action
 
     def act(self, obs: dict[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
