@@ -19,6 +19,7 @@ from torch import nn
 from robot_rl.agents.config import AgentConfig
 from robot_rl.nets.fast_trunk import runtime_summary
 from robot_rl.nets.mlp import mlp
+from robot_rl.nets.modes import evaluating
 from robot_rl.nets.obs_encoder import ObsEncoder
 from robot_rl.wire import CHECKSUM_KEY, CHECKSUM_PLACEHOLDER, Header, WireError, read_header, stamp_checksum
 
@@ -277,13 +278,8 @@ class Policy(nn.Module):
     @torch.no_grad()
     def act_batch(self, obs: dict[str, torch.Tensor], deterministic: bool = False) -> torch.Tensor:
         """Batched observations (B, ...) on the policy's device -> actions (B, A) in [-1, 1]."""
-        was_training = self.training
-        if was_training:  # train()/eval() walk every submodule (~90 with a ResNet-10): not on every control tick
-            self.eval()
-        action = self.action_from_features(self.encoder(obs), deterministic)
-        if was_training:
-            self.train()
-        return action
+        with evaluating(self):
+            return self.action_from_features(self.encoder(obs), deterministic)
 
     def act(self, obs: dict[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
         """One unbatched observation dict -> action (A,) float32 in [-1, 1]."""

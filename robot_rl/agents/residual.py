@@ -30,6 +30,7 @@ from robot_rl.agents.checkpoint import load_agent_files
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.policy import ActionHead, Policy
 from robot_rl.agents.residual_config import ResidualConfig
+from robot_rl.nets.modes import evaluating
 from robot_rl.replay import Batch
 from robot_rl.spaces import as_dict_space, obs_spec
 
@@ -88,11 +89,8 @@ class ResidualPolicy(Policy):
         """Batched observations (B, ...) and base actions (B, A) -> total actions (B, A) in [-1, 1]."""
         if base_action is None:
             raise ValueError("a residual policy needs the base policy's action: act_batch(obs, base_action=...)")
-        was_training = self.training
-        self.eval()
-        action = self.action_from_features(self.features(obs, base_action), deterministic)
-        self.train(was_training)
-        return action
+        with evaluating(self):
+            return self.action_from_features(self.features(obs, base_action), deterministic)
 
     def act(
         self, obs: dict[str, np.ndarray], deterministic: bool = False, base_action: np.ndarray | None = None

@@ -24,6 +24,7 @@ from torch import nn
 from robot_rl.bc.config import BCPolicyConfig
 from robot_rl.bc.policy import BCPolicy, masked_mean
 from robot_rl.nets.mlp import mlp
+from robot_rl.nets.modes import evaluating
 
 MAX_TIME_FREQ = 1000.0  # highest angular frequency (rad per unit of t) of the time embedding; the lowest is 1
 
@@ -98,11 +99,8 @@ class FlowBCPolicy(BCPolicy):
             raise ValueError(
                 f"the initial noise must be a finite array of shape {self.chunk_shape} (K, A), got shape {noise.shape}"
             )
-        was_training = self.training
-        self.eval()
-        chunk = self(batch, torch.as_tensor(noise[None]).to(self.device))[0].clamp(-1.0, 1.0).cpu().numpy()
-        self.train(was_training)
-        return chunk
+        with evaluating(self):
+            return self(batch, torch.as_tensor(noise[None]).to(self.device))[0].clamp(-1.0, 1.0).cpu().numpy()
 
 
 __all__ = ["FlowBCPolicy", "time_embedding"]

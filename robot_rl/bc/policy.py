@@ -27,6 +27,7 @@ from robot_rl.agents.policy import PolicyPayloadError, bounds_of, config_json, f
 from robot_rl.bc.config import BCPolicyConfig
 from robot_rl.nets.fast_trunk import runtime_summary
 from robot_rl.nets.mlp import mlp
+from robot_rl.nets.modes import evaluating
 from robot_rl.nets.obs_encoder import ObsEncoder
 from robot_rl.nets.pretrained import load_resnet10_weights
 from robot_rl.spaces import spec_image_keys
@@ -155,11 +156,8 @@ class BCPolicy(nn.Module):
     def predict_chunk(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """One unbatched observation dict -> chunk (K, A) in [-1, 1]."""
         batch = self.batch_of(obs)
-        was_training = self.training
-        self.eval()
-        chunk = self(batch)[0].clamp(-1.0, 1.0).cpu().numpy()
-        self.train(was_training)
-        return chunk
+        with evaluating(self):
+            return self(batch)[0].clamp(-1.0, 1.0).cpu().numpy()
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """This step's action (A,) float32 in [-1, 1]; call reset() at every episode start."""
