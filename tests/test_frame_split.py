@@ -22,7 +22,9 @@ def _frames(n: int, size: int = 64) -> torch.Tensor:
 @pytest.mark.parametrize("runtime", ["eager", "onnxruntime"])
 def test_split_features_equal_one_pass_for_any_frame_count(runtime):
     if runtime == "onnxruntime":
-        pytest.importorskip("onnxruntime", reason="the onnx extra")
+        pytest.importorskip(
+            "onnxruntime", reason="onnxruntime not installed: pip install 'robot_rl[onnx]' (./run.sh installs it)"
+        )
     trunk = prepare_trunk(fold_batchnorm(ResNet10().eval()), (64, 64, 3), 2, runtime)
     splitter = FrameSplitter(3)
     with torch.no_grad():

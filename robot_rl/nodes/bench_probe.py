@@ -19,6 +19,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import wire
+from robot_rl.nodes.spinning import spin_until
 from robot_rl.ros import convert, protocol, topics
 
 
@@ -75,10 +76,7 @@ class BenchProbe:
 
     def spin_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> bool:
         """Handle callbacks until `predicate()` holds or `timeout_s` passes; returns the predicate's last value."""
-        end = time.monotonic() + timeout_s
-        while not predicate() and time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=poll_s)
-        return predicate()
+        return spin_until(self.executor, predicate, timeout_s, poll_s)
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -28,6 +28,7 @@ from std_msgs.msg import String
 
 from robot_rl.nodes import check_plan as plan
 from robot_rl.nodes.check_plan import RobotPlan, Verdict
+from robot_rl.nodes.spinning import spin_until
 from robot_rl.ros import topics
 from robot_rl.ros.convert import seconds_from_stamp
 
@@ -135,15 +136,7 @@ class CellProbe:
                 self.actor_live[robot.label] = self.parameters(robot.actor.fqn, plan.ACTOR_PARAMS)
 
     def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            self.executor.spin_once(timeout_sec=min(left, 0.02))
-
-    def spin_until(self, done, timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while not done() and (left := end - time.monotonic()) > 0:
-            self.executor.spin_once(timeout_sec=min(left, 0.02))
-        return done()
+        spin_until(self.executor, lambda: False, seconds)
 
     def now_s(self, robot: RobotPlan) -> float | None:
         """The robot's clock now: its sim clock's newest value, else wall time (hardware stamps)."""
@@ -170,7 +163,9 @@ class CellProbe:
         """Stream zero tool velocity for HOLD_DURATION_S: (largest tool displacement m, commands applied, hold reason)."""
         rec = self.records[robot.label]
         pub = self.node.create_publisher(TwistStamped, robot.topic(topics.EE_COMMAND), topics.COMMAND_QOS)
-        self.spin_until(lambda: pub.get_subscription_count() >= 1, 5.0)  # the arm node matched it (else: none applied)
+        spin_until(
+            self.executor, lambda: pub.get_subscription_count() >= 1, 5.0
+        )  # the arm node matched it (else: none applied)
         applied_before = max((s.get("commands_applied", 0) for s in rec.statuses), default=0)
         seen_before = len(rec.statuses)
         rec.tool_trace = []
