@@ -20,6 +20,7 @@ from robot_rl.agents.checkpoint import load_agent_files, save_agent_files
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.critic import CriticEnsemble
 from robot_rl.agents.policy import Policy
+from robot_rl.agents.success_pose import SuccessPoseHead
 from robot_rl.nets.obs_encoder import FrameFeatures
 from robot_rl.nets.pretrained import load_resnet10_weights
 from robot_rl.replay import Batch, ReplayBuffer
@@ -59,7 +60,14 @@ class Agent:
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -self.arm_dim / 2.0
         encoder_params = [p for p in encoder.parameters() if p.requires_grad]
-        self.critic_opt = torch.optim.Adam([*self.critic.parameters(), *encoder_params], lr=cfg.critic_lr, fused=True)
+        start, stop = cfg.success_pose_slice
+        self.success_pose = (
+            SuccessPoseHead(self.policy.feature_dim, stop - start).to(self.device) if cfg.success_pose_weight else None
+        )
+        aux_params = [] if self.success_pose is None else list(self.success_pose.parameters())
+        self.critic_opt = torch.optim.Adam(
+            [*self.critic.parameters(), *encoder_params, *aux_params], lr=cfg.critic_lr, fused=True
+        )
         # With actor_ema the actor steps train a copy; the policy's actor (what acts and is saved) averages it.
         self.actor_ema = cfg.actor_ema or 0.0  # unset (no recipe applied) is off
         self.train_actor = copy.deepcopy(self.policy.actor) if self.actor_ema else self.policy.actor
@@ -117,6 +125,7 @@ class Agent:
             device=self.device,
             frame_features=self.frame_features,
             seed=seed,
+            pose_slice=None if self.success_pose is None else self.cfg.success_pose_slice,
         )
 
     @property
@@ -194,6 +203,11 @@ class Agent:
         if encoder_bc is not None:
             metrics["bc_encoder_loss"] = encoder_bc.detach()
             critic_loss = critic_loss + cfg.bc_encoder_weight * encoder_bc
+        if self.success_pose is not None and batch.has_success is not None:
+            pose_loss = self.success_pose.loss(feats, batch.success_offset, batch.has_success)
+            if pose_loss is not None:
+                metrics["success_pose_loss"] = pose_loss.detach()
+                critic_loss = critic_loss + cfg.success_pose_weight * pose_loss
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
@@ -313,6 +327,8 @@ class Agent:
             mods["target_grasp"] = self.target_grasp
         if self.train_actor is not self.policy.actor:
             mods["train_actor"] = self.train_actor
+        if self.success_pose is not None:
+            mods["success_pose"] = self.success_pose
         return mods
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:

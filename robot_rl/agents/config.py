@@ -86,11 +86,16 @@ class AgentConfig:
     # the demonstrated actions also train the image necks (the actor reads detached features; 0: off). Opt-in and
     # scale-sensitive: at 1 it swamped the critic's ~1e-3 loss on pixel peg_insert (Q ~0.9 at 0 % success, no
     # success by 4 k env steps in 2 seeds; session 17)
+    success_pose_weight: float = 0.0  # critic loss += this x a head's error predicting, from the encoder's features,
+    # where the tool will be when the episode succeeds (robot_rl.agents.success_pose: an auxiliary task that teaches
+    # image necks where the goal is; labels from successful episodes' own proprioception; 0: off)
+    success_pose_slice: tuple[int, int] = (0, 3)  # the state's dims the head predicts (the cell's tool position)
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
         self.hl_gauss_range = tuple(self.hl_gauss_range)  # type: ignore[assignment]
         self.log_std_range = tuple(self.log_std_range)  # type: ignore[assignment]
+        self.success_pose_slice = tuple(self.success_pose_slice)  # type: ignore[assignment]
         for name, value, choices in (
             ("algo", self.algo, ALGOS),
             ("critic_loss", self.critic_loss or "mse", CRITIC_LOSSES),
@@ -120,7 +125,14 @@ class AgentConfig:
         for name in ("actor_lr", "critic_lr", "temp_lr", "grasp_critic_lr", "init_temperature", "hl_gauss_sigma_ratio"):
             if not 0 < getattr(self, name) < math.inf:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
-        for name in ("td3_policy_noise", "td3_noise_clip", "td3_exploration_noise", "bc_weight", "bc_encoder_weight"):
+        for name in (
+            "td3_policy_noise",
+            "td3_noise_clip",
+            "td3_exploration_noise",
+            "bc_weight",
+            "bc_encoder_weight",
+            "success_pose_weight",
+        ):
             value = getattr(self, name)
             if value is not None and not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")

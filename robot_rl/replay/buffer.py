@@ -7,6 +7,11 @@ step with `add` leaves its final observation in one extra row without a transiti
 with `frame_features`, bfloat16 features of a frozen trunk computed once when the frame enters.
 
 Ring overwrites go oldest-row first, so a transition's successors always outlive it.
+
+With `pose_slice` (start, stop) into the state vector, a stored episode that ends in success (terminated with a
+positive last reward) also gives each of its rows the success pose's offset from that row's pose (its last
+observation's state[start:stop] minus the row's): what an agent's success-pose head learns to predict
+(robot_rl.agents.success_pose). Rows fed step by step with `add` carry none.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class ReplayBuffer:
         device: str | torch.device = "cpu",
         frame_features: FrameFeatureFn | None = None,
         seed: int | None = None,
+        pose_slice: tuple[int, int] | None = None,
     ):
         if capacity < 2:
             raise ValueError(f"capacity must be at least 2 rows, got {capacity}")
@@ -87,6 +93,15 @@ class ReplayBuffer:
         self._next_offset = torch.ones(cap, dtype=torch.long, device=dev)
         self._has_transition = torch.zeros(cap, dtype=torch.bool, device=dev)
         self._has_transition_cpu = np.zeros(cap, dtype=bool)  # mirror, so bookkeeping never syncs a GPU
+        self.pose_slice = None if pose_slice is None else (int(pose_slice[0]), int(pose_slice[1]))
+        if self.pose_slice is not None:
+            start, stop = self.pose_slice
+            if keys.STATE not in self.state_keys or not 0 <= start < stop <= self.spec[keys.STATE][0]:
+                raise ValueError(
+                    f"pose_slice {pose_slice} must be a non-empty slice of the observation's {keys.STATE!r}"
+                )
+            self._success_offset = torch.zeros((cap, stop - start), dtype=torch.float32, device=dev)
+            self._has_success = torch.zeros(cap, dtype=torch.bool, device=dev)
         self._n_transitions = 0
         self._cursor = 0  # next row to write
         self._rows_written = 0  # one past the highest row ever written
@@ -177,7 +192,15 @@ class ReplayBuffer:
             is_intervention=ep.get(keys.IS_INTERVENTION),
             last_has_successor=False,
         )
+        if self.pose_slice is not None:
+            self._write_success_offsets(rows, ep, bool(terminated[-1]) and float(ep[keys.REWARD][-1]) > 0)
         self._advance(n)
+
+    def _write_success_offsets(self, rows: torch.Tensor, ep: dict[str, np.ndarray], success: bool) -> None:
+        start, stop = self.pose_slice
+        pose = np.asarray(ep[keys.STATE], dtype=np.float32).reshape(len(rows), -1)[:, start:stop]
+        self._success_offset[rows] = torch.as_tensor(pose[-1] - pose).to(self.device)
+        self._has_success[rows] = success
 
     def _rows(self, n: int) -> torch.Tensor:
         """The next n row indices from the cursor, wrapping. (n,) long."""
@@ -193,6 +216,8 @@ class ReplayBuffer:
         self._n_transitions -= int(self._has_transition_cpu[rows_cpu].sum())
         self._has_transition_cpu[rows_cpu] = False
         self._has_transition[rows] = False
+        if self.pose_slice is not None:
+            self._has_success[rows] = False  # until the rows' episode is known to succeed
         self._rows_written = max(self._rows_written, int(rows_cpu.max()) + 1)  # rows [0, _rows_written) hold data
         for k in self.spec:
             if k not in obs:
@@ -267,6 +292,8 @@ class ReplayBuffer:
             base_action=self._base_action[idx],
             is_intervention=self._is_intervention[idx],
             next_base_action=self._base_action[next_rows],  # stored with the row of next_obs
+            success_offset=None if self.pose_slice is None else self._success_offset[idx],
+            has_success=None if self.pose_slice is None else self._has_success[idx],
         )
 
     def _sample_rows(self, batch_size: int) -> torch.Tensor:
