@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from robot_rl import keys
 from robot_rl.agents import AgentConfig
@@ -228,3 +229,21 @@ def test_the_entropy_target_follows_the_share_of_recent_episodes_that_succeed_wi
         fixed.add_episode(_episode(i, success=True))
     assert fixed.agent.target_entropy == start
     fixed.close()
+
+
+def test_the_success_pose_labels_reach_the_learners_batches_from_successful_episodes_only(tmp_path):
+    """`success_pose_weight`: the core (what `robot-rl train` and the learner node share) builds replays that label a
+    successful episode's rows with the success pose's offset, and the agent's head trains on them."""
+    cfg = AgentConfig(hidden_dims=(16, 16), batch_size=64, utd_ratio=2, n_step=1, success_pose_weight=1.0)
+    learner = _learner(tmp_path / "run", agent_cfg=cfg)
+    won, lost = _episode(0, success=True), _episode(1)
+    learner.add_episode(won)
+    learner.add_episode(lost)
+    batch = learner.online.sample(256)
+    from_won = torch.isin(batch.obs[keys.STATE][:, 0], torch.as_tensor(won[keys.STATE][:, 0]))
+    assert from_won.any() and (~from_won).any() and torch.equal(batch.has_success, from_won)
+    final = torch.as_tensor(won[keys.STATE][-1, :3])
+    assert torch.allclose(batch.success_offset[from_won], final - batch.obs[keys.STATE][from_won, :3])
+    learner.update(4)
+    assert learner.metrics["success_pose_loss"] > 0
+    learner.close()
