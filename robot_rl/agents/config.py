@@ -86,9 +86,10 @@ class AgentConfig:
     # the demonstrated actions also train the image necks (the actor reads detached features; 0: off). Opt-in and
     # scale-sensitive: at 1 it swamped the critic's ~1e-3 loss on pixel peg_insert (Q ~0.9 at 0 % success, no
     # success by 4 k env steps in 2 seeds; session 17)
-    success_pose_weight: float = 0.0  # critic loss += this x a head's error predicting, from the encoder's features,
-    # where the tool will be when the episode succeeds (robot_rl.agents.success_pose: an auxiliary task that teaches
-    # image necks where the goal is; labels from successful episodes' own proprioception; 0: off)
+    success_pose_weight: float = 0.0  # critic loss += this x an auxiliary head's error at the tool's offset to success
+    # (robot_rl.agents.success_pose: from the encoder's features a head predicts where the tool will be when the
+    # episode succeeds, which teaches image necks where the goal is; labels from successful episodes' own
+    # proprioception; 0: off)
     success_pose_slice: tuple[int, int] = (0, 3)  # the state's dims the head predicts (the cell's tool position)
 
     def __post_init__(self) -> None:
