@@ -145,15 +145,18 @@ class Ros2ControlBridge(ArmAdapter):
         )
 
     def _wait_for_controller(self, end: float) -> None:
-        """Until the controller's reader has matched our command writer: a target sent before is lost."""
-        while time.monotonic() < end and self._pub_cmd.get_subscription_count() == 0:
+        """Until the controller's reader (and the gripper driver's, for a gripper on a topic) has matched our command
+        writer: a target sent before is lost, and with no reader at all every one is."""
+        writers = [w for w in (self._pub_cmd, self._pub_gripper) if w is not None]
+        while time.monotonic() < end and any(w.get_subscription_count() == 0 for w in writers):
             time.sleep(0.02)
-        if self._pub_cmd.get_subscription_count() == 0:
-            topic = self._pub_cmd.topic_name
+        unread = [w.topic_name for w in writers if w.get_subscription_count() == 0]
+        if unread:
             self.disconnect()
             raise AdapterError(
-                f"nothing subscribes to {topic} within {self.config.connect_timeout_s} s: is the controller "
-                "loaded and configured (ros2 control list_controllers), and is the command topic right for it?"
+                f"nothing subscribes to {' or '.join(unread)} within {self.config.connect_timeout_s} s: is the "
+                "controller (or gripper driver) loaded and configured (ros2 control list_controllers), and is the "
+                "command topic right for it?"
             )
 
     def _connect_gripper(self) -> None:

@@ -212,6 +212,14 @@ def test_a_cell_whose_controller_does_not_subscribe_fails_connect_naming_the_com
         Ros2ControlBridge(dataclasses.replace(config, connect_timeout_s=1.0), control_rate_hz=20.0).connect()
 
 
+def test_a_gripper_topic_nobody_reads_fails_connect_naming_it(probe):
+    FakeCell(probe, CELLS["ur"])  # the arm's controller subscribes; no gripper driver reads the gripper's topic
+    probe.start()
+    config = dataclasses.replace(config_with_preset("ur"), gripper_action="", gripper_command_topic="/nobody/gripper")
+    with pytest.raises(AdapterError, match=r"nothing subscribes to /nobody/gripper within 1.0 s"):
+        Ros2ControlBridge(dataclasses.replace(config, connect_timeout_s=1.0), control_rate_hz=20.0).connect()
+
+
 @needs_test_msgs
 def test_the_franka_gripper_takes_one_goal_per_open_or_close_and_its_finger_state_is_the_width(
     probe, fake_hand_interface

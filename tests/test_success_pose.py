@@ -58,7 +58,8 @@ def _color_image(goal: np.ndarray) -> np.ndarray:
     return img
 
 
-def test_the_head_learns_the_success_pose_from_the_image_and_is_saved(tmp_path):
+@pytest.mark.parametrize("symlog", [0.0, 0.05], ids=["rms", "symlog"])
+def test_the_head_learns_the_success_pose_from_the_image_and_is_saved(tmp_path, symlog):
     """Two-step episodes: the arm starts at a random pose and succeeds at a goal shown only as image colour. The
     head must read the goal from the necks (the pose alone leaves the goal's variance, ~0.16 per dim, unexplained)."""
     torch.manual_seed(0)
@@ -74,6 +75,7 @@ def test_the_head_learns_the_success_pose_from_the_image_and_is_saved(tmp_path):
         batch_size=128,
         success_pose_weight=1.0,
         success_pose_slice=(0, 2),
+        success_pose_symlog=symlog,
     )
     agent = make_agent(cfg, space, gym.spaces.Box(-1, 1, (2,), np.float32), seed=0)
     rb = agent.make_replay(1200, seed=0)
@@ -84,18 +86,23 @@ def test_the_head_learns_the_success_pose_from_the_image_and_is_saved(tmp_path):
     sampler = MixedSampler([(rb, 1.0)])
     for _ in range(300):
         metrics = agent.update_many(sampler, 1)
-    assert metrics["success_pose_loss"] < 0.2, metrics  # scaled per dim: predicting 0 scores ~2 (two dims)
+    if not symlog:
+        assert metrics["success_pose_loss"] < 0.2, metrics  # scaled per dim: predicting 0 scores ~2 (two dims)
 
     new_goals = rng.uniform(-0.7, 0.7, (100, 2)).astype(np.float32)
-    starts = rng.uniform(-0.7, 0.7, (100, 2)).astype(np.float32)
-    obs = {
-        keys.STATE: torch.as_tensor(np.concatenate([starts, np.zeros((100, 1), np.float32)], axis=1)),
-        FRONT: torch.as_tensor(np.stack([_color_image(g) for g in new_goals])),
-    }
-    with torch.no_grad():
-        predicted = agent.success_pose.net(agent.policy.encoder(obs)).numpy()
-    error = float(np.mean(np.sum((predicted - (new_goals - starts)) ** 2, axis=1)))
-    assert error < 0.05, error  # measured 0.001; a head blind to the image: ~0.33
+    errors = {}
+    for name, spread in (("far", 0.7), ("near", 0.05)):  # the start anywhere, or within 0.05 of the goal
+        starts = np.clip(new_goals + rng.uniform(-spread, spread, (100, 2)), -0.7, 0.7).astype(np.float32)
+        obs = {
+            keys.STATE: torch.as_tensor(np.concatenate([starts, np.zeros((100, 1), np.float32)], axis=1)),
+            FRONT: torch.as_tensor(np.stack([_color_image(g) for g in new_goals])),
+        }
+        with torch.no_grad():
+            predicted = agent.success_pose.predict(agent.policy.encoder(obs)).numpy()
+        errors[name] = float(np.mean(np.sum((predicted - (new_goals - starts)) ** 2, axis=1)))
+    # measured far 0.001 (rms) and 0.03 (symlog), near 0.0004 and 0.0009; a head blind to the image guesses the mean
+    # goal, ~0.33 off either way
+    assert errors["far"] < 0.15 and errors["near"] < 0.05, errors
 
     agent.save(tmp_path / "agent")
     loaded = Agent.load(tmp_path / "agent")

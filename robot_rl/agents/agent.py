@@ -62,7 +62,9 @@ class Agent:
         encoder_params = [p for p in encoder.parameters() if p.requires_grad]
         start, stop = cfg.success_pose_slice
         self.success_pose = (
-            SuccessPoseHead(self.policy.feature_dim, stop - start).to(self.device) if cfg.success_pose_weight else None
+            SuccessPoseHead(self.policy.feature_dim, stop - start, symlog_scale=cfg.success_pose_symlog).to(self.device)
+            if cfg.success_pose_weight
+            else None
         )
         aux_params = [] if self.success_pose is None else list(self.success_pose.parameters())
         self.critic_opt = torch.optim.Adam(

@@ -91,6 +91,8 @@ class AgentConfig:
     # episode succeeds, which teaches image necks where the goal is; labels from successful episodes' own
     # proprioception; 0: off)
     success_pose_slice: tuple[int, int] = (0, 3)  # the state's dims the head predicts (the cell's tool position)
+    success_pose_symlog: float = 0.0  # > 0: the head's error taken on symlog(offset / this), in the state's units
+    # (metres: at 0.002 an error of 2 mm at the goal counts as one of 12 mm 1 cm away); 0: offsets scaled by their RMS
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
