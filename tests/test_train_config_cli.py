@@ -190,3 +190,26 @@ def test_the_recipes_hold_the_gaussian_entropy_for_plain_agents_only_and_keep_ty
         agent_cfg(["--entropy-measure", "action", "--target-entropy-final", "-5"]), has_images=False, arm_dims=4
     )
     assert (typed.entropy_measure, typed.target_entropy_final) == ("action", -5.0)
+
+
+def test_the_pixel_recipe_adds_the_success_pose_head_for_plain_agents_on_success_rewards_only():
+    from robot_rl.agents.config import PIXEL_SUCCESS_POSE, with_recipe
+    from robot_rl.cli import build_parser
+
+    def agent_cfg(argv: list[str]):
+        overrides = given_overrides(build_parser().parse_args(["train", *argv]), TrainConfig)
+        return replace_nested(TrainConfig(), overrides).agent
+
+    pixels, note = with_recipe(agent_cfg([]), has_images=True, arm_dims=4)
+    assert (pixels.success_pose_weight, pixels.success_pose_symlog) == PIXEL_SUCCESS_POSE == (0.02, 0.002)
+    assert "success_pose_weight 0.02" in note
+    for cfg in (
+        with_recipe(agent_cfg([]), has_images=False, arm_dims=4)[0],  # state: nothing to teach necks
+        with_recipe(agent_cfg([]), has_images=True)[0],  # residual / steering: not measured
+        with_recipe(agent_cfg([]), has_images=True, success_reward=False, arm_dims=4)[0],  # no success to label
+    ):
+        assert not cfg.success_pose_weight
+    off, note = with_recipe(agent_cfg(["--success-pose-weight", "0"]), has_images=True, arm_dims=4)
+    assert off.success_pose_weight == 0.0 and "success_pose" not in note
+    typed = with_recipe(agent_cfg(["--success-pose-weight", "0.1"]), has_images=True, arm_dims=4)[0]
+    assert (typed.success_pose_weight, typed.success_pose_symlog) == (0.1, 0.002)  # the scale still the recipe's

@@ -62,7 +62,9 @@ class Agent:
         encoder_params = [p for p in encoder.parameters() if p.requires_grad]
         start, stop = cfg.success_pose_slice
         self.success_pose = (
-            SuccessPoseHead(self.policy.feature_dim, stop - start, symlog_scale=cfg.success_pose_symlog).to(self.device)
+            SuccessPoseHead(self.policy.feature_dim, stop - start, symlog_scale=cfg.success_pose_symlog or 0.0).to(
+                self.device
+            )
             if cfg.success_pose_weight
             else None
         )

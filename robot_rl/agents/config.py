@@ -86,13 +86,14 @@ class AgentConfig:
     # the demonstrated actions also train the image necks (the actor reads detached features; 0: off). Opt-in and
     # scale-sensitive: at 1 it swamped the critic's ~1e-3 loss on pixel peg_insert (Q ~0.9 at 0 % success, no
     # success by 4 k env steps in 2 seeds; session 17)
-    success_pose_weight: float = 0.0  # critic loss += this x an auxiliary head's error at the tool's offset to success
-    # (robot_rl.agents.success_pose: from the encoder's features a head predicts where the tool will be when the
-    # episode succeeds, which teaches image necks where the goal is; labels from successful episodes' own
-    # proprioception; 0: off)
+    success_pose_weight: float | None = None  # critic loss += this x an auxiliary head's error at the tool's offset
+    # to success (robot_rl.agents.success_pose: from the encoder's features a head predicts where the tool will be when
+    # the episode succeeds, which teaches image necks where the goal is; labels from successful episodes' own
+    # proprioception; 0: off; unset: the recipe's, PIXEL_SUCCESS_POSE for plain SAC from pixels, else 0)
     success_pose_slice: tuple[int, int] = (0, 3)  # the state's dims the head predicts (the cell's tool position)
-    success_pose_symlog: float = 0.0  # > 0: the head's error taken on symlog(offset / this), in the state's units
-    # (metres: at 0.002 an error of 2 mm at the goal counts as one of 12 mm 1 cm away); 0: offsets scaled by their RMS
+    success_pose_symlog: float | None = None  # > 0: the head's error taken on symlog(offset / this), in the state's
+    # units (metres: at 0.002 an error of 2 mm at the goal counts as one of 12 mm 1 cm away); 0: offsets scaled by
+    # their RMS; unset: the recipe's (with the weight)
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
@@ -164,6 +165,7 @@ class AgentConfig:
 
 
 PIXEL_BC_WEIGHT = 1.0  # the pixel recipe's BC term (see with_recipe)
+PIXEL_SUCCESS_POSE = (0.02, 0.002)  # the pixel recipe's success-pose head: (weight, symlog scale in metres)
 STATE_BC_WEIGHT = 5.0  # the state recipe's BC term
 STATE_CRITIC_LOSS = "hl_gauss"  # the state recipe's critic
 FINAL_ENTROPY_PER_DIM = -3.0  # plain SAC's entropy target per continuous action dim once it succeeds (both recipes)
@@ -207,6 +209,12 @@ def with_recipe(
     pick_cube from pixels (5 seeds, 10-episode evaluations, docs/benchmarks.md): 90 % at 4k, 5k, 5k, 3k env steps
     (seeds 1-4; seed 0 at .7-.8 from 3k to 6k), never below .8 after, against 6k, 6k, not by 6k, 5k and 2k without them
     (earlier in 4 seeds of 5, later in seed 0; seed 0 fell to .3 after its 90 %).
+    Plain SAC from pixels on a success reward also trains a success-pose head with the critic (PIXEL_SUCCESS_POSE:
+    weight 0.02, offsets compared as symlog(offset / 2 mm); robot_rl.agents.success_pose), which teaches the necks
+    where the goal is from the robot's own successes. Measured (docs/benchmarks.md, 10-episode evaluations): pixel
+    pick_cube 90 % at 2k, 2k, not by 6k, 1k, 2k env steps (seeds 0-4) against not by 6k, 4k, 5k, 5k, 3k without it;
+    pixel peg_insert (2 seeds, 16k steps) first 90 % at 4k and 16k against 18k and not by 30k, its evaluations
+    .5-.9 from 2k where without it they were .1-.8.
     Given values (bc_weight 0 turns the term off; --critic-loss mse; --entropy-measure) are kept.
     """
     if has_images:
@@ -222,6 +230,8 @@ def with_recipe(
             + "; --encoder conv trains a conv encoder through the critic instead (a GPU's job)"
         )
         changes.update(_plain_sac_changes(cfg, arm_dims))
+        if arm_dims and success_reward:
+            changes.update(_success_pose_changes(cfg))
         extra = _plain_sac_notes(changes)
         return dataclasses.replace(cfg, **changes), note + ("; " + ", ".join(extra) if extra else "")
     changes = {}
@@ -252,6 +262,16 @@ def _plain_sac_changes(cfg: AgentConfig, arm_dims: int | None) -> dict[str, Any]
     return changes
 
 
+def _success_pose_changes(cfg: AgentConfig) -> dict[str, Any]:
+    """The pixel recipe's success-pose head (weight and symlog scale), where left unset."""
+    changes: dict[str, Any] = {}
+    if cfg.success_pose_weight is None:
+        changes["success_pose_weight"] = PIXEL_SUCCESS_POSE[0]
+    if cfg.success_pose_symlog is None:
+        changes["success_pose_symlog"] = PIXEL_SUCCESS_POSE[1]
+    return changes
+
+
 def _plain_sac_notes(changes: dict[str, Any]) -> list[str]:
     parts = []
     if "entropy_measure" in changes:
@@ -260,6 +280,11 @@ def _plain_sac_notes(changes: dict[str, Any]) -> list[str]:
         parts.append(f"the target moving to {changes['target_entropy_final']:g} as the policy succeeds on its own")
     if "actor_ema" in changes:
         parts.append(f"the deployed actor averaging the trained one (actor_ema {ACTOR_EMA:g}; --actor-ema 0 off)")
+    if "success_pose_weight" in changes:
+        parts.append(
+            f"a head learning the tool's offset to success poses (success_pose_weight {PIXEL_SUCCESS_POSE[0]:g}; "
+            "--success-pose-weight 0 off)"
+        )
     return parts
 
 
