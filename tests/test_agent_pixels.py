@@ -6,18 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from pixel_bandit import FRONT, color_image, frozen_resnet_agent
 
 from robot_rl import keys
 from robot_rl.agents import AgentConfig, make_agent
-
-FRONT = keys.image_key("front")
-
-
-def _color_image(s: np.ndarray) -> np.ndarray:
-    """A 32x32 image whose red and green levels encode s in [-0.7, 0.7]^2."""
-    img = np.full((32, 32, 3), 128, np.uint8)
-    img[..., 0], img[..., 1] = int((s[0] + 1) * 127.5), int((s[1] + 1) * 127.5)
-    return img
 
 
 @pytest.mark.parametrize(
@@ -43,7 +35,7 @@ def test_agent_learns_a_bandit_whose_context_is_only_in_the_image(overrides, n_u
     rb.add_episode(
         {
             keys.STATE: np.zeros((2000, 1), np.float32),
-            FRONT: np.stack([_color_image(c) for c in contexts]),
+            FRONT: np.stack([color_image(c) for c in contexts]),
             keys.ACTION: actions,
             keys.REWARD: 1.0 - np.sum((actions - contexts) ** 2, axis=1),
             keys.TERMINATED: np.ones(2000, bool),
@@ -55,7 +47,7 @@ def test_agent_learns_a_bandit_whose_context_is_only_in_the_image(overrides, n_u
     states = rng.uniform(-0.7, 0.7, (100, 2)).astype(np.float32)
     errors = [
         np.sum(
-            (agent.policy.act({keys.STATE: np.zeros(1, np.float32), FRONT: _color_image(s)}, deterministic=True) - s)
+            (agent.policy.act({keys.STATE: np.zeros(1, np.float32), FRONT: color_image(s)}, deterministic=True) - s)
             ** 2
         )
         for s in states
@@ -70,21 +62,8 @@ def test_demonstrated_actions_train_the_image_necks_only_with_the_encoder_bc_wei
     necks too (`bc_encoder_weight`)."""
     from robot_rl.replay import MixedSampler
 
-    torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    space = gym.spaces.Dict(
-        {keys.STATE: gym.spaces.Box(-1, 1, (1,), np.float32), FRONT: gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)}
-    )
-    cfg = AgentConfig(
-        hidden_dims=(64, 64),
-        latent_dim=32,
-        encoder="resnet10",
-        freeze_encoder=True,
-        batch_size=128,
-        bc_weight=1.0,
-        bc_encoder_weight=bc_encoder_weight,
-    )
-    agent = make_agent(cfg, space, gym.spaces.Box(-1, 1, (2,), np.float32), seed=0)
+    agent = frozen_resnet_agent(1, bc_weight=1.0, bc_encoder_weight=bc_encoder_weight)
     contexts = rng.uniform(-0.7, 0.7, (1000, 2)).astype(np.float32)
     sources = []
     for actions in (rng.uniform(-1, 1, (1000, 2)).astype(np.float32), contexts):  # online rows, then demo rows
@@ -92,7 +71,7 @@ def test_demonstrated_actions_train_the_image_necks_only_with_the_encoder_bc_wei
         rb.add_episode(
             {
                 keys.STATE: np.zeros((1000, 1), np.float32),
-                FRONT: np.stack([_color_image(c) for c in contexts]),
+                FRONT: np.stack([color_image(c) for c in contexts]),
                 keys.ACTION: actions,
                 keys.REWARD: np.zeros(1000, np.float32),
                 keys.TERMINATED: np.ones(1000, bool),
@@ -106,7 +85,7 @@ def test_demonstrated_actions_train_the_image_necks_only_with_the_encoder_bc_wei
     states = rng.uniform(-0.7, 0.7, (100, 2)).astype(np.float32)
     acts = np.stack(
         [
-            agent.policy.act({keys.STATE: np.zeros(1, np.float32), FRONT: _color_image(s)}, deterministic=True)
+            agent.policy.act({keys.STATE: np.zeros(1, np.float32), FRONT: color_image(s)}, deterministic=True)
             for s in states
         ]
     )
