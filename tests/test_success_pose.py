@@ -10,7 +10,7 @@ import torch
 from pixel_bandit import FRONT, color_image, frozen_resnet_agent
 
 from robot_rl import keys
-from robot_rl.agents import Agent
+from robot_rl.agents import Agent, AgentConfig
 from robot_rl.replay import MixedSampler, ReplayBuffer
 
 
@@ -49,6 +49,9 @@ def test_replay_labels_the_rows_of_successful_episodes_only():
     assert not rb.sample(64).has_success.any()
     with pytest.raises(ValueError, match="pose_slice"):
         ReplayBuffer(space, 2, capacity=8, pose_slice=(2, 5))
+    for bad in (dict(success_pose_weight=-1.0), dict(success_pose_symlog=float("nan"))):
+        with pytest.raises(ValueError, match="success_pose"):
+            AgentConfig(**bad)
 
 
 @pytest.mark.parametrize("symlog", [0.0, 0.05], ids=["rms", "symlog"])

@@ -136,6 +136,7 @@ class AgentConfig:
             "bc_weight",
             "bc_encoder_weight",
             "success_pose_weight",
+            "success_pose_symlog",
         ):
             value = getattr(self, name)
             if value is not None and not 0 <= value < math.inf:

@@ -40,8 +40,9 @@ class SuccessPoseHead(nn.Module):
         return out
 
     def loss(self, feats: torch.Tensor, offset: torch.Tensor, rows: torch.Tensor) -> torch.Tensor | None:
-        """Mean squared error of the predicted offset over `rows` (B,) bool, each dim scaled by the targets' running
-        RMS; None when no row of the batch is labelled. `feats` keep their graph (the necks learn from it)."""
+        """Mean squared error of the predicted offset over `rows` (B,) bool, on symlog(offset / symlog_scale) or each dim
+        scaled by the targets' running RMS; None when no row of the batch is labelled. `feats` keep their graph (the
+        necks learn from it)."""
         if not bool(rows.any()):
             return None
         target = offset[rows]

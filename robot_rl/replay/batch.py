@@ -26,9 +26,7 @@ class Batch:
     is_intervention: torch.Tensor | None = None  # (B,) bool: teleop (a person or the scripted operator) chose `action`
     next_base_action: torch.Tensor | None = None  # (B, A) float32: the base policy's action at next_obs
     is_demo: torch.Tensor | None = None  # (B,) bool: drawn from a demonstration replay (set by MixedSampler)
-    success_offset: torch.Tensor | None = (
-        None  # (B, G) float32: the success pose minus this row's (replay's pose_slice)
-    )
+    success_offset: torch.Tensor | None = None  # (B, G) float32: success pose minus the row's (replay's pose_slice)
     has_success: torch.Tensor | None = None  # (B,) bool: the row's episode ended in success (success_offset is set)
 
     def __len__(self) -> int:
