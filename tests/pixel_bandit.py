@@ -29,6 +29,7 @@ def frozen_resnet_agent(state_dim: int, **overrides):
         }
     )
     cfg = AgentConfig(
-        hidden_dims=(64, 64), latent_dim=32, encoder="resnet10", freeze_encoder=True, batch_size=128, **overrides
+        **{"hidden_dims": (64, 64), "latent_dim": 32, "encoder": "resnet10", "freeze_encoder": True, "batch_size": 128}
+        | overrides
     )
     return make_agent(cfg, space, gym.spaces.Box(-1, 1, (2,), np.float32), seed=0)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from robot_rl.agents.averaged import float_pairs, match_trained_copies, trained_copy, trained_part
 from robot_rl.agents.checkpoint import load_agent_files, save_agent_files
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.critic import CriticEnsemble
@@ -59,7 +60,8 @@ class Agent:
 
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -self.arm_dim / 2.0
-        encoder_params = [p for p in encoder.parameters() if p.requires_grad]
+        self.train_encoder = trained_copy(encoder) if cfg.actor_ema and cfg.encoder_ema else encoder
+        encoder_params = [p for p in self.train_encoder.parameters() if p.requires_grad]
         start, stop = cfg.success_pose_slice
         self.success_pose = (
             SuccessPoseHead(self.policy.feature_dim, stop - start, symlog_scale=cfg.success_pose_symlog or 0.0).to(
@@ -72,10 +74,14 @@ class Agent:
         self.critic_opt = torch.optim.Adam(
             [*self.critic.parameters(), *encoder_params, *aux_params], lr=cfg.critic_lr, fused=True
         )
-        # With actor_ema the actor steps train a copy; the policy's actor (what acts and is saved) averages it.
+        # With actor_ema the actor steps train a copy; the policy's actor (what acts and is saved) averages it, and
+        # with encoder_ema its encoder too (robot_rl.agents.averaged).
         self.actor_ema = cfg.actor_ema or 0.0  # unset (no recipe applied) is off
         self.train_actor = copy.deepcopy(self.policy.actor) if self.actor_ema else self.policy.actor
-        self._ema_pairs = self._float_pairs([(self.policy.actor, self.train_actor)]) if self.actor_ema else ([], [])
+        averaged = [(self.policy.actor, self.train_actor)] if self.actor_ema else []
+        if averaged and cfg.encoder_ema:
+            averaged.append((encoder, self.train_encoder))
+        self._ema_pairs = float_pairs(averaged)
         self.actor_opt = torch.optim.Adam(self.train_actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.temp_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr, fused=True)
         self.grasp_opt = (
@@ -87,7 +93,7 @@ class Agent:
         pairs = [(self.target_critic, self.critic)]
         if self.target_grasp is not None:
             pairs.append((self.target_grasp, self.policy.grasp_critic))
-        self._targets, self._onlines = self._float_pairs(pairs)
+        self._targets, self._onlines = float_pairs(pairs)
 
         self.frame_features = (
             FrameFeatures(encoder, cfg.feature_cache_augs, torch.Generator(self.device).manual_seed(seed + 1))
@@ -96,25 +102,13 @@ class Agent:
         )  # give to ReplayBuffer(frame_features=...) so no update re-encodes frames (see make_replay)
         self.step = 0
 
-    @staticmethod
-    def _float_pairs(pairs) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """([averaged tensors], [the tensors they follow]) of every floating tensor of each (average, source) pair."""
-        averaged, sources = [], []
-        for target, online in pairs:
-            t_sd, o_sd = target.state_dict(), online.state_dict()
-            for name, t in t_sd.items():
-                if t.is_floating_point():
-                    averaged.append(t)
-                    sources.append(o_sd[name])
-        return averaged, sources
-
     # --- what a subclass (robot_rl.agents.residual) changes ------------------------------------------
     def _make_policy(self, cfg: AgentConfig, obs_spec: dict[str, list[int]], action_dim: int) -> Policy:
         return Policy(cfg, obs_spec, action_dim)
 
     def _features(self, obs: dict[str, torch.Tensor], base_action: torch.Tensor | None) -> torch.Tensor:
         """What the actor and critics read (B, F): the encoder's features of the augmented observations."""
-        enc = self.policy.encoder
+        enc = self.train_encoder
         return enc(enc.augment(obs, self.generator))
 
     # --- replay helper ---------------------------------------------------------------------------
@@ -167,6 +161,7 @@ class Agent:
         if not self.policy.training:  # evaluation leaves it in eval mode; train() walks every module (~0.5 ms)
             self.policy.train()
             self.train_actor.train()
+            self.train_encoder.train()
         n = len(batch)
 
         # Features: the online encoder on obs (with grad, for the critic) and on next obs (without).
@@ -331,6 +326,8 @@ class Agent:
             mods["target_grasp"] = self.target_grasp
         if self.train_actor is not self.policy.actor:
             mods["train_actor"] = self.train_actor
+        if self.train_encoder is not self.policy.encoder:
+            mods["train_encoder"] = trained_part(self.train_encoder)[0]
         if self.success_pose is not None:
             mods["success_pose"] = self.success_pose
         return mods
@@ -352,14 +349,9 @@ class Agent:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        modules, saved = self._modules(), dict(state["modules"])
-        # A state saved with the other actor_ema setting: the trained actor starts from the deployed one, or the
-        # deployed one becomes the trained one (same shapes, so the actor's optimiser state applies either way).
-        if "train_actor" in modules and "train_actor" not in saved and "policy" in saved:
-            saved["train_actor"] = {k[len("actor.") :]: v for k, v in saved["policy"].items() if k.startswith("actor.")}
-        elif "train_actor" in saved and "train_actor" not in modules and "policy" in saved:
-            trained = saved.pop("train_actor")
-            saved["policy"] = {**saved["policy"], **{f"actor.{k}": v for k, v in trained.items()}}
+        modules = self._modules()
+        prefixes = {"train_actor": "actor.", "train_encoder": trained_part(self.policy.encoder)[1]}
+        saved = match_trained_copies(state["modules"], modules, prefixes)  # saved with other averaging settings
         if set(saved) != set(modules):
             raise ValueError(f"agent state holds modules {sorted(saved)}, this agent has {sorted(modules)}")
         for name, module in modules.items():

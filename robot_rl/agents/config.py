@@ -51,6 +51,8 @@ class AgentConfig:
     actor_ema: float | None = None  # deployed actor = moving average of the trained one, this rate per step; 0 off
     # (its weights move this share of the way after every actor step; the average is what acts, is evaluated, saved and
     # pushed); unset: the recipe's (0.005 for plain SAC from state, else 0)
+    encoder_ema: bool = False  # with actor_ema, the deployed image necks average the trained ones too
+    # (at the same rate, so the averaged actor reads averaged features, not the newest necks; robot_rl.agents.averaged)
     backup_entropy: bool = False  # subtract temperature * log-prob of the next action in the critic target; off
     # (HIL-SERL) because an entropy bonus per step makes ending an episode on success look costly
     batch_size: int = 256  # transitions per gradient step (the loop samples this many)
