@@ -220,7 +220,11 @@ class RobotCellEnv(gym.Env):
         return obs
 
     def _info(self, success: bool) -> dict:
-        return {"success": bool(success), "t_capture": float(self.data.time)}
+        info = {"success": bool(success), "t_capture": float(self.data.time)}
+        offset = self.task.goal_offset_m()
+        if offset is not None:  # simulator truth for evaluation reports (robot-rl eval --per-episode), not an input
+            info["goal_offset_m"] = offset
+        return info
 
 
 def make_task_env(

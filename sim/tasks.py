@@ -68,6 +68,11 @@ class Task(abc.ABC):
     def dense_reward(self) -> float:
         """Shaped reward in [0, 1]; 1 only on success."""
 
+    def goal_offset_m(self) -> np.ndarray | None:
+        """(3,) where the task's goal point lies relative to what the robot must bring there, in the base frame
+        (simulator truth, for evaluation reports only: never an observation); None where the task names none."""
+        return None
+
     def pads_touch(self, geom_id: int) -> tuple[bool, bool]:
         """Whether the left and right finger pads are in contact with `geom_id`."""
         left = right = False
@@ -135,6 +140,10 @@ class PickCube(Task):
 
     def is_grasped(self) -> bool:
         return all(self.pads_touch(self._cube_geom))
+
+    def goal_offset_m(self) -> np.ndarray:
+        """The cube's centre relative to the tool point."""
+        return self.cube_pos() - self.robot.controller.tool_pose()[0]
 
     def lift_m(self) -> float:
         return float(self.data.xpos[self._cube_body][2] - self.cube_half_m)
@@ -237,6 +246,10 @@ class PegInsert(Task):
         return np.concatenate(
             [d.xpos[self._peg_body], d.xquat[self._peg_body], hole, yaw, self.tip_pos() - self.rim_pos()]
         ).astype(np.float32)
+
+    def goal_offset_m(self) -> np.ndarray:
+        """The hole's rim centre relative to the peg's tip (x, y: off the hole's axis; z < 0: below the rim)."""
+        return self.rim_pos() - self.tip_pos()
 
     def insertion_depth_m(self) -> float:
         """How far the peg's tip is below the rim, counted only while the tip is inside the hole's footprint."""

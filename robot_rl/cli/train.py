@@ -47,6 +47,12 @@ def register(sub) -> None:
     )
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ev.add_argument(
+        "--per-episode",
+        action="store_true",
+        help="also print one line per episode: seed, success, length, return and, on the sim's tasks, where the goal "
+        "was relative to the tool at the end (the peg tip to the hole's rim, the tool to the cube), in mm",
+    )
+    ev.add_argument(
         "--bench",
         action="store_true",
         help="time every step's whole action (base with chunk execution + residual or steering policy) on one torch "
@@ -153,6 +159,11 @@ def _eval(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, ValueError) as e:  # an unreadable config or checkpoint of the run
         raise RunError(f"cannot evaluate {args.checkpoint}: {e}") from e
+    if args.per_episode:
+        from robot_rl.training.evaluation import format_episode
+
+        for i, record in enumerate(result.per_episode):
+            print(format_episode(i, record))
     line = f"{result.episodes} episodes: return {result.return_mean:.2f} ± {result.return_std:.2f}"
     if result.success_rate is not None:
         line = f"success rate {result.success_rate:.2f} ({result.success_rate:.0%}), " + line

@@ -29,6 +29,7 @@ class EvalResult:
     episodes: int  # episodes evaluated
     eval_s: float  # seconds the evaluation took
     frames: list[list[np.ndarray]] = field(default_factory=list, repr=False)  # per filmed episode: (H, W, 3) uint8
+    per_episode: list[dict] = field(default_factory=list, repr=False)  # see `episode_record`
 
     def metrics(self) -> dict[str, float]:
         """Scalars for logs (no frames)."""
@@ -56,7 +57,7 @@ def evaluate(
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     t0 = time.perf_counter()
-    returns, lengths, successes, frames = [], [], [], []
+    returns, lengths, successes, frames, records = [], [], [], [], []
     any_success_signal = False
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
@@ -79,6 +80,7 @@ def evaluate(
         returns.append(ret)
         lengths.append(length)
         successes.append(succeeded)
+        records.append(episode_record(seed + i, succeeded if any_success_signal else None, length, ret, info))
         if record:
             frames.append(episode_frames)
     return EvalResult(
@@ -89,7 +91,31 @@ def evaluate(
         episodes=episodes,
         eval_s=time.perf_counter() - t0,
         frames=frames,
+        per_episode=records,
     )
+
+
+def episode_record(seed: int, success: bool | None, length: int, ret: float, last_info: dict) -> dict:
+    """One evaluated episode: its reset seed, success (None: the env reports none), length, return and, where the env
+    reports it (the sim's tasks: `goal_offset_m`, simulator truth), the goal's offset from the tool at the end."""
+    record = {"seed": int(seed), "success": success, "length": int(length), "return": round(float(ret), 4)}
+    offset = last_info.get("goal_offset_m")
+    if offset is not None:
+        record["goal_offset_mm"] = [round(float(v) * 1e3, 2) for v in np.asarray(offset, np.float64).reshape(-1)]
+    return record
+
+
+def format_episode(i: int, record: dict) -> str:
+    """One readable line of `episode_record`."""
+    outcome = {True: "success", False: "failure", None: "ended"}[record["success"]]
+    line = (
+        f"episode {i} (seed {record['seed']}): {outcome} after {record['length']} steps, return {record['return']:.2f}"
+    )
+    offset = record.get("goal_offset_mm")
+    if offset is not None:
+        lateral = float(np.hypot(*offset[:2])) if len(offset) >= 2 else abs(offset[0])
+        line += f"; goal offset {' '.join(f'{v:+.1f}' for v in offset)} mm (lateral {lateral:.1f} mm)"
+    return line
 
 
 def acting_fns(acting: Acting) -> tuple[ActFn, Callable[[], None]]:
