@@ -248,7 +248,7 @@ class PegInsert(Task):
         ).astype(np.float32)
 
     def goal_offset_m(self) -> np.ndarray:
-        """The hole's rim centre relative to the peg's tip (x, y: off the hole's axis; z < 0: below the rim)."""
+        """The hole's rim centre relative to the peg's tip (x, y: off the hole's axis; z > 0: the tip below the rim)."""
         return self.rim_pos() - self.tip_pos()
 
     def insertion_depth_m(self) -> float:
