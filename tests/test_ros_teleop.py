@@ -149,9 +149,20 @@ def test_spacenav_twist_and_buttons_in_give_commands_out(probe, tmp_path):
         assert probe.spin_until(lambda: probe.heard or proc.poll() is not None, timeout_s=30) and proc.poll() is None, (
             log.read_text()
         )
-        # the button press is in the first message only: not before the node's readers matched
+        # the button press is in the first message only: not before the node's readers matched. Matched on our side
+        # is not enough (its reader may not have matched our writer yet, and drops what comes first): idle messages
+        # go out until the node reports the device connected, i.e. it has received one.
         pubs = (probe.spacenav_twist, probe.spacenav_joy)
         assert probe.spin_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs), timeout_s=10.0)
+
+        def publish_idle():
+            probe.spacenav_twist.publish(Twist())
+            probe.spacenav_joy.publish(Joy(buttons=[]))
+
+        deadline = time.monotonic() + 10.0
+        while not probe.link.read(time.monotonic()).connected and time.monotonic() < deadline:
+            probe.spin_for(0.1, every_s=0.03, publish=publish_idle)
+        assert probe.link.read(time.monotonic()).connected, log.read_text()
         twist = Twist()
         twist.linear.y, twist.angular.z = -0.5, 0.3  # driver-normalised puck readings
         buttons = iter([Joy(buttons=[1])] + [Joy(buttons=[])] * 1000)  # left pressed once, then periodic republishes
