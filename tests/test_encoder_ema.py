@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from pixel_bandit import FRONT, color_image, frozen_resnet_agent
 
 from robot_rl import keys
-from robot_rl.agents import Agent
+from robot_rl.agents import Agent, AgentConfig, make_agent
 
 
 def _filled(agent, rng: np.random.Generator, n: int = 64):
@@ -44,9 +45,16 @@ def test_the_deployed_necks_follow_the_trained_ones_and_share_the_frozen_trunk()
         torch.testing.assert_close(averaged, old + 0.25 * (new - old))
     assert any(not torch.equal(a, t) for a, t in zip(deployed.necks.parameters(), trained.necks.parameters()))
     assert all(p.grad is None for p in deployed.parameters())  # only the trained copy gets gradients
-    # off (the default), or without an averaged actor: the policy's encoder is the one trained
-    for overrides in (dict(actor_ema=0.25), dict(encoder_ema=True)):
-        plain = frozen_resnet_agent(2, **overrides)
+    # off (the default), without an averaged actor, or with nothing in the encoder to learn (state only): the
+    # policy's encoder is the one trained, and no copy is saved
+    state_only = make_agent(
+        AgentConfig(actor_ema=0.25, encoder_ema=True),
+        gym.spaces.Dict({keys.STATE: gym.spaces.Box(-1, 1, (3,), np.float32)}),
+        gym.spaces.Box(-1, 1, (2,), np.float32),
+        seed=0,
+    )
+    plains = [frozen_resnet_agent(2, **kw) for kw in (dict(actor_ema=0.25), dict(encoder_ema=True))] + [state_only]
+    for plain in plains:
         assert plain.train_encoder is plain.policy.encoder
         assert "train_encoder" not in plain.state_dict()["modules"]
 

@@ -60,7 +60,8 @@ class Agent:
 
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -self.arm_dim / 2.0
-        self.train_encoder = trained_copy(encoder) if cfg.actor_ema and cfg.encoder_ema else encoder
+        learns = any(p.requires_grad for p in encoder.parameters())  # necks, or a trunk trained through the critic
+        self.train_encoder = trained_copy(encoder) if cfg.actor_ema and cfg.encoder_ema and learns else encoder
         encoder_params = [p for p in self.train_encoder.parameters() if p.requires_grad]
         start, stop = cfg.success_pose_slice
         self.success_pose = (
@@ -79,7 +80,7 @@ class Agent:
         self.actor_ema = cfg.actor_ema or 0.0  # unset (no recipe applied) is off
         self.train_actor = copy.deepcopy(self.policy.actor) if self.actor_ema else self.policy.actor
         averaged = [(self.policy.actor, self.train_actor)] if self.actor_ema else []
-        if averaged and cfg.encoder_ema:
+        if self.train_encoder is not encoder:
             averaged.append((encoder, self.train_encoder))
         self._ema_pairs = float_pairs(averaged)
         self.actor_opt = torch.optim.Adam(self.train_actor.parameters(), lr=cfg.actor_lr, fused=True)
