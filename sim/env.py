@@ -224,6 +224,9 @@ class RobotCellEnv(gym.Env):
         offset = self.task.goal_offset_m()
         if offset is not None:  # simulator truth for evaluation reports (robot-rl eval --per-episode), not an input
             info["goal_offset_m"] = offset
+        slip = self.task.grasp_slip_m()
+        if slip is not None:  # the same: how far the held peg was pushed back into the hand
+            info["grasp_slip_m"] = slip
         return info
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from robot_rl.cell import TOOL_DOWN_QUAT_WXYZ, task_spec
 from robot_rl.interfaces import WorkspaceBox
+from robot_rl_sim import scene
 from robot_rl_sim.robot import MujocoRobot
 
 __all__ = ["TOOL_DOWN_QUAT_WXYZ", "Task", "PickCube", "PegInsert", "make_task"]
@@ -71,6 +72,11 @@ class Task(abc.ABC):
     def goal_offset_m(self) -> np.ndarray | None:
         """(3,) where the task's goal point lies relative to what the robot must bring there, in the base frame
         (simulator truth, for evaluation reports only: never an observation); None where the task names none."""
+        return None
+
+    def grasp_slip_m(self) -> float | None:
+        """How far the held object has been pushed back into the hand since the episode began, along the tool axis
+        (m; simulator truth for evaluation reports only); None where the task starts with nothing in the hand."""
         return None
 
     def pads_touch(self, geom_id: int) -> tuple[bool, bool]:
@@ -215,7 +221,9 @@ class PegInsert(Task):
         self._tip_site = model.site("peg_tip").id
         self._rim_site = model.site("hole_rim").id
         self._hole_mocap = model.body_mocapid[model.body("hole").id]
+        self._tcp_site = model.site(scene.TCP_SITE).id
         self.hole_yaw_rad = 0.0
+        self._grasp_depth0 = 0.0
 
     def reset(self, rng: np.random.Generator) -> None:
         d = self.data
@@ -232,6 +240,18 @@ class PegInsert(Task):
         self.robot.set_gripper(1.0)
         self.robot.advance(0.3)
         self.robot.hold()
+        self._grasp_depth0 = self._grasp_depth()
+
+    def _grasp_depth(self) -> float:
+        """The peg's centre along the tool axis from the tool point (m; the axis points out of the hand)."""
+        tcp = self.robot.controller.tool_pose()[0]
+        axis = self.data.site_xmat[self._tcp_site].reshape(3, 3)[:, 2]
+        return float((self.data.xpos[self._peg_body] - tcp) @ axis)
+
+    def grasp_slip_m(self) -> float:
+        """How far the peg has been pushed back into the hand since reset (a tip landing on the fixture's top or
+        rim does it; then the fingers meet the fixture before the tip is `success_depth_m` deep)."""
+        return self._grasp_depth0 - self._grasp_depth()
 
     def tip_pos(self) -> np.ndarray:
         return self.data.site_xpos[self._tip_site].copy()

@@ -31,16 +31,47 @@ def test_each_episode_reports_the_goal_offset_the_sim_ended_with(task):
             else sim.cube_pos() - sim.robot.controller.tool_pose()[0]
         )
         np.testing.assert_allclose(info["goal_offset_m"], truth)
+        slip = {"grasp_slip_mm": round(float(info["grasp_slip_m"]) * 1e3, 2)} if task == "peg_insert" else {}
+        assert ("grasp_slip_m" in info) == (task == "peg_insert")
         assert record == {
             "seed": 7 + i,
             "success": False,
             "length": 6,
             "return": 0.0,
             "goal_offset_mm": [round(float(v) * 1e3, 2) for v in truth],
+            **slip,
         }
         lateral = float(np.hypot(*truth[:2])) * 1e3
-        assert format_episode(i, record).endswith(f"(lateral {lateral:.1f} mm)")
+        assert f"(lateral {lateral:.1f} mm)" in format_episode(i, record)
     assert result.per_episode[0]["goal_offset_mm"] != result.per_episode[1]["goal_offset_mm"]
+
+
+def _descend_onto(env, offset_x_m: float) -> dict:
+    """Bring the peg 14 cm above the hole's centre + `offset_x_m`, then drive straight down; the last info."""
+    task = env.unwrapped.task
+    goal = task.data.mocap_pos[task._hole_mocap] + np.array([offset_x_m, 0.0, 0.14])
+    for k in range(45):
+        tool = task.robot.controller.tool_pose()[0]
+        to_goal = np.clip((goal - tool) / 0.025, -1, 1)
+        action = np.r_[to_goal, 1.0] if k < 30 else np.r_[to_goal[:2], -1.0, 1.0]
+        *_, terminated, _, info = env.step(action.astype(np.float32))
+        if terminated:
+            break
+    return info
+
+
+def test_a_peg_landing_on_the_fixture_is_reported_pushed_into_the_hand():
+    env = make_task_env("peg_insert", obs_mode="state")
+    env.reset(seed=3)
+    aligned = _descend_onto(env, 0.0)
+    assert aligned["success"] and abs(aligned["grasp_slip_m"]) < 0.001
+    env.reset(seed=3)
+    on_wall = _descend_onto(env, 0.023)  # the tip lands on the fixture's wall, 23 mm off the hole's axis
+    assert not on_wall["success"] and on_wall["grasp_slip_m"] > 0.005
+    env.reset(seed=3)
+    assert abs(env.unwrapped.task.grasp_slip_m()) < 0.001  # every episode starts from its own grasp
+    record = {"seed": 3, "success": False, "length": 45, "return": 0.0, "grasp_slip_mm": 19.94}
+    assert format_episode(0, record).endswith("; peg pushed 19.9 mm into the hand")
 
 
 def test_an_env_without_a_goal_offset_reports_the_rest():
@@ -66,10 +97,12 @@ def test_robot_rl_eval_prints_one_line_per_episode_with_its_seed(tmp_path, capsy
     for i, line in enumerate(episodes):
         seed = 3 + EVAL_SEED_OFFSET + i  # the run's evaluation seeds, as in its eval.jsonl
         pattern = rf"episode {i} \(seed {seed}\): (success|failure) after \d+ steps, return [\d.-]+; goal offset "
-        pattern += r"([+-][\d.]+) ([+-][\d.]+) ([+-][\d.]+) mm \(lateral ([\d.]+) mm\)"
+        pattern += (
+            r"([+-][\d.]+) ([+-][\d.]+) ([+-][\d.]+) mm \(lateral ([\d.]+) mm\); peg pushed -?[\d.]+ mm into the hand"
+        )
         match = re.fullmatch(pattern, line)
         assert match, line
-        x, y, _, lateral = (float(v) for v in match.groups()[1:])
+        x, y, _, lateral = (float(v) for v in match.groups()[1:5])
         assert abs(np.hypot(x, y) - lateral) < 0.1
     assert main(["eval", str(run), "--episodes", "1"]) == 0
     assert not any(line.startswith("episode ") for line in capsys.readouterr().out.splitlines())

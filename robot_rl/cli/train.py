@@ -50,8 +50,22 @@ def register(sub) -> None:
         "--per-episode",
         action="store_true",
         help="also print one line per episode: seed, success, length, return and, on the sim's tasks, where the goal "
-        "was relative to the tool at the end (the peg tip to the hole's rim, the tool to the cube), in mm",
+        "was relative to the tool at the end (the peg tip to the hole's rim, the tool to the cube), in mm, and how far "
+        "a held peg was pushed into the hand",
     )
+    fails = sub.add_parser(
+        "failures",
+        help="replay a sim run's failed training episodes and say how each ended (far, peg pushed, near)",
+        description="Replay the failed training episodes of a `robot-rl train` run on a sim task (the same reset "
+        "seed and stored actions give the same episode) and report where each ended with the sim's truth: the goal's "
+        "offset from the tool, how far a held peg was pushed into the hand, and a kind: far (the goal >= 10 mm off "
+        "the tool's axis), pushed (near it, the peg pushed >= 5 mm into the hand) or near.",
+    )
+    fails.add_argument("run", type=Path, help="run dir of `robot-rl train` on a sim task")
+    fails.add_argument("--from-step", type=int, default=0, help="only episodes ending at or after this env step")
+    fails.add_argument("--json", action="store_true", help="one JSON record per episode instead of a line")
+    fails.set_defaults(func=_failures)
+
     ev.add_argument(
         "--bench",
         action="store_true",
@@ -174,6 +188,25 @@ def _eval(args: argparse.Namespace) -> int:
         metrics = {**result.metrics(), **timer.summary_ms()}
         print(format_step_timing(metrics, f"one step's action, {timer.label},"))
         print(json.dumps(metrics))
+    return 0
+
+
+def _failures(args: argparse.Namespace) -> int:
+    if args.from_step < 0:
+        raise UsageError(f"--from-step must be >= 0, got {args.from_step}")
+    if not (args.run / "train_config.json").is_file():
+        raise UsageError(f"{args.run} is not a run directory of `robot-rl train` (it has no train_config.json)")
+    from robot_rl.training.failures import format_failure, replay_failures, summary
+
+    try:
+        records = replay_failures(args.run, args.from_step)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from e
+    except ValueError as e:
+        raise RunError(str(e)) from e
+    for record in records:
+        print(json.dumps(record) if args.json else format_failure(record))
+    print(summary(records, args.from_step))
     return 0
 
 

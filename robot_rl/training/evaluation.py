@@ -97,11 +97,15 @@ def evaluate(
 
 def episode_record(seed: int, success: bool | None, length: int, ret: float, last_info: dict) -> dict:
     """One evaluated episode: its reset seed, success (None: the env reports none), length, return and, where the env
-    reports it (the sim's tasks: `goal_offset_m`, simulator truth), the goal's offset from the tool at the end."""
+    reports it (the sim's tasks: `goal_offset_m`, simulator truth), the goal's offset from the tool at the end and how
+    far the held object was pushed back into the hand (`grasp_slip_m`, peg_insert)."""
     record = {"seed": int(seed), "success": success, "length": int(length), "return": round(float(ret), 4)}
     offset = last_info.get("goal_offset_m")
     if offset is not None:
         record["goal_offset_mm"] = [round(float(v) * 1e3, 2) for v in np.asarray(offset, np.float64).reshape(-1)]
+    slip = last_info.get("grasp_slip_m")
+    if slip is not None:
+        record["grasp_slip_mm"] = round(float(slip) * 1e3, 2)
     return record
 
 
@@ -115,6 +119,9 @@ def format_episode(i: int, record: dict) -> str:
     if offset is not None:
         lateral = float(np.hypot(*offset[:2])) if len(offset) >= 2 else abs(offset[0])
         line += f"; goal offset {' '.join(f'{v:+.1f}' for v in offset)} mm (lateral {lateral:.1f} mm)"
+    slip = record.get("grasp_slip_mm")
+    if slip is not None:
+        line += f"; peg pushed {slip:.1f} mm into the hand"
     return line
 
 
