@@ -26,6 +26,7 @@ from robot_rl.cell import PROPRIO_DIM, PROPRIO_LAYOUT, proprio  # noqa: E402  (t
 from robot_rl.interfaces import EECommand  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
 from robot_rl_sim.camera import CameraRig, MujocoCamera, intrinsics  # noqa: E402
+from robot_rl_sim.contact import apply_to_model, contact_profile  # noqa: E402
 from robot_rl_sim.robot import MujocoRobot  # noqa: E402
 from robot_rl_sim.tasks import make_task  # noqa: E402
 
@@ -51,6 +52,7 @@ class RobotCellEnv(gym.Env):
         render_size: int = 256,
         max_step_m: float = 0.025,
         max_step_rad: float = 0.15,
+        contact: str | None = None,
         **task_kw,
     ):
         if obs_mode not in OBS_MODES:
@@ -63,6 +65,8 @@ class RobotCellEnv(gym.Env):
         if unknown or not cameras:
             raise ValueError(f"cameras={tuple(cameras)!r}; choose one or more of {scene.CAMERAS}")
         self.task = make_task(task, **task_kw)
+        self.contact, profile = contact_profile(contact)  # robot_rl_sim.contact: "stiff" unless asked
+        self.task.reseat_grasp = profile.reseat_grasp
         self.obs_mode, self.render_mode, self.reward_type = obs_mode, render_mode, reward_type
         self.image_size, self.camera_names, self.render_size = int(image_size), tuple(cameras), int(render_size)
         self.terminate_on_success = terminate_on_success
@@ -75,6 +79,8 @@ class RobotCellEnv(gym.Env):
             offscreen_width=max(self.image_size * len(self.camera_names), self.render_size),
             offscreen_height=max(self.image_size, self.render_size),
         )
+        if self.contact != "stiff":
+            apply_to_model(self.model, profile)
         self.data = mujoco.MjData(self.model)
         self.robot = MujocoRobot(
             self.model,
@@ -83,6 +89,7 @@ class RobotCellEnv(gym.Env):
             self.task.workspace,
             max_step_m=max_step_m,
             max_step_rad=max_step_rad,
+            impedance=profile.impedance,
         )
         self.task.bind(self.model, self.data, self.robot)
         self._dt_s = 1.0 / control_rate_hz
@@ -181,6 +188,7 @@ class RobotCellEnv(gym.Env):
             "control_rate_hz": spec.control_rate_hz,
             "max_episode_steps": self.task.max_episode_steps,
             "reward_type": self.reward_type,
+            "contact": self.contact,
             "image_size": self.image_size,
             "cameras": {
                 name: {

@@ -96,8 +96,11 @@ class PegInsertExpert(Expert):
     hover_m = 0.012  # tip height above the rim before descending
     descend_step_m = 0.01  # per-step descent while inserting
 
+    stall_steps = 4  # bounded contact: inserting with the tip no 1 mm deeper in this many steps, lift and align again
+
     def reset(self) -> None:
         self.phase = "align"
+        self._depths: list[float] = []
 
     def noise_scale(self) -> float:
         return 0.3 if self.phase == "insert" else 1.0  # jiggling a peg in a 0.75 mm gap tilts it in the grasp
@@ -120,9 +123,17 @@ class PegInsertExpert(Expert):
                     return goal, dyaw, 1.0
             else:
                 return goal, dyaw, 1.0
-        # insert: keep the tip centred and go down
-        if tip[2] > rim[2] + 0.02:
+        # insert: keep the tip centred and go down; jammed under a bounded push (robot_rl_sim.contact), align again
+        self._depths.append(float(rim[2] - tip[2]))
+        jammed = (
+            self.robot.controller.cfg.bounded
+            and len(self._depths) > self.stall_steps
+            and self._depths[-1] - self._depths[-1 - self.stall_steps] < 0.001
+        )
+        if tip[2] > rim[2] + 0.02 or jammed:
             self.phase = "align"
+            self._depths = []
+            return tcp + np.array([xy_err[0], xy_err[1], rim[2] + self.hover_m - tip[2]]), dyaw, 1.0
         goal = tcp + np.array([xy_err[0], xy_err[1], -self.descend_step_m])
         return goal, dyaw, 1.0
 

@@ -59,7 +59,7 @@ class MujocoRobot(Robot):
         self.model, self.data = model, data
         self.substeps_per_control = int(round(substeps))
         self.max_target_lead_m = max_target_lead_m
-        self.controller = CartesianImpedanceController(model, data, impedance)
+        self.controller = CartesianImpedanceController(model, data, impedance, ramp_substeps=self.substeps_per_control)
         self.spec = RobotSpec(
             name="mujoco_panda",
             joint_names=scene.ARM_JOINTS,
@@ -105,7 +105,7 @@ class MujocoRobot(Robot):
     def hold(self) -> None:
         mujoco.mj_kinematics(self.model, self.data)
         pos, quat = self.controller.tool_pose()
-        self.controller.set_target(pos, quat)  # where the tool is, also outside the box: never a jump
+        self.controller.set_target(pos, quat, ramp=False)  # where the tool is, also outside the box: never a jump
 
     def advance(self, dt_s: float) -> None:
         n_total = int(round(dt_s / self.model.opt.timestep))

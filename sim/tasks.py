@@ -32,6 +32,8 @@ def _yaw_quat(yaw_rad: float) -> np.ndarray:
 class Task(abc.ABC):
     """What a task adds to the cell and how it judges it. `bind` is called once the model is compiled."""
 
+    reseat_grasp = False  # robot_rl_sim.contact: seat a held object at the tool point once the fingers have closed
+
     name: str
     objects_xml: str
     objects_qpos: str  # home keyframe part of the objects' free joints
@@ -239,6 +241,11 @@ class PegInsert(Task):
         d.qvel[self._peg_dof : self._peg_dof + 6] = 0.0
         self.robot.set_gripper(1.0)
         self.robot.advance(0.3)
+        if self.reseat_grasp:  # fingers closing fast squeeze the peg up or let it drop a few mm: seat it again
+            d.qpos[a : a + 3] = self.robot.controller.tool_pose()[0]
+            d.qpos[a + 3 : a + 7] = (1.0, 0.0, 0.0, 0.0)
+            d.qvel[self._peg_dof : self._peg_dof + 6] = 0.0
+            self.robot.advance(0.1)
         self.robot.hold()
         self._grasp_depth0 = self._grasp_depth()
 
