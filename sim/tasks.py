@@ -76,6 +76,11 @@ class Task(abc.ABC):
         (simulator truth, for evaluation reports only: never an observation); None where the task names none."""
         return None
 
+    def goal_pos_m(self) -> np.ndarray | None:
+        """(3,) the task's goal point in the base frame (simulator truth: for choosing where scripted demos happen
+        and for reports, never an observation); None where the task names none."""
+        return None
+
     def grasp_slip_m(self) -> float | None:
         """How far the held object has been pushed back into the hand since the episode began, along the tool axis
         (m; simulator truth for evaluation reports only); None where the task starts with nothing in the hand."""
@@ -148,6 +153,9 @@ class PickCube(Task):
 
     def is_grasped(self) -> bool:
         return all(self.pads_touch(self._cube_geom))
+
+    def goal_pos_m(self) -> np.ndarray:
+        return self.cube_pos()
 
     def goal_offset_m(self) -> np.ndarray:
         """The cube's centre relative to the tool point."""
@@ -262,6 +270,9 @@ class PegInsert(Task):
 
     def tip_pos(self) -> np.ndarray:
         return self.data.site_xpos[self._tip_site].copy()
+
+    def goal_pos_m(self) -> np.ndarray:
+        return self.rim_pos()
 
     def rim_pos(self) -> np.ndarray:
         return self.data.site_xpos[self._rim_site].copy()

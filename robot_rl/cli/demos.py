@@ -78,6 +78,13 @@ def register(sub) -> None:
         "--noise", type=float, default=0.0, metavar="X", help="expert action noise for diverse demos (default 0)"
     )
     record.add_argument(
+        "--layout",
+        choices=("random", "spread"),
+        default="random",
+        help="--scripted: where the episodes' goals lie: random (attempt j resets with seed S + j, default) or "
+        "spread over the task's range (farthest-point over 10x candidate seeds of a block of their own per S)",
+    )
+    record.add_argument(
         "--max-attempts", type=positive_int, metavar="M", help="give up after M attempts (default 3 * episodes + 10)"
     )
     record.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -121,6 +128,7 @@ def _record(args: argparse.Namespace) -> int:
         noise=args.noise,
         max_attempts=args.max_attempts,
         progress=args.progress,
+        layout=args.layout,
     )
     try:
         result = record_scripted_demos(cfg)

@@ -1,8 +1,12 @@
 """Recording scripted demonstrations of a simulated task into an episode store.
 
 `record_scripted_demos` drives the sim task's scripted expert (`robot_rl_sim.experts`) through
-gymnasium and writes each attempt with `EpisodeRecorder`. Attempt j resets the env with seed
-`seed + j`, so a run is reproducible; failed attempts are discarded unless `keep_failures`.
+gymnasium and writes each attempt with `EpisodeRecorder`. With the `random` layout attempt j resets the env
+with seed `seed + j`; with `spread` the reset seeds are chosen so that the episodes' goals (the cube, the hole)
+cover the task's range, as a person recording demos would place them: from `SPREAD_POOL` x episodes candidate
+seeds (a block of its own for every `seed`, so two seeds share no demo), each next one is the candidate whose goal
+lies farthest from the goals already taken (farthest-point sampling). Either way a run is reproducible (the
+store's metadata names the layout); failed attempts are discarded unless `keep_failures`.
 The sim (and MuJoCo) is imported only when this runs.
 """
 
@@ -12,10 +16,31 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from robot_rl.data.recorder import EpisodeRecorder
 from robot_rl.data.store import EpisodeStore
+
+DEMO_LAYOUTS = ("random", "spread")
+SPREAD_POOL = 10  # candidate seeds per episode for the spread layout
+
+
+def spread_seeds(env, seed: int, count: int, pool: int = SPREAD_POOL) -> list[int]:
+    """`count` * `pool` candidate reset seeds of the block `seed`, ordered by farthest-point sampling of their goals'
+    (x, y): each next one the candidate farthest from those before it (the first: the block's first seed)."""
+    candidates = [seed * count * pool + k for k in range(count * pool)]
+    goals = []
+    for s in candidates:
+        env.reset(seed=s)
+        goals.append(np.asarray(env.unwrapped.task.goal_pos_m(), dtype=np.float64)[:2])
+    points = np.stack(goals)
+    order, nearest = [0], np.linalg.norm(points - points[0], axis=1)
+    while len(order) < len(candidates):
+        nxt = int(np.argmax(nearest))
+        order.append(nxt)
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[nxt], axis=1))
+    return [candidates[i] for i in order]
 
 
 @dataclass(frozen=True)
@@ -29,6 +54,11 @@ class DemoConfig:
     noise: float = 0.0  # expert action noise (diversity of the demos)
     max_attempts: int | None = None  # give up after this many attempts (default 3 * episodes + 10)
     progress: bool = True  # show a tqdm progress bar
+    layout: str = "random"  # "random": attempt j resets with seed + j; "spread": goals spread over the task's range
+
+    def __post_init__(self) -> None:
+        if self.layout not in DEMO_LAYOUTS:
+            raise ValueError(f"layout={self.layout!r}; choose one of {DEMO_LAYOUTS}")
 
 
 @dataclass(frozen=True)
@@ -59,15 +89,22 @@ def record_scripted_demos(cfg: DemoConfig) -> DemoResult:
         raise ValueError(f"obs_mode must be 'pixels' or 'state'; got {cfg.obs_mode!r}")
     env = gym.make(env_id_for_task(cfg.task), obs_mode=cfg.obs_mode)
     try:
+        max_attempts = cfg.max_attempts or 3 * cfg.episodes + 10
+        seeds = (
+            spread_seeds(env, cfg.seed, cfg.episodes)[:max_attempts]
+            if cfg.layout == "spread"
+            else [cfg.seed + j for j in range(max_attempts)]
+        )
         meta = {**env.unwrapped.task_meta(), "source": "scripted", "expert_noise": cfg.noise, "seed": cfg.seed}
+        meta["demo_layout"] = cfg.layout
         store = EpisodeStore.open_or_create(cfg.out, meta)
         expert = make_expert(env, noise=cfg.noise, seed=cfg.seed)
         recorder = EpisodeRecorder(store)
-        max_attempts = cfg.max_attempts or 3 * cfg.episodes + 10
+        max_attempts = min(max_attempts, len(seeds))
         added = attempts = successes = added_steps = 0
         bar = tqdm(total=cfg.episodes, desc=f"demos {cfg.task}", unit="ep", disable=not cfg.progress)
         while added < cfg.episodes and attempts < max_attempts:
-            obs, info = env.reset(seed=cfg.seed + attempts)
+            obs, info = env.reset(seed=seeds[attempts])
             expert.reset()
             recorder.start(obs, info)
             succeeded = done = False

@@ -36,6 +36,10 @@ class TrainConfig(LearnerCoreConfig):
     max_episode_steps: int | None = None  # override the env's time limit (None: the env's own)
     demos: str | None = None  # episode store of demonstrations (e.g. from `robot-rl demos record`)
     scripted_demos: int = 20  # no --demos on a sim task: record this many scripted demos to <out>/demos (0: none)
+    demo_layout: Literal["random", "spread"] = (
+        "random"  # scripted demos' goals: random, or spread over the task's range
+    )
+    # (spread: farthest-point over 10x candidate reset seeds, a block of its own per --seed; robot_rl.data.demos)
     out: str | None = None  # run directory (None: runs/<env>-<obs>-<time>)
     steps: int = 10_000  # online env steps to train for (total, counting those before a resume)
     threads: int | None = (
@@ -86,6 +90,8 @@ class TrainConfig(LearnerCoreConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.base_steps < 1:
             raise ValueError(f"base_steps must be >= 1, got {self.base_steps}")
+        if self.demo_layout not in ("random", "spread"):
+            raise ValueError(f"demo_layout must be random or spread, got {self.demo_layout!r}")
         for name in ("warmup_steps", "scripted_demos", "video_episodes", "threads", "base_eval_episodes"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

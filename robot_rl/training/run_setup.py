@@ -76,6 +76,7 @@ def make_demo_store(cfg: TrainConfig, env_id: str, run_dir: Path) -> EpisodeStor
                 seed=cfg.seed + DEMO_SEED_OFFSET + have,
                 noise=SCRIPTED_DEMO_NOISE,
                 progress=cfg.progress_bar,
+                layout=cfg.demo_layout,
             )
         )
     return EpisodeStore.open(path, mode="r")
