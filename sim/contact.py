@@ -13,9 +13,10 @@ industrial grippers more), contacts get MuJoCo's no-slip pass (soft contacts oth
 and peg_insert seats the peg at the tool point once the fingers have closed. A full-speed landing on the fixture's
 top then moves the peg 2.5 mm in the hand, where `stiff` moves it 19 mm; a full step still moves the tool 25 mm.
 
-Chosen per env (`RobotCellEnv(contact=...)`) or for every env a process makes with ROBOT_RL_SIM_CONTACT (how a
-`robot-rl train` or `bench learning` run selects it: the runs it starts inherit the variable). The profile is part
-of the env's `task_meta`, so a run's episode store records it.
+Chosen per env (`RobotCellEnv(contact=...)`), or for every env a process makes by ROBOT_RL_SIM_CONTACT, which
+`robot-rl train --sim-contact bounded` sets for its run and records in its train_config.json (`robot-rl eval`,
+`robot-rl failures` and `--resume` set it again from there; robot_rl.training.env_factory.use_sim_contact). The
+profile is also part of the env's `task_meta`, so every episode store records it.
 """
 
 from __future__ import annotations

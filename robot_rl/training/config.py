@@ -36,10 +36,10 @@ class TrainConfig(LearnerCoreConfig):
     max_episode_steps: int | None = None  # override the env's time limit (None: the env's own)
     demos: str | None = None  # episode store of demonstrations (e.g. from `robot-rl demos record`)
     scripted_demos: int = 20  # no --demos on a sim task: record this many scripted demos to <out>/demos (0: none)
-    demo_layout: Literal["random", "spread"] = (
-        "random"  # scripted demos' goals: random, or spread over the task's range
-    )
+    demo_layout: Literal["random", "spread"] = "random"  # scripted demos' goals: random, or spread over the range
     # (spread: farthest-point over 10x candidate reset seeds, a block of its own per --seed; robot_rl.data.demos)
+    sim_contact: Literal["auto", "stiff", "bounded"] = "auto"  # sim contact profile (auto: as ROBOT_RL_SIM_CONTACT)
+    # (robot_rl_sim.contact; unset: stiff. The run records the one it used; eval, failures and --resume take it)
     out: str | None = None  # run directory (None: runs/<env>-<obs>-<time>)
     steps: int = 10_000  # online env steps to train for (total, counting those before a resume)
     threads: int | None = (

@@ -6,6 +6,7 @@ via `robot_rl.spaces`) and a Box action space in [-1, 1] (rescaled when the env'
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -33,6 +34,28 @@ def env_id_of(task: str | None, env_id: str | None) -> str:
     if task:
         return sim_envs.env_id_for_task(task)
     raise ValueError(f"give a sim task (--task, one of {sorted(sim_envs.TASK_ENV_IDS)}) or a gymnasium id (--env-id)")
+
+
+SIM_CONTACT_VAR = "ROBOT_RL_SIM_CONTACT"  # robot_rl_sim.contact reads it whenever a sim env is made
+SIM_CONTACTS = ("stiff", "bounded")
+
+
+def use_sim_contact(name: str) -> str:
+    """The sim's contact profile (robot_rl_sim.contact) for every env this process makes: `name`, or for "auto" the
+    one ROBOT_RL_SIM_CONTACT names, else "stiff". Set in that variable (the sim reads it there, and processes this
+    one starts inherit it) and returned, for the run to record. A variable naming another profile than an explicit
+    `name` is refused: one run, one physics."""
+    current = os.environ.get(SIM_CONTACT_VAR) or None
+    chosen = (current or "stiff") if name == "auto" else name
+    if chosen not in SIM_CONTACTS:
+        source = SIM_CONTACT_VAR if name == "auto" else "sim_contact"
+        raise ValueError(f"{source}={chosen!r}: choose one of {list(SIM_CONTACTS)}")
+    if current is not None and current != chosen:
+        raise ValueError(
+            f"{SIM_CONTACT_VAR}={current} but the run's sim contact is {chosen!r}: unset the variable or make them agree"
+        )
+    os.environ[SIM_CONTACT_VAR] = chosen
+    return chosen
 
 
 def is_sim_task(env_id: str) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 
 from robot_rl.acting.core import Acting
 from robot_rl.data.video import write_mp4
-from robot_rl.training.env_factory import env_id_of, make_eval_env, success_of
+from robot_rl.training.env_factory import env_id_of, make_eval_env, success_of, use_sim_contact
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episode i of a run resets with its seed + EVAL_SEED_OFFSET + i
 ActFn = Callable[[dict[str, np.ndarray]], np.ndarray]  # one unbatched dict obs -> (A,) action in [-1, 1]
@@ -168,6 +168,7 @@ def evaluate_checkpoint(
 
     ckpt = find_checkpoint(checkpoint)
     cfg = TrainConfig.from_json(ckpt / "train_config.json")
+    use_sim_contact(cfg.sim_contact)  # the physics the run trained on
     # residual RL: the saved residual acts on its base policy; noise steering: the saved policy picks the base's noise
     steer_noise = bool(cfg.base_policy) and cfg.steer == "noise"
     policy = (ResidualPolicy if cfg.base_policy and not steer_noise else Policy).load(policy_dir(ckpt), device=device)

@@ -24,7 +24,7 @@ import numpy as np
 
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
-from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env
+from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, use_sim_contact
 
 FAR_MM = 10.0  # a failure that ended with the goal this far off the tool's axis went elsewhere
 PUSHED_MM = 5.0  # a peg pushed this far into the hand cannot reach the success depth before the fingers land
@@ -91,6 +91,7 @@ def replay_failures(run_dir: Path, from_step: int = 0) -> list[dict]:
 
     run_dir = Path(run_dir)
     cfg = TrainConfig.from_json(run_dir / "train_config.json")
+    use_sim_contact(cfg.sim_contact)  # the physics the run trained on: else no replay is the same episode
     env_id = env_id_of(cfg.task, cfg.env_id)
     if not is_sim_task(env_id):
         raise ValueError(f"{run_dir} trained on {env_id}: only sim task runs can be replayed with the sim's truth")

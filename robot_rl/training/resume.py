@@ -30,7 +30,18 @@ from typing import Any
 from robot_rl.errors import UsageError
 
 # TrainConfig fields a resume cannot change (the rest of TrainConfig can; see the module docstring)
-RESUME_FIXED = ("task", "env_id", "obs", "seed", "reward_classifier", "base_policy", "steer", "noise_bound", "out")
+RESUME_FIXED = (
+    "task",
+    "env_id",
+    "obs",
+    "seed",
+    "reward_classifier",
+    "base_policy",
+    "steer",
+    "noise_bound",
+    "out",
+    "sim_contact",
+)
 RESUME_FIXED_RESIDUAL = ("residual_scale",)  # the residual policy's output bound is in its saved tensors' meaning
 # AgentConfig fields a resume can change: read from agent.cfg at every update (or by the replay, rebuilt on start)
 RESUME_CHANGEABLE_AGENT = (

@@ -31,7 +31,14 @@ from robot_rl.spaces import as_dict_space, image_keys
 from robot_rl.training import curves
 from robot_rl.training.base_setup import is_base_kind, train_run_base
 from robot_rl.training.config import CONFIG_JSON, TrainConfig
-from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, make_eval_env, run_store_meta
+from robot_rl.training.env_factory import (
+    env_id_of,
+    is_sim_task,
+    make_env,
+    make_eval_env,
+    run_store_meta,
+    use_sim_contact,
+)
 from robot_rl.training.intervention import SimOperator, intervention_replay_rows, make_sim_operator
 from robot_rl.training.residual import ResidualBases, SteeringBases, make_noise_steering, make_residual_bases
 from robot_rl.training.resume import apply_agent_settings, check_new_out, resume_checkpoint
@@ -102,6 +109,7 @@ def open_run(cfg: TrainConfig) -> tuple[Path, Path | None]:
             f"--operator needs a sim task (its scripted operator reads the simulator's ground truth); "
             f"{env_id} is not one: use --task pick_cube or peg_insert, or drop --operator"
         )
+    cfg.sim_contact = use_sim_contact(cfg.sim_contact)  # before any env is made; recorded with the run
     if cfg.out and not cfg.resume:
         check_new_out(Path(cfg.out))  # before make_run_dir rewrites the config of a run already there
     run_dir = Path(cfg.resume) if cfg.resume else make_run_dir(cfg)
