@@ -229,7 +229,11 @@ def test_the_round_trip_benchmark_reports_equal_arrays_and_its_timings(pixel_sto
     result = json.loads(line)
     assert result["equal"] and result["differ"] == [] and min(result["min_psnr_db"].values()) >= 40.0
     assert result["episodes"] == 3 and result["read_s"] > 0 and result["export_s"] > 0 and result["import_s"] > 0
-    assert 0 < result["read_bulk_s"] and result["round_trip_over_read_bulk"] >= result["round_trip_over_read"]
+    round_trip = result["export_s"] + result["import_s"]  # the ratios are of these timings (no order between reads:
+    # on a 3-episode store the bulk read is not reliably the faster one)
+    assert result["read_bulk_s"] > 0
+    assert result["round_trip_over_read"] == pytest.approx(round_trip / result["read_s"], rel=0.1)
+    assert result["round_trip_over_read_bulk"] == pytest.approx(round_trip / result["read_bulk_s"], rel=0.1)
     assert "arrays equal" in table and "a bulk read" in table
 
 
