@@ -115,14 +115,21 @@ def format_episode(i: int, record: dict) -> str:
     line = (
         f"episode {i} (seed {record['seed']}): {outcome} after {record['length']} steps, return {record['return']:.2f}"
     )
+    return line + where_it_ended(record)
+
+
+def where_it_ended(record: dict) -> str:
+    """The sim's truth of an `episode_record` as text ("" without it): "; goal offset ... mm (lateral ... mm)" and
+    "; peg pushed ... mm into the hand"."""
+    text = ""
     offset = record.get("goal_offset_mm")
     if offset is not None:
         lateral = float(np.hypot(*offset[:2])) if len(offset) >= 2 else abs(offset[0])
-        line += f"; goal offset {' '.join(f'{v:+.1f}' for v in offset)} mm (lateral {lateral:.1f} mm)"
+        text += f"; goal offset {' '.join(f'{v:+.1f}' for v in offset)} mm (lateral {lateral:.1f} mm)"
     slip = record.get("grasp_slip_mm")
     if slip is not None:
-        line += f"; peg pushed {slip:.1f} mm into the hand"
-    return line
+        text += f"; peg pushed {slip:.1f} mm into the hand"
+    return text
 
 
 def acting_fns(acting: Acting) -> tuple[ActFn, Callable[[], None]]:

@@ -25,6 +25,7 @@ import numpy as np
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
 from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, use_sim_contact
+from robot_rl.training.evaluation import episode_record, where_it_ended
 
 FAR_MM = 10.0  # a failure that ended with the goal this far off the tool's axis went elsewhere
 PUSHED_MM = 5.0  # a peg pushed this far into the hand cannot reach the success depth before the fingers land
@@ -69,19 +70,10 @@ def replay(env, seed: int, actions: np.ndarray, stored_tool_m: np.ndarray) -> di
             strayed = max(strayed, float(np.abs(task.robot.controller.tool_pose()[0] - stored_tool_m[t]).max()))
         if terminated or truncated:
             break
-    offset = [round(float(v) * 1e3, 2) for v in info["goal_offset_m"]]
-    slip = info.get("grasp_slip_m")
-    slip_mm = None if slip is None else round(float(slip) * 1e3, 2)
-    return {
-        "seed": seed,
-        "success": bool(info["success"]),
-        "length": t + 1,
-        "return": round(ret, 4),
-        "goal_offset_mm": offset,
-        **({} if slip_mm is None else {"grasp_slip_mm": slip_mm}),
-        "kind": classify(offset, slip_mm),
-        "replay_strayed_mm": round(strayed * 1e3, 3),
-    }
+    record = episode_record(seed, bool(info["success"]), t + 1, ret, info)
+    record["kind"] = classify(record["goal_offset_mm"], record.get("grasp_slip_mm"))
+    record["replay_strayed_mm"] = round(strayed * 1e3, 3)
+    return record
 
 
 def replay_failures(run_dir: Path, from_step: int = 0) -> list[dict]:
@@ -117,14 +109,10 @@ def replay_failures(run_dir: Path, from_step: int = 0) -> list[dict]:
 
 def format_failure(record: dict) -> str:
     """One line per replayed failure."""
-    offset = record["goal_offset_mm"]
     line = (
         f"episode {record['index']} (seed {record['seed']}, ended at env step {record['env_steps']}): "
-        f"{record['kind']}, {record['length']} steps ({record['interventions']} by the operator); goal offset "
-        f"{' '.join(f'{v:+.1f}' for v in offset)} mm (lateral {float(np.hypot(*offset[:2])):.1f} mm)"
-    )
-    if "grasp_slip_mm" in record:
-        line += f"; peg pushed {record['grasp_slip_mm']:.1f} mm into the hand"
+        f"{record['kind']}, {record['length']} steps ({record['interventions']} by the operator)"
+    ) + where_it_ended(record)
     if record["success"] or record["replay_strayed_mm"] > DIVERGED_MM:
         line += f" [replay differs: tool {record['replay_strayed_mm']:.2f} mm off, success {record['success']}]"
     return line
