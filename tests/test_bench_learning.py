@@ -137,3 +137,38 @@ def test_the_grid_trains_every_seed_as_its_own_run_resumes_and_restarts_a_run_ki
     assert run_grid(cfg) == []  # everything finished: nothing starts
     assert {p: p.stat().st_mtime_ns for p in out.glob("default/*.train.log")} == logs
     assert os.path.getsize(out / "results.md") > 0
+
+
+def test_runs_at_once_fit_the_memory_a_pixel_replay_takes_and_a_killed_run_says_how_to_resume(tmp_path):
+    from robot_rl.bench import learning_memory as mem
+    from robot_rl.bench.learning import exit_reason
+
+    assert mem.replay_capacity_arg(["--utd", "4", "--replay-capacity", "32000"]) == 32000
+    assert mem.replay_capacity_arg(["--replay-capacity=8000", "--replay-capacity", "9000"]) == 9000  # the last wins
+    assert mem.replay_capacity_arg(["--replay-capacity", "0"]) is None  # 0: automatic
+    # a run's replay never holds more transitions than its env steps: 30 k pixel steps ~3 GB of frames, not 32 k rows
+    pixels, how = mem.run_bytes("peg_insert", "pixels", 30_000, ["--replay-capacity", "32000"])
+    assert 4.0e9 < pixels < 5.0e9 and "30000 transitions" in how  # measured peak of such a run: ~4.5 GB
+    short, _ = mem.run_bytes("peg_insert", "pixels", 5_000, ["--replay-capacity", "32000"])
+    small_replay, _ = mem.run_bytes("peg_insert", "pixels", 30_000, ["--replay-capacity", "5000"])
+    assert short == small_replay < pixels
+    state, _ = mem.run_bytes("peg_insert", "state", 30_000, [])
+    assert state < 1.1e9 < short
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   10000000 kB\n")
+    available = mem.available_bytes(meminfo)
+    assert available == 10_240_000_000 and mem.available_bytes(tmp_path / "missing") is None
+    assert mem.memory_jobs(int(4.5e9), available) == 2 and mem.memory_jobs(int(20e9), available) == 1
+    assert mem.memory_jobs(int(4.5e9), None) is None
+    assert "may be killed for memory" in mem.jobs_line(8, 4, 2, int(4.5e9), how, available)
+    assert "may be killed" not in mem.jobs_line(8, 2, 2, int(4.5e9), how, available)
+
+    cfg = LearningBenchConfig(out=tmp_path, task="peg_insert", obs="pixels", steps=30_000, jobs=7)
+    assert cfg.jobs_and_why()[0] == 7  # an explicit --jobs is kept (with a warning when it does not fit)
+    assert cfg.n_jobs == 7
+    auto = LearningBenchConfig(out=tmp_path, task="peg_insert", obs="pixels", steps=30_000)
+    assert 1 <= auto.n_jobs <= len(os.sched_getaffinity(0))
+
+    assert "out-of-memory" in exit_reason(-9) and "resumes it" in exit_reason(-9)
+    assert exit_reason(-15).startswith("was killed by SIGTERM") and exit_reason(1) == "failed (exit 1)"

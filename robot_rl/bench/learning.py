@@ -3,7 +3,8 @@
 A variant is a name plus `robot-rl train` options (`--variant residual="--base-policy runs/bc5"`); every variant
 runs for every seed with the same task, observation mode, step budget and evaluation schedule. Runs go to
 `<out>/<variant>/seed_<S>` as ordinary training runs (so `robot-rl eval`, `compare` and `--resume` work on them),
-each with one torch thread, as many at once as `--jobs` (default: the machine's cores). The grid is resumable:
+each with one torch thread, as many at once as `--jobs` (default: the machine's cores, as many as fit in the
+memory available: `robot_rl.bench.learning_memory`). The grid is resumable:
 run the same command again after a stop and finished runs are kept, runs with a checkpoint continue from it
 (`--resume`), and runs killed before their first checkpoint start again. When every run is done the report
 (`robot_rl.bench.learning_report`) is written: `results.md` (per-seed first env step at the threshold, median and
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -80,7 +82,7 @@ class LearningBenchConfig:
     eval_every: int = 1_000  # env steps between evaluations
     eval_episodes: int = 10  # deterministic episodes per evaluation
     threshold: float = 0.9  # success rate whose first env step is reported
-    jobs: int = 0  # runs at once (0: one per CPU core)
+    jobs: int = 0  # runs at once (0: one per CPU core, as many as fit in memory)
     train_args: tuple[str, ...] = ()  # options given to every run (before the variant's)
 
     def __post_init__(self) -> None:
@@ -138,7 +140,21 @@ class LearningBenchConfig:
 
     @property
     def n_jobs(self) -> int:
-        return self.jobs or max(1, len(os.sched_getaffinity(0)))
+        return self.jobs_and_why()[0]
+
+    def jobs_and_why(self) -> tuple[int, str]:
+        """(runs at once, one line saying why): `--jobs`, or with 0 one per core, as many as fit in the memory
+        available now (robot_rl.bench.learning_memory)."""
+        from robot_rl.bench import learning_memory as mem
+
+        cores = max(1, len(os.sched_getaffinity(0)))
+        per_run, how = max(
+            mem.run_bytes(self.task, self.obs, self.steps, (*self.train_args, *v.train_args)) for v in self.variants
+        )
+        available = mem.available_bytes()
+        fit = mem.memory_jobs(per_run, available)
+        jobs = self.jobs or min(cores, fit or cores)
+        return jobs, mem.jobs_line(cores, jobs, fit, per_run, how, available)
 
 
 @dataclass
@@ -276,8 +292,22 @@ def _start(cfg: LearningBenchConfig, run: Run) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
 
+def exit_reason(returncode: int) -> str:
+    """Why a run stopped, in words: a killed run names its signal (SIGKILL: most often the kernel's out-of-memory
+    killer) and that the same command resumes it."""
+    if returncode >= 0:
+        return f"failed (exit {returncode})"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    oom = " -- most often the kernel's out-of-memory killer (dmesg says); fewer --jobs" if name == "SIGKILL" else ""
+    return f"was killed by {name}{oom}; the same command resumes it from its last checkpoint"
+
+
 def run_grid(cfg: LearningBenchConfig, poll_s: float = 2.0) -> list[Run]:
-    """Run every unfinished (variant, seed), `cfg.n_jobs` at once; returns the runs that failed."""
+    """Run every unfinished (variant, seed), `cfg.n_jobs` at once (cores and memory allow); returns the runs that
+    failed."""
     from tqdm import tqdm
 
     check_grid(cfg)
@@ -294,6 +324,8 @@ def run_grid(cfg: LearningBenchConfig, poll_s: float = 2.0) -> list[Run]:
     failed: list[Run] = []
     if not pending:
         return []
+    n_jobs, why = cfg.jobs_and_why()
+    print(why, file=sys.stderr)
     bar = tqdm(
         total=len(runs) * cfg.steps,
         unit="step",
@@ -303,7 +335,7 @@ def run_grid(cfg: LearningBenchConfig, poll_s: float = 2.0) -> list[Run]:
     )
     try:
         while pending or active:
-            while pending and len(active) < cfg.n_jobs:
+            while pending and len(active) < n_jobs:
                 run = pending.pop(0)
                 active[run.label] = (run, _start(cfg, run))
             time.sleep(poll_s)
@@ -313,7 +345,7 @@ def run_grid(cfg: LearningBenchConfig, poll_s: float = 2.0) -> list[Run]:
                 del active[label]
                 if proc.returncode != 0 or env_steps_done(run.run_dir) < cfg.steps:
                     failed.append(run)
-                    tqdm.write(f"bench learning: {label} failed (exit {proc.returncode}); its log: {run.log_path}")
+                    tqdm.write(f"bench learning: {label} {exit_reason(proc.returncode)}; its log: {run.log_path}")
             bar.n = sum(min(env_steps_done(r.run_dir), cfg.steps) for r in runs)
             bar.set_postfix_str(f"running {len(active)}, queued {len(pending)}, failed {len(failed)}")
             bar.refresh()

@@ -44,7 +44,14 @@ def register_learning(bench_sub) -> None:
         "--eval-episodes", type=int, default=10, metavar="N", help="episodes per evaluation (default 10)"
     )
     learning.add_argument("--threshold", type=float, default=0.9, help="success rate to reach (default 0.9)")
-    learning.add_argument("--jobs", type=int, default=0, metavar="N", help="runs at once (default 0: one per CPU core)")
+    learning.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="runs at once (default 0: one per CPU core, as many as fit in the available memory: a pixel run holds "
+        "~1.5 GB + its replay's frames, ~100 kB per env step with 2 cameras 128x128)",
+    )
     learning.add_argument(
         "--train-args",
         default="",
