@@ -5,6 +5,7 @@ and the log from the store."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gymnasium as gym
@@ -229,6 +230,34 @@ def test_the_entropy_target_follows_the_share_of_recent_episodes_that_succeed_wi
         fixed.add_episode(_episode(i, success=True))
     assert fixed.agent.target_entropy == start
     fixed.close()
+
+
+def test_a_ratcheted_entropy_target_keeps_the_best_success_so_far_and_comes_back_after_a_resume(tmp_path):
+    cfg = AgentConfig(
+        hidden_dims=(16, 16),
+        batch_size=8,
+        utd_ratio=2,
+        n_step=1,
+        target_entropy_final=-6.0,
+        target_entropy_ratchet=True,
+    )
+    learner = _learner(tmp_path / "run", agent_cfg=cfg)
+    for i in range(10):  # 10 of 10 on its own: the final target
+        learner.add_episode(_episode(i, success=True))
+    assert learner.agent.target_entropy == pytest.approx(-6.0)
+    for i in range(10, 30):  # then only failures: the recent rate falls to 0, the target stays where it got to
+        learner.add_episode(_episode(i))
+    assert learner.agent.target_entropy == pytest.approx(-6.0) and learner.agent.best_autonomous_success == 1.0
+    learner.checkpoint({"note": "test"})
+    learner.close()
+    restarted = _learner(tmp_path / "run", agent_cfg=cfg, resume=True)  # rebuilt from the refilled episode log
+    assert restarted.agent.target_entropy == pytest.approx(-6.0)
+    restarted.close()
+    follows = _learner(tmp_path / "follows", agent_cfg=dataclasses.replace(cfg, target_entropy_ratchet=False))
+    for i in range(30):
+        follows.add_episode(_episode(i, success=i < 10))
+    assert follows.agent.target_entropy == pytest.approx(-ACTION_DIM / 2.0)  # without it: back to the start
+    follows.close()
 
 
 def test_the_success_pose_labels_reach_the_learners_batches_from_successful_episodes_only(tmp_path):

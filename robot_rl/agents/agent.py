@@ -60,6 +60,7 @@ class Agent:
 
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -self.arm_dim / 2.0
+        self.best_autonomous_success: float | None = None  # with target_entropy_ratchet: the best rate so far
         learns = any(p.requires_grad for p in encoder.parameters())  # necks, or a trunk trained through the critic
         self.train_encoder = trained_copy(encoder) if cfg.actor_ema and cfg.encoder_ema and learns else encoder
         encoder_params = [p for p in self.train_encoder.parameters() if p.requires_grad]
@@ -134,10 +135,15 @@ class Agent:
     def set_autonomous_success(self, rate: float | None) -> float:
         """The entropy target for a policy that recently succeeded on its own in `rate` of its episodes (None:
         not known yet): `target_entropy` (default -arm_dim / 2), moved linearly towards `target_entropy_final` as
-        the rate goes to 1, when that is set. A policy that succeeds stops exploring as widely, so its sampled
+        the rate goes to 1, when that is set; with `target_entropy_ratchet` the best rate given so far counts. A policy that succeeds stops exploring as widely, so its sampled
         actions (what the robot executes while training) come close to its mean (what is evaluated)."""
         start = self.cfg.target_entropy if self.cfg.target_entropy is not None else -self.arm_dim / 2.0
         final = self.cfg.target_entropy_final
+        if rate is None:  # not known yet (a resume counts the episode log again, from here)
+            self.best_autonomous_success = None
+        elif self.cfg.target_entropy_ratchet:  # the best rate so far: a dip does not raise the exploration again
+            rate = max(float(rate), self.best_autonomous_success or 0.0)
+            self.best_autonomous_success = rate
         share = 0.0 if rate is None or final is None else min(max(float(rate), 0.0), 1.0)
         self.target_entropy = start if final is None else start + (final - start) * share
         return self.target_entropy

@@ -42,6 +42,8 @@ class AgentConfig:
     target_entropy_final: float | None = (
         None  # target reached as recent episodes succeed without take-overs; None: fixed
     )
+    target_entropy_ratchet: bool = False  # the target follows the best autonomous success so far, never back up
+    # (off: it follows the recent rate both ways, so a dip in success raises the exploration noise, which can deepen it)
     entropy_measure: str | None = None  # entropy kept at the target: action (>= it) or gaussian (= it); unset: recipe's
     # "action": the temperature keeps the squashed action's entropy at or above the target. A dim held at +-1 (a gripper
     # kept open) has a very negative entropy that the other dims make up, and where the critic is flat the std drifts up

@@ -53,6 +53,7 @@ RESUME_CHANGEABLE_AGENT = (
     "grasp_critic_lr",
     "target_entropy",
     "target_entropy_final",
+    "target_entropy_ratchet",
     "entropy_measure",
     "backup_entropy",
     "actor_update_every",
