@@ -66,8 +66,9 @@ def memory_jobs(per_run: int, available: int | None) -> int | None:
 
 def jobs_line(cores: int, jobs: int, fit: int | None, per_run: int, how: str, available: int | None) -> str:
     """One line: how many runs start at once and why (cores, memory)."""
+    runs = f"{jobs} run{'s' if jobs != 1 else ''} at once"
     if fit is None:
-        return f"bench learning: {jobs} runs at once ({cores} cores; available memory unknown)"
+        return f"bench learning: {runs} ({cores} cores; available memory unknown)"
     mem = f"{available / GB:.1f} GB available, ~{per_run / GB:.1f} GB per run: {how}"
     warn = f"; more than the {fit} that fit: runs may be killed for memory" if jobs > fit else ""
-    return f"bench learning: {jobs} runs at once ({cores} cores; memory {mem}{warn})"
+    return f"bench learning: {runs} ({cores} cores; memory {mem}{warn})"
