@@ -22,7 +22,9 @@ def register(sub) -> None:
         "record",
         help="record episodes of the simulated task's scripted expert, or driven by a person with a teleop device",
         description="Record --episodes episodes of the sim task into the episode store at --out (created, or "
-        "appended to when its task and layout match). Attempt j resets the env with seed S + j.\n\n"
+        "appended to when its task and layout match). Scripted episodes' goals spread over the task's range (--layout "
+        "spread, the default: farthest-point sampling over 10x candidate reset seeds of a block of their own per --seed); "
+        "with --layout random, and with --teleop, attempt j resets the env with seed S + j.\n\n"
         "--scripted: the task's scripted expert (ground truth from the simulation).\n"
         "--teleop DEVICE: a person drives, in real time at the task's control rate. The arm holds still "
         "unless the person drives; every step records is_intervention. Keys / buttons: success ends the "
@@ -80,9 +82,9 @@ def register(sub) -> None:
     record.add_argument(
         "--layout",
         choices=("random", "spread"),
-        default="random",
-        help="--scripted: where the episodes' goals lie: random (attempt j resets with seed S + j, default) or "
-        "spread over the task's range (farthest-point over 10x candidate seeds of a block of their own per S)",
+        default="spread",
+        help="--scripted: where the episodes' goals lie: spread over the task's range (farthest-point over 10x "
+        "candidate seeds of a block of their own per S; default) or random (attempt j resets with seed S + j)",
     )
     record.add_argument(
         "--max-attempts", type=positive_int, metavar="M", help="give up after M attempts (default 3 * episodes + 10)"

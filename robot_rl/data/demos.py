@@ -54,7 +54,7 @@ class DemoConfig:
     noise: float = 0.0  # expert action noise (diversity of the demos)
     max_attempts: int | None = None  # give up after this many attempts (default 3 * episodes + 10)
     progress: bool = True  # show a tqdm progress bar
-    layout: str = "random"  # "random": attempt j resets with seed + j; "spread": goals spread over the task's range
+    layout: str = "spread"  # "spread": goals spread over the task's range; "random": attempt j resets with seed + j
 
     def __post_init__(self) -> None:
         if self.layout not in DEMO_LAYOUTS:

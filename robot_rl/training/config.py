@@ -36,8 +36,9 @@ class TrainConfig(LearnerCoreConfig):
     max_episode_steps: int | None = None  # override the env's time limit (None: the env's own)
     demos: str | None = None  # episode store of demonstrations (e.g. from `robot-rl demos record`)
     scripted_demos: int = 20  # no --demos on a sim task: record this many scripted demos to <out>/demos (0: none)
-    demo_layout: Literal["random", "spread"] = "random"  # scripted demos' goals: random, or spread over the range
-    # (spread: farthest-point over 10x candidate reset seeds, a block of its own per --seed; robot_rl.data.demos)
+    demo_layout: Literal["random", "spread"] = "spread"  # scripted demos' goals: spread over the range, or random
+    # (spread: farthest-point over 10x candidate reset seeds, a block of its own per --seed; random: seeds in a row,
+    # shared by neighbouring --seed values; robot_rl.data.demos. Spread since session 21: docs/benchmarks.md)
     sim_contact: Literal["auto", "stiff", "bounded"] = "auto"  # sim contact profile (auto: as ROBOT_RL_SIM_CONTACT)
     # (robot_rl_sim.contact; unset: stiff. The run records the one it used; eval, failures and --resume take it)
     out: str | None = None  # run directory (None: runs/<env>-<obs>-<time>)
