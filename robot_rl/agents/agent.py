@@ -135,8 +135,9 @@ class Agent:
     def set_autonomous_success(self, rate: float | None) -> float:
         """The entropy target for a policy that recently succeeded on its own in `rate` of its episodes (None:
         not known yet): `target_entropy` (default -arm_dim / 2), moved linearly towards `target_entropy_final` as
-        the rate goes to 1, when that is set; with `target_entropy_ratchet` the best rate given so far counts. A policy that succeeds stops exploring as widely, so its sampled
-        actions (what the robot executes while training) come close to its mean (what is evaluated)."""
+        the rate goes to 1, when that is set; with `target_entropy_ratchet` the best rate given so far counts. A
+        policy that succeeds stops exploring as widely, so its sampled actions (what the robot executes while
+        training) come close to its mean (what is evaluated)."""
         start = self.cfg.target_entropy if self.cfg.target_entropy is not None else -self.arm_dim / 2.0
         final = self.cfg.target_entropy_final
         if rate is None:  # not known yet (a resume counts the episode log again, from here)
