@@ -138,10 +138,6 @@ class LearningBenchConfig:
             args += ["--variant", v.name + (f"={shlex.join(v.train_args)}" if v.train_args else "")]
         return shlex.join([*args, "--out", str(self.out)])
 
-    @property
-    def n_jobs(self) -> int:
-        return self.jobs_and_why()[0]
-
     def jobs_and_why(self) -> tuple[int, str]:
         """(runs at once, one line saying why): `--jobs`, or with 0 one per core, as many as fit in the memory
         available now (robot_rl.bench.learning_memory)."""
@@ -306,8 +302,8 @@ def exit_reason(returncode: int) -> str:
 
 
 def run_grid(cfg: LearningBenchConfig, poll_s: float = 2.0) -> list[Run]:
-    """Run every unfinished (variant, seed), `cfg.n_jobs` at once (cores and memory allow); returns the runs that
-    failed."""
+    """Run every unfinished (variant, seed), as many at once as `cfg.jobs_and_why` says (cores and memory);
+    returns the runs that failed."""
     from tqdm import tqdm
 
     check_grid(cfg)
