@@ -42,6 +42,9 @@ class ArmNodeConfig:
     home_tolerance_m: float = 0.01  # ... and succeeds when the measured tool is this close to the home position
     home_tolerance_rad: float = 0.05  # ... and this close to the home orientation
     status_rate_hz: float = 1.0  # arm_status heartbeat (it is also sent on every change)
+    control_priority: int = 60  # SCHED_FIFO priority (1..99) of the thread running each control period, while it
+    # runs one, where permitted (robot_rl.acting.realtime.TickPriority); above the actor's 50: the arm's command path,
+    # watchdog and state outrank the policy's inference, as a robot's controller does. 0: as started
     base_frame: str = topics.BASE_FRAME  # frame_id of poses, twists and accepted commands
 
     def validate(self) -> None:
@@ -60,6 +63,10 @@ class ArmNodeConfig:
         ):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        if not 0 <= self.control_priority <= 99:
+            raise ValueError(
+                f"control_priority must be 0 (off) or a SCHED_FIFO priority 1..99, got {self.control_priority}"
+            )
 
 
 def declare_prefixed(node: Node, prefix: str, default: Any) -> Any:

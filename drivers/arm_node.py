@@ -30,7 +30,9 @@ acceleration and rotation limited, target kept in the workspace box or, when out
 those limits) or the arm holds (inactive, estop, fault, a non-finite measured or commanded state, or no
 valid command for `watchdog_timeout_s`), the adapter ticks (simulation steps physics), then the state is
 published. Every motion command reaches the arm through that filter; only an adapter's own home move and
-the gripper (clamped to [0, 1]) bypass it. The command path is `arm_commands.py`, `reset` `arm_homing.py`,
+the gripper (clamped to [0, 1]) bypass it. The thread running a period does so on SCHED_FIFO at
+`control_priority` (60, above the actor's tick at 50) where the process may, ordinary between periods
+(robot_rl.acting.realtime.TickPriority): the watchdog and the hold outrank every other thread of the machine. The command path is `arm_commands.py`, `reset` `arm_homing.py`,
 the parameters `arm_config.py`.
 
 Driver faults never end the node, at any lifecycle stage: an adapter's `fault()`, a `read` that fails (a
@@ -64,6 +66,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
+from robot_rl.acting.realtime import TickPriority
 from robot_rl.interfaces import WorkspaceBox
 from robot_rl.ros import convert, topics
 from robot_rl.ros.guard import Refusals
@@ -98,6 +101,7 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         cfg = self.cfg
         self.adapter_cls, self.adapter_cfg = self._declare_adapter()
         self.dt_s = 1.0 / cfg.control_rate_hz
+        self.tick_priority = TickPriority(cfg.control_priority)  # SCHED_FIFO while a period runs, where permitted
         self.safety = SafetyFilter(
             SafetyLimits(
                 workspace=self._workspace(),
@@ -241,8 +245,14 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         self.publish_status()
 
     # --- main loop ----------------------------------------------------------------------------
+    def take_period_thread(self) -> None:
+        """Called by the thread that will run `step`: SCHED_FIFO at `control_priority` while it runs a period,
+        where permitted (else a fallback); one log line says what it got."""
+        self.get_logger().info(self.tick_priority.permitted("arm period thread").line)
+
     def run(self, executor: SingleThreadedExecutor, stop: threading.Event) -> None:
         """Serve the control timer and callbacks until `stop` is set or the context shuts down."""
+        self.take_period_thread()
         while not stop.is_set() and rclpy.ok(context=self.context):
             executor.spin_once(timeout_sec=0.1)
 
@@ -250,6 +260,10 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         """One control period: faults, command (or hold), tick, state, home move progress."""
         if self.robot is None:
             return
+        with self.tick_priority:
+            self._period()
+
+    def _period(self) -> None:
         try:
             fault = self.adapter.fault()
             if fault:

@@ -189,7 +189,8 @@ class SimRobotNode(ArmNode):
         self.extras.publish_clock()
 
     def step(self) -> None:
-        """One control period of the arm node, then the task topics and the cameras when due."""
+        """One control period of the arm node (on SCHED_FIFO where permitted), then the task topics and the cameras
+        when due (ordinary priority: a render may wait for the actor's tick, never the physics or /clock)."""
         super().step()
         if self.robot is not None:
             self.extras.publish_task_and_cameras()
@@ -197,6 +198,8 @@ class SimRobotNode(ArmNode):
     def run(self, executor: SingleThreadedExecutor, stop: threading.Event) -> None:
         """Step, publish, serve callbacks until the next tick; returns when `stop` is set or the context shuts down."""
         wall_period_s = self.dt_s / self.sim_cfg.real_time_factor if self.sim_cfg.real_time_factor > 0 else 0.0
+        if wall_period_s > 0:  # paced: its periods outrank the actor's tick (as fast as possible: ordinary throughout)
+            self.take_period_thread()
         deadline = time.monotonic()
         while rclpy.ok(context=self.context) and not stop.is_set():
             if self.robot is None:  # unconfigured: no physics to step, only lifecycle requests to serve

@@ -1,6 +1,6 @@
 """The actor's control thread on SCHED_FIFO (robot_rl.acting.realtime): where the process may, that thread while it runs
-a tick (ordinary between ticks) and its DDS receive threads one below, sleeping between ticks; with
-control_priority:=0 as started; without the permission a fallback that says how to grant it. Two real actor nodes
+a tick (ordinary between ticks) and its DDS receive threads one below, sleeping between ticks; the sim robot's
+physics periods the same way one level higher; with control_priority:=0 as started; without the permission a fallback that says how to grant it. Two real actor nodes
 over DDS (no sim: they tick on the wall clock and hold), read from the kernel; and the split of a tick's wall time
 into CPU, run-queue wait and blocked time.
 """
@@ -104,6 +104,72 @@ def test_the_actor_control_thread_alone_runs_sched_fifo_and_sleeps_between_ticks
         probe.close()
         codes = {n: _stop(p) for n, p in procs.items()}
     assert codes == {"rt": 0, "off": 0}
+
+
+def _start_sim(tmp: Path, name: str, priority: int | None):
+    args = ["-p", f"control_priority:={priority}"] if priority is not None else []
+    cmd = [str(BIN / "robot-rl-sim-node"), "--ros-args", "-r", f"__ns:={NS}/{name}", "-p", "camera_rate_hz:=0.0"]
+    return _start([*cmd, "-p", "publish_clock:=false", *args], tmp / f"{name}.log")
+
+
+@pytest.mark.ros
+def test_the_sim_robot_runs_each_physics_period_on_sched_fifo_above_the_actor_and_priority_0_leaves_it(tmp_path):
+    fifo = _fifo_permitted()
+    procs = {"rt": _start_sim(tmp_path, "sim_rt", None), "off": _start_sim(tmp_path, "sim_off", 0)}  # default: 60
+    logs: dict[str, str] = {}
+    try:
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not all("arm period thread" in logs.get(n, "") for n in procs):
+            assert all(p.poll() is None for p in procs.values()), logs
+            logs = {n: (tmp_path / f"sim_{n}.log").read_text() for n in procs}
+            time.sleep(0.2)
+        assert all("arm period thread" in logs[n] for n in procs), logs
+        assert f"arm period thread (tid {procs['off'].pid})" in logs["off"] and "control_priority 0" in logs["off"]
+        assert f"arm period thread (tid {procs['rt'].pid})" in logs["rt"]  # the main thread steps the physics
+        if not fifo:
+            assert "not permitted" in logs["rt"]
+            return
+        assert "SCHED_FIFO 60" in logs["rt"] and "only while it runs a tick" in logs["rt"], logs["rt"]
+        samples = []
+        for _ in range(100):  # 1 s of 50 Hz periods of ~1 ms: read from the kernel, nearly always between them
+            samples.append(thread_policy(procs["rt"].pid)[:2])
+            time.sleep(0.01)
+        assert set(samples) <= {("SCHED_OTHER", 0), ("SCHED_FIFO", 60)}, samples
+        assert samples.count(("SCHED_OTHER", 0)) >= 80, samples  # ordinary between periods
+        assert thread_policy(procs["off"].pid)[:2] == ("SCHED_OTHER", 0)
+    finally:
+        codes = {n: _stop(p) for n, p in procs.items()}
+    assert codes == {"rt": 0, "off": 0}
+
+
+@pytest.mark.ros
+def test_a_sim_robot_period_runs_on_sched_fifo_60_and_the_render_after_it_does_not():
+    """In process: what the thread's scheduling is while the physics ticks, while the cameras render, and after."""
+    import rclpy
+
+    from robot_rl_sim.node import SimRobotNode
+
+    if not _fifo_permitted():
+        pytest.skip("this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit)")
+    rclpy.init(args=["sim", "--ros-args", "-r", f"__ns:={NS}/inproc", "-p", "publish_clock:=false"])
+    node, seen = SimRobotNode(), {}
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        tick, render = node.adapter.tick, node.env.rig.render
+        node.adapter.tick = lambda dt: (seen.setdefault("tick", thread_policy(threading.get_native_id())), tick(dt))
+        node.env.rig.render = lambda: (seen.setdefault("render", thread_policy(threading.get_native_id())), render())[1]
+
+        node.take_period_thread()  # this thread (the renderer's EGL context is bound to it): ordinary again after
+        seen["between"] = thread_policy(threading.get_native_id())
+        for _ in range(6):  # the cameras render on the period that crosses 100 ms of sim time
+            node.step()
+        seen["after"] = thread_policy(threading.get_native_id())
+        ordinary = ("SCHED_OTHER", 0, 0)
+        assert seen == {"between": ordinary, "tick": ("SCHED_FIFO", 60, 0), "render": ordinary, "after": ordinary}
+    finally:
+        node.close()
+        rclpy.try_shutdown()
 
 
 def test_a_thread_the_fifo_control_thread_starts_is_ordinary_again():
