@@ -77,6 +77,10 @@ def test_a_short_bench_ros_run_reports_sane_figures_for_every_metric(tmp_path):
     assert r["act_ms"]["p50"] >= r["infer_ms"]["p50"], "a tick's command comes after its inference"
     # the tick's wall time split for the control thread (SCHED_FIFO by default): parts of it, none negative
     assert r["control_priority"] == 50 and r["act_runq_ms"]["n"] == r["act_blocked_ms"]["n"] == steps
+    # the sim robot steps its physics one level above the actor's tick (where this process may use SCHED_FIFO)
+    sim_log = (tmp_path / "bench" / "sim_robot.log").read_text()
+    assert r["sim_priority"] == 60 and "arm period thread" in sim_log, sim_log[-2000:]
+    assert "SCHED_FIFO 60" in sim_log or "not permitted" in sim_log, sim_log[-2000:]
     assert 0.0 <= r["act_runq_ms"]["p99"] <= r["act_ms"]["p99"] and r["act_blocked_ms"]["p50"] >= -0.1
     assert r["period_ms"]["n"] >= steps - 2 * (r["actor_episodes"] + 1)  # one period less than ticks per episode
     assert 80.0 <= r["period_ms"]["p50"] <= 130.0 and r["nominal_period_ms"] == 100.0

@@ -352,6 +352,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         f"actor:threads:={cfg.threads}",
         f"actor:frame_threads:={cfg.frame_threads}",
         f"actor:control_priority:={cfg.control_priority}",
+        f"sim_robot:control_priority:={cfg.sim_priority}",
         f"learner:out:={work / 'learner'}",
         "learner:encoder:=conv",
         "learner:wandb_mode:=disabled",
@@ -385,6 +386,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         seconds=cfg.seconds,
         cores=available_cores(),
         control_priority=cfg.control_priority,
+        sim_priority=cfg.sim_priority,
         load_avg_1m=load_avg,
         **ingest,
     )

@@ -34,6 +34,7 @@ class RosBenchConfig:
     threads: int = 1  # the actor's torch CPU threads
     frame_threads: int = 2  # the actor's frame_threads: a tick's camera frames through the frozen trunk at once
     control_priority: int = 50  # the actor's control_priority: SCHED_FIFO priority of its tick's thread; 0 = off
+    sim_priority: int = 60  # the sim robot's control_priority: SCHED_FIFO priority of a physics period; 0 = off
     out: str | None = None  # keep logs, stores and the policy here; None = a temporary dir, removed afterwards
     domain_id: int | None = None  # ROS_DOMAIN_ID of every process; None = a private one derived from the pid
     startup_timeout_s: float = 120.0  # longest wait for a node to come up or a figure to arrive
@@ -45,8 +46,9 @@ class RosBenchConfig:
         for name, choices in (("encoder", ("conv", "resnet10")), ("push", ("delta", "full"))):
             if getattr(self, name) not in choices:
                 raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        if not 0 <= self.control_priority <= 99:
-            raise ValueError(f"--control-priority must be 0 (off) or 1..99, got {self.control_priority}")
+        for flag, value in (("--control-priority", self.control_priority), ("--sim-priority", self.sim_priority)):
+            if not 0 <= value <= 99:
+                raise ValueError(f"{flag} must be 0 (off) or 1..99, got {value}")
         if self.domain_id is not None and not 0 <= self.domain_id <= 101:
             raise ValueError(f"--domain-id must be in 0..101 (the range safe on Linux), got {self.domain_id}")
 
@@ -95,6 +97,7 @@ class RosBenchResult:
     seconds: float
     cores: int
     control_priority: int  # the actor's control_priority (0: its control thread ran as an ordinary thread)
+    sim_priority: int  # the sim robot's control_priority (0: its physics periods ran as an ordinary thread)
     load_avg_1m: float  # machine load when the bench started (other work skews every figure)
 
     @property
@@ -124,7 +127,7 @@ def format_ros_table(r: RosBenchResult) -> str:
     lines = [
         f"bench ros: {r.nominal_period_ms:.0f} ms control period, 2 cameras 128x128, {r.seconds:.0f} s, "
         f"{r.cores} CPU cores, load average {r.load_avg_1m:.2f} at start (other work skews these figures), "
-        f"actor control_priority {r.control_priority}",
+        f"actor control_priority {r.control_priority}, sim {r.sim_priority}",
         f"{'metric':40} {'p50':>9} {'p99':>9} {'n':>6}  {'goal':12} met?",
         row("control-period jitter (ms)", r.jitter_ms, f"p99 <= {GOAL_JITTER_P99_MS:g}", r.jitter_met),
         row(f"  outside broadcasts (+{BROADCAST_WINDOW_S:g} s) (ms)", r.quiet_jitter_ms),

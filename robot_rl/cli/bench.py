@@ -211,6 +211,11 @@ def _register_ros(bench_sub) -> None:
             "P",
             "the actor's control_priority: SCHED_FIFO priority of its control thread where permitted, 0 = off",
         ),
+        (
+            "--sim-priority",
+            "P",
+            "the sim robot's control_priority: SCHED_FIFO priority of each physics period where permitted, 0 = off",
+        ),
     ):
         default = getattr(d, flag[2:].replace("-", "_"))
         ros.add_argument(flag, type=int, default=default, metavar=metavar, help=f"{what} (default {default})")
@@ -301,6 +306,7 @@ def _ros(args: argparse.Namespace) -> int:
         threads=args.threads,
         frame_threads=args.frame_threads,
         control_priority=args.control_priority,
+        sim_priority=args.sim_priority,
         out=args.out,
         domain_id=args.domain_id,
     )
