@@ -32,8 +32,8 @@ valid command for `watchdog_timeout_s`), the adapter ticks (simulation steps phy
 published. Every motion command reaches the arm through that filter; only an adapter's own home move and
 the gripper (clamped to [0, 1]) bypass it. The thread running a period does so on SCHED_FIFO at
 `control_priority` (60, above the actor's tick at 50) where the process may, ordinary between periods
-(robot_rl.acting.realtime.TickPriority): the watchdog and the hold outrank every other thread of the machine. The command path is `arm_commands.py`, `reset` `arm_homing.py`,
-the parameters `arm_config.py`.
+(robot_rl.acting.realtime.TickPriority): the watchdog and the hold outrank every other thread of the machine.
+The command path is `arm_commands.py`, `reset` `arm_homing.py`, the parameters `arm_config.py`.
 
 Driver faults never end the node, at any lifecycle stage: an adapter's `fault()`, a `read` that fails (a
 silent driver) or a state that is unusable (`adapters.state_problem`: NaN or inf, wrong joint count) make the

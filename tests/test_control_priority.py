@@ -1,8 +1,8 @@
 """The actor's control thread on SCHED_FIFO (robot_rl.acting.realtime): where the process may, that thread while it runs
 a tick (ordinary between ticks) and its DDS receive threads one below, sleeping between ticks; the sim robot's
-physics periods the same way one level higher; with control_priority:=0 as started; without the permission a fallback that says how to grant it. Two real actor nodes
-over DDS (no sim: they tick on the wall clock and hold), read from the kernel; and the split of a tick's wall time
-into CPU, run-queue wait and blocked time.
+physics periods the same way one level higher; with control_priority:=0 as started; without the permission a
+fallback that says how to grant it. Two real actor nodes over DDS (no sim: they tick on the wall clock and hold) and
+two sim robots, read from the kernel; and the split of a tick's wall time into CPU, run-queue wait and blocked time.
 """
 
 from __future__ import annotations
