@@ -134,8 +134,9 @@ def test_the_sim_robot_runs_each_physics_period_on_sched_fifo_above_the_actor_an
         for _ in range(100):  # 1 s of 50 Hz periods of ~1 ms: read from the kernel, nearly always between them
             samples.append(thread_policy(procs["rt"].pid)[:2])
             time.sleep(0.01)
-        assert set(samples) <= {("SCHED_OTHER", 0), ("SCHED_FIFO", 60)}, samples
-        assert samples.count(("SCHED_OTHER", 0)) >= 80, samples  # ordinary between periods
+        # policy and priority are two reads: one sample may straddle a switch (("SCHED_OTHER", 60) was seen)
+        assert {p for p, _ in samples} <= {"SCHED_OTHER", "SCHED_FIFO"} and {r for _, r in samples} <= {0, 60}, samples
+        assert [p for p, _ in samples].count("SCHED_OTHER") >= 80, samples  # ordinary between periods
         assert thread_policy(procs["off"].pid)[:2] == ("SCHED_OTHER", 0)
     finally:
         codes = {n: _stop(p) for n, p in procs.items()}
