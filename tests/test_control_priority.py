@@ -28,6 +28,7 @@ from robot_rl.ros import protocol
 
 BIN = Path(sys.executable).parent
 NS = f"/prio_test_{os.getpid()}"
+NO_FIFO = "this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit: docs/hardware.md)"
 
 
 def _fifo_permitted() -> bool:
@@ -151,7 +152,7 @@ def test_a_sim_robot_period_runs_on_sched_fifo_60_and_the_render_after_it_does_n
     from robot_rl_sim.node import SimRobotNode
 
     if not _fifo_permitted():
-        pytest.skip("this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit)")
+        pytest.skip(NO_FIFO)
     rclpy.init(args=["sim", "--ros-args", "-r", f"__ns:={NS}/inproc", "-p", "publish_clock:=false"])
     node, seen = SimRobotNode(), {}
     try:
@@ -175,9 +176,7 @@ def test_a_sim_robot_period_runs_on_sched_fifo_60_and_the_render_after_it_does_n
 
 def test_a_thread_the_fifo_control_thread_starts_is_ordinary_again():
     if not _fifo_permitted():
-        pytest.skip(
-            "this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit: docs/hardware.md)"
-        )
+        pytest.skip(NO_FIFO)
     seen: dict[str, tuple] = {}
 
     def control() -> None:
@@ -194,9 +193,7 @@ def test_a_thread_the_fifo_control_thread_starts_is_ordinary_again():
 
 def test_tick_priority_holds_sched_fifo_only_inside_the_tick_and_keeps_the_nice_value():
     if not _fifo_permitted():
-        pytest.skip(
-            "this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit: docs/hardware.md)"
-        )
+        pytest.skip(NO_FIFO)
     seen: dict[str, tuple] = {}
 
     def control() -> None:
