@@ -45,6 +45,8 @@ class ArmNodeConfig:
     control_priority: int = 60  # SCHED_FIFO priority (1..99) of the thread running each control period, while it
     # runs one, where permitted (robot_rl.acting.realtime.TickPriority); above the actor's 50: the arm's command path,
     # watchdog and state outrank the policy's inference, as a robot's controller does. 0: as started
+    wake_lead_ms: float = 5.0  # that thread takes the priority this long before each period is due, so a loaded
+    # machine wakes it on time (robot_rl.acting.wake); 0 = only while the period runs
     base_frame: str = topics.BASE_FRAME  # frame_id of poses, twists and accepted commands
 
     def validate(self) -> None:
@@ -67,6 +69,8 @@ class ArmNodeConfig:
             raise ValueError(
                 f"control_priority must be 0 (off) or a SCHED_FIFO priority 1..99, got {self.control_priority}"
             )
+        if self.control_rate_hz > 0 and not 0 <= self.wake_lead_ms < 500.0 / self.control_rate_hz:
+            raise ValueError(f"wake_lead_ms must be 0 (off) or below half the control period, got {self.wake_lead_ms}")
 
 
 def declare_prefixed(node: Node, prefix: str, default: Any) -> Any:

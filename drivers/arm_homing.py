@@ -100,9 +100,12 @@ class ArmHoming:
         return ""
 
     def _own_home_move(self) -> tuple[bool, str]:
-        """The adapter's home move (blocking), then a hold until a new command arrives."""
+        """The adapter's home move (blocking), then a hold until a new command arrives. On the period's priority: it is
+        the arm's control path (the sim's reset settles its physics here, and an ordinary thread under load made the
+        next period, and the actor's tick on its /clock, late)."""
         try:
-            done = self.robot.go_home() or f"moved home ({self.cfg.adapter} adapter)"
+            with self.tick_priority:
+                done = self.robot.go_home() or f"moved home ({self.cfg.adapter} adapter)"
         except AdapterError as err:
             self.reset_state = f"failed: moving home failed: {err}"
             return False, f"moving home failed: {err}"

@@ -31,8 +31,9 @@ those limits) or the arm holds (inactive, estop, fault, a non-finite measured or
 valid command for `watchdog_timeout_s`), the adapter ticks (simulation steps physics), then the state is
 published. Every motion command reaches the arm through that filter; only an adapter's own home move and
 the gripper (clamped to [0, 1]) bypass it. The thread running a period does so on SCHED_FIFO at
-`control_priority` (60, above the actor's tick at 50) where the process may, ordinary between periods
-(robot_rl.acting.realtime.TickPriority): the watchdog and the hold outrank every other thread of the machine.
+`control_priority` (60, above the actor's tick at 50) where the process may, from `wake_lead_ms` before the period
+is due until it ends, ordinary between (robot_rl.acting.realtime.TickPriority, robot_rl.acting.wake): the watchdog
+and the hold outrank every other thread of the machine, and a loaded machine still wakes the thread on time.
 The command path is `arm_commands.py`, `reset` `arm_homing.py`, the parameters `arm_config.py`.
 
 Driver faults never end the node, at any lifecycle stage: an adapter's `fault()`, a `read` that fails (a
@@ -52,6 +53,7 @@ import dataclasses
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +69,7 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from robot_rl.acting.realtime import TickPriority
+from robot_rl.acting.wake import WakeThread, WakeWindow
 from robot_rl.interfaces import WorkspaceBox
 from robot_rl.ros import convert, topics
 from robot_rl.ros.guard import Refusals
@@ -102,6 +105,8 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         self.adapter_cls, self.adapter_cfg = self._declare_adapter()
         self.dt_s = 1.0 / cfg.control_rate_hz
         self.tick_priority = TickPriority(cfg.control_priority)  # SCHED_FIFO while a period runs, where permitted
+        self.wake = WakeWindow(self.dt_s, cfg.wake_lead_ms / 1e3)  # ... and from just before it is due
+        self.wake_thread: WakeThread | None = None  # take_period_thread starts it
         self.safety = SafetyFilter(
             SafetyLimits(
                 workspace=self._workspace(),
@@ -247,8 +252,11 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
     # --- main loop ----------------------------------------------------------------------------
     def take_period_thread(self) -> None:
         """Called by the thread that will run `step`: SCHED_FIFO at `control_priority` while it runs a period,
-        where permitted (else a fallback); one log line says what it got."""
+        where permitted (else a fallback), and from `wake_lead_ms` before each period is due; log lines say."""
         self.get_logger().info(self.tick_priority.permitted("arm period thread").line)
+        if self.wake_thread is None:
+            self.wake_thread = WakeThread(self.wake, self.tick_priority)
+            self.get_logger().info(self.wake_thread.line)
 
     def run(self, executor: SingleThreadedExecutor, stop: threading.Event) -> None:
         """Serve the control timer and callbacks until `stop` is set or the context shuts down."""
@@ -261,6 +269,7 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         if self.robot is None:
             return
         with self.tick_priority:
+            self.wake.started(time.monotonic())
             self._period()
 
     def _period(self) -> None:
@@ -327,6 +336,8 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
 
     def close(self) -> None:
         """Hold and close the arm whatever state the node is in, then destroy the node."""
+        if self.wake_thread is not None:
+            self.wake_thread.close()
         self._disconnect()
         self.destroy_node()
 

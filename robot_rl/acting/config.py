@@ -70,6 +70,8 @@ class ActorConfig:
     # tick's own and workers at control_priority; robot_rl.nets.frame_split); 1 = one pass on the tick's thread
     control_priority: int = 50  # SCHED_FIFO priority (1..99) of the thread that runs the tick, while it runs one, when
     # the process may (root, CAP_SYS_NICE, `ulimit -r`); else nice -10, else as started; 0 = off (acting.realtime)
+    wake_lead_ms: float = 10.0  # that thread takes the priority this long before each tick is due, so a loaded machine
+    # wakes it on time (robot_rl.acting.wake); 0 = only while the tick runs
     teleop_timeout_s: float = 0.5  # wall seconds without a teleop/command message before the device counts as lost
     teleop_translation_scale: float = 1.0  # a full teleop stick -> this fraction of a full translation action
     teleop_rotation_scale: float = 1.0  # a full teleop twist -> this fraction of a full rotation action
@@ -123,6 +125,8 @@ class ActorConfig:
             raise ValueError(
                 f"control_priority must be 0 (off) or a SCHED_FIFO priority 1..99, got {self.control_priority}"
             )
+        if self.control_rate_hz > 0 and not 0 <= self.wake_lead_ms < 500.0 / self.control_rate_hz:
+            raise ValueError(f"wake_lead_ms must be 0 (off) or below half the control period, got {self.wake_lead_ms}")
         if bad or self.max_episode_steps < 0 or not self.store:
             raise ValueError(
                 f"need positive {sorted(positive)}, max_episode_steps >= 0 and a store path; got "

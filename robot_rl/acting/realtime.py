@@ -97,33 +97,61 @@ def raise_thread_priority(priority: int, tid: int | None = None, what: str = "co
 
 
 class TickPriority:
-    """`with tick_priority:` puts the calling thread on SCHED_FIFO at `priority` for the block (one tick) and back on
-    SCHED_OTHER (its nice kept) after it; priority 0 does nothing. Call `permitted` once first: it tries."""
+    """`with tick_priority:` puts the thread that called `permitted` on SCHED_FIFO at `priority` for the block (one
+    tick) and back on SCHED_OTHER (its nice kept) after it; priority 0 does nothing. Call `permitted` once first, from
+    that thread: it tries. `hold_ahead` / `release_idle` let another thread (robot_rl.acting.wake.WakeThread) raise it
+    before a tick is due and drop it again when none came."""
 
     def __init__(self, priority: int) -> None:
         self.priority = priority
         self.on = False  # set by `permitted`: the process may use SCHED_FIFO at `priority`
+        self.held = False  # the thread holds it now
+        self.in_tick = False  # inside `with`
+        self.tid = 0  # the control thread (`permitted`'s caller)
+        self._lock = threading.Lock()
 
     def permitted(self, what: str = "control thread") -> ThreadPriority:
         """Try SCHED_FIFO on the calling thread (else the nice fallback, which then stays for every callback of
         the thread: CFS weighs it, nothing starves); leave it ordinary between ticks. The result describes the
         tick's scheduling and its line says so."""
         got = raise_thread_priority(self.priority, what=what)
-        self.on = got.policy == "SCHED_FIFO"
+        self.tid = got.tid
+        self.on = self.held = got.policy == "SCHED_FIFO"
         if not self.on:
             return got
-        self.__exit__()
+        self._set(False)
         line = f"{got.line}; held only while it runs a tick, ordinary between ticks (robot_rl.acting.realtime)"
         return ThreadPriority(got.tid, got.policy, got.rt_priority, got.nice, line, tick_only=True)
 
+    def _set(self, fifo: bool) -> None:  # the caller holds the lock (or is the only thread yet)
+        if self.on and fifo != self.held:
+            if fifo:
+                os.sched_setscheduler(self.tid, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(self.priority))
+            else:
+                os.sched_setscheduler(self.tid, os.SCHED_OTHER, os.sched_param(0))
+            self.held = fifo
+
+    def hold_ahead(self) -> None:
+        """SCHED_FIFO for the control thread from now, ahead of its next tick (called from another thread)."""
+        with self._lock:
+            self._set(True)
+
+    def release_idle(self, still_idle) -> None:
+        """Drop it again unless a tick runs or `still_idle()` says one came meanwhile."""
+        with self._lock:
+            if not self.in_tick and still_idle():
+                self._set(False)
+
     def __enter__(self) -> TickPriority:
-        if self.on:
-            os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(self.priority))
+        with self._lock:
+            self.in_tick = True
+            self._set(True)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.on:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        with self._lock:
+            self.in_tick = False
+            self._set(False)
 
 
 def raise_named_threads(prefixes: tuple[str, ...], priority: int, what: str) -> str:

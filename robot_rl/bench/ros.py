@@ -12,6 +12,8 @@ burst on /learner/episodes -- the actor's stored episodes, cycled and re-numbere
 
 Figures (from the actor's timing log and this process's clocks):
   jitter       |wall period between consecutive running control ticks - 100 ms|   goal p99 <= 5 ms
+               (periods ending within the control phase: the actor's first episode starts before it, while the
+               nodes start and the full policy arrives)
   ... quiet    the same, leaving out periods ending between a broadcast's publish and BROADCAST_WINDOW_S after
                the actor put it in use (a 12 MB transfer and decode on 2 cores shows in the next tick or two)
   sim jitter   the same for the sim's /clock crossing each 100 ms of sim time, as this process hears it, broadcast
@@ -44,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_rl.bench.ros_figures import control_figures, sim_jitter_ms  # noqa: F401  (sim_jitter_ms: for tests)
 from robot_rl.bench.ros_results import (  # noqa: F401  (GOAL_*, format_ros_table: re-exported for the CLI)
     BROADCAST_WINDOW_S,
     GOAL_INFER_P99_MS,
@@ -149,9 +152,10 @@ def read_timing_log(path: Path) -> tuple[list[dict], dict[int, float]]:
 # --- the two phases ------------------------------------------------------------------------------
 def _control_phase(
     cfg: RosBenchConfig, probe, nodes: _Nodes, pushes: tuple[bytes, bytes], timing_log: Path
-) -> dict[int, float]:
-    """Sim + actor for cfg.seconds with cfg.broadcasts policy broadcasts; returns {version: publish wall time}.
-    pushes = (full policy, what each broadcast sends); with push delta the full one goes out first, untimed."""
+) -> tuple[dict[int, float], tuple[float, float]]:
+    """Sim + actor for cfg.seconds with cfg.broadcasts policy broadcasts; returns ({version: publish wall time},
+    the phase's (start, end) wall times). pushes = (full policy, what each broadcast sends); with push delta the full
+    one goes out first, untimed, and the phase starts once the actor has it in use."""
     from robot_rl.ros import protocol
 
     progress("[bench ros] starting sim_robot and actor")
@@ -178,7 +182,7 @@ def _control_phase(
         first += 1
     kind = protocol.POLICY_DELTA_KIND if cfg.push == "delta" else protocol.POLICY_KIND
     progress(f"[bench ros] actor up; control phase of {cfg.seconds:.0f} s with {cfg.broadcasts} weight broadcasts")
-    t0, published = time.monotonic(), {}
+    t0, published, start_wall = time.monotonic(), {}, time.time()
     probe.watching_clock = True
     for i in range(cfg.broadcasts):
         version = i + first
@@ -193,6 +197,7 @@ def _control_phase(
         published[version] = probe.publish_policy(msg, delta=cfg.push == "delta")
     _wait(probe, nodes, lambda: time.monotonic() >= t0 + cfg.seconds, cfg.seconds, "the end of the control phase")
     probe.watching_clock = False
+    phase = (start_wall, time.time())
     if not any(r["episode"] is not None for r in read_timing_log(timing_log)[0]):
         progress("[bench ros] no episode completed yet; waiting for the first")
         _wait(
@@ -204,7 +209,7 @@ def _control_phase(
         )
     nodes.stop("actor")
     nodes.stop("sim_robot")
-    return published
+    return published, phase
 
 
 def _ingest_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, store_path: Path, task_meta: dict) -> dict:
@@ -257,55 +262,6 @@ def _ingest_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, store_path: Path, t
     }
 
 
-def sim_jitter_ms(
-    clock: list[tuple[float, float]], period_s: float, skip: list[tuple[float, float]] = ()
-) -> np.ndarray:
-    """|wall time between the clock messages that cross consecutive multiples of period_s (sim time) - period|, ms;
-    periods ending inside a `skip` (wall start, wall end) window are left out."""
-    if len(clock) < 2:
-        return np.zeros(0)
-    wall, sim = np.asarray(clock).T
-    ticks = np.floor(sim / period_s + 1e-6)
-    crossing = np.flatnonzero(np.diff(ticks) == 1) + 1  # first message of each new period
-    keep = np.diff(ticks[crossing]) == 1  # consecutive periods only (a reset may jump sim time)
-    keep &= ~_within(wall[crossing][1:], skip)
-    return np.abs(np.diff(wall[crossing])[keep] - period_s) * 1e3
-
-
-def _within(t: np.ndarray, windows) -> np.ndarray:
-    """Which times fall inside any (start, end) window."""
-    return np.array([any(a <= x <= b for a, b in windows) for x in t], dtype=bool).reshape(len(t))
-
-
-def _control_figures(
-    episodes: list[dict], loads: dict[int, float], published: dict[int, float], clock: list[tuple[float, float]]
-) -> dict:
-    """The control phase's RosBenchResult fields from the actor's timing log, the weights' publish and load times
-    and the /clock messages this process heard."""
-
-    def cat(key: str) -> np.ndarray:  # an older actor's log lacks the schedstat keys
-        return np.concatenate([np.asarray(r.get(key, []), dtype=np.float64) for r in episodes] or [np.zeros(0)])
-
-    act, act_cpu, act_runq = cat("act_ms"), cat("act_cpu_ms"), cat("act_runq_ms")
-    nominal_ms = float(episodes[0]["nominal_period_ms"])
-    period, period_end = cat("period_ms"), cat("period_end_wall")
-    windows = [(t, loads.get(v, t) + BROADCAST_WINDOW_S) for v, t in published.items()]
-    quiet = ~_within(period_end, windows)
-    return {
-        "jitter_ms": Stat.of(np.abs(period - nominal_ms)),
-        "quiet_jitter_ms": Stat.of(np.abs(period[quiet] - nominal_ms)),
-        "sim_jitter_ms": Stat.of(sim_jitter_ms(clock, nominal_ms / 1e3, windows)),
-        "period_ms": Stat.of(period),
-        "latency_ms": Stat.of(cat("latency_ms")),
-        "act_ms": Stat.of(act),
-        "act_runq_ms": Stat.of(act_runq),
-        "act_blocked_ms": Stat.of(act - act_cpu - act_runq if len(act_cpu) == len(act) else []),
-        "infer_ms": Stat.of(cat("infer_ms")),
-        "actor_episodes": sum(r["episode"] is not None for r in episodes),
-        "nominal_period_ms": nominal_ms,
-    }
-
-
 def _make_policy(layout, path: Path, encoder: str) -> tuple[bytes, bytes]:
     """A pixels policy for the actor's layout with an agent config the learner trains images with (conv: --encoder
     conv; resnet10: its pixel recipe), saved to `path`; returns (its full payload, its delta payload)."""
@@ -353,6 +309,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         f"actor:frame_threads:={cfg.frame_threads}",
         f"actor:control_priority:={cfg.control_priority}",
         f"sim_robot:control_priority:={cfg.sim_priority}",
+        *([] if cfg.wake else ["actor:wake_lead_ms:=0.0", "sim_robot:wake_lead_ms:=0.0"]),
         f"learner:out:={work / 'learner'}",
         "learner:encoder:=conv",
         "learner:wandb_mode:=disabled",
@@ -365,7 +322,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
 
     probe = BenchProbe()
     try:
-        published = _control_phase(cfg, probe, nodes, pushes, timing_log)
+        published, phase = _control_phase(cfg, probe, nodes, pushes, timing_log)
         episodes, loads = read_timing_log(timing_log)
         ingest = _ingest_phase(cfg, probe, nodes, store, layout.task_meta())
     finally:
@@ -375,7 +332,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
             shutil.rmtree(work, ignore_errors=True)
     received = {v: (loads[v] - t) * 1e3 for v, t in published.items() if v in loads}
     return RosBenchResult(
-        **_control_figures(episodes, loads, published, probe.clock),
+        **control_figures(episodes, loads, published, probe.clock, phase),
         broadcast_ms=Stat.of(list(received.values())),
         broadcasts_sent=len(published),
         broadcasts_received=len(received),
@@ -387,6 +344,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         cores=available_cores(),
         control_priority=cfg.control_priority,
         sim_priority=cfg.sim_priority,
+        wake=cfg.wake,
         load_avg_1m=load_avg,
         **ingest,
     )

@@ -35,6 +35,7 @@ class RosBenchConfig:
     frame_threads: int = 2  # the actor's frame_threads: a tick's camera frames through the frozen trunk at once
     control_priority: int = 50  # the actor's control_priority: SCHED_FIFO priority of its tick's thread; 0 = off
     sim_priority: int = 60  # the sim robot's control_priority: SCHED_FIFO priority of a physics period; 0 = off
+    wake: bool = True  # the actor's and the sim's wake windows at their defaults; False: wake_lead_ms 0 for both
     out: str | None = None  # keep logs, stores and the policy here; None = a temporary dir, removed afterwards
     domain_id: int | None = None  # ROS_DOMAIN_ID of every process; None = a private one derived from the pid
     startup_timeout_s: float = 120.0  # longest wait for a node to come up or a figure to arrive
@@ -98,6 +99,7 @@ class RosBenchResult:
     cores: int
     control_priority: int  # the actor's control_priority (0: its control thread ran as an ordinary thread)
     sim_priority: int  # the sim robot's control_priority (0: its physics periods ran as an ordinary thread)
+    wake: bool  # the nodes' wake windows on (their defaults) or off
     load_avg_1m: float  # machine load when the bench started (other work skews every figure)
 
     @property
@@ -127,7 +129,8 @@ def format_ros_table(r: RosBenchResult) -> str:
     lines = [
         f"bench ros: {r.nominal_period_ms:.0f} ms control period, 2 cameras 128x128, {r.seconds:.0f} s, "
         f"{r.cores} CPU cores, load average {r.load_avg_1m:.2f} at start (other work skews these figures), "
-        f"actor control_priority {r.control_priority}, sim {r.sim_priority}",
+        f"actor control_priority {r.control_priority}, sim {r.sim_priority}, wake windows "
+        f"{'on' if r.wake else 'off'}",
         f"{'metric':40} {'p50':>9} {'p99':>9} {'n':>6}  {'goal':12} met?",
         row("control-period jitter (ms)", r.jitter_ms, f"p99 <= {GOAL_JITTER_P99_MS:g}", r.jitter_met),
         row(f"  outside broadcasts (+{BROADCAST_WINDOW_S:g} s) (ms)", r.quiet_jitter_ms),

@@ -220,6 +220,12 @@ def _register_ros(bench_sub) -> None:
         default = getattr(d, flag[2:].replace("-", "_"))
         ros.add_argument(flag, type=int, default=default, metavar=metavar, help=f"{what} (default {default})")
     ros.add_argument(
+        "--no-wake",
+        action="store_true",
+        help="wake_lead_ms 0 for the actor and the sim robot: their control threads hold SCHED_FIFO only while a "
+        "period runs, not from shortly before it is due (robot_rl.acting.wake)",
+    )
+    ros.add_argument(
         "--domain-id",
         type=int,
         metavar="ID",
@@ -307,6 +313,7 @@ def _ros(args: argparse.Namespace) -> int:
         frame_threads=args.frame_threads,
         control_priority=args.control_priority,
         sim_priority=args.sim_priority,
+        wake=not args.no_wake,
         out=args.out,
         domain_id=args.domain_id,
     )

@@ -64,6 +64,7 @@ from robot_rl.acting.episode import EpisodeMachine, Phase
 from robot_rl.acting.observation import ObservationAssembler
 from robot_rl.acting.realtime import DDS_THREADS, ThreadPriority, TickPriority, raise_named_threads
 from robot_rl.acting.timing import TickTiming
+from robot_rl.acting.wake import WakeThread, WakeWindow
 from robot_rl.agents.policy import Policy
 from robot_rl.agents.residual import ResidualPolicy
 from robot_rl.bc.base import BaseActionError
@@ -154,6 +155,8 @@ class ActorNode(ActorLearnerSide, ActorEpisodeSide, Node):
         self._last_tick = time.monotonic()  # wall time of the last tick (is the node's clock running?)
         self.control_thread: ThreadPriority | None = None  # the tick's scheduling (take_control_thread)
         self.tick_priority = TickPriority(cfg.control_priority)  # SCHED_FIFO while a tick runs, where permitted
+        self.wake = WakeWindow(self.layout.dt_s, cfg.wake_lead_ms / 1e3)  # ... and from just before it is due
+        self.wake_thread: WakeThread | None = None  # take_control_thread starts it
         self._make_io()
         self.trace = ActorTrace(self, cfg, cfg.store)  # actor/episode + actor/step; the MCAP recording (record_mcap)
         self.viz = make_actor_viz(cfg, self.layout, self.get_logger().warning)  # viz:=rerun, on its own thread
@@ -187,19 +190,21 @@ class ActorNode(ActorLearnerSide, ActorEpisodeSide, Node):
     # --- main loop --------------------------------------------------------------------------
     def take_control_thread(self) -> None:
         """Called by the thread that will spin the node (it runs `_tick` and every callback): SCHED_FIFO at
-        `control_priority` while it runs a tick, when permitted, else a fallback (robot_rl.acting.realtime); one log
-        line says which. Only the tick: the callbacks between ticks at FIFO took 65 % of a core and starved an
-        ordinary arm process until it dropped commands (robot_rl.acting.realtime). The DDS library's receive threads
-        go one below it: a sim-time tick starts when they hand over /clock (left ordinary, `robot-rl bench ros`
-        jitter p99 was 7.8-15.3 ms against 1.3-7.4 ms; robot_rl.acting.realtime)."""
+        `control_priority` while it runs a tick and from `wake_lead_ms` before (robot_rl.acting.wake), when permitted,
+        else a fallback; log lines say which. Not between ticks: the callbacks at FIFO took 65 % of a core and starved
+        an ordinary arm process (robot_rl.acting.realtime). The DDS library's receive threads go one below it: a
+        sim-time tick starts when they hand over /clock (robot_rl.acting.realtime)."""
         self.control_thread = got = self.tick_priority.permitted()
         self.get_logger().info(got.line)
+        self.wake_thread = WakeThread(self.wake, self.tick_priority)  # raises it just before each tick is due
+        self.get_logger().info(self.wake_thread.line)
         if got.policy == "SCHED_FIFO":
             self.get_logger().info(raise_named_threads(DDS_THREADS, max(1, got.rt_priority - 1), "DDS threads"))
 
     def _tick(self) -> None:
         with self.tick_priority:  # SCHED_FIFO for this tick only, where permitted (take_control_thread)
             self._last_tick = time.monotonic()
+            self.wake.started(self._last_tick)
             self.timing.tick_started()
             self._ticks += 1
             self._control()
@@ -379,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             if node.recorder.recording:
                 node.get_logger().info(f"exiting: the episode in flight ({node.recorder.n_steps} steps) is not stored")
                 node.timing.write_episode(None, node._episode_version)
+            if node.wake_thread is not None:
+                node.wake_thread.close()
             node.loader.close()
             node.delivery.close()
             node.trace.close()

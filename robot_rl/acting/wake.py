@@ -1,0 +1,131 @@
+"""Wake windows: a periodic thread that is ordinary between its periods holds SCHED_FIFO from `lead` before each
+period is due until the period starts, so the kernel wakes it on time however loaded the cores are.
+
+A control thread (the actor's tick, the arm node's period) holds SCHED_FIFO only while it runs a period
+(`robot_rl.acting.realtime.TickPriority`): between periods the same thread serves every subscription callback, and
+at FIFO it would take each message alone, ahead of every ordinary thread (65 % of a core with the sim at 3x real
+time). But it must wake for the next period as an ordinary thread, and on 2 cores loaded by learning runs the fair
+scheduler let it wait behind them: the tick started late (`robot-rl bench ros` control jitter p99 7-12 ms under
+load with the tick itself on FIFO). Here the thread takes FIFO a little before the period is due -- the window is
+`lead` either side of the predicted start -- and the period's own `with tick_priority:` drops it after the period.
+Callbacks inside the window run at FIFO, ~`lead` per period.
+
+The predicted start comes from the periods already seen: the median interval of the last few, and the earliest
+phase they fit (a late start is late against the grid, never early), so one late tick does not move the next
+window. A window that passes without a period (sim clock paused, the learner stalled) is followed by the next one
+on the same grid. A small FIFO thread (`WakeThread`) does the raising, so the control thread's loop stays as it was: an
+rclpy executor's `spin_once` must keep one timeout (a new one restarts its generator, which resumes a pending
+coroutine first -- an async `reset` awaiting the home move -- and never reaches the timers). No ROS here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import statistics
+import threading
+import time
+from collections import deque
+
+from robot_rl.acting.realtime import raise_thread_priority
+
+HISTORY = 9  # period starts the prediction uses
+THREAD_NAME = b"rrl-wake"  # the wake thread's kernel name (/proc/PID/task/TID/comm)
+
+
+def _name_thread(name: bytes) -> None:
+    """The calling thread's kernel name (Linux prctl PR_SET_NAME), so tools and tests can tell it apart."""
+    try:
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux
+        pass
+
+
+class WakeWindow:
+    """When a thread should hold SCHED_FIFO ahead of its next period. `started` at each period's start (wall seconds,
+    time.monotonic); `wait_s` says how long it may still sleep as an ordinary thread, `left_s` how long the window
+    it is in stays open. `lead_s` 0 turns it off (`wait_s` is infinite)."""
+
+    def __init__(self, period_s: float, lead_s: float) -> None:
+        if period_s <= 0 or not 0 <= lead_s < period_s / 2:
+            raise ValueError(
+                f"wake lead must be 0 (off) or below half the period ({period_s * 1e3:g} ms), got {lead_s * 1e3:g} ms"
+            )
+        self.nominal_s = period_s
+        self.lead_s = lead_s
+        self._starts: deque[float] = deque(maxlen=HISTORY)
+        self.n_started = 0  # periods seen
+
+    def started(self, now_s: float) -> None:
+        self._starts.append(now_s)
+        self.n_started += 1
+
+    def period_s(self) -> float:
+        """Median wall interval between recent starts (a sim-time tick's wall period follows the sim's speed)."""
+        gaps = [b - a for a, b in zip(self._starts, list(self._starts)[1:]) if 0 < b - a <= 4 * self.nominal_s]
+        return statistics.median(gaps) if gaps else self.nominal_s
+
+    def due_s(self, now_s: float) -> float:
+        """The start of the next period whose window has not closed by `now_s`."""
+        period = self.period_s()
+        last = self._starts[-1]
+        due = min(t + math.ceil((last - t) / period + 0.5) * period for t in self._starts)  # the earliest fit phase
+        if now_s > due + self.lead_s:  # that window passed without a period: the next ones on the same grid
+            due += math.ceil((now_s - due - self.lead_s) / period) * period
+        return due
+
+    def active(self) -> bool:
+        """On, a period seen, and periods long against the lead (unpaced back-to-back steps get no windows)."""
+        return self.lead_s > 0 and bool(self._starts) and self.period_s() >= 3 * self.lead_s
+
+    def wait_s(self, now_s: float) -> float:
+        """Seconds until the next window opens; 0 inside one; infinite when not `active`."""
+        if not self.active():
+            return math.inf
+        return max(0.0, self.due_s(now_s) - self.lead_s - now_s)
+
+    def left_s(self, now_s: float) -> float:
+        """Seconds until the window the thread is in closes (0 outside one)."""
+        if not self.active():
+            return 0.0
+        return max(0.0, self.due_s(now_s) + self.lead_s - now_s)
+
+
+class WakeThread:
+    """A small thread on SCHED_FIFO (the control thread's priority) that raises the control thread when a window
+    opens and drops it when the window closes without a period (`TickPriority.hold_ahead` / `release_idle`). The
+    control thread keeps its own loop (an executor's `spin_once` with its usual timeout); only its scheduling
+    changes while it waits. Runs only when the control thread got SCHED_FIFO and the lead is above 0."""
+
+    def __init__(self, window: WakeWindow, priority, what: str = "wake thread") -> None:
+        self.window, self.priority = window, priority
+        self._stop = threading.Event()
+        self.line = f"{what}: off (wake lead 0 or no SCHED_FIFO)"
+        self._thread: threading.Thread | None = None
+        if window.lead_s > 0 and priority.on:
+            self._thread = threading.Thread(target=self._run, name="rrl-wake", daemon=True)
+            self._thread.start()
+            self.line = (
+                f"{what}: the control thread takes SCHED_FIFO {priority.priority} {window.lead_s * 1e3:g} ms before "
+                "each period is due (robot_rl.acting.wake)"
+            )
+
+    def _run(self) -> None:
+        _name_thread(THREAD_NAME)
+        raise_thread_priority(self.priority.priority, what="wake thread")
+        window = self.window
+        while not self._stop.is_set():
+            now = time.monotonic()
+            wait = window.wait_s(now)
+            if wait > 0:
+                self._stop.wait(min(wait, window.nominal_s))
+                continue
+            seen = window.n_started
+            self.priority.hold_ahead()
+            self._stop.wait(window.left_s(now))
+            self.priority.release_idle(lambda seen=seen: window.n_started == seen)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
