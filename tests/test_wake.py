@@ -14,6 +14,7 @@ import pytest
 from robot_rl.acting.config import ActorConfig
 from robot_rl.acting.realtime import TickPriority, raise_thread_priority, thread_policy
 from robot_rl.acting.wake import WakeThread, WakeWindow
+from robot_rl_drivers.arm_config import ArmNodeConfig
 
 
 def _window(starts, period=0.1, lead=0.01) -> WakeWindow:
@@ -50,11 +51,13 @@ def test_the_period_follows_the_periods_seen_not_the_nominal_one():
     assert stalled.period_s() == pytest.approx(0.1)
 
 
-def test_a_lead_of_half_the_period_or_more_is_refused_with_the_parameter_name():
-    with pytest.raises(ValueError, match="below half the period"):
-        WakeWindow(0.1, 0.05)
+def test_a_lead_is_at_most_a_quarter_period_and_a_negative_one_is_refused_with_the_parameter_name():
+    assert WakeWindow(0.02, 0.01).lead_s == pytest.approx(0.005)  # 5 ms wake-ups in a 20 ms period
+    assert WakeWindow(0.1, 0.01).lead_s == pytest.approx(0.01)
     with pytest.raises(ValueError, match="wake_lead_ms"):
-        ActorConfig(store="/tmp/x", wake_lead_ms=60.0).validate()
+        ActorConfig(store="/tmp/x", wake_lead_ms=-1.0).validate()
+    with pytest.raises(ValueError, match="wake_lead_ms"):
+        ArmNodeConfig(wake_lead_ms=float("nan")).validate()
     ActorConfig(store="/tmp/x", wake_lead_ms=0.0).validate()
 
 

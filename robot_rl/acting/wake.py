@@ -47,12 +47,10 @@ class WakeWindow:
     it is in stays open. `lead_s` 0 turns it off (`wait_s` is infinite)."""
 
     def __init__(self, period_s: float, lead_s: float) -> None:
-        if period_s <= 0 or not 0 <= lead_s < period_s / 2:
-            raise ValueError(
-                f"wake lead must be 0 (off) or below half the period ({period_s * 1e3:g} ms), got {lead_s * 1e3:g} ms"
-            )
+        if not (period_s > 0 and lead_s >= 0):
+            raise ValueError(f"need a positive period and a lead >= 0, got {period_s} s and {lead_s} s")
         self.nominal_s = period_s
-        self.lead_s = lead_s
+        self.lead_s = min(lead_s, period_s / 4)  # at most a quarter period: a fast loop stays mostly ordinary
         self._starts: deque[float] = deque(maxlen=HISTORY)
         self.n_started = 0  # periods seen
 
