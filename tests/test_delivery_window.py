@@ -129,3 +129,55 @@ def test_the_actor_sends_its_window_from_a_sender_thread_and_the_next_episode_wh
         for probe in (actor, learner):
             probe.node.destroy_node()
             probe.context.try_shutdown()
+
+
+def test_the_episode_just_recorded_is_sent_from_memory_as_the_store_would_read_it_and_a_resend_reads_the_store(
+    tmp_path,
+):
+    """The first send of a new episode encodes the recorder's arrays, not a read-back (zarr work that held the GIL
+    while the next episode's first ticks waited); the message is the same bytes either way."""
+    from robot_rl.data.recorder import EpisodeRecorder
+
+    store = EpisodeStore.create(tmp_path / "actor_episodes", {"task": "pick_cube"})
+    recorder = EpisodeRecorder(store)
+    rng = np.random.default_rng(0)
+    obs = [
+        {
+            keys.STATE: rng.normal(size=5).astype(np.float32),
+            keys.image_key("front"): rng.integers(0, 255, (16, 16, 3), np.uint8),
+        }
+        for _ in range(4)
+    ]
+    recorder.start(obs[0], {})
+    for t in range(3):
+        recorder.step(
+            rng.uniform(-1, 1, 4).astype(np.float32), obs[t + 1], float(t == 2), t == 2, False, {"success": t == 2}
+        )
+    index = recorder.end()
+    last_index, arrays = recorder.last_episode
+    meta = protocol.EpisodeMeta("/robot_1/actor", index, 3, True, {"task": "pick_cube"})
+    assert last_index == index == 0
+
+    def decoded(episode) -> dict:
+        return protocol.episode_from_msg(protocol.episode_msg(episode, meta))[0]
+
+    stored, recorded = decoded(store.get_episode(index)), decoded(arrays)
+    assert list(recorded) == list(stored) and len(stored) >= 10
+    for key in stored:
+        assert recorded[key].dtype == stored[key].dtype and np.array_equal(recorded[key], stored[key]), key
+
+    probe = Probe("actor_mem", namespace="/robot_1")
+    try:
+        delivery = EpisodeDelivery(probe.node, store, {"task": "pick_cube"}, 5.0, 2.0, "continue", 2)
+        reads, get_episode = [], store.get_episode
+        store.get_episode = lambda i: reads.append(i) or get_episode(i)  # counts the read-backs
+        sent = []
+        delivery.pub.publish = lambda msg: sent.append(protocol.episode_from_msg(msg)[0])
+        delivery.sender.stop()  # publish on this thread, in order
+        assert delivery.deliver(index, 3, arrays) is True
+        assert delivery.publish(index) and reads == []  # from memory
+        assert delivery.publish(index) and reads == [index]  # a resend: read from the store
+        assert all(np.array_equal(sent[0][k], sent[1][k]) for k in stored) and list(sent[0]) == list(stored)
+    finally:
+        probe.node.destroy_node()
+        probe.context.try_shutdown()

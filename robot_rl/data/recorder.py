@@ -60,6 +60,7 @@ class EpisodeRecorder:
         self._obs: list[dict[str, np.ndarray]] = []  # obs_0 .. obs_T (the last is dropped on end)
         self._t_obs: list[dict[str, float]] = []  # per obs: {"t_capture": .., "t_capture_<cam>": ..}
         self._rows: list[dict[str, np.ndarray]] = []  # per step: action, reward, flags, ...
+        self.last_episode: tuple[int, dict[str, np.ndarray]] | None = None  # (index, arrays) of the last one ended
 
     @property
     def recording(self) -> bool:
@@ -137,6 +138,8 @@ class EpisodeRecorder:
             steps[key] = np.array([t[key] for t in self._t_obs[:n]], dtype=np.float64)
         index = self.store.add_episode(steps)
         self.discard()
+        order = getattr(self.store, "keys", None) or sorted(steps)  # the store's key order, as get_episode reads it
+        self.last_episode = (index, {key: steps[key] for key in order})
         return index
 
     def discard(self) -> None:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 
+import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import String, UInt8MultiArray
 
@@ -47,23 +48,36 @@ class EpisodeDelivery:
         self.ledger = VersionLedger(store.path)  # the policy version that acted in each stored episode
         self.outbox = Outbox(self.actor_id, learner_timeout_s, resend_interval_s, window_episodes=window_episodes)
         self._outbox_lock = threading.Lock()  # the outbox is asked by the executor's callbacks, whichever thread
+        self._fresh: tuple[int, dict[str, np.ndarray]] | None = None  # the episode just stored, for its first send
         self.on_learner_lost = on_learner_lost  # for the log line when the learner goes
         self.learner_alive = False
         self._warned_ack_ahead = False
         self.pub = node.create_publisher(UInt8MultiArray, protocol.EPISODES, protocol.EPISODES_QOS)
         self.sender = EpisodeSender(self.publish, node.get_logger())
 
-    def deliver(self, index: int, policy_version: int) -> bool:
+    def deliver(self, index: int, policy_version: int, episode: dict[str, np.ndarray] | None = None) -> bool:
         """A newly stored episode: note the policy version that acted in it, send it if the window allows (on the
-        sender thread); returns its success flag (read from the store's success column only)."""
+        sender thread); returns its success flag. `episode`: its arrays as stored (the recorder's), sent from memory
+        instead of read back: the read is Python-heavy zarr work (50-140 ms on a loaded core) that held the GIL
+        while the next episode's first ticks waited for it."""
+        if episode is not None:
+            with self._outbox_lock:
+                self._fresh = (index, episode)  # one at most: the sender takes it, or reads the store
         self.ledger.add(index, policy_version)
         self.send_due(time.monotonic())
+        if episode is not None:
+            return bool(episode[keys.SUCCESS].any())
         rows = self.store.episode_slice(index)
         return bool(self.store.get_rows(rows.start, rows.stop, [keys.SUCCESS])[keys.SUCCESS].any())
 
     def publish(self, index: int) -> int:
-        """Read, encode and send stored episode `index` on /learner/episodes (the sender thread); returns bytes sent."""
-        episode = self.store.get_episode(index)
+        """Encode and send stored episode `index` on /learner/episodes (the sender thread), from memory when it is
+        the one just stored, else read from the store (a resend); returns bytes sent."""
+        with self._outbox_lock:
+            fresh = self._fresh if self._fresh is not None and self._fresh[0] == index else None
+            if fresh is not None:
+                self._fresh = None
+        episode = fresh[1] if fresh is not None else self.store.get_episode(index)
         success = bool(episode[keys.SUCCESS].any())
         meta = protocol.EpisodeMeta(self.actor_id, index, self.ledger.version(index), success, self.task_meta)
         msg = protocol.episode_msg(episode, meta)

@@ -77,7 +77,7 @@ class ActorEpisodeSide:
             self.get_logger().error(f"the store refused the episode ({steps} steps), dropping it: {err}")
             self.recorder.discard()
             return
-        success = self.delivery.deliver(index, self._episode_version)
+        success = self.delivery.deliver(index, self._episode_version, self.recorder.last_episode[1])
         judged = f" ({verdict} from teleop)" if verdict else ""
         self.get_logger().info(
             f"episode {index} stored and sent: {steps} steps, success={success}{judged}, "
