@@ -10,9 +10,10 @@ import threading
 import time
 
 import pytest
+from test_control_priority import NO_FIFO, _fifo_permitted
 
 from robot_rl.acting.config import ActorConfig
-from robot_rl.acting.realtime import TickPriority, raise_thread_priority, thread_policy
+from robot_rl.acting.realtime import TickPriority, thread_policy
 from robot_rl.acting.wake import WakeThread, WakeWindow
 from robot_rl_drivers.arm_config import ArmNodeConfig
 
@@ -59,14 +60,6 @@ def test_a_lead_is_at_most_a_quarter_period_and_a_negative_one_is_refused_with_t
     with pytest.raises(ValueError, match="wake_lead_ms"):
         ArmNodeConfig(wake_lead_ms=float("nan")).validate()
     ActorConfig(store="/tmp/x", wake_lead_ms=0.0).validate()
-
-
-def _fifo_permitted() -> bool:
-    got: list[str] = []
-    thread = threading.Thread(target=lambda: got.append(raise_thread_priority(1).policy))
-    thread.start()
-    thread.join()
-    return got == ["SCHED_FIFO"]
 
 
 def _spin_a_10hz_timer(lead_s: float, seconds: float) -> tuple[list[str], list[str]]:
@@ -120,7 +113,7 @@ def _spin_a_10hz_timer(lead_s: float, seconds: float) -> tuple[list[str], list[s
 @pytest.mark.ros
 def test_a_tick_finds_its_thread_already_on_fifo_and_between_ticks_it_is_ordinary():
     if not _fifo_permitted():
-        pytest.skip("this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit)")
+        pytest.skip(NO_FIFO)
     at_tick, sampled = _spin_a_10hz_timer(0.01, 2.0)
     # the first two ticks come before a period is known; after them the window opens ahead of each tick
     assert len(at_tick) >= 15 and at_tick[3:].count("SCHED_FIFO") >= len(at_tick[3:]) - 1, at_tick
@@ -132,7 +125,7 @@ def test_a_tick_finds_its_thread_already_on_fifo_and_between_ticks_it_is_ordinar
 def test_a_window_that_closes_without_a_tick_drops_the_thread_again():
     """The clock stops (a paused sim): the wake thread raises the control thread for each window and drops it."""
     if not _fifo_permitted():
-        pytest.skip("this process may not use SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit)")
+        pytest.skip(NO_FIFO)
     priority, window, seen = TickPriority(30), WakeWindow(0.1, 0.02), []
     ready, stop = threading.Event(), threading.Event()
 
