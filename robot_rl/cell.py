@@ -66,6 +66,19 @@ def task_spec(task: str) -> TaskSpec:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}") from None
 
 
+def action_scale_mismatch(meta: dict, task: str) -> str:
+    """Why episodes whose store meta is `meta` do not fit the sim task `task` now ("" when they do): recorded with
+    another translation per full action, their actions mean other motions. Meta without a scale passes."""
+    got = (meta.get("action_scale") or {}).get("max_step_m")
+    want = task_spec(task).max_step_m
+    if got is None or abs(float(got) - want) <= 1e-9:
+        return ""
+    return (
+        f"were recorded with {float(got) * 1e3:g} mm per full action, {task} now moves {want * 1e3:g} mm: record "
+        f"them again (robot-rl demos record --task {task} --scripted ...)"
+    )
+
+
 @dataclass(frozen=True)
 class ActorLayout:
     """The observation and action spaces of one actor, as the gym env defines them."""

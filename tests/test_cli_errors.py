@@ -35,6 +35,8 @@ def _make_fixtures(root: Path) -> None:
     for name, meta in (
         ("peg_store", {**STATE_META, "task": "peg_insert"}),
         ("pixel_store", {**STATE_META, "obs_mode": "pixels"}),
+        # recorded with another translation per full action than peg_insert's: its actions mean other motions
+        ("old_scale_peg_store", {**STATE_META, "task": "peg_insert", "action_scale": {"max_step_m": 0.05}}),
     ):
         EpisodeStore.create(root / name, meta).add_episode(_make_episode(0, 5, image_hw=(8, 8)))
     (root / "not_a_run").mkdir()
@@ -100,6 +102,7 @@ BAD_INPUTS = [
     (["train", "--demos", "not_a_run"], 2, "not an episode store"),
     (["train", "--demos", "empty_store"], 2, "0 episodes"),
     (["train", "--demos", "peg_store"], 2, "--task peg_insert"),
+    (["train", "--demos", "old_scale_peg_store", "--task", "peg_insert"], 2, "50 mm per full action"),
     (["train", "--demos", "pixel_store", "--obs", "state"], 2, "--obs pixels"),
     (["train", "--env-id", "NoSuchEnv-v9"], 2, "--env-id"),
     (["train", "--out", "a_file/run"], 2, "cannot be created"),

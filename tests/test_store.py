@@ -148,6 +148,11 @@ def test_open_or_create_appends_only_with_compatible_metadata(tmp_path):
         EpisodeStore.open_or_create(path, {**META, "task": "peg_insert"})
     with pytest.raises(StoreError, match="control_rate_hz"):
         EpisodeStore.open_or_create(path, {**META, "control_rate_hz": 20.0})
+    scaled = EpisodeStore.open_or_create(tmp_path / "scaled.zarr", {**META, "action_scale": {"max_step_m": 0.025}})
+    scaled.add_episode(_make_episode(2, 4))
+    scaled.close()
+    with pytest.raises(StoreError, match="action_scale"):  # the same action would mean half the motion
+        EpisodeStore.open_or_create(tmp_path / "scaled.zarr", {**META, "action_scale": {"max_step_m": 0.0125}})
     fresh = EpisodeStore.open_or_create(tmp_path / "new.zarr", META)
     assert fresh.n_episodes == 0 and fresh.keys == ()
 

@@ -238,12 +238,15 @@ def check_env(env_id: str, obs: str, max_episode_steps: int | None, demos: str |
 
 def _check_demos_fit(path: str, env) -> None:
     """UsageError unless the --demos store holds the env's observation keys and shapes and its action size."""
+    from robot_rl.cell import action_scale_mismatch
     from robot_rl.learner.core import check_demo_store
     from robot_rl.spaces import as_dict_space, obs_spec
 
+    store = open_store(path, "--demos")
+    task = (getattr(env.unwrapped, "task_meta", dict)() or {}).get("task")
+    if task and (why := action_scale_mismatch(store.meta, task)):
+        raise UsageError(f"--demos {path} {why}")
     try:
-        check_demo_store(
-            open_store(path, "--demos"), obs_spec(as_dict_space(env.observation_space)), env.action_space.shape[0]
-        )
+        check_demo_store(store, obs_spec(as_dict_space(env.observation_space)), env.action_space.shape[0])
     except ValueError as e:
         raise UsageError(f"--demos {path} does not fit this env: {e}") from e

@@ -71,7 +71,7 @@ from robot_rl.data.store_lock import LOCK_FILES, WriterLock
 
 SCHEMA_VERSION = 1
 RESERVED_META = ("schema_version", "created_utc", "robot_rl_version")  # set by the store, not the caller
-COMPATIBLE_META = ("task", "obs_mode", "control_rate_hz", "action_layout", "obs_layout")  # must match to append
+COMPATIBLE_META = ("task", "obs_mode", "control_rate_hz", "action_layout", "obs_layout", "action_scale")  # to append
 
 
 def _jsonable(meta: Mapping[str, Any]) -> dict[str, Any]:

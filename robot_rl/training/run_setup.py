@@ -21,6 +21,7 @@ from robot_rl.acting.core import Acting, RandomWarmup, WarmupPolicy
 from robot_rl.agents.config import with_recipe
 from robot_rl.bc.steering import latent_episode, zero_last_layer
 from robot_rl.bench.timing import available_cores
+from robot_rl.cell import action_scale_mismatch
 from robot_rl.data.demos import DemoConfig, record_scripted_demos
 from robot_rl.data.store import EpisodeStore
 from robot_rl.learner.checkpoint import RunCounters
@@ -64,7 +65,10 @@ def make_run_dir(cfg: TrainConfig) -> Path:
 def make_demo_store(cfg: TrainConfig, env_id: str, run_dir: Path) -> EpisodeStore | None:
     """The demos to mix in: `--demos`, else scripted demos recorded into <run>/demos (once), else None."""
     if cfg.demos:
-        return EpisodeStore.open(cfg.demos, mode="r")
+        store = EpisodeStore.open(cfg.demos, mode="r")
+        if is_sim_task(env_id) and cfg.task and (why := action_scale_mismatch(store.meta, cfg.task)):
+            raise ValueError(f"the demos {cfg.demos} {why}")
+        return store
     if cfg.scripted_demos == 0 or not is_sim_task(env_id):
         return None
     path = run_dir / "demos"
