@@ -6,6 +6,7 @@ and the thread is still ordinary most of the time."""
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 
@@ -160,3 +161,30 @@ def test_a_window_that_closes_without_a_tick_drops_the_thread_again():
 def test_unpaced_back_to_back_periods_get_no_window():
     w = _window([i * 0.001 for i in range(9)], period=0.02, lead=0.005)
     assert not w.active() and w.wait_s(0.0105) == math.inf
+
+
+def test_the_wake_thread_reads_the_window_while_the_control_thread_records_starts():
+    """Before one snapshot per query, iterating the starts while a tick appended one raised 'deque mutated during
+    iteration' in the wake thread, which then ended: the windows stopped without a word."""
+    window, errors, stop = _window([0.0, 0.1]), [], threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                window.wait_s(5.0), window.left_s(5.0)
+            except Exception as e:  # noqa: BLE001 - the failure this test is about
+                errors.append(repr(e))
+                return
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(100_000):
+            window.started(0.2 + 0.1 * i)
+    finally:
+        stop.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+    assert errors == []

@@ -58,16 +58,22 @@ class WakeWindow:
         self._starts.append(now_s)
         self.n_started += 1
 
-    def period_s(self) -> float:
+    def _snapshot(self) -> tuple[float, ...]:
+        # one copy per query: the control thread appends while the wake thread reads (iterating the deque itself
+        # raised "deque mutated during iteration" and ended the wake thread)
+        return tuple(self._starts)
+
+    def period_s(self, starts: tuple[float, ...] | None = None) -> float:
         """Median wall interval between recent starts (a sim-time tick's wall period follows the sim's speed)."""
-        gaps = [b - a for a, b in zip(self._starts, list(self._starts)[1:]) if 0 < b - a <= 4 * self.nominal_s]
+        starts = self._snapshot() if starts is None else starts
+        gaps = [b - a for a, b in zip(starts, starts[1:]) if 0 < b - a <= 4 * self.nominal_s]
         return statistics.median(gaps) if gaps else self.nominal_s
 
     def due_s(self, now_s: float) -> float:
         """The start of the next period whose window has not closed by `now_s`."""
-        period = self.period_s()
-        last = self._starts[-1]
-        due = min(t + math.ceil((last - t) / period + 0.5) * period for t in self._starts)  # the earliest fit phase
+        starts = self._snapshot()
+        period, last = self.period_s(starts), starts[-1]
+        due = min(t + math.ceil((last - t) / period + 0.5) * period for t in starts)  # the earliest fit phase
         if now_s > due + self.lead_s:  # that window passed without a period: the next ones on the same grid
             due += math.ceil((now_s - due - self.lead_s) / period) * period
         return due
