@@ -90,3 +90,40 @@ def test_the_head_learns_the_success_pose_from_the_image_and_is_saved(tmp_path, 
     loaded = Agent.load(tmp_path / "agent")
     for name, tensor in agent.success_pose.state_dict().items():
         assert torch.equal(loaded.success_pose.state_dict()[name], tensor), name
+
+
+def test_with_success_pose_input_the_policy_acts_on_the_heads_prediction_and_carries_it(tmp_path):
+    """`success_pose_input`: the deployed policy holds the head and its actor reads the prediction, so a full payload,
+    a push delta and a saved policy act exactly as the trained one, and a different head changes the action."""
+    from robot_rl.agents.policy import Policy
+    from robot_rl.agents.policy_delta import apply_delta, base_id, to_delta
+
+    agent = frozen_resnet_agent(
+        3, success_pose_weight=1.0, success_pose_slice=(0, 2), success_pose_symlog=0.05, success_pose_input=True
+    )
+    policy = agent.policy
+    assert agent.success_pose is policy.goal_head and policy.feature_dim == policy.encoder.out_dim + 2
+    rng = np.random.default_rng(1)
+    rb = agent.make_replay(200, seed=0)
+    for goal in rng.uniform(-0.7, 0.7, (100, 2)).astype(np.float32):
+        poses = np.stack([rng.uniform(-0.7, 0.7, 2), goal]).astype(np.float32)
+        rb.add_episode(_episode(poses, success=True, image=np.stack([color_image(goal)] * 2)))
+    before = [p.detach().clone() for p in policy.goal_head.parameters()]
+    for _ in range(20):
+        metrics = agent.update_many(MixedSampler([(rb, 1.0)]), 1)
+    assert "success_pose_loss" in metrics
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.goal_head.parameters())), "the head must learn"
+
+    obs = {keys.STATE: np.array([0.1, -0.2, 0.0], np.float32), FRONT: color_image(np.array([0.3, 0.4]))}
+    action = policy.act(obs, deterministic=True)
+    full = Policy.from_bytes(policy.to_bytes())
+    pushed = apply_delta(full, base_id(policy), to_delta(policy, base_id(policy), torch.float32))
+    policy.save(tmp_path / "policy")
+    for copy in (full, pushed, Policy.load(tmp_path / "policy")):
+        np.testing.assert_allclose(copy.act(obs, deterministic=True), action, atol=1e-6)
+    with torch.no_grad():
+        policy.goal_head.net[-1].bias.add_(3.0)
+    assert np.abs(policy.act(obs, deterministic=True) - action).max() > 1e-3, "the actor must read the prediction"
+
+    with pytest.raises(ValueError, match="success_pose_weight"):
+        frozen_resnet_agent(3, success_pose_slice=(0, 2), success_pose_input=True)
