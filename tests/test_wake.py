@@ -39,6 +39,17 @@ def test_the_window_opens_lead_before_the_grid_and_one_late_start_does_not_move_
     assert w.due_s(0.52) == pytest.approx(0.6) and w.wait_s(0.52) == pytest.approx(0.07)
 
 
+def test_after_the_grid_moves_later_the_window_covers_both_phases_until_the_old_one_leaves_the_history():
+    w = _window([0.0, 0.1, 0.2, 0.3, 0.4, 0.515, 0.615])  # from 0.5 on the periods start 15 ms later
+    assert w.due_s(0.62) == pytest.approx(0.7) and w.wait_s(0.62) == pytest.approx(0.07)  # opens on the old phase
+    assert w.left_s(0.71) == pytest.approx(0.015)  # still open at 0.71, past old + lead: the tick due at 0.715
+    for t in (0.715, 0.815, 0.915, 1.015, 1.115, 1.215, 1.315):  # the old phase leaves the 9 starts kept
+        w.started(t)
+    assert w.due_s(1.32) == pytest.approx(1.415) and w.left_s(1.41) == pytest.approx(0.015)
+    wild = _window([0.0, 0.1, 0.2, 0.345, 0.4])  # phases 45 ms apart: the window spans at most half a period
+    assert wild.wait_s(0.41) == pytest.approx(0.08) and wild.left_s(0.49) == pytest.approx(0.05)  # 0.49 to 0.54
+
+
 def test_a_window_that_passes_without_a_period_is_followed_by_the_next_on_the_grid():
     w = _window([0.0, 0.1, 0.2])
     assert w.due_s(0.305) == pytest.approx(0.3)  # still open (lead after the due time)

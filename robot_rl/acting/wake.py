@@ -11,9 +11,14 @@ load with the tick itself on FIFO). Here the thread takes FIFO a little before t
 Callbacks inside the window run at FIFO, ~`lead` per period.
 
 The predicted start comes from the periods already seen: the median interval of the last few, and the earliest
-phase they fit (a late start is late against the grid, never early), so one late tick does not move the next
-window. A window that passes without a period (sim clock paused, the learner stalled) is followed by the next one
-on the same grid. A small FIFO thread (`WakeThread`) does the raising, so the control thread's loop stays as it was: an
+phase they fit (a late start is late against the grid, never early), so one late tick does not open the next
+window late; it stays open until `lead` after the latest phase they fit, so starts that came late for a while (a
+grid that moved: in `robot-rl bench ros` the sim's clock leaves a reset a few ms off its earlier wall-time phase)
+are covered too until the history holds only the new phase. Sampled during late ticks with the window closing
+`lead` after the earliest phase (session 24), the control thread sat at its ordinary priority, runnable, behind the
+learning runs; `robot-rl bench ros` under two learning runs, alternated: control jitter p99 2.4, 4.3, 3.4, 1.8,
+3.7 ms with that window, 1.3, 2.2, 1.7, 2.9, 1.0 ms with this one (docs/benchmarks.md). A window that passes
+without a period (sim clock paused, the learner stalled) is followed by the next one on the same grid. A small FIFO thread (`WakeThread`) does the raising, so the control thread's loop stays as it was: an
 rclpy executor's `spin_once` must keep one timeout (a new one restarts its generator, which resumes a pending
 coroutine first -- an async `reset` awaiting the home move -- and never reaches the timers). No ROS here.
 """
@@ -69,14 +74,24 @@ class WakeWindow:
         gaps = [b - a for a, b in zip(starts, starts[1:]) if 0 < b - a <= 4 * self.nominal_s]
         return statistics.median(gaps) if gaps else self.nominal_s
 
-    def due_s(self, now_s: float) -> float:
-        """The start of the next period whose window has not closed by `now_s`."""
+    def _bounds(self, now_s: float) -> tuple[float, float]:
+        """(earliest, latest) start of the next period that the recent starts' phases predict, for the first window
+        not closed by `now_s`. The phases differ by the ticks' jitter and by moves of the whole grid: until the
+        moved starts fill the history both phases are covered, the latest at most a half period (less the leads)
+        after the earliest."""
         starts = self._snapshot()
         period, last = self.period_s(starts), starts[-1]
-        due = min(t + math.ceil((last - t) / period + 0.5) * period for t in starts)  # the earliest fit phase
-        if now_s > due + self.lead_s:  # that window passed without a period: the next ones on the same grid
-            due += math.ceil((now_s - due - self.lead_s) / period) * period
-        return due
+        fits = [t + math.ceil((last - t) / period + 0.5) * period for t in starts]  # each start's next one
+        due = min(fits)  # the earliest fit phase: a late start is late against the grid, never early
+        latest = min(max(fits), due + max(0.0, period / 2 - 2 * self.lead_s))
+        if now_s > latest + self.lead_s:  # that window passed without a period: the next ones on the same grid
+            shift = math.ceil((now_s - latest - self.lead_s) / period) * period
+            due, latest = due + shift, latest + shift
+        return due, latest
+
+    def due_s(self, now_s: float) -> float:
+        """The earliest start of the next period whose window has not closed by `now_s`."""
+        return self._bounds(now_s)[0]
 
     def active(self) -> bool:
         """On, a period seen, and periods long against the lead (unpaced back-to-back steps get no windows)."""
@@ -92,7 +107,7 @@ class WakeWindow:
         """Seconds until the window the thread is in closes (0 outside one)."""
         if not self.active():
             return 0.0
-        return max(0.0, self.due_s(now_s) + self.lead_s - now_s)
+        return max(0.0, self._bounds(now_s)[1] + self.lead_s - now_s)
 
 
 class WakeThread:
