@@ -65,20 +65,13 @@ class Agent:
         self.train_encoder = trained_copy(encoder) if cfg.actor_ema and cfg.encoder_ema and learns else encoder
         encoder_params = [p for p in self.train_encoder.parameters() if p.requires_grad]
         start, stop = cfg.success_pose_slice
-        if cfg.success_pose_input and not cfg.success_pose_weight:
-            raise ValueError("success_pose_input needs success_pose_weight > 0: the head it reads must learn")
         self.success_pose = (
-            self.policy.goal_head
-            if self.policy.goal_head is not None
-            else (
-                SuccessPoseHead(self.policy.feature_dim, stop - start, symlog_scale=cfg.success_pose_symlog or 0.0).to(
-                    self.device
-                )
-                if cfg.success_pose_weight
-                else None
+            SuccessPoseHead(self.policy.feature_dim, stop - start, symlog_scale=cfg.success_pose_symlog or 0.0).to(
+                self.device
             )
+            if cfg.success_pose_weight
+            else None
         )
-        self._pose_in = self.policy.encoder.out_dim if self.policy.goal_head else self.policy.feature_dim
         aux_params = [] if self.success_pose is None else list(self.success_pose.parameters())
         self.critic_opt = torch.optim.Adam(
             [*self.critic.parameters(), *encoder_params, *aux_params], lr=cfg.critic_lr, fused=True
@@ -118,7 +111,7 @@ class Agent:
     def _features(self, obs: dict[str, torch.Tensor], base_action: torch.Tensor | None) -> torch.Tensor:
         """What the actor and critics read (B, F): the encoder's features of the augmented observations."""
         enc = self.train_encoder
-        return self.policy.with_goal(enc(enc.augment(obs, self.generator)))
+        return enc(enc.augment(obs, self.generator))
 
     # --- replay helper ---------------------------------------------------------------------------
     def make_replay(self, capacity: int, seed: int | None = None) -> ReplayBuffer:
@@ -218,7 +211,7 @@ class Agent:
             metrics["bc_encoder_loss"] = encoder_bc.detach()
             critic_loss = critic_loss + cfg.bc_encoder_weight * encoder_bc
         if self.success_pose is not None and batch.has_success is not None:
-            pose_loss = self.success_pose.loss(feats[:, : self._pose_in], batch.success_offset, batch.has_success)
+            pose_loss = self.success_pose.loss(feats, batch.success_offset, batch.has_success)
             if pose_loss is not None:
                 metrics["success_pose_loss"] = pose_loss.detach()
                 critic_loss = critic_loss + cfg.success_pose_weight * pose_loss
@@ -343,7 +336,7 @@ class Agent:
             mods["train_actor"] = self.train_actor
         if self.train_encoder is not self.policy.encoder:
             mods["train_encoder"] = trained_part(self.train_encoder)[0]
-        if self.success_pose is not None and self.success_pose is not self.policy.goal_head:
+        if self.success_pose is not None:
             mods["success_pose"] = self.success_pose
         return mods
 

@@ -95,9 +95,6 @@ class AgentConfig:
     # the episode succeeds, which teaches image necks where the goal is; labels from successful episodes' own
     # proprioception; 0: off; unset: the recipe's, PIXEL_SUCCESS_POSE for plain SAC from pixels, else 0)
     success_pose_slice: tuple[int, int] = (0, 3)  # the state's dims the head predicts (the cell's tool position)
-    success_pose_input: bool = False  # the actor and critics also read the head's prediction (detached, in the head's
-    # units: symlog(offset / success_pose_symlog)), and the head is deployed with the policy: the goal's place as a few
-    # numbers, as the state gives it (needs success_pose_weight > 0; plain SAC only)
     success_pose_symlog: float | None = None  # > 0: the head's error taken on symlog(offset / this), in the state's
     # units (metres: at 0.002 an error of 2 mm at the goal counts as one of 12 mm 1 cm away); 0: offsets scaled by
     # their RMS; unset: the recipe's (with the weight)

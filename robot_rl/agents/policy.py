@@ -17,7 +17,6 @@ from safetensors.torch import load, load_file, save, save_file
 from torch import nn
 
 from robot_rl.agents.config import AgentConfig
-from robot_rl.agents.success_pose import SuccessPoseHead
 from robot_rl.nets.fast_trunk import runtime_summary
 from robot_rl.nets.mlp import mlp
 from robot_rl.nets.modes import evaluating
@@ -236,15 +235,9 @@ class Policy(nn.Module):
         self.action_dim = action_dim
         self.arm_dim = action_dim - 1 if cfg.discrete_gripper else action_dim
         self.encoder = ObsEncoder(obs_spec, cfg.encoder, cfg.latent_dim, cfg.freeze_encoder, cfg.image_aug_pad_px)
-        start, stop = cfg.success_pose_slice
-        self.goal_head = (
-            SuccessPoseHead(self.encoder.out_dim, stop - start, symlog_scale=cfg.success_pose_symlog or 0.0)
-            if cfg.success_pose_input
-            else None
-        )  # with success_pose_input: its prediction joins the features (robot_rl.agents.success_pose)
-        self.actor = ActionHead(self.feature_dim, self.arm_dim, cfg)
+        self.actor = ActionHead(self.encoder.out_dim, self.arm_dim, cfg)
         self.grasp_critic = (
-            mlp(self.feature_dim, cfg.hidden_dims, len(GRIPPER_VALUES), cfg.layer_norm)
+            mlp(self.encoder.out_dim, cfg.hidden_dims, len(GRIPPER_VALUES), cfg.layer_norm)
             if cfg.discrete_gripper
             else None
         )
@@ -256,15 +249,8 @@ class Policy(nn.Module):
 
     @property
     def feature_dim(self) -> int:
-        """Width of what the actor and the critics read (the encoder's features, and the goal head's prediction)."""
-        return self.encoder.out_dim + (0 if self.goal_head is None else self.goal_head.pose_dim)
-
-    def with_goal(self, feats: torch.Tensor) -> torch.Tensor:
-        """Encoder features (B, E) -> what the actor and critics read (B, F): with a goal head its prediction is
-        appended, detached (the head learns from its own loss only)."""
-        if self.goal_head is None:
-            return feats
-        return torch.cat([feats, self.goal_head.net(feats).detach()], dim=-1)
+        """Width of what the actor and the critics read (the encoder's features)."""
+        return self.encoder.out_dim
 
     def action_from_features(
         self, feats: torch.Tensor, deterministic: bool, generator: torch.Generator | None = None
@@ -293,7 +279,7 @@ class Policy(nn.Module):
     def act_batch(self, obs: dict[str, torch.Tensor], deterministic: bool = False) -> torch.Tensor:
         """Batched observations (B, ...) on the policy's device -> actions (B, A) in [-1, 1]."""
         with evaluating(self):
-            return self.action_from_features(self.with_goal(self.encoder(obs)), deterministic)
+            return self.action_from_features(self.encoder(obs), deterministic)
 
     def act(self, obs: dict[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
         """One unbatched observation dict -> action (A,) float32 in [-1, 1]."""

@@ -70,8 +70,6 @@ class ResidualPolicy(Policy):
     def __init__(self, cfg: AgentConfig, obs_spec: dict[str, list[int]], action_dim: int, residual_scale: float):
         if cfg.discrete_gripper:
             raise ValueError("a residual policy corrects every action dim continuously; set discrete_gripper=False")
-        if cfg.success_pose_input:
-            raise ValueError("success_pose_input is for plain SAC; a residual policy reads the base's action instead")
         super().__init__(cfg, obs_spec, action_dim)
         self.residual_scale = residual_scale
         self.actor = ResidualActionHead(self.encoder.out_dim + action_dim, action_dim, cfg, residual_scale)

@@ -27,7 +27,6 @@ class SuccessPoseHead(nn.Module):
     ):
         super().__init__()
         self.symlog_scale = symlog_scale
-        self.pose_dim = pose_dim
         self.net = mlp(feature_dim, (hidden,), pose_dim, layer_norm=True)
         self.rms_rate = rms_rate
         self.register_buffer("mean_square", torch.zeros(pose_dim))  # running mean of the targets' squares, per dim
