@@ -18,9 +18,11 @@ are covered too until the history holds only the new phase. Sampled during late 
 `lead` after the earliest phase (session 24), the control thread sat at its ordinary priority, runnable, behind the
 learning runs; `robot-rl bench ros` under two learning runs, alternated: control jitter p99 2.4, 4.3, 3.4, 1.8,
 3.7 ms with that window, 1.3, 2.2, 1.7, 2.9, 1.0 ms with this one (docs/benchmarks.md). A window that passes
-without a period (sim clock paused, the learner stalled) is followed by the next one on the same grid. A small FIFO thread (`WakeThread`) does the raising, so the control thread's loop stays as it was: an
-rclpy executor's `spin_once` must keep one timeout (a new one restarts its generator, which resumes a pending
-coroutine first -- an async `reset` awaiting the home move -- and never reaches the timers). No ROS here.
+without a period (sim clock paused, the learner stalled) is followed by the next one on the same grid.
+
+A small FIFO thread (`WakeThread`) does the raising, so the control thread's loop stays as it was: an rclpy
+executor's `spin_once` must keep one timeout (a new one restarts its generator, which resumes a pending coroutine
+first -- an async `reset` awaiting the home move -- and never reaches the timers). No ROS here.
 """
 
 from __future__ import annotations
