@@ -127,3 +127,36 @@ def test_the_peg_distance_keeps_shrinking_while_the_peg_goes_into_the_hole(seed)
     assert info["success"] and len(below_rim) >= 2, (info, below_rim)
     assert all(b <= a + 1e-3 for a, b in zip(below_rim, below_rim[1:])), below_rim
     assert below_rim[-1] < 0.005, f"the distance at success is {below_rim[-1] * 1000:.1f} mm, not ~0"
+
+
+@pytest.mark.parametrize("end_lost", [True, False])
+def test_a_peg_pushed_into_the_hand_gets_a_failure_verdict_once_instead_of_take_overs(end_lost):
+    """The expert's path 2.5 mm off to one side lands the peg on the hole's rim; pressing on, it slides into the
+    hand. With end_lost the operator says `failure` (once) as soon as the slip reaches LOST_SLIP_M; without, never."""
+    from robot_rl.training.intervention import LOST_SLIP_M, SimOperator
+
+    env = make_task_env("peg_insert", obs_mode="state", max_episode_steps=60)
+    cfg = OperatorConfig(patience_steps=200, max_episode_steps=60, end_lost=end_lost)  # it never strays in time
+    sim_op, expert = SimOperator(env, cfg), make_expert(env, seed=0)
+    obs, _ = env.reset(seed=0)
+    sim_op.reset()
+    expert.reset()
+    verdicts, slips = [], []
+    for _ in range(60):
+        action = expert.act(obs).copy()
+        action[0] += 0.1  # 2.5 mm per step off the expert's line
+        obs, _, terminated, truncated, _ = env.step(np.clip(action, -1, 1))
+        sim_op.observe(active=True)
+        verdicts.append(sim_op.verdict)
+        slips.append(env.unwrapped.task.grasp_slip_m())
+        assert not sim_op.command.engaged
+        if terminated or truncated:
+            break
+    env.close()
+    lost = [s >= LOST_SLIP_M for s in slips]
+    assert any(lost), f"the peg was never pushed {LOST_SLIP_M * 1e3} mm into the hand (max {max(slips) * 1e3:.1f} mm)"
+    first = lost.index(True)
+    if end_lost:
+        assert verdicts[first] == "failure" and verdicts.count("failure") == 1 and set(verdicts[:first]) == {None}
+    else:
+        assert set(verdicts) == {None}

@@ -13,6 +13,11 @@ metres) did not shrink by `min_progress_m` over the last `patience_steps` steps,
 `away_m` above its best. Then the operator drives with the expert's action for `takeover_steps`
 steps and releases, watching again from scratch. Budget per episode: at most `max_interventions`
 take-overs and at most `max_fraction` of `max_episode_steps` driven; a spent budget releases at once.
+
+Lost episodes (`end_lost`): when the caller says the episode can no longer succeed (`lost`: a peg pushed into the
+hand, which neither the policy nor an operator can finish without a new grasp), the operator does what a person
+watching does: it presses `failure` (the episode ends there, terminated with reward 0) instead of taking over for
+the rest of its budget. Off, it keeps taking over a lost episode as it would any other.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class OperatorConfig:
     max_interventions: int = 3  # budget: take-overs per episode
     max_fraction: float = 0.3  # budget: fraction of max_episode_steps the operator may drive per episode
     max_episode_steps: int = 100  # episode length the fraction refers to
+    end_lost: bool = False  # a lost episode (step's `lost`) gets a `failure` verdict instead of take-overs
 
     def __post_init__(self) -> None:
         if self.patience_steps < 1 or self.takeover_steps < 1 or self.max_episode_steps < 1:
@@ -100,6 +106,7 @@ class ScriptedOperator:
         self._history: deque[float] = deque(maxlen=self.cfg.patience_steps + 1)
         self._best = float("inf")
         self._engaged = False
+        self.ended = False  # it gave this episode a failure verdict
 
     @property
     def driving(self) -> bool:
@@ -117,9 +124,16 @@ class ScriptedOperator:
         full = len(self._history) == self._history.maxlen
         return full and self._history[0] - distance_m < self.cfg.min_progress_m
 
-    def step(self, distance_m: float, expert_action: np.ndarray, t_s: float = 0.0) -> TeleopCommand:
-        """The operator's command for this step (engaged while driving), with take_over / release events."""
+    def step(self, distance_m: float, expert_action: np.ndarray, t_s: float = 0.0, lost: bool = False) -> TeleopCommand:
+        """The operator's command for this step (engaged while driving), with take_over / release events; with
+        `end_lost`, a `lost` episode's first such step carries `failure` (and `release` if it was driving)."""
         was = self._engaged
+        if lost and self.cfg.end_lost:
+            self._remaining, self._engaged = 0, False
+            cmd = TeleopCommand(np.zeros(6), None, False, t_capture=t_s)
+            cmd.events = (("release",) if was else ()) + (() if self.ended else ("failure",))
+            self.ended = True
+            return cmd
         if self.driving and self.steps_driven >= self.cfg.max_steps_driven:
             self._remaining = 0  # budget spent mid-intervention
         if not self.driving and self.strays(distance_m) and self.budget_left():

@@ -20,6 +20,9 @@ import numpy as np
 
 from robot_rl.interfaces import TeleopCommand
 from robot_rl.teleop import Arbiter, ArbiterConfig, OperatorConfig, ScriptedOperator, distance_to_done_m
+from robot_rl.teleop.arbiter import verdict_of
+
+LOST_SLIP_M = 0.005  # a peg pushed this far into the hand is lost (robot_rl.training.failures.PUSHED_MM)
 
 
 class SimOperator:
@@ -53,8 +56,19 @@ class SimOperator:
             self._cmd = None
             return False
         distance = distance_to_done_m(self.task.name, self.task.object_state())
-        self._cmd = self.operator.step(distance, expert_action)
+        self._cmd = self.operator.step(distance, expert_action, lost=self.lost())
         return "take_over" in self._cmd.events
+
+    def lost(self) -> bool:
+        """Whether the episode can no longer succeed as a person watching would see it: the held object pushed
+        `LOST_SLIP_M` or more into the hand (peg_insert; tasks that start with nothing in the hand never are)."""
+        slip = self.task.grasp_slip_m()
+        return slip is not None and slip >= LOST_SLIP_M
+
+    @property
+    def verdict(self) -> str | None:
+        """The verdict of the operator's latest command ("failure" for a lost episode with `end_lost`), or None."""
+        return verdict_of(self._cmd)
 
     @property
     def command(self) -> TeleopCommand | None:
@@ -70,6 +84,7 @@ def make_sim_operator(
     max_interventions: int,
     max_fraction: float,
     max_episode_steps: int | None,
+    end_lost: bool = False,
 ) -> SimOperator:
     """The operator for a sim task env; a clear error for any other env."""
     task = getattr(env.unwrapped, "task", None)
@@ -85,6 +100,7 @@ def make_sim_operator(
         max_interventions=max_interventions,
         max_fraction=max_fraction,
         max_episode_steps=limit,
+        end_lost=end_lost,
     )
     return SimOperator(env, cfg)
 

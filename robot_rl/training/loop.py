@@ -56,6 +56,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         if operator is not None and not (terminated or truncated):
             with timers("act"):  # the operator sees the new state and decides whether it drives the next step
                 operator.observe(active=env_steps + 1 >= cfg.warmup_steps)
+            if operator.verdict == "failure":  # it judged the episode lost: the step ends it, as the actor node's does
+                reward, terminated, info = 0.0, True, {**info, "success": False, "verdict": "failure"}
         with timers("record"):
             run.recorder.step(
                 choice.action,

@@ -189,6 +189,7 @@ def make_operator(cfg: TrainConfig, env: gym.Env, env_id: str, learner: Learner)
         cfg.max_interventions,
         cfg.max_fraction,
         cfg.max_episode_steps,
+        cfg.end_lost_episodes,
     )
     if not cfg.intervention_to_demos:
         return operator, 0
