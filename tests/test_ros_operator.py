@@ -125,3 +125,68 @@ def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_
         rclpy.try_shutdown(context=context)
     assert rc_op == 0, op_log.read_text()
     assert rc_sim == 0, sim_log.read_text()
+
+
+def test_the_operator_node_says_failure_once_a_held_peg_is_pushed_into_the_hand(tmp_path):
+    """peg_insert with end_lost and no take-over budget: the probe presses the peg onto the hole's rim, 3 mm off its
+    axis, through ee_command; the operator node (its state expert and the slip from ee_pose) says `failure` once the
+    peg has been pushed LOST_SLIP_M into the hand, and never takes over."""
+    from geometry_msgs.msg import TwistStamped
+
+    ns = f"{NS}_peg"
+    sim_log, op_log = tmp_path / "sim.log", tmp_path / "operator.log"
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Node("operator_peg_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    heard, states = [], []
+    node.create_subscription(
+        Joy,
+        f"{ns}/{topics.TELEOP_COMMAND}",
+        lambda m: heard.append(teleop_convert.teleop_fields_from_msg(m, topics.BASE_FRAME)),
+        topics.COMMAND_QOS,
+    )
+    node.create_subscription(
+        Float32MultiArray,
+        f"{ns}/{topics.TASK_OBJECT_STATE}",
+        lambda m: states.append(np.array(m.data)),
+        topics.STATE_QOS,
+    )
+    push = node.create_publisher(TwistStamped, f"{ns}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
+    common = ["--ros-args", "-r", f"__ns:={ns}", "-r", f"/clock:={ns}/clock", "-p", "task:=peg_insert"]
+    sim = _start(
+        [str(Path(sys.executable).parent / "robot-rl-sim-node"), *common, "-p", "control_rate_hz:=10.0",
+         "-p", "camera_rate_hz:=0.0", "-p", "seed:=0"],
+        sim_log,
+    )  # fmt: skip
+    op = _start(
+        [sys.executable, "-m", "robot_rl.nodes.operator", *common, "-p", "use_sim_time:=true",
+         "-p", "end_lost:=true", "-p", "max_fraction:=0.0"],
+        op_log,
+    )  # fmt: skip
+    try:
+        end, msg = time.monotonic() + 90, TwistStamped()
+        while time.monotonic() < end and not any(h["counts"]["failure"] for h in heard):
+            executor.spin_once(timeout_sec=0.05)
+            assert sim.poll() is None and op.poll() is None, (
+                f"a node died:\n{sim_log.read_text()}\n{op_log.read_text()}"
+            )
+            if states:  # a P-controller on the tip: 3 mm off the hole's axis, 3 cm below its rim
+                tip_minus_rim = states[-1][12:15]
+                vel = np.clip(2.0 * (np.array([0.003, 0.0, -0.03]) - tip_minus_rim), -0.05, 0.05)
+                msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in vel)
+                push.publish(msg)
+        assert any(h["counts"]["failure"] for h in heard), (
+            f"no failure from the operator in 90 s (tip - rim {states[-1][12:15] if states else None}):\n"
+            f"{op_log.read_text()}"
+        )
+        assert heard[-1]["counts"]["take_over"] == 0 and not any(h["engaged"] for h in heard)
+        assert "failure" in op_log.read_text()
+    finally:
+        rc_op, rc_sim = _stop(op), _stop(sim)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert rc_op == 0, op_log.read_text()
+    assert rc_sim == 0, sim_log.read_text()

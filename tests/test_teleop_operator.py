@@ -104,8 +104,27 @@ def test_the_ground_truth_state_expert_of_the_operator_node_lifts_the_cube_from_
         wins += info["success"]
     env.close()
     assert wins == 5
-    with pytest.raises(ValueError, match=r"there is one for \['pick_cube'\]"):
-        make_state_expert("peg_insert")
+    with pytest.raises(ValueError, match=r"there is one for \['peg_insert', 'pick_cube'\]"):
+        make_state_expert("stack_cubes")
+
+
+@pytest.mark.parametrize("use_rotation", [False, True])
+def test_the_ground_truth_state_expert_of_the_operator_node_inserts_the_peg_from_the_object_state_alone(use_rotation):
+    from robot_rl.teleop.state_experts import make_state_expert
+
+    env = make_task_env("peg_insert", obs_mode="state", use_rotation=use_rotation, randomize_yaw=use_rotation)
+    expert, wins = make_state_expert("peg_insert", use_rotation), 0
+    for seed in range(5):
+        env.reset(seed=seed)
+        expert.reset()
+        for _ in range(40):
+            state = env.unwrapped.task.object_state()  # what task/object_state carries
+            _, _, terminated, truncated, info = env.step(expert.act(state))
+            if terminated or truncated:
+                break
+        wins += info["success"]
+    env.close()
+    assert wins == 5
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -133,14 +152,22 @@ def test_the_peg_distance_keeps_shrinking_while_the_peg_goes_into_the_hole(seed)
 def test_a_peg_pushed_into_the_hand_gets_a_failure_verdict_once_instead_of_take_overs(end_lost):
     """The expert's path 2.5 mm off to one side lands the peg on the hole's rim; pressing on, it slides into the
     hand. With end_lost the operator says `failure` (once) as soon as the slip reaches LOST_SLIP_M; without, never."""
-    from robot_rl.training.intervention import LOST_SLIP_M, SimOperator
+    from robot_rl.teleop.operator import LOST_SLIP_M, GraspSlip, held_object_pos
+    from robot_rl.training.intervention import SimOperator
 
     env = make_task_env("peg_insert", obs_mode="state", max_episode_steps=60)
     cfg = OperatorConfig(patience_steps=200, max_episode_steps=60, end_lost=end_lost)  # it never strays in time
     sim_op, expert = SimOperator(env, cfg), make_expert(env, seed=0)
+    task = env.unwrapped.task
     obs, _ = env.reset(seed=0)
     sim_op.reset()
     expert.reset()
+    node_slip = GraspSlip()  # the operator node's measure, from the ee_pose topic's tool pose and the object state
+
+    def seen_by_node() -> float:
+        return node_slip(*task.robot.controller.tool_pose(), held_object_pos("peg_insert", task.object_state()))
+
+    assert seen_by_node() == 0.0
     verdicts, slips = [], []
     for _ in range(60):
         action = expert.act(obs).copy()
@@ -148,7 +175,8 @@ def test_a_peg_pushed_into_the_hand_gets_a_failure_verdict_once_instead_of_take_
         obs, _, terminated, truncated, _ = env.step(np.clip(action, -1, 1))
         sim_op.observe(active=True)
         verdicts.append(sim_op.verdict)
-        slips.append(env.unwrapped.task.grasp_slip_m())
+        slips.append(task.grasp_slip_m())
+        assert abs(seen_by_node() - slips[-1]) < 2e-4  # the node's measure is the sim's, within 0.2 mm
         assert not sim_op.command.engaged
         if terminated or truncated:
             break

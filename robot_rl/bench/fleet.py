@@ -13,7 +13,8 @@ gets the first half of the CPUs and the robots the rest), and the bench itself s
            namespace deleted) for learner_down_s half-way, then made again and its learner restarted (it resumes
            from its checkpoint and store)
     drain  the sims stop (SIGINT); the actors, their robot silent, keep resending until the learner holds every
-           episode they completed (or drain_timeout_s)
+           episode they completed: as long as it keeps storing them (a learner slower than the robots works off
+           its backlog), until it stored nothing new for drain_stall_s or drain_timeout_s passed
     stop   actors and learner SIGINT; the network removed -- always, also on Ctrl-C or a failure
 
 Figures (robot_rl.bench.fleet_results): episodes and MB into the learner per second (MB: its link's rx bytes),
@@ -330,22 +331,38 @@ def _run_window(cfg: FleetBenchConfig, net: FleetNet, fleet: _Fleet, robots: lis
 
 
 def _drain(cfg: FleetBenchConfig, fleet: _Fleet, robots: list[str], work: Path) -> list[str]:
-    """The sims stop; the actors resend until the learner holds everything they completed; all stop. Notes."""
+    """The sims stop; the actors resend until the learner holds everything they completed, for as long as it keeps
+    storing (`drain_stall_s` without a new episode ends it, `drain_timeout_s` in all); all stop. Notes."""
     fleet.stop([f"/{h}/sim_robot" for h in robots])
     completed = {f"/{h}/actor": stored_count(fleet.actor_log(h)) for h in robots}
 
-    def drained() -> bool:
-        held: dict[str, int] = {}
+    def held() -> dict[str, int]:
+        counts: dict[str, int] = {}
         for r in episode_log.read(work / "learner"):
-            held[r["actor_id"]] = held.get(r["actor_id"], 0) + 1
-        return all(held.get(a, 0) >= n for a, n in completed.items())
+            counts[r["actor_id"]] = counts.get(r["actor_id"], 0) + 1
+        return counts
 
     drain_t0, notes = time.monotonic(), []
-    try:
-        _wait(drained, cfg.drain_timeout_s, fleet, "the learner to hold every completed episode")
-    except FleetBenchError as err:
-        notes.append(str(err).split(" (logs")[0])
-    notes.append(f"drain took {time.monotonic() - drain_t0:.1f} s")
+    start = last = sum(held().values())
+    last_t = drain_t0
+    while True:
+        counts = held()
+        if all(counts.get(a, 0) >= n for a, n in completed.items()):
+            break
+        fleet.check_alive()
+        now, total = time.monotonic(), sum(counts.values())
+        if total > last:
+            last, last_t = total, now
+        if now - last_t > cfg.drain_stall_s or now - drain_t0 > cfg.drain_timeout_s:
+            why = f"nothing new for {cfg.drain_stall_s:.0f} s" if now - last_t > cfg.drain_stall_s else "its limit"
+            notes.append(f"the drain ended ({why}) with {total} of {sum(completed.values())} "
+                         f"completed episodes held")  # fmt: skip
+            break
+        time.sleep(0.5)
+    drain_s = time.monotonic() - drain_t0
+    stored = sum(held().values()) - start
+    notes.append(f"drain took {drain_s:.1f} s" + (f", {stored} episodes stored in it ({drain_s / stored:.1f} s each)"
+                                                  if stored else ""))  # fmt: skip
     codes = fleet.stop([f"/{h}/actor" for h in robots] + ["/learner"])
     if any(codes.values()):
         notes.append(f"exit codes {codes}")

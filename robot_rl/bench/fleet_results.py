@@ -36,7 +36,8 @@ class FleetBenchConfig:
         None  # Fast DDS XML profile for every process (launch/config/fastdds_lossy_network.xml)
     )
     sets: tuple[str, ...] = ()  # NODE:PARAM:=VALUE applied to the node table (as `robot-rl up --set`)
-    drain_timeout_s: float = 120.0  # after the sims stop: longest wait for the learner to hold every episode
+    drain_stall_s: float = 120.0  # after the sims stop: give up when the learner stored nothing new for this long
+    drain_timeout_s: float = 900.0  # after the sims stop: longest wait, stall or not, for the learner to hold them all
     startup_timeout_s: float = 180.0  # longest wait for every actor's first stored episode
     out: str | None = None  # keep logs and stores here; None = a temporary dir, removed afterwards
     # CPUs of each host's processes (robot_rl.bench.fleet_cpus): auto (learner the first half, robots the rest),
@@ -48,7 +49,7 @@ class FleetBenchConfig:
             raise ValueError(f"robots must be 1 to 50, got {self.robots}")
         if not 0 <= self.loss_pct < 100:
             raise ValueError(f"loss must be 0 to <100 %, got {self.loss_pct}")
-        for name in ("duration_s", "delay_ms", "jitter_ms", "partition_s", "learner_down_s"):
+        for name in ("duration_s", "delay_ms", "jitter_ms", "partition_s", "learner_down_s", "drain_stall_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.discovery not in DISCOVERY:

@@ -69,6 +69,10 @@ def register_fleet(bench_sub) -> None:
                        help="CPUs of each host's processes, as separate machines have: auto (the learner the first "
                        "half of the CPUs, the robots the rest; on 2 cores learner=0,robots=1), none, or e.g. "
                        "learner=0,robots=1-3 (robot_N=CPUS for one robot) (default auto)")  # fmt: skip
+    fleet.add_argument("--drain-stall-s", type=float, default=d.drain_stall_s, metavar="S",
+                       help="after the run, wait while the learner keeps storing the robots' episodes; give up when "
+                       f"it stored nothing new for S (default {d.drain_stall_s:g}; at most "
+                       f"{d.drain_timeout_s:g} s in all)")  # fmt: skip
     fleet.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE:PARAM:=VALUE",
                        help="a node parameter, as `robot-rl up --set` (e.g. learner:utd_ratio:=2); repeatable")  # fmt: skip
     fleet.add_argument("--out", metavar="DIR", help="keep logs and stores here (default: a temp dir, removed)")
@@ -96,7 +100,7 @@ def _fleet(args: argparse.Namespace) -> int:
                                             learner_down_s=args.learner_down_s, discovery=args.discovery,
                                             real_time_factor=args.real_time_factor, sets=tuple(args.sets),
                                             fastdds_profile=args.fastdds_profile,
-                                            host_cpus=args.host_cpus,
+                                            host_cpus=args.host_cpus, drain_stall_s=args.drain_stall_s,
                                             out=f"{args.out}/robots_{robots}" if args.out else None))  # fmt: skip
         except ValueError as e:
             raise UsageError(str(e)) from e

@@ -11,7 +11,9 @@ layout as the keyboard, gamepad and SpaceMouse nodes, so the actor cannot tell i
 A new episode is recognised by the object jumping more than `reset_jump_m` while not in the gripper
 (the sim's reset); the per-episode budget starts over then. With no object state for `stale_s`
 the operator cannot see: it publishes connected = 0 (the arbiter then holds an intervention it was
-driving, exactly as for a person's unplugged device).
+driving, exactly as for a person's unplugged device). With `end_lost` it also reads `ee_pose`: a held peg pushed
+`LOST_SLIP_M` into the hand since the episode began gets `failure` (the actor ends the episode) instead of take-overs.
+Tasks: pick_cube and peg_insert (`robot_rl.teleop.state_experts`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray
 
@@ -30,7 +33,14 @@ from robot_rl.nodes.teleop import CommandPublisher, run_node
 from robot_rl.ros import task_convert, topics
 from robot_rl.ros.convert import MessageError
 from robot_rl.ros.params import declare_config
-from robot_rl.teleop.operator import OperatorConfig, ScriptedOperator, distance_to_done_m
+from robot_rl.teleop.operator import (
+    LOST_SLIP_M,
+    GraspSlip,
+    OperatorConfig,
+    ScriptedOperator,
+    distance_to_done_m,
+    held_object_pos,
+)
 from robot_rl.teleop.state_experts import make_state_expert
 
 
@@ -51,6 +61,7 @@ class OperatorNodeConfig:
     max_interventions: int = 3  # budget: take-overs per episode
     max_fraction: float = 0.3  # budget: fraction of max_episode_steps driven per episode
     max_episode_steps: int = 100  # episode length the fraction refers to
+    end_lost: bool = False  # a held peg pushed into the hand (ee_pose + object state): `failure`, not take-overs
 
 
 class OperatorNode(Node):
@@ -71,6 +82,9 @@ class OperatorNode(Node):
         self._prev_object: np.ndarray | None = None
         self.episodes = 0
         self.create_subscription(Float32MultiArray, topics.TASK_OBJECT_STATE, self._on_object_state, topics.STATE_QOS)
+        self.slip, self._tool = GraspSlip(), None  # (position, quaternion wxyz) of the newest ee_pose
+        if cfg.end_lost:
+            self.create_subscription(PoseStamped, topics.EE_POSE, self._on_ee_pose, topics.STATE_QOS)
         self.create_timer(1.0 / cfg.control_rate_hz, self._tick)
         self.get_logger().info(
             f"scripted operator up: task={cfg.task}, {cfg.control_rate_hz} Hz, patience "
@@ -87,6 +101,20 @@ class OperatorNode(Node):
             self._state_s = self._now_s()
         except MessageError as err:
             self.get_logger().warning(f"dropped task/object_state: {err}", throttle_duration_sec=2.0)
+
+    def _on_ee_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        tool = (np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z]))
+        if all(np.isfinite(v).all() for v in tool) and np.linalg.norm(tool[1]) > 0.5:
+            self._tool = tool
+
+    def _lost(self, state: np.ndarray) -> bool:
+        """With end_lost: the held object pushed LOST_SLIP_M into the hand since the episode began (its depth at the
+        episode's first tick with a tool pose is the reference)."""
+        held = held_object_pos(self.cfg.task, state)
+        if not self.cfg.end_lost or held is None or self._tool is None:
+            return False
+        return self.slip(*self._tool, held) >= LOST_SLIP_M
 
     def _new_episode(self, state: np.ndarray) -> bool:
         obj, prev = state[:3], self._prev_object
@@ -112,8 +140,9 @@ class OperatorNode(Node):
             )
             op.reset()
             self.expert.reset()
+            self.slip.reset()
         action = self.expert.act(state)
-        cmd = self.operator.step(distance_to_done_m(self.cfg.task, state), action, t_s=now)
+        cmd = self.operator.step(distance_to_done_m(self.cfg.task, state), action, t_s=now, lost=self._lost(state))
         if cmd.events:
             self.get_logger().info(
                 f"{' '.join(cmd.events)} (take-over {self.operator.interventions}, "

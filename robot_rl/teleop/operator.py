@@ -80,6 +80,40 @@ def distance_to_done_m(
     raise ValueError(f"no progress distance for task {task!r}; choose pick_cube or peg_insert")
 
 
+LOST_SLIP_M = 0.005  # a held peg pushed this far into the hand cannot be finished (robot_rl.training.failures)
+
+
+def held_object_pos(task: str, object_state: np.ndarray) -> np.ndarray | None:
+    """(3,) where the object the task starts with in the hand is (peg_insert: the peg's centre), from its
+    ground-truth object state; None for a task that starts with nothing in the hand (pick_cube)."""
+    if task == "peg_insert":
+        return np.asarray(object_state, dtype=np.float64)[0:3]
+    return None
+
+
+class GraspSlip:
+    """How far a held object has been pushed back into the hand since the episode began: the object's depth along
+    the tool's z axis (out of the hand) below the tool point, against its depth at the first reading after `reset`.
+
+    The sim's own measure (the task's `grasp_slip_m`) from what a ROS node sees: the `ee_pose` topic (tool point and
+    orientation) and the object's position."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._depth0: float | None = None
+
+    def __call__(self, tool_pos_m: np.ndarray, tool_quat_wxyz: np.ndarray, object_pos_m: np.ndarray) -> float:
+        from robot_rl.teleop.arbiter import rotation_matrix
+
+        axis = rotation_matrix(np.asarray(tool_quat_wxyz, dtype=np.float64))[:, 2]
+        depth = float((np.asarray(object_pos_m, np.float64) - np.asarray(tool_pos_m, np.float64)) @ axis)
+        if self._depth0 is None:
+            self._depth0 = depth
+        return self._depth0 - depth
+
+
 def command_from_action(
     action: np.ndarray, use_rotation: bool, t_s: float = 0.0, engaged: bool = True
 ) -> TeleopCommand:

@@ -8,6 +8,8 @@ action `[dx, dy, dz, (drx, dry, drz,) gripper]`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from robot_rl.cell import task_spec
@@ -78,7 +80,88 @@ class PickCubeStateExpert:
         return np.concatenate([*parts, [gripper]]).astype(np.float32)
 
 
-STATE_EXPERTS = {"pick_cube": PickCubeStateExpert}
+def wrap_quarter_turn(angle_rad: float) -> float:
+    """An angle folded into [-pi/4, pi/4): a square peg looks the same every quarter turn."""
+    return (angle_rad + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+
+def yaw_of(quat_wxyz: np.ndarray) -> float:
+    """Rotation about the base z axis (rad) of a quaternion (w, x, y, z)."""
+    w, x, y, z = (float(v) for v in quat_wxyz)
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+class PegInsertPhases:
+    """peg_insert's scripted phases, one implementation for both experts: turn and move the peg tip over the hole ->
+    descend while re-centring the tip. `step` takes the tip relative to the rim's centre and the yaw still to turn,
+    and returns the tool's move (goal minus tool, m), the yaw change (rad) and the gripper."""
+
+    hover_m = 0.012  # tip height above the rim before descending
+    descend_step_m = 0.01  # per-step descent while inserting
+    stall_steps = 4  # bounded contact: inserting with the tip no 1 mm deeper in this many steps, lift and align again
+
+    def __init__(self, bounded: bool = False):
+        self.bounded = bounded  # the sim's `bounded` contact profile (a blocked push stalls instead of slipping)
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase = "align"
+        self._depths: list[float] = []
+
+    def step(self, tip_minus_rim_m: np.ndarray, dyaw_rad: float) -> tuple[np.ndarray, float, float]:
+        xy_err = -np.asarray(tip_minus_rim_m[:2], dtype=np.float64)
+        above_m = float(tip_minus_rim_m[2])  # the tip's height above the rim
+        to_hover = np.array([xy_err[0], xy_err[1], self.hover_m - above_m])
+        if self.phase == "align":
+            above_hover_m = above_m - self.hover_m
+            if np.linalg.norm(xy_err) < 0.0015 and above_hover_m < 0.006 and abs(dyaw_rad) < 0.02:
+                self.phase = "insert"
+                # Aligned below the hover band: a tip already on its way into the hole (the policy got it
+                # there and the operator took over) is pushed on down at once, never pulled back out first.
+                if above_hover_m > -0.006:
+                    return to_hover, dyaw_rad, 1.0
+            else:
+                return to_hover, dyaw_rad, 1.0
+        # insert: keep the tip centred and go down; jammed under a bounded push (robot_rl_sim.contact), align again
+        self._depths.append(-above_m)
+        jammed = (
+            self.bounded
+            and len(self._depths) > self.stall_steps
+            and self._depths[-1] - self._depths[-1 - self.stall_steps] < 0.001
+        )
+        if above_m > 0.02 or jammed:
+            self.phase = "align"
+            self._depths = []
+            return to_hover, dyaw_rad, 1.0
+        return np.array([xy_err[0], xy_err[1], -self.descend_step_m]), dyaw_rad, 1.0
+
+
+class PegInsertStateExpert:
+    """peg_insert's phases (PegInsertPhases) from the object state alone: the peg's orientation, the hole's yaw and
+    the tip relative to the rim (`tip_to_hole`); moves relative to the measured tool, as pick_cube's does."""
+
+    def __init__(self, use_rotation: bool = False, bounded: bool = False):
+        self.spec, self.use_rotation = task_spec("peg_insert"), use_rotation
+        self.phases = PegInsertPhases(bounded)
+
+    def reset(self) -> None:
+        self.phases.reset()
+
+    def act(self, object_state: np.ndarray) -> np.ndarray:
+        s = np.asarray(
+            object_state, dtype=np.float64
+        )  # peg_pos 3, peg_quat 4, hole_pos 3, hole_yaw cos/sin 2, tip_to_hole 3
+        hole_yaw = math.atan2(s[11], s[10])
+        dyaw = wrap_quarter_turn(hole_yaw - yaw_of(s[3:7])) if self.use_rotation else 0.0
+        move, dyaw, gripper = self.phases.step(s[12:15], dyaw)
+        motion = np.clip(move / self.spec.max_step_m, -1.0, 1.0)
+        parts = [motion]
+        if self.use_rotation:
+            parts.append(np.array([0.0, 0.0, np.clip(dyaw / self.spec.max_step_rad, -1.0, 1.0)]))
+        return np.concatenate([*parts, [gripper]]).astype(np.float32)
+
+
+STATE_EXPERTS = {"pick_cube": PickCubeStateExpert, "peg_insert": PegInsertStateExpert}
 
 
 def make_state_expert(task: str, use_rotation: bool = False):

@@ -21,8 +21,7 @@ import numpy as np
 from robot_rl.interfaces import TeleopCommand
 from robot_rl.teleop import Arbiter, ArbiterConfig, OperatorConfig, ScriptedOperator, distance_to_done_m
 from robot_rl.teleop.arbiter import verdict_of
-
-LOST_SLIP_M = 0.005  # a peg pushed this far into the hand is lost (robot_rl.training.failures.PUSHED_MM)
+from robot_rl.teleop.operator import LOST_SLIP_M
 
 
 class SimOperator:
