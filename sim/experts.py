@@ -5,20 +5,19 @@ simulator's ground truth from `env.unwrapped` (the observation is accepted but n
 returns a normalised action in the env's action space. `noise` adds Gaussian noise (std, in
 normalised action units) to the motion part of every action for diverse demos.
 
-pick_cube's phases are one implementation (`robot_rl.teleop.state_experts.PickCubePhases`), shared with the operator
-node's expert, which acts from the `task/object_state` topic alone. This one steers from the controller's target
+Each task's phases are one implementation (`robot_rl.teleop.state_experts.PickCubePhases`, `PegInsertPhases`), shared
+with the operator node's experts, which act from the `task/object_state` topic alone. This one steers from the controller's target
 rather than the measured tool, as it always has, so recorded demos stay what they were.
 """
 
 from __future__ import annotations
 
 import abc
-import math
 
 import gymnasium as gym
 import numpy as np
 
-from robot_rl.teleop.state_experts import PickCubePhases
+from robot_rl.teleop.state_experts import PegInsertPhases, PickCubePhases, wrap_quarter_turn, yaw_of
 from robot_rl_sim.tasks import PegInsert, PickCube, Task
 
 
@@ -85,57 +84,30 @@ class PickCubeExpert(Expert):
         return goal, 0.0, gripper
 
 
-def _wrap_quarter_turn(angle_rad: float) -> float:
-    """An angle folded into [-pi/4, pi/4): a square peg looks the same every quarter turn."""
-    return (angle_rad + math.pi / 4) % (math.pi / 2) - math.pi / 4
-
-
 class PegInsertExpert(Expert):
-    """Turn and move the peg tip over the hole -> descend while re-centring the tip."""
+    """Turn and move the peg tip over the hole -> descend while re-centring the tip
+    (robot_rl.teleop.state_experts.PegInsertPhases, read with the simulator's ground truth)."""
 
-    hover_m = 0.012  # tip height above the rim before descending
-    descend_step_m = 0.01  # per-step descent while inserting
-
-    stall_steps = 4  # bounded contact: inserting with the tip no 1 mm deeper in this many steps, lift and align again
+    def __init__(self, env: gym.Env, noise: float = 0.0, seed: int | None = None):
+        self.phases = PegInsertPhases(bounded=env.unwrapped.robot.controller.cfg.bounded)
+        super().__init__(env, noise, seed)
 
     def reset(self) -> None:
-        self.phase = "align"
-        self._depths: list[float] = []
+        self.phases.reset()
+
+    @property
+    def phase(self) -> str:
+        return self.phases.phase
 
     def noise_scale(self) -> float:
         return 0.3 if self.phase == "insert" else 1.0  # jiggling a peg in a 0.75 mm gap tilts it in the grasp
 
     def _act(self) -> tuple[np.ndarray, float, float]:
         task: PegInsert = self.task
-        tip, rim, tcp = task.tip_pos(), task.rim_pos(), self.tcp()
-        quat = self.env.data.xquat[task._peg_body]
-        peg_yaw = math.atan2(2 * (quat[0] * quat[3] + quat[1] * quat[2]), 1 - 2 * (quat[2] ** 2 + quat[3] ** 2))
-        dyaw = _wrap_quarter_turn(task.hole_yaw_rad - peg_yaw) if task.use_rotation else 0.0
-        xy_err = rim[:2] - tip[:2]
-        if self.phase == "align":
-            goal = tcp + np.array([xy_err[0], xy_err[1], rim[2] + self.hover_m - tip[2]])
-            above_hover_m = tip[2] - rim[2] - self.hover_m
-            if np.linalg.norm(xy_err) < 0.0015 and above_hover_m < 0.006 and abs(dyaw) < 0.02:
-                self.phase = "insert"
-                # Aligned below the hover band: a tip already on its way into the hole (the policy got it
-                # there and the operator took over) is pushed on down at once, never pulled back out first.
-                if above_hover_m > -0.006:
-                    return goal, dyaw, 1.0
-            else:
-                return goal, dyaw, 1.0
-        # insert: keep the tip centred and go down; jammed under a bounded push (robot_rl_sim.contact), align again
-        self._depths.append(float(rim[2] - tip[2]))
-        jammed = (
-            self.robot.controller.cfg.bounded
-            and len(self._depths) > self.stall_steps
-            and self._depths[-1] - self._depths[-1 - self.stall_steps] < 0.001
-        )
-        if tip[2] > rim[2] + 0.02 or jammed:
-            self.phase = "align"
-            self._depths = []
-            return tcp + np.array([xy_err[0], xy_err[1], rim[2] + self.hover_m - tip[2]]), dyaw, 1.0
-        goal = tcp + np.array([xy_err[0], xy_err[1], -self.descend_step_m])
-        return goal, dyaw, 1.0
+        peg_yaw = yaw_of(self.env.data.xquat[task._peg_body])
+        dyaw = wrap_quarter_turn(task.hole_yaw_rad - peg_yaw) if task.use_rotation else 0.0
+        move, dyaw, gripper = self.phases.step(task.tip_pos() - task.rim_pos(), dyaw)
+        return self.tcp() + move, dyaw, gripper
 
 
 EXPERTS: dict[str, type[Expert]] = {"pick_cube": PickCubeExpert, "peg_insert": PegInsertExpert}
