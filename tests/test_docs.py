@@ -184,11 +184,23 @@ def test_every_fenced_robot_rl_command_parses_whole():
 
 @cache
 def _node_params(executable: str) -> frozenset[str]:
-    """The parameters a project node declares: the fields of the config dataclass its module gives `declare_config`."""
+    """The parameters a project node declares: the fields of the config dataclasses given to `declare_config` in its
+    module and in the modules of its classes' bases (the sim robot node declares the arm node's too)."""
     (entry,) = [ep for ep in metadata.entry_points(group="console_scripts") if ep.name == executable]
     module = importlib.import_module(entry.value.partition(":")[0])
-    (config,) = set(re.findall(r"declare_config\(self, (\w+)\(\)\)", Path(module.__file__).read_text()))
-    return frozenset(f.name for f in dataclasses.fields(getattr(module, config)))
+    modules = {module}
+    for obj in vars(module).values():
+        if isinstance(obj, type) and obj.__module__ == module.__name__:
+            modules |= {sys.modules[c.__module__] for c in obj.__mro__ if c.__module__ in sys.modules}
+    names: set[str] = set()
+    for mod in modules:
+        path = getattr(mod, "__file__", None) or ""
+        for config in set(
+            re.findall(r"declare_config\(self, (\w+)\(\)\)", Path(path).read_text() if path.endswith(".py") else "")
+        ):
+            names |= {f.name for f in dataclasses.fields(getattr(mod, config))}
+    assert names, f"{executable}: no declare_config(self, Config()) found in {module.__name__} or its bases' modules"
+    return frozenset(names)
 
 
 def _set_problems(command: Command) -> list[str]:

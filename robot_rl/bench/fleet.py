@@ -45,6 +45,7 @@ from robot_rl.bench.fleet_results import (
     FleetBenchConfig,
     FleetResult,
     deliveries,
+    held_per_actor,
     log_events,
     push_latencies_ms,
     stored_count,
@@ -336,17 +337,11 @@ def _drain(cfg: FleetBenchConfig, fleet: _Fleet, robots: list[str], work: Path) 
     fleet.stop([f"/{h}/sim_robot" for h in robots])
     completed = {f"/{h}/actor": stored_count(fleet.actor_log(h)) for h in robots}
 
-    def held() -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for r in episode_log.read(work / "learner"):
-            counts[r["actor_id"]] = counts.get(r["actor_id"], 0) + 1
-        return counts
-
     drain_t0, notes = time.monotonic(), []
-    start = last = sum(held().values())
+    start = last = sum(held_per_actor(work / "learner").values())
     last_t = drain_t0
     while True:
-        counts = held()
+        counts = held_per_actor(work / "learner")
         if all(counts.get(a, 0) >= n for a, n in completed.items()):
             break
         fleet.check_alive()
@@ -360,7 +355,7 @@ def _drain(cfg: FleetBenchConfig, fleet: _Fleet, robots: list[str], work: Path) 
             break
         time.sleep(0.5)
     drain_s = time.monotonic() - drain_t0
-    stored = sum(held().values()) - start
+    stored = sum(held_per_actor(work / "learner").values()) - start
     notes.append(f"drain took {drain_s:.1f} s" + (f", {stored} episodes stored in it ({drain_s / stored:.1f} s each)"
                                                   if stored else ""))  # fmt: skip
     codes = fleet.stop([f"/{h}/actor" for h in robots] + ["/learner"])

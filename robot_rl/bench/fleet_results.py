@@ -212,6 +212,16 @@ def stored_count(actor_log: Path) -> int:
     return max(found) + 1 if found else 0
 
 
+def held_per_actor(learner_dir: Path) -> dict[str, int]:
+    """actor id -> episodes the learner has stored from it, from its episode log."""
+    from robot_rl.learner import episode_log
+
+    counts: dict[str, int] = {}
+    for r in episode_log.read(learner_dir):
+        counts[r["actor_id"]] = counts.get(r["actor_id"], 0) + 1
+    return counts
+
+
 def deliveries(learner_store: Path, actor_stores: dict[str, Path]) -> list[Delivery]:
     """Exactly-once check: each actor's stored episode ids against the (actor id, index) the learner stored."""
     from robot_rl.data.store import EpisodeStore  # zarr: not when the CLI parser is built
