@@ -184,7 +184,10 @@ def test_each_preset_streams_the_controllers_message_type_frame_and_qos_as_the_o
         np.testing.assert_allclose(state.ee_pos_m, TOOL_M)
         assert state.q_rad.shape == (len(CELLS[preset]["joints"]),)
         target = TOOL_M + np.array([0.01, -0.02, 0.0])
-        for _ in range(5):
+        # streamed, as the arm node does: a target sent before the controller's reader has matched this writer is
+        # not delivered (reliable, volatile), so the first may be lost on a loaded machine (the suite saw 4 of 5)
+        end = time.monotonic() + 5.0
+        while len(cell.accepted) < 5 and time.monotonic() < end:
             bridge.send_pose_target(target, TOOL_QUAT)
             time.sleep(0.05)
         assert _wait(lambda: len(cell.accepted) >= 5), (len(cell.accepted), [m.header.frame_id for m in cell.dropped])
