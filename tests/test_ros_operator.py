@@ -28,26 +28,42 @@ pytestmark = pytest.mark.ros
 NS = f"/operator_test_{os.getpid()}"
 
 
-def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_budget(tmp_path):
-    sim_log, op_log = tmp_path / "sim.log", tmp_path / "operator.log"
+def _stop_all(op, sim, op_log: Path, sim_log: Path, context, node, executor) -> None:
+    """Stop both nodes and the probe; each node must exit cleanly."""
+    rc_op, rc_sim = _stop(op), _stop(sim)
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    assert rc_op == 0, op_log.read_text()
+    assert rc_sim == 0, sim_log.read_text()
+
+
+def _probe(name: str, ns: str):
+    """A probe node in a context of its own, recording `ns`'s teleop/command (decoded) and task/object_state."""
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = Node("operator_probe", context=context)
+    node = Node(name, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     heard, states = [], []
     node.create_subscription(
         Joy,
-        f"{NS}/{topics.TELEOP_COMMAND}",
+        f"{ns}/{topics.TELEOP_COMMAND}",
         lambda m: heard.append(teleop_convert.teleop_fields_from_msg(m, topics.BASE_FRAME)),
         topics.COMMAND_QOS,
     )
     node.create_subscription(
         Float32MultiArray,
-        f"{NS}/{topics.TASK_OBJECT_STATE}",
+        f"{ns}/{topics.TASK_OBJECT_STATE}",
         lambda m: states.append(np.array(m.data)),
         topics.STATE_QOS,
     )
+    return context, node, executor, heard, states
+
+
+def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_budget(tmp_path):
+    sim_log, op_log = tmp_path / "sim.log", tmp_path / "operator.log"
+    context, node, executor, heard, states = _probe("operator_probe", NS)
     # the probe listens before the nodes start, and the operator waits 2 s of sim time before its first take-over,
     # so discovery is done before anything is engaged (on a loaded machine too)
     sim = _start(
@@ -119,12 +135,7 @@ def test_the_operator_node_takes_over_an_idle_robot_towards_the_cube_within_its_
         assert len(heard) - n >= 15 and all(h["connected"] and not h["engaged"] for h in heard[n:])
         assert heard[-1]["counts"]["take_over"] == 2
     finally:
-        rc_op, rc_sim = _stop(op), _stop(sim)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-    assert rc_op == 0, op_log.read_text()
-    assert rc_sim == 0, sim_log.read_text()
+        _stop_all(op, sim, op_log, sim_log, context, node, executor)
 
 
 def test_the_operator_node_says_failure_once_a_held_peg_is_pushed_into_the_hand(tmp_path):
@@ -135,24 +146,7 @@ def test_the_operator_node_says_failure_once_a_held_peg_is_pushed_into_the_hand(
 
     ns = f"{NS}_peg"
     sim_log, op_log = tmp_path / "sim.log", tmp_path / "operator.log"
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = Node("operator_peg_probe", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    heard, states = [], []
-    node.create_subscription(
-        Joy,
-        f"{ns}/{topics.TELEOP_COMMAND}",
-        lambda m: heard.append(teleop_convert.teleop_fields_from_msg(m, topics.BASE_FRAME)),
-        topics.COMMAND_QOS,
-    )
-    node.create_subscription(
-        Float32MultiArray,
-        f"{ns}/{topics.TASK_OBJECT_STATE}",
-        lambda m: states.append(np.array(m.data)),
-        topics.STATE_QOS,
-    )
+    context, node, executor, heard, states = _probe("operator_peg_probe", ns)
     push = node.create_publisher(TwistStamped, f"{ns}/{topics.EE_COMMAND}", topics.COMMAND_QOS)
     common = ["--ros-args", "-r", f"__ns:={ns}", "-r", f"/clock:={ns}/clock", "-p", "task:=peg_insert"]
     sim = _start(
@@ -184,9 +178,4 @@ def test_the_operator_node_says_failure_once_a_held_peg_is_pushed_into_the_hand(
         assert heard[-1]["counts"]["take_over"] == 0 and not any(h["engaged"] for h in heard)
         assert "failure" in op_log.read_text()
     finally:
-        rc_op, rc_sim = _stop(op), _stop(sim)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-    assert rc_op == 0, op_log.read_text()
-    assert rc_sim == 0, sim_log.read_text()
+        _stop_all(op, sim, op_log, sim_log, context, node, executor)
