@@ -117,13 +117,12 @@ class OperatorNode(Node):
         return self.slip(*self._tool, held) >= LOST_SLIP_M
 
     def _new_episode(self, state: np.ndarray) -> bool:
+        """The object jumped more than reset_jump_m in one tick: a reset. pick_cube's cube must be out of the gripper
+        (cube_to_tcp > 5 cm: a lifted cube may move fast); peg_insert's peg is always in the hand."""
         obj, prev = state[:3], self._prev_object
         self._prev_object = obj.copy()
-        return (
-            prev is not None
-            and np.linalg.norm(obj - prev) > self.cfg.reset_jump_m
-            and np.linalg.norm(state[7:10]) > 0.05
-        )
+        may_reset = held_object_pos(self.cfg.task, state) is not None or np.linalg.norm(state[7:10]) > 0.05
+        return prev is not None and np.linalg.norm(obj - prev) > self.cfg.reset_jump_m and may_reset
 
     def _tick(self) -> None:
         now = self._now_s()
