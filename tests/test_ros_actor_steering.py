@@ -121,7 +121,10 @@ def test_the_actor_executes_what_the_flow_base_integrates_from_the_learners_late
         assert np.array_equal(episode[keys.BASE_ACTION], episode[keys.POLICY_ACTION])
         assert np.abs(from_latents[:, :3]).max() > 0.1
     learner_log = logs["learner"].read_text()
-    assert "noise-space steering (DSRL)" in learner_log and "refused" not in learner_log, learner_log[-2000:]
+    # an episode that arrives before an earlier one is refused as a [gap] and resent (the delivery protocol, seen
+    # once in the full suite); any other refusal would be a layout or content the learner could not take
+    refused = [line for line in learner_log.splitlines() if "refused" in line and "[gap]" not in line]
+    assert "noise-space steering (DSRL)" in learner_log and not refused, learner_log[-2000:]
 
 
 def test_a_steering_actor_refuses_a_residual_policy_and_counts_it(cell):
