@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_rl.interfaces import TeleopCommand
+from robot_rl.teleop.arbiter import rotation_matrix
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,6 @@ class GraspSlip:
         self._depth0: float | None = None
 
     def __call__(self, tool_pos_m: np.ndarray, tool_quat_wxyz: np.ndarray, object_pos_m: np.ndarray) -> float:
-        from robot_rl.teleop.arbiter import rotation_matrix
-
         axis = rotation_matrix(np.asarray(tool_quat_wxyz, dtype=np.float64))[:, 2]
         depth = float((np.asarray(object_pos_m, np.float64) - np.asarray(tool_pos_m, np.float64)) @ axis)
         if self._depth0 is None:

@@ -29,9 +29,8 @@ from robot_rl.training.env_factory import env_id_of, is_sim_task, make_env, use_
 from robot_rl.training.evaluation import episode_record, where_it_ended
 
 FAR_MM = 10.0  # a failure that ended with the goal this far off the tool's axis went elsewhere
-PUSHED_MM = (
-    LOST_SLIP_M * 1e3
-)  # a peg pushed this far into the hand cannot reach the success depth before the fingers land
+# a peg pushed this far into the hand cannot reach the success depth before the fingers land
+PUSHED_MM = LOST_SLIP_M * 1e3
 DIVERGED_MM = 0.5  # a replay whose tool strays this far from the stored one is not the same episode
 KINDS = ("far", "pushed", "near")
 
