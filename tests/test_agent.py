@@ -80,12 +80,15 @@ def test_policy_round_trips_through_a_directory_and_bytes(tmp_path):
 
 
 def test_an_untrained_policy_is_deterministic_when_asked_and_stochastic_otherwise():
+    # The networks' initial weights and act()'s noise come from torch's global generator: seeded here, the figures
+    # do not depend on which tests ran before (CI once drew 20 samples whose spread in one dimension was 0.043).
+    torch.manual_seed(0)
     agent, _ = _tiny_agent()
     obs = {keys.STATE: np.array([0.5, 0.5], np.float32)}
     first = agent.policy.act(obs, deterministic=True)
     assert np.all(np.abs(first) <= 1.0)
     np.testing.assert_array_equal(first, agent.policy.act(obs, deterministic=True))
-    samples = np.stack([agent.policy.act(obs) for _ in range(20)])
+    samples = np.stack([agent.policy.act(obs) for _ in range(200)])
     assert samples.std(axis=0).min() > 0.05  # initial temperature 1: exploration noise is substantial
     assert np.all(np.abs(samples) <= 1.0)
 
