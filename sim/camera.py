@@ -18,6 +18,18 @@ def intrinsics(model: mujoco.MjModel, camera: str, width: int, height: int) -> t
     return (f_px, 0.0, 0.5 * width, 0.0, f_px, 0.5 * height, 0.0, 0.0, 1.0)
 
 
+def camera_spec(model: mujoco.MjModel, name: str, width: int, height: int, rate_hz: float) -> CameraSpec:
+    """The CameraSpec of a MuJoCo camera rendered at width x height (frame `<name>_optical_frame`)."""
+    return CameraSpec(
+        name=name,
+        width=int(width),
+        height=int(height),
+        rate_hz=float(rate_hz),
+        K=intrinsics(model, name, width, height),
+        frame_id=f"{name}_optical_frame",
+    )
+
+
 class CameraRig:
     """Renders a model's named cameras side by side in one offscreen pass with a single pixel read-back.
 
@@ -44,17 +56,20 @@ class CameraRig:
         self._gl.make_current()
         self._ctx = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._ctx)
-        self._scene = mujoco.MjvScene(model, maxgeom=max(4 * model.ngeom, 100))
+        self._scenes = {n: mujoco.MjvScene(model, maxgeom=max(4 * model.ngeom, 100)) for n in names}
         self._option, self._perturb = mujoco.MjvOption(), mujoco.MjvPerturb()
         self._camera = mujoco.MjvCamera()
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
 
     def render(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """name -> (height, width, 3) uint8 RGB image of the current state (fresh arrays)."""
-        names = self.names if names is None else tuple(names)
-        w, h = self.width, self.height
-        self._gl.make_current()
-        for k, name in enumerate(names):
+        self.capture(names)
+        return self.draw(names)
+
+    def capture(self, names: Sequence[str] | None = None) -> None:
+        """Copy the current state into each camera's scene (CPU only, no GL): what `draw` draws. Any thread, but not
+        while `data` is being stepped or a `draw` is reading the scenes."""
+        for name in self.names if names is None else names:
             self._camera.fixedcamid = self._cam_ids[name]
             mujoco.mjv_updateScene(
                 self.model,
@@ -63,9 +78,17 @@ class CameraRig:
                 self._perturb,
                 self._camera,
                 mujoco.mjtCatBit.mjCAT_ALL,
-                self._scene,
+                self._scenes[name],
             )
-            mujoco.mjr_render(mujoco.MjrRect(k * w, 0, w, h), self._scene, self._ctx)
+
+    def draw(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """name -> image of the scenes the last `capture` took, drawn and read back in one pass. On the thread that
+        made this rig (its GL context is current there); it does not read `data`, so physics may step meanwhile."""
+        names = self.names if names is None else tuple(names)
+        w, h = self.width, self.height
+        self._gl.make_current()
+        for k, name in enumerate(names):
+            mujoco.mjr_render(mujoco.MjrRect(k * w, 0, w, h), self._scenes[name], self._ctx)
         row = np.empty((h, w * len(names), 3), dtype=np.uint8)
         mujoco.mjr_readPixels(row, None, mujoco.MjrRect(0, 0, w * len(names), h), self._ctx)
         row = row[::-1]  # OpenGL rows run bottom-up
@@ -86,14 +109,7 @@ class MujocoCamera(Camera):
         if name not in rig.names:
             raise ValueError(f"no camera {name!r} in this rig; choose one of {list(rig.names)}")
         self._rig, self._name = rig, name
-        self.spec = CameraSpec(
-            name=name,
-            width=rig.width,
-            height=rig.height,
-            rate_hz=float(rate_hz),
-            K=intrinsics(rig.model, name, rig.width, rig.height),
-            frame_id=f"{name}_optical_frame",
-        )
+        self.spec = camera_spec(rig.model, name, rig.width, rig.height, rate_hz)
 
     def read(self) -> Frame:
         """Render the current state (a fresh array, safe to keep)."""

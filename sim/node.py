@@ -28,7 +28,6 @@ Sim time never goes backwards, also across resets. The safety filter's box is th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.clock import Clock as RosClock  # noqa: E402
 from rclpy.clock import ClockType
@@ -53,6 +53,8 @@ from robot_rl.ros import convert, task_convert, topics  # noqa: E402
 from robot_rl.ros.params import declare_config  # noqa: E402
 from robot_rl_drivers.adapter_sim import SimArmAdapter, SimArmConfig  # noqa: E402
 from robot_rl_drivers.arm_node import ArmNode, serve  # noqa: E402
+from robot_rl_sim.camera import camera_spec  # noqa: E402
+from robot_rl_sim.camera_thread import CameraThread  # noqa: E402
 from robot_rl_sim.env import RobotCellEnv, make_task_env  # noqa: E402
 
 SIM_STATUS = "sim_status"  # relative: /robot_1/sim_status
@@ -71,6 +73,7 @@ class SimNodeConfig:
     camera_rate_hz: float = 10.0  # image + camera_info rate in sim time; 0 = publish no images
     image_size: int = 128  # square image side in pixels
     publish_clock: bool = True  # publish /clock (remap it per robot when several sims run side by side)
+    camera_thread: bool = True  # draw the cameras on a thread of their own (sim/camera_thread.py), not in the period
 
     def validate(self, control_rate_hz: float) -> None:
         if control_rate_hz <= 0 or self.camera_rate_hz < 0 or self.real_time_factor < 0:
@@ -91,13 +94,21 @@ class SimExtras:
         self.pub_object_state = node.create_publisher(Float32MultiArray, topics.TASK_OBJECT_STATE, topics.STATE_QOS)
         self.pub_clock = node.create_publisher(Clock, topics.CLOCK, topics.CLOCK_QOS) if cfg.publish_clock else None
         self.camera_specs, self.pub_images, self.pub_infos = {}, {}, {}
+        self.camera_thread: CameraThread | None = None
         if cfg.camera_rate_hz > 0:
-            for name, cam in env.cameras.items():
-                self.camera_specs[name] = dataclasses.replace(cam.spec, rate_hz=cfg.camera_rate_hz)
+            for name in env.camera_names:
+                self.camera_specs[name] = camera_spec(
+                    env.model, name, cfg.image_size, cfg.image_size, cfg.camera_rate_hz
+                )
                 self.pub_images[name] = node.create_publisher(Image, topics.image_topic(name), topics.SENSOR_QOS)
                 self.pub_infos[name] = node.create_publisher(
                     CameraInfo, topics.camera_info_topic(name), topics.SENSOR_QOS
                 )
+            if cfg.camera_thread:
+                self.camera_thread = CameraThread(
+                    env.model, env.data, env.camera_names, cfg.image_size, self.publish_images, self._camera_error
+                )
+        self._camera_failing = False
         self._next_camera_t = self.sim_time_s
         # refusals per command topic, latched, once a wall second (robot_rl.ros.guard: a bad message never ends the node)
         self.pub_status = node.create_publisher(String, SIM_STATUS, STATUS_QOS)
@@ -119,17 +130,35 @@ class SimExtras:
         self.pub_object_state.publish(task_convert.object_state_msg(task.object_state(), task.object_state_layout))
         if not self.camera_specs or t < self._next_camera_t - 1e-9:
             return
-        for name, image in self.env.rig.render().items():
-            spec = self.camera_specs[name]
-            self.pub_images[name].publish(convert.image_msg(Frame(image, t), spec.frame_id))
-            self.pub_infos[name].publish(convert.camera_info_msg(spec, t))
+        if self.camera_thread is not None:
+            self.camera_thread.capture(t)  # drawn and published on the camera thread
+        else:
+            self.publish_images(self.env.rig.render(), t)
         self._next_camera_t += 1.0 / self.cfg.camera_rate_hz
         if self._next_camera_t <= t:  # after a reset jumped time forward
             self._next_camera_t = t + 1.0 / self.cfg.camera_rate_hz
 
+    def publish_images(self, images: dict[str, np.ndarray], t: float) -> None:
+        """Each camera's image and camera_info, stamped with the sim time `t` of the state drawn."""
+        for name, image in images.items():
+            spec = self.camera_specs[name]
+            self.pub_images[name].publish(convert.image_msg(Frame(image, t), spec.frame_id))
+            self.pub_infos[name].publish(convert.camera_info_msg(spec, t))
+        if self._camera_failing:
+            self._camera_failing = False
+            self.node.get_logger().info("camera frames are published again")
+
+    def _camera_error(self, message: str) -> None:
+        if not self._camera_failing:  # one line per transition, not per frame
+            self._camera_failing = True
+            self.node.get_logger().error(message)
+
     def publish_status(self) -> None:
-        """sim_status: sim time and {topic: refused messages} (std_msgs/String JSON)."""
+        """sim_status: sim time, {topic: refused messages} and, with the camera thread, frames drawn, dropped (one
+        still being drawn when the next fell due) and failed (std_msgs/String JSON)."""
         status = {"sim_time_s": round(self.sim_time_s, 6), "refused": self.node.refusals.as_dict()}
+        if (cam := self.camera_thread) is not None:
+            status["camera_frames"] = {"drawn": cam.drawn, "dropped": cam.dropped, "failed": cam.failed}
         self.pub_status.publish(String(data=json.dumps(status)))
 
     def _on_success(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -217,6 +246,9 @@ class SimRobotNode(ArmNode):
                 deadline = time.monotonic()
 
     def close(self) -> None:
+        extras = getattr(self, "extras", None)
+        if extras is not None and extras.camera_thread is not None:
+            extras.camera_thread.close()
         super().close()
         self.env.close()
 

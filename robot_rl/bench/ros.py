@@ -310,6 +310,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         f"actor:control_priority:={cfg.control_priority}",
         f"sim_robot:control_priority:={cfg.sim_priority}",
         *([] if cfg.wake else ["actor:wake_lead_ms:=0.0", "sim_robot:wake_lead_ms:=0.0"]),
+        f"sim_robot:camera_thread:={str(cfg.sim_camera_thread).lower()}",
         f"learner:out:={work / 'learner'}",
         "learner:encoder:=conv",
         "learner:wandb_mode:=disabled",
@@ -345,6 +346,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         control_priority=cfg.control_priority,
         sim_priority=cfg.sim_priority,
         wake=cfg.wake,
+        sim_camera_thread=cfg.sim_camera_thread,
         load_avg_1m=load_avg,
         **ingest,
     )

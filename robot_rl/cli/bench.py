@@ -226,6 +226,12 @@ def _register_ros(bench_sub) -> None:
         "period runs, not from shortly before it is due (robot_rl.acting.wake)",
     )
     ros.add_argument(
+        "--sim-inline-cameras",
+        action="store_true",
+        help="the sim robot draws its cameras inside its physics period (camera_thread false), not on a thread of "
+        "their own (its default): the comparison for the camera thread",
+    )
+    ros.add_argument(
         "--domain-id",
         type=int,
         metavar="ID",
@@ -314,6 +320,7 @@ def _ros(args: argparse.Namespace) -> int:
         control_priority=args.control_priority,
         sim_priority=args.sim_priority,
         wake=not args.no_wake,
+        sim_camera_thread=not args.sim_inline_cameras,
         out=args.out,
         domain_id=args.domain_id,
     )
