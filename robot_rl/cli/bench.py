@@ -219,30 +219,7 @@ def _register_ros(bench_sub) -> None:
     ):
         default = getattr(d, flag[2:].replace("-", "_"))
         ros.add_argument(flag, type=int, default=default, metavar=metavar, help=f"{what} (default {default})")
-    ros.add_argument(
-        "--no-wake",
-        action="store_true",
-        help="wake_lead_ms 0 for the actor and the sim robot: their control threads hold SCHED_FIFO only while a "
-        "period runs, not from shortly before it is due (robot_rl.acting.wake)",
-    )
-    ros.add_argument(
-        "--sim-inline-cameras",
-        action="store_true",
-        help="the sim robot draws its cameras inside its physics period (camera_thread false), not on a thread of "
-        "their own (its default): the comparison for the camera thread",
-    )
-    ros.add_argument(
-        "--domain-id",
-        type=int,
-        metavar="ID",
-        help="ROS_DOMAIN_ID of all processes (default: a private one derived from this process's id)",
-    )
-    ros.add_argument(
-        "--out",
-        metavar="DIR",
-        help="keep node logs, the actor's timing log and stores here (default: a temp dir, removed)",
-    )
-    ros.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    _add_ros_switches(ros)
     ros.set_defaults(func=_ros)
 
 
@@ -303,6 +280,35 @@ def _learner(args: argparse.Namespace) -> int:
     results = run_learner_bench(cfg)  # a failing peer script raises PeerError: one line, exit 1
     _print(results, args.json, lambda: format_learner_table(results, cfg.specs))
     return 0
+
+
+def _add_ros_switches(ros) -> None:
+    """`robot-rl bench ros`'s switches and where it runs and writes."""
+    for flag, what in (
+        (
+            "--no-wake",
+            "wake_lead_ms 0 for the actor and the sim robot: their control threads hold SCHED_FIFO only while a "
+            "period runs, not from shortly before it is due (robot_rl.acting.wake)",
+        ),
+        (
+            "--sim-inline-cameras",
+            "the sim robot draws its cameras inside its physics period (camera_thread false), not on a thread of "
+            "their own (its default): the comparison for the camera thread",
+        ),
+    ):
+        ros.add_argument(flag, action="store_true", help=what)
+    ros.add_argument(
+        "--domain-id",
+        type=int,
+        metavar="ID",
+        help="ROS_DOMAIN_ID of all processes (default: a private one derived from this process's id)",
+    )
+    ros.add_argument(
+        "--out",
+        metavar="DIR",
+        help="keep node logs, the actor's timing log and stores here (default: a temp dir, removed)",
+    )
+    ros.add_argument("--json", action="store_true", help="one JSON object instead of a table")
 
 
 def _ros(args: argparse.Namespace) -> int:
