@@ -61,7 +61,7 @@ class OperatorNodeConfig:
     max_interventions: int = 3  # budget: take-overs per episode
     max_fraction: float = 0.3  # budget: fraction of max_episode_steps driven per episode
     max_episode_steps: int = 100  # episode length the fraction refers to
-    end_lost: bool = False  # a held peg pushed into the hand (ee_pose + object state): `failure`, not take-overs
+    end_lost: bool = True  # a held peg pushed into the hand (ee_pose + object state): `failure`, not take-overs
 
 
 class OperatorNode(Node):

@@ -42,7 +42,7 @@ class OperatorConfig:
     max_interventions: int = 3  # budget: take-overs per episode
     max_fraction: float = 0.3  # budget: fraction of max_episode_steps the operator may drive per episode
     max_episode_steps: int = 100  # episode length the fraction refers to
-    end_lost: bool = False  # a lost episode (step's `lost`) gets a `failure` verdict instead of take-overs
+    end_lost: bool = True  # a lost episode (step's `lost`) gets a `failure` verdict instead of take-overs
 
     def __post_init__(self) -> None:
         if self.patience_steps < 1 or self.takeover_steps < 1 or self.max_episode_steps < 1:

@@ -83,7 +83,7 @@ class TrainConfig(LearnerCoreConfig):
     takeover_steps: int = 15  # operator: steps it drives per take-over
     max_interventions: int = 3  # operator budget: take-overs per episode
     max_fraction: float = 0.3  # operator budget: fraction of the episode's time limit it may drive
-    end_lost_episodes: bool = False  # operator: ends a lost episode (a peg pushed into the hand) with a failure verdict
+    end_lost_episodes: bool = True  # operator: ends a lost episode (a peg pushed into the hand) with a failure verdict
     # as a person watching would, instead of taking over in it; the step is stored terminated with reward 0
 
     def __post_init__(self) -> None:

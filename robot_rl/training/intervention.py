@@ -83,7 +83,7 @@ def make_sim_operator(
     max_interventions: int,
     max_fraction: float,
     max_episode_steps: int | None,
-    end_lost: bool = False,
+    end_lost: bool = True,
 ) -> SimOperator:
     """The operator for a sim task env; a clear error for any other env."""
     task = getattr(env.unwrapped, "task", None)
