@@ -100,6 +100,20 @@ def test_a_stored_episode_bootstraps_its_last_step_from_its_last_obs():
     assert seen[12.0] == pytest.approx((3.0, 0.5, 12.0))  # no flag at the end: treated as truncated
 
 
+def test_a_policy_steps_return_stops_where_a_take_over_starts_and_a_take_overs_runs_on_past_its_release():
+    rb = ReplayBuffer(_make_space(), action_dim=1, capacity=32, n_step=3, gamma=0.5, seed=0)
+    flags = [False, False, True, True, False, False]  # the policy, then the operator for steps 2-3, then the policy
+    for t, by_person in enumerate(flags):
+        last = t == len(flags) - 1
+        rb.add(_obs(t), np.zeros(1, np.float32), 1.0, _obs(t + 1), False, last, is_intervention=by_person)
+    seen = _by_obs(rb.sample(600))
+    assert seen[0.0] == pytest.approx((1 + 0.5, 0.25, 2.0))  # steps 0-1 (the policy's), bootstrap where it took over
+    assert seen[1.0] == pytest.approx((1.0, 0.5, 2.0))  # the step it took over after: its own reward only
+    assert seen[2.0] == pytest.approx((1 + 0.5 + 0.25, 0.125, 5.0))  # the operator's steps sum on into the policy's
+    assert seen[3.0] == pytest.approx((1 + 0.5 + 0.25, 0.125, 6.0))
+    assert seen[4.0] == pytest.approx((1 + 0.5, 0.25, 6.0))
+
+
 def test_each_frame_is_stored_once_and_next_obs_images_come_from_the_next_row():
     rb = ReplayBuffer(_make_space(image=True), action_dim=1, capacity=10, n_step=1, gamma=0.9, seed=0)
     _add_episode_stepwise(rb, 0.0, [0.0] * 4, terminated=True, image=True)

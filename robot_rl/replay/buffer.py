@@ -308,15 +308,20 @@ class ReplayBuffer:
         return picked[0] if len(picked) == 1 else torch.cat(picked)
 
     def _n_step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """n-step return, discount gamma^k * (1 - terminated) and next-obs row for transitions at rows idx (B,)."""
+        """n-step return, discount gamma^k * (1 - terminated) and next-obs row for transitions at rows idx (B,).
+
+        A policy step's return stops where a person (or the scripted operator) took over: the steps after it were
+        theirs, and summing them would credit the policy's action with the correction it caused. It bootstraps from
+        the state the take-over started in. A take-over's steps sum on into the policy's after the release."""
         cap, gamma = self.capacity, self.gamma
         ret = self._reward[idx].clone()
         disc = torch.full_like(ret, gamma)
         terminated = self._terminated[idx].clone()
         next_rows = (idx + self._next_offset[idx]) % cap
         alive = ~(terminated | self._truncated[idx])
+        by_person = self._is_intervention[idx]
         for _ in range(1, self.n_step):
-            alive &= self._has_transition[next_rows]
+            alive &= self._has_transition[next_rows] & (by_person | ~self._is_intervention[next_rows])
             j = next_rows
             ret += torch.where(alive, disc * self._reward[j], 0.0)
             terminated |= alive & self._terminated[j]
