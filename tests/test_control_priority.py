@@ -149,28 +149,41 @@ def test_the_sim_robot_runs_each_physics_period_on_sched_fifo_above_the_actor_an
 
 
 @pytest.mark.ros
-def test_a_sim_robot_period_runs_on_sched_fifo_60_and_the_render_after_it_does_not():
-    """In process: what the thread's scheduling is while the physics ticks, while the cameras render, and after."""
+@pytest.mark.parametrize("camera_thread", [True, False], ids=["camera_thread", "inline"])
+def test_a_sim_robot_period_runs_on_sched_fifo_60_and_the_render_after_it_does_not(camera_thread):
+    """In process: what the scheduling is while the physics ticks, while the cameras render (on their own thread, or
+    inline on the period's thread after the period), and after."""
     import rclpy
 
     from robot_rl_sim.node import SimRobotNode
 
     if not _fifo_permitted():
         pytest.skip(NO_FIFO)
-    rclpy.init(args=["sim", "--ros-args", "-r", f"__ns:={NS}/inproc", "-p", "publish_clock:=false"])
+    rclpy.init(
+        args=["sim", "--ros-args", "-r", f"__ns:={NS}/inproc", "-p", "publish_clock:=false"]
+        + ["-p", f"camera_thread:={str(camera_thread).lower()}"]
+    )
     node, seen = SimRobotNode(), {}
     try:
         node.trigger_configure()
         node.trigger_activate()
-        tick, render = node.adapter.tick, node.env.rig.render
+        tick = node.adapter.tick
         node.adapter.tick = lambda dt: (seen.setdefault("tick", thread_policy(threading.get_native_id())), tick(dt))
-        node.env.rig.render = lambda: (seen.setdefault("render", thread_policy(threading.get_native_id())), render())[1]
+        cameras = node.extras.camera_thread
+        rig = node.env.rig if cameras is None else cameras.rig  # the thread's rig is drawn on the camera thread
+        draw = rig.render if cameras is None else rig.draw
+        hooked = lambda names=None: (seen.setdefault("render", thread_policy(threading.get_native_id())), draw())[1]  # noqa: E731
+        setattr(rig, "render" if cameras is None else "draw", hooked)
 
-        node.take_period_thread()  # this thread (the renderer's EGL context is bound to it): ordinary again after
+        node.take_period_thread()  # this thread: ordinary again after each period
         seen["between"] = thread_policy(threading.get_native_id())
         for _ in range(6):  # the cameras render on the period that crosses 100 ms of sim time
             node.step()
         seen["after"] = thread_policy(threading.get_native_id())
+        for _ in range(500):
+            if "render" in seen:
+                break
+            time.sleep(0.01)
         go_home = node.robot.go_home  # the reset service's move: the sim settles its physics in it
         node.robot.go_home = lambda: (seen.setdefault("home", thread_policy(threading.get_native_id())), go_home())[1]
         node._own_home_move()
