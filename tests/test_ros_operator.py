@@ -160,13 +160,17 @@ def test_the_operator_node_says_failure_once_a_held_peg_is_pushed_into_the_hand(
         op_log,
     )  # fmt: skip
     try:
-        end, msg = time.monotonic() + 90, TwistStamped()
+        end, msg, settled = time.monotonic() + 90, TwistStamped(), None
         while time.monotonic() < end and not any(h["counts"]["failure"] for h in heard):
             executor.spin_once(timeout_sec=0.05)
             assert sim.poll() is None and op.poll() is None, (
                 f"a node died:\n{sim_log.read_text()}\n{op_log.read_text()}"
             )
-            if states:  # a P-controller on the tip: 3 mm off the hole's axis, 3 cm below its rim
+            if states and settled is None:  # the sim's start-up reset (the grasp closing) is done well before this
+                settled = time.monotonic() + 3.0
+            if (
+                settled is not None and time.monotonic() >= settled
+            ):  # a P-controller on the tip: 3 mm off the hole's axis, 3 cm below its rim
                 tip_minus_rim = states[-1][12:15]
                 vel = np.clip(2.0 * (np.array([0.003, 0.0, -0.03]) - tip_minus_rim), -0.05, 0.05)
                 msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in vel)
