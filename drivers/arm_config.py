@@ -47,6 +47,8 @@ class ArmNodeConfig:
     # watchdog and state outrank the policy's inference, as a robot's controller does. 0: as started
     wake_lead_ms: float = 5.0  # that thread takes the priority this long before each period is due, so a loaded
     # machine wakes it on time (robot_rl.acting.wake); 0 = only while the period runs
+    cpu_latency_us: int = 0  # /dev/cpu_dma_latency held at this many us while the node runs, where permitted: no deep
+    # CPU idle states between periods (robot_rl.acting.cpu_latency); negative = as the system sets them
     base_frame: str = topics.BASE_FRAME  # frame_id of poses, twists and accepted commands
 
     def validate(self) -> None:

@@ -68,6 +68,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
+from robot_rl.acting.cpu_latency import CpuLatencyHold
 from robot_rl.acting.realtime import TickPriority
 from robot_rl.acting.wake import WakeThread, WakeWindow
 from robot_rl.interfaces import WorkspaceBox
@@ -106,7 +107,7 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         self.dt_s = 1.0 / cfg.control_rate_hz
         self.tick_priority = TickPriority(cfg.control_priority)  # SCHED_FIFO while a period runs, where permitted
         self.wake = WakeWindow(self.dt_s, cfg.wake_lead_ms / 1e3)  # ... and from just before it is due
-        self.wake_thread: WakeThread | None = None  # take_period_thread starts it
+        self.wake_thread: WakeThread | None = None  # take_period_thread starts it (and holds cpu_latency)
         self.safety = SafetyFilter(
             SafetyLimits(
                 workspace=self._workspace(),
@@ -257,6 +258,8 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         if self.wake_thread is None:
             self.wake_thread = WakeThread(self.wake, self.tick_priority)
             self.get_logger().info(self.wake_thread.line)
+            self.cpu_latency = CpuLatencyHold(self.cfg.cpu_latency_us)  # no deep CPU idle states between periods
+            self.get_logger().info(self.cpu_latency.line)
 
     def run(self, executor: SingleThreadedExecutor, stop: threading.Event) -> None:
         """Serve the control timer and callbacks until `stop` is set or the context shuts down."""
@@ -338,6 +341,7 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         """Hold and close the arm whatever state the node is in, then destroy the node."""
         if self.wake_thread is not None:
             self.wake_thread.close()
+            self.cpu_latency.close()
         self._disconnect()
         self.destroy_node()
 

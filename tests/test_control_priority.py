@@ -99,6 +99,10 @@ def test_the_actor_control_thread_alone_runs_sched_fifo_and_sleeps_between_ticks
         assert len(names) >= 3 and others == {"SCHED_OTHER"}, names
         assert dds == ({("SCHED_FIFO", 49)} if fifo else {("SCHED_OTHER", 0)}), (names, dds)
         assert thread_policy(off["tid"]) == ("SCHED_OTHER", 0, 0) and off["policy"] == "SCHED_OTHER"
+        # no deep CPU idle states while an actor runs (its default cpu_latency_us 0, where the device may be written)
+        held = os.access("/dev/cpu_dma_latency", os.W_OK)
+        assert status["rt"]["cpu_latency_us"] == (0 if held else None)
+        assert ("cpu latency: holding 0 us" if held else "cpu latency: could not hold 0 us") in logs["rt"]
         assert "control_priority 0" in logs["off"]
         # a FIFO thread that spun would own a core: over 3 s of 10 Hz holds it must run well under 20 % of one
         cpu0, ticks0 = _cpu_s(procs["rt"].pid, rt["tid"]), status["rt"]["ticks"]

@@ -125,3 +125,41 @@ def test_the_actors_loader_builds_the_acting_pass_on_its_worker_thread():
         assert time.perf_counter() - t0 < 0.05 and policy.encoder._folded.acting[SHAPE] is prepared
     finally:
         loader.close()
+
+
+def _take(loader: PolicyLoader) -> tuple[Policy, int]:
+    end = time.monotonic() + 120
+    while (taken := loader.take()[0]) is None and time.monotonic() < end:
+        time.sleep(0.01)
+    assert taken is not None, "the loader built nothing"
+    return taken
+
+
+def test_a_full_policy_of_the_held_base_shares_its_acting_pass_and_another_base_builds_its_own():
+    local = _policy(5)  # the actor's local policy: its pass built where the actor loaded it
+    prepared = local.encoder.prepare_acting()[SHAPE]
+    learner = _policy(5)  # the learner's, same trunk and config, trained further
+    with torch.no_grad():
+        for name, p in learner.named_parameters():
+            if name not in frozen_names(learner):
+                p.add_(0.05 * torch.randn_like(p))
+    loader = PolicyLoader()
+    try:
+        loader.hold(local, 0)
+        loader.offer(protocol.policy_msg(learner.to_bytes(), 3))
+        policy, version = _take(loader)
+        assert version == 3 and policy.encoder._folded.acting[SHAPE] is prepared  # no export, no session built
+        observations = _obs(20)
+        assert float((_actions(policy, observations) - _actions(learner, observations)).abs().max()) < 1e-4
+        assert float((_actions(policy, observations) - _actions(local, observations)).abs().max()) > 1e-2
+        loader.offer_delta(protocol.policy_msg(to_delta(local, base_id(local)), 4, protocol.POLICY_DELTA_KIND))
+        policy, version = _take(loader)  # a delta of the held base applies
+        assert version == 4 and policy.encoder._folded.acting[SHAPE] is prepared
+        assert float((_actions(policy, observations) - _actions(local, observations)).abs().max()) < 1e-3
+        other = _policy(6)  # another trunk: its own pass
+        loader.offer(protocol.policy_msg(other.to_bytes(), 5))
+        policy, version = _take(loader)
+        assert version == 5 and policy.encoder._folded.acting[SHAPE] is not prepared
+        assert float((_actions(policy, observations) - _actions(other, observations)).abs().max()) < 1e-4
+    finally:
+        loader.close()

@@ -73,6 +73,8 @@ class ActorConfig:
     # the process may (root, CAP_SYS_NICE, `ulimit -r`); else nice -10, else as started; 0 = off (acting.realtime)
     wake_lead_ms: float = 10.0  # that thread takes the priority this long before each tick is due, so a loaded machine
     # wakes it on time (robot_rl.acting.wake); 0 = only while the tick runs
+    cpu_latency_us: int = 0  # the node holds /dev/cpu_dma_latency at this many us while it runs, where permitted: no
+    # deep CPU idle states between ticks (robot_rl.acting.cpu_latency); negative = leave them as the system sets them
     teleop_timeout_s: float = 0.5  # wall seconds without a teleop/command message before the device counts as lost
     teleop_translation_scale: float = 1.0  # a full teleop stick -> this fraction of a full translation action
     teleop_rotation_scale: float = 1.0  # a full teleop twist -> this fraction of a full rotation action

@@ -262,6 +262,14 @@ def _ingest_phase(cfg: RosBenchConfig, probe, nodes: _Nodes, store_path: Path, t
     }
 
 
+def _cpu_latency(actor_log: Path, asked_us: int) -> str:
+    """What the actor's `cpu_latency_us` got, from its log line (robot_rl.acting.cpu_latency)."""
+    if asked_us < 0:
+        return "not requested"
+    text = actor_log.read_text(errors="replace") if actor_log.is_file() else ""
+    return f"held {asked_us} us" if f"cpu latency: holding {asked_us} us" in text else "not held (see the actor's log)"
+
+
 def _make_policy(layout, path: Path, encoder: str) -> tuple[bytes, bytes]:
     """A pixels policy for the actor's layout with an agent config the learner trains images with (conv: --encoder
     conv; resnet10: its pixel recipe), saved to `path`; returns (its full payload, its delta payload)."""
@@ -308,6 +316,8 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         f"actor:threads:={cfg.threads}",
         f"actor:frame_threads:={cfg.frame_threads}",
         f"actor:control_priority:={cfg.control_priority}",
+        f"actor:cpu_latency_us:={cfg.cpu_latency_us}",
+        f"sim_robot:cpu_latency_us:={cfg.cpu_latency_us}",
         f"sim_robot:control_priority:={cfg.sim_priority}",
         *([] if cfg.wake else ["actor:wake_lead_ms:=0.0", "sim_robot:wake_lead_ms:=0.0"]),
         f"sim_robot:camera_thread:={str(cfg.sim_camera_thread).lower()}",
@@ -345,6 +355,7 @@ def run_ros_bench(cfg: RosBenchConfig) -> RosBenchResult:
         cores=available_cores(),
         control_priority=cfg.control_priority,
         sim_priority=cfg.sim_priority,
+        cpu_latency=_cpu_latency(work / "actor.log", cfg.cpu_latency_us),
         wake=cfg.wake,
         sim_camera_thread=cfg.sim_camera_thread,
         load_avg_1m=load_avg,

@@ -46,9 +46,10 @@ def control_figures(
     act, act_cpu, act_runq = cat("act_ms"), cat("act_cpu_ms"), cat("act_runq_ms")
     nominal_ms = float(episodes[0]["nominal_period_ms"])
     period, period_end = cat("period_ms"), cat("period_end_wall")
+    outside = 0
     if phase is not None and len(period_end) == len(period):
         inside = (period_end >= phase[0]) & (period_end <= phase[1])
-        period, period_end = period[inside], period_end[inside]
+        period, period_end, outside = period[inside], period_end[inside], int((~inside).sum())
     windows = [(t, loads.get(v, t) + BROADCAST_WINDOW_S) for v, t in published.items()]
     quiet = ~_within(period_end, windows)
     return {
@@ -56,6 +57,7 @@ def control_figures(
         "quiet_jitter_ms": Stat.of(np.abs(period[quiet] - nominal_ms)),
         "sim_jitter_ms": Stat.of(sim_jitter_ms(clock, nominal_ms / 1e3, windows)),
         "period_ms": Stat.of(period),
+        "periods_outside_phase": outside,  # the actor's periods ending before or after the phase (not in period_ms)
         "latency_ms": Stat.of(cat("latency_ms")),
         "act_ms": Stat.of(act),
         "act_runq_ms": Stat.of(act_runq),

@@ -35,6 +35,7 @@ class RosBenchConfig:
     frame_threads: int = 2  # the actor's frame_threads: a tick's camera frames through the frozen trunk at once
     control_priority: int = 50  # the actor's control_priority: SCHED_FIFO priority of its tick's thread; 0 = off
     sim_priority: int = 60  # the sim robot's control_priority: SCHED_FIFO priority of a physics period; 0 = off
+    cpu_latency_us: int = 0  # the actor's cpu_latency_us (robot_rl.acting.cpu_latency); negative = not held
     wake: bool = True  # the actor's and the sim's wake windows at their defaults; False: wake_lead_ms 0 for both
     sim_camera_thread: bool = True  # the sim draws its cameras on a thread of their own; False: inline in the period
     out: str | None = None  # keep logs, stores and the policy here; None = a temporary dir, removed afterwards
@@ -100,6 +101,8 @@ class RosBenchResult:
     cores: int
     control_priority: int  # the actor's control_priority (0: its control thread ran as an ordinary thread)
     sim_priority: int  # the sim robot's control_priority (0: its physics periods ran as an ordinary thread)
+    periods_outside_phase: int  # the actor's periods ending before the control phase (its first episode) or after it
+    cpu_latency: str  # what the actor's cpu_latency_us got: "held 0 us", "not held (...)", "not requested"
     wake: bool  # the nodes' wake windows on (their defaults) or off
     sim_camera_thread: bool  # the sim drew its cameras on a thread of their own (False: inline in its period)
     load_avg_1m: float  # machine load when the bench started (other work skews every figure)
@@ -132,7 +135,8 @@ def format_ros_table(r: RosBenchResult) -> str:
         f"bench ros: {r.nominal_period_ms:.0f} ms control period, 2 cameras 128x128, {r.seconds:.0f} s, "
         f"{r.cores} CPU cores, load average {r.load_avg_1m:.2f} at start (other work skews these figures), "
         f"actor control_priority {r.control_priority}, sim {r.sim_priority}, wake windows "
-        f"{'on' if r.wake else 'off'}, sim cameras {'on their own thread' if r.sim_camera_thread else 'inline'}",
+        f"{'on' if r.wake else 'off'}, sim cameras {'on their own thread' if r.sim_camera_thread else 'inline'}, "
+        f"cpu latency {r.cpu_latency}",
         f"{'metric':40} {'p50':>9} {'p99':>9} {'n':>6}  {'goal':12} met?",
         row("control-period jitter (ms)", r.jitter_ms, f"p99 <= {GOAL_JITTER_P99_MS:g}", r.jitter_met),
         row(f"  outside broadcasts (+{BROADCAST_WINDOW_S:g} s) (ms)", r.quiet_jitter_ms),

@@ -216,6 +216,12 @@ def _register_ros(bench_sub) -> None:
             "P",
             "the sim robot's control_priority: SCHED_FIFO priority of each physics period where permitted, 0 = off",
         ),
+        (
+            "--cpu-latency-us",
+            "US",
+            "the actor's and the sim robot's cpu_latency_us: /dev/cpu_dma_latency held at this while they run, "
+            "where permitted; negative = idle states left as the system sets them",
+        ),
     ):
         default = getattr(d, flag[2:].replace("-", "_"))
         ros.add_argument(flag, type=int, default=default, metavar=metavar, help=f"{what} (default {default})")
@@ -325,6 +331,7 @@ def _ros(args: argparse.Namespace) -> int:
         frame_threads=args.frame_threads,
         control_priority=args.control_priority,
         sim_priority=args.sim_priority,
+        cpu_latency_us=args.cpu_latency_us,
         wake=not args.no_wake,
         sim_camera_thread=not args.sim_inline_cameras,
         out=args.out,

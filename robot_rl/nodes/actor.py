@@ -60,6 +60,7 @@ from std_srvs.srv import Trigger
 from robot_rl import keys
 from robot_rl.acting.config import ActorConfig
 from robot_rl.acting.core import node_acting
+from robot_rl.acting.cpu_latency import CpuLatencyHold
 from robot_rl.acting.episode import EpisodeMachine, Phase
 from robot_rl.acting.observation import ObservationAssembler
 from robot_rl.acting.realtime import DDS_THREADS, ThreadPriority, TickPriority, raise_named_threads
@@ -149,6 +150,8 @@ class ActorNode(ActorLearnerSide, ActorEpisodeSide, Node):
         self._episode_version = -1  # newest policy version that acted in the running episode
         self._published_s = 0.0  # node-clock stamp of the last command published
         self.loader = PolicyLoader(cfg.max_policy_bytes)  # decodes /learner/policy off the tick (worker thread)
+        if self.acting.policy is not None and self.policy_version == 0:  # the local policy: the learner's of the
+            self.loader.hold(self.acting.policy, 0)  # same base shares its trunk, and its deltas apply to it
         self.refusals = Refusals(self)
         self.cameras = actor_inputs.CameraInputs(self.layout, cfg.camera_boxes())  # crop + resize, intrinsics
         self._ticks = 0
@@ -157,6 +160,7 @@ class ActorNode(ActorLearnerSide, ActorEpisodeSide, Node):
         self.tick_priority = TickPriority(cfg.control_priority)  # SCHED_FIFO while a tick runs, where permitted
         self.wake = WakeWindow(self.layout.dt_s, cfg.wake_lead_ms / 1e3)  # ... and from just before it is due
         self.wake_thread: WakeThread | None = None  # take_control_thread starts it
+        self.cpu_latency: CpuLatencyHold | None = None  # ... and holds this
         self._make_io()
         self.trace = ActorTrace(self, cfg, cfg.store)  # actor/episode + actor/step; the MCAP recording (record_mcap)
         self.viz = make_actor_viz(cfg, self.layout, self.get_logger().warning)  # viz:=rerun, on its own thread
@@ -196,6 +200,8 @@ class ActorNode(ActorLearnerSide, ActorEpisodeSide, Node):
         sim-time tick starts when they hand over /clock (robot_rl.acting.realtime)."""
         self.control_thread = got = self.tick_priority.permitted()
         self.get_logger().info(got.line)
+        self.cpu_latency = CpuLatencyHold(self.cfg.cpu_latency_us)  # no deep idle states while the node runs
+        self.get_logger().info(self.cpu_latency.line)
         self.wake_thread = WakeThread(self.wake, self.tick_priority)  # raises it just before each tick is due
         self.get_logger().info(self.wake_thread.line)
         if got.policy == "SCHED_FIFO":
@@ -384,13 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             if node.recorder.recording:
                 node.get_logger().info(f"exiting: the episode in flight ({node.recorder.n_steps} steps) is not stored")
                 node.timing.write_episode(None, node._episode_version)
-            if node.wake_thread is not None:
-                node.wake_thread.close()
-            node.loader.close()
-            node.delivery.close()
-            node.trace.close()
-            if node.viz is not None:
-                node.viz.close()
+            node.close_workers()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

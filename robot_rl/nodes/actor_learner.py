@@ -44,7 +44,22 @@ class ActorLearnerSide:
             "recording": self.trace.status(),  # record_mcap: {path, written, dropped}; None when off
             # the thread that runs the tick: {tid, policy, rt_priority, nice}; None until main() spins the node
             "control_thread": None if self.control_thread is None else self.control_thread.as_dict(),
+            "cpu_latency_us": self.cpu_latency.max_us
+            if self.cpu_latency is not None and self.cpu_latency.held
+            else None,
         }
+
+    def close_workers(self) -> None:
+        """At exit: the threads, files and requests the node holds besides its ROS entities."""
+        if self.wake_thread is not None:
+            self.wake_thread.close()
+        if self.cpu_latency is not None:
+            self.cpu_latency.close()
+        self.loader.close()
+        self.delivery.close()
+        self.trace.close()
+        if self.viz is not None:
+            self.viz.close()
 
     def _take_policy(self) -> None:
         """Count the payloads the worker refused; put in use the newest policy it built (if any)."""

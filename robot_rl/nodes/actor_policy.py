@@ -33,7 +33,7 @@ import torch
 from std_msgs.msg import UInt8MultiArray
 
 from robot_rl.agents.policy import Policy, PolicyPayloadError
-from robot_rl.agents.policy_delta import apply_delta, base_id, delta_base, frozen_names
+from robot_rl.agents.policy_delta import apply_delta, base_id, delta_base, frozen_names, rebase
 from robot_rl.agents.residual import policy_from_bytes
 from robot_rl.ros import protocol
 
@@ -91,6 +91,16 @@ class PolicyLoader:
                 self._msg = msg
             self._cv.notify()
 
+    def hold(self, policy: Policy, version: int) -> None:
+        """The policy the actor acts with from elsewhere (a local file), before any message: a full payload of its
+        base then shares its frozen trunk and acting pass (`policy_delta.rebase`), and a delta of its base applies
+        to it. Call it before the subscriptions exist."""
+        with self._cv:
+            if self._busy or self._msg is not None or self._delta_msg is not None:
+                raise RuntimeError("hold() is for the policy in use before any message reaches the loader")
+            self.trunk_runtime = policy.prepare_acting()  # built already where the actor loaded it: a no-op
+            self._base = (base_id(policy), policy, version)
+
     def take(self) -> tuple[tuple[Policy, int] | None, list[tuple[str, str]]]:
         """For the tick: (the newest fully built (policy, version) or None, (topic, reason) of each payload refused
         since: /learner/policy or /learner/policy_delta)."""
@@ -142,9 +152,12 @@ class PolicyLoader:
         ValueError (PolicyPayloadError / WireError) on a bad payload."""
         blob, version = protocol.policy_from_msg(msg)
         policy = policy_from_bytes(blob, self.device).eval()
-        if frozen_names(policy):  # fold it and build its acting pass here (~1 s), not in the tick's first action
+        base = base_id(policy)
+        if frozen_names(policy) and self._base is not None and self._base[0] == base:
+            policy = rebase(policy, self._base[1]).eval()  # the trunk and its acting pass are built: share them
+        elif frozen_names(policy):  # fold it and build its acting pass here (~1 s), not in the tick's first action
             self.trunk_runtime = policy.prepare_acting()
-        self._base = (base_id(policy), policy, version)
+        self._base = (base, policy, version)
         orphan, self._orphan = self._orphan, None
         if orphan is not None and orphan[1] == self._base[0] and orphan[2] > version:
             try:
