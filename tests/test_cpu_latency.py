@@ -19,11 +19,10 @@ def _current_us() -> int:
 
 @pytest.mark.skipif(not os.access(DEVICE, os.R_OK | os.W_OK), reason=f"{DEVICE} needs root or a udev rule")
 def test_the_request_stands_while_held_and_is_dropped_on_close():
-    before = _current_us()
-    assert before > 7, f"another process holds {before} us already"
+    before = _current_us()  # 2000 s when nobody asks; a node still running elsewhere may hold less
     with CpuLatencyHold(7) as hold:
         assert hold.held and "holding 7 us" in hold.line
-        assert _current_us() == 7
+        assert _current_us() == min(before, 7)  # the kernel honours the smallest request
     assert not hold.held and _current_us() == before
 
 
