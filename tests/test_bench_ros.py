@@ -84,7 +84,7 @@ def test_a_short_bench_ros_run_reports_sane_figures_for_every_metric(tmp_path):
     assert 0.0 <= r["act_runq_ms"]["p99"] <= r["act_ms"]["p99"] and r["act_blocked_ms"]["p50"] >= -0.1
     # one period less than ticks per episode; ticks before the phase (the full policy's arrival) are steps, not periods
     assert r["period_ms"]["n"] >= steps - r["periods_outside_phase"] - 2 * (r["actor_episodes"] + 1)
-    assert 0 <= r["periods_outside_phase"] <= 40
+    assert 0 <= r["periods_outside_phase"] < steps // 2  # the full policy arrives within seconds, not half the run
     assert 80.0 <= r["period_ms"]["p50"] <= 130.0 and r["nominal_period_ms"] == 100.0
     assert r["period_ms"]["n"] > r["quiet_jitter_ms"]["n"] >= r["period_ms"]["n"] / 2  # a few periods per broadcast
     assert r["latency_ms"]["p99"] <= 320.0, "an input older than max_staleness_s (0.3 s) pauses instead of acting"
