@@ -107,7 +107,8 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         self.dt_s = 1.0 / cfg.control_rate_hz
         self.tick_priority = TickPriority(cfg.control_priority)  # SCHED_FIFO while a period runs, where permitted
         self.wake = WakeWindow(self.dt_s, cfg.wake_lead_ms / 1e3)  # ... and from just before it is due
-        self.wake_thread: WakeThread | None = None  # take_period_thread starts it (and holds cpu_latency)
+        self.wake_thread: WakeThread | None = None  # take_period_thread starts it
+        self.cpu_latency: CpuLatencyHold | None = None  # ... and holds this
         self.safety = SafetyFilter(
             SafetyLimits(
                 workspace=self._workspace(),
@@ -341,6 +342,7 @@ class ArmNode(ArmFaults, ArmHoming, ArmCommandPath, LifecycleNode):
         """Hold and close the arm whatever state the node is in, then destroy the node."""
         if self.wake_thread is not None:
             self.wake_thread.close()
+        if self.cpu_latency is not None:
             self.cpu_latency.close()
         self._disconnect()
         self.destroy_node()

@@ -17,7 +17,7 @@ needs root or a udev rule (`KERNEL=="cpu_dma_latency", GROUP="realtime", MODE="0
 says so and control runs as before. The cost is power (CPUs poll instead of halting while nothing runs); the CPU time
 left to other processes is unchanged.
 
-No ROS here: the actor node holds one for its lifetime (`cpu_latency_us`, robot_rl.nodes.actor).
+No ROS here: the actor node and the arm node (the sim robot too) hold one while they run (`cpu_latency_us`).
 """
 
 from __future__ import annotations
