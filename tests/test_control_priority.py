@@ -81,10 +81,13 @@ def test_the_actor_control_thread_alone_runs_sched_fifo_and_sleeps_between_ticks
             assert (rt["policy"], rt["rt_priority"], rt["tick_only"]) == ("SCHED_FIFO", 50, True)
             assert "SCHED_FIFO 50" in logs["rt"] and "only while it runs a tick" in logs["rt"]  # the one line
             samples = []
-            for _ in range(100):  # 1 s of 10 Hz ticks of ~1 ms, each with its 10 ms wake window before: mostly between
+            for _ in range(100):  # 1 s of 10 Hz ticks of ~1 ms, each with its wake window before: mostly between
                 samples.append(thread_policy(rt["tid"])[0])
                 time.sleep(0.01)
-            assert samples.count("SCHED_OTHER") >= 75, samples  # always SCHED_FIFO before the fix
+            # always SCHED_FIFO before the fix. The window is 10 ms either side of the predicted start, widened to at
+            # most half a period while recent starts disagree (a loaded machine's jitter: CI saw 32 % FIFO), so an
+            # ordinary thread between ticks is at least ~40 % of the samples
+            assert samples.count("SCHED_OTHER") >= 35, samples
         else:
             assert thread_policy(rt["tid"])[0] == "SCHED_OTHER" and "not permitted" in logs["rt"]
         # besides it only the DDS library's receive threads, one below it, and the wake thread that raises it ahead of

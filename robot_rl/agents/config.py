@@ -80,6 +80,7 @@ class AgentConfig:
     )
     freeze_encoder: bool = False  # keep the trunk fixed (features then cached per stored frame by replay)
     image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis (0 = no augmentation)
+    image_aug_skip: tuple[str, ...] = ()  # cameras whose frames are never shifted (e.g. wrist: it moves with the tool)
     feature_cache_augs: int = 2  # with a frozen trunk: shifted views cached per frame (first unshifted)
     latent_dim: int = 64  # per-camera latent size after the encoder neck
     log_std_range: tuple[float, float] = (-5.0, 2.0)  # bounds of the SAC actor's log std
@@ -101,6 +102,11 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
+        self.image_aug_skip = (
+            (self.image_aug_skip,) if isinstance(self.image_aug_skip, str) else tuple(self.image_aug_skip)
+        )
+        if not all(isinstance(c, str) and c for c in self.image_aug_skip):
+            raise ValueError(f"image_aug_skip must name cameras (e.g. ['wrist']), got {list(self.image_aug_skip)}")
         self.hl_gauss_range = tuple(self.hl_gauss_range)  # type: ignore[assignment]
         self.log_std_range = tuple(self.log_std_range)  # type: ignore[assignment]
         self.success_pose_slice = tuple(self.success_pose_slice)  # type: ignore[assignment]

@@ -234,7 +234,9 @@ class Policy(nn.Module):
         self.obs_spec = {k: list(v) for k, v in obs_spec.items()}
         self.action_dim = action_dim
         self.arm_dim = action_dim - 1 if cfg.discrete_gripper else action_dim
-        self.encoder = ObsEncoder(obs_spec, cfg.encoder, cfg.latent_dim, cfg.freeze_encoder, cfg.image_aug_pad_px)
+        self.encoder = ObsEncoder(
+            obs_spec, cfg.encoder, cfg.latent_dim, cfg.freeze_encoder, cfg.image_aug_pad_px, cfg.image_aug_skip
+        )
         self.actor = ActionHead(self.encoder.out_dim, self.arm_dim, cfg)
         self.grasp_critic = (
             mlp(self.encoder.out_dim, cfg.hidden_dims, len(GRIPPER_VALUES), cfg.layer_norm)

@@ -31,12 +31,18 @@ class BCPolicyConfig:
     encoder_weights: str | None = None  # ResNet-10 weights (local file/dir or HF cache id); None = random init
     latent_dim: int = 64  # per-camera latent size after the encoder neck
     image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis while training (0 = none)
+    image_aug_skip: tuple[str, ...] = ()  # cameras whose frames are never shifted (e.g. wrist: it moves with the tool)
     flow_steps: int = 10  # flow kind: Euler steps from noise to chunk per prediction
     flow_time_dim: int = 32  # flow kind: size of the sinusoidal embedding of the flow time t in [0, 1]
     flow_noise_scale: float = 1.0  # flow kind: std of the initial noise when acting (0: always the zero-noise chunk)
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
+        self.image_aug_skip = (
+            (self.image_aug_skip,) if isinstance(self.image_aug_skip, str) else tuple(self.image_aug_skip)
+        )
+        if not all(isinstance(c, str) and c for c in self.image_aug_skip):
+            raise ValueError(f"image_aug_skip must name cameras (e.g. ['wrist']), got {list(self.image_aug_skip)}")
         if self.kind not in KINDS:
             raise ValueError(f"kind={self.kind!r} is not valid; choose one of {KINDS}")
         if self.flow_steps < 1:

@@ -84,7 +84,9 @@ class BCPolicy(nn.Module):
             cfg = dataclasses.replace(cfg, encoder="resnet10" if spec_image_keys(obs_spec) else "none")
             self.cfg = cfg
         frozen = cfg.freeze_encoder and cfg.encoder == "resnet10"
-        self.encoder = ObsEncoder(obs_spec, cfg.encoder, cfg.latent_dim, frozen, cfg.image_aug_pad_px)
+        self.encoder = ObsEncoder(
+            obs_spec, cfg.encoder, cfg.latent_dim, frozen, cfg.image_aug_pad_px, cfg.image_aug_skip
+        )
         self.head = self.make_head(self.encoder.out_dim)
         state_dim = self.encoder.state_dim
         self.register_buffer("state_mean", torch.zeros(state_dim))  # normalisation of the concatenated state keys

@@ -14,6 +14,7 @@ import hashlib
 import torch
 from torch import nn
 
+from robot_rl.keys import IMAGE_PREFIX
 from robot_rl.nets.encoders import (
     ConvTrunk,
     FlattenNeck,
@@ -32,7 +33,13 @@ ENCODERS = ("none", "conv", "resnet10")
 
 class ObsEncoder(nn.Module):
     def __init__(
-        self, obs_spec: dict[str, list[int]], encoder: str, latent_dim: int, freeze_trunk: bool, aug_pad_px: int
+        self,
+        obs_spec: dict[str, list[int]],
+        encoder: str,
+        latent_dim: int,
+        freeze_trunk: bool,
+        aug_pad_px: int,
+        aug_skip: tuple[str, ...] = (),
     ):
         super().__init__()
         if encoder not in ENCODERS:
@@ -46,6 +53,10 @@ class ObsEncoder(nn.Module):
             )
         self.freeze_trunk = freeze_trunk and bool(self.image_keys)
         self.aug_pad_px = aug_pad_px
+        # cameras never shifted (`aug_skip`, camera names): a wrist camera moves with the tool, so where the hole sits
+        # in its frame is the very offset the policy must correct; names of cameras this spec lacks are ignored (one
+        # config serves runs with fewer cameras)
+        self.aug_pad = {k: 0 if k.removeprefix(IMAGE_PREFIX) in set(aug_skip) else aug_pad_px for k in self.image_keys}
         self.trunk: nn.Module | None = None
         self.necks = nn.ModuleDict()
         if self.image_keys:
@@ -169,13 +180,12 @@ class ObsEncoder(nn.Module):
     def augment(
         self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        """Random shift of every uint8 image (B, H, W, C); states and cached features are returned as they are."""
-        if self.aug_pad_px <= 0:
-            return obs
+        """Random shift of every uint8 image (B, H, W, C) but the `aug_skip` cameras'; states and cached features are
+        returned as they are."""
         out = dict(obs)
         for key in self.image_keys:
-            if obs[key].dtype == torch.uint8:
-                out[key] = random_shift(obs[key], self.aug_pad_px, generator)
+            if obs[key].dtype == torch.uint8 and self.aug_pad[key] > 0:
+                out[key] = random_shift(obs[key], self.aug_pad[key], generator)
         return out
 
     def trunk_features(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -251,9 +261,10 @@ class FrameFeatures:
         if key not in self.image_keys:
             raise KeyError(f"{key!r} is not an image key of this encoder; valid: {self.image_keys}")
         trunk = self.encoder.frozen_pass(self.encoder.image_shapes[key])  # prepared once per run (frozen weights)
-        views = [frames] + [
-            random_shift(frames, self.encoder.aug_pad_px, self.generator) for _ in range(self.n_augs - 1)
-        ]
-        n = frames.shape[0]
+        n, pad = frames.shape[0], self.encoder.aug_pad[key]
+        if pad <= 0:  # a camera never shifted (or no augmentation): one pass, its features in every view's slot
+            feats = trunk(frames).to(torch.bfloat16)
+            return feats.unsqueeze(1).expand(n, self.n_augs, *feats.shape[1:]).contiguous()
+        views = [frames] + [random_shift(frames, pad, self.generator) for _ in range(self.n_augs - 1)]
         feats = trunk(torch.cat(views))  # (n_augs * N, C', h, w), one trunk call
         return feats.view(self.n_augs, n, *feats.shape[1:]).transpose(0, 1).to(torch.bfloat16)
