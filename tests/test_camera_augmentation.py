@@ -48,3 +48,35 @@ def test_the_configs_take_camera_names_and_refuse_anything_else(cls):
     assert cls(image_aug_skip="wrist").image_aug_skip == ("wrist",)
     with pytest.raises(ValueError, match="image_aug_skip must name cameras"):
         cls(image_aug_skip=("wrist", ""))
+
+
+def test_a_three_stage_trunk_gives_a_finer_grid_acts_through_the_prepared_pass_and_takes_full_resnet10_weights(
+    tmp_path,
+):
+    from robot_rl.nets.encoders import ResNet10
+    from robot_rl.nets.pretrained import load_resnet10_weights, save_resnet10_weights
+
+    full = ResNet10()
+    torch.manual_seed(0)
+    for p in full.parameters():  # not the init's: the copy below must carry them
+        p.data.normal_(0, 0.05)
+    save_resnet10_weights(full, tmp_path / "r10.safetensors")
+    three = ObsEncoder(SPEC, "resnet10", 8, True, 4, stages=3).eval()
+    four = ObsEncoder(SPEC, "resnet10", 8, True, 4).eval()
+    assert three.trunk.layer4 is None and not three.same_trunk_layout(four)
+    load_resnet10_weights(three.trunk, str(tmp_path / "r10.safetensors"))  # the fourth stage's tensors left out
+    torch.testing.assert_close(three.trunk.layer3.conv1.weight, full.layer3.conv1.weight)
+    frames = _frames(2, 4)
+    with torch.no_grad():
+        eager = three.trunk(frames)  # stride 16: 48 px -> 3x3 cells of 256 channels
+        assert eager.shape == (2, 256, 3, 3) and four.trunk(frames).shape == (2, 512, 2, 2)
+        full.eval()
+        x = torch.addcmul(full.pixel_shift, frames.permute(0, 3, 1, 2).float(), full.pixel_scale)
+        x = full.maxpool(full.bn1(full.conv1(x))).relu_()
+        torch.testing.assert_close(eager, full.layer3(full.layer2(full.layer1(x))))  # the full trunk's third stage
+        three.prepare_acting()
+        obs = {"image_front": frames, "image_wrist": _frames(2, 5), "state": torch.zeros(2, 4)}
+        prepared = three.trunk_features(obs)["image_front"]
+    torch.testing.assert_close(prepared, eager, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="encoder_stages must be 3 or 4"):
+        AgentConfig(encoder_stages=2)

@@ -79,6 +79,7 @@ class AgentConfig:
         None  # ResNet-10 weights: local .safetensors file/dir or HF cache id; None = random init
     )
     freeze_encoder: bool = False  # keep the trunk fixed (features then cached per stored frame by replay)
+    encoder_stages: int = 4  # resnet10 stages kept: 3 ends at stride 16 (256 x H/16 x W/16 features, a finer grid)
     image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis (0 = no augmentation)
     image_aug_skip: tuple[str, ...] = ()  # cameras whose frames are never shifted (e.g. wrist: it moves with the tool)
     feature_cache_augs: int = 2  # with a frozen trunk: shifted views cached per frame (first unshifted)
@@ -136,6 +137,8 @@ class AgentConfig:
             raise ValueError(f"hidden_dims must be one or more widths >= 1, got {list(self.hidden_dims)}")
         if self.image_aug_pad_px < 0:
             raise ValueError(f"image_aug_pad_px must be >= 0, got {self.image_aug_pad_px}")
+        if self.encoder_stages not in (3, 4):
+            raise ValueError(f"encoder_stages must be 3 or 4 (ResNet-10 stages kept), got {self.encoder_stages}")
         for name in ("actor_lr", "critic_lr", "temp_lr", "grasp_critic_lr", "init_temperature", "hl_gauss_sigma_ratio"):
             if not 0 < getattr(self, name) < math.inf:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")

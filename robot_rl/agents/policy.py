@@ -235,7 +235,13 @@ class Policy(nn.Module):
         self.action_dim = action_dim
         self.arm_dim = action_dim - 1 if cfg.discrete_gripper else action_dim
         self.encoder = ObsEncoder(
-            obs_spec, cfg.encoder, cfg.latent_dim, cfg.freeze_encoder, cfg.image_aug_pad_px, cfg.image_aug_skip
+            obs_spec,
+            cfg.encoder,
+            cfg.latent_dim,
+            cfg.freeze_encoder,
+            cfg.image_aug_pad_px,
+            cfg.image_aug_skip,
+            cfg.encoder_stages,
         )
         self.actor = ActionHead(self.encoder.out_dim, self.arm_dim, cfg)
         self.grasp_critic = (

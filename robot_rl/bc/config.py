@@ -29,6 +29,7 @@ class BCPolicyConfig:
     # (features cached once per demo frame: minutes on a CPU, where a trained conv takes hours), else none
     freeze_encoder: bool = True  # keep a resnet10 trunk fixed and train only the necks and head (a conv always trains)
     encoder_weights: str | None = None  # ResNet-10 weights (local file/dir or HF cache id); None = random init
+    encoder_stages: int = 4  # resnet10 stages kept: 3 ends at stride 16 (256 x H/16 x W/16 features, a finer grid)
     latent_dim: int = 64  # per-camera latent size after the encoder neck
     image_aug_pad_px: int = 4  # random shift of up to this many pixels per axis while training (0 = none)
     image_aug_skip: tuple[str, ...] = ()  # cameras whose frames are never shifted (e.g. wrist: it moves with the tool)
@@ -59,6 +60,8 @@ class BCPolicyConfig:
             raise ValueError(f"ensemble_decay must be a finite number >= 0, got {self.ensemble_decay}")
         if not self.hidden_dims or min(self.hidden_dims) < 1:
             raise ValueError(f"hidden_dims must be one or more widths >= 1, got {list(self.hidden_dims)}")
+        if self.encoder_stages not in (3, 4):
+            raise ValueError(f"encoder_stages must be 3 or 4 (ResNet-10 stages kept), got {self.encoder_stages}")
         if self.latent_dim < 1 or self.image_aug_pad_px < 0:
             raise ValueError(
                 f"latent_dim must be >= 1 and image_aug_pad_px >= 0, got {self.latent_dim}, {self.image_aug_pad_px}"

@@ -85,7 +85,7 @@ class BCPolicy(nn.Module):
             self.cfg = cfg
         frozen = cfg.freeze_encoder and cfg.encoder == "resnet10"
         self.encoder = ObsEncoder(
-            obs_spec, cfg.encoder, cfg.latent_dim, frozen, cfg.image_aug_pad_px, cfg.image_aug_skip
+            obs_spec, cfg.encoder, cfg.latent_dim, frozen, cfg.image_aug_pad_px, cfg.image_aug_skip, cfg.encoder_stages
         )
         self.head = self.make_head(self.encoder.out_dim)
         state_dim = self.encoder.state_dim

@@ -40,6 +40,7 @@ class ObsEncoder(nn.Module):
         freeze_trunk: bool,
         aug_pad_px: int,
         aug_skip: tuple[str, ...] = (),
+        stages: int = 4,
     ):
         super().__init__()
         if encoder not in ENCODERS:
@@ -61,7 +62,7 @@ class ObsEncoder(nn.Module):
         self.necks = nn.ModuleDict()
         if self.image_keys:
             channels = {obs_spec[k][2] for k in self.image_keys}
-            self.trunk = ResNet10() if encoder == "resnet10" else ConvTrunk(in_channels=channels.pop())
+            self.trunk = ResNet10(stages=stages) if encoder == "resnet10" else ConvTrunk(in_channels=channels.pop())
             if encoder == "resnet10" and channels != {3}:
                 raise ValueError(f"resnet10 needs RGB images (C=3); got channels {sorted(channels)}")
             for key in self.image_keys:
@@ -157,6 +158,7 @@ class ObsEncoder(nn.Module):
             and self.trunk is not None
             and other.trunk is not None
             and type(self.trunk) is type(other.trunk)
+            and getattr(self.trunk, "stages", None) == getattr(other.trunk, "stages", None)
             and self.image_shapes == other.image_shapes
             and list(self.image_keys) == list(other.image_keys)
             and next(self.trunk.parameters()).device == next(other.trunk.parameters()).device

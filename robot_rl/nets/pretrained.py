@@ -82,9 +82,12 @@ def _rename(key: str) -> str:
 
 
 def load_resnet10_weights(model: nn.Module, spec: str) -> Path:
-    """Load weights into `model` (a ResNet10) strictly; returns the file used."""
+    """Load weights into `model` (a ResNet10) strictly; returns the file used. A model of 3 stages takes a full
+    ResNet-10's file without its fourth stage."""
     path = resolve_weights(spec)
     tensors = {_rename(k): v for k, v in load_file(str(path)).items() if not k.startswith("classifier")}
+    if getattr(model, "layer4", True) is None:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("layer4.")}
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
     if missing or unexpected:
