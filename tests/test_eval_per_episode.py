@@ -106,3 +106,11 @@ def test_robot_rl_eval_prints_one_line_per_episode_with_its_seed(tmp_path, capsy
         assert abs(np.hypot(x, y) - lateral) < 0.1
     assert main(["eval", str(run), "--episodes", "1"]) == 0
     assert not any(line.startswith("episode ") for line in capsys.readouterr().out.splitlines())
+    # --sampled: the policy's sampled actions, as in training (other end poses than the mean's), seeded: a rerun
+    # gives the same episodes
+    sampled = []
+    for _ in range(2):
+        assert main(["eval", str(run), "--episodes", "3", "--per-episode", "--sampled"]) == 0
+        sampled.append([line for line in capsys.readouterr().out.splitlines() if line.startswith("episode ")])
+    assert sampled[0] == sampled[1] and len(sampled[0]) == 3
+    assert sampled[0] != episodes, (sampled[0], episodes)

@@ -34,7 +34,7 @@ def register(sub) -> None:
 
     ev = sub.add_parser(
         "eval",
-        help="evaluate a checkpoint's deterministic policy: success rate, return, videos",
+        help="evaluate a checkpoint's policy (deterministic, or --sampled): success rate, return, videos",
         description="Evaluate the policy of a checkpoint (a run dir means its latest checkpoint) "
         "on the env it was trained on.",
     )
@@ -52,6 +52,12 @@ def register(sub) -> None:
         help="also print one line per episode: seed, success, length, return and, on the sim's tasks, where the goal "
         "was relative to the tool at the end (the peg tip to the hole's rim, the tool to the cube), in mm, and how far "
         "a held peg was pushed into the hand",
+    )
+    ev.add_argument(
+        "--sampled",
+        action="store_true",
+        help="act with the policy's sampled actions, as it acts in training (what a watching operator sees), instead "
+        "of its deterministic ones",
     )
     fails = sub.add_parser(
         "failures",
@@ -170,6 +176,7 @@ def _eval(args: argparse.Namespace) -> int:
             video_episodes=args.video_episodes,
             device=args.device,
             timer=timer,
+            sampled=args.sampled,
         )
     except (FileNotFoundError, ValueError) as e:  # an unreadable config or checkpoint of the run
         raise RunError(f"cannot evaluate {args.checkpoint}: {e}") from e

@@ -157,6 +157,7 @@ def evaluate_checkpoint(
     video_episodes: int = 2,
     device: str = "cpu",
     timer=None,
+    sampled: bool = False,
 ) -> tuple[EvalResult, Path | None]:
     """Evaluate a checkpoint's policy on its run's env; returns the result and the video written (if any).
 
@@ -164,6 +165,8 @@ def evaluate_checkpoint(
     ones the run evaluated with during training, so the numbers are comparable with its eval.jsonl.
     `timer` (a robot_rl.bench.step_timing.StepTimer) times every step's whole action: the call the actor makes per
     control period (`Acting.choose`: the base with its chunk execution, then the residual or the steering policy).
+    `sampled`: act with the policy's sampled actions, as training acts, instead of its deterministic ones (seeded by
+    `seed`, so a rerun gives the same episodes).
     """
     import torch
 
@@ -189,9 +192,11 @@ def evaluate_checkpoint(
         from robot_rl.bc.steering import NoiseSteering
 
         steering = NoiseSteering(base, cfg.noise_bound)
-        acting = Acting(steering.action_dim, policy=policy, steering=steering, deterministic=True)
+        acting = Acting(steering.action_dim, policy=policy, steering=steering, deterministic=not sampled)
     else:
-        acting = Acting(policy.action_dim, policy=policy, base=base, deterministic=True)
+        acting = Acting(policy.action_dim, policy=policy, base=base, deterministic=not sampled)
+    if sampled:
+        torch.manual_seed((cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET)
     act, reset = acting_fns(acting)
     if timer is not None:
         timer.label = _acting_label(cfg)
