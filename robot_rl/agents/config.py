@@ -103,11 +103,7 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
-        self.image_aug_skip = (
-            (self.image_aug_skip,) if isinstance(self.image_aug_skip, str) else tuple(self.image_aug_skip)
-        )
-        if not all(isinstance(c, str) and c for c in self.image_aug_skip):
-            raise ValueError(f"image_aug_skip must name cameras (e.g. ['wrist']), got {list(self.image_aug_skip)}")
+        self.image_aug_skip = camera_names(self.image_aug_skip, "image_aug_skip")
         self.hl_gauss_range = tuple(self.hl_gauss_range)  # type: ignore[assignment]
         self.log_std_range = tuple(self.log_std_range)  # type: ignore[assignment]
         self.success_pose_slice = tuple(self.success_pose_slice)  # type: ignore[assignment]
@@ -137,8 +133,7 @@ class AgentConfig:
             raise ValueError(f"hidden_dims must be one or more widths >= 1, got {list(self.hidden_dims)}")
         if self.image_aug_pad_px < 0:
             raise ValueError(f"image_aug_pad_px must be >= 0, got {self.image_aug_pad_px}")
-        if self.encoder_stages not in (3, 4):
-            raise ValueError(f"encoder_stages must be 3 or 4 (ResNet-10 stages kept), got {self.encoder_stages}")
+        check_encoder_stages(self.encoder_stages)
         for name in ("actor_lr", "critic_lr", "temp_lr", "grasp_critic_lr", "init_temperature", "hl_gauss_sigma_ratio"):
             if not 0 < getattr(self, name) < math.inf:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
@@ -300,6 +295,19 @@ def _plain_sac_notes(changes: dict[str, Any]) -> list[str]:
             "--success-pose-weight 0 off)"
         )
     return parts
+
+
+def camera_names(value, name: str) -> tuple[str, ...]:
+    """A config's list of camera names as a tuple (one name alone, or a config file's list); ValueError otherwise."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(c, str) and c for c in names):
+        raise ValueError(f"{name} must name cameras (e.g. ['wrist']), got {list(names)}")
+    return names
+
+
+def check_encoder_stages(stages: int) -> None:
+    if stages not in (3, 4):
+        raise ValueError(f"encoder_stages must be 3 or 4 (ResNet-10 stages kept), got {stages}")
 
 
 def config_from_dict(cls, d: dict[str, Any]):

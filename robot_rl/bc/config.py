@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from robot_rl.agents.config import config_from_dict
+from robot_rl.agents.config import camera_names, check_encoder_stages, config_from_dict
 
 EXECUTIONS = ("ensemble", "replay")
 KINDS = ("mlp", "flow")
@@ -39,11 +39,7 @@ class BCPolicyConfig:
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(self.hidden_dims)
-        self.image_aug_skip = (
-            (self.image_aug_skip,) if isinstance(self.image_aug_skip, str) else tuple(self.image_aug_skip)
-        )
-        if not all(isinstance(c, str) and c for c in self.image_aug_skip):
-            raise ValueError(f"image_aug_skip must name cameras (e.g. ['wrist']), got {list(self.image_aug_skip)}")
+        self.image_aug_skip = camera_names(self.image_aug_skip, "image_aug_skip")
         if self.kind not in KINDS:
             raise ValueError(f"kind={self.kind!r} is not valid; choose one of {KINDS}")
         if self.flow_steps < 1:
@@ -60,8 +56,7 @@ class BCPolicyConfig:
             raise ValueError(f"ensemble_decay must be a finite number >= 0, got {self.ensemble_decay}")
         if not self.hidden_dims or min(self.hidden_dims) < 1:
             raise ValueError(f"hidden_dims must be one or more widths >= 1, got {list(self.hidden_dims)}")
-        if self.encoder_stages not in (3, 4):
-            raise ValueError(f"encoder_stages must be 3 or 4 (ResNet-10 stages kept), got {self.encoder_stages}")
+        check_encoder_stages(self.encoder_stages)
         if self.latent_dim < 1 or self.image_aug_pad_px < 0:
             raise ValueError(
                 f"latent_dim must be >= 1 and image_aug_pad_px >= 0, got {self.latent_dim}, {self.image_aug_pad_px}"

@@ -195,8 +195,6 @@ def evaluate_checkpoint(
         acting = Acting(steering.action_dim, policy=policy, steering=steering, deterministic=not sampled)
     else:
         acting = Acting(policy.action_dim, policy=policy, base=base, deterministic=not sampled)
-    if sampled:
-        torch.manual_seed((cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET)
     act, reset = acting_fns(acting)
     if timer is not None:
         timer.label = _acting_label(cfg)
@@ -204,7 +202,9 @@ def evaluate_checkpoint(
     filmed = video_episodes if video_dir is not None else 0
     env, filmed = make_eval_env(env_id_of(cfg.task, cfg.env_id), cfg.obs, filmed, cfg.max_episode_steps)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=sampled):  # the caller's RNG untouched
+            if sampled:  # seeded like the episodes: a rerun samples the same actions
+                torch.manual_seed((cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET)
             result = evaluate(
                 act,
                 env,
