@@ -14,7 +14,7 @@ import hashlib
 import torch
 from torch import nn
 
-from robot_rl.keys import camera_of
+from robot_rl.keys import IMAGE_PREFIX
 from robot_rl.nets.encoders import (
     ConvTrunk,
     FlattenNeck,
@@ -57,7 +57,7 @@ class ObsEncoder(nn.Module):
         # cameras never shifted (`aug_skip`, camera names): a wrist camera moves with the tool, so where the hole sits
         # in its frame is the very offset the policy must correct; names of cameras this spec lacks are ignored (one
         # config serves runs with fewer cameras)
-        self.aug_pad = {k: 0 if camera_of(k) in aug_skip else aug_pad_px for k in self.image_keys}
+        self.aug_pad = {k: 0 if k.removeprefix(IMAGE_PREFIX) in set(aug_skip) else aug_pad_px for k in self.image_keys}
         self.trunk: nn.Module | None = None
         self.necks = nn.ModuleDict()
         if self.image_keys:
