@@ -17,7 +17,12 @@ from tiny_train import pick_cube_config
 from robot_rl import keys
 from robot_rl.data.store import EpisodeStore
 from robot_rl.learner import episode_log
-from robot_rl.learner.corrections import add_interventions, intervention_segments, penalize_takeovers
+from robot_rl.learner.corrections import (
+    add_interventions,
+    add_own_success,
+    intervention_segments,
+    penalize_takeovers,
+)
 from robot_rl.replay import ReplayBuffer
 from robot_rl.training import curves
 from robot_rl.training.config import TrainConfig, config_for_resume
@@ -183,3 +188,39 @@ def test_intervened_transitions_enter_the_replay_one_take_over_at_a_time_bootstr
             assert r == pytest.approx(2 + 0.5 * 3 if s == 2.0 else 3)
         if s == 8.0:  # 8 -> 9 -> terminal: no bootstrap
             assert r == pytest.approx(8 + 0.5 * 9) and d == 0
+
+
+def test_own_successes_join_the_demo_replay_only_when_asked_and_only_without_a_take_over(tmp_path):
+    space = gym.spaces.Dict({keys.STATE: gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)})
+    n = 6
+
+    def episode(success: bool, takeover: bool) -> dict[str, np.ndarray]:
+        iv = np.zeros(n, bool)
+        iv[2:4] = takeover
+        return {
+            keys.STATE: np.arange(n, dtype=np.float32)[:, None],
+            keys.ACTION: np.zeros((n, 1), np.float32),
+            keys.REWARD: np.eye(n, dtype=np.float32)[-1] * success,
+            keys.TERMINATED: np.eye(n, dtype=bool)[-1] & success,
+            keys.TRUNCATED: np.eye(n, dtype=bool)[-1] & (not success),
+            keys.SUCCESS: np.eye(n, dtype=bool)[-1] & success,
+            keys.IS_INTERVENTION: iv,
+        }
+
+    replay = ReplayBuffer(space, action_dim=1, capacity=32, n_step=1, gamma=0.5, seed=0)
+    assert add_own_success(replay, episode(False, False)) == 0 and len(replay) == 0
+    assert add_own_success(replay, episode(True, True)) == 0 and len(replay) == 0  # its take-over went in already
+    assert add_own_success(replay, episode(True, False)) == n and len(replay) == n
+
+    # in a run: the scripted warm-up policy succeeds on its own; its episodes join the 3 demos' replay when asked
+    stored = {}
+    for asked in (False, True):
+        cfg = pick_cube_config(
+            tmp_path / str(asked), 150, warmup_policy="scripted", warmup_steps=150, successes_to_demos=asked
+        )
+        result, _ = _train_quietly(cfg)
+        demos = EpisodeStore.open(result.run_dir / "demos", mode="r").n_steps
+        won = sum(len(ep[keys.ACTION]) for ep in _episodes(result.run_dir) if ep[keys.SUCCESS].any())
+        assert won > 0
+        stored[asked] = result.replay_transitions["demos"] - demos
+    assert stored == {False: 0, True: won}

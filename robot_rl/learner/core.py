@@ -41,7 +41,7 @@ from robot_rl.learner import episode_log
 from robot_rl.learner.budget import UpdateBudget
 from robot_rl.learner.checkpoint import RunCounters, restore_rng_state, rng_state, save_checkpoint
 from robot_rl.learner.core_config import LearnerCoreConfig
-from robot_rl.learner.corrections import add_interventions, penalize_takeovers
+from robot_rl.learner.corrections import add_interventions, add_own_success, penalize_takeovers
 from robot_rl.learner.episodes import check_episode
 from robot_rl.learner.ledger import source_columns
 from robot_rl.learner.timers import SectionTimers
@@ -208,19 +208,26 @@ class Learner:
 
     def _learn_from(self, episode: dict) -> None:
         """An episode into the replays: online with the RLIF penalty (the one place it is applied), its
-        corrections into the demo replay (which joins the batches with the first of them)."""
+        corrections (and with `successes_to_demos` the policy's own successes) into the demo replay (which joins the
+        batches with the first of them)."""
         if keys.IS_INTERVENTION in episode:
             episode = penalize_takeovers(episode, self.cfg.intervention_penalty)
         if self.replay_view is not None:
             episode = self.replay_view(episode)
         self.online.add_episode(episode)
-        if self.demos is not None and self.cfg.intervention_to_demos and keys.IS_INTERVENTION in episode:
-            if add_interventions(self.demos, episode) and len(self.sampler.sources) == 1:
-                self._make_sampler()
-                self.log(
-                    f"corrections arrived: {len(self.demos)} intervened transitions now make up "
-                    f"{self.cfg.demo_fraction:.0%} of every batch"
-                )
+        if self.demos is None:
+            return
+        added = 0
+        if self.cfg.intervention_to_demos and keys.IS_INTERVENTION in episode:
+            added += add_interventions(self.demos, episode)
+        if self.cfg.successes_to_demos:
+            added += add_own_success(self.demos, episode)
+        if added and len(self.sampler.sources) == 1:
+            self._make_sampler()
+            self.log(
+                f"corrections or own successes arrived: {len(self.demos)} transitions now make up "
+                f"{self.cfg.demo_fraction:.0%} of every batch"
+            )
 
     def _refill(self, visit: Callable[[dict], None] | None) -> None:
         """Every stored episode back into replay, the counts from the store, the episode log made to match it."""

@@ -34,6 +34,8 @@ class LearnerCoreConfig:
     intervention_to_demos: bool = (
         True  # HIL-SERL: intervened transitions also go to the demo replay (mixed into batches)
     )
+    # robot_rl.learner.corrections.add_own_success; opt-in
+    successes_to_demos: bool = False  # self-imitation: episodes the policy succeeds in alone join the demo replay (BC)
     intervention_penalty: float = 0.0  # RLIF: reward (<= 0) added in replay to the policy's step before each take-over
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     wandb_project: str = "robot_rl"  # wandb project name

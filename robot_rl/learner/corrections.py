@@ -4,6 +4,8 @@ HIL-SERL: at each episode end the intervened transitions also go to the demo rep
 sampler then mixes into every batch. They are re-read from the online episode store, so a resumed run rebuilds that
 replay exactly. RLIF-style: `intervention_penalty` is added to the reward of the policy's step after which a
 person or the scripted operator took over (the step whose outcome made it step in; `penalize_takeovers`).
+Self-imitation (`successes_to_demos`, opt-in): an episode the policy finished successfully on its own goes to the
+demo replay whole (`add_own_success`), where the BC term imitates it like a demonstration.
 """
 
 from __future__ import annotations
@@ -55,6 +57,24 @@ def add_interventions(replay: ReplayBuffer, episode: dict[str, np.ndarray]) -> i
             )
             added += 1
     return added
+
+
+def episode_succeeded(episode: dict[str, np.ndarray]) -> bool:
+    """The episode's success label: any step marked `success`, else an episode that terminated (the episode log's
+    rule)."""
+    if keys.SUCCESS in episode:
+        return bool(np.any(episode[keys.SUCCESS]))
+    return bool(episode[keys.TERMINATED][-1])
+
+
+def add_own_success(replay: ReplayBuffer, episode: dict[str, np.ndarray]) -> int:
+    """Add an episode the policy succeeded in without a take-over to `replay` whole (self-imitation); the rows
+    added (0 for a failure or an episode with a take-over: its corrections go in by `add_interventions`)."""
+    flags = episode.get(keys.IS_INTERVENTION)
+    if not episode_succeeded(episode) or (flags is not None and np.any(flags)):
+        return 0
+    replay.add_episode(episode)
+    return len(episode[keys.ACTION])
 
 
 def penalize_takeovers(episode: dict[str, np.ndarray], penalty: float) -> dict[str, np.ndarray]:

@@ -195,11 +195,13 @@ class LearnerService:
         )
 
     def _open_replays(self, ckpt: Path | None, visit=None) -> None:
-        """The core's replays: demos relabelled with the base (residual RL), rows kept for corrections."""
+        """The core's replays: demos relabelled with the base (residual RL), rows kept for corrections (and own
+        successes)."""
         agent, cfg = self.learner.agent, self.cfg
         rows = (
             0
-            if not (cfg.intervention_to_demos and cfg.demo_fraction > 0) or self.steering is not None
+            if not ((cfg.intervention_to_demos or cfg.successes_to_demos) and cfg.demo_fraction > 0)
+            or self.steering is not None
             else (cfg.intervention_replay_capacity or max(1000, self.learner.replay_capacity() // 4))
         )
         relabel = (

@@ -255,6 +255,10 @@ def make_run(cfg: TrainConfig) -> TrainRun:
         make_residual_bases(cfg.base_policy, learner.agent, cfg.device) if cfg.base_policy and not steering else None
     )
     operator, rows = make_operator(cfg, env, env_id, learner)
+    if cfg.successes_to_demos:  # the policy's own successes join the demo replay: rows for a run of them
+        episode_steps = cfg.max_episode_steps or getattr(env.spec, "max_episode_steps", None) or 1000
+        online_capacity = cfg.replay_capacity or sizing.auto_capacity(learner.agent.obs_spec)
+        rows = max(rows, intervention_replay_rows(cfg.steps, episode_steps, online_capacity))
     learner.open_replays(
         demo_store, relabel=residual.relabel if residual else None, intervention_rows=rows, checkpoint=ckpt
     )
