@@ -225,7 +225,8 @@ class Learner:
         if added and len(self.sampler.sources) == 1:
             self._make_sampler()
             self.log(
-                f"corrections or own successes arrived: {len(self.demos)} transitions now make up "
+                f"{'corrections or own successes' if self.cfg.successes_to_demos else 'corrections'} arrived: "
+                f"{len(self.demos)} transitions now make up "
                 f"{self.cfg.demo_fraction:.0%} of every batch"
             )
 
