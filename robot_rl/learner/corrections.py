@@ -60,8 +60,8 @@ def add_interventions(replay: ReplayBuffer, episode: dict[str, np.ndarray]) -> i
 
 
 def episode_succeeded(episode: dict[str, np.ndarray]) -> bool:
-    """The episode's success label: any step marked `success`, else an episode that terminated (the episode log's
-    rule)."""
+    """The episode's success label (the episode log's and self-imitation's): any step marked `success`, else an
+    episode that terminated."""
     if keys.SUCCESS in episode:
         return bool(np.any(episode[keys.SUCCESS]))
     return bool(episode[keys.TERMINATED][-1])

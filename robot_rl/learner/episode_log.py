@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl import keys
+from robot_rl.learner.corrections import episode_succeeded
 
 TRAIN_LOG = "train_episodes.jsonl"
 TRAIN_CURVE_PNG = "train_curve.png"
@@ -45,7 +46,7 @@ def episode_record(
     flags = np.asarray(episode[keys.IS_INTERVENTION], dtype=bool) if keys.IS_INTERVENTION in episode else None
     n = int(len(episode[keys.ACTION]))
     interventions = int(flags.sum()) if flags is not None else 0
-    success = bool(np.any(episode[keys.SUCCESS])) if keys.SUCCESS in episode else bool(episode[keys.TERMINATED][-1])
+    success = episode_succeeded(episode)
     return {
         "episode": position,
         "actor_id": meta.get("actor_id", LOCAL_ACTOR),
