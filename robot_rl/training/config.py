@@ -39,6 +39,7 @@ class TrainConfig(LearnerCoreConfig):
     demo_layout: Literal["random", "spread"] = "spread"  # scripted demos' goals: spread over the range, or random
     # (spread: farthest-point over 10x candidate reset seeds, a block of its own per --seed; random: seeds in a row,
     # shared by neighbouring --seed values; robot_rl.data.demos. Spread since session 21: docs/benchmarks.md)
+    demo_noise: float = 0.1  # scripted demos' action noise (std in normalised action units; the expert corrects it)
     sim_contact: Literal["auto", "stiff", "bounded"] = "auto"  # sim contact profile (auto: as ROBOT_RL_SIM_CONTACT)
     # (robot_rl_sim.contact; unset: stiff. The run records the one it used; eval, failures and --resume take it)
     out: str | None = None  # run directory (None: runs/<env>-<obs>-<time>)
@@ -98,8 +99,9 @@ class TrainConfig(LearnerCoreConfig):
         for name in ("warmup_steps", "scripted_demos", "video_episodes", "threads", "base_eval_episodes"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.base_noise < math.inf:
-            raise ValueError(f"base_noise must be >= 0, got {self.base_noise}")
+        for name in ("base_noise", "demo_noise"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.base_policy and self.agent.discrete_gripper:
             raise ValueError(
                 "residual RL (--base-policy) corrects every action dim continuously; drop --discrete-gripper"

@@ -85,7 +85,7 @@ def make_demo_store(cfg: TrainConfig, env_id: str, run_dir: Path) -> EpisodeStor
                 out=path,
                 obs_mode=cfg.obs,
                 seed=cfg.seed + DEMO_SEED_OFFSET + have,
-                noise=SCRIPTED_DEMO_NOISE,
+                noise=cfg.demo_noise,
                 progress=cfg.progress_bar,
                 layout=cfg.demo_layout,
             )
