@@ -61,3 +61,22 @@ def test_the_cli_records_spread_demos(tmp_path):
     args = ["demos", "record", "--task", "peg_insert", "--scripted", "--episodes", "2", "--layout", "spread"]
     assert main([*args, "--seed", "1", "--out", str(out), "--no-progress"]) == 0
     assert EpisodeStore.open(out).n_episodes == 2
+
+
+def test_train_records_its_scripted_demos_with_the_noise_asked_for(tmp_path):
+    from robot_rl.training.config import TrainConfig
+    from robot_rl.training.run_setup import make_demo_store
+
+    noisy, quiet = (
+        make_demo_store(
+            TrainConfig(task="peg_insert", scripted_demos=3, demo_noise=noise, progress_bar=False),
+            "robot_rl/PegInsert-v0",
+            tmp_path / name,
+        )
+        for name, noise in (("noisy", 0.3), ("quiet", 0.0))
+    )
+    assert noisy.meta["expert_noise"] == 0.3 and quiet.meta["expert_noise"] == 0.0
+    # the expert corrects what the noise moves: the same goals take it more steps
+    assert noisy.n_steps > quiet.n_steps
+    with pytest.raises(ValueError, match="demo_noise must be >= 0"):
+        TrainConfig(task="peg_insert", demo_noise=-0.1)
