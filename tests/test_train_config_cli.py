@@ -213,3 +213,16 @@ def test_the_pixel_recipe_adds_the_success_pose_head_for_plain_agents_on_success
     assert off.success_pose_weight == 0.0 and "success_pose" not in note
     typed = with_recipe(agent_cfg(["--success-pose-weight", "0.1"]), has_images=True, arm_dims=4)[0]
     assert (typed.success_pose_weight, typed.success_pose_symlog) == (0.1, 0.002)  # the scale still the recipe's
+
+
+def test_scripted_demos_default_to_the_tasks_count_from_pixels_and_a_typed_count_wins():
+    def count(**kw) -> int:
+        return TrainConfig(**kw).scripted_demo_count()
+
+    assert count(task="peg_insert", obs="pixels") == 40  # robot_rl.cell: the precise task from pixels
+    assert count(task="peg_insert", obs="state") == count(task="pick_cube", obs="pixels") == 20
+    assert count(task="peg_insert", obs="pixels", scripted_demos=5) == 5
+    assert count(task="peg_insert", obs="pixels", scripted_demos=0) == 0
+    assert count(task=None, env_id="Pendulum-v1", obs="pixels") == 20  # not a sim task: recorded by nobody
+    typed = from_dict(TrainConfig, {"task": "peg_insert", "obs": "pixels", "scripted_demos": 12})
+    assert typed.scripted_demo_count() == 12

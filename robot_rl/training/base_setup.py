@@ -57,7 +57,7 @@ def check_base_kind(cfg) -> None:
         )
     from robot_rl.training.env_factory import env_id_of, is_sim_task
 
-    if not cfg.demos and (cfg.scripted_demos == 0 or not is_sim_task(env_id_of(cfg.task, cfg.env_id))):
+    if not cfg.demos and (cfg.scripted_demo_count() == 0 or not is_sim_task(env_id_of(cfg.task, cfg.env_id))):
         raise UsageError(
             f"--base-policy {kind} trains a {kind} BC base on this run's demos, and it has none: give --demos DIR"
             + (", or --scripted-demos N > 0" if cfg.task and not cfg.env_id else "")

@@ -18,11 +18,14 @@ from typing import Any, Literal
 from robot_rl.agents.config import AgentConfig
 from robot_rl.agents.residual_config import ResidualConfig
 from robot_rl.bc.config import BCTrainConfig
+from robot_rl.cell import TASKS
 from robot_rl.learner.core_config import TUNED_AGENT, LearnerCoreConfig
 from robot_rl.teleop.operator import OperatorConfig
 from robot_rl.training.cli_args import from_dict
 
 CONFIG_JSON = "train_config.json"
+
+DEFAULT_SCRIPTED_DEMOS = 20  # scripted demos a run records when given none (TaskSpec.pixel_demos from pixels)
 
 
 @dataclass
@@ -35,7 +38,9 @@ class TrainConfig(LearnerCoreConfig):
     obs: Literal["state", "pixels"] = "state"  # sim observation mode: state vector, or cameras + proprioception
     max_episode_steps: int | None = None  # override the env's time limit (None: the env's own)
     demos: str | None = None  # episode store of demonstrations (e.g. from `robot-rl demos record`)
-    scripted_demos: int = 20  # no --demos on a sim task: record this many scripted demos to <out>/demos (0: none)
+    scripted_demos: int | None = (
+        None  # no --demos on a sim task: record this many scripted demos to <out>/demos (0: none; unset: 20, 40 for peg_insert from pixels: robot_rl.cell)
+    )
     demo_layout: Literal["random", "spread"] = "spread"  # scripted demos' goals: spread over the range, or random
     # (spread: farthest-point over 10x candidate reset seeds, a block of its own per --seed; random: seeds in a row,
     # shared by neighbouring --seed values; robot_rl.data.demos. Spread since session 21: docs/benchmarks.md)
@@ -125,6 +130,14 @@ class TrainConfig(LearnerCoreConfig):
             raise ValueError(f"noise_bound must be in (0, 10), got {self.noise_bound}")
         if not (self.task or self.env_id):
             raise ValueError("give a sim task (--task) or a gymnasium id (--env-id)")
+
+    def scripted_demo_count(self) -> int:
+        """The scripted demos this run records when given no --demos: --scripted-demos, else the task's count."""
+        if self.scripted_demos is not None:
+            return self.scripted_demos
+        if self.obs == "pixels" and self.task in TASKS and not self.env_id:
+            return TASKS[self.task].pixel_demos
+        return DEFAULT_SCRIPTED_DEMOS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -69,19 +69,20 @@ def make_demo_store(cfg: TrainConfig, env_id: str, run_dir: Path) -> EpisodeStor
         if is_sim_task(env_id) and cfg.task and (why := action_scale_mismatch(store.meta, cfg.task)):
             raise ValueError(f"the demos {cfg.demos} {why}")
         return store
-    if cfg.scripted_demos == 0 or not is_sim_task(env_id):
+    wanted = cfg.scripted_demo_count()
+    if wanted == 0 or not is_sim_task(env_id):
         return None
     path = run_dir / "demos"
     have = EpisodeStore.open(path, mode="r").n_episodes if path.exists() else 0
-    if have < cfg.scripted_demos:
+    if have < wanted:
         say(
-            f"no --demos given: recording {cfg.scripted_demos - have} scripted demos of {cfg.task} into "
-            f"{path} (--scripted-demos 0 trains from scratch)"
+            f"no --demos given: recording {wanted - have} scripted demos of {cfg.task} into "
+            f"{path} (--scripted-demos N to choose, 0 trains from scratch)"
         )
         record_scripted_demos(
             DemoConfig(
                 task=cfg.task,
-                episodes=cfg.scripted_demos - have,
+                episodes=wanted - have,
                 out=path,
                 obs_mode=cfg.obs,
                 seed=cfg.seed + DEMO_SEED_OFFSET + have,
