@@ -56,7 +56,7 @@ TASKS: dict[str, TaskSpec] = {
         "peg_insert",
         (("peg_pos", 3), ("peg_quat", 4), ("hole_pos", 3), ("hole_yaw_cos_sin", 2), ("tip_to_hole", 3)),
         WorkspaceBox(low_m=(0.3, -0.25, 0.03), high_m=(0.7, 0.25, 0.32)),
-        # from pixels 20 demos leave the policy at .85-.9 once it first reaches 90 %, 40 at .95-1 (docs/benchmarks.md,
+        # from pixels, after their first 90 %, 3 of 5 seeds fell below .8 with 20 demos, 1 of 5 with 40 (docs/benchmarks.md,
         # session 30); from state 20 suffice (90 % at 3-4 k env steps in 5 of 5 seeds, none below .9 after)
         pixel_demos=40,
     ),
