@@ -44,7 +44,7 @@ class TrainConfig(LearnerCoreConfig):
     demo_layout: Literal["random", "spread"] = "spread"  # scripted demos' goals: spread over the range, or random
     # (spread: farthest-point over 10x candidate reset seeds, a block of its own per --seed; random: seeds in a row,
     # shared by neighbouring --seed values; robot_rl.data.demos. Spread since session 21: docs/benchmarks.md)
-    demo_noise: float = 0.1  # scripted demos' action noise (std in normalised action units; the expert corrects it)
+    demo_noise: float = 0.1  # the scripted expert's action noise in demos and scripted warm-up (std, normalised units)
     sim_contact: Literal["auto", "stiff", "bounded"] = "auto"  # sim contact profile (auto: as ROBOT_RL_SIM_CONTACT)
     # (robot_rl_sim.contact; unset: stiff. The run records the one it used; eval, failures and --resume take it)
     out: str | None = None  # run directory (None: runs/<env>-<obs>-<time>)

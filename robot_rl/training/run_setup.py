@@ -46,7 +46,6 @@ from robot_rl.training.resume import apply_agent_settings, check_new_out, resume
 from robot_rl.training.run import TrainRun, say
 
 DEMO_SEED_OFFSET = 2_000_000  # scripted demo attempt j resets with seed + DEMO_SEED_OFFSET + j
-SCRIPTED_DEMO_NOISE = 0.1  # the scripted expert's action noise (normalised units) for diverse demos and warm-up
 RECENT_EPISODES = 20  # the status line's success rate is over this many latest training episodes
 
 
@@ -102,7 +101,7 @@ def make_warmup_policy(cfg: TrainConfig, env_id: str, env: gym.Env, np_rng: np.r
             raise ValueError(f"--warmup-policy scripted needs a sim task with an expert, not {env_id}; use random")
         from robot_rl_sim.experts import make_expert
 
-        return make_expert(env, noise=SCRIPTED_DEMO_NOISE, seed=cfg.seed)
+        return make_expert(env, noise=cfg.demo_noise, seed=cfg.seed)
     return RandomWarmup(env.action_space.low, env.action_space.high, np_rng)
 
 
