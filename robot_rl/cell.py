@@ -44,6 +44,7 @@ class TaskSpec:
     max_step_m: float = 0.025  # translation of a full action (+-1) per control period
     max_step_rad: float = 0.15  # rotation of a full action per control period (only with use_rotation)
     pixel_demos: int = 20  # scripted demos a training run records from pixels unless told (`--scripted-demos`)
+    wrist_fovy_deg: float = 80.0  # the sim's wrist camera lens (vertical field of view); on hardware: the camera's crop
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -59,6 +60,11 @@ TASKS: dict[str, TaskSpec] = {
         # from pixels, after their first 90 %, 3 of 5 seeds fell below .8 with 20 demos, 1 of 5 with 40 (docs/benchmarks.md,
         # session 30); from state 20 suffice (90 % at 3-4 k env steps in 5 of 5 seeds, none below .9 after)
         pixel_demos=40,
+        # half pick_cube's translation per full action: the last millimetre is a 0.08 action, not 0.04 (session 31)
+        max_step_m=0.0125,
+        # a narrower wrist view: 1 mm beside the hole is ~0.6 px of the 128-px wrist image at 80 deg, ~1.1 px at 50
+        # (hovering 15-20 mm above the rim; session 31)
+        wrist_fovy_deg=50.0,
     ),
 }
 

@@ -3,7 +3,7 @@
 Registered by `robot_rl.envs` as `robot_rl/PickCube-v0` and `robot_rl/PegInsert-v0`.
 
 Action: Box(-1, 1) float32 `[dx, dy, dz, (drx, dry, drz,) gripper]`; translation scaled by
-`max_step_m`, rotation (only with the task's `use_rotation`) by `max_step_rad`, both in the base
+`max_step_m` (the task's, `robot_rl.cell.TaskSpec.max_step_m`, unless given), rotation (only with the task's `use_rotation`) by `max_step_rad`, both in the base
 frame; gripper a in [-1, 1] -> closing command (a + 1) / 2 (-1 open, +1 closed).
 Observation: `obs_mode="state"` -> float32 (18 + object,) = proprio + the task's object state;
 `obs_mode="pixels"` -> Dict(state: float32 (18,) proprio, image_<camera>: uint8 (H, W, 3) per camera).
@@ -22,7 +22,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robot_rl import keys  # noqa: E402
-from robot_rl.cell import PROPRIO_DIM, PROPRIO_LAYOUT, proprio  # noqa: E402  (the cell's facts, once)
+from robot_rl.cell import PROPRIO_DIM, PROPRIO_LAYOUT, proprio, task_spec  # noqa: E402  (the cell's facts, once)
 from robot_rl.interfaces import EECommand  # noqa: E402
 from robot_rl_sim import scene  # noqa: E402
 from robot_rl_sim.camera import CameraRig, MujocoCamera, intrinsics  # noqa: E402
@@ -50,7 +50,7 @@ class RobotCellEnv(gym.Env):
         reward_type: str = "sparse",
         terminate_on_success: bool = True,
         render_size: int = 256,
-        max_step_m: float = 0.025,
+        max_step_m: float | None = None,
         max_step_rad: float = 0.15,
         contact: str | None = None,
         **task_kw,
@@ -78,6 +78,7 @@ class RobotCellEnv(gym.Env):
             self.task.objects_qpos,
             offscreen_width=max(self.image_size * len(self.camera_names), self.render_size),
             offscreen_height=max(self.image_size, self.render_size),
+            wrist_fovy_deg=task_spec(task).wrist_fovy_deg,
         )
         if self.contact != "stiff":
             apply_to_model(self.model, profile)
@@ -87,7 +88,7 @@ class RobotCellEnv(gym.Env):
             self.data,
             control_rate_hz,
             self.task.workspace,
-            max_step_m=max_step_m,
+            max_step_m=task_spec(task).max_step_m if max_step_m is None else max_step_m,
             max_step_rad=max_step_rad,
             impedance=profile.impedance,
         )

@@ -59,7 +59,7 @@ _ARM_XML = """
                   <inertial mass="0.73" pos="0 0 0.03" diaginertia="0.0025 0.0024 0.0017"/>
                   <geom class="hand" type="box" size="0.025 0.1 0.025" pos="0 0 0.03"/>
                   <site name="tcp" pos="0 0 0.1034" size="0.005" rgba="1 0 0 0" group="4"/>
-                  <camera name="wrist" pos="0.06 0 0.06" xyaxes="0 1 0 0.857 0 0.514" fovy="80"/>
+                  <camera name="wrist" pos="0.06 0 0.06" xyaxes="0 1 0 0.857 0 0.514" fovy="{wrist_fovy}"/>
                   <body name="left_finger" pos="0 0 0.0584" gravcomp="1">
                     <inertial mass="0.015" pos="0 0.01 0.03" diaginertia="2e-5 2e-5 1e-5"/>
                     <joint name="finger_joint1" class="finger"/>
@@ -130,6 +130,7 @@ _MODEL_XML = """
 """
 
 
+WRIST_FOVY_DEG = 80.0  # the wrist camera's vertical field of view unless a task narrows it
 FRONT_CAMERA_POS_M = (1.05, -0.5, 0.55)  # in front of the table, to the robot's right, looking down at
 FRONT_CAMERA_LOOK_AT_M = (0.5, 0.0, 0.14)  # the middle of the workspace
 
@@ -145,9 +146,15 @@ def look_at_xyaxes(pos_m: tuple[float, ...], target_m: tuple[float, ...]) -> tup
 
 
 def build_xml(
-    task: str, objects_xml: str = "", objects_qpos: str = "", offscreen_width: int = 256, offscreen_height: int = 256
+    task: str,
+    objects_xml: str = "",
+    objects_qpos: str = "",
+    offscreen_width: int = 256,
+    offscreen_height: int = 256,
+    wrist_fovy_deg: float = WRIST_FOVY_DEG,
 ) -> str:
-    """The cell's MJCF with `objects_xml` added to the world body.
+    """The cell's MJCF with `objects_xml` added to the world body and the wrist camera's lens (vertical field of
+    view; a task's `robot_rl.cell.TaskSpec.wrist_fovy_deg`, as a real wrist camera's image is cropped per task).
 
     `objects_qpos` is the objects' part of the `home` keyframe (7 numbers per free joint).
     The offscreen buffer must hold the largest image rendered from the model (all cameras of a
@@ -166,7 +173,7 @@ def build_xml(
         offwidth=offscreen_width,
         offheight=offscreen_height,
         finger_max=FINGER_MAX_OPENING_M,
-        arm=_ARM_XML,
+        arm=_ARM_XML.format(wrist_fovy=f"{wrist_fovy_deg:g}"),
         objects=objects_xml,
         arm_motors=motors,
         home_qpos=home_qpos.strip(),
@@ -175,7 +182,13 @@ def build_xml(
 
 
 def build_model(
-    task: str, objects_xml: str = "", objects_qpos: str = "", offscreen_width: int = 256, offscreen_height: int = 256
+    task: str,
+    objects_xml: str = "",
+    objects_qpos: str = "",
+    offscreen_width: int = 256,
+    offscreen_height: int = 256,
+    wrist_fovy_deg: float = WRIST_FOVY_DEG,
 ) -> mujoco.MjModel:
     """Compile the cell with a task's objects; see `build_xml`."""
-    return mujoco.MjModel.from_xml_string(build_xml(task, objects_xml, objects_qpos, offscreen_width, offscreen_height))
+    xml = build_xml(task, objects_xml, objects_qpos, offscreen_width, offscreen_height, wrist_fovy_deg)
+    return mujoco.MjModel.from_xml_string(xml)

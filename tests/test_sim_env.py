@@ -194,3 +194,32 @@ def test_the_sim_cell_takes_its_facts_from_the_cores_single_table(task):
         obs[:PROPRIO_DIM], layout.proprio(s.ee_pos_m, s.ee_quat_wxyz, s.ee_linvel_m_s, s.gripper_width_m, s.q_rad)
     )
     cell.close()
+
+
+def test_each_task_brings_its_action_scale_and_wrist_lens_and_an_explicit_scale_wins():
+    """peg_insert moves half as far per full action and sees the hole through a narrower wrist lens than
+    pick_cube (robot_rl.cell.TaskSpec); the lens shows in the cameras' recorded intrinsics."""
+    from robot_rl.cell import task_spec
+
+    focal = {}
+    for task in ("pick_cube", "peg_insert"):
+        spec = task_spec(task)
+        env = make_task_env(task, obs_mode="pixels", image_size=64)
+        u = env.unwrapped
+        assert u.robot.spec.max_step_m == spec.max_step_m
+        K = np.array(u.task_meta()["cameras"]["wrist"]["K"]).reshape(3, 3)
+        assert K[1, 1] == pytest.approx(32.0 / np.tan(np.radians(spec.wrist_fovy_deg) / 2))
+        focal[task] = K[1, 1]
+        obs, _ = env.reset(seed=0)
+        x0 = obs[keys.STATE][0]
+        for _ in range(2):
+            obs = env.step(np.array([1.0, 0.0, 0.0, 1.0], np.float32))[0]
+        for _ in range(3):  # let the last step settle
+            obs = env.step(np.array([0.0, 0.0, 0.0, 1.0], np.float32))[0]
+        assert obs[keys.STATE][0] - x0 == pytest.approx(2 * spec.max_step_m, rel=0.25)
+        env.close()
+    assert task_spec("peg_insert").max_step_m == task_spec("pick_cube").max_step_m / 2
+    assert focal["peg_insert"] > 1.5 * focal["pick_cube"]
+    explicit = make_task_env("peg_insert", max_step_m=0.02).unwrapped
+    assert explicit.robot.spec.max_step_m == 0.02
+    explicit.close()
