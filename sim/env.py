@@ -74,8 +74,8 @@ class RobotCellEnv(gym.Env):
 
         self.model = scene.build_model(
             task,
-            self.task.objects_xml,
-            self.task.objects_qpos,
+            objects_xml=self.task.objects_xml,
+            objects_qpos=self.task.objects_qpos,
             offscreen_width=max(self.image_size * len(self.camera_names), self.render_size),
             offscreen_height=max(self.image_size, self.render_size),
             wrist_fovy_deg=task_spec(task).wrist_fovy_deg,

@@ -181,14 +181,6 @@ def build_xml(
     )
 
 
-def build_model(
-    task: str,
-    objects_xml: str = "",
-    objects_qpos: str = "",
-    offscreen_width: int = 256,
-    offscreen_height: int = 256,
-    wrist_fovy_deg: float = WRIST_FOVY_DEG,
-) -> mujoco.MjModel:
-    """Compile the cell with a task's objects; see `build_xml`."""
-    xml = build_xml(task, objects_xml, objects_qpos, offscreen_width, offscreen_height, wrist_fovy_deg)
-    return mujoco.MjModel.from_xml_string(xml)
+def build_model(task: str, **xml_options) -> mujoco.MjModel:
+    """Compile the cell with a task's objects; `xml_options` are `build_xml`'s (objects, offscreen size, wrist lens)."""
+    return mujoco.MjModel.from_xml_string(build_xml(task, **xml_options))
