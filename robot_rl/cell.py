@@ -33,6 +33,9 @@ TOOL_DOWN_QUAT_WXYZ = np.array([0.0, math.sqrt(0.5), math.sqrt(0.5), 0.0])  # to
 OBS_MODES = ("state", "pixels")
 
 
+WRIST_FOVY_DEG = 80.0  # the wrist camera's vertical field of view (deg) unless a task narrows it
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """The per-task numbers of the robot cell (mirrors `robot_rl_sim.tasks` and `RobotCellEnv`)."""
@@ -44,7 +47,7 @@ class TaskSpec:
     max_step_m: float = 0.025  # translation of a full action (+-1) per control period
     max_step_rad: float = 0.15  # rotation of a full action per control period (only with use_rotation)
     pixel_demos: int = 20  # scripted demos a training run records from pixels unless told (`--scripted-demos`)
-    wrist_fovy_deg: float = 80.0  # the sim's wrist camera lens (vertical field of view); on hardware: the camera's crop
+    wrist_fovy_deg: float = WRIST_FOVY_DEG  # the sim wrist camera lens (vertical fov); on hardware: its crop
 
 
 TASKS: dict[str, TaskSpec] = {

@@ -3,8 +3,8 @@
 Registered by `robot_rl.envs` as `robot_rl/PickCube-v0` and `robot_rl/PegInsert-v0`.
 
 Action: Box(-1, 1) float32 `[dx, dy, dz, (drx, dry, drz,) gripper]`; translation scaled by
-`max_step_m` (the task's, `robot_rl.cell.TaskSpec.max_step_m`, unless given), rotation (only with the task's `use_rotation`) by `max_step_rad`, both in the base
-frame; gripper a in [-1, 1] -> closing command (a + 1) / 2 (-1 open, +1 closed).
+`max_step_m` (the task's, `robot_rl.cell.TaskSpec.max_step_m`, unless given), rotation (only with the task's
+`use_rotation`) by `max_step_rad`, both in the base frame; gripper a in [-1, 1] -> closing command (a + 1) / 2 (-1 open, +1 closed).
 Observation: `obs_mode="state"` -> float32 (18 + object,) = proprio + the task's object state;
 `obs_mode="pixels"` -> Dict(state: float32 (18,) proprio, image_<camera>: uint8 (H, W, 3) per camera).
 Proprio = ee pos (3) + ee quat wxyz (4, sign fixed to the tool-down hemisphere) + ee linvel (3)

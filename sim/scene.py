@@ -15,6 +15,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from robot_rl.cell import WRIST_FOVY_DEG
+
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("finger_joint1", "finger_joint2")
 HOME_Q_RAD = (0.0, 0.0, 0.0, -1.5708, 0.0, 1.5708, -0.7854)  # the `home` keyframe of the arm
@@ -130,7 +132,6 @@ _MODEL_XML = """
 """
 
 
-WRIST_FOVY_DEG = 80.0  # the wrist camera's vertical field of view unless a task narrows it
 FRONT_CAMERA_POS_M = (1.05, -0.5, 0.55)  # in front of the table, to the robot's right, looking down at
 FRONT_CAMERA_LOOK_AT_M = (0.5, 0.0, 0.14)  # the middle of the workspace
 
