@@ -56,10 +56,29 @@ def test_report_gives_per_seed_first_step_median_with_unreached_seeds_last_and_f
     assert "| op | 1/3 |" in text and "not by 4k (1k–not by 4k)" in text
     assert "- op: 0k: 0.40 1k: 0.30 2k: 0.30 3k: 0.30" in text  # medians of each bin's shares over seeds
     assert "- sac seed 1 (at 0k, 1k … 4k): 0 0.2 0.4 0.9 0.5" in text
+    # after op seed 0's first 90 % (1 k) its bins were .2 .04 .02: not below the 5 % goal in every one
+    assert "- op: seed 0 from 1k: 0.20 0.04 0.02 (highest 0.20) — every bin below 5% in 0 of 1 seeds" in text
+    assert "- op: earlier in 1, the same in 1, later in 1" in text  # 1k < 2k; never = never; never > 3k
     assert (out / "results.md").read_text() == text
     data = json.loads((out / "results.json").read_text())
     assert data["variants"][0]["median_first"] == 3000 and data["command"] == "robot-rl bench learning --out grid"
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_counts_seeds_whose_operator_share_stays_below_the_goal_after_their_first_threshold(tmp_path):
+    out = tmp_path / "grid"
+    _make_run(out / "noop" / "seed_0", [0, 0.5, 0.9, 1.0])
+    _make_run(out / "noop" / "seed_1", [0, 0.9, 1.0, 1.0])
+    _make_run(out / "op" / "seed_0", [0, 0.9, 1.0, 1.0], shares=[0.3, 0.04, 0.01])  # from 1 k: .04 .01
+    _make_run(out / "op" / "seed_1", [0, 0.9, 1.0, 1.0], shares=[0.3, 0.3, 0.06])  # from 1 k: .3 .06
+    _make_run(out / "op" / "seed_2", [0, 0.5, 0.9, 1.0], shares=[0.3, 0.3, 0.0])  # no noop seed 2 to pair
+    results = collect(out, ["noop", "op"], [0, 1, 2], threshold=0.9)
+    assert results[1].seeds[0].share_after_first() == [0.04, 0.01]
+    assert results[1].seeds[2].share_after_first() == [0.0]  # bins from its first 90 % at 2 k only
+    text = write_report(out, results, 0.9, 3000, "robot-rl bench learning --out grid", "peg_insert")
+    assert "every bin below 5% in 2 of 3 seeds that reached 90%" in text
+    assert "seed 1 from 1k: 0.30 0.06 (highest 0.30)" in text
+    assert "- op: earlier in 1, the same in 1, later in 0" in text  # seeds 0 and 1 only
 
 
 def test_variants_refuse_options_the_grid_owns_and_a_grid_refuses_other_settings(tmp_path):

@@ -4,8 +4,10 @@ Per seed (from each run's `eval.jsonl` and `train_episodes.jsonl`, via `robot_rl
 step whose evaluation reached the threshold, the lowest success of any later evaluation (a collapse shows here), the
 final success and the wall-clock to the threshold. Per variant: how many seeds reached it, the median first step
 and its spread (a seed that never reached it counts as later than every other), the median curve with its min–max
-band, and the operator's median share of steps per 1 k env steps. Written as `results.md` (with the command that
-made it), `results.json` and `results.png`.
+band, and the operator's median share of steps per 1 k env steps and, per seed, its share in the bins after the
+first evaluation at the threshold (the "interventions that fade" goal: below `OPERATOR_SHARE_GOAL`). Each variant
+after the first is also compared with the first seed by seed (earlier, the same, later to the threshold). Written as
+`results.md` (with the command that made it), `results.json` and `results.png`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from robot_rl.training.compare import RunSummary, summarize_run
+
+OPERATOR_SHARE_GOAL = 0.05  # once the policy is at the threshold, the operator should drive fewer steps than this
 
 
 @dataclass
@@ -30,6 +34,11 @@ class SeedResult:
     wall_s: float | None  # of the last evaluation
     curve: list[tuple[int, float | None]]  # (env steps, success)
     operator_share: list[tuple[int, float]]  # (bin start, share of steps the operator drove)
+
+    def share_after_first(self) -> list[float]:
+        """The operator's share in each bin that starts at or after the first evaluation at the threshold."""
+        first = self.first_at_threshold
+        return [] if first is None else [x for start, x in self.operator_share if start >= first]
 
 
 @dataclass
@@ -123,6 +132,41 @@ def median_share(seeds: list[SeedResult]) -> list[tuple[int, float]]:
     return [(start, statistics.median(v)) for start, v in sorted(bins.items())]
 
 
+def paired(ref: VariantResult, other: VariantResult) -> tuple[int, int, int]:
+    """Seeds in both where `other` reached the threshold earlier, at the same step, later than `ref` (never: last)."""
+    ref_first = {s.seed: math.inf if s.first_at_threshold is None else s.first_at_threshold for s in ref.seeds}
+    counts = [0, 0, 0]
+    for s in other.seeds:
+        if s.seed in ref_first:
+            mine, theirs = math.inf if s.first_at_threshold is None else s.first_at_threshold, ref_first[s.seed]
+            counts[0 if mine < theirs else 1 if mine == theirs else 2] += 1
+    return counts[0], counts[1], counts[2]
+
+
+def _share_after_lines(results: list[VariantResult], pct: str) -> list[str]:
+    lines = []
+    for v in results:
+        seeds = [s for s in v.seeds if s.operator_share and s.first_at_threshold is not None]
+        if not seeds:
+            continue
+        parts, below = [], 0
+        for s in seeds:
+            after = s.share_after_first()
+            if after and max(after) < OPERATOR_SHARE_GOAL:
+                below += 1
+            parts.append(
+                f"seed {s.seed} from {_k(s.first_at_threshold)}: "
+                + (" ".join(f"{x:.2f}" for x in after) + f" (highest {max(after):.2f})" if after else "no full bin yet")
+            )
+        lines.append(
+            f"- {v.name}: " + "; ".join(parts) + f" — every bin below {OPERATOR_SHARE_GOAL:.0%} in {below} of "
+            f"{len(seeds)} seeds that reached {pct}"
+        )
+    if lines:
+        lines = ["", f"Operator's share per 1 k env steps after each seed's first {pct}:", "", *lines]
+    return lines
+
+
 def markdown(results: list[VariantResult], threshold: float, steps: int, command: str, collapse_floor: float) -> str:
     pct = f"{threshold:.0%}"
     lines = [
@@ -154,6 +198,18 @@ def markdown(results: list[VariantResult], threshold: float, steps: int, command
         for name, share in shares:
             if share:
                 lines.append(f"- {name}: " + " ".join(f"{_k(s)}: {x:.2f}" for s, x in share))
+    lines += _share_after_lines(results, pct)
+    if len(results) > 1 and results[0].seeds:
+        ref = results[0]
+        lines += [
+            "",
+            f"Seed by seed against {ref.name}, the first env step ≥ {pct} (a seed that never reached it last):",
+            "",
+        ]
+        for v in results[1:]:
+            earlier, same, later = paired(ref, v)
+            if earlier + same + later:
+                lines.append(f"- {v.name}: earlier in {earlier}, the same in {same}, later in {later}")
     lines += ["", "Success per evaluation, per seed:", ""]
     for v in results:
         for s in v.seeds:

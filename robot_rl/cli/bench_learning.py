@@ -19,8 +19,8 @@ def register_learning(bench_sub) -> None:
         description="Runs `robot-rl train` for every (variant, seed) as its own process (one torch thread each, --jobs "
         "at once), resumable: run the same command again after a stop. Writes <out>/<variant>/seed_<S> (ordinary run "
         "dirs), then <out>/results.md (per-seed first env step at --threshold, median and spread per variant, the "
-        "lowest success after it, final success, wall-clock, the operator's share per 1 k steps), results.json and "
-        "results.png (median curve with min-max band per variant), and prints the table.",
+        "lowest success after it, final success, wall-clock, the operator's share per 1 k steps and after each seed's first --threshold; each later variant against the "
+        "first, seed by seed), results.json and results.png (median curve with min-max band per variant), and prints the table.",
     )
     learning.add_argument("--task", default="pick_cube", help="sim task (default pick_cube)")
     learning.add_argument(
@@ -32,7 +32,7 @@ def register_learning(bench_sub) -> None:
         action="append",
         metavar='NAME[="OPTIONS"]',
         help='a variant: a name and `robot-rl train` options, e.g. op="--operator" or '
-        'residual="--base-policy runs/bc5"; repeat for more (default: one variant, "default")',
+        'residual="--base-policy runs/bc5"; repeat for more, the baseline first (default: one variant, "default")',
     )
     learning.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
     learning.add_argument("--seed-list", type=int, nargs="+", metavar="S", help="these seeds instead of --seeds")
