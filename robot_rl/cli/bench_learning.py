@@ -19,8 +19,9 @@ def register_learning(bench_sub) -> None:
         description="Runs `robot-rl train` for every (variant, seed) as its own process (one torch thread each, --jobs "
         "at once), resumable: run the same command again after a stop. Writes <out>/<variant>/seed_<S> (ordinary run "
         "dirs), then <out>/results.md (per-seed first env step at --threshold, median and spread per variant, the "
-        "lowest success after it, final success, wall-clock, the operator's share per 1 k steps and after each seed's first --threshold; each later variant against the "
-        "first, seed by seed), results.json and results.png (median curve with min-max band per variant), and prints the table.",
+        "lowest success after it, final success, wall-clock, the operator's share per 1 k steps and after each "
+        "seed's first --threshold; each later variant against the first, seed by seed), results.json and "
+        "results.png (median curve with min-max band per variant), and prints the table.",
     )
     learning.add_argument("--task", default="pick_cube", help="sim task (default pick_cube)")
     learning.add_argument(
