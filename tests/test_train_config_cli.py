@@ -219,8 +219,8 @@ def test_scripted_demos_default_to_the_tasks_count_from_pixels_and_a_typed_count
     def count(**kw) -> int:
         return TrainConfig(**kw).scripted_demo_count()
 
-    assert count(task="peg_insert", obs="pixels") == 40  # robot_rl.cell: the precise task from pixels
-    assert count(task="peg_insert", obs="state") == count(task="pick_cube", obs="pixels") == 20
+    assert count(task="peg_insert", obs="pixels") == count(task="pick_cube", obs="pixels") == 40  # robot_rl.cell
+    assert count(task="peg_insert", obs="state") == count(task="pick_cube", obs="state") == 20
     assert count(task="peg_insert", obs="pixels", scripted_demos=5) == 5
     assert count(task="peg_insert", obs="pixels", scripted_demos=0) == 0
     assert count(task=None, env_id="Pendulum-v1", obs="pixels") == 20  # not a sim task: recorded by nobody
